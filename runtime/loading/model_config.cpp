@@ -1,0 +1,293 @@
+#include "runtime/loading/model_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/core/error.h"
+
+namespace moe::loading {
+namespace {
+
+using nlohmann::json;
+
+// Typed access to config.json fields: absent or null means "use the default"; a wrong type or
+// an out-of-range value is an error naming the field.
+class Fields {
+ public:
+  Fields(const json& doc, std::string_view source) : doc_(doc), source_(source) {}
+
+  bool has(const char* key) const { return doc_.contains(key) && !doc_.at(key).is_null(); }
+
+  int get_int(const char* key, int fallback, int min_value = 0, int max_value = 1 << 30) const {
+    if (!has(key)) return fallback;
+    const json& v = doc_.at(key);
+    MOE_CHECK(v.is_number_integer(), ErrorCode::kCorrupt, "{}: field '{}' must be an integer", source_, key);
+    const int64_t x = v.get<int64_t>();
+    MOE_CHECK(x >= min_value && x <= max_value, ErrorCode::kCorrupt, "{}: field '{}' = {} is out of range [{}, {}]",
+              source_, key, x, min_value, max_value);
+    return static_cast<int>(x);
+  }
+
+  double get_double(const char* key, double fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = doc_.at(key);
+    MOE_CHECK(v.is_number(), ErrorCode::kCorrupt, "{}: field '{}' must be a number", source_, key);
+    return v.get<double>();
+  }
+
+  bool get_bool(const char* key, bool fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = doc_.at(key);
+    MOE_CHECK(v.is_boolean(), ErrorCode::kCorrupt, "{}: field '{}' must be true or false", source_, key);
+    return v.get<bool>();
+  }
+
+  std::string get_string(const char* key, std::string fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = doc_.at(key);
+    MOE_CHECK(v.is_string(), ErrorCode::kCorrupt, "{}: field '{}' must be a string", source_, key);
+    return v.get<std::string>();
+  }
+
+  std::vector<int32_t> get_int_list(const char* key) const {
+    std::vector<int32_t> out;
+    if (!has(key)) return out;
+    const json& v = doc_.at(key);
+    if (v.is_number_integer()) {
+      out.push_back(static_cast<int32_t>(get_int(key, 0, -1)));
+      return out;
+    }
+    MOE_CHECK(v.is_array(), ErrorCode::kCorrupt, "{}: field '{}' must be an integer or a list of integers", source_, key);
+    for (const json& item : v) {
+      MOE_CHECK(item.is_number_integer() && item.get<int64_t>() >= 0 && item.get<int64_t>() < (1 << 30),
+                ErrorCode::kCorrupt, "{}: field '{}' must hold non-negative integers", source_, key);
+      out.push_back(static_cast<int32_t>(item.get<int64_t>()));
+    }
+    return out;
+  }
+
+  const json& object(const char* key) const {
+    const json& v = doc_.at(key);
+    MOE_CHECK(v.is_object(), ErrorCode::kCorrupt, "{}: field '{}' must be an object", source_, key);
+    return v;
+  }
+
+  std::string_view source() const { return source_; }
+
+ private:
+  const json& doc_;
+  std::string_view source_;
+};
+
+bool parse_family(std::string_view model_type, ModelFamily* family) {
+  struct Entry {
+    std::string_view name;
+    ModelFamily family;
+  };
+  static constexpr Entry kFamilies[] = {
+      {"mixtral", ModelFamily::kMixtral},     {"qwen2_moe", ModelFamily::kQwen2Moe},
+      {"qwen3_moe", ModelFamily::kQwen3Moe},  {"olmoe", ModelFamily::kOlmoe},
+      {"deepseek", ModelFamily::kDeepseekMoe},
+  };
+  for (const Entry& e : kFamilies) {
+    if (e.name == model_type) {
+      *family = e.family;
+      return true;
+    }
+  }
+  return false;
+}
+
+// rope_theta + rope_scaling (transformers 4.x) or rope_parameters (5.x).
+RopeConfig parse_rope(const Fields& top, const json& doc, double default_theta) {
+  RopeConfig rope;
+  rope.theta = top.get_double("rope_theta", default_theta);
+  rope.partial_rotary_factor = top.get_double("partial_rotary_factor", 1.0);
+  const json* params = nullptr;
+  if (top.has("rope_parameters")) params = &top.object("rope_parameters");
+  else if (top.has("rope_scaling")) params = &top.object("rope_scaling");
+  if (params == nullptr) return rope;
+  const Fields p(*params, top.source());
+  rope.theta = p.get_double("rope_theta", rope.theta);
+  rope.type = p.get_string("rope_type", p.get_string("type", "default"));
+  rope.factor = p.get_double("factor", 1.0);
+  rope.partial_rotary_factor = p.get_double("partial_rotary_factor", rope.partial_rotary_factor);
+  rope.original_max_position_embeddings = p.get_int("original_max_position_embeddings", 0);
+  rope.low_freq_factor = p.get_double("low_freq_factor", rope.low_freq_factor);
+  rope.high_freq_factor = p.get_double("high_freq_factor", rope.high_freq_factor);
+  rope.beta_fast = p.get_double("beta_fast", rope.beta_fast);
+  rope.beta_slow = p.get_double("beta_slow", rope.beta_slow);
+  rope.attention_factor = p.get_double("attention_factor", 0.0);
+  rope.mscale = p.get_double("mscale", 0.0);
+  rope.mscale_all_dim = p.get_double("mscale_all_dim", 0.0);
+  static constexpr std::string_view kKnown[] = {"default", "linear", "dynamic", "yarn", "llama3"};
+  bool known = false;
+  for (std::string_view k : kKnown) known = known || rope.type == k;
+  MOE_CHECK(known, ErrorCode::kUnsupported, "{}: rope type '{}' is not supported (supported: default, linear, dynamic, yarn, llama3)",
+            top.source(), rope.type);
+  MOE_CHECK(rope.factor > 0, ErrorCode::kCorrupt, "{}: rope factor must be positive", top.source());
+  (void)doc;
+  return rope;
+}
+
+void fill_sparse_layers(const Fields& f, ModelConfig* c) {
+  c->sparse_layers.assign(static_cast<size_t>(c->num_layers), false);
+  switch (c->family) {
+    case ModelFamily::kMixtral:
+    case ModelFamily::kOlmoe:
+      c->sparse_layers.assign(static_cast<size_t>(c->num_layers), true);
+      break;
+    case ModelFamily::kQwen2Moe:
+    case ModelFamily::kQwen3Moe: {
+      // transformers: sparse when not in mlp_only_layers and (layer + 1) % decoder_sparse_step == 0.
+      const int step = f.get_int("decoder_sparse_step", 1, 1);
+      const std::vector<int32_t> dense_only = f.get_int_list("mlp_only_layers");
+      for (int l = 0; l < c->num_layers; ++l) {
+        bool dense = false;
+        for (int32_t d : dense_only) dense = dense || d == l;
+        c->sparse_layers[static_cast<size_t>(l)] = !dense && c->num_experts > 0 && (l + 1) % step == 0;
+      }
+      break;
+    }
+    case ModelFamily::kDeepseekMoe: {
+      // DeepSeek's remote code: sparse when layer >= first_k_dense_replace and layer % freq == 0.
+      const int first_dense = f.get_int("first_k_dense_replace", 0);
+      const int freq = f.get_int("moe_layer_freq", 1, 1);
+      for (int l = 0; l < c->num_layers; ++l)
+        c->sparse_layers[static_cast<size_t>(l)] = c->num_experts > 0 && l >= first_dense && l % freq == 0;
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+std::string_view family_name(ModelFamily family) {
+  switch (family) {
+    case ModelFamily::kMixtral: return "mixtral";
+    case ModelFamily::kQwen2Moe: return "qwen2_moe";
+    case ModelFamily::kQwen3Moe: return "qwen3_moe";
+    case ModelFamily::kOlmoe: return "olmoe";
+    case ModelFamily::kDeepseekMoe: return "deepseek";
+  }
+  return "?";
+}
+
+int ModelConfig::num_sparse_layers() const {
+  int n = 0;
+  for (bool s : sparse_layers) n += s ? 1 : 0;
+  return n;
+}
+
+ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name) {
+  json doc = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  MOE_CHECK(!doc.is_discarded(), ErrorCode::kCorrupt, "{} is not valid JSON", source_name);
+  MOE_CHECK(doc.is_object(), ErrorCode::kCorrupt, "{} must hold a JSON object", source_name);
+  const Fields f(doc, source_name);
+  MOE_CHECK(f.has("model_type"), ErrorCode::kCorrupt, "{} has no 'model_type'", source_name);
+
+  ModelConfig c;
+  c.model_type = f.get_string("model_type", "");
+  MOE_CHECK(parse_family(c.model_type, &c.family), ErrorCode::kUnsupported,
+            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek)",
+            source_name, c.model_type);
+
+  constexpr int kMaxDim = 1 << 20;
+  c.vocab_size = f.get_int("vocab_size", 0, 1, 1 << 24);
+  c.hidden_size = f.get_int("hidden_size", 0, 1, kMaxDim);
+  c.num_layers = f.get_int("num_hidden_layers", 0, 1, 4096);
+  c.num_heads = f.get_int("num_attention_heads", 0, 1, 4096);
+  c.num_kv_heads = f.get_int("num_key_value_heads", c.num_heads, 1, 4096);
+  c.head_dim = f.get_int("head_dim", c.num_heads ? c.hidden_size / c.num_heads : 0, 1, 4096);
+  c.max_position_embeddings = f.get_int("max_position_embeddings", 4096, 1, 1 << 24);
+  c.rms_norm_eps = f.get_double("rms_norm_eps", 1e-6);
+  c.tie_word_embeddings = f.get_bool("tie_word_embeddings", false);
+  c.intermediate_size = f.get_int("intermediate_size", 0, 0, kMaxDim);
+  c.num_experts_per_tok = f.get_int("num_experts_per_tok", 2, 1, 4096);
+  c.bos_token_id = f.get_int("bos_token_id", -1, -1, 1 << 24);
+  c.eos_token_ids = f.get_int_list("eos_token_id");
+  std::string dtype_text = f.get_string("torch_dtype", f.get_string("dtype", "bfloat16"));
+  if (!parse_dtype(dtype_text, &c.dtype)) c.dtype = DType::kBF16;
+
+  for (const char* required : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"})
+    MOE_CHECK(f.has(required), ErrorCode::kCorrupt, "{} has no '{}'", source_name, required);
+  MOE_CHECK(c.num_heads % c.num_kv_heads == 0, ErrorCode::kCorrupt,
+            "{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", source_name,
+            c.num_heads, c.num_kv_heads);
+
+  double default_theta = 10000.0;
+  switch (c.family) {
+    case ModelFamily::kMixtral:
+      default_theta = 1e6;
+      c.moe_intermediate_size = c.intermediate_size;  // Mixtral's intermediate_size is the expert width
+      c.num_experts = f.get_int("num_local_experts", 8, 1, 1 << 16);
+      c.norm_topk_prob = true;                        // Mixtral always renormalises the top-k
+      c.sliding_window = f.get_int("sliding_window", 0);
+      break;
+    case ModelFamily::kQwen2Moe:
+      c.moe_intermediate_size = f.get_int("moe_intermediate_size", 0, 1, kMaxDim);
+      c.num_experts = f.get_int("num_experts", 0, 0, 1 << 16);
+      c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
+      c.shared_expert_intermediate_size = f.get_int("shared_expert_intermediate_size", 0, 0, kMaxDim);
+      c.shared_expert_gated = true;
+      c.attention_bias = true;  // Qwen2-MoE projects q, k and v with a bias
+      if (f.get_bool("use_sliding_window", false)) c.sliding_window = f.get_int("sliding_window", 0);
+      break;
+    case ModelFamily::kQwen3Moe:
+      c.moe_intermediate_size = f.get_int("moe_intermediate_size", 0, 1, kMaxDim);
+      c.num_experts = f.get_int("num_experts", 0, 0, 1 << 16);
+      c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
+      c.attention_bias = f.get_bool("attention_bias", false);
+      c.qk_norm = QkNorm::kPerHead;
+      if (f.get_bool("use_sliding_window", false)) c.sliding_window = f.get_int("sliding_window", 0);
+      break;
+    case ModelFamily::kOlmoe:
+      c.moe_intermediate_size = c.intermediate_size;
+      c.num_experts = f.get_int("num_experts", 64, 1, 1 << 16);
+      c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
+      c.attention_bias = f.get_bool("attention_bias", false);
+      c.qk_norm = QkNorm::kFull;
+      c.clip_qkv = f.get_double("clip_qkv", 0.0);
+      c.rms_norm_eps = f.get_double("rms_norm_eps", 1e-5);
+      break;
+    case ModelFamily::kDeepseekMoe: {
+      c.moe_intermediate_size = f.get_int("moe_intermediate_size", 0, 1, kMaxDim);
+      c.num_experts = f.get_int("n_routed_experts", 0, 0, 1 << 16);
+      c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
+      const int shared = f.get_int("n_shared_experts", 0, 0, 1024);
+      c.shared_expert_intermediate_size = shared * c.moe_intermediate_size;
+      c.attention_bias = f.get_bool("attention_bias", false);
+      const std::string scoring = f.get_string("scoring_func", "softmax");
+      MOE_CHECK(scoring == "softmax", ErrorCode::kUnsupported, "{}: scoring_func '{}' is not supported (softmax only)",
+                source_name, scoring);
+      MOE_CHECK(!f.has("kv_lora_rank"), ErrorCode::kUnsupported,
+                "{}: multi-head latent attention (kv_lora_rank) is not supported yet", source_name);
+      break;
+    }
+  }
+  c.rope = parse_rope(f, doc, default_theta);
+  MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,
+            "{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source_name, c.num_experts_per_tok,
+            c.num_experts);
+  fill_sparse_layers(f, &c);
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (!c.is_sparse(l))
+      MOE_CHECK(c.intermediate_size > 0, ErrorCode::kCorrupt, "{}: layer {} is dense but intermediate_size is missing",
+                source_name, l);
+  }
+  return c;
+}
+
+ModelConfig load_model_config(const std::filesystem::path& model_dir) {
+  const std::filesystem::path path = model_dir / "config.json";
+  std::ifstream in(path);
+  MOE_CHECK(in.good(), ErrorCode::kNotFound, "{} has no config.json", model_dir.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_model_config(text.str(), path.string());
+}
+
+}  // namespace moe::loading

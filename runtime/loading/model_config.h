@@ -1,0 +1,80 @@
+#pragma once
+// The architecture of a model, read from a Hugging Face config.json. One struct covers the
+// families the engine runs; per-family defaults follow transformers' configuration classes
+// (and DeepSeek's released remote code for model_type "deepseek").
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+
+namespace moe::loading {
+
+enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe };
+std::string_view family_name(ModelFamily family);
+
+// Where the q/k normalisation applies: none, per head over head_dim (Qwen3), or over the whole
+// projection before heads are split (OLMoE).
+enum class QkNorm { kNone, kPerHead, kFull };
+
+// rope_scaling / rope_parameters, as transformers' ROPE_INIT_FUNCTIONS read them.
+struct RopeConfig {
+  double theta = 10000.0;
+  std::string type = "default";  // default, linear, dynamic, yarn, llama3
+  double factor = 1.0;
+  double partial_rotary_factor = 1.0;
+  int original_max_position_embeddings = 0;  // 0: absent
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  double beta_fast = 32.0, beta_slow = 1.0;               // yarn
+  double attention_factor = 0.0;                          // yarn; 0: derive from factor
+  double mscale = 0.0, mscale_all_dim = 0.0;              // yarn (DeepSeek); 0: absent
+};
+
+struct ModelConfig {
+  ModelFamily family = ModelFamily::kMixtral;
+  std::string model_type;
+  int vocab_size = 0;
+  int hidden_size = 0;
+  int num_layers = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int max_position_embeddings = 4096;
+  double rms_norm_eps = 1e-6;
+  RopeConfig rope;
+  bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2-MoE)
+  QkNorm qk_norm = QkNorm::kNone;
+  double clip_qkv = 0.0;        // OLMoE: clamp q, k, v to [-c, c]; 0: off
+  int sliding_window = 0;       // 0: off
+  bool tie_word_embeddings = false;
+
+  // Dense MLP width (layers without experts) and routed expert width.
+  int intermediate_size = 0;
+  int moe_intermediate_size = 0;
+  int num_experts = 0;
+  int num_experts_per_tok = 0;
+  bool norm_topk_prob = false;
+  // Shared experts: Qwen2-MoE has one with a sigmoid gate; DeepSeek has n of them fused into
+  // one MLP of width moe_intermediate_size * n, ungated.
+  int shared_expert_intermediate_size = 0;
+  bool shared_expert_gated = false;
+
+  // Which layers are sparse (MoE) and which dense.
+  std::vector<bool> sparse_layers;
+
+  std::vector<int32_t> eos_token_ids;
+  int32_t bos_token_id = -1;
+  DType dtype = DType::kBF16;  // dtype of the stored weights
+
+  bool is_sparse(int layer) const { return sparse_layers.at(static_cast<size_t>(layer)); }
+  int num_sparse_layers() const;
+};
+
+// Throws moe::Error(kCorrupt) for malformed JSON or impossible values, (kUnsupported) for an
+// unknown model_type, naming the source.
+ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name);
+ModelConfig load_model_config(const std::filesystem::path& model_dir);
+
+}  // namespace moe::loading

@@ -1,0 +1,148 @@
+#include "runtime/model/weights.h"
+
+#include <fmt/format.h>
+
+#include "runtime/core/error.h"
+#include "runtime/core/progress.h"
+
+namespace moe::model {
+namespace {
+
+using loading::ModelConfig;
+using loading::ModelFamily;
+
+class Loader {
+ public:
+  Loader(const ModelConfig& config, const loading::WeightSource& source) : config_(config), source_(source) {}
+
+  Tensor get(const std::string& name, const Shape& shape) const {
+    MOE_CHECK(source_.has(name), ErrorCode::kNotFound, "{} lacks tensor '{}'", source_.describe(), name);
+    Tensor t = source_.tensor(name);
+    MOE_CHECK(t.shape() == shape, ErrorCode::kCorrupt, "{}: tensor '{}' has shape {}, the config implies {}",
+              source_.describe(), name, shape_to_string(t.shape()), shape_to_string(shape));
+    const DType d = t.dtype();
+    MOE_CHECK(d == DType::kF32 || d == DType::kBF16 || d == DType::kF16, ErrorCode::kUnsupported,
+              "{}: tensor '{}' has dtype {}; weights must be f32, bf16 or f16", source_.describe(), name,
+              dtype_name(d));
+    return t;
+  }
+
+  Tensor optional(const std::string& name, const Shape& shape) const {
+    return source_.has(name) ? get(name, shape) : Tensor();
+  }
+
+  Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
+    Linear l;
+    l.weight = get(prefix + ".weight", {out, in});
+    if (bias) l.bias = get(prefix + ".bias", {out});
+    return l;
+  }
+
+  GatedMlp mlp(const std::string& gate, const std::string& up, const std::string& down, int64_t width) const {
+    const int64_t h = config_.hidden_size;
+    return {linear(gate, width, h, false), linear(up, width, h, false), linear(down, h, width, false)};
+  }
+
+ private:
+  const ModelConfig& config_;
+  const loading::WeightSource& source_;
+};
+
+void load_attention(const Loader& ld, const ModelConfig& c, const std::string& p, AttentionWeights* a) {
+  const int64_t h = c.hidden_size, q_out = int64_t{c.num_heads} * c.head_dim, kv_out = int64_t{c.num_kv_heads} * c.head_dim;
+  a->q = ld.linear(p + "q_proj", q_out, h, c.attention_bias);
+  a->k = ld.linear(p + "k_proj", kv_out, h, c.attention_bias);
+  a->v = ld.linear(p + "v_proj", kv_out, h, c.attention_bias);
+  a->o = ld.linear(p + "o_proj", h, q_out, false);
+  if (c.qk_norm == loading::QkNorm::kPerHead) {
+    a->q_norm = ld.get(p + "q_norm.weight", {c.head_dim});
+    a->k_norm = ld.get(p + "k_norm.weight", {c.head_dim});
+  } else if (c.qk_norm == loading::QkNorm::kFull) {
+    a->q_norm = ld.get(p + "q_norm.weight", {q_out});
+    a->k_norm = ld.get(p + "k_norm.weight", {kv_out});
+  }
+}
+
+void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptions& options, MoeWeights* m) {
+  const std::string p = fmt::format("model.layers.{}.", layer);
+  const std::string block = c.family == ModelFamily::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
+  m->router = ld.linear(block + "gate", c.num_experts, c.hidden_size, false);
+  if (options.load_routed_experts) {
+    m->experts.reserve(static_cast<size_t>(c.num_experts));
+    for (int e = 0; e < c.num_experts; ++e) {
+      const ExpertTensorNames n = expert_tensor_names(c, layer, e);
+      const auto strip = [](const std::string& s) { return s.substr(0, s.size() - 7); };  // ".weight"
+      m->experts.push_back(ld.mlp(strip(n.gate), strip(n.up), strip(n.down), c.moe_intermediate_size));
+    }
+  }
+  if (c.shared_expert_intermediate_size > 0) {
+    const std::string s = c.family == ModelFamily::kDeepseekMoe ? block + "shared_experts." : block + "shared_expert.";
+    m->shared = ld.mlp(s + "gate_proj", s + "up_proj", s + "down_proj", c.shared_expert_intermediate_size);
+    if (c.shared_expert_gated) m->shared_gate = ld.linear(block + "shared_expert_gate", 1, c.hidden_size, false);
+  }
+}
+
+}  // namespace
+
+ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int expert) {
+  if (c.family == ModelFamily::kMixtral) {
+    const std::string p = fmt::format("model.layers.{}.block_sparse_moe.experts.{}.", layer, expert);
+    return {p + "w1.weight", p + "w3.weight", p + "w2.weight"};
+  }
+  const std::string p = fmt::format("model.layers.{}.mlp.experts.{}.", layer, expert);
+  return {p + "gate_proj.weight", p + "up_proj.weight", p + "down_proj.weight"};
+}
+
+ModelWeights load_weights(const ModelConfig& c, const loading::WeightSource& source, const LoadOptions& options) {
+  const Loader ld(c, source);
+  ModelWeights w;
+  const int64_t h = c.hidden_size;
+  w.embed_tokens = ld.get("model.embed_tokens.weight", {c.vocab_size, h});
+  ProgressBar progress("loading", static_cast<uint64_t>(c.num_layers));
+  w.layers.resize(static_cast<size_t>(c.num_layers));
+  for (int l = 0; l < c.num_layers; ++l) {
+    LayerWeights& layer = w.layers[static_cast<size_t>(l)];
+    const std::string p = fmt::format("model.layers.{}.", l);
+    layer.input_norm = ld.get(p + "input_layernorm.weight", {h});
+    layer.post_attention_norm = ld.get(p + "post_attention_layernorm.weight", {h});
+    load_attention(ld, c, p + "self_attn.", &layer.attention);
+    layer.sparse = c.is_sparse(l);
+    if (layer.sparse) {
+      load_moe(ld, c, l, options, &layer.moe);
+    } else {
+      layer.dense_mlp = ld.mlp(p + "mlp.gate_proj", p + "mlp.up_proj", p + "mlp.down_proj", c.intermediate_size);
+    }
+    progress.advance();
+  }
+  progress.finish();
+  w.final_norm = ld.get("model.norm.weight", {h});
+  if (c.tie_word_embeddings || !source.has("lm_head.weight")) {
+    MOE_CHECK(c.tie_word_embeddings, ErrorCode::kNotFound, "{} lacks tensor 'lm_head.weight'", source.describe());
+    w.lm_head = w.embed_tokens;
+  } else {
+    w.lm_head = ld.get("lm_head.weight", {c.vocab_size, h});
+  }
+  return w;
+}
+
+WeightBytes weight_bytes(const ModelConfig& c) {
+  const uint64_t elem = static_cast<uint64_t>(dtype_bytes(c.dtype, 1));
+  const uint64_t h = static_cast<uint64_t>(c.hidden_size);
+  const uint64_t q_out = uint64_t(c.num_heads) * uint64_t(c.head_dim), kv_out = uint64_t(c.num_kv_heads) * uint64_t(c.head_dim);
+  WeightBytes b;
+  b.per_expert = 3 * h * uint64_t(c.moe_intermediate_size) * elem;
+  uint64_t resident = uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
+  for (int l = 0; l < c.num_layers; ++l) {
+    resident += 2 * h + 2 * h * q_out + 2 * h * kv_out;
+    if (c.is_sparse(l)) {
+      resident += uint64_t(c.num_experts) * h + 3 * h * uint64_t(c.shared_expert_intermediate_size);
+      b.all_experts += uint64_t(c.num_experts) * b.per_expert;
+    } else {
+      resident += 3 * h * uint64_t(c.intermediate_size);
+    }
+  }
+  b.resident = resident * elem;
+  return b;
+}
+
+}  // namespace moe::model

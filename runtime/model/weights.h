@@ -1,0 +1,77 @@
+#pragma once
+// A model's weights, grouped the way the forward pass uses them. Tensors view the source's
+// memory (mmap) where possible; names follow each family's Hugging Face checkpoints.
+#include <vector>
+
+#include "runtime/core/tensor.h"
+#include "runtime/loading/model_config.h"
+#include "runtime/loading/weight_source.h"
+
+namespace moe::model {
+
+// y = x W^T + b, W stored [out_features, in_features] as in torch.nn.Linear.
+struct Linear {
+  Tensor weight;
+  Tensor bias;  // undefined when absent
+  int64_t out_features() const { return weight.dim(0); }
+  int64_t in_features() const { return weight.dim(1); }
+};
+
+// A SwiGLU MLP: down(silu(gate(x)) * up(x)). Routed experts, shared experts and dense MLPs.
+struct GatedMlp {
+  Linear gate, up, down;
+  size_t nbytes() const { return gate.weight.nbytes() + up.weight.nbytes() + down.weight.nbytes(); }
+};
+
+struct AttentionWeights {
+  Linear q, k, v, o;
+  Tensor q_norm, k_norm;  // per head [head_dim] or full [heads * head_dim]; undefined when absent
+};
+
+struct MoeWeights {
+  Linear router;                   // [num_experts, hidden]
+  std::vector<GatedMlp> experts;   // resident routed experts (empty when an expert store serves them)
+  GatedMlp shared;                 // shared expert(s); undefined weights when absent
+  Linear shared_gate;              // Qwen2-MoE: sigmoid gate [1, hidden]
+  bool has_shared() const { return shared.gate.weight.defined(); }
+};
+
+struct LayerWeights {
+  Tensor input_norm, post_attention_norm;
+  AttentionWeights attention;
+  bool sparse = false;
+  GatedMlp dense_mlp;  // when !sparse
+  MoeWeights moe;      // when sparse
+};
+
+struct ModelWeights {
+  Tensor embed_tokens;  // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  Tensor final_norm;
+  Tensor lm_head;  // [vocab, hidden]; the embedding when tied
+};
+
+// The Hugging Face names of one routed expert's three matrices, in the order gate, up, down.
+struct ExpertTensorNames {
+  std::string gate, up, down;
+};
+ExpertTensorNames expert_tensor_names(const loading::ModelConfig& config, int layer, int expert);
+
+struct LoadOptions {
+  bool load_routed_experts = true;  // false: an expert store serves them on demand
+};
+
+// Checks every shape against the config; a missing or misshapen tensor is one clear error.
+ModelWeights load_weights(const loading::ModelConfig& config, const loading::WeightSource& source,
+                          const LoadOptions& options = {});
+
+// Bytes of the weights that are always resident (everything but routed experts) and of one
+// routed expert, from the config alone.
+struct WeightBytes {
+  uint64_t resident = 0;
+  uint64_t per_expert = 0;
+  uint64_t all_experts = 0;
+};
+WeightBytes weight_bytes(const loading::ModelConfig& config);
+
+}  // namespace moe::model
