@@ -78,6 +78,7 @@ class Checkpoint {
   TensorLocation location(std::string_view name) const;
   std::vector<std::string> names() const;  // sorted
   uint64_t total_bytes() const;
+  const std::filesystem::path& dir() const { return dir_; }
 
  private:
   std::filesystem::path dir_;

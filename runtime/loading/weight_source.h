@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/core/tensor.h"
+#include "runtime/core/tensor.h"  // Tensor, Shape
 
 namespace moe::loading {
 
@@ -14,6 +14,8 @@ class WeightSource {
   virtual bool has(std::string_view name) const = 0;
   // Throws moe::Error(kNotFound) naming the tensor and the source.
   virtual Tensor tensor(std::string_view name) const = 0;
+  // The loader knows the shape it expects; generated sources (synthetic weights) need it.
+  virtual Tensor tensor(std::string_view name, const Shape& /*expected*/) const { return tensor(name); }
   virtual std::string describe() const = 0;
 };
 

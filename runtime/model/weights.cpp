@@ -17,7 +17,7 @@ class Loader {
 
   Tensor get(const std::string& name, const Shape& shape) const {
     MOE_CHECK(source_.has(name), ErrorCode::kNotFound, "{} lacks tensor '{}'", source_.describe(), name);
-    Tensor t = source_.tensor(name);
+    Tensor t = source_.tensor(name, shape);
     MOE_CHECK(t.shape() == shape, ErrorCode::kCorrupt, "{}: tensor '{}' has shape {}, the config implies {}",
               source_.describe(), name, shape_to_string(t.shape()), shape_to_string(shape));
     const DType d = t.dtype();
@@ -25,10 +25,6 @@ class Loader {
               "{}: tensor '{}' has dtype {}; weights must be f32, bf16 or f16", source_.describe(), name,
               dtype_name(d));
     return t;
-  }
-
-  Tensor optional(const std::string& name, const Shape& shape) const {
-    return source_.has(name) ? get(name, shape) : Tensor();
   }
 
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {

@@ -1,0 +1,42 @@
+#pragma once
+// y = x W^T (+ b) with f32 activations and weights in f32, bf16, f16, int8 or int4.
+//
+// Determinism contract: every output element is one dot product summed in eight lanes
+// (element c goes to lane c % 8, accumulated with fused multiply-add in increasing c), then
+// the lanes are added in a fixed tree. The order depends only on the number of columns, so a
+// row's result is the same bits whether it is computed alone or in a batch, on any thread
+// count, and on the AVX2 or the portable path.
+#include <cstdint>
+
+#include "runtime/core/dtype.h"
+#include "runtime/core/tensor.h"
+
+namespace moe::cpu {
+
+struct WeightMatrix {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;  // output features
+  int64_t cols = 0;  // input features
+  const float* scales = nullptr;  // int8/int4: [rows, cols / group_size]
+  int group_size = 0;
+};
+
+// A 2-D contiguous f32/bf16/f16 tensor as a weight matrix.
+WeightMatrix weight_matrix(const Tensor& w);
+
+class ThreadPool;
+
+// x: [m, w.cols], y: [m, w.rows], bias: [w.rows] or null.
+void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias = nullptr);
+void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, ThreadPool& pool);
+
+// Which instruction set the kernels use; tests force the portable path to compare bits.
+enum class Isa { kPortable, kAvx2 };
+Isa active_isa();
+void set_isa(Isa isa);  // kAvx2 is ignored where the CPU lacks AVX2/FMA/F16C
+
+// Widens row `row` of the matrix to f32 (embedding lookups).
+void row_to_f32(const WeightMatrix& w, int64_t row, float* out);
+
+}  // namespace moe::cpu

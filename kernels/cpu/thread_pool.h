@@ -1,0 +1,48 @@
+#pragma once
+// A fixed set of worker threads for data-parallel loops. parallel_for splits [0, n) into one
+// contiguous chunk per thread (a static partition: no work stealing, so which thread computes
+// what never affects a result) and blocks until all chunks are done.
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moe::cpu {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Sized by MOE_THREADS, else the hardware's concurrency.
+  static ThreadPool& global();
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls body(begin, end) on disjoint chunks covering [0, n). Runs inline when n is small
+  // or when called from inside a worker. Rethrows the first exception a chunk threw.
+  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& body);
+
+ private:
+  void worker_loop(int index);
+  void run_chunk(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable start_, done_;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stopping_ = false;
+  int64_t n_ = 0;
+  int chunks_ = 0;
+  const std::function<void(int64_t, int64_t)>* body_ = nullptr;
+  std::exception_ptr error_;
+  std::mutex run_mutex_;  // one parallel_for at a time from outside the pool
+};
+
+}  // namespace moe::cpu

@@ -1,0 +1,33 @@
+#pragma once
+// Keys and values of every layer for the tokens seen so far, f32, laid out per layer as
+// [capacity, kv_heads, head_dim] so the attention kernel reads one contiguous block.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace moe::model {
+
+class KvCache {
+ public:
+  KvCache(int num_layers, int num_kv_heads, int head_dim, int64_t capacity);
+
+  int64_t capacity() const { return capacity_; }
+  int64_t length() const { return length_; }
+  // Throws moe::Error(kInvalidArgument) when n more tokens would not fit.
+  void reserve_more(int64_t n) const;
+  void advance(int64_t n);
+  void clear() { length_ = 0; }
+
+  float* keys(int layer) { return keys_[size_t(layer)].data(); }
+  float* values(int layer) { return values_[size_t(layer)].data(); }
+  int64_t row_size() const { return row_; }  // floats per token per layer
+  uint64_t nbytes() const;
+
+ private:
+  int64_t row_;
+  int64_t capacity_;
+  int64_t length_ = 0;
+  std::vector<std::vector<float>> keys_, values_;
+};
+
+}  // namespace moe::model

@@ -1,0 +1,40 @@
+#pragma once
+// The router's decision for a batch of tokens: for each token, the experts it uses and their
+// weights. The count may vary per token (threshold routing), so the decision is stored as
+// compressed rows; within a token, experts are sorted by index, which fixes the order of the
+// weighted combine and keeps results bit-identical however experts are scheduled.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace moe::model {
+
+struct RoutingDecision {
+  std::vector<int32_t> offsets{0};  // token t uses assignments [offsets[t], offsets[t + 1])
+  std::vector<int32_t> experts;
+  std::vector<float> weights;
+
+  int64_t num_tokens() const { return static_cast<int64_t>(offsets.size()) - 1; }
+  int64_t num_assignments() const { return static_cast<int64_t>(experts.size()); }
+  std::span<const int32_t> experts_of(int64_t token) const {
+    return {experts.data() + offsets[size_t(token)], experts.data() + offsets[size_t(token) + 1]};
+  }
+  std::span<const float> weights_of(int64_t token) const {
+    return {weights.data() + offsets[size_t(token)], weights.data() + offsets[size_t(token) + 1]};
+  }
+  // Appends one token's assignments (sorted by expert index here).
+  void add_token(std::span<const int32_t> token_experts, std::span<const float> token_weights);
+};
+
+struct TopKRouting {
+  int top_k = 2;
+  bool renormalize = false;
+  float renormalize_epsilon = 0.0f;  // DeepSeek divides by (sum + 1e-20)
+};
+
+// Softmax in f32 over each row of `logits` [num_tokens, num_experts], then top-k, then the
+// optional renormalisation: the routing of Mixtral, Qwen-MoE, OLMoE and DeepSeek-MoE.
+RoutingDecision route_top_k(const float* logits, int64_t num_tokens, int64_t num_experts,
+                            const TopKRouting& options);
+
+}  // namespace moe::model

@@ -1,0 +1,64 @@
+#include "runtime/model/synthetic_weights.h"
+
+#include <cmath>
+#include <string_view>
+
+#include "runtime/core/error.h"
+
+namespace moe::model {
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t name_hash(std::string_view name) {  // FNV-1a: stable across platforms
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return h;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
+SyntheticWeights::SyntheticWeights(const loading::ModelConfig& config, uint64_t seed)
+    : dtype_(config.dtype == DType::kF32 ? DType::kF32 : DType::kBF16), seed_(seed), tied_(config.tie_word_embeddings) {}
+
+bool SyntheticWeights::has(std::string_view name) const { return !(tied_ && name == "lm_head.weight"); }
+
+Tensor SyntheticWeights::tensor(std::string_view name) const {
+  fail(ErrorCode::kInternal, "synthetic weights need the expected shape of '{}'", name);
+}
+
+Tensor SyntheticWeights::tensor(std::string_view name, const Shape& shape) const {
+  // Norm weights near 1, biases small, matrices uniform in +-1/sqrt(fan_in) (as nn.Linear
+  // initialises), embeddings of unit scale: activations stay in a realistic range.
+  const bool is_norm = name.find("norm") != std::string_view::npos && shape.size() == 1;
+  const bool is_bias = ends_with(name, ".bias");
+  const bool is_embedding = name == "model.embed_tokens.weight";
+  const double fan_in = shape.size() == 2 ? double(shape[1]) : 1.0;
+  const double scale = is_norm ? 0.1 : is_bias ? 0.02 : is_embedding ? 1.0 : 1.0 / std::sqrt(fan_in);
+  Tensor t = Tensor::empty(dtype_, shape);
+  uint64_t state = seed_ ^ name_hash(name);
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = double(splitmix64(state) >> 11) * 0x1.0p-53 * 2.0 - 1.0;  // [-1, 1)
+    const float value = float((is_norm ? 1.0 : 0.0) + scale * u);
+    if (dtype_ == DType::kF32) {
+      t.data<float>()[i] = value;
+    } else {
+      t.data<uint16_t>()[i] = f32_to_bf16(value);
+    }
+  }
+  return t;
+}
+
+std::string SyntheticWeights::describe() const { return "synthetic weights (seed " + std::to_string(seed_) + ")"; }
+
+}  // namespace moe::model

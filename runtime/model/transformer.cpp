@@ -1,0 +1,238 @@
+#include "runtime/model/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/combine.h"
+#include "kernels/cpu/norm.h"
+#include "runtime/core/error.h"
+#include "runtime/model/resident_experts.h"
+
+namespace moe::model {
+
+using loading::ModelFamily;
+using loading::QkNorm;
+
+namespace {
+
+std::vector<float> floats_of(const Tensor& t) {
+  if (!t.defined()) return {};
+  const Tensor f = t.to_f32();
+  return {f.data<float>(), f.data<float>() + f.numel()};
+}
+
+const float* or_null(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+
+cpu::RopeParams rope_params_of(const loading::ModelConfig& c) {
+  cpu::RopeParams p;
+  p.rotary_dim = static_cast<int>(std::lround(c.head_dim * c.rope.partial_rotary_factor));
+  p.theta = c.rope.theta;
+  p.type = c.rope.type;
+  p.factor = c.rope.factor;
+  p.original_max_position_embeddings = c.rope.original_max_position_embeddings;
+  p.max_position_embeddings = c.max_position_embeddings;
+  p.low_freq_factor = c.rope.low_freq_factor;
+  p.high_freq_factor = c.rope.high_freq_factor;
+  p.beta_fast = c.rope.beta_fast;
+  p.beta_slow = c.rope.beta_slow;
+  p.attention_factor = c.rope.attention_factor;
+  p.mscale = c.rope.mscale;
+  p.mscale_all_dim = c.rope.mscale_all_dim;
+  return p;
+}
+
+}  // namespace
+
+// A layer's weights in the form the kernels take: matrices over the stored bytes, small
+// vectors (norms, biases) converted to f32 once.
+struct Transformer::Layer {
+  std::vector<float> input_norm, post_attention_norm;
+  cpu::WeightMatrix q, k, v, o;
+  std::vector<float> q_bias, k_bias, v_bias, o_bias, q_norm, k_norm;
+  bool sparse = false;
+  GatedMlpMatrices dense_mlp;
+  cpu::WeightMatrix router;
+  bool has_shared = false;
+  GatedMlpMatrices shared;
+  bool shared_gated = false;
+  cpu::WeightMatrix shared_gate;
+};
+
+Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
+    : config_(std::move(config)), weights_(std::move(weights)) {
+  layers_.resize(weights_.layers.size());
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    Layer& layer = layers_[l];
+    layer.input_norm = floats_of(w.input_norm);
+    layer.post_attention_norm = floats_of(w.post_attention_norm);
+    const AttentionWeights& a = w.attention;
+    layer.q = cpu::weight_matrix(a.q.weight);
+    layer.k = cpu::weight_matrix(a.k.weight);
+    layer.v = cpu::weight_matrix(a.v.weight);
+    layer.o = cpu::weight_matrix(a.o.weight);
+    layer.q_bias = floats_of(a.q.bias);
+    layer.k_bias = floats_of(a.k.bias);
+    layer.v_bias = floats_of(a.v.bias);
+    layer.o_bias = floats_of(a.o.bias);
+    layer.q_norm = floats_of(a.q_norm);
+    layer.k_norm = floats_of(a.k_norm);
+    layer.sparse = w.sparse;
+    if (w.sparse) {
+      layer.router = cpu::weight_matrix(w.moe.router.weight);
+      layer.has_shared = w.moe.has_shared();
+      if (layer.has_shared) layer.shared = matrices_of(w.moe.shared);
+      layer.shared_gated = w.moe.shared_gate.weight.defined();
+      if (layer.shared_gated) layer.shared_gate = cpu::weight_matrix(w.moe.shared_gate.weight);
+    } else {
+      layer.dense_mlp = matrices_of(w.dense_mlp);
+    }
+  }
+  final_norm_ = floats_of(weights_.final_norm);
+  lm_head_ = cpu::weight_matrix(weights_.lm_head);
+  rope_params_ = rope_params_of(config_);
+  bool experts_resident = false;
+  for (const LayerWeights& w : weights_.layers) experts_resident |= !w.moe.experts.empty();
+  if (experts_resident) resident_experts_ = std::make_unique<ResidentExperts>(weights_);
+  experts_ = resident_experts_.get();
+}
+
+Transformer::~Transformer() = default;
+
+void Transformer::set_expert_runner(ExpertRunner* runner) { experts_ = runner ? runner : resident_experts_.get(); }
+
+KvCache Transformer::make_cache(int64_t capacity) const {
+  return KvCache(config_.num_layers, config_.num_kv_heads, config_.head_dim, capacity);
+}
+
+std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, LogitsWanted wanted) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t hidden = config_.hidden_size;
+  MOE_CHECK(n > 0, ErrorCode::kInvalidArgument, "forward needs at least one token");
+  cache.reserve_more(n);
+  std::vector<int64_t> positions(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) positions[size_t(i)] = cache.length() + i;
+
+  // Embedding rows, converted to f32.
+  std::vector<float> x(size_t(n * hidden));
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t id = tokens[size_t(i)];
+    MOE_CHECK(id >= 0 && id < config_.vocab_size, ErrorCode::kInvalidArgument,
+              "token id {} is outside the vocabulary of {}", id, config_.vocab_size);
+    const Tensor row = weights_.embed_tokens.slice_rows(id, id + 1).to_f32();
+    std::copy_n(row.data<float>(), hidden, x.data() + i * hidden);
+  }
+
+  std::vector<float> normed(x.size()), branch(x.size());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& layer = layers_[l];
+    const int index = static_cast<int>(l);
+    cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));
+    attention(layer, index, normed.data(), n, positions, cache, branch.data());
+    cpu::add(x.data(), branch.data(), n * hidden);
+    cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), float(config_.rms_norm_eps));
+    if (layer.sparse) {
+      moe(layer, index, normed.data(), n, positions, branch.data());
+    } else {
+      std::vector<float> scratch;
+      run_gated_mlp(layer.dense_mlp, normed.data(), n, branch.data(), scratch);
+    }
+    cpu::add(x.data(), branch.data(), n * hidden);
+  }
+  cache.advance(n);
+
+  const int64_t first = wanted == LogitsWanted::kAll ? 0 : n - 1;
+  const int64_t rows = n - first;
+  cpu::rms_norm(x.data() + first * hidden, normed.data(), rows, hidden, final_norm_.data(), float(config_.rms_norm_eps));
+  std::vector<float> logits(size_t(rows * config_.vocab_size));
+  cpu::matmul(normed.data(), rows, lm_head_, logits.data());
+  return logits;
+}
+
+void Transformer::attention(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
+                            KvCache& cache, float* out) {
+  const loading::ModelConfig& c = config_;
+  const int64_t hd = c.head_dim, q_width = int64_t{c.num_heads} * hd, kv_width = int64_t{c.num_kv_heads} * hd;
+  const float eps = float(c.rms_norm_eps);
+  std::vector<float> q(size_t(n * q_width)), k(size_t(n * kv_width)), v(size_t(n * kv_width));
+  cpu::matmul(x, n, layer.q, q.data(), or_null(layer.q_bias));
+  cpu::matmul(x, n, layer.k, k.data(), or_null(layer.k_bias));
+  cpu::matmul(x, n, layer.v, v.data(), or_null(layer.v_bias));
+  if (c.qk_norm == QkNorm::kFull) {  // OLMoE: over the whole projection, before the heads split
+    cpu::rms_norm(q.data(), q.data(), n, q_width, layer.q_norm.data(), eps);
+    cpu::rms_norm(k.data(), k.data(), n, kv_width, layer.k_norm.data(), eps);
+  }
+  if (c.clip_qkv > 0) {
+    const float clip = float(c.clip_qkv);
+    for (auto* t : {&q, &k, &v})
+      for (float& value : *t) value = std::clamp(value, -clip, clip);
+  }
+  if (c.qk_norm == QkNorm::kPerHead) {  // Qwen3: each head over head_dim
+    cpu::rms_norm(q.data(), q.data(), n * c.num_heads, hd, layer.q_norm.data(), eps);
+    cpu::rms_norm(k.data(), k.data(), n * c.num_kv_heads, hd, layer.k_norm.data(), eps);
+  }
+  const cpu::RopeTable rope = cpu::make_rope_table(rope_params_, cache.length() + n);
+  cpu::apply_rope(q.data(), n, c.num_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
+  cpu::apply_rope(k.data(), n, c.num_kv_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
+
+  const int64_t start = cache.length();
+  std::copy(k.begin(), k.end(), cache.keys(index) + start * kv_width);
+  std::copy(v.begin(), v.end(), cache.values(index) + start * kv_width);
+  std::vector<float> heads(size_t(n * q_width));
+  cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
+                 1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window);
+  cpu::matmul(heads.data(), n, layer.o, out, or_null(layer.o_bias));
+}
+
+void Transformer::router_logits(int layer, const float* x, int64_t m, float* out) const {
+  const Layer& l = layers_.at(size_t(layer));
+  MOE_CHECK(l.sparse, ErrorCode::kInvalidArgument, "layer {} has no router", layer);
+  cpu::matmul(x, m, l.router, out);
+}
+
+void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
+                      float* out) {
+  const loading::ModelConfig& c = config_;
+  const int64_t hidden = c.hidden_size;
+  std::vector<float> logits(size_t(n * c.num_experts));
+  cpu::matmul(x, n, layer.router, logits.data());
+  TopKRouting options;
+  options.top_k = c.num_experts_per_tok;
+  // Mixtral always renormalises; the others follow norm_topk_prob (DeepSeek adds 1e-20).
+  options.renormalize = c.family == ModelFamily::kMixtral || c.norm_topk_prob;
+  if (c.family == ModelFamily::kDeepseekMoe) {
+    options.renormalize = c.norm_topk_prob && c.num_experts_per_tok > 1;
+    options.renormalize_epsilon = 1e-20f;
+  }
+  RoutingDecision decision = route_top_k(logits.data(), n, c.num_experts, options);
+  if (routing_hook_) routing_hook_(index, positions, decision);
+
+  MOE_CHECK(experts_ != nullptr, ErrorCode::kInternal, "no expert runner: routed experts were not loaded");
+  std::vector<float> expert_out(size_t(decision.num_assignments() * hidden));
+  experts_->run(index, x, hidden, decision, expert_out.data());
+
+  // Weighted combine in expert-index order: out = 0 + w0*y0 + w1*y1 + ..., each product
+  // rounded before the add, as transformers' index_add does.
+  std::fill_n(out, n * hidden, 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int32_t a = decision.offsets[size_t(t)]; a < decision.offsets[size_t(t) + 1]; ++a)
+      cpu::axpy(out + t * hidden, expert_out.data() + int64_t{a} * hidden, decision.weights[size_t(a)], hidden);
+
+  if (layer.has_shared) {
+    std::vector<float> shared(size_t(n * hidden)), scratch;
+    run_gated_mlp(layer.shared, x, n, shared.data(), scratch);
+    if (layer.shared_gated) {  // Qwen2-MoE: sigmoid(gate(x)) * shared(x)
+      std::vector<float> gate(static_cast<size_t>(n));
+      cpu::matmul(x, n, layer.shared_gate, gate.data());
+      for (int64_t t = 0; t < n; ++t) {
+        const float g = cpu::sigmoid(gate[size_t(t)]);
+        for (int64_t i = 0; i < hidden; ++i) shared[size_t(t * hidden + i)] *= g;
+      }
+    }
+    cpu::add(out, shared.data(), n * hidden);
+  }
+}
+
+}  // namespace moe::model

@@ -1,0 +1,70 @@
+#pragma once
+// The forward pass of a decoder-only MoE transformer on the CPU: Mixtral, Qwen2/3-MoE, OLMoE
+// and DeepSeek-MoE, as transformers computes them, in f32 over weights in their stored dtype.
+//
+// Bit-determinism: every kernel's result for a token is independent of the batch it is
+// computed in and of the thread count, and experts are combined in expert-index order, so a
+// token's logits are the same whichever expert runner, budget or schedule produced them.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rope.h"
+#include "runtime/loading/model_config.h"
+#include "runtime/model/expert_runner.h"
+#include "runtime/model/gated_mlp.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/model/routing.h"
+#include "runtime/model/weights.h"
+
+namespace moe::model {
+
+// Sees (and may replace) each MoE layer's routing decision before the experts run: the
+// profiler records it, trace replay overrides it.
+using RoutingHook = std::function<void(int layer, std::span<const int64_t> positions, RoutingDecision& decision)>;
+
+enum class LogitsWanted { kLast, kAll };
+
+class Transformer {
+ public:
+  Transformer(loading::ModelConfig config, ModelWeights weights);
+  ~Transformer();
+
+  const loading::ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+
+  // Replaces the resident expert runner (not owned; must outlive the transformer's use).
+  void set_expert_runner(ExpertRunner* runner);
+  void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
+
+  KvCache make_cache(int64_t capacity) const;
+
+  // Runs `tokens` at the positions following the cache's content, appends them to the cache
+  // and returns logits [1 or tokens.size(), vocab].
+  std::vector<float> forward(std::span<const int32_t> tokens, KvCache& cache, LogitsWanted wanted = LogitsWanted::kLast);
+
+  // The router logits of `layer` for normalised hidden states x [m, hidden] (the next-layer
+  // predictor of the prefetcher calls this).
+  void router_logits(int layer, const float* x, int64_t m, float* out) const;
+
+ private:
+  struct Layer;
+  void attention(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
+                 KvCache& cache, float* out);
+  void moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions, float* out);
+
+  loading::ModelConfig config_;
+  ModelWeights weights_;
+  std::vector<Layer> layers_;
+  std::vector<float> final_norm_;
+  cpu::WeightMatrix lm_head_;
+  cpu::RopeParams rope_params_;
+  std::unique_ptr<ExpertRunner> resident_experts_;
+  ExpertRunner* experts_ = nullptr;
+  RoutingHook routing_hook_;
+};
+
+}  // namespace moe::model

@@ -1,0 +1,87 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "runtime/core/error.h"
+#include "runtime/model/expert_groups.h"
+#include "runtime/model/routing.h"
+#include "runtime/model/sampler.h"
+
+namespace moe::model {
+namespace {
+
+TEST(RouteTopK, PicksTheLargestAndSortsByExpert) {
+  // softmax of {0, 2, 1, 3}: experts 3 and 1 win.
+  const float logits[] = {0.0f, 2.0f, 1.0f, 3.0f};
+  const RoutingDecision d = route_top_k(logits, 1, 4, {.top_k = 2, .renormalize = false});
+  ASSERT_EQ(d.num_assignments(), 2);
+  EXPECT_EQ(d.experts[0], 1);
+  EXPECT_EQ(d.experts[1], 3);
+  const double z = std::exp(0.0) + std::exp(2.0) + std::exp(1.0) + std::exp(3.0);
+  EXPECT_NEAR(d.weights[0], std::exp(2.0) / z, 1e-6);
+  EXPECT_NEAR(d.weights[1], std::exp(3.0) / z, 1e-6);
+}
+
+TEST(RouteTopK, RenormalisedWeightsSumToOne) {
+  const float logits[] = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, 0.25f};
+  const RoutingDecision d = route_top_k(logits, 2, 3, {.top_k = 2, .renormalize = true});
+  ASSERT_EQ(d.num_tokens(), 2);
+  for (int t = 0; t < 2; ++t) {
+    float sum = 0;
+    for (float w : d.weights_of(t)) sum += w;
+    EXPECT_NEAR(sum, 1.0f, 1e-6);
+  }
+}
+
+TEST(RouteTopK, TiesGoToTheLowerIndex) {
+  const float logits[] = {1.0f, 1.0f, 1.0f, 1.0f};
+  const RoutingDecision d = route_top_k(logits, 1, 4, {.top_k = 2});
+  EXPECT_EQ(d.experts[0], 0);
+  EXPECT_EQ(d.experts[1], 1);
+}
+
+TEST(RouteTopK, RejectsImpossibleK) {
+  const float logits[] = {1.0f, 2.0f};
+  EXPECT_THROW(route_top_k(logits, 1, 2, {.top_k = 3}), Error);
+}
+
+TEST(ExpertGroups, GroupsAssignmentsByExpertInOrder) {
+  RoutingDecision d;
+  d.add_token(std::vector<int32_t>{2, 0}, std::vector<float>{0.25f, 0.75f});
+  d.add_token(std::vector<int32_t>{1, 2}, std::vector<float>{0.5f, 0.5f});
+  EXPECT_EQ(d.experts, (std::vector<int32_t>{0, 2, 1, 2}));
+  EXPECT_EQ(d.weights, (std::vector<float>{0.75f, 0.25f, 0.5f, 0.5f}));
+  const auto groups = group_by_expert(d);
+  ASSERT_EQ(groups.size(), 3u);
+  EXPECT_EQ(groups[2].expert, 2);
+  EXPECT_EQ(groups[2].tokens, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(groups[2].assignments, (std::vector<int32_t>{1, 3}));
+}
+
+TEST(Sampler, GreedyTakesTheFirstMaximum) {
+  Sampler s({});
+  const std::vector<float> logits = {0.1f, 3.0f, 3.0f, -2.0f};
+  EXPECT_EQ(s.sample(logits), 1);
+}
+
+TEST(Sampler, TinyTopPIsGreedy) {
+  Sampler s({.temperature = 1.0, .top_p = 1e-6, .seed = 3});
+  const std::vector<float> logits = {0.1f, 0.2f, 5.0f, -2.0f};
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(logits), 2);
+}
+
+TEST(Sampler, FollowsTheDistribution) {
+  Sampler s({.temperature = 1.0, .top_p = 1.0, .seed = 11});
+  const std::vector<float> logits = {0.0f, std::log(3.0f)};  // p = 1/4, 3/4
+  int ones = 0;
+  for (int i = 0; i < 4000; ++i) ones += s.sample(logits);
+  EXPECT_NEAR(ones / 4000.0, 0.75, 0.03);
+}
+
+TEST(Sampler, RejectsBadOptions) {
+  EXPECT_THROW(Sampler({.temperature = -1.0}), Error);
+  EXPECT_THROW(Sampler({.temperature = 1.0, .top_p = 0.0}), Error);
+}
+
+}  // namespace
+}  // namespace moe::model

@@ -1,0 +1,28 @@
+#pragma once
+// Tiny config.json texts of each family, for tests that run synthetic weights.
+#include <string>
+
+namespace moe::testing {
+
+inline std::string tiny_config(const std::string& model_type) {
+  std::string common = R"("vocab_size": 97, "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 256, "rms_norm_eps": 1e-6,
+    "rope_theta": 10000.0, "intermediate_size": 40, "torch_dtype": "bfloat16")";
+  if (model_type == "mixtral")
+    return R"({"model_type": "mixtral", "num_local_experts": 6, "num_experts_per_tok": 2, )" + common + "}";
+  if (model_type == "qwen2_moe")
+    return R"({"model_type": "qwen2_moe", "num_experts": 6, "num_experts_per_tok": 2, "moe_intermediate_size": 24,
+      "shared_expert_intermediate_size": 48, "norm_topk_prob": false, "decoder_sparse_step": 1,
+      "mlp_only_layers": [1], )" + common + "}";
+  if (model_type == "qwen3_moe")
+    return R"({"model_type": "qwen3_moe", "num_experts": 6, "num_experts_per_tok": 3, "moe_intermediate_size": 24,
+      "norm_topk_prob": true, "decoder_sparse_step": 1, )" + common + "}";
+  if (model_type == "olmoe")
+    return R"({"model_type": "olmoe", "num_experts": 6, "num_experts_per_tok": 2, "clip_qkv": 4.0, )" + common + "}";
+  if (model_type == "deepseek")
+    return R"({"model_type": "deepseek", "n_routed_experts": 6, "num_experts_per_tok": 2, "moe_intermediate_size": 24,
+      "n_shared_experts": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1, "norm_topk_prob": true, )" + common + "}";
+  return "{}";
+}
+
+}  // namespace moe::testing

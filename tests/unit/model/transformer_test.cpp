@@ -1,0 +1,168 @@
+// The forward pass's own invariants, on synthetic weights of every family: prefill equals
+// step-by-step decode bit for bit, and the expert schedule never changes a bit.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/core/error.h"
+#include "runtime/model/expert_groups.h"
+#include "runtime/model/generator.h"
+#include "runtime/model/model_loader.h"
+#include "runtime/model/synthetic_weights.h"
+#include "tests/unit/model/tiny_configs.h"
+
+namespace moe::model {
+namespace {
+
+LoadedModel tiny_model(const std::string& type, uint64_t seed = 7) {
+  const auto config = loading::parse_model_config(moe::testing::tiny_config(type), type);
+  return load_model(config, std::make_shared<SyntheticWeights>(config, seed));
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+const std::vector<int32_t> kPrompt = {3, 17, 42, 5, 96, 0, 11, 64};
+
+class EveryFamily : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryFamily, LogitsAreFinite) {
+  LoadedModel m = tiny_model(GetParam());
+  KvCache cache = m.transformer->make_cache(16);
+  const auto logits = m.transformer->forward(kPrompt, cache, LogitsWanted::kAll);
+  ASSERT_EQ(logits.size(), kPrompt.size() * 97);
+  for (float v : logits) ASSERT_TRUE(std::isfinite(v));
+  EXPECT_EQ(cache.length(), int64_t(kPrompt.size()));
+}
+
+TEST_P(EveryFamily, PrefillEqualsDecodeBitForBit) {
+  LoadedModel m = tiny_model(GetParam());
+  KvCache batch = m.transformer->make_cache(16);
+  const auto all = m.transformer->forward(kPrompt, batch, LogitsWanted::kAll);
+  KvCache steps = m.transformer->make_cache(16);
+  for (size_t i = 0; i < kPrompt.size(); ++i) {
+    const auto one = m.transformer->forward(std::span(&kPrompt[i], 1), steps);
+    const std::vector<float> expected(all.begin() + int64_t(i * 97), all.begin() + int64_t((i + 1) * 97));
+    ASSERT_TRUE(same_bits(one, expected)) << "position " << i;
+  }
+}
+
+// Runs experts one token at a time, in descending expert order: a different schedule.
+class ReversedExperts final : public ExpertRunner {
+ public:
+  explicit ReversedExperts(const ModelWeights& w) : weights_(w) {}
+  void run(int layer, const float* x, int64_t hidden, const RoutingDecision& routing, float* out) override {
+    auto groups = group_by_expert(routing);
+    std::reverse(groups.begin(), groups.end());
+    std::vector<float> scratch, result(static_cast<size_t>(hidden));
+    for (const ExpertGroup& g : groups) {
+      const GatedMlpMatrices mlp = matrices_of(weights_.layers[size_t(layer)].moe.experts[size_t(g.expert)]);
+      for (size_t i = 0; i < g.tokens.size(); ++i) {
+        run_gated_mlp(mlp, x + int64_t{g.tokens[i]} * hidden, 1, result.data(), scratch);
+        std::copy(result.begin(), result.end(), out + int64_t{g.assignments[i]} * hidden);
+      }
+    }
+    ++calls;
+  }
+  int calls = 0;
+
+ private:
+  const ModelWeights& weights_;
+};
+
+TEST_P(EveryFamily, ExpertScheduleDoesNotChangeABit) {
+  LoadedModel m = tiny_model(GetParam());
+  KvCache a = m.transformer->make_cache(16);
+  const auto reference = m.transformer->forward(kPrompt, a, LogitsWanted::kAll);
+  ReversedExperts reversed(m.transformer->weights());
+  m.transformer->set_expert_runner(&reversed);
+  KvCache b = m.transformer->make_cache(16);
+  const auto other = m.transformer->forward(kPrompt, b, LogitsWanted::kAll);
+  EXPECT_GT(reversed.calls, 0);
+  EXPECT_TRUE(same_bits(reference, other));
+}
+
+TEST_P(EveryFamily, RoutingHookSeesEverySparseLayer) {
+  LoadedModel m = tiny_model(GetParam());
+  std::vector<int> layers;
+  m.transformer->set_routing_hook([&](int layer, std::span<const int64_t> positions, RoutingDecision& d) {
+    layers.push_back(layer);
+    EXPECT_EQ(int64_t(positions.size()), d.num_tokens());
+    for (int64_t t = 0; t < d.num_tokens(); ++t) {
+      auto e = d.experts_of(t);
+      EXPECT_TRUE(std::is_sorted(e.begin(), e.end()));
+      EXPECT_EQ(int(e.size()), m.config.num_experts_per_tok);
+    }
+  });
+  KvCache cache = m.transformer->make_cache(16);
+  m.transformer->forward(kPrompt, cache);
+  EXPECT_EQ(int(layers.size()), m.config.num_sparse_layers());
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
+                         ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek"));
+
+TEST(Transformer, ReplacedRoutingChangesTheResult) {
+  LoadedModel m = tiny_model("mixtral");
+  KvCache a = m.transformer->make_cache(16);
+  const auto reference = m.transformer->forward(kPrompt, a);
+  m.transformer->set_routing_hook([](int, std::span<const int64_t>, RoutingDecision& d) {
+    RoutingDecision forced;
+    for (int64_t t = 0; t < d.num_tokens(); ++t) forced.add_token(std::vector<int32_t>{4, 5}, std::vector<float>{0.5f, 0.5f});
+    d = forced;
+  });
+  KvCache b = m.transformer->make_cache(16);
+  EXPECT_FALSE(same_bits(reference, m.transformer->forward(kPrompt, b)));
+}
+
+TEST(Transformer, RejectsTokensOutsideTheVocabularyAndFullCaches) {
+  LoadedModel m = tiny_model("mixtral");
+  KvCache cache = m.transformer->make_cache(4);
+  const std::vector<int32_t> bad = {1, 97};
+  EXPECT_THROW(m.transformer->forward(bad, cache), Error);
+  EXPECT_THROW(m.transformer->forward(kPrompt, cache), Error);  // 8 tokens, room for 4
+}
+
+TEST(Generator, GreedyIsReproducibleAndStopsAtStopTokens) {
+  LoadedModel m = tiny_model("qwen3_moe");
+  GenerationOptions options;
+  options.max_new_tokens = 6;
+  const Generation first = generate(*m.transformer, kPrompt, options);
+  const Generation second = generate(*m.transformer, kPrompt, options);
+  ASSERT_EQ(first.tokens.size(), 6u);
+  EXPECT_EQ(first.tokens, second.tokens);
+  EXPECT_EQ(first.stop_reason, "length");
+  EXPECT_EQ(first.stats.prompt_tokens, int64_t(kPrompt.size()));
+
+  options.stop_tokens = {first.tokens[2]};
+  const Generation stopped = generate(*m.transformer, kPrompt, options);
+  EXPECT_EQ(stopped.stop_reason, "stop_token");
+  EXPECT_LE(stopped.tokens.size(), 3u);
+  EXPECT_EQ(stopped.tokens.back(), first.tokens[2]);
+}
+
+TEST(Generator, SeededSamplingIsReproducible) {
+  LoadedModel m = tiny_model("olmoe");
+  GenerationOptions options;
+  options.max_new_tokens = 8;
+  options.sampling.temperature = 1.0;
+  options.sampling.top_p = 0.9;
+  options.sampling.seed = 1234;
+  EXPECT_EQ(generate(*m.transformer, kPrompt, options).tokens, generate(*m.transformer, kPrompt, options).tokens);
+}
+
+TEST(SyntheticWeights, SameSeedSameBitsOtherSeedOtherBits) {
+  const auto config = loading::parse_model_config(moe::testing::tiny_config("mixtral"), "mixtral");
+  const SyntheticWeights a(config, 1), b(config, 1), c(config, 2);
+  const Tensor x = a.tensor("model.layers.0.self_attn.q_proj.weight", {32, 32});
+  const Tensor y = b.tensor("model.layers.0.self_attn.q_proj.weight", {32, 32});
+  const Tensor z = c.tensor("model.layers.0.self_attn.q_proj.weight", {32, 32});
+  EXPECT_EQ(std::memcmp(x.raw(), y.raw(), x.nbytes()), 0);
+  EXPECT_NE(std::memcmp(x.raw(), z.raw(), x.nbytes()), 0);
+}
+
+}  // namespace
+}  // namespace moe::model

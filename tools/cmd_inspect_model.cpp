@@ -1,0 +1,55 @@
+// `moe inspect DIR`: the shape of a Hugging Face MoE model folder.
+#include <fmt/format.h>
+
+#include "runtime/core/size_parse.h"
+#include "runtime/loading/model_config.h"
+#include "runtime/model/weights.h"
+#include "tools/command.h"
+
+namespace moe::tools {
+namespace {
+
+bool is_model_folder(const std::filesystem::path& p) {
+  return std::filesystem::is_directory(p) && std::filesystem::exists(p / "config.json");
+}
+
+void inspect_model(const std::filesystem::path& dir, const InspectOptions& options) {
+  const loading::ModelConfig c = loading::load_model_config(dir);
+  const model::WeightBytes bytes = model::weight_bytes(c);
+  const int sparse = c.num_sparse_layers();
+  if (options.json) {
+    print_json({{"kind", "model"},
+                {"path", dir.string()},
+                {"family", std::string(loading::family_name(c.family))},
+                {"model_type", c.model_type},
+                {"layers", c.num_layers},
+                {"sparse_layers", sparse},
+                {"experts_per_layer", c.num_experts},
+                {"experts_per_token", c.num_experts_per_tok},
+                {"hidden_size", c.hidden_size},
+                {"heads", c.num_heads},
+                {"kv_heads", c.num_kv_heads},
+                {"head_dim", c.head_dim},
+                {"vocab_size", c.vocab_size},
+                {"dtype", std::string(dtype_name(c.dtype))},
+                {"expert_bytes", bytes.per_expert},
+                {"all_experts_bytes", bytes.all_experts},
+                {"resident_bytes", bytes.resident}});
+    return;
+  }
+  fmt::print("model        {} ({})\n", dir.string(), c.model_type);
+  fmt::print("layers       {} ({} with experts)\n", c.num_layers, sparse);
+  fmt::print("experts      {} per layer, {} per token, width {}\n", c.num_experts, c.num_experts_per_tok,
+             c.moe_intermediate_size);
+  if (c.shared_expert_intermediate_size > 0)
+    fmt::print("shared       width {}{}\n", c.shared_expert_intermediate_size, c.shared_expert_gated ? ", gated" : "");
+  fmt::print("attention    {} heads, {} kv heads, head dim {}\n", c.num_heads, c.num_kv_heads, c.head_dim);
+  fmt::print("hidden       {}, vocabulary {}, {}\n", c.hidden_size, c.vocab_size, dtype_name(c.dtype));
+  fmt::print("expert bytes {} each, {} in all\n", format_bytes(bytes.per_expert), format_bytes(bytes.all_experts));
+  fmt::print("resident     {} (attention, norms, routers, shared experts, embeddings)\n", format_bytes(bytes.resident));
+}
+
+const InspectorRegistration kModelInspector("model", is_model_folder, inspect_model);
+
+}  // namespace
+}  // namespace moe::tools
