@@ -219,6 +219,8 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
             c.num_heads, c.num_kv_heads);
 
   double default_theta = 10000.0;
+  // transformers 5 writes the expert count under its attribute_map name (num_local_experts)
+  // for every family; released checkpoints use each family's own name.
   switch (c.family) {
     case ModelFamily::kMixtral:
       default_theta = 1e6;
@@ -229,7 +231,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       break;
     case ModelFamily::kQwen2Moe:
       c.moe_intermediate_size = f.get_int("moe_intermediate_size", 0, 1, kMaxDim);
-      c.num_experts = f.get_int("num_experts", 0, 0, 1 << 16);
+      c.num_experts = f.get_int("num_experts", f.get_int("num_local_experts", 0, 0, 1 << 16), 0, 1 << 16);
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
       c.shared_expert_intermediate_size = f.get_int("shared_expert_intermediate_size", 0, 0, kMaxDim);
       c.shared_expert_gated = true;
@@ -238,7 +240,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       break;
     case ModelFamily::kQwen3Moe:
       c.moe_intermediate_size = f.get_int("moe_intermediate_size", 0, 1, kMaxDim);
-      c.num_experts = f.get_int("num_experts", 0, 0, 1 << 16);
+      c.num_experts = f.get_int("num_experts", f.get_int("num_local_experts", 0, 0, 1 << 16), 0, 1 << 16);
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
       c.attention_bias = f.get_bool("attention_bias", false);
       c.qk_norm = QkNorm::kPerHead;
@@ -246,7 +248,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       break;
     case ModelFamily::kOlmoe:
       c.moe_intermediate_size = c.intermediate_size;
-      c.num_experts = f.get_int("num_experts", 64, 1, 1 << 16);
+      c.num_experts = f.get_int("num_experts", f.get_int("num_local_experts", 64, 1, 1 << 16), 1, 1 << 16);
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
       c.attention_bias = f.get_bool("attention_bias", false);
       c.qk_norm = QkNorm::kFull;
