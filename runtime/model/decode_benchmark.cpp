@@ -1,0 +1,47 @@
+#include "runtime/model/decode_benchmark.h"
+
+#include <chrono>
+#include <set>
+
+#include "runtime/core/memory_bandwidth.h"
+#include "runtime/model/sampler.h"
+
+namespace moe::model {
+
+DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens) {
+  const loading::ModelConfig& c = model.config();
+  DecodeBenchmark b;
+  b.prompt_tokens = prompt_tokens;
+  b.decode_tokens = decode_tokens;
+
+  // Count the experts each decode step really uses.
+  int64_t experts_used = 0;
+  bool counting = false;
+  model.set_routing_hook([&](int, std::span<const int64_t>, RoutingDecision& d) {
+    if (counting) experts_used += int64_t(std::set<int32_t>(d.experts.begin(), d.experts.end()).size());
+  });
+  KvCache cache = model.make_cache(prompt_tokens + decode_tokens + 1);
+  std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
+  for (int i = 0; i < prompt_tokens; ++i) prompt[size_t(i)] = (i * 7919 + 13) % c.vocab_size;
+  std::vector<float> logits = model.forward(prompt, cache);
+  counting = true;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < decode_tokens; ++i) {
+    const int32_t token = argmax(logits);
+    logits = model.forward(std::span(&token, 1), cache);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  model.set_routing_hook({});
+
+  const WeightBytes w = weight_bytes(c);
+  const double embedding = double(c.vocab_size) * c.hidden_size * double(dtype_bytes(c.dtype, 1));
+  // One embedding row per token (the whole matrix when it doubles as the LM head).
+  const double resident_read = double(w.resident) - (c.tie_word_embeddings ? 0.0 : embedding);
+  b.decode_tokens_per_second = decode_tokens / seconds;
+  b.bytes_per_token = resident_read + double(experts_used) / decode_tokens * double(w.per_expert);
+  b.achieved_bandwidth = b.bytes_per_token * b.decode_tokens_per_second;
+  b.memcpy_bandwidth = measure_memcpy_bandwidth();
+  return b;
+}
+
+}  // namespace moe::model

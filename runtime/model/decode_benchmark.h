@@ -1,0 +1,23 @@
+#pragma once
+// Decode speed of a model on the CPU beside the bound its weight traffic implies: each decode
+// step reads the resident weights it uses and its tokens' experts, so tokens/s times those
+// bytes is a bandwidth, compared with memcpy bandwidth measured in the same run.
+#include <cstdint>
+
+#include "runtime/model/transformer.h"
+
+namespace moe::model {
+
+struct DecodeBenchmark {
+  int64_t prompt_tokens = 0;
+  int64_t decode_tokens = 0;
+  double decode_tokens_per_second = 0;
+  double bytes_per_token = 0;        // weight bytes a decode step reads (distinct experts counted)
+  double achieved_bandwidth = 0;     // bytes_per_token * tokens/s
+  double memcpy_bandwidth = 0;       // the ceiling, measured now
+  double ratio() const { return memcpy_bandwidth > 0 ? achieved_bandwidth / memcpy_bandwidth : 0; }
+};
+
+DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens);
+
+}  // namespace moe::model

@@ -1,0 +1,72 @@
+// `moe bench decode`: CPU decode tokens/s beside the memory-bandwidth bound of its weight reads.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "runtime/core/error.h"
+#include "runtime/model/decode_benchmark.h"
+#include "runtime/model/default_model.h"
+#include "runtime/model/model_loader.h"
+#include "runtime/model/synthetic_weights.h"
+#include "tools/command.h"
+
+namespace moe::tools {
+namespace {
+
+struct Flags {
+  std::string model, config;
+  int prompt_tokens = 16;
+  int decode_tokens = 32;
+  bool json = false;
+};
+
+void run(const Flags& f) {
+  model::LoadedModel m;
+  std::string what;
+  if (!f.config.empty()) {
+    std::ifstream in(f.config);
+    MOE_CHECK(in.good(), ErrorCode::kNotFound, "cannot read {}", f.config);
+    std::stringstream text;
+    text << in.rdbuf();
+    const auto config = loading::parse_model_config(text.str(), f.config);
+    m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1));
+    what = f.config + " (synthetic weights)";
+  } else {
+    const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
+    m = model::load_model(dir);
+    what = f.model.empty() ? "default model" : f.model;
+  }
+  const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
+  if (f.json) {
+    print_json({{"benchmark", "decode"},
+                {"model", what},
+                {"prompt_tokens", b.prompt_tokens},
+                {"decode_tokens", b.decode_tokens},
+                {"decode_tokens_per_second", b.decode_tokens_per_second},
+                {"weight_bytes_per_token", b.bytes_per_token},
+                {"achieved_bytes_per_second", b.achieved_bandwidth},
+                {"memcpy_bytes_per_second", b.memcpy_bandwidth},
+                {"ratio", b.ratio()}});
+    return;
+  }
+  fmt::print("decode   {}: {:.1f} tokens/s over {} tokens after a {}-token prompt\n", what, b.decode_tokens_per_second,
+             b.decode_tokens, b.prompt_tokens);
+  fmt::print("weights  {:.2f} MB read per token -> {:.2f} GB/s\n", b.bytes_per_token / 1e6, b.achieved_bandwidth / 1e9);
+  fmt::print("ceiling  memcpy {:.2f} GB/s (measured now); ratio {:.2f}\n", b.memcpy_bandwidth / 1e9, b.ratio());
+}
+
+void setup(CLI::App& app) {
+  auto f = std::make_shared<Flags>();
+  app.add_option("--model,-m", f->model, "model folder (default: the embedded model)");
+  app.add_option("--config", f->config, "config.json of a shape to run with synthetic weights instead");
+  app.add_option("--prompt-tokens", f->prompt_tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("-n,--decode-tokens", f->decode_tokens, "decode steps timed")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_flag("--json", f->json, "print one JSON document");
+  app.callback([f] { run(*f); });
+}
+
+const CommandRegistration kBenchDecode("bench", "decode", "Decode speed on the CPU beside its memory-bandwidth bound", setup);
+
+}  // namespace
+}  // namespace moe::tools
