@@ -12,8 +12,8 @@
 namespace moe::cpu {
 namespace {
 
-constexpr int kLanes = 8;
-constexpr int kTokenBlock = 4;  // tokens that share one pass over a weight row
+constexpr int kLanes = 32;      // four 8-wide accumulators: enough independent FMA chains
+constexpr int kTokenBlock = 2;  // tokens that share one pass over a weight row
 
 bool cpu_has_avx2() {
   __builtin_cpu_init();
@@ -25,9 +25,12 @@ std::atomic<Isa>& isa_state() {
   return isa;
 }
 
-// The fixed lane tree shared by both paths.
+// The fixed lane tree shared by both paths: the four 8-wide accumulators are added lane-wise,
+// then the eight lanes pairwise.
 inline float reduce_lanes(const float* l) {
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  float v[8];
+  for (int i = 0; i < 8; ++i) v[i] = (l[i] + l[8 + i]) + (l[16 + i] + l[24 + i]);
+  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
 // Weight element c of a row, widened (and dequantised) to f32.
@@ -105,15 +108,22 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const float* x, int64_t 
   for (int64_t r = r0; r < r1; ++r) {
     for (int64_t t0 = 0; t0 < m; t0 += kTokenBlock) {
       const int64_t tn = std::min<int64_t>(kTokenBlock, m - t0);
-      __m256 acc[kTokenBlock] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      __m256 acc[kTokenBlock][4];
+      for (auto& a : acc)
+        for (auto& v : a) v = _mm256_setzero_ps();
       for (int64_t c = 0; c < full; c += kLanes) {
-        const __m256 wv = load8(w, r, c);
-        for (int64_t t = 0; t < tn; ++t)
-          acc[t] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (t0 + t) * w.cols + c), wv, acc[t]);
+        const __m256 w0 = load8(w, r, c), w1 = load8(w, r, c + 8), w2 = load8(w, r, c + 16), w3 = load8(w, r, c + 24);
+        for (int64_t t = 0; t < tn; ++t) {
+          const float* xt = x + (t0 + t) * w.cols + c;
+          acc[t][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xt), w0, acc[t][0]);
+          acc[t][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xt + 8), w1, acc[t][1]);
+          acc[t][2] = _mm256_fmadd_ps(_mm256_loadu_ps(xt + 16), w2, acc[t][2]);
+          acc[t][3] = _mm256_fmadd_ps(_mm256_loadu_ps(xt + 24), w3, acc[t][3]);
+        }
       }
       for (int64_t t = 0; t < tn; ++t) {
         alignas(32) float lanes[kLanes];
-        _mm256_store_ps(lanes, acc[t]);
+        for (int j = 0; j < 4; ++j) _mm256_store_ps(lanes + 8 * j, acc[t][j]);
         const float* xt = x + (t0 + t) * w.cols;
         for (int64_t c = full; c < w.cols; ++c) lanes[c % kLanes] = std::fma(xt[c], weight_at(w, r, c), lanes[c % kLanes]);
         float sum = reduce_lanes(lanes);
@@ -127,7 +137,7 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const float* x, int64_t 
 void check(const WeightMatrix& w) {
   MOE_CHECK(w.data != nullptr && w.rows > 0 && w.cols > 0, ErrorCode::kInvalidArgument, "matmul: empty weight matrix");
   if (w.dtype == DType::kI8 || w.dtype == DType::kI4) {
-    MOE_CHECK(w.scales != nullptr && w.group_size > 0 && w.group_size % kLanes == 0 && w.cols % w.group_size == 0,
+    MOE_CHECK(w.scales != nullptr && w.group_size > 0 && w.group_size % 8 == 0 && w.cols % w.group_size == 0,
               ErrorCode::kInvalidArgument,
               "matmul: quantised weights need scales and a group size that is a multiple of 8 dividing {} columns",
               w.cols);

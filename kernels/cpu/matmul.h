@@ -1,8 +1,8 @@
 #pragma once
 // y = x W^T (+ b) with f32 activations and weights in f32, bf16, f16, int8 or int4.
 //
-// Determinism contract: every output element is one dot product summed in eight lanes
-// (element c goes to lane c % 8, accumulated with fused multiply-add in increasing c), then
+// Determinism contract: every output element is one dot product summed in 32 lanes
+// (element c goes to lane c % 32, accumulated with fused multiply-add in increasing c), then
 // the lanes are added in a fixed tree. The order depends only on the number of columns, so a
 // row's result is the same bits whether it is computed alone or in a batch, on any thread
 // count, and on the AVX2 or the portable path.

@@ -1,0 +1,219 @@
+// CPU kernels against double-precision references, and their determinism contract: the same
+// bits whatever the batch, the thread count or the instruction set.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/quantize.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/router.h"
+#include "kernels/cpu/thread_pool.h"
+#include "runtime/core/error.h"
+
+namespace moe::cpu {
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// A weight matrix in every format, with its exact f32 values for the reference.
+struct Weights {
+  std::vector<uint16_t> half;
+  std::vector<float> f32, scales, exact;
+  std::vector<uint8_t> quant;
+  WeightMatrix matrix;
+};
+
+Weights make_weights(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
+  Weights w;
+  w.f32 = random_floats(size_t(rows * cols), seed);
+  w.exact = w.f32;
+  w.matrix.dtype = dtype;
+  w.matrix.rows = rows;
+  w.matrix.cols = cols;
+  if (dtype == DType::kBF16 || dtype == DType::kF16) {
+    for (size_t i = 0; i < w.f32.size(); ++i) {
+      w.half.push_back(dtype == DType::kBF16 ? f32_to_bf16(w.f32[i]) : f32_to_f16(w.f32[i]));
+      w.exact[i] = dtype == DType::kBF16 ? bf16_to_f32(w.half.back()) : f16_to_f32(w.half.back());
+    }
+    w.matrix.data = w.half.data();
+  } else if (dtype == DType::kI8 || dtype == DType::kI4) {
+    const QuantFormat f{dtype, 8};  // small groups: 200 columns leave a tail past the 32-lane blocks
+    w.quant.resize(quantized_data_bytes(f, rows, cols));
+    w.scales.resize(quantized_scale_count(f, rows, cols));
+    quantize_rows(w.f32.data(), rows, cols, f, w.quant.data(), w.scales.data());
+    dequantize_rows(w.quant.data(), w.scales.data(), rows, cols, f, w.exact.data());
+    w.matrix.data = w.quant.data();
+    w.matrix.scales = w.scales.data();
+    w.matrix.group_size = 8;
+  } else {
+    w.matrix.data = w.f32.data();
+  }
+  return w;
+}
+
+class EveryDtype : public ::testing::TestWithParam<DType> {};
+
+TEST_P(EveryDtype, MatmulMatchesADoubleReference) {
+  const int64_t rows = 37, cols = 200, m = 3;  // 200 = 6 full 32-lane blocks + a tail of 8
+  const Weights w = make_weights(GetParam(), rows, cols, 1);
+  const auto x = random_floats(size_t(m * cols), 2), bias = random_floats(size_t(rows), 3);
+  std::vector<float> y(size_t(m * rows), NAN);
+  matmul(x.data(), m, w.matrix, y.data(), bias.data());
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = bias[size_t(r)];
+      for (int64_t c = 0; c < cols; ++c) ref += double(x[size_t(t * cols + c)]) * w.exact[size_t(r * cols + c)];
+      EXPECT_NEAR(y[size_t(t * rows + r)], ref, 1e-5 * (1 + std::fabs(ref))) << t << "," << r;
+    }
+}
+
+TEST_P(EveryDtype, MatmulBitsDoNotDependOnBatchThreadsOrIsa) {
+  const int64_t rows = 64, cols = 96, m = 5;
+  const Weights w = make_weights(GetParam(), rows, cols, 4);
+  const auto x = random_floats(size_t(m * cols), 5);
+  std::vector<float> batch(size_t(m * rows));
+  ThreadPool one(1), two(2);
+  matmul(x.data(), m, w.matrix, batch.data(), nullptr, two);
+  for (int64_t t = 0; t < m; ++t) {
+    std::vector<float> alone(static_cast<size_t>(rows));
+    matmul(x.data() + t * cols, 1, w.matrix, alone.data(), nullptr, one);
+    EXPECT_TRUE(same_bits(alone, std::vector<float>(batch.begin() + t * rows, batch.begin() + (t + 1) * rows))) << t;
+  }
+  const Isa before = active_isa();
+  set_isa(Isa::kPortable);
+  std::vector<float> portable(size_t(m * rows));
+  matmul(x.data(), m, w.matrix, portable.data(), nullptr, two);
+  set_isa(before);
+  EXPECT_TRUE(same_bits(portable, batch));
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, EveryDtype, ::testing::Values(DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4));
+
+TEST(Quantize, ErrorIsBoundedByHalfAStep) {
+  const int64_t rows = 4, cols = 128;
+  const auto x = random_floats(size_t(rows * cols), 6, 3.0f);
+  for (DType dtype : {DType::kI8, DType::kI4}) {
+    const QuantFormat f{dtype, 64};
+    std::vector<uint8_t> q(quantized_data_bytes(f, rows, cols));
+    std::vector<float> scales(quantized_scale_count(f, rows, cols)), back(x.size());
+    quantize_rows(x.data(), rows, cols, f, q.data(), scales.data());
+    dequantize_rows(q.data(), scales.data(), rows, cols, f, back.data());
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_LE(std::fabs(back[i] - x[i]), scales[i / 64] * 0.5f + 1e-7f);
+  }
+  EXPECT_THROW(quantize_rows(x.data(), rows, cols, QuantFormat{DType::kI8, 48}, nullptr, nullptr), Error);
+  EXPECT_THROW(quantize_rows(x.data(), rows, cols, QuantFormat{DType::kBF16, 0}, nullptr, nullptr), Error);
+}
+
+TEST(Quantize, AllZeroGroupsStayZero) {
+  const std::vector<float> zeros(64, 0.0f);
+  const QuantFormat f{DType::kI4, 32};
+  std::vector<uint8_t> q(32);
+  std::vector<float> scales(2), back(64, 1.0f);
+  quantize_rows(zeros.data(), 1, 64, f, q.data(), scales.data());
+  dequantize_rows(q.data(), scales.data(), 1, 64, f, back.data());
+  EXPECT_EQ(back, zeros);
+}
+
+TEST(Norm, RmsNormMatchesItsFormula) {
+  const auto x = random_floats(64, 7), w = random_floats(32, 8);
+  std::vector<float> out(64);
+  rms_norm(x.data(), out.data(), 2, 32, w.data(), 1e-6f);
+  for (int r = 0; r < 2; ++r) {
+    double ss = 0;
+    for (int j = 0; j < 32; ++j) ss += double(x[size_t(r * 32 + j)]) * x[size_t(r * 32 + j)];
+    const double inv = 1 / std::sqrt(ss / 32 + 1e-6);
+    for (int j = 0; j < 32; ++j) EXPECT_NEAR(out[size_t(r * 32 + j)], x[size_t(r * 32 + j)] * inv * w[size_t(j)], 1e-5);
+  }
+}
+
+TEST(Norm, LayerNormHasZeroMeanUnitVariance) {
+  const auto x = random_floats(48, 9, 5.0f);
+  std::vector<float> out(48);
+  layer_norm(x.data(), out.data(), 1, 48, nullptr, nullptr, 1e-6f);
+  double mean = 0, var = 0;
+  for (float v : out) mean += v;
+  mean /= 48;
+  for (float v : out) var += (v - mean) * (v - mean);
+  EXPECT_NEAR(mean, 0, 1e-5);
+  EXPECT_NEAR(var / 48, 1, 1e-4);
+}
+
+TEST(Rope, DefaultFrequenciesAndRotation) {
+  RopeParams p;
+  p.rotary_dim = 8;
+  p.theta = 10000;
+  const RopeTable t = make_rope_table(p, 16);
+  ASSERT_EQ(t.inv_freq.size(), 4u);
+  EXPECT_FLOAT_EQ(t.inv_freq[0], 1.0f);
+  EXPECT_NEAR(t.inv_freq[1], std::pow(10000.0, -0.25), 1e-7);
+  // Rotation keeps the norm of each (i, i + half) pair.
+  std::vector<float> v = random_floats(8, 10);
+  const std::vector<float> before = v;
+  const int64_t position = 5;
+  apply_rope(v.data(), 1, 1, 8, 8, &position, t);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(std::hypot(v[size_t(i)], v[size_t(i + 4)]), std::hypot(before[size_t(i)], before[size_t(i + 4)]), 1e-5);
+  p.type = "no-such-scaling";
+  EXPECT_THROW(make_rope_table(p, 16), Error);
+}
+
+TEST(Attention, PrefillEqualsDecodeAndMatchesSoftmax) {
+  const int64_t n = 6, heads = 4, kv_heads = 2, dim = 8;
+  const auto q = random_floats(size_t(n * heads * dim), 11), k = random_floats(size_t(n * kv_heads * dim), 12),
+             v = random_floats(size_t(n * kv_heads * dim), 13);
+  std::vector<float> all(q.size()), step(q.size());
+  attention(q.data(), k.data(), v.data(), n, 0, heads, kv_heads, dim, 0.35f, all.data());
+  for (int64_t t = 0; t < n; ++t)
+    attention(q.data() + t * heads * dim, k.data(), v.data(), 1, t, heads, kv_heads, dim, 0.35f, step.data() + t * heads * dim);
+  EXPECT_TRUE(same_bits(all, step));
+  // Token 0 sees only key 0: its output is value 0 of its kv head.
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t d = 0; d < dim; ++d) EXPECT_FLOAT_EQ(all[size_t(h * dim + d)], v[size_t((h / 2) * dim + d)]);
+  // A window of 1 makes every token attend to itself only.
+  attention(q.data(), k.data(), v.data(), n, 0, heads, kv_heads, dim, 0.35f, all.data(), /*sliding_window=*/1);
+  EXPECT_FLOAT_EQ(all[size_t((5 * heads + 3) * dim + 2)], v[size_t((5 * kv_heads + 1) * dim + 2)]);
+}
+
+TEST(Router, TopKAndThreshold) {
+  const float p[] = {0.1f, 0.4f, 0.05f, 0.45f};
+  int32_t ids[2];
+  float values[2];
+  top_k(p, 4, 2, ids, values);
+  EXPECT_EQ(ids[0], 3);
+  EXPECT_EQ(ids[1], 1);
+  std::vector<int32_t> chosen;
+  std::vector<float> weights;
+  threshold_select(p, 4, 1.0f, chosen, weights);  // p * 4 > 1
+  EXPECT_EQ(chosen, (std::vector<int32_t>{1, 3}));
+}
+
+TEST(ThreadPool, CoversTheRangeAndRethrows) {
+  ThreadPool pool(3);
+  std::vector<int> hits(100, 0);
+  pool.parallel_for(100, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) ++hits[size_t(i)];
+  });
+  EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), 100);
+  EXPECT_THROW(pool.parallel_for(10, [](int64_t b, int64_t) {
+                 if (b == 0) fail(ErrorCode::kInternal, "boom");
+               }),
+               Error);
+}
+
+}  // namespace
+}  // namespace moe::cpu
