@@ -11,12 +11,14 @@ Run: python3 tests/reference/make_hf_fixtures.py  (torch, transformers, safetens
 """
 import json
 import pathlib
+import sys
 
 import torch
 import transformers
 from safetensors.torch import save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 PROMPT = [1, 17, 200, 33, 5, 250, 96, 7, 128, 64, 3]
 NEW_TOKENS = 8
 
@@ -64,6 +66,62 @@ def write_fixture(name, model, shard_bytes=None):
     print(f"{name}: {sum(f.stat().st_size for f in out.iterdir())} bytes, generated {generated}")
 
 
+def write_deepseek_fixture():
+    """DeepSeek-MoE v1 has no transformers class: the reference is deepseek_moe_reference.py,
+    first checked against transformers' Mixtral on weights both can run."""
+    import deepseek_moe_reference as ds
+    from safetensors.torch import load_file
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    base = dict(vocab_size=256, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=128, rms_norm_eps=1e-5, rope_theta=10000.0, n_routed_experts=6,
+                num_experts_per_tok=2, moe_intermediate_size=32, intermediate_size=80, moe_layer_freq=1)
+    # 1. The reference equals transformers' Mixtral when DeepSeek's extras are off.
+    plain = dict(base, n_shared_experts=0, first_k_dense_replace=0, norm_topk_prob=True)
+    p = ds.random_weights(plain, 7)
+    mixtral = MixtralForCausalLM(MixtralConfig(**COMMON, intermediate_size=32, num_local_experts=6,
+                                               num_experts_per_tok=2, rope_theta=10000.0)).eval()
+    renamed = {}
+    for k, v in p.items():
+        k = k.replace(".mlp.gate.", ".block_sparse_moe.gate.")
+        k = k.replace(".mlp.experts.", ".block_sparse_moe.experts.")
+        k = k.replace("gate_proj", "w1").replace("up_proj", "w3").replace("down_proj", "w2")
+        renamed[k] = v
+    tmp = ROOT / ".mixtral-check"
+    tmp.mkdir(exist_ok=True)
+    save_file(renamed, str(tmp / "model.safetensors"))
+    mixtral.config.save_pretrained(tmp)
+    mixtral = MixtralForCausalLM.from_pretrained(tmp, dtype=torch.float32, attn_implementation="eager").eval()
+    with torch.no_grad():
+        expected = mixtral(torch.tensor([PROMPT])).logits[0]
+        got = ds.forward(plain, p, PROMPT)
+    for f in tmp.iterdir():
+        f.unlink()
+    tmp.rmdir()
+    assert torch.allclose(expected, got, rtol=1e-4, atol=1e-4), (expected - got).abs().max()
+
+    # 2. The fixture: shared experts, a dense first layer, no renormalisation.
+    config = dict(base, n_shared_experts=2, first_k_dense_replace=1, norm_topk_prob=False)
+    p = {k: v.to(torch.bfloat16) for k, v in ds.random_weights(config, 8).items()}
+    out = ROOT / "deepseek"
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(p, str(out / "model.safetensors"))
+    (out / "config.json").write_text(json.dumps(dict(config, model_type="deepseek", architectures=["DeepseekForCausalLM"],
+                                                     torch_dtype="bfloat16", tie_word_embeddings=False), indent=1) + "\n")
+    p = {k: v.float() for k, v in load_file(str(out / "model.safetensors")).items()}
+    with torch.no_grad():
+        logits = ds.forward(config, p, PROMPT).contiguous()
+        ids = list(PROMPT)
+        for _ in range(NEW_TOKENS):
+            ids.append(int(ds.forward(config, p, ids)[-1].argmax()))
+    save_file({"logits": logits}, str(out / "expected.safetensors"))
+    (out / "expected.json").write_text(json.dumps({
+        "prompt": PROMPT, "generated": ids[len(PROMPT):], "torch": torch.__version__,
+        "note": "f32 reference over bf16 weights by tests/reference/deepseek_moe_reference.py",
+    }, indent=1) + "\n")
+    print(f"deepseek: generated {ids[len(PROMPT):]}")
+
+
 def main():
     torch.manual_seed(0)
     from transformers import (MixtralConfig, MixtralForCausalLM, OlmoeConfig, OlmoeForCausalLM,
@@ -102,6 +160,8 @@ def main():
     m = OlmoeForCausalLM(olmoe)
     spread_weights(m, 5)
     write_fixture("olmoe", m)
+
+    write_deepseek_fixture()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""DeepSeek-MoE (v1, the 16B architecture) in plain PyTorch, written from its description: Llama
+attention and RMSNorm, the first `first_k_dense_replace` layers dense, then every
+`moe_layer_freq`-th layer an MoE with `n_routed_experts` SwiGLU experts chosen by softmax
+top-k (divided by sum + 1e-20 when norm_topk_prob and top_k > 1) plus `n_shared_experts` fused
+into one ungated SwiGLU of width moe_intermediate_size * n_shared_experts. Tensor names follow
+the released checkpoints (model_type "deepseek").
+
+Checked against transformers by make_hf_fixtures.py: with no shared experts and no dense
+layers it must equal MixtralForCausalLM on the same weights.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def rms_norm(x, w, eps):
+    v = x.pow(2).mean(-1, keepdim=True)
+    return w * (x * torch.rsqrt(v + eps))
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def swiglu(x, p, prefix):
+    return F.linear(F.silu(F.linear(x, p[prefix + "gate_proj.weight"])) * F.linear(x, p[prefix + "up_proj.weight"]),
+                    p[prefix + "down_proj.weight"])
+
+
+def forward(config, p, ids):
+    """Logits [len(ids), vocab] in f32 for one sequence (no cache: full causal attention)."""
+    H, nh, nkv = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
+    hd = H // nh
+    eps = config["rms_norm_eps"]
+    n = len(ids)
+    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    freqs = torch.arange(n).float()[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    x = p["model.embed_tokens.weight"][torch.tensor(ids)]
+    mask = torch.full((n, n), float("-inf")).triu(1)
+    for l in range(config["num_hidden_layers"]):
+        a = f"model.layers.{l}."
+        h = rms_norm(x, p[a + "input_layernorm.weight"], eps)
+        q = F.linear(h, p[a + "self_attn.q_proj.weight"]).view(n, nh, hd).transpose(0, 1)
+        k = F.linear(h, p[a + "self_attn.k_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
+        v = F.linear(h, p[a + "self_attn.v_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k, v = k.repeat_interleave(nh // nkv, 0), v.repeat_interleave(nh // nkv, 0)
+        att = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + mask, dim=-1) @ v
+        x = x + F.linear(att.transpose(0, 1).reshape(n, H), p[a + "self_attn.o_proj.weight"])
+        h = rms_norm(x, p[a + "post_attention_layernorm.weight"], eps)
+        sparse = (config["n_routed_experts"] and l >= config["first_k_dense_replace"]
+                  and l % config["moe_layer_freq"] == 0)
+        if not sparse:
+            x = x + swiglu(h, p, a + "mlp.")
+            continue
+        scores = F.linear(h, p[a + "mlp.gate.weight"]).float().softmax(dim=-1)
+        w, idx = torch.topk(scores, config["num_experts_per_tok"], dim=-1, sorted=False)
+        if config["num_experts_per_tok"] > 1 and config["norm_topk_prob"]:
+            w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
+        y = torch.zeros_like(h)
+        for e in range(config["n_routed_experts"]):
+            rows, slot = torch.where(idx == e)
+            if len(rows):
+                y[rows] += swiglu(h[rows], p, a + f"mlp.experts.{e}.") * w[rows, slot, None]
+        if config["n_shared_experts"]:
+            y = y + swiglu(h, p, a + "mlp.shared_experts.")
+        x = x + y
+    x = rms_norm(x, p["model.norm.weight"], eps)
+    return F.linear(x, p["lm_head.weight"])
+
+
+def random_weights(config, seed):
+    """Tensors with the released names, at a scale where routing is far from uniform."""
+    g = torch.Generator().manual_seed(seed)
+    H, V, L = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
+    kv = config["num_key_value_heads"] * (H // config["num_attention_heads"])
+    p = {}
+
+    def mat(name, rows, cols):
+        p[name] = torch.randn(rows, cols, generator=g) / cols ** 0.5
+
+    def mlp(prefix, width):
+        mat(prefix + "gate_proj.weight", width, H)
+        mat(prefix + "up_proj.weight", width, H)
+        mat(prefix + "down_proj.weight", H, width)
+
+    mat("model.embed_tokens.weight", V, H)
+    mat("lm_head.weight", V, H)
+    p["model.norm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+    for l in range(L):
+        a = f"model.layers.{l}."
+        p[a + "input_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+        p[a + "post_attention_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+        mat(a + "self_attn.q_proj.weight", H, H)
+        mat(a + "self_attn.k_proj.weight", kv, H)
+        mat(a + "self_attn.v_proj.weight", kv, H)
+        mat(a + "self_attn.o_proj.weight", H, H)
+        if l < config["first_k_dense_replace"] or l % config["moe_layer_freq"]:
+            mlp(a + "mlp.", config["intermediate_size"])
+            continue
+        mat(a + "mlp.gate.weight", config["n_routed_experts"], H)
+        for e in range(config["n_routed_experts"]):
+            mlp(a + f"mlp.experts.{e}.", config["moe_intermediate_size"])
+        if config["n_shared_experts"]:
+            mlp(a + "mlp.shared_experts.", config["moe_intermediate_size"] * config["n_shared_experts"])
+    return p
