@@ -3,7 +3,7 @@
 #include <chrono>
 #include <set>
 
-#include "kernels/cpu/read_bandwidth.h"
+#include "kernels/cpu/memory_bandwidth.h"
 #include "kernels/cpu/thread_pool.h"
 #include "runtime/model/sampler.h"
 
@@ -41,6 +41,7 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
   b.decode_tokens_per_second = decode_tokens / seconds;
   b.bytes_per_token = resident_read + double(experts_used) / decode_tokens * double(w.per_expert);
   b.achieved_bandwidth = b.bytes_per_token * b.decode_tokens_per_second;
+  b.memcpy_bandwidth = cpu::measure_memcpy_bandwidth();
   b.read_bandwidth = cpu::measure_read_bandwidth(cpu::ThreadPool::global());
   return b;
 }

@@ -11,4 +11,7 @@ class ThreadPool;
 // wide loads; bytes read per second.
 double measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t{512} << 20, int repeats = 5);
 
+// Best of `repeats` single-threaded memcpy calls over a `bytes` buffer; bytes copied per second.
+double measure_memcpy_bandwidth(size_t bytes = size_t{256} << 20, int repeats = 5);
+
 }  // namespace moe::cpu

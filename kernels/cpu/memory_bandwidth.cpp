@@ -1,10 +1,11 @@
-#include "kernels/cpu/read_bandwidth.h"
+#include "kernels/cpu/memory_bandwidth.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <vector>
 
@@ -58,6 +59,19 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repeats) {
     best = std::max(best, double(n * sizeof(uint64_t)) / seconds);
   }
   return sink.load() == 42 ? best * 1.0 : best;  // the sums stay observable
+}
+
+double measure_memcpy_bandwidth(size_t bytes, int repeats) {
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  double best = 0;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    std::memcpy(dst.data(), src.data(), bytes);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, double(bytes) / seconds);
+    src[size_t(i)] = dst[bytes - 1 - size_t(i)];  // keep the copies observable
+  }
+  return best;
 }
 
 }  // namespace moe::cpu
