@@ -31,7 +31,7 @@ void run(const RunFlags& flags) {
   if (use_default && !flags.json) fmt::print(stderr, "note: running {}\n", model::default_model_description());
 
   model::LoadedModel loaded = model::load_model(dir);
-  const auto tokenizer = tokenizer::load_tokenizer(dir);
+  const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   const std::vector<int32_t> prompt = tokenizer->encode(flags.prompt);
 
   model::GenerationOptions options;
@@ -77,7 +77,7 @@ void run(const RunFlags& flags) {
 
 void setup(CLI::App& app) {
   auto flags = std::make_shared<RunFlags>();
-  app.add_option("--model,-m", flags->model, "Hugging Face model folder (default: the embedded model)");
+  app.add_option("--model,-m", flags->model, "Hugging Face model folder or expert store (default: the embedded model)");
   app.add_option("--prompt,-p", flags->prompt, "text to continue")->capture_default_str();
   app.add_option("-n,--max-new-tokens", flags->max_new_tokens, "tokens to generate")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

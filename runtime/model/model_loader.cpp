@@ -1,6 +1,9 @@
 #include "runtime/model/model_loader.h"
 
 #include "runtime/core/error.h"
+#include "offload/store/expert_store.h"
+#include "offload/store/store_format.h"
+#include "runtime/core/scratch_dir.h"
 #include "runtime/loading/checkpoint_source.h"
 
 namespace moe::model {
@@ -15,11 +18,26 @@ LoadedModel load_model(const loading::ModelConfig& config, std::shared_ptr<const
 }
 
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options) {
-  MOE_CHECK(std::filesystem::is_directory(dir), ErrorCode::kNotFound, "{} is not a model folder", dir.string());
+  if (std::filesystem::is_regular_file(dir) && offload::looks_like_store(dir)) {
+    auto store = offload::ExpertStore::open(dir);
+    const auto config_text = store->file("config.json");
+    MOE_CHECK(config_text.has_value(), ErrorCode::kCorrupt, "{} holds no config.json", dir.string());
+    const loading::ModelConfig config = loading::parse_model_config(*config_text, dir.string() + ":config.json");
+    auto files = std::make_shared<ScratchDir>("moe-store");
+    store->extract_files(files->path());
+    LoadedModel model = load_model(config, std::make_shared<offload::StoreWeightSource>(std::move(store)), options);
+    model.path = dir;
+    model.files_dir = files->path();
+    model.files_keepalive = std::move(files);
+    return model;
+  }
+  MOE_CHECK(std::filesystem::is_directory(dir), ErrorCode::kNotFound, "{} is not a model folder or an expert store",
+            dir.string());
   const loading::ModelConfig config = loading::load_model_config(dir);
   auto source = std::make_shared<loading::CheckpointSource>(loading::Checkpoint::open(dir));
   LoadedModel model = load_model(config, std::move(source), options);
   model.path = dir;
+  model.files_dir = dir;
   return model;
 }
 

@@ -15,10 +15,14 @@ struct LoadedModel {
   loading::ModelConfig config;
   std::shared_ptr<const loading::WeightSource> source;  // keeps mapped weights alive
   std::unique_ptr<Transformer> transformer;
+  // Where config.json and the tokenizer files are: the folder itself, or a scratch folder
+  // holding the files embedded in an expert store (kept while the model lives).
+  std::filesystem::path files_dir;
+  std::shared_ptr<const void> files_keepalive;
 };
 
-// `dir` is a Hugging Face folder (config.json + safetensors).
-LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options = {});
+// `path` is a Hugging Face folder (config.json + safetensors) or an expert store (`moe pack`).
+LoadedModel load_model(const std::filesystem::path& path, const LoadOptions& options = {});
 
 // Builds the transformer over an already opened weight source (an expert store, a test's
 // in-memory source).

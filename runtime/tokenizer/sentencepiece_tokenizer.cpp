@@ -1,19 +1,52 @@
 #include "runtime/tokenizer/sentencepiece_tokenizer.h"
 
-#include <sentencepiece_processor.h>
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "runtime/core/error.h"
+#include "runtime/tokenizer/sentencepiece_api.h"
 
 namespace moe::tokenizer {
 namespace {
 
+// Where the module is: $MOE_SENTENCEPIECE_SHIM, beside the executable, or where the build put it.
+std::vector<std::string> shim_candidates() {
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("MOE_SENTENCEPIECE_SHIM"); env && *env) out.emplace_back(env);
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) out.push_back((exe.parent_path() / "libmoe_sentencepiece_shim.so").string());
+  out.emplace_back(MOE_SENTENCEPIECE_SHIM_PATH);
+  return out;
+}
+
+SentencePieceFactory load_factory() {
+  static SentencePieceFactory factory = [] {
+    std::string tried;
+    for (const std::string& path : shim_candidates()) {
+      if (!std::filesystem::exists(path)) continue;
+      void* module = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (!module) {
+        tried += std::string(" ") + ::dlerror();
+        continue;
+      }
+      if (void* symbol = ::dlsym(module, kSentencePieceFactorySymbol)) return reinterpret_cast<SentencePieceFactory>(symbol);
+    }
+    fail(ErrorCode::kUnsupported, "SentencePiece support is not available (libmoe_sentencepiece_shim.so not found{})", tried);
+    return SentencePieceFactory{};
+  }();
+  return factory;
+}
+
 class SentencePieceTokenizer final : public Tokenizer {
  public:
-  SentencePieceTokenizer(const std::filesystem::path& file, const SpecialTokenConfig& special) {
-    const auto status = processor_.Load(file.string());
-    MOE_CHECK(status.ok(), ErrorCode::kCorrupt, "{} is not a SentencePiece model: {}", file.string(), status.ToString());
-    if (processor_.bos_id() >= 0) bos_ = processor_.bos_id();
-    if (processor_.eos_id() >= 0) eos_ = processor_.eos_id();
+  SentencePieceTokenizer(const std::filesystem::path& file, const SpecialTokenConfig& special) : sp_(load_factory()()) {
+    const std::string error = sp_->load(file.string());
+    MOE_CHECK(error.empty(), ErrorCode::kCorrupt, "{} is not a SentencePiece model: {}", file.string(), error);
+    if (sp_->bos_id() >= 0) bos_ = sp_->bos_id();
+    if (sp_->eos_id() >= 0) eos_ = sp_->eos_id();
     if (special.bos_token) bos_ = token_id(*special.bos_token);
     if (special.eos_token) eos_ = token_id(*special.eos_token);
     add_bos_ = special.add_bos_token.value_or(true) && bos_.has_value();
@@ -21,8 +54,8 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const override {
     std::vector<int> ids;
-    const auto status = processor_.Encode(text, &ids);
-    MOE_CHECK(status.ok(), ErrorCode::kInvalidArgument, "cannot tokenise the text: {}", status.ToString());
+    const std::string error = sp_->encode(text, ids);
+    MOE_CHECK(error.empty(), ErrorCode::kInvalidArgument, "cannot tokenise the text: {}", error);
     std::vector<int32_t> out;
     if (add_special_tokens && add_bos_) out.push_back(*bos_);
     out.insert(out.end(), ids.begin(), ids.end());
@@ -32,27 +65,27 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::string decode_bytes(std::span<const int32_t> ids, bool skip_special_tokens) const override {
     std::vector<int> kept;
     for (int32_t id : ids) {
-      if (id < 0 || id >= processor_.GetPieceSize()) continue;
-      if (skip_special_tokens && processor_.IsControl(id)) continue;
+      if (id < 0 || id >= sp_->piece_size()) continue;
+      if (skip_special_tokens && sp_->is_control(id)) continue;
       kept.push_back(id);
     }
     std::string text;
-    const auto status = processor_.Decode(kept, &text);
-    MOE_CHECK(status.ok(), ErrorCode::kInvalidArgument, "cannot decode ids: {}", status.ToString());
+    const std::string error = sp_->decode(kept, text);
+    MOE_CHECK(error.empty(), ErrorCode::kInvalidArgument, "cannot decode ids: {}", error);
     return text;
   }
 
-  int32_t vocab_size() const override { return processor_.GetPieceSize(); }
+  int32_t vocab_size() const override { return sp_->piece_size(); }
   std::optional<int32_t> token_id(std::string_view token) const override {
-    const int id = processor_.PieceToId(token);
-    if (id == processor_.unk_id() && processor_.IdToPiece(id) != token) return std::nullopt;
+    const int id = sp_->piece_to_id(token);
+    if (id == sp_->unk_id() && sp_->id_to_piece(id) != token) return std::nullopt;
     return id;
   }
   std::optional<int32_t> bos_token_id() const override { return bos_; }
   std::optional<int32_t> eos_token_id() const override { return eos_; }
 
  private:
-  sentencepiece::SentencePieceProcessor processor_;
+  std::unique_ptr<SentencePieceApi> sp_;
   std::optional<int32_t> bos_, eos_;
   bool add_bos_ = true;
 };

@@ -1,0 +1,86 @@
+#include "offload/store/expert_store.h"
+
+#include <fstream>
+
+#include "offload/store/store_format.h"
+#include "runtime/core/error.h"
+
+namespace moe::offload {
+
+std::shared_ptr<const ExpertStore> ExpertStore::open(const std::filesystem::path& path) {
+  auto s = std::shared_ptr<ExpertStore>(new ExpertStore());
+  s->path_ = path;
+  s->file_ = MappedFile::open(path);
+  const auto bytes = s->file_->bytes();
+  const StoreHeader header = decode_header(bytes, bytes.size(), path.string());
+  s->manifest_ = decode_manifest(bytes, header, path.string());
+  for (int i = 0; i < s->manifest_.resident_size(); ++i) s->resident_.emplace(s->manifest_.resident(i).name(), i);
+  const std::string native = s->manifest_.formats_size() > 0 ? s->manifest_.formats(0) : "";
+  for (int i = 0; i < s->manifest_.experts_size(); ++i) {
+    const auto& e = s->manifest_.experts(i);
+    MOE_CHECK(s->blobs_.emplace(std::make_pair(ExpertKey{e.layer(), e.expert()}, e.format()), i).second, ErrorCode::kCorrupt,
+              "{}: expert ({}, {}) {} appears twice", path.string(), e.layer(), e.expert(), e.format());
+    if (e.format() == native)
+      for (int m = 0; m < e.matrices_size(); ++m) s->expert_tensors_.emplace(e.matrices(m).name(), Piece{i, m});
+  }
+  return s;
+}
+
+std::optional<std::string> ExpertStore::file(std::string_view name) const {
+  for (const auto& f : manifest_.files())
+    if (f.name() == name) {
+      const auto b = file_->bytes().subspan(size_t(f.offset()), size_t(f.nbytes()));
+      return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+    }
+  return std::nullopt;
+}
+
+void ExpertStore::extract_files(const std::filesystem::path& dir) const {
+  std::filesystem::create_directories(dir);
+  for (const auto& f : manifest_.files()) {
+    const std::string name = f.name();
+    MOE_CHECK(name.find('/') == std::string::npos && name != ".." && name != "." && !name.empty(), ErrorCode::kCorrupt,
+              "{}: embedded file name '{}' is not a plain name", path_.string(), name);
+    std::ofstream out(dir / name, std::ios::binary | std::ios::trunc);
+    const std::string bytes = *file(name);
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+    MOE_CHECK(out.good(), ErrorCode::kIo, "cannot write {}", (dir / name).string());
+  }
+}
+
+const store::ExpertBlob* ExpertStore::blob(ExpertKey key, std::string_view format) const {
+  const auto it = blobs_.find({key, std::string(format)});
+  return it == blobs_.end() ? nullptr : &manifest_.experts(it->second);
+}
+
+std::span<const std::byte> ExpertStore::mapped(const store::ExpertBlob& b) const {
+  return file_->bytes().subspan(size_t(b.offset()), size_t(b.nbytes()));
+}
+
+bool ExpertStore::has_tensor(std::string_view name) const {
+  return resident_.find(name) != resident_.end() || expert_tensors_.find(name) != expert_tensors_.end();
+}
+
+Tensor ExpertStore::tensor(std::string_view name) const {
+  if (const auto it = resident_.find(name); it != resident_.end()) {
+    const auto& t = manifest_.resident(it->second);
+    DType dtype;
+    MOE_CHECK(parse_dtype(t.dtype(), &dtype), ErrorCode::kCorrupt, "{}: tensor '{}' has unknown dtype '{}'", path_.string(),
+              name, t.dtype());
+    Shape shape(t.shape().begin(), t.shape().end());
+    MOE_CHECK(shape_numel(shape) >= 0 && dtype_bytes(dtype, size_t(shape_numel(shape))) == t.nbytes(), ErrorCode::kCorrupt,
+              "{}: tensor '{}' has {} bytes for shape {}", path_.string(), name, t.nbytes(), shape_to_string(shape));
+    return Tensor::view(file_->bytes().data() + t.offset(), dtype, std::move(shape), file_);
+  }
+  const auto it = expert_tensors_.find(name);
+  MOE_CHECK(it != expert_tensors_.end(), ErrorCode::kNotFound, "{} has no tensor '{}'", path_.string(), name);
+  const auto& blob = manifest_.experts(it->second.blob);
+  const auto& piece = blob.matrices(it->second.matrix);
+  DType dtype;
+  MOE_CHECK(parse_dtype(blob.format(), &dtype), ErrorCode::kCorrupt, "{}: bad format '{}'", path_.string(), blob.format());
+  MOE_CHECK(dtype_bytes(dtype, size_t(piece.rows() * piece.cols())) == piece.data_bytes(), ErrorCode::kCorrupt,
+            "{}: matrix '{}' has the wrong size", path_.string(), name);
+  return Tensor::view(file_->bytes().data() + blob.offset() + piece.data_offset(), dtype, {piece.rows(), piece.cols()}, file_);
+}
+
+}  // namespace moe::offload

@@ -1,0 +1,67 @@
+#pragma once
+// An opened expert store: its manifest, the embedded files, the resident tensors (viewed through
+// mmap), and where each (layer, expert, format) blob lies, for the reader.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "offload/proto/store.pb.h"
+#include "offload/store/expert_key.h"
+#include "runtime/core/mapped_file.h"
+#include "runtime/core/tensor.h"
+#include "runtime/loading/weight_source.h"
+
+namespace moe::offload {
+
+class ExpertStore {
+ public:
+  // Throws moe::Error (kNotFound, kCorrupt) naming the file.
+  static std::shared_ptr<const ExpertStore> open(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return path_; }
+  const store::StoreManifest& manifest() const { return manifest_; }
+  uint64_t file_size() const { return file_->bytes().size(); }
+
+  // An embedded file (config.json, tokenizer.json, ...), or nullopt.
+  std::optional<std::string> file(std::string_view name) const;
+  // Writes the embedded files to `dir` (created), so folder-based loaders can read them.
+  void extract_files(const std::filesystem::path& dir) const;
+
+  // The blob of an expert in a format ("bf16", "int4:g128"); null when absent.
+  const store::ExpertBlob* blob(ExpertKey key, std::string_view format) const;
+  // Its bytes through the mapping (no checksum check: the reader checks).
+  std::span<const std::byte> mapped(const store::ExpertBlob& blob) const;
+
+  bool has_tensor(std::string_view name) const;
+  // Resident tensors and the matrices of native-format experts, viewing the mapping.
+  Tensor tensor(std::string_view name) const;
+
+ private:
+  std::filesystem::path path_;
+  std::shared_ptr<const MappedFile> file_;
+  store::StoreManifest manifest_;
+  std::map<std::string, int, std::less<>> resident_;  // name -> index in manifest.resident
+  struct Piece {
+    int blob;
+    int matrix;
+  };
+  std::map<std::string, Piece, std::less<>> expert_tensors_;  // native format only
+  std::map<std::pair<ExpertKey, std::string>, int> blobs_;
+};
+
+// The store as the model loader's weight source.
+class StoreWeightSource final : public loading::WeightSource {
+ public:
+  explicit StoreWeightSource(std::shared_ptr<const ExpertStore> store) : store_(std::move(store)) {}
+  bool has(std::string_view name) const override { return store_->has_tensor(name); }
+  Tensor tensor(std::string_view name) const override { return store_->tensor(name); }
+  std::string describe() const override { return store_->path().string(); }
+
+ private:
+  std::shared_ptr<const ExpertStore> store_;
+};
+
+}  // namespace moe::offload

@@ -1,0 +1,85 @@
+#include "offload/store/store_format.h"
+
+#include <xxhash.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "runtime/core/error.h"
+
+namespace moe::offload {
+namespace {
+
+void put64(std::string& s, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s[at + size_t(i)] = char((v >> (8 * i)) & 0xFF);
+}
+
+uint64_t get64(std::span<const std::byte> b, size_t at) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | std::to_integer<uint64_t>(b[at + size_t(i)]);
+  return v;
+}
+
+bool inside(uint64_t offset, uint64_t bytes, uint64_t file_size) { return offset <= file_size && bytes <= file_size - offset; }
+
+}  // namespace
+
+uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+std::string encode_header(const StoreHeader& h) {
+  std::string s(kHeaderBytes, '\0');
+  std::memcpy(s.data(), kStoreMagic, 8);
+  put64(s, 8, h.version);
+  put64(s, 16, h.manifest_offset);
+  put64(s, 24, h.manifest_bytes);
+  put64(s, 32, h.manifest_xxh64);
+  return s;
+}
+
+StoreHeader decode_header(std::span<const std::byte> b, uint64_t file_size, std::string_view source) {
+  MOE_CHECK(b.size() >= kHeaderBytes && file_size >= kHeaderBytes, ErrorCode::kCorrupt, "{} is too short to be an expert store",
+            source);
+  MOE_CHECK(std::memcmp(b.data(), kStoreMagic, 8) == 0, ErrorCode::kCorrupt, "{} is not an expert store (bad magic)", source);
+  StoreHeader h;
+  h.version = static_cast<uint32_t>(get64(b, 8));
+  h.manifest_offset = get64(b, 16);
+  h.manifest_bytes = get64(b, 24);
+  h.manifest_xxh64 = get64(b, 32);
+  MOE_CHECK(h.version == kStoreVersion, ErrorCode::kUnsupported, "{} has store version {}; this engine reads {}", source,
+            h.version, kStoreVersion);
+  MOE_CHECK(h.manifest_bytes <= kManifestLimit && inside(h.manifest_offset, h.manifest_bytes, file_size) &&
+                h.manifest_offset >= kHeaderBytes,
+            ErrorCode::kCorrupt, "{}: the manifest lies outside the file (truncated store?)", source);
+  return h;
+}
+
+store::StoreManifest decode_manifest(std::span<const std::byte> file, const StoreHeader& h, std::string_view source) {
+  const auto bytes = file.subspan(size_t(h.manifest_offset), size_t(h.manifest_bytes));
+  MOE_CHECK(XXH64(bytes.data(), bytes.size(), 0) == h.manifest_xxh64, ErrorCode::kCorrupt, "{}: the manifest checksum does not match",
+            source);
+  store::StoreManifest m;
+  MOE_CHECK(m.ParseFromArray(bytes.data(), int(bytes.size())), ErrorCode::kCorrupt, "{}: the manifest does not parse", source);
+  const uint64_t end = h.manifest_offset;  // every piece lies before the manifest
+  for (const auto& f : m.files())
+    MOE_CHECK(inside(f.offset(), f.nbytes(), end), ErrorCode::kCorrupt, "{}: file '{}' lies outside the store", source, f.name());
+  for (const auto& t : m.resident())
+    MOE_CHECK(inside(t.offset(), t.nbytes(), end), ErrorCode::kCorrupt, "{}: tensor '{}' lies outside the store", source, t.name());
+  for (const auto& e : m.experts()) {
+    MOE_CHECK(e.offset() % kBlobAlignment == 0 && inside(e.offset(), align_up(e.nbytes(), kBlobAlignment), end),
+              ErrorCode::kCorrupt, "{}: expert ({}, {}) {} is misplaced", source, e.layer(), e.expert(), e.format());
+    MOE_CHECK(e.matrices_size() == 3, ErrorCode::kCorrupt, "{}: expert ({}, {}) {} needs three matrices", source, e.layer(),
+              e.expert(), e.format());
+    for (const auto& p : e.matrices())
+      MOE_CHECK(inside(p.data_offset(), p.data_bytes(), e.nbytes()) && inside(p.scales_offset(), p.scales_bytes(), e.nbytes()),
+                ErrorCode::kCorrupt, "{}: matrix '{}' lies outside its blob", source, p.name());
+  }
+  return m;
+}
+
+bool looks_like_store(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  return in.read(magic, 8) && std::memcmp(magic, kStoreMagic, 8) == 0;
+}
+
+}  // namespace moe::offload

@@ -1,0 +1,43 @@
+#pragma once
+// `moe pack`: writes a Hugging Face checkpoint folder as one expert store file (see
+// store_format.h): embedded config and tokenizer files, resident tensors byte for byte, and
+// every (layer, expert, format) blob 4 KiB aligned with its xxhash64.
+#include <array>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+
+namespace moe::offload {
+
+struct StoreLayout {
+  int num_layers = 0;
+  int num_experts = 0;
+  std::vector<bool> sparse;  // per layer
+  // Hugging Face names of an expert's gate, up and down matrices.
+  std::function<std::array<std::string, 3>(int layer, int expert)> expert_names;
+};
+
+struct PackOptions {
+  // The checkpoint's own dtype is always stored (runs from the store are then bit-identical);
+  // int8/int4 formats are added beside it.
+  std::vector<QuantFormat> extra_formats;
+};
+
+struct PackSummary {
+  uint64_t file_bytes = 0;
+  uint64_t resident_bytes = 0;
+  std::vector<std::pair<std::string, uint64_t>> format_bytes;  // per format, all experts
+};
+
+// Writes `<out>.partial` and renames it to `out` only when complete; on any error the partial
+// file is removed. Throws moe::Error naming what failed.
+PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesystem::path& out, const StoreLayout& layout,
+                       const PackOptions& options);
+
+// "bf16" / "int8:g128" names of formats inside stores.
+std::string store_format_name(const QuantFormat& format);
+
+}  // namespace moe::offload
