@@ -96,9 +96,10 @@ void ExpertReader::finish(uint64_t tag, const Error* error) {
   if (job.callback) job.callback({job.blob->layer(), job.blob->expert()}, job.blob->format(), error);
 }
 
-void ExpertReader::wait_all() {
+void ExpertReader::wait(bool all) {
   std::vector<IoCompletion> completions;
-  while (in_flight_ > 0 || !queued_.empty()) {
+  const size_t pending_before = jobs_.size();
+  while ((in_flight_ > 0 || !queued_.empty()) && (all || jobs_.size() == pending_before)) {
     pump();
     completions.clear();
     backend_->wait(completions);

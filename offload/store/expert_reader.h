@@ -43,7 +43,10 @@ class ExpertReader {
   // experts throw at once; I/O outcomes arrive through `done` during wait_all().
   void submit(ExpertKey key, std::string_view format, std::byte* dst, Callback done);
   // Runs until every queued read has completed or failed, calling the callbacks.
-  void wait_all();
+  void wait_all() { wait(/*all=*/true); }
+  // Handles at least one completion (when anything is outstanding), calling its callback.
+  void wait_some() { wait(/*all=*/false); }
+  size_t pending() const { return jobs_.size(); }
   // One blocking read; throws the error a callback would have seen.
   void read(ExpertKey key, std::string_view format, std::byte* dst);
 
@@ -60,6 +63,7 @@ class ExpertReader {
     int retries = 0;
     Callback callback;
   };
+  void wait(bool all);
   void pump();
   void issue(uint64_t tag);
   void finish(uint64_t tag, const Error* error);
