@@ -9,7 +9,7 @@
 #include <unordered_map>
 
 #include "offload/proto/store.pb.h"
-#include "offload/store/expert_key.h"
+#include "offload/cache/expert_key.h"
 #include "runtime/core/mapped_file.h"
 #include "runtime/core/tensor.h"
 #include "runtime/loading/weight_source.h"
