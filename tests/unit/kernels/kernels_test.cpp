@@ -6,7 +6,9 @@
 #include <cstring>
 #include <random>
 
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/combine.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/quantize.h"
@@ -170,6 +172,92 @@ TEST(Rope, DefaultFrequenciesAndRotation) {
     EXPECT_NEAR(std::hypot(v[size_t(i)], v[size_t(i + 4)]), std::hypot(before[size_t(i)], before[size_t(i + 4)]), 1e-5);
   p.type = "no-such-scaling";
   EXPECT_THROW(make_rope_table(p, 16), Error);
+}
+
+float from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// Expected bits come from transformers 5.23 / torch 2.15 on CPU:
+//   cfg = LlamaConfig(hidden_size=1024, num_attention_heads=8, max_position_embeddings=16384,
+//                     rope_parameters={...as below...})
+//   inv_freq, scaling = ROPE_INIT_FUNCTIONS[rope_type](cfg, "cpu")
+// Indices cover the unscaled band, the ramp / smoothing band and the fully scaled band.
+TEST(Rope, YarnMatchesTransformersBits) {
+  RopeParams p;  // rope_theta 10000, factor 4, original 4096, beta_fast 32, beta_slow 1
+  p.rotary_dim = 128;
+  p.type = "yarn";
+  p.factor = 4;
+  p.original_max_position_embeddings = 4096;
+  p.max_position_embeddings = 16384;
+  const RopeTable t = make_rope_table(p, 0);
+  ASSERT_EQ(t.inv_freq.size(), 64u);
+  const std::pair<int, uint32_t> expected[] = {{0, 0x3f800000}, {16, 0x3dcccccd}, {20, 0x3d6655c2}, {30, 0x3c1b75ba},
+                                               {33, 0x3bb15978}, {34, 0x3b927d78}, {40, 0x3aaf5c08}, {63, 0x37f22ce2}};
+  for (const auto& [i, bits] : expected) EXPECT_EQ(t.inv_freq[size_t(i)], from_bits(bits)) << "index " << i;
+  EXPECT_FLOAT_EQ(t.attention_scaling, 1.138629436111989f);  // 0.1 * ln(4) + 1
+}
+
+TEST(Rope, Llama3MatchesTransformersBits) {
+  RopeParams p;  // rope_theta 500000, factor 8, low 1, high 4, original 8192
+  p.rotary_dim = 128;
+  p.type = "llama3";
+  p.theta = 500000;
+  p.factor = 8;
+  p.original_max_position_embeddings = 8192;
+  const RopeTable t = make_rope_table(p, 0);
+  const std::pair<int, uint32_t> expected[] = {{0, 0x3f800000}, {16, 0x3d1a08c8}, {20, 0x3c87a9c3}, {30, 0x3ab3d11d},
+                                               {33, 0x39a3f108}, {34, 0x393b2dd2}, {40, 0x380fc8f8}, {63, 0x34a4c2ff}};
+  for (const auto& [i, bits] : expected) EXPECT_EQ(t.inv_freq[size_t(i)], from_bits(bits)) << "index " << i;
+  EXPECT_EQ(t.attention_scaling, 1.0f);
+}
+
+TEST(Activation, MatchesTheirFormulas) {
+  const auto g = random_floats(64, 20, 6.0f), u = random_floats(64, 21, 2.0f);
+  std::vector<float> out(64), ge = g, gt = g;
+  silu_mul(g.data(), u.data(), out.data(), 64);
+  gelu(ge.data(), 64);
+  gelu_tanh(gt.data(), 64);
+  for (size_t i = 0; i < 64; ++i) {
+    const double x = g[i];
+    EXPECT_NEAR(out[i], x / (1 + std::exp(-x)) * u[i], 1e-5 * (1 + std::fabs(out[i])));
+    EXPECT_NEAR(ge[i], 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))), 1e-5 * (1 + std::fabs(x)));
+    const double inner = std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x);
+    EXPECT_NEAR(gt[i], 0.5 * x * (1 + std::tanh(inner)), 1e-5 * (1 + std::fabs(x)));
+  }
+  EXPECT_FLOAT_EQ(sigmoid(0.0f), 0.5f);
+}
+
+TEST(Combine, AxpyRoundsTheProductBeforeTheAdd) {
+  const auto x = random_floats(33, 22);
+  auto y = random_floats(33, 23);
+  const auto y0 = y;
+  axpy(y.data(), x.data(), 0.3f, 33);
+  for (size_t i = 0; i < 33; ++i) {
+    const float product = 0.3f * x[i];
+    EXPECT_EQ(y[i], y0[i] + product);
+  }
+  add(y.data(), x.data(), 33);
+  EXPECT_EQ(y[5], (y0[5] + 0.3f * x[5]) + x[5]);
+}
+
+TEST(Router, SoftmaxSumsToOneAndRenormalizes) {
+  std::vector<float> rows = {1000.0f, 1001.0f, 999.0f, 0.0f, 0.0f, 0.0f};  // large logits must not overflow
+  softmax_rows(rows.data(), 2, 3);
+  EXPECT_NEAR(rows[0] + rows[1] + rows[2], 1.0, 1e-6);
+  EXPECT_NEAR(rows[1], 1 / (1 + std::exp(-1.0) + std::exp(-2.0)), 1e-6);
+  EXPECT_FLOAT_EQ(rows[3], 1.0f / 3);
+  float w[] = {0.2f, 0.6f};
+  renormalize(w, 2);
+  EXPECT_FLOAT_EQ(w[0], 0.25f);
+  const float tied[] = {0.5f, 0.5f, 0.1f};
+  int32_t ids[2];
+  float values[2];
+  top_k(tied, 3, 2, ids, values);
+  EXPECT_EQ(ids[0], 0);
+  EXPECT_EQ(ids[1], 1);
 }
 
 TEST(Attention, PrefillEqualsDecodeAndMatchesSoftmax) {

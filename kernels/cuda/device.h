@@ -1,0 +1,16 @@
+#pragma once
+// Whether a CUDA device can run here, and the one error conversion the host side uses.
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+namespace moe::cuda {
+
+// Number of usable devices; 0 (never an error) when there is no driver or no GPU.
+int device_count();
+// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)" for device `index`.
+std::string describe_device(int index);
+// Throws moe::Error(kCuda) naming `what` when `status` is not cudaSuccess.
+void check(cudaError_t status, const char* what);
+
+}  // namespace moe::cuda

@@ -1,0 +1,132 @@
+#include "kernels/cuda/expert_gemv.h"
+
+#include <cuda_bf16.h>
+
+namespace moe::cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kRowsPerBlock = 4;  // one warp per output row
+
+// Each lane loads 16 bytes of the row per step: 8 bf16, 16 int8 or 32 int4 values.
+template <WeightFormat F>
+struct Traits;
+template <>
+struct Traits<WeightFormat::kBF16> {
+  static constexpr int kValues = 8;
+};
+template <>
+struct Traits<WeightFormat::kInt8> {
+  static constexpr int kValues = 16;
+};
+template <>
+struct Traits<WeightFormat::kInt4> {
+  static constexpr int kValues = 32;
+};
+
+template <WeightFormat F>
+__device__ inline void unpack(const uint4& raw, float scale, float* out) {
+  if constexpr (F == WeightFormat::kBF16) {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = __uint_as_float(words[i] << 16);
+      out[2 * i + 1] = __uint_as_float(words[i] & 0xFFFF0000u);
+    }
+  } else if constexpr (F == WeightFormat::kInt8) {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int b = 0; b < 4; ++b) out[4 * i + b] = float(int8_t((words[i] >> (8 * b)) & 0xFF)) * scale;
+  } else {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+        const int q = int((words[i] >> (4 * n)) & 0xF);
+        out[8 * i + n] = float((q ^ 8) - 8) * scale;
+      }
+  }
+}
+
+template <WeightFormat F, int M>
+__global__ void __launch_bounds__(kWarp * kRowsPerBlock)
+    gemv_kernel(const uint8_t* __restrict__ w, const float* __restrict__ scales, int64_t rows, int64_t cols, int group,
+                const float* __restrict__ x, float* __restrict__ y) {
+  constexpr int V = Traits<F>::kValues;
+  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= rows) return;
+  const int64_t row_bytes = F == WeightFormat::kBF16 ? cols * 2 : F == WeightFormat::kInt8 ? cols : cols / 2;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + row * row_bytes);
+  const int64_t steps = cols / V;  // 16-byte chunks in the row
+  float acc[M];
+#pragma unroll
+  for (int t = 0; t < M; ++t) acc[t] = 0.0f;
+  for (int64_t s = lane; s < steps; s += kWarp) {
+    const uint4 raw = __ldg(wr + s);
+    const int64_t c0 = s * V;
+    const float scale = F == WeightFormat::kBF16 ? 1.0f : __ldg(scales + (row * cols + c0) / group);
+    float wv[V];
+    unpack<F>(raw, scale, wv);
+#pragma unroll
+    for (int t = 0; t < M; ++t) {
+      const float4* xv = reinterpret_cast<const float4*>(x + t * cols + c0);
+#pragma unroll
+      for (int i = 0; i < V / 4; ++i) {
+        const float4 xx = __ldg(xv + i);
+        acc[t] = fmaf(xx.x, wv[4 * i], acc[t]);
+        acc[t] = fmaf(xx.y, wv[4 * i + 1], acc[t]);
+        acc[t] = fmaf(xx.z, wv[4 * i + 2], acc[t]);
+        acc[t] = fmaf(xx.w, wv[4 * i + 3], acc[t]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < M; ++t) {
+    float v = acc[t];
+#pragma unroll
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    if (lane == 0) y[t * rows + row] = v;
+  }
+}
+
+template <WeightFormat F>
+cudaError_t launch(const DeviceWeights& w, const float* x, int m, float* y, cudaStream_t stream) {
+  const dim3 grid(unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock)), block(kWarp * kRowsPerBlock);
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  switch (m) {
+#define MOE_GEMV_CASE(M) \
+  case M: gemv_kernel<F, M><<<grid, block, 0, stream>>>(data, w.scales, w.rows, w.cols, w.group_size, x, y); break;
+    MOE_GEMV_CASE(1)
+    MOE_GEMV_CASE(2)
+    MOE_GEMV_CASE(3)
+    MOE_GEMV_CASE(4)
+    MOE_GEMV_CASE(5)
+    MOE_GEMV_CASE(6)
+    MOE_GEMV_CASE(7)
+    MOE_GEMV_CASE(8)
+#undef MOE_GEMV_CASE
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t expert_gemv(const DeviceWeights& w, const float* x, int m, float* y, cudaStream_t stream) {
+  const int values = w.format == WeightFormat::kBF16 ? 8 : w.format == WeightFormat::kInt8 ? 16 : 32;
+  if (w.data == nullptr || w.rows <= 0 || w.cols <= 0 || w.cols % values != 0) return cudaErrorInvalidValue;
+  if (w.format != WeightFormat::kBF16 && (w.scales == nullptr || w.group_size < values || w.group_size % values != 0))
+    return cudaErrorInvalidValue;
+  switch (w.format) {
+    case WeightFormat::kBF16: return launch<WeightFormat::kBF16>(w, x, m, y, stream);
+    case WeightFormat::kInt8: return launch<WeightFormat::kInt8>(w, x, m, y, stream);
+    case WeightFormat::kInt4: return launch<WeightFormat::kInt4>(w, x, m, y, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace moe::cuda

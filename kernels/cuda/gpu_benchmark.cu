@@ -1,0 +1,143 @@
+#include "kernels/cuda/gpu_benchmark.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/expert_gemv.h"
+#include "runtime/core/error.h"
+
+namespace moe::cuda {
+namespace {
+
+// Median of `repeats` event-timed runs of `work` after two warm-ups, in seconds.
+double median_seconds(const std::function<void()>& work, int repeats, cudaStream_t stream) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  for (int i = 0; i < 2; ++i) work();
+  std::vector<float> ms;
+  for (int i = 0; i < repeats; ++i) {
+    check(cudaEventRecord(start, stream), "cudaEventRecord");
+    work();
+    check(cudaEventRecord(stop, stream), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float t = 0;
+    check(cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
+    ms.push_back(t);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2] / 1e3;
+}
+
+struct Device {
+  explicit Device(size_t bytes) { check(cudaMalloc(&ptr, bytes), "cudaMalloc"); }
+  ~Device() { cudaFree(ptr); }
+  void* ptr = nullptr;
+};
+
+}  // namespace
+
+GpuBenchmark run_gpu_benchmark(int64_t rows, int64_t cols, int repeats) {
+  MOE_CHECK(device_count() > 0, ErrorCode::kCuda, "no CUDA device is present");
+  GpuBenchmark b;
+  b.device = describe_device(0);
+  cudaStream_t stream;
+  check(cudaStreamCreate(&stream), "cudaStreamCreate");
+
+  // Ceiling 1: a large device-to-device copy, counting bytes read and written.
+  const size_t copy_bytes = size_t(1) << 30;
+  Device src(copy_bytes), dst(copy_bytes);
+  check(cudaMemset(src.ptr, 1, copy_bytes), "cudaMemset");
+  const double d2d = 2.0 * double(copy_bytes) /
+                     median_seconds([&] { check(cudaMemcpyAsync(dst.ptr, src.ptr, copy_bytes, cudaMemcpyDeviceToDevice, stream), "copy"); },
+                                    repeats, stream);
+
+  // Expert GEMV over several weight matrices in turn, so no run finds its weights in L2.
+  constexpr int kSets = 4;
+  std::mt19937 rng(1);
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+  Device dx(x.size() * sizeof(float)), dy(size_t(rows) * sizeof(float));
+  check(cudaMemcpy(dx.ptr, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+  struct Format {
+    const char* name;
+    WeightFormat format;
+    size_t bytes;
+  };
+  const int group = 128;
+  const size_t scales_bytes = size_t(rows * cols / group) * sizeof(float);
+  for (const Format f : {Format{"gemv bf16", WeightFormat::kBF16, size_t(rows * cols * 2)},
+                         Format{"gemv int8 g128", WeightFormat::kInt8, size_t(rows * cols) + scales_bytes},
+                         Format{"gemv int4 g128", WeightFormat::kInt4, size_t(rows * cols / 2) + scales_bytes}}) {
+    std::vector<std::unique_ptr<Device>> weights;
+    std::vector<uint8_t> random_bytes(f.bytes);
+    for (auto& v : random_bytes) v = uint8_t(rng() & 0x3F);  // small values: finite bf16, any int
+    for (int s = 0; s < kSets; ++s) {
+      weights.push_back(std::make_unique<Device>(f.bytes));
+      check(cudaMemcpy(weights.back()->ptr, random_bytes.data(), f.bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+    }
+    int set = 0;
+    const double seconds = median_seconds(
+        [&] {
+          auto* base = static_cast<uint8_t*>(weights[size_t(set++ % kSets)]->ptr);
+          const size_t data_bytes = f.format == WeightFormat::kBF16 ? f.bytes : f.bytes - scales_bytes;
+          const DeviceWeights w{base, f.format == WeightFormat::kBF16 ? nullptr : reinterpret_cast<const float*>(base + data_bytes),
+                                f.format, rows, cols, f.format == WeightFormat::kBF16 ? 0 : group};
+          check(expert_gemv(w, static_cast<float*>(dx.ptr), 1, static_cast<float*>(dy.ptr), stream), "expert_gemv");
+        },
+        repeats, stream);
+    b.rows.push_back({f.name, double(f.bytes) / seconds, d2d, "device-to-device copy (read + write)"});
+  }
+
+  // Ceiling 2: one raw pinned host-to-device copy of an expert's bytes; the engine's way is
+  // chunks alternating over two copy streams, so a wrong prefetch can stop between chunks.
+  const size_t expert_bytes = size_t(3 * rows * cols * 2);  // gate, up, down in bf16
+  void* pinned = nullptr;
+  check(cudaHostAlloc(&pinned, expert_bytes, cudaHostAllocDefault), "cudaHostAlloc");
+  std::memset(pinned, 1, expert_bytes);
+  Device dexpert(expert_bytes);
+  const double raw = double(expert_bytes) /
+                     median_seconds([&] { check(cudaMemcpyAsync(dexpert.ptr, pinned, expert_bytes, cudaMemcpyHostToDevice, stream), "copy"); },
+                                    repeats, stream);
+  cudaStream_t copy[2];
+  cudaEvent_t done[2];
+  for (int i = 0; i < 2; ++i) {
+    check(cudaStreamCreateWithFlags(&copy[i], cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming), "cudaEventCreate");
+  }
+  const size_t chunk = size_t(8) << 20;
+  const auto chunked_copy = [&] {
+    cudaEvent_t begin;
+    check(cudaEventCreateWithFlags(&begin, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventRecord(begin, stream), "cudaEventRecord");
+    for (int i = 0; i < 2; ++i) check(cudaStreamWaitEvent(copy[i], begin), "cudaStreamWaitEvent");
+    int n = 0;
+    for (size_t off = 0; off < expert_bytes; off += chunk, ++n)
+      check(cudaMemcpyAsync(static_cast<uint8_t*>(dexpert.ptr) + off, static_cast<uint8_t*>(pinned) + off,
+                            std::min(chunk, expert_bytes - off), cudaMemcpyHostToDevice, copy[n % 2]),
+            "cudaMemcpyAsync");
+    for (int i = 0; i < 2; ++i) {
+      check(cudaEventRecord(done[i], copy[i]), "cudaEventRecord");
+      check(cudaStreamWaitEvent(stream, done[i]), "cudaStreamWaitEvent");
+    }
+    check(cudaEventDestroy(begin), "cudaEventDestroy");
+  };
+  const double chunked = double(expert_bytes) / median_seconds(chunked_copy, repeats, stream);
+  b.rows.push_back({"h2d expert copy, 8 MiB chunks on 2 streams", chunked, raw, "one pinned cudaMemcpyAsync"});
+  for (int i = 0; i < 2; ++i) {
+    cudaStreamDestroy(copy[i]);
+    cudaEventDestroy(done[i]);
+  }
+  cudaFreeHost(pinned);
+  cudaStreamDestroy(stream);
+  return b;
+}
+
+}  // namespace moe::cuda

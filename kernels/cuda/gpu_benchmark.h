@@ -1,0 +1,26 @@
+#pragma once
+// GPU figures beside their ceilings, measured in the same run on the same device:
+// expert GEMV bandwidth (bf16, int8, int4) against a device-to-device copy, and chunked
+// host-to-device expert copies against one raw pinned cudaMemcpyAsync of the same bytes.
+#include <string>
+#include <vector>
+
+namespace moe::cuda {
+
+struct GpuBenchmarkRow {
+  std::string name;
+  double bytes_per_second = 0;
+  double ceiling_bytes_per_second = 0;
+  std::string ceiling;
+  double ratio() const { return ceiling_bytes_per_second > 0 ? bytes_per_second / ceiling_bytes_per_second : 0; }
+};
+
+struct GpuBenchmark {
+  std::string device;
+  std::vector<GpuBenchmarkRow> rows;
+};
+
+// Throws moe::Error(kCuda) when no device is present or a call fails.
+GpuBenchmark run_gpu_benchmark(int64_t rows = 14336, int64_t cols = 4096, int repeats = 20);
+
+}  // namespace moe::cuda

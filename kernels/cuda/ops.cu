@@ -1,0 +1,232 @@
+#include "kernels/cuda/ops.h"
+
+#include <algorithm>
+#include <cfloat>
+
+namespace moe::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ float block_sum(float v, float* shared) {
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.0f;
+  if (warp == 0)
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  v = shared[0];
+  __syncthreads();
+  return v;
+}
+
+__device__ float block_max(float v, float* shared) {
+  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : -FLT_MAX;
+  if (warp == 0)
+    for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  v = shared[0];
+  __syncthreads();
+  return v;
+}
+
+__global__ void rms_norm_kernel(const float* x, float* out, int64_t d, const float* weight, float eps) {
+  __shared__ float shared[32];
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  float* orow = out + int64_t(blockIdx.x) * d;
+  float ss = 0.0f;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += xr[j] * xr[j];
+  const float inv = rsqrtf(block_sum(ss, shared) / float(d) + eps);
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) orow[j] = weight ? xr[j] * inv * weight[j] : xr[j] * inv;
+}
+
+__global__ void silu_mul_kernel(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void gelu_kernel(float* x, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+__global__ void rope_kernel(float* x, int64_t n_heads, int64_t head_dim, int64_t rotary_dim, const int64_t* positions,
+                            const float* inv_freq, float scaling) {
+  const int64_t t = blockIdx.x, half = rotary_dim / 2;
+  for (int64_t idx = threadIdx.x; idx < n_heads * half; idx += blockDim.x) {
+    const int64_t h = idx / half, i = idx % half;
+    const float angle = float(positions[t]) * inv_freq[i];
+    float s, c;
+    sincosf(angle, &s, &c);
+    c *= scaling;
+    s *= scaling;
+    float* v = x + (t * n_heads + h) * head_dim;
+    const float a = v[i], b = v[i + half];
+    v[i] = a * c - b * s;
+    v[i + half] = b * c + a * s;
+  }
+}
+
+// One block per (token, head): scores in shared memory, then softmax, then the weighted values.
+__global__ void attention_kernel(const float* q, const float* k_cache, const float* v_cache, int64_t first_position,
+                                 int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out) {
+  extern __shared__ float scores[];
+  __shared__ float shared[32];
+  const int64_t t = blockIdx.x / n_heads, h = blockIdx.x % n_heads, kv = h / (n_heads / n_kv_heads);
+  const int64_t keys = first_position + t + 1, kv_row = n_kv_heads * head_dim;
+  const float* qv = q + (t * n_heads + h) * head_dim;
+  float local_max = -FLT_MAX;
+  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) {
+    const float* kj = k_cache + j * kv_row + kv * head_dim;
+    float dot = 0.0f;
+    for (int64_t d = 0; d < head_dim; ++d) dot = fmaf(qv[d], kj[d], dot);
+    scores[j] = dot * scale;
+    local_max = fmaxf(local_max, scores[j]);
+  }
+  const float max = block_max(local_max, shared);
+  float local_sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) {
+    scores[j] = expf(scores[j] - max);
+    local_sum += scores[j];
+  }
+  const float inv = 1.0f / block_sum(local_sum, shared);
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < keys; ++j) acc = fmaf(scores[j], v_cache[j * kv_row + kv * head_dim + d], acc);
+    out[(t * n_heads + h) * head_dim + d] = acc * inv;
+  }
+}
+
+// One warp per token: softmax over the experts, then k rounds of arg-max.
+__global__ void route_kernel(const float* logits, int64_t n_tokens, int n_experts, int k, bool renormalize, int32_t* ids,
+                             float* weights) {
+  extern __shared__ float probs[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + warp;
+  if (t >= n_tokens) return;
+  float* p = probs + warp * n_experts;
+  const float* l = logits + t * n_experts;
+  float max = -FLT_MAX;
+  for (int e = lane; e < n_experts; e += 32) max = fmaxf(max, l[e]);
+  for (int o = 16; o > 0; o /= 2) max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, o));
+  float sum = 0.0f;
+  for (int e = lane; e < n_experts; e += 32) {
+    p[e] = expf(l[e] - max);
+    sum += p[e];
+  }
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  for (int e = lane; e < n_experts; e += 32) p[e] /= sum;
+  __syncwarp();
+  float chosen_sum = 0.0f;
+  for (int r = 0; r < k; ++r) {
+    float best = -1.0f;
+    int best_e = n_experts;
+    for (int e = lane; e < n_experts; e += 32)
+      if (p[e] > best) {
+        best = p[e];
+        best_e = e;
+      }
+    for (int o = 16; o > 0; o /= 2) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
+      if (ob > best || (ob == best && oe < best_e)) {
+        best = ob;
+        best_e = oe;
+      }
+    }
+    if (lane == 0) {
+      ids[t * k + r] = best_e;
+      weights[t * k + r] = best;
+      chosen_sum += best;
+      p[best_e] = -1.0f;
+    }
+    __syncwarp();
+  }
+  if (renormalize && lane == 0)
+    for (int r = 0; r < k; ++r) weights[t * k + r] /= chosen_sum;
+}
+
+__global__ void combine_kernel(const float* expert_out, const int32_t* rows, const float* weights, int k, int64_t hidden,
+                               float* out) {
+  const int64_t t = blockIdx.x;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    float acc = 0.0f;
+    for (int j = 0; j < k; ++j) {
+      const float product = __fmul_rn(weights[t * k + j], expert_out[int64_t(rows[t * k + j]) * hidden + i]);
+      acc = __fadd_rn(acc, product);
+    }
+    out[t * hidden + i] = acc;
+  }
+}
+
+unsigned blocks_for(int64_t n) { return unsigned(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
+
+}  // namespace
+
+cudaError_t rms_norm(const float* x, float* out, int64_t m, int64_t d, const float* weight, float eps, cudaStream_t stream) {
+  if (m <= 0) return cudaSuccess;
+  rms_norm_kernel<<<unsigned(m), kThreads, 0, stream>>>(x, out, d, weight, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  silu_mul_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t gelu(float* x, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  gelu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n);
+  return cudaGetLastError();
+}
+
+cudaError_t apply_rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t rotary_dim,
+                       const int64_t* positions, const float* inv_freq, float scaling, cudaStream_t stream) {
+  if (n_tokens <= 0) return cudaSuccess;
+  rope_kernel<<<unsigned(n_tokens), kThreads, 0, stream>>>(x, n_heads, head_dim, rotary_dim, positions, inv_freq, scaling);
+  return cudaGetLastError();
+}
+
+cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
+                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream) {
+  if (n_tokens <= 0) return cudaSuccess;
+  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
+  const size_t shared = size_t(first_position + n_tokens) * sizeof(float);
+  if (shared > 48 * 1024) {  // long contexts: raise the dynamic shared-memory limit
+    const cudaError_t e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
+    if (e != cudaSuccess) return e;
+  }
+  attention_kernel<<<unsigned(n_tokens * n_heads), kThreads, shared, stream>>>(q, k_cache, v_cache, first_position, n_heads,
+                                                                             n_kv_heads, head_dim, scale, out);
+  return cudaGetLastError();
+}
+
+cudaError_t route_top_k(const float* logits, int64_t n_tokens, int n_experts, int k, bool renormalize, int32_t* ids,
+                        float* weights, cudaStream_t stream) {
+  if (n_tokens <= 0) return cudaSuccess;
+  if (n_experts <= 0 || n_experts > 1024 || k <= 0 || k > n_experts) return cudaErrorInvalidValue;
+  constexpr int kWarps = 4;
+  route_kernel<<<unsigned((n_tokens + kWarps - 1) / kWarps), kWarps * 32, kWarps * n_experts * sizeof(float), stream>>>(
+      logits, n_tokens, n_experts, k, renormalize, ids, weights);
+  return cudaGetLastError();
+}
+
+cudaError_t weighted_combine(const float* expert_out, const int32_t* rows, const float* weights, int64_t n_tokens, int k,
+                             int64_t hidden, float* out, cudaStream_t stream) {
+  if (n_tokens <= 0) return cudaSuccess;
+  combine_kernel<<<unsigned(n_tokens), kThreads, 0, stream>>>(expert_out, rows, weights, k, hidden, out);
+  return cudaGetLastError();
+}
+
+}  // namespace moe::cuda

@@ -1,0 +1,44 @@
+// `moe bench gpu`: expert GEMV and host-to-device copies beside their ceilings on this GPU.
+#include <fmt/format.h>
+
+#include "runtime/core/error.h"
+#include "tools/command.h"
+
+#if MOE_HAVE_CUDA
+#include "kernels/cuda/gpu_benchmark.h"
+#endif
+
+namespace moe::tools {
+namespace {
+
+void run(bool json) {
+#if MOE_HAVE_CUDA
+  const cuda::GpuBenchmark b = cuda::run_gpu_benchmark();
+  if (json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : b.rows)
+      rows.push_back({{"name", r.name}, {"bytes_per_second", r.bytes_per_second},
+                      {"ceiling_bytes_per_second", r.ceiling_bytes_per_second}, {"ceiling", r.ceiling}, {"ratio", r.ratio()}});
+    print_json({{"benchmark", "gpu"}, {"device", b.device}, {"rows", rows}});
+    return;
+  }
+  fmt::print("device: {}\n{:<44} {:>9} {:>9} {:>6}  ceiling\n", b.device, "figure", "GB/s", "ceiling", "ratio");
+  for (const auto& r : b.rows)
+    fmt::print("{:<44} {:>9.1f} {:>9.1f} {:>6.2f}  {}\n", r.name, r.bytes_per_second / 1e9, r.ceiling_bytes_per_second / 1e9,
+               r.ratio(), r.ceiling);
+#else
+  (void)json;
+  fail(ErrorCode::kUnsupported, "this build has no CUDA backend (configure with MOE_CUDA=ON where nvcc exists)");
+#endif
+}
+
+void setup(CLI::App& app) {
+  auto json = std::make_shared<bool>(false);
+  app.add_flag("--json", *json, "print one JSON document");
+  app.callback([json] { run(*json); });
+}
+
+const CommandRegistration kBenchGpu("bench", "gpu", "Expert GEMV and host-to-device copies beside this GPU's ceilings", setup);
+
+}  // namespace
+}  // namespace moe::tools
