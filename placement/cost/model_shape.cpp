@@ -1,0 +1,80 @@
+#include "placement/cost/model_shape.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/core/error.h"
+
+namespace moe::placement {
+
+const char* format_name(ExpertFormat format) {
+  switch (format) {
+    case ExpertFormat::kBF16: return "bf16";
+    case ExpertFormat::kInt8: return "int8";
+    case ExpertFormat::kInt4: return "int4";
+  }
+  return "?";
+}
+
+ExpertFormat parse_expert_format(const std::string& name) {
+  if (name == "bf16") return ExpertFormat::kBF16;
+  if (name == "int8") return ExpertFormat::kInt8;
+  if (name == "int4") return ExpertFormat::kInt4;
+  fail(ErrorCode::kInvalidArgument, "unknown expert format '{}' (bf16, int8 or int4)", name);
+}
+
+int64_t ModelShape::expert_bytes(ExpertFormat format) const {
+  const int64_t scales = expert_params / 128 * 4;  // one f32 scale per group of 128, as the store writes
+  switch (format) {
+    case ExpertFormat::kBF16: return 2 * expert_params;
+    case ExpertFormat::kInt8: return expert_params + scales;
+    case ExpertFormat::kInt4: return expert_params / 2 + scales;
+  }
+  return 0;
+}
+
+int64_t ModelShape::kv_cache_bytes(int batch, int context) const {
+  return int64_t(batch) * context * num_layers * kv_bytes_per_token_layer();
+}
+
+ModelShape model_shape(const loading::ModelConfig& c, const std::string& name) {
+  ModelShape s;
+  s.name = name;
+  s.num_layers = c.num_layers;
+  s.num_sparse_layers = c.num_sparse_layers();
+  s.num_experts = c.num_experts;
+  s.top_k = c.num_experts_per_tok;
+  s.hidden = c.hidden_size;
+  s.num_heads = c.num_heads;
+  s.num_kv_heads = c.num_kv_heads;
+  s.head_dim = c.head_dim;
+  s.vocab = c.vocab_size;
+  s.sparse_layers = c.sparse_layers;
+  s.shared_expert_params = 3 * int64_t(c.hidden_size) * c.shared_expert_intermediate_size;
+  s.dense_ffn_params = 3 * int64_t(c.hidden_size) * c.intermediate_size;
+  const int64_t h = c.hidden_size;
+  s.expert_params = 3 * h * c.moe_intermediate_size;
+  s.attention_params = h * int64_t(c.num_heads) * c.head_dim * 2 + h * int64_t(c.num_kv_heads) * c.head_dim * 2;
+  int64_t dense = int64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
+  for (int l = 0; l < c.num_layers; ++l) {
+    dense += s.attention_params + 2 * h;
+    if (c.is_sparse(l)) dense += h * c.num_experts + 3 * h * c.shared_expert_intermediate_size;
+    else dense += 3 * h * c.intermediate_size;
+  }
+  s.dense_params = dense;
+  return s;
+}
+
+ModelShape load_model_shape(const std::string& path) {
+  std::filesystem::path p(path);
+  if (std::filesystem::is_directory(p)) p /= "config.json";
+  std::ifstream in(p);
+  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open {} (a config.json or a model folder)", p.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::string name = p.filename() == "config.json" ? p.parent_path().filename().string() : p.stem().string();
+  return model_shape(loading::parse_model_config(text.str(), p.string()), name);
+}
+
+}  // namespace moe::placement

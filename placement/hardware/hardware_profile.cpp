@@ -1,0 +1,137 @@
+#include "placement/hardware/hardware_profile.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/core/error.h"
+
+namespace moe::placement {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+constexpr double kGB = 1e9;
+
+// Overlays `top` on `base`, recursively for maps.
+YAML::Node merge(const YAML::Node& base, const YAML::Node& top) {
+  if (!base.IsMap() || !top.IsMap()) return YAML::Clone(top);
+  YAML::Node out = YAML::Clone(base);
+  for (const auto& kv : top) {
+    const std::string key = kv.first.as<std::string>();
+    out[key] = out[key] ? merge(out[key], kv.second) : YAML::Clone(kv.second);
+  }
+  return out;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open hardware profile {}", path.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+YAML::Node load_with_base(const std::string& text, const std::string& name, const std::filesystem::path& dir, int depth) {
+  YAML::Node node;
+  try {
+    node = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    fail(ErrorCode::kCorrupt, "{}: not valid YAML or JSON ({})", name, e.msg);
+  }
+  MOE_CHECK(node.IsMap(), ErrorCode::kCorrupt, "{}: a hardware profile must be a mapping", name);
+  if (!node["base"]) return node;
+  MOE_CHECK(depth < 4, ErrorCode::kCorrupt, "{}: `base` profiles nest too deeply", name);
+  const std::filesystem::path base_path = dir / node["base"].as<std::string>();
+  YAML::Node base = load_with_base(read_file(base_path), base_path.string(), base_path.parent_path(), depth + 1);
+  node.remove("base");
+  return merge(base, node);
+}
+
+class Reader {
+ public:
+  Reader(const YAML::Node& root, std::string name) : root_(root), name_(std::move(name)) {}
+
+  double number(const char* section, const char* key, double scale, bool positive = true) const {
+    const YAML::Node n = root_[section][key];
+    MOE_CHECK(n && n.IsScalar(), ErrorCode::kCorrupt, "{}: {}.{} is missing", name_, section, key);
+    double v = 0;
+    try {
+      v = n.as<double>();
+    } catch (const YAML::Exception&) {
+      fail(ErrorCode::kCorrupt, "{}: {}.{} is not a number", name_, section, key);
+    }
+    MOE_CHECK(std::isfinite(v) && (positive ? v > 0 : v >= 0), ErrorCode::kCorrupt, "{}: {}.{} must be {}, not {}", name_,
+              section, key, positive ? "positive" : "non-negative", v);
+    return v * scale;
+  }
+  std::string text(const char* section, const char* key, const std::string& fallback = {}) const {
+    const YAML::Node n = section ? root_[section][key] : root_[key];
+    if (!n) return fallback;
+    MOE_CHECK(n.IsScalar(), ErrorCode::kCorrupt, "{}: {} is not text", name_, key);
+    return n.as<std::string>();
+  }
+  void require_section(const char* section) const {
+    MOE_CHECK(root_[section] && root_[section].IsMap(), ErrorCode::kCorrupt, "{}: section `{}` is missing", name_, section);
+    MOE_CHECK(root_[section]["source"], ErrorCode::kCorrupt, "{}: section `{}` does not name the source of its numbers",
+              name_, section);
+  }
+
+ private:
+  const YAML::Node& root_;
+  std::string name_;
+};
+
+}  // namespace
+
+HardwareProfile parse_hardware_profile(const std::string& text, const std::string& source_name,
+                                       const std::filesystem::path& base_dir) {
+  const YAML::Node root = load_with_base(text, source_name, base_dir, 0);
+  const Reader r(root, source_name);
+  for (const char* section : {"gpu", "peers", "host", "nvme"}) r.require_section(section);
+  HardwareProfile p;
+  p.name = r.text(nullptr, "name");
+  MOE_CHECK(!p.name.empty(), ErrorCode::kCorrupt, "{}: `name` is missing", source_name);
+  p.description = r.text(nullptr, "description");
+  p.gpu_model = r.text("gpu", "model");
+  const double count = r.number("gpu", "count", 1);
+  MOE_CHECK(count == std::floor(count) && count <= 64, ErrorCode::kCorrupt, "{}: gpu.count must be a whole number up to 64",
+            source_name);
+  p.gpu_count = int(count);
+  p.gpu_memory_bytes = r.number("gpu", "memory_gib", kGiB);
+  p.gpu_memory_bandwidth = r.number("gpu", "memory_gb_per_s", kGB);
+  p.gpu_bf16_flops = r.number("gpu", "bf16_tflops", 1e12);
+  p.host_to_device_bandwidth = r.number("gpu", "host_link_gb_per_s", kGB);
+  const std::string link = r.text("peers", "link", "none");
+  if (link == "none") p.peer_link = PeerLink::kNone;
+  else if (link == "pcie") p.peer_link = PeerLink::kPcie;
+  else if (link == "nvlink") p.peer_link = PeerLink::kNvlink;
+  else fail(ErrorCode::kCorrupt, "{}: peers.link must be none, pcie or nvlink, not '{}'", source_name, link);
+  p.peer_bandwidth = r.number("peers", "gb_per_s", kGB, /*positive=*/false);
+  MOE_CHECK(p.gpu_count == 1 || p.peer_link != PeerLink::kNone, ErrorCode::kCorrupt,
+            "{}: {} GPUs need a peer link (pcie or nvlink)", source_name, p.gpu_count);
+  MOE_CHECK(p.peer_link == PeerLink::kNone || p.peer_bandwidth > 0, ErrorCode::kCorrupt,
+            "{}: peers.gb_per_s must be positive with a peer link", source_name);
+  p.host_memory_bytes = r.number("host", "memory_gib", kGiB);
+  p.host_memory_bandwidth = r.number("host", "memory_gb_per_s", kGB);
+  p.cpu_cores = int(r.number("host", "cpu_cores", 1));
+  p.cpu_flops = r.number("host", "cpu_gflops", 1e9);
+  p.nvme_read_bandwidth = r.number("nvme", "read_gb_per_s", kGB);
+  p.nvme_iops = r.number("nvme", "iops", 1);
+  for (const char* section : {"gpu", "peers", "host", "nvme"}) p.sources[section] = r.text(section, "source");
+  return p;
+}
+
+HardwareProfile load_hardware_profile(const std::string& path_or_name) {
+  std::filesystem::path path(path_or_name);
+  if (!std::filesystem::exists(path) && path.parent_path().empty()) {
+    const std::filesystem::path named = std::filesystem::path(MOE_SOURCE_DIR) / "configs" / "hardware" / (path_or_name + ".yaml");
+    MOE_CHECK(std::filesystem::exists(named), ErrorCode::kNotFound,
+              "no hardware profile {} (a file, or a name in configs/hardware/)", path_or_name);
+    path = named;
+  }
+  return parse_hardware_profile(read_file(path), path.string(), path.parent_path());
+}
+
+}  // namespace moe::placement

@@ -1,0 +1,44 @@
+#pragma once
+// A machine as the cost model sees it, read from YAML (or JSON) in configs/hardware/. Sizes are
+// in GiB and bandwidths in GB/s in the file; in bytes and bytes per second here. Every section
+// names the source of its numbers. A profile may start from another (`base: FILE`) and
+// override some fields, which is how the multi-GPU variants are written.
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace moe::placement {
+
+enum class PeerLink { kNone, kPcie, kNvlink };
+
+struct HardwareProfile {
+  std::string name;
+  std::string description;
+  // GPUs (all alike).
+  std::string gpu_model;
+  int gpu_count = 0;
+  double gpu_memory_bytes = 0;
+  double gpu_memory_bandwidth = 0;  // HBM/GDDR, bytes/s
+  double gpu_bf16_flops = 0;        // dense tensor-core peak, FLOP/s
+  double host_to_device_bandwidth = 0;  // per GPU, bytes/s, pinned copies
+  // Between GPUs.
+  PeerLink peer_link = PeerLink::kNone;
+  double peer_bandwidth = 0;  // per GPU, one direction, bytes/s
+  // Host.
+  double host_memory_bytes = 0;
+  double host_memory_bandwidth = 0;
+  int cpu_cores = 0;
+  double cpu_flops = 0;  // f32, all cores
+  // Storage.
+  double nvme_read_bandwidth = 0;
+  double nvme_iops = 0;
+  std::map<std::string, std::string> sources;  // section -> where its numbers come from
+};
+
+// Throws moe::Error(kCorrupt) naming the file and field for malformed or impossible values.
+HardwareProfile parse_hardware_profile(const std::string& text, const std::string& source_name,
+                                       const std::filesystem::path& base_dir = {});
+// A path, or a bare name found in configs/hardware/ (with .yaml).
+HardwareProfile load_hardware_profile(const std::string& path_or_name);
+
+}  // namespace moe::placement

@@ -1,0 +1,128 @@
+#include "placement/plan/plan_io.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "runtime/core/error.h"
+
+namespace moe::placement {
+namespace {
+constexpr char kMagic[8] = {'M', 'O', 'E', 'P', 'L', 'A', 'N', '1'};
+}
+
+int64_t plan_expert_bytes(const PlacementPlan& plan, proto::Format format) {
+  const int64_t params = plan.expert_bytes_bf16() / 2, scales = params / 128 * 4;  // as ModelShape::expert_bytes
+  switch (format) {
+    case proto::FORMAT_INT8: return params + scales;
+    case proto::FORMAT_INT4: return params / 2 + scales;
+    default: return 2 * params;
+  }
+}
+
+const char* tier_name(proto::Tier tier) {
+  switch (tier) {
+    case proto::TIER_GPU: return "gpu";
+    case proto::TIER_HOST: return "host";
+    case proto::TIER_NVME: return "nvme";
+    default: return "?";
+  }
+}
+
+void validate_plan(const PlacementPlan& p, const std::string& where) {
+  MOE_CHECK(p.num_layers() > 0 && p.num_layers() <= 4096 && p.num_experts() > 0 && p.num_experts() <= (1 << 16),
+            ErrorCode::kCorrupt, "{}: impossible model size ({} layers, {} experts)", where, p.num_layers(), p.num_experts());
+  MOE_CHECK(p.devices_size() > 0 && p.devices_size() <= 64, ErrorCode::kCorrupt, "{}: {} devices", where, p.devices_size());
+  MOE_CHECK(p.batch() > 0 && p.context() > 0, ErrorCode::kCorrupt, "{}: batch and context must be positive", where);
+  MOE_CHECK(p.expert_bytes_bf16() > 0, ErrorCode::kCorrupt, "{}: expert size is missing", where);
+  MOE_CHECK(p.experts_size() == p.num_layers() * p.num_experts(), ErrorCode::kCorrupt,
+            "{}: places {} experts, the model has {} x {}", where, p.experts_size(), p.num_layers(), p.num_experts());
+  std::set<std::pair<int, int>> seen;
+  std::vector<int64_t> pinned(size_t(p.devices_size()), 0);
+  for (const auto& e : p.experts()) {
+    MOE_CHECK(e.layer() >= 0 && e.layer() < p.num_layers() && e.expert() >= 0 && e.expert() < p.num_experts(),
+              ErrorCode::kCorrupt, "{}: expert ({}, {}) is outside the model", where, e.layer(), e.expert());
+    MOE_CHECK(seen.insert({e.layer(), e.expert()}).second, ErrorCode::kCorrupt, "{}: expert ({}, {}) is placed twice", where,
+              e.layer(), e.expert());
+    MOE_CHECK(proto::Tier_IsValid(e.home()) && proto::Format_IsValid(e.format()), ErrorCode::kCorrupt,
+              "{}: expert ({}, {}) has an unknown tier or format", where, e.layer(), e.expert());
+    MOE_CHECK(e.devices_size() > 0, ErrorCode::kCorrupt, "{}: expert ({}, {}) names no device", where, e.layer(), e.expert());
+    MOE_CHECK(e.home() == proto::TIER_GPU || e.devices_size() == 1, ErrorCode::kCorrupt,
+              "{}: expert ({}, {}) is offloaded but names {} devices", where, e.layer(), e.expert(), e.devices_size());
+    std::set<int> devices;
+    for (int d : e.devices()) {
+      MOE_CHECK(d >= 0 && d < p.devices_size() && devices.insert(d).second, ErrorCode::kCorrupt,
+                "{}: expert ({}, {}) names device {} (of {}) or names it twice", where, e.layer(), e.expert(), d,
+                p.devices_size());
+    }
+    const int64_t bytes = plan_expert_bytes(p, e.format());
+    if (e.home() == proto::TIER_GPU)
+      for (int d : e.devices()) pinned[size_t(d)] += bytes;
+  }
+  for (int i = 0; i < p.devices_size(); ++i) {
+    const auto& d = p.devices(i);
+    MOE_CHECK(d.device() == i, ErrorCode::kCorrupt, "{}: device {} is listed as {}", where, i, d.device());
+    MOE_CHECK(d.cache_slots() >= 0 && d.cache_bytes() >= 0 && d.dense_bytes() >= 0 && d.kv_cache_bytes() >= 0 &&
+                  d.workspace_bytes() >= 0,
+              ErrorCode::kCorrupt, "{}: device {} has a negative size", where, i);
+    MOE_CHECK(d.pinned_expert_bytes() == pinned[size_t(i)], ErrorCode::kCorrupt,
+              "{}: device {} claims {} bytes of pinned experts, its experts take {}", where, i, d.pinned_expert_bytes(),
+              pinned[size_t(i)]);
+    const int64_t used = d.dense_bytes() + d.kv_cache_bytes() + d.workspace_bytes() + d.pinned_expert_bytes() + d.cache_bytes();
+    MOE_CHECK(used <= d.memory_bytes(), ErrorCode::kCorrupt, "{}: device {} needs {} bytes, over its budget of {}", where, i,
+              used, d.memory_bytes());
+  }
+}
+
+void save_plan(const std::filesystem::path& path, const PlacementPlan& plan) {
+  std::filesystem::path partial = path;
+  partial += ".partial";
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    MOE_CHECK(out.is_open(), ErrorCode::kIo, "cannot create {}", partial.string());
+    out.write(kMagic, 8);
+    MOE_CHECK(plan.SerializeToOstream(&out), ErrorCode::kIo, "cannot write {}", partial.string());
+    out.close();
+    MOE_CHECK(!out.fail(), ErrorCode::kIo, "cannot write {}", partial.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(partial, path, ec);
+  MOE_CHECK(!ec, ErrorCode::kIo, "cannot rename {} to {}: {}", partial.string(), path.string(), ec.message());
+}
+
+PlacementPlan load_plan(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open plan {}", path.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  const std::string bytes = s.str();
+  MOE_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0, ErrorCode::kCorrupt,
+            "{} is not a placement plan (bad magic)", path.string());
+  PlacementPlan plan;
+  MOE_CHECK(plan.ParseFromArray(bytes.data() + 8, int(bytes.size() - 8)), ErrorCode::kCorrupt, "{}: the plan is malformed",
+            path.string());
+  validate_plan(plan, path.string());
+  return plan;
+}
+
+bool is_plan_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char head[8] = {};
+  in.read(head, 8);
+  return in.gcount() == 8 && std::memcmp(head, kMagic, 8) == 0;
+}
+
+std::string plan_to_json(const PlacementPlan& plan) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  const auto status = google::protobuf::util::MessageToJsonString(plan, &out, options);
+  MOE_CHECK(status.ok(), ErrorCode::kInternal, "cannot print the plan as JSON");
+  return out;
+}
+
+}  // namespace moe::placement

@@ -1,0 +1,295 @@
+#include "placement/plan/planner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "runtime/core/error.h"
+
+namespace moe::placement {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+struct Budget {
+  int64_t memory = 0, dense = 0, kv = 0, workspace = 0, experts = 0;  // per GPU
+  int64_t host = 0;
+};
+
+struct Candidate {
+  double pinned_share = 0;  // of each GPU's expert memory
+  ExpertFormat gpu_format = ExpertFormat::kBF16, offload_format = ExpertFormat::kBF16;
+};
+
+proto::Format to_proto(ExpertFormat f) { return proto::Format(int(f)); }
+
+class Planner {
+ public:
+  Planner(const ModelShape& shape, const Trace& trace, const HardwareProfile& hw, const PlannerOptions& options)
+      : shape_(shape), trace_(trace), hw_(hw), options_(options), cost_(shape, hw) {
+    MOE_CHECK(trace.model.num_layers == shape.num_sparse_layers && trace.model.num_experts == shape.num_experts,
+              ErrorCode::kInvalidArgument, "the trace has {} MoE layers x {} experts, the model {} has {} x {}",
+              trace.model.num_layers, trace.model.num_experts, shape.name, shape.num_sparse_layers, shape.num_experts);
+    MOE_CHECK(!trace.tokens.empty(), ErrorCode::kInvalidArgument, "the trace holds no tokens");
+    MOE_CHECK(options.batch > 0 && options.context > 0, ErrorCode::kInvalidArgument, "batch and context must be positive");
+    MOE_CHECK(!options.formats.empty(), ErrorCode::kInvalidArgument, "no expert format allowed");
+    gpus_ = options.devices > 0 ? options.devices : hw.gpu_count;
+    MOE_CHECK(gpus_ <= hw.gpu_count, ErrorCode::kInvalidArgument, "{} GPUs asked for, the profile {} has {}", gpus_, hw.name,
+              hw.gpu_count);
+    budget_.memory = int64_t(hw.gpu_memory_bytes);
+    budget_.dense = shape.dense_bytes();
+    budget_.kv = shape.kv_cache_bytes((options.batch + gpus_ - 1) / gpus_, options.context);
+    budget_.workspace = std::max<int64_t>(int64_t(256) << 20, int64_t(options.workspace_fraction * hw.gpu_memory_bytes));
+    budget_.experts = budget_.memory - budget_.dense - budget_.kv - budget_.workspace;
+    int64_t smallest = shape.expert_bytes(options.formats.front());
+    for (ExpertFormat f : options.formats) smallest = std::min(smallest, shape.expert_bytes(f));
+    MOE_CHECK(budget_.experts >= 2 * smallest, ErrorCode::kOutOfMemory,
+              "{} does not fit on {}: {:.2f} GiB of GPU memory, dense weights {:.2f} GiB + KV cache {:.2f} GiB (batch {}, "
+              "context {}) + workspace {:.2f} GiB leave no room for two experts of {:.3f} GiB",
+              shape.name, hw.name, budget_.memory / kGiB, budget_.dense / kGiB, budget_.kv / kGiB, options.batch,
+              options.context, budget_.workspace / kGiB, smallest / kGiB);
+    budget_.host = int64_t(options.host_fraction * hw.host_memory_bytes);
+
+    // Activations per token of every expert, from the trace.
+    load_.assign(size_t(shape.num_sparse_layers) * size_t(shape.num_experts), 0.0);
+    for (const TokenRecord& t : trace.tokens)
+      for (const LayerRouting& l : t.layers)
+        for (int32_t e : l.experts) load_[index(l.layer, e)] += 1.0 / double(trace.tokens.size());
+  }
+
+  PlacementPlan run() {
+    std::vector<Candidate> candidates;
+    if (options_.strategy == "optimized") {
+      for (ExpertFormat g : options_.formats)
+        for (ExpertFormat o : options_.formats)
+          for (int i = 0; i <= 8; ++i) candidates.push_back({i / 8.0, g, o});
+    } else if (options_.strategy == "frequency") {
+      candidates.push_back({1.0, options_.formats.front(), options_.formats.front()});
+    } else if (options_.strategy == "uniform") {
+      candidates.push_back({0.5, options_.formats.front(), options_.formats.front()});
+    } else {
+      fail(ErrorCode::kInvalidArgument, "unknown strategy '{}' (optimized, frequency or uniform)", options_.strategy);
+    }
+    PlacementPlan best;
+    double best_seconds = INFINITY;
+    std::vector<std::string> tried;
+    for (const Candidate& c : candidates) {
+      PlacementPlan plan = build(c);
+      const SimResult r = simulate(plan, trace_, cost_, options_.sim);
+      const double per_token = r.seconds / double(std::max<int64_t>(r.tokens, 1));
+      tried.push_back(fmt::format("{:.0f}% pinned, {} on GPU, {} offloaded: {:.2f} tokens/s", 100 * c.pinned_share,
+                                  format_name(c.gpu_format), format_name(c.offload_format), 1.0 / per_token));
+      if (per_token < best_seconds * (1 - 1e-9)) {
+        best_seconds = per_token;
+        record_prediction(plan, r);
+        best = std::move(plan);
+      }
+    }
+    explain(best, tried);
+    validate_plan(best, "the planner's plan");
+    return best;
+  }
+
+ private:
+  size_t index(int layer, int expert) const { return size_t(layer) * size_t(shape_.num_experts) + size_t(expert); }
+
+  // Experts in the order they deserve GPU memory.
+  std::vector<std::pair<int, int>> priority_order() const {
+    std::vector<std::pair<int, int>> order;
+    for (int l = 0; l < shape_.num_sparse_layers; ++l)
+      for (int e = 0; e < shape_.num_experts; ++e) order.push_back({l, e});
+    if (options_.strategy == "uniform") {  // round-robin over layers by expert id: no trace knowledge
+      std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    } else {
+      std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+        return load_[index(a.first, a.second)] > load_[index(b.first, b.second)];
+      });
+    }
+    return order;
+  }
+
+  PlacementPlan build(const Candidate& c) const {
+    const int64_t gpu_bytes = shape_.expert_bytes(c.gpu_format), off_bytes = shape_.expert_bytes(c.offload_format);
+    PlacementPlan plan;
+    plan.set_model_name(shape_.name);
+    plan.set_hardware_name(hw_.name);
+    plan.set_batch(options_.batch);
+    plan.set_context(options_.context);
+    plan.set_strategy(options_.strategy);
+    plan.set_num_layers(shape_.num_sparse_layers);
+    plan.set_num_experts(shape_.num_experts);
+    plan.set_expert_bytes_bf16(shape_.expert_bytes(ExpertFormat::kBF16));
+
+    const auto order = priority_order();
+    const int64_t pin_budget = int64_t(double(budget_.experts) * c.pinned_share);
+    std::vector<int64_t> pinned_bytes(static_cast<size_t>(gpus_), 0);
+    std::vector<double> device_load(static_cast<size_t>(gpus_), 0.0);
+    std::vector<std::vector<int>> replicas(load_.size());
+    // Pin in priority order, each expert on the least loaded GPU with room (LPT balancing);
+    // the frequency baseline fills GPUs round-robin instead.
+    size_t next_round_robin = 0;
+    for (const auto& [l, e] : order) {
+      int chosen = -1;
+      for (int tries = 0; tries < gpus_; ++tries) {
+        int d = -1;
+        if (options_.strategy == "optimized") {
+          for (int k = 0; k < gpus_; ++k)
+            if (pinned_bytes[size_t(k)] + gpu_bytes <= pin_budget && (d < 0 || device_load[size_t(k)] < device_load[size_t(d)]))
+              d = k;
+        } else {
+          d = int((next_round_robin + size_t(tries)) % size_t(gpus_));
+          if (pinned_bytes[size_t(d)] + gpu_bytes > pin_budget) d = -1;
+        }
+        if (d >= 0) {
+          chosen = d;
+          break;
+        }
+        if (options_.strategy == "optimized") break;
+      }
+      if (chosen < 0) continue;
+      ++next_round_robin;
+      replicas[index(l, e)].push_back(chosen);
+      pinned_bytes[size_t(chosen)] += gpu_bytes;
+      device_load[size_t(chosen)] += load_[index(l, e)];
+    }
+    // EPLB-style replication: once every expert is pinned somewhere, spare pinned memory holds
+    // extra copies of the experts with the highest load per copy, on the least loaded GPUs.
+    const bool all_pinned = std::all_of(replicas.begin(), replicas.end(), [](const auto& r) { return !r.empty(); });
+    if (options_.strategy == "optimized" && all_pinned && gpus_ > 1) {
+      for (;;) {
+        size_t hot = 0;
+        double hottest = -1;
+        for (size_t i = 0; i < replicas.size(); ++i) {
+          const double per_copy = load_[i] / double(replicas[i].size());
+          if (int(replicas[i].size()) < gpus_ && per_copy > hottest) hottest = per_copy, hot = i;
+        }
+        if (hottest <= 0) break;
+        int d = -1;
+        for (int k = 0; k < gpus_; ++k) {
+          const bool has = std::find(replicas[hot].begin(), replicas[hot].end(), k) != replicas[hot].end();
+          if (!has && pinned_bytes[size_t(k)] + gpu_bytes <= pin_budget && (d < 0 || device_load[size_t(k)] < device_load[size_t(d)]))
+            d = k;
+        }
+        if (d < 0) break;
+        const double before = load_[hot] / double(replicas[hot].size());
+        for (int k : replicas[hot]) device_load[size_t(k)] -= before - load_[hot] / double(replicas[hot].size() + 1);
+        replicas[hot].push_back(d);
+        pinned_bytes[size_t(d)] += gpu_bytes;
+        device_load[size_t(d)] += load_[hot] / double(replicas[hot].size());
+      }
+    }
+
+    // Offloaded experts: computed by the GPU with the least offloaded load; homed in the host
+    // pool while it has room (most used first), else on NVMe.
+    std::vector<double> offload_load(static_cast<size_t>(gpus_), 0.0);
+    int64_t host_used = 0;
+    bool any_nvme = false;
+    std::vector<proto::ExpertPlacement> placed(load_.size());
+    for (const auto& [l, e] : order) {
+      proto::ExpertPlacement& p = placed[index(l, e)];
+      p.set_layer(l);
+      p.set_expert(e);
+      p.set_expected_load(load_[index(l, e)]);
+      const auto& r = replicas[index(l, e)];
+      if (!r.empty()) {
+        p.set_home(proto::TIER_GPU);
+        p.set_format(to_proto(c.gpu_format));
+        for (int d : r) p.add_devices(d);
+        continue;
+      }
+      p.set_format(to_proto(c.offload_format));
+      int d = 0;
+      for (int k = 1; k < gpus_; ++k)
+        if (offload_load[size_t(k)] < offload_load[size_t(d)]) d = k;
+      offload_load[size_t(d)] += load_[index(l, e)];
+      p.add_devices(d);
+      if (host_used + off_bytes <= budget_.host) {
+        p.set_home(proto::TIER_HOST);
+        host_used += off_bytes;
+      } else {
+        p.set_home(proto::TIER_NVME);
+        any_nvme = true;
+      }
+    }
+    for (auto& p : placed) *plan.add_experts() = std::move(p);
+    plan.set_host_pool_bytes(any_nvme ? budget_.host : host_used);
+    for (int d = 0; d < gpus_; ++d) {
+      auto* dev = plan.add_devices();
+      dev->set_device(d);
+      dev->set_memory_bytes(budget_.memory);
+      dev->set_dense_bytes(budget_.dense);
+      dev->set_kv_cache_bytes(budget_.kv);
+      dev->set_workspace_bytes(budget_.workspace);
+      dev->set_pinned_expert_bytes(pinned_bytes[size_t(d)]);
+      const bool anything_offloaded = std::any_of(replicas.begin(), replicas.end(), [](const auto& r) { return r.empty(); });
+      const int64_t slots = anything_offloaded ? (budget_.experts - pinned_bytes[size_t(d)]) / off_bytes : 0;
+      dev->set_cache_slots(int32_t(std::min<int64_t>(slots, int64_t(load_.size()))));
+      dev->set_cache_bytes(int64_t(dev->cache_slots()) * off_bytes);
+    }
+    return plan;
+  }
+
+  static void record_prediction(PlacementPlan& plan, const SimResult& r) {
+    auto* p = plan.mutable_prediction();
+    const double tokens = double(std::max<int64_t>(r.tokens, 1));
+    p->set_tokens_per_second(r.tokens_per_second());
+    p->set_seconds_per_token(r.seconds / tokens);
+    p->set_attention_seconds((r.attention_seconds + r.head_seconds) / tokens);
+    p->set_expert_compute_seconds(r.expert_seconds / tokens);
+    p->set_transfer_stall_seconds(r.stall_seconds / tokens);
+    p->set_communication_seconds(r.communication_seconds / tokens);
+    p->set_gpu_hit_rate(r.gpu_hit_rate());
+    p->set_host_hit_rate(r.host_hit_rate());
+    p->set_nvme_rate(r.nvme_rate());
+  }
+
+  void explain(PlacementPlan& plan, const std::vector<std::string>& tried) const {
+    int pinned = 0, replicas = 0, host = 0, nvme = 0;
+    for (const auto& e : plan.experts()) {
+      if (e.home() == proto::TIER_GPU) ++pinned, replicas += e.devices_size() - 1;
+      else if (e.home() == proto::TIER_HOST) ++host;
+      else ++nvme;
+    }
+    const auto& p = plan.prediction();
+    plan.add_explanation(fmt::format("{} on {} ({} GPU{}), batch {}, context {}, strategy {}.", shape_.name, hw_.name, gpus_,
+                                     gpus_ > 1 ? "s" : "", options_.batch, options_.context, options_.strategy));
+    for (const auto& d : plan.devices())
+      plan.add_explanation(fmt::format(
+          "GPU {}: {:.2f} GiB = dense {:.2f} + KV cache {:.2f} + workspace {:.2f} + pinned experts {:.2f} + {} cache slots {:.2f} "
+          "(free {:.2f}).",
+          d.device(), d.memory_bytes() / kGiB, d.dense_bytes() / kGiB, d.kv_cache_bytes() / kGiB, d.workspace_bytes() / kGiB,
+          d.pinned_expert_bytes() / kGiB, d.cache_slots(), d.cache_bytes() / kGiB,
+          (d.memory_bytes() - d.dense_bytes() - d.kv_cache_bytes() - d.workspace_bytes() - d.pinned_expert_bytes() -
+           d.cache_bytes()) / kGiB));
+    plan.add_explanation(fmt::format("Experts: {} pinned on GPUs (+{} replicas), {} in the {:.2f} GiB host pool, {} on NVMe.",
+                                     pinned, replicas, host, plan.host_pool_bytes() / kGiB, nvme));
+    plan.add_explanation(fmt::format(
+        "Predicted {:.2f} tokens/s ({:.2f} ms per token step): attention and head {:.2f} ms, expert compute {:.2f} ms, "
+        "waiting for copies {:.2f} ms, all-to-all {:.2f} ms; {:.1f}% of expert uses on the GPU, {:.1f}% from host, "
+        "{:.1f}% from NVMe (policy {}, prefetch {}).",
+        p.tokens_per_second(), 1e3 * p.seconds_per_token(), 1e3 * p.attention_seconds(), 1e3 * p.expert_compute_seconds(),
+        1e3 * p.transfer_stall_seconds(), 1e3 * p.communication_seconds(), 100 * p.gpu_hit_rate(), 100 * p.host_hit_rate(),
+        100 * p.nvme_rate(), options_.sim.policy, options_.sim.prefetch));
+    for (const auto& t : tried) plan.add_explanation("Candidate: " + t + ".");
+  }
+
+  const ModelShape& shape_;
+  const Trace& trace_;
+  const HardwareProfile& hw_;
+  const PlannerOptions& options_;
+  CostModel cost_;
+  int gpus_ = 1;
+  Budget budget_;
+  std::vector<double> load_;
+};
+
+}  // namespace
+
+PlacementPlan make_plan(const ModelShape& shape, const Trace& trace, const HardwareProfile& hardware,
+                        const PlannerOptions& options) {
+  return Planner(shape, trace, hardware, options).run();
+}
+
+}  // namespace moe::placement

@@ -1,0 +1,349 @@
+#include "placement/sim/simulator.h"
+
+#include <algorithm>
+#include <list>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "placement/sim/belady_policy.h"
+#include "runtime/core/error.h"
+
+namespace moe::placement {
+namespace {
+
+using offload::ExpertKey;
+using offload::ExpertKeyHash;
+
+struct CachedExpert {
+  double ready = 0;           // when its copy lands
+  bool unused_prefetch = false;
+};
+
+// One GPU: a compute stream, a host link and an expert cache of fixed slots.
+struct Device {
+  int64_t capacity = 0;
+  std::unordered_map<ExpertKey, CachedExpert, ExpertKeyHash> cache;
+  std::unique_ptr<offload::EvictionPolicy> policy;
+  BeladyPolicy* belady = nullptr;
+  std::unique_ptr<FutureUses> future;
+  int64_t now = -1;  // position in this device's access sequence
+  double link_free = 0;
+};
+
+// Host pool: experts homed there, plus an LRU cache (by bytes) of experts read from NVMe.
+struct HostTier {
+  std::unordered_set<ExpertKey, ExpertKeyHash> resident;
+  int64_t cache_capacity = 0, cache_used = 0;
+  std::list<std::pair<ExpertKey, int64_t>> lru;  // most recent first
+  std::unordered_map<ExpertKey, std::list<std::pair<ExpertKey, int64_t>>::iterator, ExpertKeyHash> where;
+  double nvme_free = 0;
+
+  bool holds(ExpertKey k) {
+    if (resident.count(k)) return true;
+    const auto it = where.find(k);
+    if (it == where.end()) return false;
+    lru.splice(lru.begin(), lru, it->second);
+    return true;
+  }
+  void insert(ExpertKey k, int64_t bytes) {
+    if (bytes > cache_capacity) return;
+    while (cache_used + bytes > cache_capacity) {
+      cache_used -= lru.back().second;
+      where.erase(lru.back().first);
+      lru.pop_back();
+    }
+    lru.emplace_front(k, bytes);
+    where[k] = lru.begin();
+    cache_used += bytes;
+  }
+};
+
+struct Step {
+  // Per MoE layer: expert -> tokens of this step that chose it (ascending expert ids).
+  std::vector<std::map<int32_t, int>> layers;
+  int tokens = 0;
+};
+
+std::vector<Step> make_steps(const Trace& trace, int batch, int64_t max_steps) {
+  std::vector<Step> steps;
+  for (size_t i = 0; i < trace.tokens.size(); i += size_t(batch)) {
+    if (max_steps > 0 && int64_t(steps.size()) == max_steps) break;
+    Step s;
+    s.layers.resize(size_t(trace.model.num_layers));
+    for (size_t t = i; t < std::min(trace.tokens.size(), i + size_t(batch)); ++t) {
+      ++s.tokens;
+      for (const LayerRouting& l : trace.tokens[t].layers)
+        for (int32_t e : l.experts) ++s.layers[size_t(l.layer)][e];
+    }
+    steps.push_back(std::move(s));
+  }
+  return steps;
+}
+
+// Transition counts layer l -> l + 1 from a profile trace, for the stats predictor.
+std::vector<std::vector<double>> transition_probabilities(const Trace& trace) {
+  const int L = trace.model.num_layers, E = trace.model.num_experts;
+  std::vector<std::vector<double>> p(size_t(std::max(L - 1, 0)), std::vector<double>(size_t(E) * size_t(E), 0.0));
+  for (const TokenRecord& t : trace.tokens)
+    for (size_t i = 0; i + 1 < t.layers.size(); ++i) {
+      if (t.layers[i + 1].layer != t.layers[i].layer + 1) continue;
+      for (int32_t e : t.layers[i].experts)
+        for (int32_t f : t.layers[i + 1].experts) p[size_t(t.layers[i].layer)][size_t(e) * size_t(E) + size_t(f)] += 1;
+    }
+  for (auto& layer : p)
+    for (int e = 0; e < E; ++e) {
+      double sum = 0;
+      for (int f = 0; f < E; ++f) sum += layer[size_t(e) * size_t(E) + size_t(f)];
+      if (sum > 0)
+        for (int f = 0; f < E; ++f) layer[size_t(e) * size_t(E) + size_t(f)] /= sum;
+    }
+  return p;
+}
+
+class Simulation {
+ public:
+  Simulation(const PlacementPlan& plan, const Trace& trace, const CostModel& cost, const SimOptions& options)
+      : plan_(plan), cost_(cost), options_(options) {
+    const ModelShape& shape = cost.shape;
+    MOE_CHECK(plan.num_layers() == trace.model.num_layers && plan.num_experts() == trace.model.num_experts,
+              ErrorCode::kInvalidArgument, "the plan is for {} layers x {} experts, the trace has {} x {}", plan.num_layers(),
+              plan.num_experts(), trace.model.num_layers, trace.model.num_experts);
+    MOE_CHECK(plan.num_layers() == shape.num_sparse_layers && plan.num_experts() == shape.num_experts,
+              ErrorCode::kInvalidArgument, "the plan is for {} MoE layers x {} experts, the model {} has {} x {}",
+              plan.num_layers(), plan.num_experts(), shape.name, shape.num_sparse_layers, shape.num_experts);
+    MOE_CHECK(plan.devices_size() <= cost.hw.gpu_count, ErrorCode::kInvalidArgument,
+              "the plan uses {} GPUs, the hardware profile {} has {}", plan.devices_size(), cost.hw.name, cost.hw.gpu_count);
+    const std::set<std::string> policies = {"lru", "lfu", "multi", "belady"};
+    MOE_CHECK(policies.count(options.policy), ErrorCode::kInvalidArgument, "unknown policy '{}' (lru, lfu, multi or belady)",
+              options.policy);
+    MOE_CHECK(options.prefetch == "none" || options.prefetch == "next-layer" || options.prefetch == "stats",
+              ErrorCode::kInvalidArgument, "unknown prefetcher '{}' (none, next-layer or stats)", options.prefetch);
+    for (const auto& e : plan.experts()) placement_[ExpertKey{e.layer(), e.expert()}] = &e;
+    steps_ = make_steps(trace, plan.batch(), options.max_steps);
+    if (options.prefetch == "stats") transitions_ = transition_probabilities(options.profile ? *options.profile : trace);
+
+    devices_.resize(size_t(plan.devices_size()));
+    for (int d = 0; d < plan.devices_size(); ++d) {
+      Device& dev = devices_[size_t(d)];
+      dev.capacity = plan.devices(d).cache_slots();
+      if (options.policy == "belady") {
+        dev.future = std::make_unique<FutureUses>(demand_accesses(d));
+        auto belady = std::make_unique<BeladyPolicy>(dev.future.get(), &dev.now);
+        dev.belady = belady.get();
+        dev.policy = std::move(belady);
+      } else {
+        dev.policy = offload::make_policy(options.policy, plan.num_layers());
+      }
+    }
+    int64_t host_home_bytes = 0;
+    for (const auto& e : plan.experts())
+      if (e.home() == proto::TIER_HOST) {
+        host_.resident.insert(ExpertKey{e.layer(), e.expert()});
+        host_home_bytes += plan_expert_bytes(plan, e.format());
+      }
+    host_.cache_capacity = std::max<int64_t>(0, plan.host_pool_bytes() - host_home_bytes);
+    result_.bytes_host_to_gpu.assign(size_t(plan.devices_size()), 0);
+  }
+
+  SimResult run() {
+    const ModelShape& shape = cost_.shape;
+    const int G = plan_.devices_size();
+    const int per_device_batch = (plan_.batch() + G - 1) / G;
+    double t = 0;
+    for (size_t s = 0; s < steps_.size(); ++s) {
+      const Step& step = steps_[s];
+      int sparse = 0;
+      for (int layer = 0; layer < shape.num_layers; ++layer) {
+        const bool is_sparse = shape.sparse_layers.empty() || shape.sparse_layers[size_t(layer)];
+        const double attention = cost_.attention_seconds(per_device_batch, plan_.context()) +
+                                 cost_.unrouted_ffn_seconds(is_sparse, per_device_batch);
+        result_.attention_seconds += attention;
+        t += attention;
+        if (is_sparse) t = expert_phase(s, sparse++, t);
+      }
+      const double head = cost_.head_seconds(per_device_batch);
+      result_.head_seconds += head;
+      t += head;
+      result_.tokens += step.tokens;
+    }
+    result_.steps = int64_t(steps_.size());
+    result_.seconds = t;
+    return result_;
+  }
+
+ private:
+  // The device that computes an offloaded expert (pinned ones may have several replicas).
+  int home_device(ExpertKey k) const { return placement_.at(k)->devices(0); }
+  bool pinned(ExpertKey k) const { return placement_.at(k)->home() == proto::TIER_GPU; }
+  int64_t bytes(ExpertKey k) const { return plan_expert_bytes(plan_, placement_.at(k)->format()); }
+
+  // Every demand access of device d's cache, in order: the future Belady looks at.
+  std::vector<ExpertKey> demand_accesses(int d) const {
+    std::vector<ExpertKey> out;
+    for (const Step& step : steps_)
+      for (int l = 0; l < int(step.layers.size()); ++l)
+        for (const auto& [e, n] : step.layers[size_t(l)]) {
+          const ExpertKey k{l, e};
+          if (!pinned(k) && home_device(k) == d) out.push_back(k);
+        }
+    return out;
+  }
+
+  // Copies k towards device d, starting no earlier than `t`; returns when it lands.
+  double fetch(ExpertKey k, int d, double t, bool count_tier) {
+    Device& dev = devices_[size_t(d)];
+    const int64_t b = bytes(k);
+    double host_ready = t;
+    if (host_.holds(k)) {
+      if (count_tier) ++result_.host_hits;
+    } else {
+      if (count_tier) ++result_.nvme_reads;
+      const double start = std::max(t, host_.nvme_free);
+      host_.nvme_free = start + cost_.nvme_to_host_seconds(b);
+      host_ready = host_.nvme_free;
+      result_.bytes_nvme_to_host += b;
+      host_.insert(k, b);
+    }
+    const double start = std::max(host_ready, dev.link_free);
+    dev.link_free = start + cost_.host_to_gpu_seconds(b);
+    result_.bytes_host_to_gpu[size_t(d)] += b;
+    return dev.link_free;
+  }
+
+  // Makes room for k in device d's cache; false when nothing may go (or Belady bypasses).
+  bool make_room(Device& dev, ExpertKey k, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use) {
+    if (dev.capacity == 0) return false;
+    if (int64_t(dev.cache.size()) < dev.capacity) return true;
+    // Policies remember experts beyond residency (LFU counts): only cached ones may go.
+    const auto evictable = [&](ExpertKey key) { return dev.cache.count(key) && !in_use.count(key); };
+    if (dev.belady && dev.belady->should_bypass(k, evictable)) return false;
+    const auto victim = dev.policy->victim(evictable);
+    if (!victim) return false;
+    dev.cache.erase(*victim);
+    dev.policy->on_remove(*victim);
+    return true;
+  }
+
+  double expert_phase(size_t s, int layer, double t) {
+    const Step& step = steps_[s];
+    const int G = plan_.devices_size();
+    std::vector<std::vector<std::pair<double, double>>> work(static_cast<size_t>(G));  // (ready, compute seconds)
+    std::vector<int> replica_tokens(static_cast<size_t>(G), 0);
+    std::unordered_set<ExpertKey, ExpertKeyHash> in_use;
+    for (Device& dev : devices_) dev.policy->set_current_layer(layer);
+    for (const auto& [e, n] : step.layers[size_t(layer)]) {
+      const ExpertKey k{layer, e};
+      const auto* p = placement_.at(k);
+      const auto format = ExpertFormat(int(p->format()));
+      ++result_.uses;
+      if (p->home() == proto::TIER_GPU) {
+        int best = p->devices(0);
+        for (int d : p->devices())
+          if (replica_tokens[size_t(d)] < replica_tokens[size_t(best)]) best = d;
+        replica_tokens[size_t(best)] += n;
+        ++result_.pinned_hits;
+        work[size_t(best)].push_back({t, cost_.expert_gpu_seconds(format, n)});
+        continue;
+      }
+      const int d = p->devices(0);
+      Device& dev = devices_[size_t(d)];
+      ++dev.now;
+      ++result_.offloaded_uses;
+      in_use.insert(k);
+      double ready = t;
+      auto it = dev.cache.find(k);
+      if (it != dev.cache.end()) {
+        ++result_.cache_hits;
+        if (it->second.unused_prefetch) {
+          ++result_.prefetches_used;
+          ++result_.offloaded_uses_prefetched;
+          it->second.unused_prefetch = false;
+        }
+        if (it->second.ready > t) ++result_.late_hits;
+        ready = std::max(t, it->second.ready);
+        dev.policy->on_access(k);
+      } else {
+        ready = fetch(k, d, t, /*count_tier=*/true);
+        // Demand misses may reuse the slot of an expert computed earlier in this layer (its
+        // compute is done by the time the copy lands), so the access stream is a plain
+        // sequence and Belady is exactly optimal on it. Prefetches must spare this layer.
+        if (make_room(dev, k, {})) {
+          dev.cache[k] = CachedExpert{ready, false};
+          dev.policy->on_insert(k, format == ExpertFormat::kBF16);
+        }
+      }
+      work[size_t(d)].push_back({ready, cost_.expert_gpu_seconds(format, n)});
+    }
+    if (layer + 1 < plan_.num_layers()) prefetch(s, layer, t, in_use);
+
+    // Each device computes its experts in order of arrival; the layer ends with the slowest.
+    double end = t, stall = 0;
+    for (auto& w : work) {
+      std::stable_sort(w.begin(), w.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      double clock = t, waited = 0;
+      for (const auto& [ready, seconds] : w) {
+        if (ready > clock) waited += ready - clock, clock = ready;
+        clock += seconds;
+        result_.expert_seconds += seconds / G;
+      }
+      if (clock > end) end = clock, stall = waited;
+    }
+    result_.stall_seconds += stall;
+    const double comm = G > 1 ? cost_.all_to_all_seconds(step.tokens) : 0.0;
+    if (G > 1) result_.bytes_peer += 2.0 * step.tokens * cost_.shape.top_k * cost_.shape.hidden * 2.0 * (G - 1) / G;
+    result_.communication_seconds += comm;
+    return end + comm;
+  }
+
+  // Predicts layer + 1's experts and starts their copies behind this layer's demand copies.
+  void prefetch(size_t s, int layer, double t, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use) {
+    if (options_.prefetch == "none") return;
+    const Step& step = steps_[s];
+    std::vector<int32_t> predicted;
+    if (options_.prefetch == "next-layer") {
+      for (const auto& [e, n] : step.layers[size_t(layer) + 1]) predicted.push_back(e);
+    } else {
+      const int E = plan_.num_experts();
+      const auto& p = transitions_[size_t(layer)];
+      std::vector<std::pair<double, int32_t>> score(static_cast<size_t>(E));
+      for (int f = 0; f < E; ++f) score[size_t(f)] = {0.0, f};
+      for (const auto& [e, n] : step.layers[size_t(layer)])
+        for (int f = 0; f < E; ++f) score[size_t(f)].first += n * p[size_t(e) * size_t(E) + size_t(f)];
+      std::stable_sort(score.begin(), score.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+      const size_t want = std::min(score.size(), std::max<size_t>(1, step.layers[size_t(layer)].size()));
+      for (size_t i = 0; i < want && score[i].first > 0; ++i) predicted.push_back(score[i].second);
+    }
+    for (int32_t e : predicted) {
+      const ExpertKey k{layer + 1, e};
+      if (pinned(k)) continue;
+      Device& dev = devices_[size_t(home_device(k))];
+      if (dev.cache.count(k)) continue;
+      if (!make_room(dev, k, in_use)) continue;
+      const double ready = fetch(k, home_device(k), t, /*count_tier=*/false);
+      dev.cache[k] = CachedExpert{ready, true};
+      dev.policy->on_insert(k, placement_.at(k)->format() == proto::FORMAT_BF16);
+      ++result_.prefetches;
+    }
+  }
+
+  const PlacementPlan& plan_;
+  const CostModel& cost_;
+  const SimOptions& options_;
+  std::unordered_map<ExpertKey, const proto::ExpertPlacement*, ExpertKeyHash> placement_;
+  std::vector<Step> steps_;
+  std::vector<std::vector<double>> transitions_;
+  std::vector<Device> devices_;
+  HostTier host_;
+  SimResult result_;
+};
+
+}  // namespace
+
+SimResult simulate(const PlacementPlan& plan, const Trace& trace, const CostModel& cost, const SimOptions& options) {
+  return Simulation(plan, trace, cost, options).run();
+}
+
+}  // namespace moe::placement

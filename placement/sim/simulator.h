@@ -1,0 +1,53 @@
+#pragma once
+// A discrete-event replay of a router trace against a placement plan on a hardware profile.
+// Each GPU has a compute stream, a host link and an expert cache; the host has a pool and an
+// NVMe queue. Per layer, experts already on the GPU are computed while missing ones arrive,
+// in order of arrival; copies queue on their link. Prints what the engine would see: time per
+// token, stalls, hits per tier, bytes per link, prefetch precision and recall.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "placement/cost/cost_model.h"
+#include "placement/plan/plan_io.h"
+#include "placement/trace/trace.h"
+
+namespace moe::placement {
+
+struct SimOptions {
+  std::string policy = "lru";     // lru, lfu, multi, belady
+  std::string prefetch = "none";  // none; next-layer (the exact next-layer experts: the bound a
+                                  // gate predictor approaches); stats (transition counts)
+  const Trace* profile = nullptr;  // trace the stats predictor learns from; default: the replayed one
+  int64_t max_steps = 0;           // 0: the whole trace
+};
+
+struct SimResult {
+  int64_t tokens = 0, steps = 0;
+  double seconds = 0;
+  double attention_seconds = 0, expert_seconds = 0, stall_seconds = 0, communication_seconds = 0, head_seconds = 0;
+  // Expert uses (one per expert per layer per step on the device that computes it).
+  int64_t uses = 0, pinned_hits = 0, cache_hits = 0, host_hits = 0, nvme_reads = 0;
+  int64_t late_hits = 0;  // cache hits that still waited for their copy to land
+  int64_t bytes_nvme_to_host = 0;
+  std::vector<int64_t> bytes_host_to_gpu;  // per device
+  double bytes_peer = 0;
+  int64_t prefetches = 0, prefetches_used = 0, offloaded_uses = 0, offloaded_uses_prefetched = 0;
+
+  double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0; }
+  double stall_fraction() const { return seconds > 0 ? stall_seconds / seconds : 0; }
+  double gpu_hit_rate() const { return uses ? double(pinned_hits + cache_hits) / double(uses) : 0; }
+  double host_hit_rate() const { return uses ? double(host_hits) / double(uses) : 0; }
+  double nvme_rate() const { return uses ? double(nvme_reads) / double(uses) : 0; }
+  double cache_hit_rate() const {  // among uses of experts not pinned on a GPU
+    return offloaded_uses ? double(cache_hits) / double(offloaded_uses) : 0;
+  }
+  double prefetch_precision() const { return prefetches ? double(prefetches_used) / double(prefetches) : 0; }
+  double prefetch_recall() const { return offloaded_uses ? double(offloaded_uses_prefetched) / double(offloaded_uses) : 0; }
+};
+
+// Throws moe::Error(kInvalidArgument) when the plan, trace and model disagree (layers,
+// experts, devices) or an option is unknown.
+SimResult simulate(const PlacementPlan& plan, const Trace& trace, const CostModel& cost, const SimOptions& options);
+
+}  // namespace moe::placement

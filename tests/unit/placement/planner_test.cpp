@@ -1,0 +1,177 @@
+// The planner: every budget respected on every shipped profile, the predicted time no worse
+// than the baselines', replication on several GPUs, impossible budgets refused; plan files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "placement/cost/model_shape.h"
+#include "placement/hardware/hardware_profile.h"
+#include "placement/plan/planner.h"
+#include "placement/trace/importers.h"
+#include "runtime/core/error.h"
+
+namespace moe::placement {
+namespace {
+
+const std::filesystem::path kRoot(MOE_SOURCE_DIR);
+
+Trace mixtral_trace() {
+  const auto shared = kRoot / ".." / "shared" / "data" / "traces" / "mixtral-8x7b" / "humaneval_2_routing.jsonl";
+  if (std::filesystem::exists(shared)) return import_jsonl(shared, {});
+  Trace t;  // a stand-in with the same shape when the shared data is absent
+  t.model = {"mixtral", 32, 8, 2};
+  for (int i = 0; i < 64; ++i) {
+    TokenRecord r{0, i, {}};
+    for (int l = 0; l < 32; ++l) r.layers.push_back({l, {(i + l) % 8, (i * 3 + l + 1) % 8}, {}});
+    t.tokens.push_back(r);
+  }
+  return t;
+}
+
+void expect_within_budgets(const PlacementPlan& plan, const HardwareProfile& hw) {
+  EXPECT_NO_THROW(validate_plan(plan, "plan"));
+  for (const auto& d : plan.devices()) {
+    const int64_t used = d.dense_bytes() + d.kv_cache_bytes() + d.workspace_bytes() + d.pinned_expert_bytes() + d.cache_bytes();
+    EXPECT_LE(used, int64_t(hw.gpu_memory_bytes)) << hw.name;
+    EXPECT_GT(d.kv_cache_bytes(), 0);
+  }
+  int64_t host = 0;
+  for (const auto& e : plan.experts())
+    if (e.home() == proto::TIER_HOST) host += plan_expert_bytes(plan, e.format());
+  EXPECT_LE(host, plan.host_pool_bytes());
+  EXPECT_LE(plan.host_pool_bytes(), int64_t(hw.host_memory_bytes));
+  EXPECT_GT(plan.prediction().tokens_per_second(), 0);
+}
+
+TEST(Planner, RespectsEveryBudgetOnEveryProfile) {
+  const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
+  const Trace trace = mixtral_trace();
+  for (const auto& entry : std::filesystem::directory_iterator(kRoot / "configs" / "hardware")) {
+    const HardwareProfile hw = load_hardware_profile(entry.path().string());
+    for (int batch : {1, 8}) {
+      PlannerOptions o;
+      o.batch = batch;
+      o.context = 2048;
+      try {
+        const PlacementPlan plan = make_plan(shape, trace, hw, o);
+        expect_within_budgets(plan, hw);
+        EXPECT_EQ(plan.devices_size(), hw.gpu_count);
+      } catch (const Error& e) {
+        // Only the 8 GB laptop may be too small for Mixtral's dense weights and KV cache.
+        EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory) << e.what();
+        EXPECT_LT(hw.gpu_memory_bytes, 10e9) << hw.name << ": " << e.what();
+      }
+    }
+  }
+}
+
+TEST(Planner, BeatsOrMatchesTheBaselines) {
+  const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
+  const Trace trace = mixtral_trace();
+  const HardwareProfile hw = load_hardware_profile("rtx4090-24gb");
+  PlannerOptions o;
+  const double optimized = make_plan(shape, trace, hw, o).prediction().tokens_per_second();
+  for (const char* baseline : {"frequency", "uniform"}) {
+    o.strategy = baseline;
+    const PlacementPlan plan = make_plan(shape, trace, hw, o);
+    expect_within_budgets(plan, hw);
+    EXPECT_GE(optimized, plan.prediction().tokens_per_second() * (1 - 1e-9)) << baseline;
+  }
+  // Lossy formats, when allowed, put more experts on the GPU.
+  o.strategy = "optimized";
+  o.formats = {ExpertFormat::kBF16, ExpertFormat::kInt4};
+  const PlacementPlan int4 = make_plan(shape, trace, hw, o);
+  expect_within_budgets(int4, hw);
+  EXPECT_GT(int4.prediction().tokens_per_second(), optimized);
+}
+
+TEST(Planner, ReplicatesHotExpertsAcrossGpusWhenMemoryAllows) {
+  const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
+  const HardwareProfile hw = load_hardware_profile("h100-sxm-80gb-x4-nvlink");
+  const PlacementPlan plan = make_plan(shape, mixtral_trace(), hw, {});
+  expect_within_budgets(plan, hw);
+  int replicated = 0, max_copies = 0;
+  for (const auto& e : plan.experts()) {
+    EXPECT_EQ(e.home(), proto::TIER_GPU);
+    replicated += e.devices_size() > 1;
+    max_copies = std::max(max_copies, e.devices_size());
+  }
+  EXPECT_GT(replicated, 0);
+  EXPECT_LE(max_copies, 4);
+  // The hottest expert has at least as many copies as the coldest.
+  const auto by_load = [&](bool hottest) {
+    const proto::ExpertPlacement* pick = &plan.experts(0);
+    for (const auto& e : plan.experts())
+      if (hottest ? e.expected_load() > pick->expected_load() : e.expected_load() < pick->expected_load()) pick = &e;
+    return pick->devices_size();
+  };
+  EXPECT_GE(by_load(true), by_load(false));
+}
+
+TEST(Planner, RefusesImpossibleBudgetsInOneSentence) {
+  const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
+  const HardwareProfile hw = load_hardware_profile("rtx4090-24gb");
+  PlannerOptions o;
+  o.batch = 64;
+  o.context = 32768;  // a 256 GiB KV cache
+  try {
+    make_plan(shape, mixtral_trace(), hw, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find("KV cache"), std::string::npos) << e.what();
+  }
+  o = {};
+  o.devices = 3;
+  EXPECT_THROW(make_plan(shape, mixtral_trace(), hw, o), Error);
+  Trace wrong = mixtral_trace();
+  wrong.model.num_experts = 16;
+  EXPECT_THROW(make_plan(shape, wrong, hw, {}), Error);
+}
+
+TEST(PlanFile, RoundTripsAndRejectsBrokenPlans) {
+  const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
+  const PlacementPlan plan = make_plan(shape, mixtral_trace(), load_hardware_profile("rtx4090-24gb"), {});
+  const auto path = std::filesystem::temp_directory_path() / "moe_plan_test.plan";
+  save_plan(path, plan);
+  EXPECT_TRUE(is_plan_file(path));
+  EXPECT_EQ(load_plan(path).SerializeAsString(), plan.SerializeAsString());
+  EXPECT_NE(plan_to_json(plan).find("\"experts\""), std::string::npos);
+
+  const auto rejects = [&](PlacementPlan broken, const std::string& needle) {
+    try {
+      validate_plan(broken, "broken");
+      ADD_FAILURE() << "accepted: " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  PlacementPlan p = plan;
+  p.mutable_experts(1)->set_expert(plan.experts(0).expert());
+  p.mutable_experts(1)->set_layer(plan.experts(0).layer());
+  rejects(p, "twice");
+  p = plan;
+  p.mutable_devices(0)->set_cache_bytes(p.devices(0).memory_bytes());
+  rejects(p, "over its budget");
+  p = plan;
+  p.mutable_experts(0)->set_devices(0, 5);
+  rejects(p, "device 5");
+  p = plan;
+  p.mutable_experts()->RemoveLast();
+  rejects(p, "places");
+  // Truncated and foreign files.
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  for (size_t cut : {size_t(4), size_t(8), bytes.size() / 2, bytes.size() - 1}) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes.substr(0, cut);
+    EXPECT_THROW(load_plan(path), Error) << cut;
+  }
+}
+
+}  // namespace
+}  // namespace moe::placement

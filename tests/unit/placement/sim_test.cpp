@@ -1,0 +1,200 @@
+// The simulator: hit rates with known answers, LRU equal to the reuse-distance closed form,
+// Belady never beaten by an online policy, prefetch accounting, time bounded by the links.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "placement/sim/simulator.h"
+#include "placement/trace/trace_stats.h"
+#include "runtime/core/error.h"
+
+namespace moe::placement {
+namespace {
+
+ModelShape tiny_shape(int layers, int experts, int top_k) {
+  ModelShape s;
+  s.name = "tiny";
+  s.num_layers = s.num_sparse_layers = layers;
+  s.sparse_layers.assign(size_t(layers), true);
+  s.num_experts = experts;
+  s.top_k = top_k;
+  s.hidden = 1024;
+  s.num_heads = 8;
+  s.num_kv_heads = 2;
+  s.head_dim = 128;
+  s.vocab = 1000;
+  s.expert_params = 3 * 1024 * 2048;
+  s.attention_params = 1024 * 1024 * 3;
+  s.dense_params = layers * s.attention_params + 2 * 1000 * 1024;
+  return s;
+}
+
+HardwareProfile tiny_hardware(int gpus = 1) {
+  HardwareProfile h;
+  h.name = "tiny";
+  h.gpu_count = gpus;
+  h.gpu_memory_bytes = 1e9;
+  h.gpu_memory_bandwidth = 1e12;
+  h.gpu_bf16_flops = 1e14;
+  h.host_to_device_bandwidth = 2e10;
+  h.peer_link = gpus > 1 ? PeerLink::kNvlink : PeerLink::kNone;
+  h.peer_bandwidth = gpus > 1 ? 1e11 : 0;
+  h.host_memory_bytes = 64e9;
+  h.host_memory_bandwidth = 5e10;
+  h.cpu_cores = 8;
+  h.cpu_flops = 1e12;
+  h.nvme_read_bandwidth = 5e9;
+  h.nvme_iops = 1e6;
+  return h;
+}
+
+// Every expert offloaded to the host and computed by device (expert % devices), with `slots`
+// cache slots per device; experts in `pinned` live on device 0.
+PlacementPlan cache_plan(const ModelShape& s, int slots, int devices = 1, const std::set<std::pair<int, int>>& pinned = {}) {
+  PlacementPlan p;
+  p.set_model_name(s.name);
+  p.set_batch(1);
+  p.set_context(128);
+  p.set_num_layers(s.num_sparse_layers);
+  p.set_num_experts(s.num_experts);
+  p.set_expert_bytes_bf16(s.expert_bytes(ExpertFormat::kBF16));
+  for (int l = 0; l < s.num_sparse_layers; ++l)
+    for (int e = 0; e < s.num_experts; ++e) {
+      auto* x = p.add_experts();
+      x->set_layer(l);
+      x->set_expert(e);
+      x->set_home(pinned.count({l, e}) ? proto::TIER_GPU : proto::TIER_HOST);
+      x->add_devices(pinned.count({l, e}) ? 0 : e % devices);
+    }
+  for (int d = 0; d < devices; ++d) {
+    auto* dev = p.add_devices();
+    dev->set_device(d);
+    dev->set_memory_bytes(int64_t(1) << 40);
+    dev->set_cache_slots(slots);
+    dev->set_cache_bytes(int64_t(slots) * p.expert_bytes_bf16());
+    dev->set_pinned_expert_bytes(d == 0 ? int64_t(pinned.size()) * p.expert_bytes_bf16() : 0);
+  }
+  p.set_host_pool_bytes(int64_t(1) << 40);
+  validate_plan(p, "test plan");
+  return p;
+}
+
+// A trace whose experts are listed ascending (the simulator's order within a layer).
+Trace random_trace(int layers, int experts, int top_k, int tokens, double skew, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Trace t;
+  t.model = {"tiny", layers, experts, top_k};
+  std::vector<double> weights(static_cast<size_t>(experts));
+  for (int e = 0; e < experts; ++e) weights[size_t(e)] = std::pow(double(e + 1), -skew);
+  for (int i = 0; i < tokens; ++i) {
+    TokenRecord r{0, i, {}};
+    for (int l = 0; l < layers; ++l) {
+      std::vector<int32_t> chosen;
+      std::vector<double> w = weights;
+      std::shuffle(w.begin(), w.end(), std::mt19937(uint32_t(l) * 977u + seed));  // each layer its own favourites
+      while (int(chosen.size()) < top_k) {
+        const int e = std::discrete_distribution<int>(w.begin(), w.end())(rng);
+        if (std::find(chosen.begin(), chosen.end(), e) == chosen.end()) chosen.push_back(e);
+      }
+      std::sort(chosen.begin(), chosen.end());
+      r.layers.push_back({l, chosen, {}});
+    }
+    t.tokens.push_back(std::move(r));
+  }
+  return t;
+}
+
+TEST(Simulator, LruMatchesTheReuseDistanceClosedForm) {
+  const ModelShape s = tiny_shape(4, 8, 2);
+  const CostModel cost(s, tiny_hardware());
+  const Trace t = random_trace(4, 8, 2, 300, 1.2, 1);
+  const TraceStats stats = compute_trace_stats(t);
+  for (int slots : {1, 2, 5, 9, 16, 31, 32}) {
+    const SimResult r = simulate(cache_plan(s, slots), t, cost, {});
+    EXPECT_EQ(r.uses, stats.activations);
+    EXPECT_DOUBLE_EQ(r.cache_hit_rate(), stats.lru_hit_rate(slots)) << slots << " slots";
+    EXPECT_EQ(r.host_hits, r.uses - r.cache_hits);
+  }
+}
+
+TEST(Simulator, KnownHitRatesOnALoop) {
+  // Keys 0..3 of one layer in a loop: LRU with 3 slots never hits. Belady (MIN with bypass)
+  // keeps 0, 1, 2 and never caches 3, whose next use is always the farthest: after the three
+  // cold misses and the first 3, each loop of four gives three hits.
+  const ModelShape s = tiny_shape(1, 4, 1);
+  Trace t;
+  t.model = {"tiny", 1, 4, 1};
+  for (int i = 0; i < 400; ++i) t.tokens.push_back({0, i, {{0, {i % 4}, {}}}});
+  const CostModel cost(s, tiny_hardware());
+  const auto lru = simulate(cache_plan(s, 3), t, cost, {.policy = "lru"});
+  EXPECT_EQ(lru.cache_hits, 0);
+  const auto belady = simulate(cache_plan(s, 3), t, cost, {.policy = "belady"});
+  EXPECT_EQ(belady.cache_hits, 99 * 3);
+  const auto big = simulate(cache_plan(s, 4), t, cost, {.policy = "lru"});
+  EXPECT_EQ(big.cache_hits, 396);  // everything after the four cold misses
+}
+
+TEST(Simulator, BeladyIsNeverBeatenByAnOnlinePolicy) {
+  int cases = 0;
+  for (uint32_t seed = 0; seed < 12; ++seed) {
+    const int layers = 1 + int(seed % 4), experts = 4 + int(seed % 5) * 3, k = 1 + int(seed % 2);
+    const ModelShape s = tiny_shape(layers, experts, k);
+    const CostModel cost(s, tiny_hardware(1 + int(seed % 2)));
+    const Trace t = random_trace(layers, experts, k, 150, 0.3 * double(seed % 5), seed);
+    for (int slots : {1, 3, 7, 12}) {
+      const int devices = 1 + int(seed % 2);
+      const auto belady = simulate(cache_plan(s, slots, devices), t, cost, {.policy = "belady"});
+      for (const char* policy : {"lru", "lfu", "multi"}) {
+        const auto online = simulate(cache_plan(s, slots, devices), t, cost, {.policy = policy});
+        EXPECT_GE(belady.cache_hits, online.cache_hits) << policy << " seed " << seed << " slots " << slots;
+        EXPECT_LE(belady.seconds, online.seconds * (1 + 1e-12)) << policy << " seed " << seed << " slots " << slots;
+        ++cases;
+      }
+    }
+  }
+  EXPECT_EQ(cases, 12 * 4 * 3);
+}
+
+TEST(Simulator, PrefetchAccountingAndTheLinkBound) {
+  // Expert compute as slow as a copy, so that a copy started a layer early can hide.
+  const ModelShape s = tiny_shape(4, 8, 2);
+  HardwareProfile hw = tiny_hardware();
+  hw.gpu_memory_bandwidth = hw.host_to_device_bandwidth;
+  const CostModel cost(s, hw);
+  const Trace t = random_trace(4, 8, 2, 200, 0.8, 3);
+  const PlacementPlan plan = cache_plan(s, 12);
+  const auto none = simulate(plan, t, cost, {.policy = "lru", .prefetch = "none"});
+  const auto exact = simulate(plan, t, cost, {.policy = "lru", .prefetch = "next-layer"});
+  const auto stats = simulate(plan, t, cost, {.policy = "lru", .prefetch = "stats"});
+  EXPECT_EQ(none.prefetches, 0);
+  EXPECT_GT(exact.prefetches, 0);
+  EXPECT_GT(exact.prefetch_recall(), 0.4);  // layer 0 and uses already cached are not prefetched
+  EXPECT_GT(exact.prefetch_precision(), 0.9);     // and is almost never wrong
+  EXPECT_LT(stats.prefetch_precision(), exact.prefetch_precision());
+  EXPECT_LT(exact.stall_seconds, none.stall_seconds);
+  // No run beats the time its copies alone need on the host link.
+  for (const auto* r : {&none, &exact, &stats}) {
+    const double link = double(r->bytes_host_to_gpu[0]) / hw.host_to_device_bandwidth;
+    EXPECT_GE(r->seconds, link * 0.999);
+    EXPECT_GT(r->tokens_per_second(), 0);
+  }
+}
+
+TEST(Simulator, PinnedExpertsNeverMissAndDisagreementsAreRefused) {
+  const ModelShape s = tiny_shape(2, 4, 1);
+  const CostModel cost(s, tiny_hardware());
+  const Trace t = random_trace(2, 4, 1, 50, 0.0, 5);
+  std::set<std::pair<int, int>> all;
+  for (int l = 0; l < 2; ++l)
+    for (int e = 0; e < 4; ++e) all.insert({l, e});
+  const auto r = simulate(cache_plan(s, 0, 1, all), t, cost, {});
+  EXPECT_EQ(r.pinned_hits, r.uses);
+  EXPECT_EQ(r.bytes_host_to_gpu[0], 0);
+  EXPECT_DOUBLE_EQ(r.stall_seconds, 0.0);
+  EXPECT_THROW(simulate(cache_plan(s, 1), random_trace(3, 4, 1, 5, 0, 1), cost, {}), Error);  // layers differ
+  EXPECT_THROW(simulate(cache_plan(s, 1), t, cost, {.policy = "random"}), Error);
+  EXPECT_THROW(simulate(cache_plan(s, 1, 2), t, cost, {}), Error);  // two devices, one GPU
+}
+
+}  // namespace
+}  // namespace moe::placement

@@ -1,0 +1,63 @@
+// `moe plan`: where every expert lives, from a model's shapes, a router trace and a machine.
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "placement/cost/model_shape.h"
+#include "placement/hardware/hardware_profile.h"
+#include "placement/plan/planner.h"
+#include "tools/command.h"
+#include "tools/placement_inputs.h"
+
+namespace moe::tools {
+namespace {
+
+struct Options {
+  std::string model, trace, hardware, output, formats = "bf16";
+  placement::PlannerOptions planner;
+  bool json = false, explain = false;
+};
+
+void run(Options& o) {
+  const placement::ModelShape shape = placement::load_model_shape(o.model);
+  const placement::Trace trace = load_any_trace(o.trace);
+  const placement::HardwareProfile hw = placement::load_hardware_profile(o.hardware);
+  o.planner.formats.clear();
+  std::stringstream list(o.formats);
+  for (std::string f; std::getline(list, f, ',');) o.planner.formats.push_back(placement::parse_expert_format(f));
+  const placement::PlacementPlan plan = placement::make_plan(shape, trace, hw, o.planner);
+  placement::save_plan(o.output, plan);
+  if (o.json) {
+    print_json(nlohmann::json::parse(placement::plan_to_json(plan)));
+    return;
+  }
+  const auto& p = plan.prediction();
+  fmt::print("{}: {:.2f} tokens/s predicted ({:.1f}% of expert uses on the GPU)\n", o.output, p.tokens_per_second(),
+             100 * p.gpu_hit_rate());
+  if (o.explain)
+    for (const auto& line : plan.explanation()) fmt::print("  {}\n", line);
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  app.add_option("--model", o->model, "model folder or config.json (only its shapes are read)")->required();
+  app.add_option("--trace", o->trace, "router trace (a trace file, or JSONL/vLLM/CSV to import)")->required()->check(CLI::ExistingFile);
+  app.add_option("--hardware", o->hardware, "hardware profile: a file, or a name in configs/hardware/")->required();
+  app.add_option("-o,--output", o->output, "plan file to write")->required();
+  app.add_option("--batch", o->planner.batch, "sequences decoded together")->check(CLI::PositiveNumber);
+  app.add_option("--context", o->planner.context, "tokens of context per sequence (sizes the KV cache)")->check(CLI::PositiveNumber);
+  app.add_option("--devices", o->planner.devices, "GPUs to use (default: all of the profile's)");
+  app.add_option("--formats", o->formats, "expert formats allowed, e.g. bf16,int4 (int8/int4 are lossy)");
+  app.add_option("--strategy", o->planner.strategy, "optimized, frequency or uniform")
+      ->check(CLI::IsMember({"optimized", "frequency", "uniform"}));
+  app.add_option("--policy", o->planner.sim.policy, "cache policy the prediction assumes (lru, lfu, multi)");
+  app.add_option("--prefetch", o->planner.sim.prefetch, "prefetcher the prediction assumes (none, next-layer, stats)");
+  app.add_flag("--explain", o->explain, "say where the memory and the time go");
+  app.add_flag("--json", o->json, "print the plan as JSON");
+  app.callback([o] { run(*o); });
+}
+
+const CommandRegistration kPlan("", "plan", "Choose where every expert lives, from a trace and a hardware profile", setup);
+
+}  // namespace
+}  // namespace moe::tools

@@ -1,0 +1,77 @@
+// `moe sim`: replays a router trace against a placement plan on a hardware profile.
+#include <fmt/format.h>
+
+#include "placement/cost/model_shape.h"
+#include "placement/hardware/hardware_profile.h"
+#include "placement/sim/simulator.h"
+#include "runtime/core/error.h"
+#include "tools/command.h"
+#include "tools/placement_inputs.h"
+
+namespace moe::tools {
+namespace {
+
+struct Options {
+  std::string plan, trace, hardware, model, profile;
+  placement::SimOptions sim;
+  bool json = false;
+};
+
+void run(const Options& o) {
+  const placement::PlacementPlan plan = placement::load_plan(o.plan);
+  const placement::Trace trace = load_any_trace(o.trace);
+  const placement::HardwareProfile hw = placement::load_hardware_profile(o.hardware);
+  MOE_CHECK(!o.model.empty(), ErrorCode::kInvalidArgument, "--model is needed for the model's shapes");
+  const placement::CostModel cost(placement::load_model_shape(o.model), hw);
+  placement::Trace profile;
+  placement::SimOptions options = o.sim;
+  if (!o.profile.empty()) {
+    profile = load_any_trace(o.profile);
+    options.profile = &profile;
+  }
+  const placement::SimResult r = placement::simulate(plan, trace, cost, options);
+  int64_t h2d = 0;
+  for (int64_t b : r.bytes_host_to_gpu) h2d += b;
+  if (o.json) {
+    print_json({{"plan", o.plan}, {"trace", o.trace}, {"hardware", hw.name}, {"policy", o.sim.policy},
+                {"prefetch", o.sim.prefetch}, {"tokens", r.tokens}, {"steps", r.steps}, {"seconds", r.seconds},
+                {"tokens_per_second", r.tokens_per_second()}, {"stall_fraction", r.stall_fraction()},
+                {"gpu_hit_rate", r.gpu_hit_rate()}, {"cache_hit_rate", r.cache_hit_rate()},
+                {"host_hit_rate", r.host_hit_rate()}, {"nvme_rate", r.nvme_rate()}, {"late_hits", r.late_hits},
+                {"bytes_nvme_to_host", r.bytes_nvme_to_host}, {"bytes_host_to_gpu", r.bytes_host_to_gpu},
+                {"bytes_peer", r.bytes_peer}, {"prefetches", r.prefetches},
+                {"prefetch_precision", r.prefetch_precision()}, {"prefetch_recall", r.prefetch_recall()},
+                {"seconds_breakdown", {{"attention", r.attention_seconds}, {"head", r.head_seconds},
+                                       {"experts", r.expert_seconds}, {"stall", r.stall_seconds},
+                                       {"communication", r.communication_seconds}}}});
+    return;
+  }
+  fmt::print("{} tokens in {} steps on {} (policy {}, prefetch {})\n", r.tokens, r.steps, hw.name, o.sim.policy, o.sim.prefetch);
+  fmt::print("  {:.2f} tokens/s, {:.1f}% of the time waiting for copies\n", r.tokens_per_second(), 100 * r.stall_fraction());
+  fmt::print("  expert uses: {:.1f}% on a GPU (cache hit rate {:.1f}% of offloaded uses), {:.1f}% from host, {:.1f}% from NVMe\n",
+             100 * r.gpu_hit_rate(), 100 * r.cache_hit_rate(), 100 * r.host_hit_rate(), 100 * r.nvme_rate());
+  fmt::print("  bytes: NVMe->host {:.2f} GB, host->GPU {:.2f} GB, between GPUs {:.2f} GB\n", r.bytes_nvme_to_host / 1e9,
+             h2d / 1e9, r.bytes_peer / 1e9);
+  if (o.sim.prefetch != "none")
+    fmt::print("  prefetch: {} copies, precision {:.1f}%, recall {:.1f}%\n", r.prefetches, 100 * r.prefetch_precision(),
+               100 * r.prefetch_recall());
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  app.add_option("--plan", o->plan, "placement plan (moe plan -o)")->required()->check(CLI::ExistingFile);
+  app.add_option("--trace", o->trace, "router trace to replay")->required()->check(CLI::ExistingFile);
+  app.add_option("--hardware", o->hardware, "hardware profile: a file, or a name in configs/hardware/")->required();
+  app.add_option("--model", o->model, "model folder or config.json (shapes)")->required();
+  app.add_option("--policy", o->sim.policy, "expert cache policy")->check(CLI::IsMember({"lru", "lfu", "multi", "belady"}));
+  app.add_option("--prefetch", o->sim.prefetch, "none, next-layer (exact: the bound of a gate predictor) or stats")
+      ->check(CLI::IsMember({"none", "next-layer", "stats"}));
+  app.add_option("--profile-trace", o->profile, "trace the stats prefetcher learns from (default: the replayed one)");
+  app.add_flag("--json", o->json, "print one JSON document");
+  app.callback([o] { run(*o); });
+}
+
+const CommandRegistration kSim("", "sim", "Replay a trace against a plan: tokens/s, stalls, hit rates, bytes per link", setup);
+
+}  // namespace
+}  // namespace moe::tools
