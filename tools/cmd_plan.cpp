@@ -50,6 +50,8 @@ void setup(CLI::App& app) {
   app.add_option("--formats", o->formats, "expert formats allowed, e.g. bf16,int4 (int8/int4 are lossy)");
   app.add_option("--strategy", o->planner.strategy, "optimized, frequency or uniform")
       ->check(CLI::IsMember({"optimized", "frequency", "uniform"}));
+  app.add_option("--pinned-share", o->planner.pinned_share, "fix the share of GPU expert memory pinned (0..1) instead of searching")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--policy", o->planner.sim.policy, "cache policy the prediction assumes (lru, lfu, multi)");
   app.add_option("--prefetch", o->planner.sim.prefetch, "prefetcher the prediction assumes (none, next-layer, stats)");
   app.add_flag("--explain", o->explain, "say where the memory and the time go");

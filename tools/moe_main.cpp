@@ -1,5 +1,7 @@
 // The `moe` command: builds the CLI from the registered subcommands and turns library errors
 // into one sentence and an exit code.
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstdio>
 #include <map>
 
@@ -9,6 +11,9 @@
 
 int main(int argc, char** argv) {
   moe::init_logging();
+  // Malformed protobuf input is reported once, as our own error; protobuf's log lines would
+  // only repeat it on stderr.
+  google::protobuf::SetLogHandler(nullptr);
   CLI::App app{"moe: run Mixture-of-Experts models larger than GPU memory, profile their routing, "
                "and plan where every expert lives.",
                "moe"};

@@ -64,7 +64,8 @@ class Planner {
     if (options_.strategy == "optimized") {
       for (ExpertFormat g : options_.formats)
         for (ExpertFormat o : options_.formats)
-          for (int i = 0; i <= 8; ++i) candidates.push_back({i / 8.0, g, o});
+          for (int i = 0; i <= 8; ++i)
+            if (options_.pinned_share < 0 || i == 0) candidates.push_back({options_.pinned_share < 0 ? i / 8.0 : options_.pinned_share, g, o});
     } else if (options_.strategy == "frequency") {
       candidates.push_back({1.0, options_.formats.front(), options_.formats.front()});
     } else if (options_.strategy == "uniform") {

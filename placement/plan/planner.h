@@ -22,6 +22,7 @@ struct PlannerOptions {
   // optimized: the search above; frequency: every GPU byte pins the most used experts;
   // uniform: the same number of experts pinned per layer, chosen without the trace.
   std::string strategy = "optimized";
+  double pinned_share = -1;  // optimized: fix the share of expert memory pinned (0..1); -1 searches
   double workspace_fraction = 0.05;  // of each GPU's memory, for activations and allocator slack
   double host_fraction = 0.8;        // of host memory, for the pinned pool
   SimOptions sim;                    // policy and prefetcher the prediction assumes
