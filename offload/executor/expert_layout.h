@@ -1,0 +1,34 @@
+#pragma once
+// How one routed expert's three matrices sit in a flat buffer (a cache slot, a host block):
+// gate, up, down in their stored dtype, each 64-byte aligned. The same bytes viewed as
+// matrices compute exactly what the checkpoint's tensors compute.
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/model/gated_mlp.h"
+#include "runtime/model/weights.h"
+
+namespace moe::offload {
+
+struct MatrixPlacement {
+  DType dtype = DType::kBF16;
+  int64_t rows = 0, cols = 0;
+  uint64_t offset = 0, bytes = 0;
+};
+
+struct ExpertLayout {
+  MatrixPlacement gate, up, down;
+  uint64_t bytes = 0;
+
+  static ExpertLayout of(const model::GatedMlp& expert);
+  // Copies the expert's tensors into `dst` (bytes() long).
+  void pack(const model::GatedMlp& expert, std::byte* dst) const;
+  model::GatedMlpMatrices views(const std::byte* base) const;
+  bool operator==(const ExpertLayout&) const = default;
+};
+
+inline bool operator==(const MatrixPlacement& a, const MatrixPlacement& b) {
+  return a.dtype == b.dtype && a.rows == b.rows && a.cols == b.cols && a.offset == b.offset && a.bytes == b.bytes;
+}
+
+}  // namespace moe::offload

@@ -1,0 +1,303 @@
+#include "offload/executor/offloaded_experts.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quantize.h"
+#include "runtime/core/error.h"
+#include "runtime/model/expert_groups.h"
+
+namespace moe::offload {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+struct AlignedBuffer {
+  explicit AlignedBuffer(uint64_t bytes) : size(bytes) {
+    data = static_cast<std::byte*>(::operator new(std::max<uint64_t>(bytes, 64), std::align_val_t(64)));
+  }
+  ~AlignedBuffer() { ::operator delete(data, std::align_val_t(64)); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  std::byte* data;
+  uint64_t size;
+};
+
+}  // namespace
+
+struct OffloadedExperts::Device {
+  std::unique_ptr<AlignedBuffer> pinned_arena, cache_arena;
+  std::unordered_map<ExpertKey, const std::byte*, ExpertKeyHash> pinned;
+  std::unique_ptr<ExpertCache> cache;
+  std::unique_ptr<TransferEngine> engine;
+};
+
+// One expert's work on one device: where its weights are (or how to get them).
+struct OffloadedExperts::Task {
+  enum Kind { kReady, kPending, kBypass, kLowPrecision, kSkip } kind = kReady;
+  const model::ExpertGroup* group = nullptr;
+  ExpertKey key;
+  int device = 0;
+  const std::byte* data = nullptr;
+  CacheHandle handle;
+};
+
+OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, OffloadOptions options,
+                                   std::unique_ptr<Predictor> predictor)
+    : transformer_(transformer),
+      options_(std::move(options)),
+      predictor_(std::move(predictor)),
+      backing_(transformer.weights()),
+      host_(backing_, options_.host_bytes),
+      communicator_(options_.devices) {
+  const auto& config = transformer.config();
+  const uint64_t slot = backing_.layout().bytes;
+  MOE_CHECK(options_.devices >= 1 && options_.devices <= 64, ErrorCode::kInvalidArgument, "--devices must be 1 to 64");
+  MOE_CHECK(options_.miss == "wait" || options_.miss == "cpu" || options_.miss == "hobbit", ErrorCode::kInvalidArgument,
+            "unknown miss policy '{}' (wait, cpu or hobbit)", options_.miss);
+  MOE_CHECK(options_.device_bytes >= slot, ErrorCode::kOutOfMemory,
+            "a device budget of {:.2f} MiB holds no expert: one takes {:.2f} MiB", options_.device_bytes / kMiB, slot / kMiB);
+  for (int l = 0, s = 0; l < config.num_layers; ++l) sparse_index_.push_back(config.is_sparse(l) ? s++ : -1);
+  std::vector<int> model_layer_of;
+  for (int l = 0; l < config.num_layers; ++l)
+    if (config.is_sparse(l)) model_layer_of.push_back(l);
+
+  // The plan's homes: pinned experts per device, host-homed experts loaded now.
+  std::vector<std::vector<ExpertKey>> pinned(static_cast<size_t>(options_.devices));
+  if (const auto* plan = options_.plan) {
+    MOE_CHECK(plan->num_layers() == int(model_layer_of.size()) && plan->num_experts() == config.num_experts,
+              ErrorCode::kInvalidArgument, "the plan is for {} MoE layers x {} experts, the model has {} x {}",
+              plan->num_layers(), plan->num_experts(), model_layer_of.size(), config.num_experts);
+    MOE_CHECK(plan->devices_size() == options_.devices, ErrorCode::kInvalidArgument,
+              "the plan places experts on {} devices, --devices is {}", plan->devices_size(), options_.devices);
+    for (const auto& e : plan->experts()) {
+      const ExpertKey key{model_layer_of[size_t(e.layer())], e.expert()};
+      homes_[key].assign(e.devices().begin(), e.devices().end());
+      if (e.home() == placement::proto::TIER_GPU)
+        for (int d : e.devices()) pinned[size_t(d)].push_back(key);
+      else if (e.home() == placement::proto::TIER_HOST)
+        MOE_CHECK(host_.pin(key), ErrorCode::kOutOfMemory,
+                  "the plan homes more experts on the host than --host-mem {:.2f} MiB holds ({:.2f} MiB each)",
+                  options_.host_bytes / kMiB, slot / kMiB);
+    }
+  }
+  for (int d = 0; d < options_.devices; ++d) {
+    auto dev = std::make_unique<Device>();
+    const uint64_t pinned_bytes = pinned[size_t(d)].size() * slot;
+    MOE_CHECK(pinned_bytes <= options_.device_bytes, ErrorCode::kOutOfMemory,
+              "the plan pins {} experts ({:.2f} MiB) on device {}, over its budget of {:.2f} MiB", pinned[size_t(d)].size(),
+              pinned_bytes / kMiB, d, options_.device_bytes / kMiB);
+    dev->pinned_arena = std::make_unique<AlignedBuffer>(pinned_bytes);
+    for (size_t i = 0; i < pinned[size_t(d)].size(); ++i) {
+      std::byte* at = dev->pinned_arena->data + i * slot;
+      backing_.read(pinned[size_t(d)][i], at);
+      dev->pinned[pinned[size_t(d)][i]] = at;
+    }
+    const int slots = int((options_.device_bytes - pinned_bytes) / slot);
+    dev->cache_arena = std::make_unique<AlignedBuffer>(uint64_t(std::max(slots, 1)) * slot);
+    dev->cache = std::make_unique<ExpertCache>(dev->cache_arena->data, slot, slots,
+                                               make_policy(options_.policy, int(model_layer_of.size())));
+    dev->engine = std::make_unique<TransferEngine>(*dev->cache, [this, slot](ExpertKey key, std::byte* dst,
+                                                                             const std::atomic<bool>& cancelled) {
+      const auto source = host_.copy_out(key, dst, &cancelled);
+      if (source == HostTier::Source::kCancelled) return false;
+      (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+      bytes_h2d_ += slot;
+      return true;
+    });
+    devices_.push_back(std::move(dev));
+  }
+}
+
+OffloadedExperts::~OffloadedExperts() {
+  for (auto& d : devices_) d->engine.reset();  // copy threads stop before the caches go
+}
+
+int OffloadedExperts::device_of(ExpertKey key, int64_t tokens) {
+  const auto it = homes_.find(key);
+  if (it == homes_.end()) return key.expert % options_.devices;
+  // Replicas: the device holding a pinned copy with the least work so far (the first one).
+  (void)tokens;
+  for (int d : it->second)
+    if (devices_[size_t(d)]->pinned.count(key)) return d;
+  return it->second.front();
+}
+
+void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer) {
+  buffer.resize(backing_.layout().bytes);
+  const auto source = host_.copy_out(key, buffer.data());
+  (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+}
+
+void OffloadedExperts::compute(const Task& task, const float* x, int64_t hidden, float* out) {
+  const model::ExpertGroup& group = *task.group;
+  model::gather_rows(x, hidden, group, rows_);
+  const int64_t m = int64_t(group.tokens.size());
+  results_.resize(rows_.size());
+  if (task.kind == Task::kSkip) {
+    std::fill(results_.begin(), results_.end(), 0.0f);
+  } else if (task.kind == Task::kLowPrecision) {
+    // An int8 copy made on the host from the full-precision bytes (HOBBIT's low-precision expert).
+    const ExpertLayout& l = backing_.layout();
+    const auto full = l.views(task.data);
+    std::vector<std::vector<int8_t>> data(3);
+    std::vector<std::vector<float>> scales(3);
+    model::GatedMlpMatrices q = full;
+    cpu::WeightMatrix* mats[3] = {&q.gate, &q.up, &q.down};
+    const cpu::WeightMatrix* src[3] = {&full.gate, &full.up, &full.down};
+    for (int i = 0; i < 3; ++i) {
+      const int64_t rows = src[i]->rows, cols = src[i]->cols;
+      const int group_size = cols % 32 == 0 ? 32 : int(cols);
+      std::vector<float> f32(static_cast<size_t>(rows * cols));
+      for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(*src[i], r, f32.data() + r * cols);
+      const QuantFormat format{DType::kI8, group_size};
+      data[size_t(i)].resize(cpu::quantized_data_bytes(format, rows, cols));
+      scales[size_t(i)].resize(cpu::quantized_scale_count(format, rows, cols));
+      cpu::quantize_rows(f32.data(), rows, cols, format, reinterpret_cast<uint8_t*>(data[size_t(i)].data()),
+                         scales[size_t(i)].data());
+      *mats[i] = cpu::WeightMatrix{data[size_t(i)].data(), DType::kI8, rows, cols, scales[size_t(i)].data(), group_size};
+    }
+    model::run_gated_mlp(q, rows_.data(), m, results_.data(), scratch_);
+  } else {
+    model::run_gated_mlp(backing_.layout().views(task.data), rows_.data(), m, results_.data(), scratch_);
+  }
+  model::scatter_rows(results_.data(), hidden, group, out);
+}
+
+void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) {
+  const int sparse = sparse_index_.at(size_t(layer));
+  for (auto& d : devices_) d->cache->set_current_layer(sparse);
+  const std::vector<model::ExpertGroup> groups = model::group_by_expert(routing);
+  std::vector<Task> tasks(groups.size());
+  std::vector<std::vector<std::byte>> staged(groups.size());  // bypass / host copies
+  for (size_t i = 0; i < groups.size(); ++i) {
+    Task& t = tasks[i];
+    t.group = &groups[i];
+    t.key = ExpertKey{layer, groups[i].expert};
+    t.device = device_of(t.key, int64_t(groups[i].tokens.size()));
+    Device& dev = *devices_[size_t(t.device)];
+    ++stats_.uses;
+    if (const auto it = dev.pinned.find(t.key); it != dev.pinned.end()) {
+      ++stats_.pinned_hits;
+      t.data = it->second;
+      continue;
+    }
+    ++stats_.offloaded_uses;
+    const bool was_prefetched = prefetched_.erase(t.key) > 0;
+    if (was_prefetched) {
+      ++stats_.prefetches_used;
+      ++stats_.offloaded_uses_prefetched;
+    }
+    if (auto handle = dev.cache->acquire(t.key)) {
+      ++stats_.cache_hits;
+      t.data = handle->data();
+      t.handle = std::move(*handle);
+      continue;
+    }
+    if (dev.cache->state(t.key) == ExpertCache::State::kFilling) {
+      t.kind = Task::kPending;  // a prefetch in flight
+      continue;
+    }
+    // A miss.
+    float importance = 0;
+    for (int32_t a : groups[i].assignments) importance = std::max(importance, routing.weights[size_t(a)]);
+    if (options_.miss == "hobbit" && importance < options_.hobbit_t2) {
+      t.kind = Task::kSkip;
+      ++stats_.skipped;
+    } else if (options_.miss == "cpu" || (options_.miss == "hobbit" && importance < options_.hobbit_t1)) {
+      fetch_bypass(t.key, staged[i]);  // computed on the host from the host copy
+      t.data = staged[i].data();
+      t.kind = options_.miss == "cpu" ? Task::kBypass : Task::kLowPrecision;
+      ++(options_.miss == "cpu" ? stats_.cpu_computed : stats_.low_precision);
+    } else if (std::byte* slot = dev.cache->reserve(t.key)) {
+      dev.engine->submit(t.key, slot, /*demand=*/true);
+      t.kind = Task::kPending;
+    } else {  // every slot is pinned by this layer's experts: stream it through a buffer
+      fetch_bypass(t.key, staged[i]);
+      t.data = staged[i].data();
+      t.kind = Task::kBypass;
+      ++stats_.bypassed;
+    }
+  }
+  // Copies for later layers queue behind this layer's demand copies.
+  if (predictor_) prefetch(layer, x, routing.num_tokens(), routing);
+
+  // Tokens travel to the devices computing their experts (token t lives on device t % N);
+  // the in-process all-to-all carries the rows there and the results back.
+  const int N = options_.devices;
+  if (N > 1) {
+    std::vector<std::vector<std::vector<float>>> send(static_cast<size_t>(N), std::vector<std::vector<float>>(size_t(N)));
+    for (const Task& t : tasks)
+      for (int32_t token : t.group->tokens) {
+        auto& buffer = send[size_t(token % N)][size_t(t.device)];
+        buffer.insert(buffer.end(), x + int64_t(token) * hidden, x + int64_t(token + 1) * hidden);
+      }
+    const auto recv = communicator_.all_to_all(std::move(send));
+    std::vector<std::vector<std::vector<float>>> back(static_cast<size_t>(N), std::vector<std::vector<float>>(size_t(N)));
+    for (int d = 0; d < N; ++d)
+      for (int s = 0; s < N; ++s) back[size_t(d)][size_t(s)] = recv[size_t(d)][size_t(s)];  // results travel the same way
+    communicator_.all_to_all(std::move(back));
+  }
+
+  // Each device computes what it has, then what arrives, in order of submission.
+  for (int d = 0; d < N; ++d) {
+    for (const Task& t : tasks)
+      if (t.device == d && t.kind != Task::kPending) compute(t, x, hidden, out);
+    for (Task& t : tasks) {
+      if (t.device != d || t.kind != Task::kPending) continue;
+      const auto start = std::chrono::steady_clock::now();
+      auto handle = devices_[size_t(d)]->cache->wait(t.key);
+      stats_.stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::vector<std::byte> fallback;
+      if (handle) {
+        t.data = handle->data();
+        t.handle = std::move(*handle);
+      } else {  // the copy was abandoned (cancelled or failed): read it here, surfacing any error
+        fetch_bypass(t.key, fallback);
+        t.data = fallback.data();
+      }
+      compute(t, x, hidden, out);
+      t.handle.release();
+    }
+  }
+}
+
+void OffloadedExperts::prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing) {
+  // Guesses for this layer that were never used are cancelled (their slots come back).
+  for (auto it = prefetched_.begin(); it != prefetched_.end();) {
+    if (it->layer <= layer) {
+      devices_[size_t(device_of(*it, 0))]->engine->cancel(*it);
+      ++stats_.prefetches_cancelled;
+      it = prefetched_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const ExpertKey key : predictor_->predict(layer, x, m, routing)) {
+    const int d = device_of(key, 0);
+    Device& dev = *devices_[size_t(d)];
+    if (dev.pinned.count(key) || dev.cache->state(key) != ExpertCache::State::kAbsent) continue;
+    std::byte* slot = dev.cache->reserve(key);
+    if (!slot) break;  // no evictable slot left
+    dev.engine->submit(key, slot, /*demand=*/false);
+    prefetched_.insert(key);
+    ++stats_.prefetches;
+  }
+}
+
+OffloadStats OffloadedExperts::stats() const {
+  OffloadStats s = stats_;
+  s.host_hits = host_hits_.load();
+  s.nvme_reads = nvme_reads_.load();
+  s.bytes_host_to_device = bytes_h2d_.load();
+  s.bytes_nvme_to_host = backing_.bytes_read();
+  s.bytes_between_devices = communicator_.bytes_moved();
+  return s;
+}
+
+}  // namespace moe::offload
+
+namespace moe::offload {
+int OffloadedExperts::cache_slots(int device) const { return devices_.at(size_t(device))->cache->slots(); }
+}  // namespace moe::offload

@@ -1,0 +1,92 @@
+#pragma once
+// The offloading executor's expert runner: routed experts live in tiers (virtual device memory
+// with pinned experts and a cache, a host pool, the mapped weights standing in for NVMe) within
+// budgets, and each MoE layer computes the experts already on a device while the missing ones
+// arrive through the copy threads. A predictor starts copies for later layers early. With
+// several virtual devices, experts are sharded (and hot ones replicated) by a plan, and tokens
+// travel to the devices holding their experts through a Communicator.
+//
+// For the lossless miss policies (wait, cpu) every expert is computed from the checkpoint's exact
+// bytes by the same kernels, so tokens and logits are bit-identical to the resident run at any
+// budget, device count, plan or predictor.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "offload/cache/expert_cache.h"
+#include "offload/executor/communicator.h"
+#include "offload/executor/expert_backing.h"
+#include "offload/executor/host_tier.h"
+#include "offload/executor/predictor.h"
+#include "offload/executor/transfer_engine.h"
+#include "placement/plan/plan_io.h"
+#include "runtime/model/expert_runner.h"
+#include "runtime/model/transformer.h"
+
+namespace moe::offload {
+
+struct OffloadOptions {
+  uint64_t device_bytes = 0;  // per virtual device, for routed experts (pinned + cache slots)
+  uint64_t host_bytes = 0;    // host pool for expert copies
+  int devices = 1;
+  std::string policy = "lru";  // lru, lfu, multi
+  // wait: copy the expert to the device and wait; cpu: compute it on the host from the host
+  // copy (Fiddler); hobbit: by the token's gate weight, wait (>= t1), use an int8 copy made on
+  // the host (>= t2) or skip the expert (< t2). hobbit is lossy and never the default.
+  std::string miss = "wait";
+  double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
+  const placement::PlacementPlan* plan = nullptr;  // experts' homes, replicas and devices
+};
+
+struct OffloadStats {
+  uint64_t uses = 0, pinned_hits = 0, cache_hits = 0, host_hits = 0, nvme_reads = 0;
+  uint64_t cpu_computed = 0, low_precision = 0, skipped = 0, bypassed = 0;
+  uint64_t bytes_nvme_to_host = 0, bytes_host_to_device = 0, bytes_between_devices = 0;
+  double stall_seconds = 0;
+  uint64_t prefetches = 0, prefetches_used = 0, prefetches_cancelled = 0;
+  uint64_t offloaded_uses = 0, offloaded_uses_prefetched = 0;
+  double precision() const { return prefetches ? double(prefetches_used) / double(prefetches) : 0; }
+  double recall() const { return offloaded_uses ? double(offloaded_uses_prefetched) / double(offloaded_uses) : 0; }
+};
+
+class OffloadedExperts final : public model::ExpertRunner {
+ public:
+  // Throws moe::Error(kOutOfMemory) with the numbers when a budget cannot hold what it must
+  // (one expert per device; the plan's pinned and host-homed experts).
+  OffloadedExperts(const model::Transformer& transformer, OffloadOptions options, std::unique_ptr<Predictor> predictor = {});
+  ~OffloadedExperts() override;
+
+  void run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) override;
+  OffloadStats stats() const;
+  int cache_slots(int device) const;
+  uint64_t expert_bytes() const { return backing_.layout().bytes; }
+
+ private:
+  struct Device;
+  struct Task;
+  int device_of(ExpertKey key, int64_t tokens);
+  const std::byte* pinned_data(int device, ExpertKey key) const;
+  void compute(const Task& task, const float* x, int64_t hidden, float* out);
+  void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
+  void prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing);
+
+  const model::Transformer& transformer_;
+  OffloadOptions options_;
+  std::unique_ptr<Predictor> predictor_;
+  ExpertBacking backing_;
+  HostTier host_;
+  std::vector<std::unique_ptr<Device>> devices_;
+  InProcessCommunicator communicator_;
+  std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
+  std::vector<int> sparse_index_;  // model layer -> MoE layer ordinal (-1 for dense layers)
+  std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used
+  std::vector<float> rows_, results_, scratch_;
+  std::vector<std::byte> bypass_;
+  OffloadStats stats_;
+  std::atomic<uint64_t> host_hits_{0}, nvme_reads_{0}, bytes_h2d_{0};
+};
+
+}  // namespace moe::offload

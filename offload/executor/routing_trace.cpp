@@ -1,0 +1,90 @@
+#include "offload/executor/routing_trace.h"
+
+#include "runtime/core/error.h"
+
+namespace moe::offload {
+namespace {
+
+std::vector<int> sparse_index_of(const loading::ModelConfig& c, int* first) {
+  std::vector<int> index;
+  *first = -1;
+  for (int l = 0, s = 0; l < c.num_layers; ++l) {
+    index.push_back(c.is_sparse(l) ? s++ : -1);
+    if (c.is_sparse(l) && *first < 0) *first = l;
+  }
+  return index;
+}
+
+}  // namespace
+
+TraceRecorder::TraceRecorder(const std::filesystem::path& path, const loading::ModelConfig& config,
+                             const std::string& model_name, const std::string& source) {
+  sparse_index_ = sparse_index_of(config, &first_sparse_);
+  writer_ = std::make_unique<placement::TraceWriter>(
+      path, placement::ModelIdentity{model_name, config.num_sparse_layers(), config.num_experts, config.num_experts_per_tok},
+      source);
+}
+
+model::RoutingHook TraceRecorder::hook() {
+  return [this](int layer, std::span<const int64_t> positions, model::RoutingDecision& d) {
+    if (layer == first_sparse_) {
+      flush();
+      for (int64_t p : positions) pending_.push_back({sequence_, p, {}});
+    }
+    MOE_CHECK(int64_t(pending_.size()) == d.num_tokens(), ErrorCode::kInternal, "trace recorder lost track of tokens");
+    for (int64_t t = 0; t < d.num_tokens(); ++t) {
+      const auto e = d.experts_of(t);
+      const auto w = d.weights_of(t);
+      pending_[size_t(t)].layers.push_back({sparse_index_[size_t(layer)], {e.begin(), e.end()}, {w.begin(), w.end()}});
+    }
+  };
+}
+
+void TraceRecorder::flush() {
+  for (const auto& t : pending_) writer_->write(t);
+  written_ += int64_t(pending_.size());
+  pending_.clear();
+}
+
+void TraceRecorder::finish() {
+  flush();
+  writer_->finish();
+}
+
+TraceReplayer::TraceReplayer(placement::Trace trace, const loading::ModelConfig& config) : trace_(std::move(trace)) {
+  sparse_index_ = sparse_index_of(config, &first_sparse_);
+  MOE_CHECK(trace_.model.num_layers == config.num_sparse_layers() && trace_.model.num_experts == config.num_experts,
+            ErrorCode::kInvalidArgument, "the trace has {} MoE layers x {} experts, the model {} x {}", trace_.model.num_layers,
+            trace_.model.num_experts, config.num_sparse_layers(), config.num_experts);
+  MOE_CHECK(!trace_.tokens.empty(), ErrorCode::kInvalidArgument, "the trace to replay holds no tokens");
+  top_k_ = config.num_experts_per_tok;
+}
+
+model::RoutingHook TraceReplayer::hook() {
+  return [this](int layer, std::span<const int64_t> positions, model::RoutingDecision& d) {
+    if (layer == first_sparse_) {
+      batch_begin_ = cursor_;
+      cursor_ += int64_t(positions.size());
+    }
+    const int sparse = sparse_index_[size_t(layer)];
+    model::RoutingDecision forced;
+    for (int64_t t = 0; t < d.num_tokens(); ++t) {
+      const auto& record = trace_.tokens[size_t((batch_begin_ + t) % int64_t(trace_.tokens.size()))];
+      const placement::LayerRouting* choice = nullptr;
+      for (const auto& l : record.layers)
+        if (l.layer == sparse) choice = &l;
+      if (!choice) {  // a gap in the trace: the model's own choice stands
+        const auto e = d.experts_of(t);
+        const auto w = d.weights_of(t);
+        forced.add_token({e.begin(), e.end()}, {w.begin(), w.end()});
+        continue;
+      }
+      std::vector<float> weights = choice->weights;
+      if (weights.empty()) weights.assign(choice->experts.size(), 1.0f / float(choice->experts.size()));
+      forced.add_token(choice->experts, weights);
+    }
+    d = std::move(forced);
+  };
+}
+
+}  // namespace moe::offload

@@ -1,0 +1,233 @@
+// The offloading executor's invariant: for the lossless miss policies, logits are bit-identical
+// to the resident run at every budget (down to a single expert slot), host pool, device count,
+// plan, policy and predictor. Checked as a property over randomized configurations on the
+// transformers fixtures, prefill and decode; plus the lossy policy, budgets and traces.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "offload/executor/offloaded_experts.h"
+#include "offload/executor/routing_trace.h"
+#include "runtime/core/error.h"
+#include "runtime/model/model_loader.h"
+
+namespace moe::offload {
+namespace {
+
+const std::filesystem::path kFixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
+const std::vector<int32_t> kPrompt = {1, 17, 200, 33, 5, 250, 96, 7, 128, 64, 3};
+
+// Prefill logits of every prompt position, then 5 greedy decode steps' logits.
+std::vector<float> run(model::Transformer& t) {
+  model::KvCache cache = t.make_cache(64);
+  std::vector<float> all = t.forward(kPrompt, cache, model::LogitsWanted::kAll);
+  const int64_t vocab = t.config().vocab_size;
+  std::vector<float> last(all.end() - vocab, all.end());
+  for (int step = 0; step < 5; ++step) {
+    const int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+    last = t.forward(std::span(&next, 1), cache);
+    all.insert(all.end(), last.begin(), last.end());
+  }
+  return all;
+}
+
+bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// A plan pinning a random subset of experts on random devices (within `slots` per device),
+// homing a random subset on the host.
+placement::PlacementPlan random_plan(const loading::ModelConfig& c, int devices, int pin_per_device, std::mt19937& rng) {
+  placement::PlacementPlan p;
+  p.set_num_layers(c.num_sparse_layers());
+  p.set_num_experts(c.num_experts);
+  p.set_batch(1);
+  p.set_context(64);
+  p.set_expert_bytes_bf16(1);
+  std::vector<int> pinned(size_t(devices), 0);
+  for (int l = 0; l < c.num_sparse_layers(); ++l)
+    for (int e = 0; e < c.num_experts; ++e) {
+      auto* x = p.add_experts();
+      x->set_layer(l);
+      x->set_expert(e);
+      const int d = int(rng() % unsigned(devices));
+      if (rng() % 3 == 0 && pinned[size_t(d)] < pin_per_device) {
+        x->set_home(placement::proto::TIER_GPU);
+        x->add_devices(d);
+        ++pinned[size_t(d)];
+        const int other = int(rng() % unsigned(devices));
+        if (other != d && pinned[size_t(other)] < pin_per_device && rng() % 2) {  // a replica
+          x->add_devices(other);
+          ++pinned[size_t(other)];
+        }
+      } else {
+        x->set_home(rng() % 2 ? placement::proto::TIER_HOST : placement::proto::TIER_NVME);
+        x->add_devices(d);
+      }
+    }
+  for (int d = 0; d < devices; ++d) p.add_devices()->set_device(d);
+  return p;
+}
+
+TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
+  int configurations = 0;
+  for (const char* fixture : {"mixtral", "qwen2_moe", "deepseek"}) {
+    model::LoadedModel m = model::load_model(kFixtures / fixture);
+    model::Transformer& t = *m.transformer;
+    const std::vector<float> reference = run(t);
+    // A profile trace for the stats predictor, recorded from the resident run.
+    const auto trace_path = std::filesystem::temp_directory_path() / (std::string("moe_exec_") + fixture + ".trace");
+    {
+      TraceRecorder recorder(trace_path, t.config(), fixture, "test");
+      t.set_routing_hook(recorder.hook());
+      run(t);
+      recorder.finish();
+      t.set_routing_hook({});
+    }
+    const placement::Trace profile = placement::read_trace(trace_path);
+    const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
+    const int total = t.config().num_sparse_layers() * t.config().num_experts;
+    std::mt19937 rng(42);
+    for (int trial = 0; trial < 14; ++trial) {
+      OffloadOptions o;
+      o.devices = 1 + int(rng() % 3);
+      const int slots = trial == 0 ? 1 : 1 + int(rng() % unsigned(total));
+      o.device_bytes = uint64_t(slots) * expert + rng() % expert;
+      o.host_bytes = uint64_t(rng() % unsigned(total + 1)) * expert;
+      o.policy = std::vector<std::string>{"lru", "lfu", "multi"}[rng() % 3];
+      o.miss = rng() % 4 == 0 ? "cpu" : "wait";
+      placement::PlacementPlan plan;
+      const bool with_plan = rng() % 2 && slots > 1;
+      if (with_plan) {
+        plan = random_plan(t.config(), o.devices, slots - 1, rng);
+        o.plan = &plan;
+        o.host_bytes = uint64_t(total) * expert;  // room for every host-homed expert
+      }
+      const std::string predictor = std::vector<std::string>{"none", "next-layer", "stacked:2", "stats", "next-layer+stats"}[rng() % 5];
+      SCOPED_TRACE(fmt::format("{} trial {}: {} devices, {} slots, host {} experts, {}, miss {}, plan {}, predictor {}", fixture,
+                               trial, o.devices, slots, o.host_bytes / expert, o.policy, o.miss, with_plan, predictor));
+      OffloadedExperts runner(t, o, make_predictor(predictor, t, &profile));
+      t.set_expert_runner(&runner);
+      const std::vector<float> got = run(t);
+      t.set_expert_runner(nullptr);
+      EXPECT_TRUE(bit_equal(got, reference));
+      const OffloadStats s = runner.stats();
+      EXPECT_EQ(s.uses, s.pinned_hits + s.offloaded_uses);
+      EXPECT_LE(s.prefetches_used, s.prefetches);
+      if (predictor == "none") {
+        EXPECT_EQ(s.prefetches, 0u);
+      }
+      if (o.devices > 1) {
+        EXPECT_GT(s.bytes_between_devices, 0u);
+      }
+      ++configurations;
+    }
+  }
+  EXPECT_EQ(configurations, 3 * 14);
+}
+
+TEST(Executor, SingleSlotWaitsAndCountsEveryTier) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  model::Transformer& t = *m.transformer;
+  const std::vector<float> reference = run(t);
+  const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
+  OffloadOptions o;
+  o.device_bytes = expert;  // one slot
+  o.host_bytes = 64 * expert;  // every expert fits: the second use of one comes from the host
+  OffloadedExperts runner(t, o, make_predictor("next-layer", t, nullptr));
+  EXPECT_EQ(runner.cache_slots(0), 1);
+  t.set_expert_runner(&runner);
+  EXPECT_TRUE(bit_equal(run(t), reference));
+  t.set_expert_runner(nullptr);
+  const OffloadStats s = runner.stats();
+  EXPECT_GT(s.nvme_reads, 0u);
+  EXPECT_GT(s.host_hits, 0u);
+  EXPECT_GT(s.bytes_host_to_device, 0u);
+  EXPECT_GE(s.bytes_nvme_to_host, s.nvme_reads * expert);
+}
+
+TEST(Executor, HobbitMissPolicyIsLossyAndSaysSo) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  model::Transformer& t = *m.transformer;
+  const std::vector<float> reference = run(t);
+  const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
+  OffloadOptions o;
+  o.device_bytes = 2 * expert;
+  o.miss = "hobbit";
+  o.hobbit_t1 = 0.6;
+  o.hobbit_t2 = 0.45;
+  OffloadedExperts runner(t, o);
+  t.set_expert_runner(&runner);
+  const std::vector<float> got = run(t);
+  t.set_expert_runner(nullptr);
+  const OffloadStats s = runner.stats();
+  EXPECT_GT(s.skipped + s.low_precision, 0u);
+  EXPECT_FALSE(bit_equal(got, reference));
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) num += std::pow(got[i] - reference[i], 2), den += std::pow(reference[i], 2);
+  EXPECT_LT(std::sqrt(num / den), 0.5);  // degraded, not garbage
+}
+
+TEST(Executor, ImpossibleBudgetsFailAtStartWithTheNumbers) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  const uint64_t expert = ExpertBacking(m.transformer->weights()).layout().bytes;
+  OffloadOptions o;
+  o.device_bytes = expert - 1;
+  try {
+    OffloadedExperts runner(*m.transformer, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find("holds no expert"), std::string::npos) << e.what();
+  }
+  std::mt19937 rng(1);
+  placement::PlacementPlan plan = random_plan(m.config, 1, 1000, rng);
+  o.device_bytes = expert;  // the plan pins far more than one expert
+  o.plan = &plan;
+  o.host_bytes = uint64_t(1) << 30;
+  EXPECT_THROW(OffloadedExperts(*m.transformer, o), Error);
+  o.device_bytes = 4 * expert;
+  o.devices = 2;  // the plan is for one device
+  EXPECT_THROW(OffloadedExperts(*m.transformer, o), Error);
+  o = {};
+  o.device_bytes = expert;
+  o.miss = "guess";
+  EXPECT_THROW(OffloadedExperts(*m.transformer, o), Error);
+  EXPECT_THROW(make_predictor("stats", *m.transformer, nullptr), Error);
+  EXPECT_THROW(make_predictor("stacked:99", *m.transformer, nullptr), Error);
+}
+
+TEST(Executor, ReplayedTraceReproducesTheRecordedRun) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  model::Transformer& t = *m.transformer;
+  const auto path = std::filesystem::temp_directory_path() / "moe_exec_replay.trace";
+  TraceRecorder recorder(path, t.config(), "mixtral", "test");
+  t.set_routing_hook(recorder.hook());
+  const std::vector<float> recorded = run(t);
+  recorder.finish();
+  EXPECT_EQ(recorder.tokens(), int64_t(kPrompt.size()) + 5);
+  placement::Trace trace = placement::read_trace(path);
+  EXPECT_EQ(trace.gaps, 0);
+  // Replaying the trace forces the same choices: the same logits. A trace of other choices
+  // changes them.
+  TraceReplayer same(trace, t.config());
+  t.set_routing_hook(same.hook());
+  EXPECT_TRUE(bit_equal(run(t), recorded));
+  for (auto& token : trace.tokens)
+    for (auto& l : token.layers)
+      for (auto& e : l.experts) e = (e + 1) % t.config().num_experts;
+  for (auto& token : trace.tokens)
+    for (auto& l : token.layers) std::sort(l.experts.begin(), l.experts.end());
+  TraceReplayer other(trace, t.config());
+  t.set_routing_hook(other.hook());
+  EXPECT_FALSE(bit_equal(run(t), recorded));
+  t.set_routing_hook({});
+  placement::Trace wrong = trace;
+  wrong.model.num_layers += 1;
+  EXPECT_THROW(TraceReplayer(wrong, t.config()), Error);
+}
+
+}  // namespace
+}  // namespace moe::offload
