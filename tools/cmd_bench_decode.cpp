@@ -9,7 +9,9 @@
 #include "runtime/model/default_model.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/synthetic_weights.h"
+#include "runtime/core/size_parse.h"
 #include "tools/command.h"
+#include "tools/offload_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -19,7 +21,40 @@ struct Flags {
   int prompt_tokens = 16;
   int decode_tokens = 32;
   bool json = false;
+  std::string budgets;  // --gpu-mem A,B,C: one run per budget
+  OffloadFlags offload;
 };
+
+// Decode under each expert budget: tokens/s beside the bound its own copies imply (bytes copied
+// per token over the memcpy bandwidth measured in the same run).
+void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what) {
+  std::vector<std::string> budgets;
+  std::stringstream list(f.budgets);
+  for (std::string b; std::getline(list, b, ',');) budgets.push_back(b);
+  nlohmann::json rows = nlohmann::json::array();
+  if (!f.json)
+    fmt::print("decode {} ({} prompt + {} decode tokens)\n{:>10} {:>9} {:>9} {:>8} {:>12} {:>12} {:>6}\n", what, f.prompt_tokens,
+               f.decode_tokens, "gpu-mem", "tok/s", "hit rate", "stall s", "copied/tok", "link bound", "ratio");
+  for (const std::string& budget : budgets) {
+    OffloadFlags o = f.offload;
+    o.gpu_mem = budget;
+    OffloadSession session(m, o, what);
+    const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
+    const offload::OffloadStats s = session.runner()->stats();
+    const double tokens = double(b.prompt_tokens + b.decode_tokens);
+    const double copied = double(s.bytes_host_to_device) / tokens;
+    const double bound = copied > 0 ? b.memcpy_bandwidth / copied : 0;
+    const double hit = s.offloaded_uses ? double(s.cache_hits) / double(s.offloaded_uses) : 1.0;
+    rows.push_back({{"gpu_mem", budget}, {"gpu_mem_bytes", parse_byte_size(budget)}, {"decode_tokens_per_second", b.decode_tokens_per_second},
+                    {"cache_hit_rate", hit}, {"stall_seconds", s.stall_seconds}, {"bytes_copied_per_token", copied},
+                    {"link_bound_tokens_per_second", bound}, {"memcpy_bytes_per_second", b.memcpy_bandwidth},
+                    {"stats", session.stats_json()}});
+    if (!f.json)
+      fmt::print("{:>10} {:>9.1f} {:>8.1f}% {:>8.3f} {:>12} {:>12.1f} {:>6.2f}\n", budget, b.decode_tokens_per_second, 100 * hit,
+                 s.stall_seconds, format_bytes(uint64_t(copied)), bound, bound > 0 ? b.decode_tokens_per_second / bound : 0.0);
+  }
+  if (f.json) print_json({{"benchmark", "decode-budgets"}, {"model", what}, {"rows", rows}});
+}
 
 void run(const Flags& f) {
   model::LoadedModel m;
@@ -37,6 +72,8 @@ void run(const Flags& f) {
     m = model::load_model(dir);
     what = f.model.empty() ? "default model" : f.model;
   }
+  if (!f.budgets.empty()) return run_budgets(f, m, what);
+  OffloadSession session(m, f.offload, what);
   const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
   if (f.json) {
     print_json({{"benchmark", "decode"},
@@ -67,6 +104,9 @@ void setup(CLI::App& app) {
   app.add_option("--prompt-tokens", f->prompt_tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("-n,--decode-tokens", f->decode_tokens, "decode steps timed")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--json", f->json, "print one JSON document");
+  add_offload_options(app, f->offload);
+  app.remove_option(app.get_option("--gpu-mem"));
+  app.add_option("--gpu-mem", f->budgets, "expert budgets per device, comma-separated (e.g. 64MiB,256MiB): one run each");
   app.callback([f] { run(*f); });
 }
 

@@ -11,6 +11,7 @@
 #include "runtime/model/model_loader.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/command.h"
+#include "tools/offload_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -23,6 +24,7 @@ struct RunFlags {
   double temperature = 0.0;
   double top_p = 1.0;
   bool json = false;
+  OffloadFlags offload;
 };
 
 void run(const RunFlags& flags) {
@@ -33,6 +35,7 @@ void run(const RunFlags& flags) {
   model::LoadedModel loaded = model::load_model(dir);
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   const std::vector<int32_t> prompt = tokenizer->encode(flags.prompt);
+  OffloadSession session(loaded, flags.offload, use_default ? "default" : dir.filename().string());
 
   model::GenerationOptions options;
   options.max_new_tokens = flags.max_new_tokens;
@@ -55,8 +58,10 @@ void run(const RunFlags& flags) {
   });
   const std::string tail = stream.flush();
   const model::GenerationStats& s = result.stats;
+  session.finish();
   if (flags.json) {
-    print_json({{"model", use_default ? std::string("default") : dir.string()},
+    nlohmann::json doc = session.stats_json();
+    doc.update(nlohmann::json{{"model", use_default ? std::string("default") : dir.string()},
                 {"prompt", flags.prompt},
                 {"prompt_tokens", s.prompt_tokens},
                 {"text", tokenizer->decode(result.tokens)},
@@ -67,12 +72,14 @@ void run(const RunFlags& flags) {
                 {"prefill_seconds", s.prefill_seconds},
                 {"decode_seconds", s.decode_seconds},
                 {"peak_resident_bytes", s.peak_resident_bytes}});
+    print_json(doc);
     return;
   }
   fmt::print("{}\n", tail);
   fmt::print(stderr, "[{} prompt tokens, {:.1f} tok/s prefill | {} generated, {:.1f} tok/s decode | peak memory {}]\n",
              s.prompt_tokens, s.prefill_tokens_per_second(), s.generated_tokens, s.decode_tokens_per_second(),
              format_bytes(s.peak_resident_bytes));
+  fmt::print(stderr, "{}", session.stats_text());
 }
 
 void setup(CLI::App& app) {
@@ -85,6 +92,7 @@ void setup(CLI::App& app) {
   app.add_option("--temperature,-t", flags->temperature, "0 is greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--top-p", flags->top_p, "nucleus sampling mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_flag("--json", flags->json, "print one machine-readable JSON document instead of streaming");
+  add_offload_options(app, flags->offload);
   app.callback([flags] { run(*flags); });
 }
 

@@ -1,0 +1,124 @@
+#include "tools/offload_flags.h"
+
+#include <fmt/format.h>
+
+#include "runtime/core/error.h"
+#include "runtime/core/size_parse.h"
+#include "tools/placement_inputs.h"
+
+namespace moe::tools {
+
+void add_offload_options(CLI::App& app, OffloadFlags& f) {
+  app.add_option("--gpu-mem", f.gpu_mem, "expert memory per (virtual) device, e.g. 24GiB: offload what does not fit");
+  app.add_option("--host-mem", f.host_mem, "host pool for expert copies (the middle tier), e.g. 64GiB")->capture_default_str();
+  app.add_option("--devices", f.devices, "devices to shard experts over (virtual devices on the CPU backend)")
+      ->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--plan", f.plan, "placement plan (moe plan) giving every expert's home")->check(CLI::ExistingFile);
+  app.add_option("--policy", f.policy, "device cache policy: lru, lfu or multi (HOBBIT)")
+      ->check(CLI::IsMember({"lru", "lfu", "multi"}))->capture_default_str();
+  app.add_option("--prefetch", f.prefetch, "predictor: none, next-layer, stacked:D, stats, next-layer+stats")->capture_default_str();
+  app.add_option("--profile-trace", f.profile_trace, "trace the stats predictor learns from")->check(CLI::ExistingFile);
+  app.add_option("--miss", f.miss, "on a miss: wait, cpu (compute on the host), hobbit (lossy: int8 copy or skip)")
+      ->check(CLI::IsMember({"wait", "cpu", "hobbit"}))->capture_default_str();
+  app.add_option("--hobbit-t1", f.hobbit_t1, "hobbit: gate weight at or above which a missing expert is waited for");
+  app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: gate weight below which a missing expert is skipped");
+  app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");
+  app.add_option("--replay-trace", f.replay_trace, "force the router's choices from this trace")->check(CLI::ExistingFile);
+}
+
+OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f, const std::string& model_name) : model_(model) {
+  model::Transformer& t = *model.transformer;
+  MOE_CHECK(f.trace_out.empty() || f.replay_trace.empty(), ErrorCode::kInvalidArgument,
+            "--trace-out and --replay-trace cannot be combined");
+  if (!f.replay_trace.empty()) {
+    replayer_ = std::make_unique<offload::TraceReplayer>(load_any_trace(f.replay_trace), model.config);
+    t.set_routing_hook(replayer_->hook());
+  }
+  if (!f.trace_out.empty()) {
+    recorder_ = std::make_unique<offload::TraceRecorder>(f.trace_out, model.config, model_name, "moe " + model_name);
+    t.set_routing_hook(recorder_->hook());
+  }
+  if (!f.offloading()) {
+    MOE_CHECK(f.prefetch == "none" && f.miss == "wait", ErrorCode::kInvalidArgument,
+              "--prefetch and --miss need offloading (--gpu-mem, --plan or --devices)");
+    return;
+  }
+  offload::OffloadOptions o;
+  o.devices = f.devices;
+  o.policy = f.policy;
+  o.miss = f.miss;
+  o.hobbit_t1 = f.hobbit_t1;
+  o.hobbit_t2 = f.hobbit_t2;
+  o.host_bytes = parse_byte_size(f.host_mem);
+  if (!f.plan.empty()) {
+    plan_ = placement::load_plan(f.plan);
+    o.plan = &plan_;
+    if (f.devices == 1) o.devices = plan_.devices_size();
+  }
+  o.device_bytes = f.gpu_mem.empty() ? uint64_t(1) << 62 : parse_byte_size(f.gpu_mem);
+  if (!f.profile_trace.empty()) profile_ = load_any_trace(f.profile_trace);
+  runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
+  t.set_expert_runner(runner_.get());
+  summary_ = fmt::format("{} device(s) x {} cache slots of {}, host pool {}, policy {}, prefetch {}, miss {}", o.devices,
+                         runner_->cache_slots(0), format_bytes(runner_->expert_bytes()), format_bytes(o.host_bytes), o.policy,
+                         f.prefetch, o.miss);
+}
+
+OffloadSession::~OffloadSession() {
+  model_.transformer->set_expert_runner(nullptr);
+  model_.transformer->set_routing_hook({});
+}
+
+void OffloadSession::begin_sequence(int64_t id) {
+  if (recorder_) recorder_->begin_sequence(id);
+}
+
+void OffloadSession::finish() {
+  if (recorder_) recorder_->finish();
+}
+
+nlohmann::json OffloadSession::stats_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  if (recorder_) j["trace_tokens_written"] = recorder_->tokens();
+  if (replayer_) j["trace_tokens_replayed"] = replayer_->replayed();
+  if (!runner_) return j;
+  const offload::OffloadStats s = runner_->stats();
+  j["offload"] = {{"setup", summary_},
+                  {"expert_uses", s.uses},
+                  {"pinned_hits", s.pinned_hits},
+                  {"cache_hits", s.cache_hits},
+                  {"host_hits", s.host_hits},
+                  {"nvme_reads", s.nvme_reads},
+                  {"cpu_computed", s.cpu_computed},
+                  {"low_precision", s.low_precision},
+                  {"skipped", s.skipped},
+                  {"bypassed", s.bypassed},
+                  {"bytes_nvme_to_host", s.bytes_nvme_to_host},
+                  {"bytes_host_to_device", s.bytes_host_to_device},
+                  {"bytes_between_devices", s.bytes_between_devices},
+                  {"stall_seconds", s.stall_seconds},
+                  {"prefetches", s.prefetches},
+                  {"prefetch_precision", s.precision()},
+                  {"prefetch_recall", s.recall()}};
+  return j;
+}
+
+std::string OffloadSession::stats_text() const {
+  std::string out;
+  if (recorder_) out += fmt::format("[trace: {} tokens recorded]\n", recorder_->tokens());
+  if (replayer_) out += fmt::format("[trace: routing of {} tokens replayed]\n", replayer_->replayed());
+  if (!runner_) return out;
+  const offload::OffloadStats s = runner_->stats();
+  out += fmt::format("[offload: {}]\n", summary_);
+  out += fmt::format(
+      "[experts: {} uses = {} pinned + {} cache hits + {} misses ({} on the CPU, {} int8, {} skipped); copies in: {} from "
+      "host, {} from NVMe (demand and prefetch); stalled {:.3f} s]\n",
+      s.uses, s.pinned_hits, s.cache_hits, s.offloaded_uses - s.cache_hits, s.cpu_computed, s.low_precision, s.skipped,
+      s.host_hits, s.nvme_reads, s.stall_seconds);
+  out += fmt::format("[bytes: NVMe->host {}, host->device {}, between devices {}; prefetch {} copies, precision {:.1f}%, recall {:.1f}%]\n",
+                     format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),
+                     format_bytes(s.bytes_between_devices), s.prefetches, 100 * s.precision(), 100 * s.recall());
+  return out;
+}
+
+}  // namespace moe::tools

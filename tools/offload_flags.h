@@ -1,0 +1,50 @@
+#pragma once
+// The offloading options shared by `moe run`, `moe profile` and `moe bench decode`, and the
+// session that wires them into a loaded model: an offloading expert runner within the budgets,
+// a predictor, a trace recorder or replayer, and the statistics printed at the end.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "offload/executor/offloaded_experts.h"
+#include "offload/executor/routing_trace.h"
+#include "runtime/model/model_loader.h"
+
+namespace moe::tools {
+
+struct OffloadFlags {
+  std::string gpu_mem, host_mem = "0", plan, policy = "lru", prefetch = "none", profile_trace, miss = "wait";
+  int devices = 1;
+  double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
+  std::string trace_out, replay_trace;
+  bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1; }
+};
+
+void add_offload_options(CLI::App& app, OffloadFlags& flags);
+
+class OffloadSession {
+ public:
+  // Installs what the flags ask for on `model` (nothing when they ask for nothing).
+  OffloadSession(model::LoadedModel& model, const OffloadFlags& flags, const std::string& model_name);
+  ~OffloadSession();
+  void begin_sequence(int64_t id);
+  // Flushes a recorded trace into place; call once the run succeeded.
+  void finish();
+  nlohmann::json stats_json() const;
+  std::string stats_text() const;
+  const offload::OffloadedExperts* runner() const { return runner_.get(); }
+
+ private:
+  model::LoadedModel& model_;
+  placement::PlacementPlan plan_;
+  placement::Trace profile_;
+  std::unique_ptr<offload::OffloadedExperts> runner_;
+  std::unique_ptr<offload::TraceRecorder> recorder_;
+  std::unique_ptr<offload::TraceReplayer> replayer_;
+  std::string summary_;
+};
+
+}  // namespace moe::tools
