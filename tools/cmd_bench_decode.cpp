@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "runtime/core/error.h"
@@ -10,6 +11,8 @@
 #include "runtime/model/model_loader.h"
 #include "runtime/model/synthetic_weights.h"
 #include "runtime/core/size_parse.h"
+#include "placement/plan/planner.h"
+#include "tools/calibrate.h"
 #include "tools/command.h"
 #include "tools/offload_flags.h"
 
@@ -22,6 +25,7 @@ struct Flags {
   int decode_tokens = 32;
   bool json = false;
   std::string budgets;  // --gpu-mem A,B,C: one run per budget
+  bool predict = false;  // beside each run, moe sim's prediction from a profile measured now
   OffloadFlags offload;
 };
 
@@ -32,15 +36,34 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
   std::stringstream list(f.budgets);
   for (std::string b; std::getline(list, b, ',');) budgets.push_back(b);
   nlohmann::json rows = nlohmann::json::array();
+  std::optional<placement::HardwareProfile> profile;
+  if (f.predict) profile = calibrate_this_machine();
   if (!f.json)
-    fmt::print("decode {} ({} prompt + {} decode tokens)\n{:>10} {:>9} {:>9} {:>8} {:>12} {:>12} {:>6}\n", what, f.prompt_tokens,
-               f.decode_tokens, "gpu-mem", "tok/s", "hit rate", "stall s", "copied/tok", "link bound", "ratio");
+    fmt::print("decode {} ({} prompt + {} decode tokens)\n{:>10} {:>9} {:>9} {:>8} {:>12} {:>12} {:>6}{}\n", what, f.prompt_tokens,
+               f.decode_tokens, "gpu-mem", "tok/s", "hit rate", "stall s", "copied/tok", "link bound", "ratio",
+               f.predict ? "  predicted  error" : "");
   for (const std::string& budget : budgets) {
     OffloadFlags o = f.offload;
     o.gpu_mem = budget;
     OffloadSession session(m, o, what);
+    offload::TraceCollector collector(m.config, m.transformer->routing_hook());
+    m.transformer->set_routing_hook(collector.hook());
     const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
     const offload::OffloadStats s = session.runner()->stats();
+    double predicted = 0;
+    if (profile) {
+      // The same run in the simulator: a cache-only plan of the same slots, the decode steps'
+      // routing as recorded.
+      const placement::ModelShape shape = placement::model_shape(m.config, what);
+      const auto plan = placement::cache_only_plan(shape, o.devices, session.runner()->cache_slots(0),
+                                                   int64_t(parse_byte_size(o.host_mem)), 1, f.prompt_tokens + f.decode_tokens);
+      placement::Trace decode = collector.trace();
+      decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + f.prompt_tokens);
+      placement::SimOptions sim;
+      sim.policy = o.policy;
+      sim.prefetch = o.prefetch == "none" ? "none" : "next-layer";
+      predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
+    }
     const double tokens = double(b.prompt_tokens + b.decode_tokens);
     const double copied = double(s.bytes_host_to_device) / tokens;
     const double bound = copied > 0 ? b.memcpy_bandwidth / copied : 0;
@@ -48,10 +71,11 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     rows.push_back({{"gpu_mem", budget}, {"gpu_mem_bytes", parse_byte_size(budget)}, {"decode_tokens_per_second", b.decode_tokens_per_second},
                     {"cache_hit_rate", hit}, {"stall_seconds", s.stall_seconds}, {"bytes_copied_per_token", copied},
                     {"link_bound_tokens_per_second", bound}, {"memcpy_bytes_per_second", b.memcpy_bandwidth},
-                    {"stats", session.stats_json()}});
+                    {"predicted_tokens_per_second", predicted}, {"stats", session.stats_json()}});
     if (!f.json)
-      fmt::print("{:>10} {:>9.1f} {:>8.1f}% {:>8.3f} {:>12} {:>12.1f} {:>6.2f}\n", budget, b.decode_tokens_per_second, 100 * hit,
-                 s.stall_seconds, format_bytes(uint64_t(copied)), bound, bound > 0 ? b.decode_tokens_per_second / bound : 0.0);
+      fmt::print("{:>10} {:>9.1f} {:>8.1f}% {:>8.3f} {:>12} {:>12.1f} {:>6.2f}{}\n", budget, b.decode_tokens_per_second, 100 * hit,
+                 s.stall_seconds, format_bytes(uint64_t(copied)), bound, bound > 0 ? b.decode_tokens_per_second / bound : 0.0,
+                 profile ? fmt::format(" {:>10.1f} {:>+5.0f}%", predicted, 100 * (predicted / b.decode_tokens_per_second - 1)) : "");
   }
   if (f.json) print_json({{"benchmark", "decode-budgets"}, {"model", what}, {"rows", rows}});
 }
@@ -104,6 +128,7 @@ void setup(CLI::App& app) {
   app.add_option("--prompt-tokens", f->prompt_tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("-n,--decode-tokens", f->decode_tokens, "decode steps timed")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--json", f->json, "print one JSON document");
+  app.add_flag("--predict", f->predict, "with --gpu-mem: also predict each run with moe sim on a profile measured now");
   add_offload_options(app, f->offload);
   app.remove_option(app.get_option("--gpu-mem"));
   app.add_option("--gpu-mem", f->budgets, "expert budgets per device, comma-separated (e.g. 64MiB,256MiB): one run each");

@@ -51,6 +51,27 @@ void TraceRecorder::finish() {
   writer_->finish();
 }
 
+TraceCollector::TraceCollector(const loading::ModelConfig& config, model::RoutingHook previous)
+    : previous_(std::move(previous)) {
+  sparse_index_ = sparse_index_of(config, &first_sparse_);
+  trace_.model = {"collected", config.num_sparse_layers(), config.num_experts, config.num_experts_per_tok};
+}
+
+model::RoutingHook TraceCollector::hook() {
+  return [this](int layer, std::span<const int64_t> positions, model::RoutingDecision& d) {
+    if (previous_) previous_(layer, positions, d);
+    if (layer == first_sparse_) {
+      batch_begin_ = trace_.tokens.size();
+      for (int64_t p : positions) trace_.tokens.push_back({0, p, {}});
+    }
+    for (int64_t t = 0; t < d.num_tokens(); ++t) {
+      const auto e = d.experts_of(t);
+      const auto w = d.weights_of(t);
+      trace_.tokens[batch_begin_ + size_t(t)].layers.push_back({sparse_index_[size_t(layer)], {e.begin(), e.end()}, {w.begin(), w.end()}});
+    }
+  };
+}
+
 TraceReplayer::TraceReplayer(placement::Trace trace, const loading::ModelConfig& config) : trace_(std::move(trace)) {
   sparse_index_ = sparse_index_of(config, &first_sparse_);
   MOE_CHECK(trace_.model.num_layers == config.num_sparse_layers() && trace_.model.num_experts == config.num_experts,

@@ -31,6 +31,22 @@ class TraceRecorder {
   std::vector<placement::TokenRecord> pending_;  // the current forward call's tokens
 };
 
+// Collects the routing in memory (for predictions made in the same run), chaining the hook
+// that was installed before it.
+class TraceCollector {
+ public:
+  TraceCollector(const loading::ModelConfig& config, model::RoutingHook previous);
+  model::RoutingHook hook();
+  const placement::Trace& trace() const { return trace_; }
+
+ private:
+  placement::Trace trace_;
+  model::RoutingHook previous_;
+  std::vector<int> sparse_index_;
+  int first_sparse_ = -1;
+  size_t batch_begin_ = 0;
+};
+
 class TraceReplayer {
  public:
   // Throws moe::Error(kInvalidArgument) when the trace's layers or experts differ from the model's.

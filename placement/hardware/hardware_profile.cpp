@@ -103,6 +103,10 @@ HardwareProfile parse_hardware_profile(const std::string& text, const std::strin
   p.gpu_memory_bandwidth = r.number("gpu", "memory_gb_per_s", kGB);
   p.gpu_bf16_flops = r.number("gpu", "bf16_tflops", 1e12);
   p.host_to_device_bandwidth = r.number("gpu", "host_link_gb_per_s", kGB);
+  const std::string overlap = r.text("gpu", "copies_overlap_compute", "true");
+  MOE_CHECK(overlap == "true" || overlap == "false", ErrorCode::kCorrupt, "{}: gpu.copies_overlap_compute must be true or false",
+            source_name);
+  p.copies_overlap_compute = overlap == "true";
   const std::string link = r.text("peers", "link", "none");
   if (link == "none") p.peer_link = PeerLink::kNone;
   else if (link == "pcie") p.peer_link = PeerLink::kPcie;

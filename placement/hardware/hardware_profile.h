@@ -21,6 +21,9 @@ struct HardwareProfile {
   double gpu_memory_bandwidth = 0;  // HBM/GDDR, bytes/s
   double gpu_bf16_flops = 0;        // dense tensor-core peak, FLOP/s
   double host_to_device_bandwidth = 0;  // per GPU, bytes/s, pinned copies
+  // A GPU's copy engines run beside its SMs; a CPU virtual device's copy thread shares the
+  // cores and the memory bus with its compute, so there copies and compute add up.
+  bool copies_overlap_compute = true;
   // Between GPUs.
   PeerLink peer_link = PeerLink::kNone;
   double peer_bandwidth = 0;  // per GPU, one direction, bytes/s

@@ -293,4 +293,37 @@ PlacementPlan make_plan(const ModelShape& shape, const Trace& trace, const Hardw
   return Planner(shape, trace, hardware, options).run();
 }
 
+PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, int64_t host_bytes, int batch, int context) {
+  PlacementPlan p;
+  p.set_model_name(shape.name);
+  p.set_batch(batch);
+  p.set_context(context);
+  p.set_strategy("cache-only");
+  p.set_num_layers(shape.num_sparse_layers);
+  p.set_num_experts(shape.num_experts);
+  const int64_t bytes = shape.expert_bytes(ExpertFormat::kBF16);
+  p.set_expert_bytes_bf16(bytes);
+  int64_t host_used = 0;
+  for (int l = 0; l < shape.num_sparse_layers; ++l)
+    for (int e = 0; e < shape.num_experts; ++e) {
+      auto* x = p.add_experts();
+      x->set_layer(l);
+      x->set_expert(e);
+      const bool host = host_used + bytes <= host_bytes;
+      host_used += host ? bytes : 0;
+      x->set_home(host ? proto::TIER_HOST : proto::TIER_NVME);
+      x->add_devices(e % devices);
+    }
+  p.set_host_pool_bytes(host_bytes);
+  for (int d = 0; d < devices; ++d) {
+    auto* dev = p.add_devices();
+    dev->set_device(d);
+    dev->set_memory_bytes(int64_t(slots) * bytes);
+    dev->set_cache_slots(slots);
+    dev->set_cache_bytes(int64_t(slots) * bytes);
+  }
+  validate_plan(p, "the cache-only plan");
+  return p;
+}
+
 }  // namespace moe::placement

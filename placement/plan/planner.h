@@ -33,4 +33,9 @@ struct PlannerOptions {
 PlacementPlan make_plan(const ModelShape& shape, const Trace& trace, const HardwareProfile& hardware,
                         const PlannerOptions& options);
 
+// What the executor does without a plan: nothing pinned, every expert offloaded (homed on the
+// host while `host_bytes` lasts, then NVMe) and computed by device (expert % devices), each
+// device caching `slots` experts. For predicting a plan-less run with the simulator.
+PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, int64_t host_bytes, int batch, int context);
+
 }  // namespace moe::placement

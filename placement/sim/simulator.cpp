@@ -31,6 +31,7 @@ struct Device {
   std::unique_ptr<FutureUses> future;
   int64_t now = -1;  // position in this device's access sequence
   double link_free = 0;
+  double copy_seconds = 0;  // copies started during the current layer (when they share the compute)
 };
 
 // Host pool: experts homed there, plus an LRU cache (by bytes) of experts read from NVMe.
@@ -209,6 +210,7 @@ class Simulation {
     }
     const double start = std::max(host_ready, dev.link_free);
     dev.link_free = start + cost_.host_to_gpu_seconds(b);
+    dev.copy_seconds += cost_.host_to_gpu_seconds(b);
     result_.bytes_host_to_gpu[size_t(d)] += b;
     return dev.link_free;
   }
@@ -233,7 +235,10 @@ class Simulation {
     std::vector<std::vector<std::pair<double, double>>> work(static_cast<size_t>(G));  // (ready, compute seconds)
     std::vector<int> replica_tokens(static_cast<size_t>(G), 0);
     std::unordered_set<ExpertKey, ExpertKeyHash> in_use;
-    for (Device& dev : devices_) dev.policy->set_current_layer(layer);
+    for (Device& dev : devices_) {
+      dev.policy->set_current_layer(layer);
+      dev.copy_seconds = 0;
+    }
     for (const auto& [e, n] : step.layers[size_t(layer)]) {
       const ExpertKey k{layer, e};
       const auto* p = placement_.at(k);
@@ -281,13 +286,19 @@ class Simulation {
 
     // Each device computes its experts in order of arrival; the layer ends with the slowest.
     double end = t, stall = 0;
-    for (auto& w : work) {
+    for (size_t d = 0; d < work.size(); ++d) {
+      auto& w = work[d];
       std::stable_sort(w.begin(), w.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-      double clock = t, waited = 0;
+      double clock = t, waited = 0, busy = 0;
       for (const auto& [ready, seconds] : w) {
         if (ready > clock) waited += ready - clock, clock = ready;
         clock += seconds;
+        busy += seconds;
         result_.expert_seconds += seconds / G;
+      }
+      if (!cost_.hw.copies_overlap_compute) {  // copies and compute take turns on the same cores
+        const double serial = t + devices_[d].copy_seconds + busy;
+        if (serial > clock) waited += serial - clock, clock = serial;
       }
       if (clock > end) end = clock, stall = waited;
     }

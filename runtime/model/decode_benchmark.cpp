@@ -18,7 +18,9 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
   // Count the experts each decode step really uses.
   int64_t experts_used = 0;
   bool counting = false;
-  model.set_routing_hook([&](int, std::span<const int64_t>, RoutingDecision& d) {
+  const RoutingHook previous = model.routing_hook();  // a replayed trace, a recorder: they keep working
+  model.set_routing_hook([&](int layer, std::span<const int64_t> positions, RoutingDecision& d) {
+    if (previous) previous(layer, positions, d);
     if (counting) experts_used += int64_t(std::set<int32_t>(d.experts.begin(), d.experts.end()).size());
   });
   KvCache cache = model.make_cache(prompt_tokens + decode_tokens + 1);
@@ -32,7 +34,7 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
     logits = model.forward(std::span(&token, 1), cache);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  model.set_routing_hook({});
+  model.set_routing_hook(previous);
 
   const WeightBytes w = weight_bytes(c);
   const double embedding = double(c.vocab_size) * c.hidden_size * double(dtype_bytes(c.dtype, 1));

@@ -39,6 +39,7 @@ class Transformer {
   // Replaces the resident expert runner (not owned; must outlive the transformer's use).
   void set_expert_runner(ExpertRunner* runner);
   void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
+  const RoutingHook& routing_hook() const { return routing_hook_; }  // to chain hooks
 
   KvCache make_cache(int64_t capacity) const;
 
