@@ -6,7 +6,11 @@
 namespace moe::offload {
 
 HostTier::HostTier(const ExpertBacking& backing, uint64_t budget) : backing_(backing) {
-  if (budget >= backing.layout().bytes) pool_ = std::make_unique<HostPool>(budget, /*try_pinned=*/true);
+  if (budget >= backing.layout().bytes) {
+    pool_ = std::make_unique<HostPool>(budget, /*try_pinned=*/true);
+    const auto [base, bytes] = pool_->arena();
+    std::memset(base, 0, bytes);  // fault the pages in now, not during the first tokens
+  }
 }
 
 bool HostTier::load(ExpertKey key, bool pinned) {

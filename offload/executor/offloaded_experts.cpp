@@ -16,6 +16,7 @@ constexpr double kMiB = 1024.0 * 1024.0;
 struct AlignedBuffer {
   explicit AlignedBuffer(uint64_t bytes) : size(bytes) {
     data = static_cast<std::byte*>(::operator new(std::max<uint64_t>(bytes, 64), std::align_val_t(64)));
+    std::memset(data, 0, size);  // fault the pages in now, not during the first tokens
   }
   ~AlignedBuffer() { ::operator delete(data, std::align_val_t(64)); }
   AlignedBuffer(const AlignedBuffer&) = delete;
@@ -94,7 +95,8 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
       backing_.read(pinned[size_t(d)][i], at);
       dev->pinned[pinned[size_t(d)][i]] = at;
     }
-    const int slots = int((options_.device_bytes - pinned_bytes) / slot);
+    const uint64_t experts = uint64_t(model_layer_of.size()) * uint64_t(config.num_experts);
+    const int slots = int(std::min<uint64_t>((options_.device_bytes - pinned_bytes) / slot, experts));
     dev->cache_arena = std::make_unique<AlignedBuffer>(uint64_t(std::max(slots, 1)) * slot);
     dev->cache = std::make_unique<ExpertCache>(dev->cache_arena->data, slot, slots,
                                                make_policy(options_.policy, int(model_layer_of.size())));
