@@ -55,6 +55,7 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
     o.plan = &plan_;
     if (f.devices == 1) o.devices = plan_.devices_size();
   }
+  if (const auto* store = dynamic_cast<const offload::StoreWeightSource*>(model.source.get())) o.store = store->store();
   o.device_bytes = f.gpu_mem.empty() ? uint64_t(1) << 62 : parse_byte_size(f.gpu_mem);
   if (!f.profile_trace.empty()) profile_ = load_any_trace(f.profile_trace);
   runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));

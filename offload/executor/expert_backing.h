@@ -1,10 +1,15 @@
 #pragma once
-// The bottom tier: where an expert's bytes are when no cache holds them. For a model folder or
-// an expert store these are the memory-mapped weights; reading one copies it out of the file
-// (through the page cache). Thread-safe: copy threads read concurrently.
+// The bottom tier: where an expert's bytes are when no cache holds them. For an expert store
+// they are read from NVMe through the store's reader (io_uring, O_DIRECT, checksums); for a
+// model folder they are copied out of the memory-mapped safetensors (the page cache).
+// Thread-safe: copy threads read concurrently.
 #include <atomic>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include "offload/store/expert_reader.h"
 
 #include "offload/cache/expert_key.h"
 #include "offload/executor/expert_layout.h"
@@ -15,15 +20,24 @@ namespace moe::offload {
 class ExpertBacking {
  public:
   // `weights` must outlive the backing; every routed expert must share one layout.
-  explicit ExpertBacking(const model::ModelWeights& weights);
+  explicit ExpertBacking(const model::ModelWeights& weights, std::shared_ptr<const ExpertStore> store = {});
   const ExpertLayout& layout() const { return layout_; }
-  void read(ExpertKey key, std::byte* dst) const;
+  // Writes the expert's layout().bytes into dst; `capacity` (>= layout().bytes) lets a store
+  // read land in place when dst is 4 KiB aligned and long enough for O_DIRECT.
+  void read(ExpertKey key, std::byte* dst, uint64_t capacity = 0) const;
+  bool from_store() const { return reader_ != nullptr; }
   const model::GatedMlp& expert(ExpertKey key) const;
   uint64_t bytes_read() const { return bytes_read_.load(); }
 
  private:
   const model::ModelWeights& weights_;
   ExpertLayout layout_;
+  std::shared_ptr<const ExpertStore> store_;
+  std::string native_format_;
+  mutable std::mutex reader_mutex_;
+  std::unique_ptr<ExpertReader> reader_;
+  mutable std::vector<std::byte, std::allocator<std::byte>> staging_;
+  std::byte* aligned_staging_ = nullptr;
   mutable std::atomic<uint64_t> bytes_read_{0};
 };
 

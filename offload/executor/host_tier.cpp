@@ -24,7 +24,7 @@ bool HostTier::load(ExpertKey key, bool pinned) {
     block = pool_->allocate(backing_.layout().bytes);
   }
   if (!block) return false;
-  backing_.read(key, block->data);
+  backing_.read(key, block->data, block->bytes);
   blocks_[key] = *block;
   if (pinned) pinned_.insert(key);
   else lru_.push_front(key);

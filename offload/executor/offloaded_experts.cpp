@@ -49,7 +49,7 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
     : transformer_(transformer),
       options_(std::move(options)),
       predictor_(std::move(predictor)),
-      backing_(transformer.weights()),
+      backing_(transformer.weights(), options_.store),
       host_(backing_, options_.host_bytes),
       communicator_(options_.devices) {
   const auto& config = transformer.config();

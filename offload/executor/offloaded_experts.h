@@ -39,6 +39,7 @@ struct OffloadOptions {
   std::string miss = "wait";
   double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
   const placement::PlacementPlan* plan = nullptr;  // experts' homes, replicas and devices
+  std::shared_ptr<const ExpertStore> store;  // when set, missing experts are read from it (NVMe)
 };
 
 struct OffloadStats {

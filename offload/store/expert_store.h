@@ -59,6 +59,7 @@ class StoreWeightSource final : public loading::WeightSource {
   bool has(std::string_view name) const override { return store_->has_tensor(name); }
   Tensor tensor(std::string_view name) const override { return store_->tensor(name); }
   std::string describe() const override { return store_->path().string(); }
+  const std::shared_ptr<const ExpertStore>& store() const { return store_; }
 
  private:
   std::shared_ptr<const ExpertStore> store_;

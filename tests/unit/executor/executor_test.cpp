@@ -10,6 +10,7 @@
 
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/routing_trace.h"
+#include "offload/store/store_writer.h"
 #include "runtime/core/error.h"
 #include "runtime/model/model_loader.h"
 
@@ -146,6 +147,39 @@ TEST(Executor, SingleSlotWaitsAndCountsEveryTier) {
   EXPECT_GT(s.host_hits, 0u);
   EXPECT_GT(s.bytes_host_to_device, 0u);
   EXPECT_GE(s.bytes_nvme_to_host, s.nvme_reads * expert);
+}
+
+TEST(Executor, ExpertsReadFromAStoreThroughItsReader) {
+  const auto store_path = std::filesystem::temp_directory_path() / "moe_exec_test.moe";
+  {
+    const loading::ModelConfig config = loading::load_model_config(kFixtures / "qwen3_moe");
+    StoreLayout layout;
+    layout.num_layers = config.num_layers;
+    layout.num_experts = config.num_experts;
+    layout.sparse = config.sparse_layers;
+    layout.expert_names = [config](int l, int e) {
+      const auto n = model::expert_tensor_names(config, l, e);
+      return std::array<std::string, 3>{n.gate, n.up, n.down};
+    };
+    pack_store(kFixtures / "qwen3_moe", store_path, layout, {});
+  }
+  model::LoadedModel folder = model::load_model(kFixtures / "qwen3_moe");
+  const std::vector<float> reference = run(*folder.transformer);
+  model::LoadedModel m = model::load_model(store_path);
+  const auto* source = dynamic_cast<const StoreWeightSource*>(m.source.get());
+  ASSERT_NE(source, nullptr);
+  for (uint64_t host_experts : {0, 3, 1000}) {
+    OffloadOptions o;
+    o.store = source->store();
+    const uint64_t expert = ExpertBacking(m.transformer->weights()).layout().bytes;
+    o.device_bytes = 2 * expert;
+    o.host_bytes = host_experts * expert;
+    OffloadedExperts runner(*m.transformer, o, make_predictor("next-layer", *m.transformer, nullptr));
+    m.transformer->set_expert_runner(&runner);
+    EXPECT_TRUE(bit_equal(run(*m.transformer), reference)) << host_experts << " experts in the host pool";
+    m.transformer->set_expert_runner(nullptr);
+    EXPECT_GT(runner.stats().nvme_reads, 0u);
+  }
 }
 
 TEST(Executor, HobbitMissPolicyIsLossyAndSaysSo) {
