@@ -14,6 +14,7 @@ struct MatrixPlacement {
   DType dtype = DType::kBF16;
   int64_t rows = 0, cols = 0;
   uint64_t offset = 0, bytes = 0;
+  bool operator==(const MatrixPlacement&) const = default;
 };
 
 struct ExpertLayout {
@@ -26,9 +27,5 @@ struct ExpertLayout {
   model::GatedMlpMatrices views(const std::byte* base) const;
   bool operator==(const ExpertLayout&) const = default;
 };
-
-inline bool operator==(const MatrixPlacement& a, const MatrixPlacement& b) {
-  return a.dtype == b.dtype && a.rows == b.rows && a.cols == b.cols && a.offset == b.offset && a.bytes == b.bytes;
-}
 
 }  // namespace moe::offload
