@@ -6,6 +6,7 @@
 #include "runtime/core/size_parse.h"
 #include "runtime/loading/model_config.h"
 #include "runtime/model/weights.h"
+#include "offload/store/model_layout.h"
 #include "tools/command.h"
 
 namespace moe::tools {
@@ -19,14 +20,7 @@ struct Flags {
 
 void run(const Flags& f) {
   const loading::ModelConfig config = loading::load_model_config(f.model);
-  offload::StoreLayout layout;
-  layout.num_layers = config.num_layers;
-  layout.num_experts = config.num_experts;
-  layout.sparse = config.sparse_layers;
-  layout.expert_names = [&config](int l, int e) {
-    const model::ExpertTensorNames n = model::expert_tensor_names(config, l, e);
-    return std::array<std::string, 3>{n.gate, n.up, n.down};
-  };
+  const offload::StoreLayout layout = offload::store_layout_for(config);
   offload::PackOptions options;
   size_t start = 0;
   while (start <= f.formats.size()) {

@@ -319,14 +319,20 @@ bool TraceReader::next(TokenRecord& token) {
   return true;
 }
 
-Trace read_trace(const std::filesystem::path& path) {
-  TraceReader reader(path);
+namespace {
+Trace read_all(TraceReader& reader) {
   Trace trace;
   trace.model = reader.model();
   TokenRecord token;
   while (reader.next(token)) trace.tokens.push_back(std::move(token));
   trace.gaps = reader.gaps();
   return trace;
+}
+}  // namespace
+
+Trace read_trace(const std::filesystem::path& path) {
+  TraceReader reader(path);
+  return read_all(reader);
 }
 
 void write_trace(const std::filesystem::path& path, const Trace& trace, const std::string& source,
@@ -338,12 +344,7 @@ void write_trace(const std::filesystem::path& path, const Trace& trace, const st
 
 Trace read_trace_bytes(const std::string& bytes, const std::string& name) {
   TraceReader reader(std::make_unique<std::istringstream>(bytes), name);
-  Trace trace;
-  trace.model = reader.model();
-  TokenRecord token;
-  while (reader.next(token)) trace.tokens.push_back(std::move(token));
-  trace.gaps = reader.gaps();
-  return trace;
+  return read_all(reader);
 }
 
 bool is_trace_file(const std::filesystem::path& path) {

@@ -10,7 +10,7 @@
 
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/routing_trace.h"
-#include "offload/store/store_writer.h"
+#include "offload/store/model_layout.h"
 #include "runtime/core/error.h"
 #include "runtime/model/model_loader.h"
 
@@ -153,15 +153,7 @@ TEST(Executor, ExpertsReadFromAStoreThroughItsReader) {
   const auto store_path = std::filesystem::temp_directory_path() / "moe_exec_test.moe";
   {
     const loading::ModelConfig config = loading::load_model_config(kFixtures / "qwen3_moe");
-    StoreLayout layout;
-    layout.num_layers = config.num_layers;
-    layout.num_experts = config.num_experts;
-    layout.sparse = config.sparse_layers;
-    layout.expert_names = [config](int l, int e) {
-      const auto n = model::expert_tensor_names(config, l, e);
-      return std::array<std::string, 3>{n.gate, n.up, n.down};
-    };
-    pack_store(kFixtures / "qwen3_moe", store_path, layout, {});
+    pack_store(kFixtures / "qwen3_moe", store_path, store_layout_for(config), {});
   }
   model::LoadedModel folder = model::load_model(kFixtures / "qwen3_moe");
   const std::vector<float> reference = run(*folder.transformer);

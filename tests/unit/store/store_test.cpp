@@ -12,6 +12,7 @@
 #include "offload/store/expert_reader.h"
 #include "offload/store/expert_store.h"
 #include "offload/store/store_format.h"
+#include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
 #include "runtime/core/error.h"
 #include "runtime/core/scratch_dir.h"
@@ -26,17 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kFixture = fs::path(MOE_SOURCE_DIR) / "tests/fixtures/qwen3_moe";
 
-StoreLayout layout_of(const loading::ModelConfig& config) {
-  StoreLayout layout;
-  layout.num_layers = config.num_layers;
-  layout.num_experts = config.num_experts;
-  layout.sparse = config.sparse_layers;
-  layout.expert_names = [config](int l, int e) {
-    const auto n = model::expert_tensor_names(config, l, e);
-    return std::array<std::string, 3>{n.gate, n.up, n.down};
-  };
-  return layout;
-}
+StoreLayout layout_of(const loading::ModelConfig& config) { return store_layout_for(config); }
 
 struct AlignedBuffer {
   explicit AlignedBuffer(size_t n) : size(n), data(static_cast<std::byte*>(std::aligned_alloc(4096, (n + 4095) / 4096 * 4096))) {}
