@@ -65,7 +65,7 @@ void validate_token(const ModelIdentity& model, const TokenRecord& token, const 
               "{}: layer {} is outside the model's {} MoE layers", where, l.layer, model.num_layers);
     MOE_CHECK(l.layer > previous, ErrorCode::kCorrupt, "{}: layers are not ascending and unique (layer {})", where, l.layer);
     previous = l.layer;
-    MOE_CHECK(!l.experts.empty(), ErrorCode::kCorrupt, "{}: layer {} chose no expert", where, l.layer);
+    // An empty choice is valid: a MoE++ token may use only zero-computation experts.
     MOE_CHECK(l.weights.empty() || l.weights.size() == l.experts.size(), ErrorCode::kCorrupt,
               "{}: layer {} has {} experts but {} weights", where, l.layer, l.experts.size(), l.weights.size());
     for (size_t i = 0; i < l.experts.size(); ++i) {

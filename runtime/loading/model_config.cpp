@@ -90,7 +90,8 @@ bool parse_family(std::string_view model_type, ModelFamily* family) {
   static constexpr Entry kFamilies[] = {
       {"mixtral", ModelFamily::kMixtral},     {"qwen2_moe", ModelFamily::kQwen2Moe},
       {"qwen3_moe", ModelFamily::kQwen3Moe},  {"olmoe", ModelFamily::kOlmoe},
-      {"deepseek", ModelFamily::kDeepseekMoe},
+      {"deepseek", ModelFamily::kDeepseekMoe},  {"moe_plus_plus", ModelFamily::kMoePlusPlus},
+      {"MoE++", ModelFamily::kMoePlusPlus},
   };
   for (const Entry& e : kFamilies) {
     if (e.name == model_type) {
@@ -138,6 +139,7 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
   switch (c->family) {
     case ModelFamily::kMixtral:
     case ModelFamily::kOlmoe:
+    case ModelFamily::kMoePlusPlus:
       c->sparse_layers.assign(static_cast<size_t>(c->num_layers), true);
       break;
     case ModelFamily::kQwen2Moe:
@@ -172,6 +174,7 @@ std::string_view family_name(ModelFamily family) {
     case ModelFamily::kQwen3Moe: return "qwen3_moe";
     case ModelFamily::kOlmoe: return "olmoe";
     case ModelFamily::kDeepseekMoe: return "deepseek";
+    case ModelFamily::kMoePlusPlus: return "moe_plus_plus";
   }
   return "?";
 }
@@ -192,7 +195,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   ModelConfig c;
   c.model_type = f.get_string("model_type", "");
   MOE_CHECK(parse_family(c.model_type, &c.family), ErrorCode::kUnsupported,
-            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek)",
+            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, moe_plus_plus)",
             source_name, c.model_type);
 
   constexpr int kMaxDim = 1 << 20;
@@ -269,6 +272,28 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
                 "{}: multi-head latent attention (kv_lora_rank) is not supported yet", source_name);
       break;
     }
+    case ModelFamily::kMoePlusPlus:
+      break;  // below, once the common fields are known
+  }
+  if (c.family == ModelFamily::kMoePlusPlus) {
+    MoePlusPlusConfig& m = c.moe_plus_plus;
+    const std::vector<int32_t> experts = f.get_int_list("num_experts");
+    MOE_CHECK(experts.size() == 1, ErrorCode::kCorrupt, "{}: MoE++ needs num_experts as one number (or a list of one)",
+              source_name);
+    m.constant_experts = f.get_int("num_constant_experts", 2, 0, 64);
+    c.num_experts = experts[0] - m.zero_computation_experts();
+    MOE_CHECK(c.num_experts >= 1, ErrorCode::kCorrupt, "{}: {} experts leave no FFN expert beside {} zero-computation ones",
+              source_name, experts[0], m.zero_computation_experts());
+    MOE_CHECK(f.get_int("moe_expert_interval", 1, 1) == 1, ErrorCode::kUnsupported,
+              "{}: MoE++ with dense layers between MoE layers (moe_expert_interval > 1) is not supported", source_name);
+    c.moe_intermediate_size = c.intermediate_size;
+    c.num_experts_per_tok = f.get_int("num_experts_per_tok", 2, 1, 2);  // the release fixes top-2
+    m.two_layer_gate = f.get_bool("moe_2layer_gate", true);
+    m.logits_norm = f.get_bool("moe_use_logits_norm", false);
+    m.gate_norm_std = f.get_double("moe_gate_norm_std", 1.0);
+    m.mixtral_gating = f.get_bool("moe_use_mixtral_gating", false);
+    m.no_input_scaling = f.get_bool("moe_feature_no_mul_topk", false);
+    MOE_CHECK(m.gate_norm_std > 0, ErrorCode::kCorrupt, "{}: moe_gate_norm_std must be positive", source_name);
   }
   c.rope = parse_rope(f, doc, default_theta);
   MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,

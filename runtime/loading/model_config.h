@@ -12,7 +12,7 @@
 
 namespace moe::loading {
 
-enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe };
+enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus };
 std::string_view family_name(ModelFamily family);
 
 // Where the q/k normalisation applies: none, per head over head_dim (Qwen3), or over the whole
@@ -30,6 +30,20 @@ struct RopeConfig {
   double beta_fast = 32.0, beta_slow = 1.0;               // yarn
   double attention_factor = 0.0;                          // yarn; 0: derive from factor
   double mscale = 0.0, mscale_all_dim = 0.0;              // yarn (DeepSeek); 0: absent
+};
+
+// MoE++ (arXiv 2410.07348, released as model_type "MoE++"): after the FFN experts come
+// `constant_experts` constant experts, one copy expert and one zero expert, in that order; the
+// router may be two layers (Linear, tanh, Linear) and from the second MoE layer on adds a linear
+// map of the previous layer's logits (the gating residual). See docs/MODEL_CONFIGS.md.
+struct MoePlusPlusConfig {
+  int constant_experts = 2;
+  bool two_layer_gate = true;
+  bool logits_norm = false;       // logits / (std / gate_norm_std) before the softmax
+  double gate_norm_std = 1.0;
+  bool mixtral_gating = false;    // top-k of the logits, softmax over them (no zero-weight drop)
+  bool no_input_scaling = false;  // moe_feature_no_mul_topk: experts see x, not top_k * x
+  int zero_computation_experts() const { return constant_experts + 2; }
 };
 
 struct ModelConfig {
@@ -53,8 +67,13 @@ struct ModelConfig {
   // Dense MLP width (layers without experts) and routed expert width.
   int intermediate_size = 0;
   int moe_intermediate_size = 0;
-  int num_experts = 0;
+  int num_experts = 0;  // routed FFN experts (the offloadable ones)
   int num_experts_per_tok = 0;
+  MoePlusPlusConfig moe_plus_plus;  // family kMoePlusPlus only
+  // Router outputs: the FFN experts plus MoE++'s zero-computation experts.
+  int router_outputs() const {
+    return num_experts + (family == ModelFamily::kMoePlusPlus ? moe_plus_plus.zero_computation_experts() : 0);
+  }
   bool norm_topk_prob = false;
   // Shared experts: Qwen2-MoE has one with a sigmoid gate; DeepSeek has n of them fused into
   // one MLP of width moe_intermediate_size * n, ungated.

@@ -8,6 +8,7 @@
 #include "kernels/cpu/combine.h"
 #include "kernels/cpu/norm.h"
 #include "runtime/core/error.h"
+#include "runtime/model/moe_plus_plus.h"
 #include "runtime/model/resident_experts.h"
 
 namespace moe::model {
@@ -58,6 +59,7 @@ struct Transformer::Layer {
   GatedMlpMatrices shared;
   bool shared_gated = false;
   cpu::WeightMatrix shared_gate;
+  std::unique_ptr<MoePlusPlusLayer> moe_plus_plus;
 };
 
 Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
@@ -82,6 +84,8 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
     layer.sparse = w.sparse;
     if (w.sparse) {
       layer.router = cpu::weight_matrix(w.moe.router.weight);
+      if (config_.family == loading::ModelFamily::kMoePlusPlus)
+        layer.moe_plus_plus = std::make_unique<MoePlusPlusLayer>(moe_plus_plus_layer(w.moe, config_));
       layer.has_shared = w.moe.has_shared();
       if (layer.has_shared) layer.shared = matrices_of(w.moe.shared);
       layer.shared_gated = w.moe.shared_gate.weight.defined();
@@ -126,6 +130,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
   }
 
   std::vector<float> normed(x.size()), branch(x.size());
+  std::vector<float> gate_residual;  // MoE++: the previous MoE layer's router logits
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
     const int index = static_cast<int>(l);
@@ -134,7 +139,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
     cpu::add(x.data(), branch.data(), n * hidden);
     cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), float(config_.rms_norm_eps));
     if (layer.sparse) {
-      moe(layer, index, normed.data(), n, positions, branch.data());
+      moe(layer, index, normed.data(), n, positions, branch.data(), gate_residual);
     } else {
       std::vector<float> scratch;
       run_gated_mlp(layer.dense_mlp, normed.data(), n, branch.data(), scratch);
@@ -189,11 +194,43 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
 void Transformer::router_logits(int layer, const float* x, int64_t m, float* out) const {
   const Layer& l = layers_.at(size_t(layer));
   MOE_CHECK(l.sparse, ErrorCode::kInvalidArgument, "layer {} has no router", layer);
+  if (l.moe_plus_plus) {  // the FFN experts' columns, without the gating residual
+    const int64_t E = config_.router_outputs();
+    std::vector<float> all(size_t(m * E)), no_residual;
+    moe_plus_plus_logits(*l.moe_plus_plus, config_, x, m, no_residual, all.data());
+    for (int64_t r = 0; r < m; ++r) std::copy_n(all.data() + r * E, config_.num_experts, out + r * config_.num_experts);
+    return;
+  }
   cpu::matmul(x, m, l.router, out);
 }
 
+void Transformer::moe_plus_plus(const Layer& layer, int index, const float* x, int64_t n,
+                                std::span<const int64_t> positions, float* out, std::vector<float>& gate_residual) {
+  const loading::ModelConfig& c = config_;
+  const int64_t hidden = c.hidden_size;
+  std::vector<float> logits(size_t(n * c.router_outputs()));
+  moe_plus_plus_logits(*layer.moe_plus_plus, c, x, n, gate_residual, logits.data());
+  MoePlusPlusRouting routing = moe_plus_plus_route(c, logits.data(), n);
+  if (routing_hook_) routing_hook_(index, positions, routing.ffn);
+  // The experts see the input times top-k (exact: a power of two).
+  std::vector<float> xs(x, x + n * hidden);
+  const float scale = moe_plus_plus_input_scale(c);
+  for (float& v : xs) v *= scale;
+  std::fill_n(out, n * hidden, 0.0f);
+  if (routing.ffn.num_assignments() > 0) {
+    MOE_CHECK(experts_ != nullptr, ErrorCode::kInternal, "no expert runner: routed experts were not loaded");
+    std::vector<float> expert_out(size_t(routing.ffn.num_assignments() * hidden));
+    experts_->run(index, xs.data(), hidden, routing.ffn, expert_out.data());
+    for (int64_t t = 0; t < n; ++t)
+      for (int32_t a = routing.ffn.offsets[size_t(t)]; a < routing.ffn.offsets[size_t(t) + 1]; ++a)
+        cpu::axpy(out + t * hidden, expert_out.data() + int64_t{a} * hidden, routing.ffn.weights[size_t(a)], hidden);
+  }
+  add_zero_computation_experts(*layer.moe_plus_plus, c, routing, xs.data(), n, out);
+}
+
 void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
-                      float* out) {
+                      float* out, std::vector<float>& gate_residual) {
+  if (layer.moe_plus_plus) return moe_plus_plus(layer, index, x, n, positions, out, gate_residual);
   const loading::ModelConfig& c = config_;
   const int64_t hidden = c.hidden_size;
   std::vector<float> logits(size_t(n * c.num_experts));

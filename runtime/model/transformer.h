@@ -47,15 +47,18 @@ class Transformer {
   // and returns logits [1 or tokens.size(), vocab].
   std::vector<float> forward(std::span<const int32_t> tokens, KvCache& cache, LogitsWanted wanted = LogitsWanted::kLast);
 
-  // The router logits of `layer` for normalised hidden states x [m, hidden] (the next-layer
-  // predictor of the prefetcher calls this).
+  // The router logits of `layer` for the routed FFN experts, [m, num_experts], for normalised
+  // hidden states x [m, hidden] (the next-layer predictor of the prefetcher calls this).
   void router_logits(int layer, const float* x, int64_t m, float* out) const;
 
  private:
   struct Layer;
   void attention(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
                  KvCache& cache, float* out);
-  void moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions, float* out);
+  void moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions, float* out,
+           std::vector<float>& gate_residual);
+  void moe_plus_plus(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
+                     float* out, std::vector<float>& gate_residual);
 
   loading::ModelConfig config_;
   ModelWeights weights_;

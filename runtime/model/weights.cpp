@@ -59,7 +59,37 @@ void load_attention(const Loader& ld, const ModelConfig& c, const std::string& p
   }
 }
 
+// MoE++ in the released layout: router wg (or wg.0 and wg.2), gate_map, FFN experts with gate
+// and up fused in up_proj [2I, H] (gate first), constant experts after them.
+void load_moe_plus_plus(const Loader& ld, const ModelConfig& c, int layer, const LoadOptions& options, MoeWeights* m) {
+  const std::string p = fmt::format("model.layers.{}.mlp.moe.", layer);
+  const int64_t h = c.hidden_size, E = c.router_outputs(), I = c.moe_intermediate_size;
+  if (c.moe_plus_plus.two_layer_gate) {
+    m->router = ld.linear(p + "gate.wg.0", 8 * E, h, false);
+    m->router2 = ld.linear(p + "gate.wg.2", E, 8 * E, false);
+  } else {
+    m->router = ld.linear(p + "gate.wg", E, h, false);
+  }
+  m->gate_map = ld.linear(p + "gate.gate_map", E, E, false);
+  if (options.load_routed_experts) {
+    for (int e = 0; e < c.num_experts; ++e) {
+      const std::string q = fmt::format("{}experts.experts.{}.", p, e);
+      const Tensor fused = ld.get(q + "up_proj.weight", {2 * I, h});
+      GatedMlp expert;
+      expert.gate.weight = fused.slice_rows(0, I);
+      expert.up.weight = fused.slice_rows(I, 2 * I);
+      expert.down = ld.linear(q + "down_proj", h, I, false);
+      m->experts.push_back(std::move(expert));
+    }
+  }
+  for (int k = 0; k < c.moe_plus_plus.constant_experts; ++k) {
+    const std::string q = fmt::format("{}experts.experts.{}.", p, c.num_experts + k);
+    m->constants.push_back({ld.get(q + "constant", {h}), ld.linear(q + "wg", 2, h, false)});
+  }
+}
+
 void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptions& options, MoeWeights* m) {
+  if (c.family == ModelFamily::kMoePlusPlus) return load_moe_plus_plus(ld, c, layer, options, m);
   const std::string p = fmt::format("model.layers.{}.", layer);
   const std::string block = c.family == ModelFamily::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
   m->router = ld.linear(block + "gate", c.num_experts, c.hidden_size, false);
@@ -81,6 +111,8 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
 }  // namespace
 
 ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int expert) {
+  MOE_CHECK(c.family != ModelFamily::kMoePlusPlus, ErrorCode::kUnsupported,
+            "MoE++ experts keep gate and up in one tensor; packing them into a store is not supported yet");
   if (c.family == ModelFamily::kMixtral) {
     const std::string p = fmt::format("model.layers.{}.block_sparse_moe.experts.{}.", layer, expert);
     return {p + "w1.weight", p + "w3.weight", p + "w2.weight"};

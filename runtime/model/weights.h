@@ -28,11 +28,20 @@ struct AttentionWeights {
   Tensor q_norm, k_norm;  // per head [head_dim] or full [heads * head_dim]; undefined when absent
 };
 
+// A MoE++ constant expert: softmax(mix x) . [x, constant].
+struct ConstantExpert {
+  Tensor constant;  // [hidden]
+  Linear mix;       // [2, hidden]
+};
+
 struct MoeWeights {
-  Linear router;                   // [num_experts, hidden]
+  Linear router;                   // [num_experts, hidden] (MoE++ two-layer gate: its first layer)
   std::vector<GatedMlp> experts;   // resident routed experts (empty when an expert store serves them)
   GatedMlp shared;                 // shared expert(s); undefined weights when absent
   Linear shared_gate;              // Qwen2-MoE: sigmoid gate [1, hidden]
+  Linear router2;                  // MoE++ two-layer gate: [router outputs, 8 x router outputs]
+  Linear gate_map;                 // MoE++ gating residual: [router outputs, router outputs]
+  std::vector<ConstantExpert> constants;  // MoE++
   bool has_shared() const { return shared.gate.weight.defined(); }
 };
 

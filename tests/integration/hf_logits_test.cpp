@@ -1,5 +1,6 @@
 // The engine against Hugging Face transformers: logits of tiny random checkpoints of every
-// family (tests/fixtures, written by tests/reference/make_hf_fixtures.py) and the greedy
+// family (tests/fixtures, written by tests/reference/make_hf_fixtures.py; MoE++ by
+// make_moe_plus_plus_fixture.py from a reference checked against the released layer) and the greedy
 // continuation with the KV cache.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -46,7 +47,7 @@ TEST_P(HfFixture, LogitsAndGreedyTokensMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                          ::testing::Values("mixtral", "mixtral-sharded", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn",
-                                           "olmoe", "deepseek"),
+                                           "olmoe", "deepseek", "moe_plus_plus"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) if (c == '-') c = '_';

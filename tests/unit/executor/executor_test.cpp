@@ -74,7 +74,7 @@ placement::PlacementPlan random_plan(const loading::ModelConfig& c, int devices,
 
 TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
   int configurations = 0;
-  for (const char* fixture : {"mixtral", "qwen2_moe", "deepseek"}) {
+  for (const char* fixture : {"mixtral", "qwen2_moe", "deepseek", "moe_plus_plus"}) {
     model::LoadedModel m = model::load_model(kFixtures / fixture);
     model::Transformer& t = *m.transformer;
     const std::vector<float> reference = run(t);
@@ -126,7 +126,7 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
       ++configurations;
     }
   }
-  EXPECT_EQ(configurations, 3 * 14);
+  EXPECT_EQ(configurations, 4 * 14);
 }
 
 TEST(Executor, SingleSlotWaitsAndCountsEveryTier) {
