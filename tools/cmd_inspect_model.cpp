@@ -25,6 +25,7 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
                 {"layers", c.num_layers},
                 {"sparse_layers", sparse},
                 {"experts_per_layer", c.num_experts},
+                {"zero_computation_experts_per_layer", c.router_outputs() - c.num_experts},
                 {"experts_per_token", c.num_experts_per_tok},
                 {"hidden_size", c.hidden_size},
                 {"heads", c.num_heads},
@@ -41,6 +42,9 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
   fmt::print("layers       {} ({} with experts)\n", c.num_layers, sparse);
   fmt::print("experts      {} per layer, {} per token, width {}\n", c.num_experts, c.num_experts_per_tok,
              c.moe_intermediate_size);
+  if (c.router_outputs() > c.num_experts)
+    fmt::print("             + {} zero-computation experts per layer ({} constant, copy, zero)\n",
+               c.router_outputs() - c.num_experts, c.moe_plus_plus.constant_experts);
   if (c.shared_expert_intermediate_size > 0)
     fmt::print("shared       width {}{}\n", c.shared_expert_intermediate_size, c.shared_expert_gated ? ", gated" : "");
   fmt::print("attention    {} heads, {} kv heads, head dim {}\n", c.num_heads, c.num_kv_heads, c.head_dim);
