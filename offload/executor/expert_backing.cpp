@@ -20,6 +20,8 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
   if (store_) {
     MOE_CHECK(store_->manifest().formats_size() > 0, ErrorCode::kCorrupt, "{} lists no expert format", store_->path().string());
     native_format_ = store_->manifest().formats(0);
+    for (const std::string& f : store_->manifest().formats())  // int4 before int8: the fewest bytes
+      if (f.rfind("int4:", 0) == 0 || (f.rfind("int8:", 0) == 0 && low_format_.rfind("int4:", 0) != 0)) low_format_ = f;
     reader_ = std::make_unique<ExpertReader>(store_, ReaderOptions{.queue_depth = 4});
     // One staging buffer for reads whose destination cannot take O_DIRECT (4 KiB aligned).
     const uint64_t bytes = (layout_.bytes + 2 * 4096) / 4096 * 4096;
@@ -33,6 +35,33 @@ const model::GatedMlp& ExpertBacking::expert(ExpertKey key) const {
   MOE_CHECK(key.expert >= 0 && size_t(key.expert) < experts.size(), ErrorCode::kInternal, "no expert ({}, {})", key.layer,
             key.expert);
   return experts[size_t(key.expert)];
+}
+
+model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::vector<std::byte>& buffer) const {
+  MOE_CHECK(!low_format_.empty(), ErrorCode::kInternal, "no low-precision copy in the store");
+  const store::ExpertBlob* blob = store_->blob(key, low_format_);
+  MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})",
+            store_->path().string(), low_format_, key.layer, key.expert);
+  const uint64_t needed = ExpertReader::read_bytes(*blob);
+  buffer.resize(needed + 4096);
+  std::byte* at = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(buffer.data()) + 4095) / 4096 * 4096);
+  {
+    std::lock_guard lock(reader_mutex_);
+    reader_->read(key, low_format_, at);
+  }
+  bytes_read_ += blob->nbytes();
+  const DType dtype = low_format_.rfind("int4:", 0) == 0 ? DType::kI4 : DType::kI8;
+  const int group = std::stoi(low_format_.substr(low_format_.find(":g") + 2));
+  cpu::WeightMatrix m[3];
+  for (int i = 0; i < 3; ++i) {
+    const store::MatrixPiece& p = blob->matrices(i);
+    MOE_CHECK(p.data_offset() + p.data_bytes() <= blob->nbytes() && p.scales_offset() + p.scales_bytes() <= blob->nbytes(),
+              ErrorCode::kCorrupt, "{}: a matrix of expert ({}, {}) lies outside its blob", store_->path().string(),
+              key.layer, key.expert);
+    m[i] = cpu::WeightMatrix{at + p.data_offset(), dtype, p.rows(), p.cols(),
+                             reinterpret_cast<const float*>(at + p.scales_offset()), group};
+  }
+  return {m[0], m[1], m[2]};
 }
 
 void ExpertBacking::read(ExpertKey key, std::byte* dst, uint64_t capacity) const {

@@ -26,6 +26,11 @@ class ExpertBacking {
   // read land in place when dst is 4 KiB aligned and long enough for O_DIRECT.
   void read(ExpertKey key, std::byte* dst, uint64_t capacity = 0) const;
   bool from_store() const { return reader_ != nullptr; }
+
+  // The store's most compact quantised copy ("int4:g128", "int8:g64", ...), when it has one.
+  const std::string& low_precision_format() const { return low_format_; }
+  // Reads that copy into `buffer` (resized and aligned as needed) and views it as matrices.
+  model::GatedMlpMatrices read_low_precision(ExpertKey key, std::vector<std::byte>& buffer) const;
   const model::GatedMlp& expert(ExpertKey key) const;
   uint64_t bytes_read() const { return bytes_read_.load(); }
 
@@ -33,7 +38,7 @@ class ExpertBacking {
   const model::ModelWeights& weights_;
   ExpertLayout layout_;
   std::shared_ptr<const ExpertStore> store_;
-  std::string native_format_;
+  std::string native_format_, low_format_;
   mutable std::mutex reader_mutex_;
   std::unique_ptr<ExpertReader> reader_;
   mutable std::vector<std::byte, std::allocator<std::byte>> staging_;

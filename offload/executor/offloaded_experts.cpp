@@ -139,8 +139,13 @@ void OffloadedExperts::compute(const Task& task, const float* x, int64_t hidden,
   results_.resize(rows_.size());
   if (task.kind == Task::kSkip) {
     std::fill(results_.begin(), results_.end(), 0.0f);
+  } else if (task.kind == Task::kLowPrecision && !backing_.low_precision_format().empty()) {
+    // HOBBIT's low-precision expert: the store's quantised copy, read instead of the full one.
+    std::vector<std::byte> buffer;
+    const model::GatedMlpMatrices q = backing_.read_low_precision(task.key, buffer);
+    model::run_gated_mlp(q, rows_.data(), m, results_.data(), scratch_);
   } else if (task.kind == Task::kLowPrecision) {
-    // An int8 copy made on the host from the full-precision bytes (HOBBIT's low-precision expert).
+    // No quantised copy in the store (or no store): an int8 copy made on the host.
     const ExpertLayout& l = backing_.layout();
     const auto full = l.views(task.data);
     std::vector<std::vector<int8_t>> data(3);
@@ -207,6 +212,9 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     if (options_.miss == "hobbit" && importance < options_.hobbit_t2) {
       t.kind = Task::kSkip;
       ++stats_.skipped;
+    } else if (options_.miss == "hobbit" && importance < options_.hobbit_t1 && !backing_.low_precision_format().empty()) {
+      t.kind = Task::kLowPrecision;  // compute() reads the store's quantised copy
+      ++stats_.low_precision;
     } else if (options_.miss == "cpu" || (options_.miss == "hobbit" && importance < options_.hobbit_t1)) {
       fetch_bypass(t.key, staged[i]);  // computed on the host from the host copy
       t.data = staged[i].data();

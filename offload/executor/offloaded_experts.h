@@ -34,8 +34,9 @@ struct OffloadOptions {
   int devices = 1;
   std::string policy = "lru";  // lru, lfu, multi
   // wait: copy the expert to the device and wait; cpu: compute it on the host from the host
-  // copy (Fiddler); hobbit: by the token's gate weight, wait (>= t1), use an int8 copy made on
-  // the host (>= t2) or skip the expert (< t2). hobbit is lossy and never the default.
+  // copy (Fiddler); hobbit: by the token's gate weight, wait (>= t1), use a low-precision copy
+  // (>= t2: the store's int4/int8 blob, read instead of the full one, or without one an int8
+  // copy made on the host) or skip the expert (< t2). hobbit is lossy and never the default.
   std::string miss = "wait";
   double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
   const placement::PlacementPlan* plan = nullptr;  // experts' homes, replicas and devices

@@ -174,6 +174,35 @@ TEST(Executor, ExpertsReadFromAStoreThroughItsReader) {
   }
 }
 
+TEST(Executor, HobbitReadsTheStoresLowPrecisionCopies) {
+  const auto store_path = std::filesystem::temp_directory_path() / "moe_exec_int4.moe";
+  const loading::ModelConfig config = loading::load_model_config(kFixtures / "qwen3_moe");
+  PackOptions pack;
+  pack.extra_formats = {QuantFormat{DType::kI4, 32}};
+  pack_store(kFixtures / "qwen3_moe", store_path, store_layout_for(config), pack);
+  model::LoadedModel folder = model::load_model(kFixtures / "qwen3_moe");
+  const std::vector<float> reference = run(*folder.transformer);
+  model::LoadedModel m = model::load_model(store_path);
+  OffloadOptions o;
+  o.store = dynamic_cast<const StoreWeightSource&>(*m.source).store();
+  const uint64_t expert = ExpertBacking(m.transformer->weights()).layout().bytes;
+  o.device_bytes = expert;
+  o.miss = "hobbit";
+  o.hobbit_t1 = 1.01;  // every miss takes the int4 copy
+  o.hobbit_t2 = 0.0;
+  OffloadedExperts runner(*m.transformer, o);
+  m.transformer->set_expert_runner(&runner);
+  const std::vector<float> got = run(*m.transformer);
+  m.transformer->set_expert_runner(nullptr);
+  const OffloadStats s = runner.stats();
+  EXPECT_GT(s.low_precision, 0u);
+  EXPECT_EQ(s.skipped, 0u);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) num += std::pow(got[i] - reference[i], 2), den += std::pow(reference[i], 2);
+  EXPECT_GT(num, 0.0);                    // lossy
+  EXPECT_LT(std::sqrt(num / den), 0.15);  // int4 with groups of 32: close to the bf16 logits
+}
+
 TEST(Executor, HobbitMissPolicyIsLossyAndSaysSo) {
   model::LoadedModel m = model::load_model(kFixtures / "mixtral");
   model::Transformer& t = *m.transformer;
