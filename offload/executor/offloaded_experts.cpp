@@ -116,14 +116,15 @@ OffloadedExperts::~OffloadedExperts() {
   for (auto& d : devices_) d->engine.reset();  // copy threads stop before the caches go
 }
 
-int OffloadedExperts::device_of(ExpertKey key, int64_t tokens) {
+int OffloadedExperts::device_of(ExpertKey key, std::vector<int64_t>* load) const {
   const auto it = homes_.find(key);
   if (it == homes_.end()) return key.expert % options_.devices;
-  // Replicas: the device holding a pinned copy with the least work so far (the first one).
-  (void)tokens;
+  // Replicas: the device holding a pinned copy with the fewest tokens so far in this layer (as
+  // EPLB balances them); an offloaded expert has one device.
+  int best = -1;
   for (int d : it->second)
-    if (devices_[size_t(d)]->pinned.count(key)) return d;
-  return it->second.front();
+    if (devices_[size_t(d)]->pinned.count(key) && (best < 0 || (load && (*load)[size_t(d)] < (*load)[size_t(best)]))) best = d;
+  return best >= 0 ? best : it->second.front();
 }
 
 void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer) {
@@ -178,11 +179,13 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   const std::vector<model::ExpertGroup> groups = model::group_by_expert(routing);
   std::vector<Task> tasks(groups.size());
   std::vector<std::vector<std::byte>> staged(groups.size());  // bypass / host copies
+  std::vector<int64_t> load(size_t(options_.devices), 0);     // tokens per device in this layer
   for (size_t i = 0; i < groups.size(); ++i) {
     Task& t = tasks[i];
     t.group = &groups[i];
     t.key = ExpertKey{layer, groups[i].expert};
-    t.device = device_of(t.key, int64_t(groups[i].tokens.size()));
+    t.device = device_of(t.key, &load);
+    load[size_t(t.device)] += int64_t(groups[i].tokens.size());
     Device& dev = *devices_[size_t(t.device)];
     ++stats_.uses;
     if (const auto it = dev.pinned.find(t.key); it != dev.pinned.end()) {
@@ -277,7 +280,7 @@ void OffloadedExperts::prefetch(int layer, const float* x, int64_t m, const mode
   // Guesses for this layer that were never used are cancelled (their slots come back).
   for (auto it = prefetched_.begin(); it != prefetched_.end();) {
     if (it->layer <= layer) {
-      devices_[size_t(device_of(*it, 0))]->engine->cancel(*it);
+      devices_[size_t(device_of(*it, nullptr))]->engine->cancel(*it);
       ++stats_.prefetches_cancelled;
       it = prefetched_.erase(it);
     } else {
@@ -285,7 +288,7 @@ void OffloadedExperts::prefetch(int layer, const float* x, int64_t m, const mode
     }
   }
   for (const ExpertKey key : predictor_->predict(layer, x, m, routing)) {
-    const int d = device_of(key, 0);
+    const int d = device_of(key, nullptr);
     Device& dev = *devices_[size_t(d)];
     if (dev.pinned.count(key) || dev.cache->state(key) != ExpertCache::State::kAbsent) continue;
     std::byte* slot = dev.cache->reserve(key);

@@ -69,7 +69,7 @@ class OffloadedExperts final : public model::ExpertRunner {
  private:
   struct Device;
   struct Task;
-  int device_of(ExpertKey key, int64_t tokens);
+  int device_of(ExpertKey key, std::vector<int64_t>* load) const;
   const std::byte* pinned_data(int device, ExpertKey key) const;
   void compute(const Task& task, const float* x, int64_t hidden, float* out);
   void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
