@@ -173,7 +173,13 @@ Tensor SafetensorsFile::tensor(std::string_view name) const {
   DType dtype;
   MOE_CHECK(engine_dtype(info->st_dtype, &dtype), ErrorCode::kUnsupported, "{}: tensor '{}' has dtype {}, which the engine does not compute with",
             path().string(), name, dtype_info(info->st_dtype).name);
-  return Tensor::view(bytes(*info).data(), dtype, info->shape, file_);
+  const auto data = bytes(*info);
+  const Tensor mapped = Tensor::view(data.data(), dtype, info->shape, file_);
+  // Files whose header is not padded leave tensors at odd offsets; reading them in place would
+  // be a misaligned access, so such a tensor is copied once into aligned memory.
+  const size_t alignment = std::max<size_t>(1, size_t(dtype_bits(dtype)) / 8);
+  if (reinterpret_cast<uintptr_t>(data.data()) % alignment != 0) return mapped.clone();
+  return mapped;
 }
 
 namespace {

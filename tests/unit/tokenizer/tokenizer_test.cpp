@@ -19,12 +19,32 @@ nlohmann::json expected() {
   return nlohmann::json::parse(in);
 }
 
-class Reference : public ::testing::TestWithParam<std::string> {};
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+class Reference : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (kAddressSanitizer && GetParam() == "sentencepiece")
+      GTEST_SKIP() << "AddressSanitizer cannot load the SentencePiece module, which needs RTLD_DEEPBIND "
+                      "(google/sanitizers#611)";
+  }
+};
 
 TEST_P(Reference, EncodeAndDecodeMatch) {
   const auto tok = load_tokenizer(kData / GetParam());
   const bool sentencepiece = GetParam() == "sentencepiece";
-  for (const auto& c : expected().at(GetParam())) {
+  const auto cases = expected();  // the range below must not outlive it
+  for (const auto& c : cases.at(GetParam())) {
     const std::string text = c.at("text").get<std::string>();
     const auto ids = c.at("ids").get<std::vector<int32_t>>();
     EXPECT_EQ(tok->encode(text), ids) << "text: " << text;
@@ -35,7 +55,8 @@ TEST_P(Reference, EncodeAndDecodeMatch) {
 
 TEST_P(Reference, StreamingDecodeEqualsWholeDecode) {
   const auto tok = load_tokenizer(kData / GetParam());
-  for (const auto& c : expected().at(GetParam())) {
+  const auto cases = expected();
+  for (const auto& c : cases.at(GetParam())) {
     const auto ids = c.at("ids").get<std::vector<int32_t>>();
     StreamDecoder stream(*tok);
     std::string streamed;
