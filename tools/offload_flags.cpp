@@ -22,6 +22,8 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
       ->check(CLI::IsMember({"wait", "cpu", "hobbit"}))->capture_default_str();
   app.add_option("--hobbit-t1", f.hobbit_t1, "hobbit: gate weight at or above which a missing expert is waited for");
   app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: gate weight below which a missing expert is skipped");
+  app.add_option("--routing", f.routing, "routing: default, dense, topk:K, threshold:EPS, threshold-topk:EPS (DS-MoE)")
+      ->capture_default_str();
   app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");
   app.add_option("--replay-trace", f.replay_trace, "force the router's choices from this trace")->check(CLI::ExistingFile);
 }
@@ -38,6 +40,15 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
     recorder_ = std::make_unique<offload::TraceRecorder>(f.trace_out, model.config, model_name, "moe " + model_name);
     t.set_routing_hook(recorder_->hook());
   }
+  t.set_routing_mode(model::parse_routing_mode(f.routing));
+  // Count the experts each token really uses (they vary under threshold routing).
+  routed_ = std::make_shared<std::pair<int64_t, int64_t>>(0, 0);
+  t.set_routing_hook([previous = t.routing_hook(), routed = routed_](int layer, std::span<const int64_t> positions,
+                                                                      model::RoutingDecision& d) {
+    if (previous) previous(layer, positions, d);
+    routed->first += d.num_tokens();
+    routed->second += d.num_assignments();
+  });
   if (!f.offloading()) {
     MOE_CHECK(f.prefetch == "none" && f.miss == "wait", ErrorCode::kInvalidArgument,
               "--prefetch and --miss need offloading (--gpu-mem, --plan or --devices)");
@@ -68,7 +79,17 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
 OffloadSession::~OffloadSession() {
   model_.transformer->set_expert_runner(nullptr);
   model_.transformer->set_routing_hook({});
+  model_.transformer->set_routing_mode({});
 }
+
+namespace {
+// Parameters a token touches: everything but the routed experts, plus the experts it uses.
+double active_parameters(const loading::ModelConfig& c, double experts_per_token_layer) {
+  const model::WeightBytes bytes = model::weight_bytes(c);
+  const double element = double(dtype_bytes(c.dtype, 1));
+  return (double(bytes.resident) + experts_per_token_layer * c.num_sparse_layers() * double(bytes.per_expert)) / element;
+}
+}  // namespace
 
 void OffloadSession::begin_sequence(int64_t id) {
   if (recorder_) recorder_->begin_sequence(id);
@@ -80,6 +101,12 @@ void OffloadSession::finish() {
 
 nlohmann::json OffloadSession::stats_json() const {
   nlohmann::json j = nlohmann::json::object();
+  if (routed_ && routed_->first > 0) {
+    const double per = double(routed_->second) / double(routed_->first);
+    j["routing"] = {{"mode", model_.transformer->routing_mode().describe()},
+                    {"experts_per_token_per_layer", per},
+                    {"active_parameters_per_token", active_parameters(model_.config, per)}};
+  }
   if (recorder_) j["trace_tokens_written"] = recorder_->tokens();
   if (replayer_) j["trace_tokens_replayed"] = replayer_->replayed();
   if (!runner_) return j;
@@ -106,6 +133,12 @@ nlohmann::json OffloadSession::stats_json() const {
 
 std::string OffloadSession::stats_text() const {
   std::string out;
+  if (routed_ && routed_->first > 0) {
+    const double per = double(routed_->second) / double(routed_->first);
+    out += fmt::format("[routing {}: {:.2f} of {} experts per token and layer, {:.3g} active parameters per token]\n",
+                       model_.transformer->routing_mode().describe(), per, model_.config.num_experts,
+                       active_parameters(model_.config, per));
+  }
   if (recorder_) out += fmt::format("[trace: {} tokens recorded]\n", recorder_->tokens());
   if (replayer_) out += fmt::format("[trace: routing of {} tokens replayed]\n", replayer_->replayed());
   if (!runner_) return out;

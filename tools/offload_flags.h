@@ -20,6 +20,7 @@ struct OffloadFlags {
   int devices = 1;
   double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
   std::string trace_out, replay_trace;
+  std::string routing = "default";  // DS-MoE's modes: dense, topk:K, threshold:EPS, threshold-topk:EPS
   bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1; }
 };
 
@@ -44,6 +45,7 @@ class OffloadSession {
   std::unique_ptr<offload::OffloadedExperts> runner_;
   std::unique_ptr<offload::TraceRecorder> recorder_;
   std::unique_ptr<offload::TraceReplayer> replayer_;
+  std::shared_ptr<std::pair<int64_t, int64_t>> routed_;  // (MoE layer-token decisions, experts chosen)
   std::string summary_;
 };
 

@@ -5,6 +5,7 @@
 // weighted combine and keeps results bit-identical however experts are scheduled.
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace moe::model {
@@ -36,5 +37,26 @@ struct TopKRouting {
 // optional renormalisation: the routing of Mixtral, Qwen-MoE, OLMoE and DeepSeek-MoE.
 RoutingDecision route_top_k(const float* logits, int64_t num_tokens, int64_t num_experts,
                             const TopKRouting& options);
+
+// DS-MoE's inference-time routing modes (arXiv 2404.05567), selectable for any family:
+//   default         the family's own top-k
+//   dense           every expert, weighted by its softmax probability
+//   topk:K          the K most probable experts
+//   threshold:EPS   every expert with p * num_experts > EPS (the count varies per token; the
+//                   most probable expert is kept when none passes)
+//   threshold-topk:EPS  top-K with K the batch's mean threshold count (rounded, at least 1)
+// Weights are the softmax probabilities, renormalised over the chosen experts when the family
+// renormalises its top-k (Mixtral; Qwen, OLMoE and DeepSeek with norm_topk_prob).
+struct RoutingMode {
+  enum class Kind { kDefault, kDense, kTopK, kThreshold, kThresholdTopK } kind = Kind::kDefault;
+  int k = 0;
+  float epsilon = 0.0f;
+  std::string describe() const;
+};
+// Throws moe::Error(kInvalidArgument) with the accepted spellings.
+RoutingMode parse_routing_mode(const std::string& text);
+
+RoutingDecision route_with_mode(const float* logits, int64_t num_tokens, int64_t num_experts, const RoutingMode& mode,
+                                const TopKRouting& family);
 
 }  // namespace moe::model

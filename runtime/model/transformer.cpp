@@ -105,6 +105,14 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
 
 Transformer::~Transformer() = default;
 
+void Transformer::set_routing_mode(const RoutingMode& mode) {
+  MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || config_.family != loading::ModelFamily::kMoePlusPlus,
+            ErrorCode::kUnsupported, "MoE++ keeps its own routing (top-2 over FFN and zero-computation experts)");
+  MOE_CHECK(mode.kind != RoutingMode::Kind::kTopK || mode.k <= config_.num_experts, ErrorCode::kInvalidArgument,
+            "topk:{} is impossible with {} experts", mode.k, config_.num_experts);
+  routing_mode_ = mode;
+}
+
 void Transformer::set_expert_runner(ExpertRunner* runner) { experts_ = runner ? runner : resident_experts_.get(); }
 
 KvCache Transformer::make_cache(int64_t capacity) const {
@@ -243,7 +251,7 @@ void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, 
     options.renormalize = c.norm_topk_prob && c.num_experts_per_tok > 1;
     options.renormalize_epsilon = 1e-20f;
   }
-  RoutingDecision decision = route_top_k(logits.data(), n, c.num_experts, options);
+  RoutingDecision decision = route_with_mode(logits.data(), n, c.num_experts, routing_mode_, options);
   if (routing_hook_) routing_hook_(index, positions, decision);
 
   MOE_CHECK(experts_ != nullptr, ErrorCode::kInternal, "no expert runner: routed experts were not loaded");

@@ -40,6 +40,9 @@ class Transformer {
   void set_expert_runner(ExpertRunner* runner);
   void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
   const RoutingHook& routing_hook() const { return routing_hook_; }  // to chain hooks
+  // DS-MoE's routing modes at run time (routing.h); MoE++ keeps its own routing.
+  void set_routing_mode(const RoutingMode& mode);
+  const RoutingMode& routing_mode() const { return routing_mode_; }
 
   KvCache make_cache(int64_t capacity) const;
 
@@ -69,6 +72,7 @@ class Transformer {
   std::unique_ptr<ExpertRunner> resident_experts_;
   ExpertRunner* experts_ = nullptr;
   RoutingHook routing_hook_;
+  RoutingMode routing_mode_;
 };
 
 }  // namespace moe::model

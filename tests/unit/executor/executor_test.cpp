@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/routing_trace.h"
@@ -127,6 +128,34 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
     }
   }
   EXPECT_EQ(configurations, 4 * 14);
+}
+
+TEST(Executor, VariableExpertsPerTokenUnderThresholdRouting) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  model::Transformer& t = *m.transformer;
+  t.set_routing_mode(model::parse_routing_mode("threshold:0.9"));
+  int64_t tokens = 0, assignments = 0;
+  std::set<size_t> counts;
+  t.set_routing_hook([&](int, std::span<const int64_t>, model::RoutingDecision& d) {
+    tokens += d.num_tokens();
+    assignments += d.num_assignments();
+    for (int64_t i = 0; i < d.num_tokens(); ++i) counts.insert(d.experts_of(i).size());
+  });
+  const std::vector<float> reference = run(t);
+  t.set_routing_hook({});
+  EXPECT_GT(counts.size(), 1u);  // the number of experts varies per token
+  const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
+  for (int devices : {1, 2}) {
+    OffloadOptions o;
+    o.devices = devices;
+    o.device_bytes = expert;
+    o.host_bytes = 4 * expert;
+    OffloadedExperts runner(t, o, make_predictor("next-layer", t, nullptr));
+    t.set_expert_runner(&runner);
+    EXPECT_TRUE(bit_equal(run(t), reference)) << devices << " devices";
+    t.set_expert_runner(nullptr);
+  }
+  t.set_routing_mode({});
 }
 
 TEST(Executor, SingleSlotWaitsAndCountsEveryTier) {

@@ -85,3 +85,56 @@ TEST(Sampler, RejectsBadOptions) {
 
 }  // namespace
 }  // namespace moe::model
+
+namespace moe::model {
+namespace {
+
+TEST(RoutingModes, ParseAndDescribe) {
+  EXPECT_EQ(parse_routing_mode("default").kind, RoutingMode::Kind::kDefault);
+  EXPECT_EQ(parse_routing_mode("dense").kind, RoutingMode::Kind::kDense);
+  EXPECT_EQ(parse_routing_mode("topk:3").k, 3);
+  EXPECT_FLOAT_EQ(parse_routing_mode("threshold:0.5").epsilon, 0.5f);
+  EXPECT_EQ(parse_routing_mode("threshold-topk:1.5").describe(), "threshold-topk:1.5");
+  for (const char* bad : {"topk:", "topk:0", "topk:1.5", "threshold:x", "threshold:-1", "sparse", "topk:2x"})
+    EXPECT_THROW(parse_routing_mode(bad), Error) << bad;
+}
+
+TEST(RoutingModes, DenseThresholdAndThresholdTopK) {
+  // Two tokens over four experts: one peaked, one flat.
+  const float logits[] = {4.0f, 1.0f, 0.0f, -1.0f, 0.1f, 0.0f, 0.05f, -0.1f};
+  TopKRouting family;  // no renormalisation: DS-MoE's weights are the probabilities
+  const RoutingDecision dense = route_with_mode(logits, 2, 4, parse_routing_mode("dense"), family);
+  EXPECT_EQ(dense.num_assignments(), 8);
+  float sum = 0;
+  for (float w : dense.weights_of(0)) sum += w;
+  EXPECT_NEAR(sum, 1.0f, 1e-6);
+  // p * 4 > 1: the peaked token keeps one expert, the flat one three (p ~ .26, .24, .25, .22).
+  const RoutingDecision threshold = route_with_mode(logits, 2, 4, parse_routing_mode("threshold:1.0"), family);
+  EXPECT_EQ(threshold.experts_of(0).size(), 1u);
+  EXPECT_EQ(threshold.experts_of(0)[0], 0);
+  EXPECT_EQ(threshold.experts_of(1).size(), 2u);
+  // Nothing passes a threshold of 4 (p * 4 <= 4): the most probable expert stays.
+  const RoutingDecision none = route_with_mode(logits, 2, 4, parse_routing_mode("threshold:4"), family);
+  EXPECT_EQ(none.num_assignments(), 2);
+  EXPECT_EQ(none.experts_of(1)[0], 0);
+  // threshold-topk: the mean count (1 + 2) / 2 rounds to 2 for every token.
+  const RoutingDecision ttk = route_with_mode(logits, 2, 4, parse_routing_mode("threshold-topk:1.0"), family);
+  EXPECT_EQ(ttk.experts_of(0).size(), 2u);
+  EXPECT_EQ(ttk.experts_of(1).size(), 2u);
+  // With renormalisation (Mixtral) the chosen weights sum to one.
+  family.renormalize = true;
+  const RoutingDecision renorm = route_with_mode(logits, 2, 4, parse_routing_mode("threshold:1.0"), family);
+  sum = 0;
+  for (float w : renorm.weights_of(1)) sum += w;
+  EXPECT_NEAR(sum, 1.0f, 1e-6);
+  // topk:K equals the family's top-k of the same K, bit for bit.
+  TopKRouting two = family;
+  two.top_k = 2;
+  const RoutingDecision a = route_with_mode(logits, 2, 4, parse_routing_mode("topk:2"), family);
+  const RoutingDecision b = route_top_k(logits, 2, 4, two);
+  EXPECT_EQ(a.experts, b.experts);
+  EXPECT_EQ(a.weights, b.weights);
+}
+
+}  // namespace
+}  // namespace moe::model
