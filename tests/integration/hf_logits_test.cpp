@@ -8,9 +8,11 @@
 #include <cmath>
 #include <fstream>
 
+#include "runtime/core/error.h"
 #include "runtime/loading/safetensors.h"
 #include "runtime/model/generator.h"
 #include "runtime/model/model_loader.h"
+#include "runtime/model/perplexity.h"
 
 namespace moe {
 namespace {
@@ -53,6 +55,39 @@ INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                            for (char& c : name) if (c == '-') c = '_';
                            return name;
                          });
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+// Perplexity by the engine against the negative log-likelihood computed here from the logits
+// transformers wrote for the fixture's prompt.
+TEST(Perplexity, MatchesTheTransformersLogits) {
+  const auto dir = kFixtures / "mixtral";
+  std::ifstream in(dir / "expected.json");
+  const auto expected = nlohmann::json::parse(in);
+  const std::vector<int32_t> prompt = expected.at("prompt").get<std::vector<int32_t>>();
+  const Tensor reference = loading::SafetensorsFile::open(dir / "expected.safetensors").tensor("logits").to_f32();
+  const int64_t vocab = reference.dim(1);
+  double nll = 0;
+  for (size_t t = 0; t + 1 < prompt.size(); ++t) {
+    const float* row = reference.data<float>() + int64_t(t) * vocab;
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]));
+    nll += std::log(sum) - row[prompt[t + 1]];
+  }
+  model::LoadedModel m = model::load_model(dir);
+  const model::Perplexity p = model::evaluate_perplexity(*m.transformer, prompt, int(prompt.size()));
+  EXPECT_EQ(p.predicted, int64_t(prompt.size()) - 1);
+  EXPECT_NEAR(p.nll, nll, 1e-4 * nll);
+  // Two windows score two tokens fewer (each window's first token has no prediction in it).
+  const model::Perplexity halves = model::evaluate_perplexity(*m.transformer, prompt, int(prompt.size() + 1) / 2);
+  EXPECT_EQ(halves.windows, 2);
+  EXPECT_EQ(halves.predicted, int64_t(prompt.size()) - 2);
+  EXPECT_THROW(model::evaluate_perplexity(*m.transformer, std::span(prompt).first(1), 8), Error);
+}
 
 }  // namespace
 }  // namespace moe
