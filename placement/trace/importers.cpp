@@ -87,6 +87,8 @@ Trace import_jsonl(const std::filesystem::path& path, const ImportOptions& optio
     const std::string dataset = j.contains("dataset") && j["dataset"].is_string() ? j["dataset"].get<std::string>() : "";
     const std::string name = fmt::format("{}/{}", dataset, json_int(j, "problem_id", where));
     const auto seq = sequences.emplace(name, int64_t(sequences.size())).first->second;
+    MOE_CHECK(j.contains("token_idx") || j.contains("token_pos"), ErrorCode::kCorrupt,
+              "{}: the position (\"token_idx\" or \"token_pos\") is missing", where);
     const int64_t position = json_int(j, j.contains("token_idx") ? "token_idx" : "token_pos", where);
     const int64_t layer = json_int(j, "layer", where);
     MOE_CHECK(layer >= 0 && layer < 4096, ErrorCode::kCorrupt, "{}: layer {} is out of range", where, layer);

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Bad input to the moe command: every case must exit with the documented code (1 runtime error,
+# 2 bad usage) and say one line on stderr, never crash or leave a partial output file.
+# Usage: cli_errors_test.sh PATH/TO/moe SOURCE_DIR
+set -uo pipefail
+moe="$1"
+src="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+expect() {  # expect CODE DESCRIPTION -- command...
+  local want="$1" what="$2"
+  shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  local lines
+  lines=$(grep -vc '^note: ' "$work/err")
+  if [[ $got -ne $want ]]; then
+    echo "FAIL: $what: exit $got, expected $want; stderr: $(head -c 300 "$work/err")"
+    failures=$((failures + 1))
+  elif [[ $want -eq 1 && $lines -ne 1 ]]; then
+    echo "FAIL: $what: $lines lines on stderr, expected one: $(head -c 300 "$work/err")"
+    failures=$((failures + 1))
+  else
+    echo "ok: $what: $(grep -v '^note: ' "$work/err" | head -1)"
+  fi
+}
+
+model="$src/configs/models/mixtral-8x7b.json"
+printf 'MOETRACE\x01\0\0\0\0\0\0\0\xff\xff' >"$work/truncated.trace"
+printf '{"problem_id": 0, "layer": 0}\n' >"$work/bad.jsonl"
+printf 'layer_id,token_id,expert_0\n0,0,zero\n' >"$work/bad.csv"
+printf 'MOEPLAN1garbage' >"$work/bad.plan"
+printf 'name: x\n' >"$work/bad.yaml"
+printf '{"problem_id": 0, "layer": 0, "token_idx": 0, "experts": [1, 0]}\n' >"$work/tiny.jsonl"
+for layer in $(seq 0 31); do  # one token of a Mixtral-8x7B-shaped trace
+  printf '{"problem_id": 0, "layer": %d, "token_idx": 0, "experts": [7, 0]}\n' "$layer"
+done >"$work/mixtral.jsonl"
+
+expect 2 "unknown subcommand" -- "$moe" frobnicate
+expect 2 "missing required option" -- "$moe" plan --model "$model"
+expect 1 "truncated trace" -- "$moe" inspect "$work/truncated.trace"
+expect 1 "malformed JSONL" -- "$moe" trace import "$work/bad.jsonl" -o "$work/out.trace"
+expect 1 "malformed CSV" -- "$moe" trace import "$work/bad.csv" -o "$work/out.trace"
+[[ -e "$work/out.trace" || -e "$work/out.trace.partial" ]] && { echo "FAIL: a failed import left a file"; failures=$((failures + 1)); }
+expect 1 "malformed plan" -- "$moe" inspect "$work/bad.plan"
+expect 1 "hardware profile without sections" -- "$moe" plan --model "$model" --trace "$work/tiny.jsonl" --hardware "$work/bad.yaml" -o "$work/p.plan"
+expect 1 "unknown hardware profile" -- "$moe" plan --model "$model" --trace "$work/tiny.jsonl" --hardware no-such-gpu -o "$work/p.plan"
+expect 1 "trace of another model" -- "$moe" plan --model "$model" --trace "$work/tiny.jsonl" --hardware rtx4090-24gb -o "$work/p.plan"
+[[ -e "$work/p.plan" ]] && { echo "FAIL: a failed plan left a file"; failures=$((failures + 1)); }
+expect 1 "impossible KV cache" -- "$moe" plan --model "$model" --trace "$work/mixtral.jsonl" --hardware rtx4090-24gb --batch 64 --context 32768 -o "$work/p.plan"
+expect 1 "expert budget below one expert" -- "$moe" run -n 2 --gpu-mem 1KiB
+expect 1 "unknown routing" -- "$moe" run -n 2 --routing sparse
+expect 1 "unknown predictor" -- "$moe" run -n 2 --gpu-mem 1GiB --prefetch psychic
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures case(s) failed"
+  exit 1
+fi
