@@ -91,7 +91,7 @@ bool parse_family(std::string_view model_type, ModelFamily* family) {
       {"mixtral", ModelFamily::kMixtral},     {"qwen2_moe", ModelFamily::kQwen2Moe},
       {"qwen3_moe", ModelFamily::kQwen3Moe},  {"olmoe", ModelFamily::kOlmoe},
       {"deepseek", ModelFamily::kDeepseekMoe},  {"moe_plus_plus", ModelFamily::kMoePlusPlus},
-      {"MoE++", ModelFamily::kMoePlusPlus},
+      {"MoE++", ModelFamily::kMoePlusPlus},     {"ds_moe", ModelFamily::kDsMoe},
   };
   for (const Entry& e : kFamilies) {
     if (e.name == model_type) {
@@ -140,6 +140,7 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
     case ModelFamily::kMixtral:
     case ModelFamily::kOlmoe:
     case ModelFamily::kMoePlusPlus:
+    case ModelFamily::kDsMoe:
       c->sparse_layers.assign(static_cast<size_t>(c->num_layers), true);
       break;
     case ModelFamily::kQwen2Moe:
@@ -175,6 +176,7 @@ std::string_view family_name(ModelFamily family) {
     case ModelFamily::kOlmoe: return "olmoe";
     case ModelFamily::kDeepseekMoe: return "deepseek";
     case ModelFamily::kMoePlusPlus: return "moe_plus_plus";
+    case ModelFamily::kDsMoe: return "ds_moe";
   }
   return "?";
 }
@@ -195,7 +197,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   ModelConfig c;
   c.model_type = f.get_string("model_type", "");
   MOE_CHECK(parse_family(c.model_type, &c.family), ErrorCode::kUnsupported,
-            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, moe_plus_plus)",
+            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, moe_plus_plus, ds_moe)",
             source_name, c.model_type);
 
   constexpr int kMaxDim = 1 << 20;
@@ -215,6 +217,18 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   std::string dtype_text = f.get_string("torch_dtype", f.get_string("dtype", "bfloat16"));
   if (!parse_dtype(dtype_text, &c.dtype)) c.dtype = DType::kBF16;
 
+  if (c.family == ModelFamily::kDsMoe) {  // dense_moe's GPT-2 style names, or the HF ones
+    c.hidden_size = f.get_int("n_embd", c.hidden_size, 1, kMaxDim);
+    c.num_layers = f.get_int("n_layer", c.num_layers, 1, 4096);
+    c.num_heads = f.get_int("n_head", c.num_heads, 1, 4096);
+    c.num_kv_heads = c.num_heads;  // for now; the attention experts fix it below
+    c.max_position_embeddings = f.get_int("n_positions", c.max_position_embeddings, 1, 1 << 24);
+    c.intermediate_size = f.get_int("n_inner", c.intermediate_size, 0, kMaxDim);
+    c.rms_norm_eps = f.get_double("layer_norm_epsilon", 1e-5);
+    c.tie_word_embeddings = f.get_bool("tie_word_embeddings", true);
+    for (const auto& [hf, gpt] : {std::pair{"hidden_size", "n_embd"}, {"num_hidden_layers", "n_layer"}, {"num_attention_heads", "n_head"}})
+      MOE_CHECK(f.has(hf) || f.has(gpt), ErrorCode::kCorrupt, "{} has neither '{}' nor '{}'", source_name, hf, gpt);
+  } else
   for (const char* required : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"})
     MOE_CHECK(f.has(required), ErrorCode::kCorrupt, "{} has no '{}'", source_name, required);
   MOE_CHECK(c.num_heads % c.num_kv_heads == 0, ErrorCode::kCorrupt,
@@ -273,6 +287,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       break;
     }
     case ModelFamily::kMoePlusPlus:
+    case ModelFamily::kDsMoe:
       break;  // below, once the common fields are known
   }
   if (c.family == ModelFamily::kMoePlusPlus) {
@@ -294,6 +309,38 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     m.mixtral_gating = f.get_bool("moe_use_mixtral_gating", false);
     m.no_input_scaling = f.get_bool("moe_feature_no_mul_topk", false);
     MOE_CHECK(m.gate_norm_std > 0, ErrorCode::kCorrupt, "{}: moe_gate_norm_std must be positive", source_name);
+  }
+  if (c.family == ModelFamily::kDsMoe) {
+    DsMoeConfig& d = c.ds_moe;
+    MOE_CHECK(f.has("vocab_size"), ErrorCode::kCorrupt, "{} has no 'vocab_size'", source_name);
+    c.num_experts = f.get_int("num_experts", 8, 1, 4096);
+    MOE_CHECK(c.num_heads % c.num_experts == 0, ErrorCode::kCorrupt,
+              "{}: {} attention heads do not split into {} attention experts", source_name, c.num_heads, c.num_experts);
+    c.num_kv_heads = c.num_heads / c.num_experts;  // each attention expert owns one query head per KV head
+    c.head_dim = c.hidden_size / c.num_heads;
+    MOE_CHECK(c.head_dim * c.num_heads == c.hidden_size, ErrorCode::kCorrupt, "{}: n_embd {} does not split into {} heads",
+              source_name, c.hidden_size, c.num_heads);
+    c.moe_intermediate_size = c.intermediate_size > 0 ? c.intermediate_size : 4 * c.hidden_size;
+    c.intermediate_size = c.moe_intermediate_size;
+    c.num_experts_per_tok = c.num_experts;
+    MOE_CHECK(f.get_bool("add_bias", true), ErrorCode::kUnsupported, "{}: DS-MoE without biases is not supported", source_name);
+    const std::string act = f.get_string("activation_function", "gelu_pytorch_tanh");
+    MOE_CHECK(act == "gelu_pytorch_tanh" || act == "gelu_new", ErrorCode::kUnsupported,
+              "{}: activation '{}' is not supported (gelu_pytorch_tanh)", source_name, act);
+    const std::string position = f.get_string("position_embedding_type", "learned_absolute");
+    MOE_CHECK(position == "learned_absolute" || position == "rope", ErrorCode::kUnsupported,
+              "{}: position_embedding_type '{}' is not supported (learned_absolute or rope)", source_name, position);
+    d.learned_positions = position == "learned_absolute";
+    if (f.has("inference_method")) {
+      const Fields m(f.object("inference_method"), source_name);
+      if (m.has("threshold")) {
+        d.default_routing = fmt::format("threshold:{}", m.get_double("threshold", 0) * c.num_experts);
+      } else if (m.has("top_k")) {
+        const int k = m.get_int("top_k", 1, 1, c.num_experts);
+        d.default_routing = "topk:" + std::to_string(k);
+        c.num_experts_per_tok = k;
+      }
+    }
   }
   c.rope = parse_rope(f, doc, default_theta);
   MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,

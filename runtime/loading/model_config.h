@@ -12,7 +12,7 @@
 
 namespace moe::loading {
 
-enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus };
+enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe };
 std::string_view family_name(ModelFamily family);
 
 // Where the q/k normalisation applies: none, per head over head_dim (Qwen3), or over the whole
@@ -46,6 +46,15 @@ struct MoePlusPlusConfig {
   int zero_computation_experts() const { return constant_experts + 2; }
 };
 
+// DS-MoE (arXiv 2404.05567) in the layout of its public implementation (dense_moe): GPT-style
+// blocks (LayerNorm, biases, GeLU-tanh MLP experts fused in c_fc/c_proj), attention experts that
+// each own one query head per KV head, learned absolute positions or RoPE. See
+// docs/MODEL_CONFIGS.md.
+struct DsMoeConfig {
+  bool learned_positions = true;
+  std::string default_routing = "dense";  // from inference_method: "topk:K" or "threshold:EPS"
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::kMixtral;
   std::string model_type;
@@ -70,6 +79,7 @@ struct ModelConfig {
   int num_experts = 0;  // routed FFN experts (the offloadable ones)
   int num_experts_per_tok = 0;
   MoePlusPlusConfig moe_plus_plus;  // family kMoePlusPlus only
+  DsMoeConfig ds_moe;               // family kDsMoe only
   // Router outputs: the FFN experts plus MoE++'s zero-computation experts.
   int router_outputs() const {
     return num_experts + (family == ModelFamily::kMoePlusPlus ? moe_plus_plus.zero_computation_experts() : 0);

@@ -8,6 +8,7 @@
 #include "kernels/cpu/combine.h"
 #include "kernels/cpu/norm.h"
 #include "runtime/core/error.h"
+#include "runtime/model/ds_moe.h"
 #include "runtime/model/moe_plus_plus.h"
 #include "runtime/model/resident_experts.h"
 
@@ -60,6 +61,7 @@ struct Transformer::Layer {
   bool shared_gated = false;
   cpu::WeightMatrix shared_gate;
   std::unique_ptr<MoePlusPlusLayer> moe_plus_plus;
+  std::unique_ptr<DsMoeLayer> ds;
 };
 
 Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
@@ -70,6 +72,23 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
     Layer& layer = layers_[l];
     layer.input_norm = floats_of(w.input_norm);
     layer.post_attention_norm = floats_of(w.post_attention_norm);
+    if (config_.family == loading::ModelFamily::kDsMoe) {
+      // q, k, v are row blocks of the fused c_attn; every projection has a bias.
+      const int64_t h = config_.hidden_size, kv = int64_t{config_.num_kv_heads} * config_.head_dim;
+      const Linear& qkv = w.ds.c_attn;
+      layer.q = cpu::weight_matrix(qkv.weight.slice_rows(0, h));
+      layer.k = cpu::weight_matrix(qkv.weight.slice_rows(h, h + kv));
+      layer.v = cpu::weight_matrix(qkv.weight.slice_rows(h + kv, h + 2 * kv));
+      const std::vector<float> bias = floats_of(qkv.bias);
+      layer.q_bias.assign(bias.begin(), bias.begin() + h);
+      layer.k_bias.assign(bias.begin() + h, bias.begin() + h + kv);
+      layer.v_bias.assign(bias.begin() + h + kv, bias.end());
+      layer.o = cpu::weight_matrix(w.ds.attn_proj.weight);
+      layer.o_bias = floats_of(w.ds.attn_proj.bias);
+      layer.sparse = true;
+      layer.ds = std::make_unique<DsMoeLayer>(ds_moe_layer(w, config_));
+      continue;
+    }
     const AttentionWeights& a = w.attention;
     layer.q = cpu::weight_matrix(a.q.weight);
     layer.k = cpu::weight_matrix(a.k.weight);
@@ -95,6 +114,7 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
     }
   }
   final_norm_ = floats_of(weights_.final_norm);
+  final_norm_bias_ = floats_of(weights_.final_norm_bias);
   lm_head_ = cpu::weight_matrix(weights_.lm_head);
   rope_params_ = rope_params_of(config_);
   bool experts_resident = false;
@@ -106,6 +126,9 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
 Transformer::~Transformer() = default;
 
 void Transformer::set_routing_mode(const RoutingMode& mode) {
+  MOE_CHECK(mode.kind != RoutingMode::Kind::kTopK || config_.family != loading::ModelFamily::kDsMoe ||
+                mode.k <= config_.num_experts,
+            ErrorCode::kInvalidArgument, "topk:{} is impossible with {} experts", mode.k, config_.num_experts);
   MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || config_.family != loading::ModelFamily::kMoePlusPlus,
             ErrorCode::kUnsupported, "MoE++ keeps its own routing (top-2 over FFN and zero-computation experts)");
   MOE_CHECK(mode.kind != RoutingMode::Kind::kTopK || mode.k <= config_.num_experts, ErrorCode::kInvalidArgument,
@@ -135,6 +158,13 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
               "token id {} is outside the vocabulary of {}", id, config_.vocab_size);
     const Tensor row = weights_.embed_tokens.slice_rows(id, id + 1).to_f32();
     std::copy_n(row.data<float>(), hidden, x.data() + i * hidden);
+    if (weights_.position_embeddings.defined()) {  // DS-MoE's learned absolute positions
+      const int64_t position = positions[size_t(i)];
+      MOE_CHECK(position < weights_.position_embeddings.dim(0), ErrorCode::kInvalidArgument,
+                "position {} is beyond the model's {} learned positions", position, weights_.position_embeddings.dim(0));
+      const Tensor p = weights_.position_embeddings.slice_rows(position, position + 1).to_f32();
+      cpu::add(x.data() + i * hidden, p.data<float>(), hidden);
+    }
   }
 
   std::vector<float> normed(x.size()), branch(x.size());
@@ -142,6 +172,18 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
     const int index = static_cast<int>(l);
+    if (layer.ds) {  // DS-MoE: LayerNorm with bias, attention experts, GeLU MLP experts
+      const float eps = float(config_.rms_norm_eps);
+      cpu::layer_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), layer.ds->ln_1_bias.data(), eps);
+      attention(layer, index, normed.data(), n, positions, cache, branch.data());
+      cpu::add(x.data(), branch.data(), n * hidden);
+      cpu::layer_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), layer.ds->ln_2_bias.data(), eps);
+      RoutingDecision routing = ds_moe_route(layer.ds->mlp_gate, config_, ds_moe_mode(config_, routing_mode_), normed.data(), n);
+      if (routing_hook_) routing_hook_(index, positions, routing);
+      ds_moe_mlp(*layer.ds, config_, routing, normed.data(), n, branch.data());
+      cpu::add(x.data(), branch.data(), n * hidden);
+      continue;
+    }
     cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));
     attention(layer, index, normed.data(), n, positions, cache, branch.data());
     cpu::add(x.data(), branch.data(), n * hidden);
@@ -158,7 +200,12 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
 
   const int64_t first = wanted == LogitsWanted::kAll ? 0 : n - 1;
   const int64_t rows = n - first;
-  cpu::rms_norm(x.data() + first * hidden, normed.data(), rows, hidden, final_norm_.data(), float(config_.rms_norm_eps));
+  if (!final_norm_bias_.empty()) {
+    cpu::layer_norm(x.data() + first * hidden, normed.data(), rows, hidden, final_norm_.data(), final_norm_bias_.data(),
+                    float(config_.rms_norm_eps));
+  } else {
+    cpu::rms_norm(x.data() + first * hidden, normed.data(), rows, hidden, final_norm_.data(), float(config_.rms_norm_eps));
+  }
   std::vector<float> logits(size_t(rows * config_.vocab_size));
   cpu::matmul(normed.data(), rows, lm_head_, logits.data());
   return logits;
@@ -186,9 +233,11 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
     cpu::rms_norm(q.data(), q.data(), n * c.num_heads, hd, layer.q_norm.data(), eps);
     cpu::rms_norm(k.data(), k.data(), n * c.num_kv_heads, hd, layer.k_norm.data(), eps);
   }
-  const cpu::RopeTable rope = cpu::make_rope_table(rope_params_, cache.length() + n);
-  cpu::apply_rope(q.data(), n, c.num_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
-  cpu::apply_rope(k.data(), n, c.num_kv_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
+  if (!(layer.ds && c.ds_moe.learned_positions)) {
+    const cpu::RopeTable rope = cpu::make_rope_table(rope_params_, cache.length() + n);
+    cpu::apply_rope(q.data(), n, c.num_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
+    cpu::apply_rope(k.data(), n, c.num_kv_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
+  }
 
   const int64_t start = cache.length();
   std::copy(k.begin(), k.end(), cache.keys(index) + start * kv_width);
@@ -196,6 +245,10 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
   std::vector<float> heads(size_t(n * q_width));
   cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
                  1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window);
+  if (layer.ds) {  // DS-MoE's attention experts weight their heads before the output projection
+    const RoutingDecision routing = ds_moe_route(layer.ds->attn_gate, c, ds_moe_mode(c, routing_mode_), x, n);
+    weight_attention_heads(c, routing, heads.data(), n);
+  }
   cpu::matmul(heads.data(), n, layer.o, out, or_null(layer.o_bias));
 }
 

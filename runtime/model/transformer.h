@@ -66,7 +66,7 @@ class Transformer {
   loading::ModelConfig config_;
   ModelWeights weights_;
   std::vector<Layer> layers_;
-  std::vector<float> final_norm_;
+  std::vector<float> final_norm_, final_norm_bias_;
   cpu::WeightMatrix lm_head_;
   cpu::RopeParams rope_params_;
   std::unique_ptr<ExpertRunner> resident_experts_;

@@ -121,7 +121,48 @@ ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int exper
   return {p + "gate_proj.weight", p + "up_proj.weight", p + "down_proj.weight"};
 }
 
+namespace {
+
+ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& source) {
+  const Loader ld(c, source);
+  ModelWeights w;
+  const int64_t h = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const int64_t qkv = h + 2 * int64_t{c.num_kv_heads} * c.head_dim;
+  w.embed_tokens = ld.get("transformer.wte.weight", {c.vocab_size, h});
+  if (c.ds_moe.learned_positions) w.position_embeddings = ld.get("transformer.wpe.weight", {c.max_position_embeddings, h});
+  ProgressBar progress("loading", static_cast<uint64_t>(c.num_layers));
+  w.layers.resize(static_cast<size_t>(c.num_layers));
+  for (int l = 0; l < c.num_layers; ++l) {
+    LayerWeights& layer = w.layers[static_cast<size_t>(l)];
+    const std::string p = fmt::format("transformer.h.{}.", l);
+    layer.sparse = true;
+    layer.input_norm = ld.get(p + "ln_1.weight", {h});
+    layer.ds.ln_1_bias = ld.get(p + "ln_1.bias", {h});
+    layer.post_attention_norm = ld.get(p + "ln_2.weight", {h});
+    layer.ds.ln_2_bias = ld.get(p + "ln_2.bias", {h});
+    layer.ds.c_attn = ld.linear(p + "attn.c_attn", qkv, h, true);
+    layer.ds.attn_proj = ld.linear(p + "attn.c_proj", h, h, true);
+    layer.ds.attn_gate = ld.linear(p + "attn.gate", E, h, false);
+    layer.ds.c_fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
+    layer.ds.mlp_proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
+    layer.ds.mlp_gate = ld.linear(p + "mlp.gate", E, h, false);
+    progress.advance();
+  }
+  progress.finish();
+  w.final_norm = ld.get("transformer.ln_f.weight", {h});
+  w.final_norm_bias = ld.get("transformer.ln_f.bias", {h});
+  if (c.tie_word_embeddings) {
+    w.lm_head = w.embed_tokens;
+  } else {
+    w.lm_head = ld.get("lm_head.weight", {c.vocab_size, h});
+  }
+  return w;
+}
+
+}  // namespace
+
 ModelWeights load_weights(const ModelConfig& c, const loading::WeightSource& source, const LoadOptions& options) {
+  if (c.family == ModelFamily::kDsMoe) return load_ds_moe(c, source);
   const Loader ld(c, source);
   ModelWeights w;
   const int64_t h = c.hidden_size;
@@ -159,6 +200,16 @@ WeightBytes weight_bytes(const ModelConfig& c) {
   const uint64_t q_out = uint64_t(c.num_heads) * uint64_t(c.head_dim), kv_out = uint64_t(c.num_kv_heads) * uint64_t(c.head_dim);
   WeightBytes b;
   b.per_expert = 3 * h * uint64_t(c.moe_intermediate_size) * elem;
+  if (c.family == ModelFamily::kDsMoe) {  // GeLU experts: c_fc rows + bias, c_proj columns
+    const uint64_t I = uint64_t(c.moe_intermediate_size), E = uint64_t(c.num_experts);
+    b.per_expert = (2 * h * I + I) * elem;
+    b.all_experts = uint64_t(c.num_layers) * E * b.per_expert;
+    const uint64_t attention = h * (h + 2 * kv_out) + (h + 2 * kv_out) + h * h + h + E * h;
+    b.resident = (uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) +
+                  (c.ds_moe.learned_positions ? uint64_t(c.max_position_embeddings) * h : 0) + 2 * h +
+                  uint64_t(c.num_layers) * (attention + 4 * h + E * h + h)) * elem;
+    return b;
+  }
   uint64_t resident = uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
   for (int l = 0; l < c.num_layers; ++l) {
     resident += 2 * h + 2 * h * q_out + 2 * h * kv_out;

@@ -45,8 +45,20 @@ struct MoeWeights {
   bool has_shared() const { return shared.gate.weight.defined(); }
 };
 
+// DS-MoE's block in dense_moe's layout (GPT names under transformer.h.{l}.).
+struct DsMoeWeights {
+  Tensor ln_1_bias, ln_2_bias;  // the weights are input_norm / post_attention_norm
+  Linear c_attn;                // fused q, k, v [H + 2 kv hd, H], with bias
+  Linear attn_proj;             // [H, H], with bias
+  Linear attn_gate;             // [E, H]: the attention experts' router
+  Linear c_fc;                  // all MLP experts' first layers [E I, H], with bias
+  Linear mlp_proj;              // all MLP experts' second layers [H, E I], one shared bias
+  Linear mlp_gate;              // [E, H]
+};
+
 struct LayerWeights {
   Tensor input_norm, post_attention_norm;
+  DsMoeWeights ds;  // family kDsMoe only
   AttentionWeights attention;
   bool sparse = false;
   GatedMlp dense_mlp;  // when !sparse
@@ -58,6 +70,7 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   Tensor final_norm;
   Tensor lm_head;  // [vocab, hidden]; the embedding when tied
+  Tensor position_embeddings, final_norm_bias;  // DS-MoE: learned positions; LayerNorm's bias
 };
 
 // The Hugging Face names of one routed expert's three matrices, in the order gate, up, down.

@@ -49,7 +49,7 @@ TEST_P(HfFixture, LogitsAndGreedyTokensMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                          ::testing::Values("mixtral", "mixtral-sharded", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn",
-                                           "olmoe", "deepseek", "moe_plus_plus"),
+                                           "olmoe", "deepseek", "moe_plus_plus", "ds_moe"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) if (c == '-') c = '_';
@@ -87,6 +87,34 @@ TEST(Perplexity, MatchesTheTransformersLogits) {
   EXPECT_EQ(halves.windows, 2);
   EXPECT_EQ(halves.predicted, int64_t(prompt.size()) - 2);
   EXPECT_THROW(model::evaluate_perplexity(*m.transformer, std::span(prompt).first(1), 8), Error);
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+// DS-MoE's routing modes against its reference: dense and threshold logits of the same prompt.
+TEST(DsMoe, RoutingModesMatchTheReference) {
+  const auto dir = kFixtures / "ds_moe";
+  std::ifstream in(dir / "expected.json");
+  const auto expected = nlohmann::json::parse(in);
+  const std::vector<int32_t> prompt = expected.at("prompt").get<std::vector<int32_t>>();
+  const auto file = loading::SafetensorsFile::open(dir / "expected.safetensors");
+  model::LoadedModel m = model::load_model(dir);
+  for (const auto& [mode, name] : {std::pair<std::string, std::string>{"dense", "logits_dense"}, {"threshold:0.8", "logits_threshold"}}) {
+    m.transformer->set_routing_mode(model::parse_routing_mode(mode));
+    model::KvCache cache = m.transformer->make_cache(int64_t(prompt.size()));
+    const std::vector<float> got = m.transformer->forward(prompt, cache, model::LogitsWanted::kAll);
+    const Tensor reference = file.tensor(name).to_f32();
+    double max_err = 0, max_ref = 0;
+    for (int64_t i = 0; i < reference.numel(); ++i) {
+      max_err = std::max(max_err, double(std::fabs(got[size_t(i)] - reference.data<float>()[i])));
+      max_ref = std::max(max_ref, double(std::fabs(reference.data<float>()[i])));
+    }
+    EXPECT_LT(max_err / max_ref, 1e-5) << mode;
+  }
 }
 
 }  // namespace
