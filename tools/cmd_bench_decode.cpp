@@ -100,7 +100,8 @@ void run(const Flags& f) {
   OffloadSession session(m, f.offload, what);
   const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
   if (f.json) {
-    print_json({{"benchmark", "decode"},
+    nlohmann::json doc = session.stats_json();
+    doc.update(nlohmann::json{{"benchmark", "decode"},
                 {"model", what},
                 {"prompt_tokens", b.prompt_tokens},
                 {"decode_tokens", b.decode_tokens},
@@ -111,8 +112,10 @@ void run(const Flags& f) {
                 {"read_bytes_per_second", b.read_bandwidth},
                 {"read_ratio", b.read_ratio()},
                 {"ratio", b.ratio()}});
+    print_json(doc);
     return;
   }
+  fmt::print("{}", session.stats_text());
   fmt::print("decode   {}: {:.1f} tokens/s over {} tokens after a {}-token prompt\n", what, b.decode_tokens_per_second,
              b.decode_tokens, b.prompt_tokens);
   fmt::print("weights  {:.2f} MB read per token -> {:.2f} GB/s\n", b.bytes_per_token / 1e6, b.achieved_bandwidth / 1e9);
