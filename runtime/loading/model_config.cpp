@@ -92,6 +92,7 @@ bool parse_family(std::string_view model_type, ModelFamily* family) {
       {"qwen3_moe", ModelFamily::kQwen3Moe},  {"olmoe", ModelFamily::kOlmoe},
       {"deepseek", ModelFamily::kDeepseekMoe},  {"moe_plus_plus", ModelFamily::kMoePlusPlus},
       {"MoE++", ModelFamily::kMoePlusPlus},     {"ds_moe", ModelFamily::kDsMoe},
+      {"bam", ModelFamily::kBam},
   };
   for (const Entry& e : kFamilies) {
     if (e.name == model_type) {
@@ -141,6 +142,7 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
     case ModelFamily::kOlmoe:
     case ModelFamily::kMoePlusPlus:
     case ModelFamily::kDsMoe:
+    case ModelFamily::kBam:
       c->sparse_layers.assign(static_cast<size_t>(c->num_layers), true);
       break;
     case ModelFamily::kQwen2Moe:
@@ -177,6 +179,7 @@ std::string_view family_name(ModelFamily family) {
     case ModelFamily::kDeepseekMoe: return "deepseek";
     case ModelFamily::kMoePlusPlus: return "moe_plus_plus";
     case ModelFamily::kDsMoe: return "ds_moe";
+    case ModelFamily::kBam: return "bam";
   }
   return "?";
 }
@@ -197,7 +200,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   ModelConfig c;
   c.model_type = f.get_string("model_type", "");
   MOE_CHECK(parse_family(c.model_type, &c.family), ErrorCode::kUnsupported,
-            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, moe_plus_plus, ds_moe)",
+            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, moe_plus_plus, ds_moe, bam)",
             source_name, c.model_type);
 
   constexpr int kMaxDim = 1 << 20;
@@ -289,6 +292,18 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     case ModelFamily::kMoePlusPlus:
     case ModelFamily::kDsMoe:
       break;  // below, once the common fields are known
+    case ModelFamily::kBam: {
+      c.moe_intermediate_size = c.intermediate_size;
+      c.num_experts = f.get_int("num_experts", 0, 1, 1 << 16);
+      c.num_experts_per_tok = f.get_int("num_experts_per_tok", 1, 1, 1 << 16);
+      c.norm_topk_prob = false;  // FFN experts are weighted by their probability
+      c.bam.attention_experts = f.get_int("num_attention_experts", 0, 1, 256);
+      const std::string kv = f.get_string("attention_kv", "expert");
+      MOE_CHECK(kv == "expert" || kv == "shared", ErrorCode::kCorrupt, "{}: attention_kv must be expert or shared, not '{}'",
+                source_name, kv);
+      c.bam.expert_kv = kv == "expert";
+      break;
+    }
   }
   if (c.family == ModelFamily::kMoePlusPlus) {
     MoePlusPlusConfig& m = c.moe_plus_plus;

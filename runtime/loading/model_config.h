@@ -12,7 +12,7 @@
 
 namespace moe::loading {
 
-enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe };
+enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe, kBam };
 std::string_view family_name(ModelFamily family);
 
 // Where the q/k normalisation applies: none, per head over head_dim (Qwen3), or over the whole
@@ -55,6 +55,14 @@ struct DsMoeConfig {
   std::string default_routing = "dense";  // from inference_method: "topk:K" or "threshold:EPS"
 };
 
+// BAM (arXiv 2408.08274): parallel blocks y = x + MoA(norm(x)) + MoE(norm(x)); the attention
+// experts are soft-routed (all run, weighted by a softmax) and have their own K/V projections
+// (Expert-KV) or share one (Shared-KV). See docs/MODEL_CONFIGS.md.
+struct BamConfig {
+  int attention_experts = 0;
+  bool expert_kv = true;
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::kMixtral;
   std::string model_type;
@@ -80,6 +88,11 @@ struct ModelConfig {
   int num_experts_per_tok = 0;
   MoePlusPlusConfig moe_plus_plus;  // family kMoePlusPlus only
   DsMoeConfig ds_moe;               // family kDsMoe only
+  BamConfig bam;                    // family kBam only
+  // KV heads a layer's cache holds: BAM's Expert-KV keeps one set per attention expert.
+  int kv_cache_heads() const {
+    return family == ModelFamily::kBam && bam.expert_kv ? num_kv_heads * bam.attention_experts : num_kv_heads;
+  }
   // Router outputs: the FFN experts plus MoE++'s zero-computation experts.
   int router_outputs() const {
     return num_experts + (family == ModelFamily::kMoePlusPlus ? moe_plus_plus.zero_computation_experts() : 0);

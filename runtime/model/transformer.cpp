@@ -8,6 +8,7 @@
 #include "kernels/cpu/combine.h"
 #include "kernels/cpu/norm.h"
 #include "runtime/core/error.h"
+#include "runtime/model/bam.h"
 #include "runtime/model/ds_moe.h"
 #include "runtime/model/moe_plus_plus.h"
 #include "runtime/model/resident_experts.h"
@@ -62,6 +63,7 @@ struct Transformer::Layer {
   cpu::WeightMatrix shared_gate;
   std::unique_ptr<MoePlusPlusLayer> moe_plus_plus;
   std::unique_ptr<DsMoeLayer> ds;
+  std::unique_ptr<BamAttentionLayer> bam;
 };
 
 Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
@@ -89,17 +91,21 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
       layer.ds = std::make_unique<DsMoeLayer>(ds_moe_layer(w, config_));
       continue;
     }
-    const AttentionWeights& a = w.attention;
-    layer.q = cpu::weight_matrix(a.q.weight);
-    layer.k = cpu::weight_matrix(a.k.weight);
-    layer.v = cpu::weight_matrix(a.v.weight);
-    layer.o = cpu::weight_matrix(a.o.weight);
-    layer.q_bias = floats_of(a.q.bias);
-    layer.k_bias = floats_of(a.k.bias);
-    layer.v_bias = floats_of(a.v.bias);
-    layer.o_bias = floats_of(a.o.bias);
-    layer.q_norm = floats_of(a.q_norm);
-    layer.k_norm = floats_of(a.k_norm);
+    if (config_.family == loading::ModelFamily::kBam) {
+      layer.bam = std::make_unique<BamAttentionLayer>(bam_attention_layer(w.bam, config_));
+    } else {
+      const AttentionWeights& a = w.attention;
+      layer.q = cpu::weight_matrix(a.q.weight);
+      layer.k = cpu::weight_matrix(a.k.weight);
+      layer.v = cpu::weight_matrix(a.v.weight);
+      layer.o = cpu::weight_matrix(a.o.weight);
+      layer.q_bias = floats_of(a.q.bias);
+      layer.k_bias = floats_of(a.k.bias);
+      layer.v_bias = floats_of(a.v.bias);
+      layer.o_bias = floats_of(a.o.bias);
+      layer.q_norm = floats_of(a.q_norm);
+      layer.k_norm = floats_of(a.k_norm);
+    }
     layer.sparse = w.sparse;
     if (w.sparse) {
       layer.router = cpu::weight_matrix(w.moe.router.weight);
@@ -139,7 +145,7 @@ void Transformer::set_routing_mode(const RoutingMode& mode) {
 void Transformer::set_expert_runner(ExpertRunner* runner) { experts_ = runner ? runner : resident_experts_.get(); }
 
 KvCache Transformer::make_cache(int64_t capacity) const {
-  return KvCache(config_.num_layers, config_.num_kv_heads, config_.head_dim, capacity);
+  return KvCache(config_.num_layers, config_.kv_cache_heads(), config_.head_dim, capacity);
 }
 
 std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, LogitsWanted wanted) {
@@ -169,6 +175,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
 
   std::vector<float> normed(x.size()), branch(x.size());
   std::vector<float> gate_residual;  // MoE++: the previous MoE layer's router logits
+  std::vector<float> moe_branch;     // BAM: the MoE branch beside the attention branch
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
     const int index = static_cast<int>(l);
@@ -182,6 +189,15 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
       if (routing_hook_) routing_hook_(index, positions, routing);
       ds_moe_mlp(*layer.ds, config_, routing, normed.data(), n, branch.data());
       cpu::add(x.data(), branch.data(), n * hidden);
+      continue;
+    }
+    if (layer.bam) {  // BAM's parallel block: x + MoA(norm(x)) + MoE(norm(x))
+      cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));
+      bam_attention(*layer.bam, config_, rope_params_, index, normed.data(), n, positions, cache, branch.data());
+      if (moe_branch.size() != branch.size()) moe_branch.resize(branch.size());
+      moe(layer, index, normed.data(), n, positions, moe_branch.data(), gate_residual);
+      cpu::add(x.data(), branch.data(), n * hidden);
+      cpu::add(x.data(), moe_branch.data(), n * hidden);
       continue;
     }
     cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));

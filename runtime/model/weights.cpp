@@ -173,8 +173,29 @@ ModelWeights load_weights(const ModelConfig& c, const loading::WeightSource& sou
     LayerWeights& layer = w.layers[static_cast<size_t>(l)];
     const std::string p = fmt::format("model.layers.{}.", l);
     layer.input_norm = ld.get(p + "input_layernorm.weight", {h});
-    layer.post_attention_norm = ld.get(p + "post_attention_layernorm.weight", {h});
-    load_attention(ld, c, p + "self_attn.", &layer.attention);
+    if (c.family == ModelFamily::kBam) {  // one norm feeds both branches of the parallel block
+      const int64_t q_out = int64_t{c.num_heads} * c.head_dim, kv_out = int64_t{c.num_kv_heads} * c.head_dim;
+      BamAttentionWeights& b = layer.bam;
+      b.router = ld.linear(p + "self_attn.router", c.bam.attention_experts, h, false);
+      if (!c.bam.expert_kv) {
+        b.shared_k = ld.linear(p + "self_attn.k_proj", kv_out, h, false);
+        b.shared_v = ld.linear(p + "self_attn.v_proj", kv_out, h, false);
+      }
+      for (int e = 0; e < c.bam.attention_experts; ++e) {
+        const std::string q = fmt::format("{}self_attn.experts.{}.", p, e);
+        AttentionWeights a;
+        a.q = ld.linear(q + "q_proj", q_out, h, false);
+        a.o = ld.linear(q + "o_proj", h, q_out, false);
+        if (c.bam.expert_kv) {
+          a.k = ld.linear(q + "k_proj", kv_out, h, false);
+          a.v = ld.linear(q + "v_proj", kv_out, h, false);
+        }
+        b.experts.push_back(std::move(a));
+      }
+    } else {
+      layer.post_attention_norm = ld.get(p + "post_attention_layernorm.weight", {h});
+      load_attention(ld, c, p + "self_attn.", &layer.attention);
+    }
     layer.sparse = c.is_sparse(l);
     if (layer.sparse) {
       load_moe(ld, c, l, options, &layer.moe);

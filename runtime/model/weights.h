@@ -56,8 +56,16 @@ struct DsMoeWeights {
   Linear mlp_gate;              // [E, H]
 };
 
+// BAM's mixture of attention experts (our convention under model.layers.{l}.self_attn.).
+struct BamAttentionWeights {
+  Linear router;                             // [A, H]
+  std::vector<AttentionWeights> experts;     // q, o each; k, v too under Expert-KV
+  Linear shared_k, shared_v;                 // Shared-KV
+};
+
 struct LayerWeights {
   Tensor input_norm, post_attention_norm;
+  BamAttentionWeights bam;  // family kBam only
   DsMoeWeights ds;  // family kDsMoe only
   AttentionWeights attention;
   bool sparse = false;

@@ -49,7 +49,8 @@ TEST_P(HfFixture, LogitsAndGreedyTokensMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                          ::testing::Values("mixtral", "mixtral-sharded", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn",
-                                           "olmoe", "deepseek", "moe_plus_plus", "ds_moe"),
+                                           "olmoe", "deepseek", "moe_plus_plus", "ds_moe", "bam-expert-kv",
+                                           "bam-shared-kv"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) if (c == '-') c = '_';

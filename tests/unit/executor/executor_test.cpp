@@ -75,7 +75,7 @@ placement::PlacementPlan random_plan(const loading::ModelConfig& c, int devices,
 
 TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
   int configurations = 0;
-  for (const char* fixture : {"mixtral", "qwen2_moe", "deepseek", "moe_plus_plus"}) {
+  for (const char* fixture : {"mixtral", "qwen2_moe", "deepseek", "moe_plus_plus", "bam-shared-kv"}) {
     model::LoadedModel m = model::load_model(kFixtures / fixture);
     model::Transformer& t = *m.transformer;
     const std::vector<float> reference = run(t);
@@ -127,7 +127,7 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
       ++configurations;
     }
   }
-  EXPECT_EQ(configurations, 4 * 14);
+  EXPECT_EQ(configurations, 5 * 14);
 }
 
 TEST(Executor, VariableExpertsPerTokenUnderThresholdRouting) {

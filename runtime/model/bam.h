@@ -1,0 +1,32 @@
+#pragma once
+// BAM's mixture of attention experts (arXiv 2408.08274) under soft routing: every attention
+// expert runs on the block's normalised input and the outputs are summed, weighted by a softmax
+// router. Expert-KV: each expert has its own k/v projections, and the layer's cache holds every
+// expert's KV heads side by side, so one attention call over all experts' heads serves them all;
+// Shared-KV: one k/v projection and cache, one attention call per expert.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rope.h"
+#include "runtime/loading/model_config.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/model/weights.h"
+
+namespace moe::model {
+
+struct BamAttentionLayer {
+  cpu::WeightMatrix router;
+  std::vector<cpu::WeightMatrix> q, k, v, o;  // per expert; k, v empty under Shared-KV
+  cpu::WeightMatrix shared_k, shared_v;
+};
+
+BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loading::ModelConfig& config);
+
+// x [n, hidden] (normalised) -> out [n, hidden]; appends this layer's K/V to the cache.
+void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& config, const cpu::RopeParams& rope,
+                   int layer_index, const float* x, int64_t n, std::span<const int64_t> positions, KvCache& cache,
+                   float* out);
+
+}  // namespace moe::model

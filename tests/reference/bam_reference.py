@@ -1,0 +1,108 @@
+"""BAM (Branch-Attend-Mix, arXiv 2408.08274) in plain PyTorch, written from the paper: a Llama
+decoder whose blocks are parallel, y = x + MoA(norm(x)) + MoE(norm(x)), with one RMSNorm.
+
+- MoA: `num_attention_experts` attention experts under soft routing: every expert runs and the
+  outputs are summed weighted by softmax(router(norm(x))) in f32. Expert-KV: each expert has its
+  own q, k, v, o projections (and so its own KV cache); Shared-KV: the experts share one k and v
+  projection (one KV cache) and keep their own q and o.
+- MoE: SwiGLU FFN experts, top-k (1 by default) by softmax probability, each output weighted by
+  its probability p (not renormalised).
+Tensor names (our convention, docs/MODEL_CONFIGS.md): Llama's, with attention experts under
+`self_attn.experts.{a}.` and the router at `self_attn.router`, FFN experts under `mlp.experts.{e}.`
+and their router at `mlp.gate`.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def rms_norm(x, w, eps):
+    v = x.pow(2).mean(-1, keepdim=True)
+    return w * (x * torch.rsqrt(v + eps))
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def swiglu(x, p, prefix):
+    return F.linear(F.silu(F.linear(x, p[prefix + "gate_proj.weight"])) * F.linear(x, p[prefix + "up_proj.weight"]),
+                    p[prefix + "down_proj.weight"])
+
+
+def forward(config, p, ids):
+    H, nh, nkv = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
+    hd, A, E = H // nh, config["num_attention_experts"], config["num_experts"]
+    shared = config["attention_kv"] == "shared"
+    eps = config["rms_norm_eps"]
+    n = len(ids)
+    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    freqs = torch.arange(n).float()[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    mask = torch.full((n, n), float("-inf")).triu(1)
+    x = p["model.embed_tokens.weight"][torch.tensor(ids)]
+    for l in range(config["num_hidden_layers"]):
+        a = f"model.layers.{l}."
+        h = rms_norm(x, p[a + "input_layernorm.weight"], eps)
+        wa = torch.softmax(F.linear(h, p[a + "self_attn.router.weight"]).float(), dim=-1)
+        attn = torch.zeros_like(h)
+        for e in range(A):
+            q_ = a + f"self_attn.experts.{e}."
+            kv_ = a + "self_attn." if shared else q_
+            q = F.linear(h, p[q_ + "q_proj.weight"]).view(n, nh, hd).transpose(0, 1)
+            k = F.linear(h, p[kv_ + "k_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
+            v = F.linear(h, p[kv_ + "v_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            k, v = k.repeat_interleave(nh // nkv, 0), v.repeat_interleave(nh // nkv, 0)
+            o = (torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + mask, dim=-1) @ v).transpose(0, 1).reshape(n, H)
+            attn = attn + F.linear(o, p[q_ + "o_proj.weight"]) * wa[:, e:e + 1]
+        probs = torch.softmax(F.linear(h, p[a + "mlp.gate.weight"]).float(), dim=-1)
+        w, idx = torch.topk(probs, config.get("num_experts_per_tok", 1), dim=-1)
+        moe = torch.zeros_like(h)
+        for e in range(E):
+            rows, slot = torch.where(idx == e)
+            if len(rows):
+                moe[rows] += swiglu(h[rows], p, a + f"mlp.experts.{e}.") * w[rows, slot, None]
+        x = x + attn + moe
+    x = rms_norm(x, p["model.norm.weight"], eps)
+    return F.linear(x, p["lm_head.weight"])
+
+
+def random_weights(config, seed):
+    g = torch.Generator().manual_seed(seed)
+    H, V, L = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
+    A, E, I = config["num_attention_experts"], config["num_experts"], config["intermediate_size"]
+    kv = config["num_key_value_heads"] * (H // config["num_attention_heads"])
+    shared = config["attention_kv"] == "shared"
+    p = {}
+
+    def mat(name, rows, cols, scale=1.0):
+        p[name] = scale * torch.randn(rows, cols, generator=g) / cols ** 0.5
+
+    mat("model.embed_tokens.weight", V, H)
+    mat("lm_head.weight", V, H)
+    p["model.norm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+    for l in range(L):
+        a = f"model.layers.{l}."
+        p[a + "input_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+        mat(a + "self_attn.router.weight", A, H, 2.0)
+        if shared:
+            mat(a + "self_attn.k_proj.weight", kv, H)
+            mat(a + "self_attn.v_proj.weight", kv, H)
+        for e in range(A):
+            q = a + f"self_attn.experts.{e}."
+            mat(q + "q_proj.weight", H, H)
+            mat(q + "o_proj.weight", H, H)
+            if not shared:
+                mat(q + "k_proj.weight", kv, H)
+                mat(q + "v_proj.weight", kv, H)
+        mat(a + "mlp.gate.weight", E, H, 3.0)
+        for e in range(E):
+            m = a + f"mlp.experts.{e}."
+            mat(m + "gate_proj.weight", I, H)
+            mat(m + "up_proj.weight", I, H)
+            mat(m + "down_proj.weight", H, I)
+    return p
