@@ -45,6 +45,12 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
   if (c.router_outputs() > c.num_experts)
     fmt::print("             + {} zero-computation experts per layer ({} constant, copy, zero)\n",
                c.router_outputs() - c.num_experts, c.moe_plus_plus.constant_experts);
+  if (c.family == loading::ModelFamily::kBam)
+    fmt::print("             + {} soft-routed attention experts per layer ({})\n", c.bam.attention_experts,
+               c.bam.expert_kv ? "Expert-KV" : "Shared-KV");
+  if (c.family == loading::ModelFamily::kDsMoe)
+    fmt::print("             + {} attention experts per layer (one query head per KV head each); default routing {}\n",
+               c.num_experts, c.ds_moe.default_routing);
   if (c.shared_expert_intermediate_size > 0)
     fmt::print("shared       width {}{}\n", c.shared_expert_intermediate_size, c.shared_expert_gated ? ", gated" : "");
   fmt::print("attention    {} heads, {} kv heads, head dim {}\n", c.num_heads, c.num_kv_heads, c.head_dim);

@@ -233,7 +233,12 @@ WeightBytes weight_bytes(const ModelConfig& c) {
   }
   uint64_t resident = uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
   for (int l = 0; l < c.num_layers; ++l) {
-    resident += 2 * h + 2 * h * q_out + 2 * h * kv_out;
+    if (c.family == ModelFamily::kBam) {  // one norm; A attention experts (own or shared k/v)
+      const uint64_t A = uint64_t(c.bam.attention_experts);
+      resident += h + A * h + A * 2 * h * q_out + (c.bam.expert_kv ? A : 1) * 2 * h * kv_out;
+    } else {
+      resident += 2 * h + 2 * h * q_out + 2 * h * kv_out;
+    }
     if (c.is_sparse(l)) {
       resident += uint64_t(c.num_experts) * h + 3 * h * uint64_t(c.shared_expert_intermediate_size);
       b.all_experts += uint64_t(c.num_experts) * b.per_expert;
