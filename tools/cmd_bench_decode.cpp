@@ -1,17 +1,15 @@
 // `moe bench decode`: CPU decode tokens/s beside the memory-bandwidth bound of its weight reads.
 #include <fmt/format.h>
 
-#include <fstream>
 #include <optional>
-#include <sstream>
 
+#include "placement/plan/planner.h"
 #include "runtime/core/error.h"
+#include "runtime/core/size_parse.h"
 #include "runtime/model/decode_benchmark.h"
 #include "runtime/model/default_model.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/synthetic_weights.h"
-#include "runtime/core/size_parse.h"
-#include "placement/plan/planner.h"
 #include "tools/calibrate.h"
 #include "tools/command.h"
 #include "tools/offload_flags.h"
@@ -84,11 +82,7 @@ void run(const Flags& f) {
   model::LoadedModel m;
   std::string what;
   if (!f.config.empty()) {
-    std::ifstream in(f.config);
-    MOE_CHECK(in.good(), ErrorCode::kNotFound, "cannot read {}", f.config);
-    std::stringstream text;
-    text << in.rdbuf();
-    const auto config = loading::parse_model_config(text.str(), f.config);
+    const auto config = loading::load_model_config(f.config);
     m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1));
     what = f.config + " (synthetic weights)";
   } else {

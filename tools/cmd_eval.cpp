@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "runtime/core/error.h"
+#include "runtime/core/read_file.h"
 #include "runtime/core/progress.h"
 #include "runtime/model/default_model.h"
 #include "runtime/model/model_loader.h"
@@ -25,14 +26,11 @@ struct Flags {
 };
 
 void run(const Flags& f) {
-  std::ifstream in(f.text);
-  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open {}", f.text);
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text = read_file(f.text, "text");
   const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
   model::LoadedModel loaded = model::load_model(dir);
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
-  std::vector<int32_t> ids = tokenizer->encode(text.str());
+  std::vector<int32_t> ids = tokenizer->encode(text);
   if (int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
   const int window = std::min(f.window, loaded.config.max_position_embeddings);
   OffloadSession session(loaded, f.offload, f.model.empty() ? "default" : dir.filename().string());

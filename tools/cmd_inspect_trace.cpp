@@ -15,13 +15,8 @@ namespace {
 nlohmann::json nan_as_null(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
 
 void inspect_trace(const std::filesystem::path& path, const InspectOptions& options) {
-  placement::TraceReader reader(path);
-  const std::string source = reader.source();
-  placement::Trace trace;
-  trace.model = reader.model();
-  placement::TokenRecord token;
-  while (reader.next(token)) trace.tokens.push_back(std::move(token));
-  trace.gaps = reader.gaps();
+  std::string source;
+  const placement::Trace trace = placement::read_trace(path, &source);
   const placement::TraceStats s = placement::compute_trace_stats(trace);
   if (!options.plot_path.empty()) {
     std::ofstream out(options.plot_path);

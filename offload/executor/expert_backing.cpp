@@ -5,6 +5,15 @@
 #include "runtime/core/error.h"
 
 namespace moe::offload {
+namespace {
+
+// A 4 KiB-aligned region of at least `bytes` inside `buffer` (resized as needed), as O_DIRECT reads want.
+std::byte* aligned_region(std::vector<std::byte>& buffer, uint64_t bytes) {
+  buffer.resize(bytes + 4096);
+  return reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(buffer.data()) + 4095) / 4096 * 4096);
+}
+
+}  // namespace
 
 ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr<const ExpertStore> store)
     : weights_(weights), store_(std::move(store)) {
@@ -25,10 +34,7 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
     for (const std::string& f : store_->manifest().formats())  // int4 before int8: the fewest bytes
       if (f.rfind("int4:", 0) == 0 || (f.rfind("int8:", 0) == 0 && low_format_.rfind("int4:", 0) != 0)) low_format_ = f;
     reader_ = std::make_unique<ExpertReader>(store_, ReaderOptions{.queue_depth = 4});
-    // One staging buffer for reads whose destination cannot take O_DIRECT (4 KiB aligned).
-    const uint64_t bytes = (layout_.bytes + 2 * 4096) / 4096 * 4096;
-    staging_.resize(bytes + 4096);
-    aligned_staging_ = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(staging_.data()) + 4095) / 4096 * 4096);
+    aligned_staging_ = aligned_region(staging_, (layout_.bytes + 2 * 4096) / 4096 * 4096);
   }
 }
 
@@ -45,8 +51,7 @@ model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::ve
   MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})",
             store_->path().string(), low_format_, key.layer, key.expert);
   const uint64_t needed = ExpertReader::read_bytes(*blob);
-  buffer.resize(needed + 4096);
-  std::byte* at = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(buffer.data()) + 4095) / 4096 * 4096);
+  std::byte* at = aligned_region(buffer, needed);
   {
     std::lock_guard lock(reader_mutex_);
     reader_->read(key, low_format_, at);

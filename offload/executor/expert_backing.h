@@ -41,7 +41,7 @@ class ExpertBacking {
   std::string native_format_, low_format_;
   mutable std::mutex reader_mutex_;
   std::unique_ptr<ExpertReader> reader_;
-  mutable std::vector<std::byte, std::allocator<std::byte>> staging_;
+  std::vector<std::byte> staging_;  // for reads whose destination cannot take O_DIRECT
   std::byte* aligned_staging_ = nullptr;
   mutable std::atomic<uint64_t> bytes_read_{0};
 };

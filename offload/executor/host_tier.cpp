@@ -19,42 +19,48 @@ bool HostTier::load(ExpertKey key, bool pinned) {
   while (!block && !pinned && !lru_.empty()) {  // make room from the unpinned copies
     const ExpertKey victim = lru_.back();
     lru_.pop_back();
-    pool_->free(blocks_.at(victim));
-    blocks_.erase(victim);
+    pool_->free(held_.at(victim).block);
+    held_.erase(victim);
     block = pool_->allocate(backing_.layout().bytes);
   }
   if (!block) return false;
   backing_.read(key, block->data, block->bytes);
-  blocks_[key] = *block;
-  if (pinned) pinned_.insert(key);
-  else lru_.push_front(key);
+  Held& h = held_[key];
+  h.block = *block;
+  h.pinned = pinned;
+  if (!pinned) h.lru = lru_.insert(lru_.begin(), key);
   return true;
 }
 
 bool HostTier::pin(ExpertKey key) {
   std::lock_guard lock(mutex_);
-  if (blocks_.count(key)) return true;
-  return load(key, /*pinned=*/true);
+  const auto it = held_.find(key);
+  if (it == held_.end()) return load(key, /*pinned=*/true);
+  if (!it->second.pinned) {  // held as a cached copy: it stays from now on
+    lru_.erase(it->second.lru);
+    it->second.pinned = true;
+  }
+  return true;
 }
 
 HostTier::Source HostTier::copy_out(ExpertKey key, std::byte* dst, const std::atomic<bool>* cancelled) {
   std::lock_guard lock(mutex_);
-  auto it = blocks_.find(key);
+  auto it = held_.find(key);
   Source source = Source::kHost;
-  if (it == blocks_.end()) {
+  if (it == held_.end()) {
     source = Source::kBacking;
     if (!load(key, /*pinned=*/false)) {
       backing_.read(key, dst);
       return source;
     }
-    it = blocks_.find(key);
-  } else if (!pinned_.count(key)) {
-    lru_.splice(lru_.begin(), lru_, std::find(lru_.begin(), lru_.end(), key));
+    it = held_.find(key);
+  } else if (!it->second.pinned) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
   }
   const uint64_t total = backing_.layout().bytes;
   for (uint64_t at = 0; at < total; at += kChunkBytes) {
     if (cancelled && cancelled->load()) return Source::kCancelled;
-    std::memcpy(dst + at, it->second.data + at, std::min(kChunkBytes, total - at));
+    std::memcpy(dst + at, it->second.block.data + at, std::min(kChunkBytes, total - at));
   }
   return source;
 }

@@ -8,7 +8,6 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "offload/cache/host_pool.h"
 #include "offload/executor/expert_backing.h"
@@ -32,8 +31,12 @@ class HostTier {
   const ExpertBacking& backing_;
   std::unique_ptr<HostPool> pool_;
   std::mutex mutex_;
-  std::unordered_map<ExpertKey, HostBlock, ExpertKeyHash> blocks_;
-  std::unordered_set<ExpertKey, ExpertKeyHash> pinned_;
+  struct Held {
+    HostBlock block;
+    bool pinned = false;
+    std::list<ExpertKey>::iterator lru;  // its place in lru_ when not pinned
+  };
+  std::unordered_map<ExpertKey, Held, ExpertKeyHash> held_;
   std::list<ExpertKey> lru_;  // unpinned, most recent first
 };
 

@@ -59,10 +59,7 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
             "unknown miss policy '{}' (wait, cpu or hobbit)", options_.miss);
   MOE_CHECK(options_.device_bytes >= slot, ErrorCode::kOutOfMemory,
             "a device budget of {:.2f} MiB holds no expert: one takes {:.2f} MiB", options_.device_bytes / kMiB, slot / kMiB);
-  for (int l = 0, s = 0; l < config.num_layers; ++l) sparse_index_.push_back(config.is_sparse(l) ? s++ : -1);
-  std::vector<int> model_layer_of;
-  for (int l = 0; l < config.num_layers; ++l)
-    if (config.is_sparse(l)) model_layer_of.push_back(l);
+  const std::vector<int> model_layer_of = config.moe_layers();
 
   // The plan's homes: pinned experts per device, host-homed experts loaded now.
   std::vector<std::vector<ExpertKey>> pinned(static_cast<size_t>(options_.devices));
@@ -174,7 +171,7 @@ void OffloadedExperts::compute(const Task& task, const float* x, int64_t hidden,
 }
 
 void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) {
-  const int sparse = sparse_index_.at(size_t(layer));
+  const int sparse = transformer_.config().moe_layer_index(layer);
   for (auto& d : devices_) d->cache->set_current_layer(sparse);
   const std::vector<model::ExpertGroup> groups = model::group_by_expert(routing);
   std::vector<Task> tasks(groups.size());

@@ -83,7 +83,6 @@ class OffloadedExperts final : public model::ExpertRunner {
   std::vector<std::unique_ptr<Device>> devices_;
   InProcessCommunicator communicator_;
   std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
-  std::vector<int> sparse_index_;  // model layer -> MoE layer ordinal (-1 for dense layers)
   std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used
   std::vector<float> rows_, results_, scratch_;
   std::vector<std::byte> bypass_;

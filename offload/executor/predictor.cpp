@@ -9,16 +9,9 @@
 namespace moe::offload {
 namespace {
 
-std::vector<int> sparse_layers(const loading::ModelConfig& c) {
-  std::vector<int> out;
-  for (int l = 0; l < c.num_layers; ++l)
-    if (c.is_sparse(l)) out.push_back(l);
-  return out;
-}
-
 class GatePredictor final : public Predictor {
  public:
-  GatePredictor(const model::Transformer& t, int depth) : t_(t), depth_(depth), sparse_(sparse_layers(t.config())) {}
+  GatePredictor(const model::Transformer& t, int depth) : t_(t), depth_(depth), sparse_(t.config().moe_layers()) {}
   std::vector<ExpertKey> predict(int layer, const float* x, int64_t m, const model::RoutingDecision&) override {
     std::vector<ExpertKey> out;
     const auto at = std::find(sparse_.begin(), sparse_.end(), layer);
@@ -50,7 +43,7 @@ class GatePredictor final : public Predictor {
 
 class StatsPredictor final : public Predictor {
  public:
-  StatsPredictor(const model::Transformer& t, const placement::Trace& trace) : sparse_(sparse_layers(t.config())) {
+  StatsPredictor(const model::Transformer& t, const placement::Trace& trace) : sparse_(t.config().moe_layers()) {
     E_ = t.config().num_experts;
     MOE_CHECK(trace.model.num_layers == int(sparse_.size()) && trace.model.num_experts == E_, ErrorCode::kInvalidArgument,
               "the profile trace has {} MoE layers x {} experts, the model {} x {}", trace.model.num_layers,

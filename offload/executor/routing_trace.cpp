@@ -5,21 +5,17 @@
 namespace moe::offload {
 namespace {
 
-std::vector<int> sparse_index_of(const loading::ModelConfig& c, int* first) {
-  std::vector<int> index;
-  *first = -1;
-  for (int l = 0, s = 0; l < c.num_layers; ++l) {
-    index.push_back(c.is_sparse(l) ? s++ : -1);
-    if (c.is_sparse(l) && *first < 0) *first = l;
-  }
-  return index;
+int first_moe_layer(const loading::ModelConfig& c) {
+  const std::vector<int> layers = c.moe_layers();
+  return layers.empty() ? -1 : layers.front();
 }
 
 }  // namespace
 
 TraceRecorder::TraceRecorder(const std::filesystem::path& path, const loading::ModelConfig& config,
-                             const std::string& model_name, const std::string& source) {
-  sparse_index_ = sparse_index_of(config, &first_sparse_);
+                             const std::string& model_name, const std::string& source)
+    : config_(&config) {
+  first_sparse_ = first_moe_layer(config);
   writer_ = std::make_unique<placement::TraceWriter>(
       path, placement::ModelIdentity{model_name, config.num_sparse_layers(), config.num_experts, config.num_experts_per_tok},
       source);
@@ -35,7 +31,7 @@ model::RoutingHook TraceRecorder::hook() {
     for (int64_t t = 0; t < d.num_tokens(); ++t) {
       const auto e = d.experts_of(t);
       const auto w = d.weights_of(t);
-      pending_[size_t(t)].layers.push_back({sparse_index_[size_t(layer)], {e.begin(), e.end()}, {w.begin(), w.end()}});
+      pending_[size_t(t)].layers.push_back({config_->moe_layer_index(layer), {e.begin(), e.end()}, {w.begin(), w.end()}});
     }
   };
 }
@@ -52,8 +48,8 @@ void TraceRecorder::finish() {
 }
 
 TraceCollector::TraceCollector(const loading::ModelConfig& config, model::RoutingHook previous)
-    : previous_(std::move(previous)) {
-  sparse_index_ = sparse_index_of(config, &first_sparse_);
+    : previous_(std::move(previous)), config_(&config) {
+  first_sparse_ = first_moe_layer(config);
   trace_.model = {"collected", config.num_sparse_layers(), config.num_experts, config.num_experts_per_tok};
 }
 
@@ -67,13 +63,14 @@ model::RoutingHook TraceCollector::hook() {
     for (int64_t t = 0; t < d.num_tokens(); ++t) {
       const auto e = d.experts_of(t);
       const auto w = d.weights_of(t);
-      trace_.tokens[batch_begin_ + size_t(t)].layers.push_back({sparse_index_[size_t(layer)], {e.begin(), e.end()}, {w.begin(), w.end()}});
+      trace_.tokens[batch_begin_ + size_t(t)].layers.push_back({config_->moe_layer_index(layer), {e.begin(), e.end()}, {w.begin(), w.end()}});
     }
   };
 }
 
-TraceReplayer::TraceReplayer(placement::Trace trace, const loading::ModelConfig& config) : trace_(std::move(trace)) {
-  sparse_index_ = sparse_index_of(config, &first_sparse_);
+TraceReplayer::TraceReplayer(placement::Trace trace, const loading::ModelConfig& config)
+    : trace_(std::move(trace)), config_(&config) {
+  first_sparse_ = first_moe_layer(config);
   MOE_CHECK(trace_.model.num_layers == config.num_sparse_layers() && trace_.model.num_experts == config.num_experts,
             ErrorCode::kInvalidArgument, "the trace has {} MoE layers x {} experts, the model {} x {}", trace_.model.num_layers,
             trace_.model.num_experts, config.num_sparse_layers(), config.num_experts);
@@ -87,7 +84,7 @@ model::RoutingHook TraceReplayer::hook() {
       batch_begin_ = cursor_;
       cursor_ += int64_t(positions.size());
     }
-    const int sparse = sparse_index_[size_t(layer)];
+    const int sparse = config_->moe_layer_index(layer);
     model::RoutingDecision forced;
     for (int64_t t = 0; t < d.num_tokens(); ++t) {
       const auto& record = trace_.tokens[size_t((batch_begin_ + t) % int64_t(trace_.tokens.size()))];

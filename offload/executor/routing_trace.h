@@ -2,7 +2,8 @@
 // Routing hooks that connect the forward pass with router traces: the recorder writes each
 // token's choices in every MoE layer (`moe profile`, `moe run --trace-out`); the replayer
 // forces the router's choices from a recorded trace (`moe run --replay-trace`), so synthetic
-// weights of a real model's shape run with real routing.
+// weights of a real model's shape run with real routing. Each keeps a pointer to the model's
+// config, which must outlive it.
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -25,7 +26,7 @@ class TraceRecorder {
  private:
   void flush();
   std::unique_ptr<placement::TraceWriter> writer_;
-  std::vector<int> sparse_index_;
+  const loading::ModelConfig* config_;
   int first_sparse_ = -1;
   int64_t sequence_ = 0, written_ = 0;
   std::vector<placement::TokenRecord> pending_;  // the current forward call's tokens
@@ -42,7 +43,7 @@ class TraceCollector {
  private:
   placement::Trace trace_;
   model::RoutingHook previous_;
-  std::vector<int> sparse_index_;
+  const loading::ModelConfig* config_;
   int first_sparse_ = -1;
   size_t batch_begin_ = 0;
 };
@@ -56,7 +57,7 @@ class TraceReplayer {
 
  private:
   placement::Trace trace_;
-  std::vector<int> sparse_index_;
+  const loading::ModelConfig* config_;
   int first_sparse_ = -1;
   int top_k_ = 0;
   int64_t cursor_ = 0, batch_begin_ = 0;

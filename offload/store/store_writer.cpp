@@ -84,7 +84,9 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
 
   store::StoreManifest manifest;
   manifest.set_version(kStoreVersion);
-  manifest.set_source(model_dir.string());
+  // The model's folder name, not its path: a store is shipped to other machines.
+  const std::filesystem::path folder = model_dir.lexically_normal();
+  manifest.set_source((folder.has_filename() ? folder.filename() : folder.parent_path().filename()).string());
   manifest.set_alignment(uint32_t(kBlobAlignment));
   manifest.set_num_layers(layout.num_layers);
   manifest.set_num_experts(layout.num_experts);

@@ -69,12 +69,8 @@ ModelShape model_shape(const loading::ModelConfig& c, const std::string& name) {
 ModelShape load_model_shape(const std::string& path) {
   std::filesystem::path p(path);
   if (std::filesystem::is_directory(p)) p /= "config.json";
-  std::ifstream in(p);
-  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open {} (a config.json or a model folder)", p.string());
-  std::ostringstream text;
-  text << in.rdbuf();
   const std::string name = p.filename() == "config.json" ? p.parent_path().filename().string() : p.stem().string();
-  return model_shape(loading::parse_model_config(text.str(), p.string()), name);
+  return model_shape(loading::load_model_config(p), name);
 }
 
 }  // namespace moe::placement

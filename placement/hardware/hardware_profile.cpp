@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/core/error.h"
+#include "runtime/core/read_file.h"
 
 namespace moe::placement {
 namespace {
@@ -25,14 +26,6 @@ YAML::Node merge(const YAML::Node& base, const YAML::Node& top) {
   return out;
 }
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open hardware profile {}", path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 YAML::Node load_with_base(const std::string& text, const std::string& name, const std::filesystem::path& dir, int depth) {
   YAML::Node node;
   try {
@@ -44,7 +37,7 @@ YAML::Node load_with_base(const std::string& text, const std::string& name, cons
   if (!node["base"]) return node;
   MOE_CHECK(depth < 4, ErrorCode::kCorrupt, "{}: `base` profiles nest too deeply", name);
   const std::filesystem::path base_path = dir / node["base"].as<std::string>();
-  YAML::Node base = load_with_base(read_file(base_path), base_path.string(), base_path.parent_path(), depth + 1);
+  YAML::Node base = load_with_base(read_file(base_path, "hardware profile"), base_path.string(), base_path.parent_path(), depth + 1);
   node.remove("base");
   return merge(base, node);
 }
@@ -135,7 +128,7 @@ HardwareProfile load_hardware_profile(const std::string& path_or_name) {
               "no hardware profile {} (a file, or a name in configs/hardware/)", path_or_name);
     path = named;
   }
-  return parse_hardware_profile(read_file(path), path.string(), path.parent_path());
+  return parse_hardware_profile(read_file(path, "hardware profile"), path.string(), path.parent_path());
 }
 
 }  // namespace moe::placement

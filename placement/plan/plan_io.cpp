@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "runtime/core/error.h"
+#include "runtime/core/read_file.h"
 
 namespace moe::placement {
 namespace {
@@ -94,11 +95,7 @@ void save_plan(const std::filesystem::path& path, const PlacementPlan& plan) {
 }
 
 PlacementPlan load_plan(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open plan {}", path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  const std::string bytes = s.str();
+  const std::string bytes = read_file(path, "plan");
   MOE_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0, ErrorCode::kCorrupt,
             "{} is not a placement plan (bad magic)", path.string());
   PlacementPlan plan;

@@ -216,6 +216,7 @@ class Planner {
     }
     for (auto& p : placed) *plan.add_experts() = std::move(p);
     plan.set_host_pool_bytes(any_nvme ? budget_.host : host_used);
+    const bool anything_offloaded = std::any_of(replicas.begin(), replicas.end(), [](const auto& r) { return r.empty(); });
     for (int d = 0; d < gpus_; ++d) {
       auto* dev = plan.add_devices();
       dev->set_device(d);
@@ -224,7 +225,6 @@ class Planner {
       dev->set_kv_cache_bytes(budget_.kv);
       dev->set_workspace_bytes(budget_.workspace);
       dev->set_pinned_expert_bytes(pinned_bytes[size_t(d)]);
-      const bool anything_offloaded = std::any_of(replicas.begin(), replicas.end(), [](const auto& r) { return r.empty(); });
       const int64_t slots = anything_offloaded ? (budget_.experts - pinned_bytes[size_t(d)]) / off_bytes : 0;
       dev->set_cache_slots(int32_t(std::min<int64_t>(slots, int64_t(load_.size()))));
       dev->set_cache_bytes(int64_t(dev->cache_slots()) * off_bytes);

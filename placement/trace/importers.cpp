@@ -11,18 +11,10 @@
 
 #include "placement/trace/trace_io.h"
 #include "runtime/core/error.h"
+#include "runtime/core/read_file.h"
 
 namespace moe::placement {
 namespace {
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open {}", path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  MOE_CHECK(!in.bad(), ErrorCode::kIo, "cannot read {}", path.string());
-  return s.str();
-}
 
 // Sorts each token's layers, fills the model's counts from what was seen (unless given),
 // validates every token and counts the gaps.
@@ -129,7 +121,7 @@ struct Array3 {
 };
 
 Array3 read_npy(const std::filesystem::path& path) {
-  const std::string bytes = read_text(path);
+  const std::string bytes = read_file(path, "trace");
   const std::string name = path.string();
   MOE_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0, ErrorCode::kCorrupt,
             "{} is not a .npy file", name);
@@ -199,7 +191,7 @@ Array3 read_npy(const std::filesystem::path& path) {
 }
 
 Array3 read_json_array(const std::filesystem::path& path) {
-  auto j = nlohmann::json::parse(read_text(path), nullptr, false);
+  auto j = nlohmann::json::parse(read_file(path, "trace"), nullptr, false);
   MOE_CHECK(!j.is_discarded(), ErrorCode::kCorrupt, "{} is not valid JSON", path.string());
   if (j.is_object() && j.contains("routed_experts")) j = j["routed_experts"];
   MOE_CHECK(j.is_array() && !j.empty() && j[0].is_array() && !j[0].empty() && j[0][0].is_array(), ErrorCode::kCorrupt,

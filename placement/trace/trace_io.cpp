@@ -330,8 +330,9 @@ Trace read_all(TraceReader& reader) {
 }
 }  // namespace
 
-Trace read_trace(const std::filesystem::path& path) {
+Trace read_trace(const std::filesystem::path& path, std::string* source) {
   TraceReader reader(path);
+  if (source) *source = reader.source();
   return read_all(reader);
 }
 

@@ -58,7 +58,7 @@ class TraceReader {
 };
 
 // Whole-file helpers.
-Trace read_trace(const std::filesystem::path& path);
+Trace read_trace(const std::filesystem::path& path, std::string* source = nullptr);
 Trace read_trace_bytes(const std::string& bytes, const std::string& name);
 void write_trace(const std::filesystem::path& path, const Trace& trace, const std::string& source,
                  TraceCompression compression = TraceCompression::kZstd);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/core/error.h"
+#include "runtime/core/read_file.h"
 
 namespace moe::loading {
 namespace {
@@ -182,6 +183,20 @@ std::string_view family_name(ModelFamily family) {
     case ModelFamily::kBam: return "bam";
   }
   return "?";
+}
+
+std::vector<int> ModelConfig::moe_layers() const {
+  std::vector<int> out;
+  for (int l = 0; l < int(sparse_layers.size()); ++l)
+    if (sparse_layers[size_t(l)]) out.push_back(l);
+  return out;
+}
+
+int ModelConfig::moe_layer_index(int layer) const {
+  if (!is_sparse(layer)) return -1;
+  int index = 0;
+  for (int l = 0; l < layer; ++l) index += sparse_layers[size_t(l)] ? 1 : 0;
+  return index;
 }
 
 int ModelConfig::num_sparse_layers() const {
@@ -370,13 +385,9 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   return c;
 }
 
-ModelConfig load_model_config(const std::filesystem::path& model_dir) {
-  const std::filesystem::path path = model_dir / "config.json";
-  std::ifstream in(path);
-  MOE_CHECK(in.good(), ErrorCode::kNotFound, "{} has no config.json", model_dir.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_model_config(text.str(), path.string());
+ModelConfig load_model_config(const std::filesystem::path& model) {
+  const std::filesystem::path path = std::filesystem::is_directory(model) ? model / "config.json" : model;
+  return parse_model_config(read_file(path, "model config"), path.string());
 }
 
 }  // namespace moe::loading

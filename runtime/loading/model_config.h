@@ -112,11 +112,16 @@ struct ModelConfig {
 
   bool is_sparse(int layer) const { return sparse_layers.at(static_cast<size_t>(layer)); }
   int num_sparse_layers() const;
+  // The model layers that have experts, in order: MoE layer i of a trace or plan is moe_layers()[i].
+  std::vector<int> moe_layers() const;
+  // A model layer's position among the MoE layers; -1 for a dense layer.
+  int moe_layer_index(int layer) const;
 };
 
 // Throws moe::Error(kCorrupt) for malformed JSON or impossible values, (kUnsupported) for an
 // unknown model_type, naming the source.
 ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name);
-ModelConfig load_model_config(const std::filesystem::path& model_dir);
+// A model folder (its config.json) or a config.json file.
+ModelConfig load_model_config(const std::filesystem::path& model);
 
 }  // namespace moe::loading

@@ -9,6 +9,23 @@
 #include "runtime/core/error.h"
 
 namespace moe::model {
+namespace {
+
+// w /= (sum(w) + epsilon), summed largest first as torch sums a top-k tensor.
+void renormalize_largest_first(std::span<float> w, float epsilon) {
+  float sum = 0.0f;
+  if (std::is_sorted(w.begin(), w.end(), std::greater<>())) {  // top-k output already is
+    for (float v : w) sum += v;
+  } else {
+    std::vector<float> sorted(w.begin(), w.end());
+    std::sort(sorted.begin(), sorted.end(), std::greater<>());
+    for (float v : sorted) sum += v;
+  }
+  sum += epsilon;
+  for (float& v : w) v /= sum;
+}
+
+}  // namespace
 
 void RoutingDecision::add_token(std::span<const int32_t> token_experts, std::span<const float> token_weights) {
   MOE_ASSERT(token_experts.size() == token_weights.size());
@@ -35,13 +52,7 @@ RoutingDecision route_top_k(const float* logits, int64_t num_tokens, int64_t num
     std::copy_n(logits + t * num_experts, num_experts, probs.begin());
     cpu::softmax(probs.data(), num_experts);
     cpu::top_k(probs.data(), num_experts, options.top_k, ids.data(), values.data());
-    if (options.renormalize) {
-      // Summed in descending-weight order, as torch sums the top-k tensor.
-      float sum = 0.0f;
-      for (float v : values) sum += v;
-      sum += options.renormalize_epsilon;
-      for (float& v : values) v /= sum;
-    }
+    if (options.renormalize) renormalize_largest_first(values, options.renormalize_epsilon);
     decision.add_token(ids, values);
   }
   return decision;
@@ -99,38 +110,32 @@ RoutingDecision route_with_mode(const float* logits, int64_t num_tokens, int64_t
     options.top_k = mode.kind == Kind::kDense ? int(num_experts) : mode.k;
     return route_top_k(logits, num_tokens, num_experts, options);
   }
-  std::vector<std::vector<float>> probs(size_t(num_tokens), std::vector<float>(static_cast<size_t>(num_experts)));
-  std::vector<int32_t> ids;
-  std::vector<float> values;
-  int64_t passing = 0;
+  // Threshold selection per token (the most probable expert when none passes).
+  std::vector<std::vector<int32_t>> ids(static_cast<size_t>(num_tokens));
+  std::vector<std::vector<float>> values(static_cast<size_t>(num_tokens));
+  std::vector<float> probs(static_cast<size_t>(num_experts));
+  int64_t chosen = 0;
   for (int64_t t = 0; t < num_tokens; ++t) {
-    std::copy_n(logits + t * num_experts, num_experts, probs[size_t(t)].begin());
-    cpu::softmax(probs[size_t(t)].data(), num_experts);
-    cpu::threshold_select(probs[size_t(t)].data(), num_experts, mode.epsilon, ids, values);
-    passing += std::max<int64_t>(1, int64_t(ids.size()));
+    std::copy_n(logits + t * num_experts, num_experts, probs.begin());
+    cpu::softmax(probs.data(), num_experts);
+    auto& token_ids = ids[size_t(t)];
+    auto& token_values = values[size_t(t)];
+    cpu::threshold_select(probs.data(), num_experts, mode.epsilon, token_ids, token_values);
+    if (token_ids.empty()) {
+      token_ids.assign(1, 0);
+      token_values.assign(1, 0.0f);
+      cpu::top_k(probs.data(), num_experts, 1, token_ids.data(), token_values.data());
+    }
+    chosen += int64_t(token_ids.size());
   }
   if (mode.kind == Kind::kThresholdTopK) {
-    options.top_k = int(std::clamp<int64_t>((passing + num_tokens / 2) / num_tokens, 1, num_experts));
+    options.top_k = int(std::clamp<int64_t>((chosen + num_tokens / 2) / num_tokens, 1, num_experts));
     return route_top_k(logits, num_tokens, num_experts, options);
   }
   RoutingDecision decision;
   for (int64_t t = 0; t < num_tokens; ++t) {
-    cpu::threshold_select(probs[size_t(t)].data(), num_experts, mode.epsilon, ids, values);
-    if (ids.empty()) {  // keep the most probable expert
-      ids.assign(1, 0);
-      values.assign(1, 0.0f);
-      cpu::top_k(probs[size_t(t)].data(), num_experts, 1, ids.data(), values.data());
-    }
-    if (family.renormalize) {
-      // Summed in descending-probability order, as the top-k path sums.
-      std::vector<float> sorted = values;
-      std::sort(sorted.begin(), sorted.end(), std::greater<>());
-      float sum = 0.0f;
-      for (float v : sorted) sum += v;
-      sum += family.renormalize_epsilon;
-      for (float& v : values) v /= sum;
-    }
-    decision.add_token(ids, values);
+    if (family.renormalize) renormalize_largest_first(values[size_t(t)], family.renormalize_epsilon);
+    decision.add_token(ids[size_t(t)], values[size_t(t)]);
   }
   return decision;
 }

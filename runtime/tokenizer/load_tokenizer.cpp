@@ -4,19 +4,12 @@
 #include <sstream>
 
 #include "runtime/core/error.h"
+#include "runtime/core/read_file.h"
 #include "runtime/tokenizer/bpe_tokenizer.h"
 #include "runtime/tokenizer/sentencepiece_tokenizer.h"
 
 namespace moe::tokenizer {
 namespace {
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  MOE_CHECK(in.good(), ErrorCode::kIo, "cannot read {}", path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // bos_token / eos_token are strings or {"content": ...} objects.
 std::optional<std::string> token_text(const nlohmann::json& doc, const char* key) {
@@ -33,7 +26,7 @@ SpecialTokenConfig read_special_tokens(const std::filesystem::path& dir) {
   if (!std::filesystem::exists(path)) return special;
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(read_text(path));
+    doc = nlohmann::json::parse(read_file(path));
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorrupt, "{} is not valid JSON: {}", path.string(), e.what());
   }
@@ -51,7 +44,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir) {
   const auto json_path = dir / "tokenizer.json", sp_path = dir / "tokenizer.model";
   if (std::filesystem::exists(json_path)) {
     try {
-      return make_bpe_tokenizer(read_text(json_path), special, json_path.string());
+      return make_bpe_tokenizer(read_file(json_path), special, json_path.string());
     } catch (const Error& e) {
       // A SentencePiece-style tokenizer.json (Metaspace) comes with its tokenizer.model.
       if (e.code() != ErrorCode::kUnsupported || !std::filesystem::exists(sp_path)) throw;

@@ -18,7 +18,6 @@ class SentencePieceApi {
   // Each returns an empty string on success, else the library's message.
   virtual std::string load(const std::string& model_file) = 0;
   virtual std::string encode(std::string_view text, std::vector<int>& ids) const = 0;
-  virtual std::string decode(const std::vector<int>& ids, std::string& text) const = 0;
   virtual int piece_size() const = 0;
   virtual int piece_to_id(std::string_view piece) const = 0;
   virtual std::string id_to_piece(int id) const = 0;

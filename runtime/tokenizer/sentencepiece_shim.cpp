@@ -9,7 +9,6 @@ class Shim final : public moe::tokenizer::SentencePieceApi {
  public:
   std::string load(const std::string& file) override { return message(p_.Load(file)); }
   std::string encode(std::string_view text, std::vector<int>& ids) const override { return message(p_.Encode(text, &ids)); }
-  std::string decode(const std::vector<int>& ids, std::string& text) const override { return message(p_.Decode(ids, &text)); }
   int piece_size() const override { return p_.GetPieceSize(); }
   int piece_to_id(std::string_view piece) const override { return p_.PieceToId(piece); }
   std::string id_to_piece(int id) const override { return p_.IdToPiece(id); }

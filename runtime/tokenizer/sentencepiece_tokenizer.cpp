@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 
 #include "runtime/core/error.h"
@@ -62,17 +63,43 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
 
-  std::string decode_bytes(std::span<const int32_t> ids, bool skip_special_tokens) const override {
-    std::vector<int> kept;
+  // Raw bytes, as the Tokenizer contract asks: the library's decode would turn an unfinished
+  // byte-fallback sequence into U+FFFD, which a stream cannot take back. So pieces are joined
+  // here, as SentencePiece's decoder joins them: "\u2581" is a space, "<0xHH>" a byte, control
+  // symbols vanish, the unknown piece reads " \u2047 ", and the first piece loses the space its
+  // dummy prefix added.
+  std::string decode_bytes(std::span<const int32_t> ids, bool /*skip_special_tokens*/) const override {
+    static constexpr std::string_view kSpace = "\xE2\x96\x81";
+    std::string out;
+    bool at_start = true;
     for (int32_t id : ids) {
-      if (id < 0 || id >= sp_->piece_size()) continue;
-      if (skip_special_tokens && sp_->is_control(id)) continue;
-      kept.push_back(id);
+      if (id < 0 || id >= sp_->piece_size() || sp_->is_control(id)) continue;
+      if (id == sp_->unk_id()) {
+        out += " \xE2\x81\x87 ";
+        at_start = false;
+        continue;
+      }
+      const std::string piece = sp_->id_to_piece(id);
+      if (piece.size() == 6 && piece.rfind("<0x", 0) == 0 && piece.back() == '>' && std::isxdigit(uint8_t(piece[3])) &&
+          std::isxdigit(uint8_t(piece[4]))) {
+        out.push_back(char(std::stoi(piece.substr(3, 2), nullptr, 16)));
+        at_start = false;
+        continue;
+      }
+      std::string text;
+      for (size_t i = 0; i < piece.size();) {
+        if (piece.compare(i, kSpace.size(), kSpace) == 0) {
+          text.push_back(' ');
+          i += kSpace.size();
+        } else {
+          text.push_back(piece[i++]);
+        }
+      }
+      if (at_start && !text.empty() && text.front() == ' ') text.erase(0, 1);
+      at_start = at_start && text.empty();
+      out += text;
     }
-    std::string text;
-    const std::string error = sp_->decode(kept, text);
-    MOE_CHECK(error.empty(), ErrorCode::kInvalidArgument, "cannot decode ids: {}", error);
-    return text;
+    return out;
   }
 
   int32_t vocab_size() const override { return sp_->piece_size(); }

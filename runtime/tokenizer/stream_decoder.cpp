@@ -1,7 +1,5 @@
 #include "runtime/tokenizer/tokenizer.h"
 
-#include <string_view>
-
 namespace moe::tokenizer {
 namespace {
 
@@ -26,13 +24,7 @@ std::string StreamDecoder::push(int32_t id) {
   ids_.push_back(id);
   const std::string text = tokenizer_.decode_bytes(ids_);
   if (text.size() < emitted_) return {};  // decoders that strip (e.g. a leading space) can shrink
-  size_t ready = complete_utf8_prefix(text);
-  // Decoders that replace an unfinished byte sequence with U+FFFD (SentencePiece's byte
-  // fallback does) would otherwise emit it before the next token completes the character.
-  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-  while (ready >= emitted_ + kReplacement.size() &&
-         std::string_view(text).substr(ready - kReplacement.size(), kReplacement.size()) == kReplacement)
-    ready -= kReplacement.size();
+  const size_t ready = complete_utf8_prefix(text);
   if (ready <= emitted_) return {};
   std::string out = text.substr(emitted_, ready - emitted_);
   emitted_ = ready;

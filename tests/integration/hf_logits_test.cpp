@@ -1,7 +1,7 @@
 // The engine against Hugging Face transformers: logits of tiny random checkpoints of every
-// family (tests/fixtures, written by tests/reference/make_hf_fixtures.py; MoE++ by
-// make_moe_plus_plus_fixture.py from a reference checked against the released layer) and the greedy
-// continuation with the KV cache.
+// family (tests/fixtures, written by tests/reference/make_hf_fixtures.py; MoE++, DS-MoE and BAM
+// by their make_*_fixture(s).py from PyTorch references) and the greedy continuation with the
+// KV cache; perplexity and DS-MoE's routing modes against the same files.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "runtime/core/error.h"
+#include "runtime/core/read_file.h"
 #include "runtime/loading/safetensors.h"
 #include "runtime/model/generator.h"
 #include "runtime/model/model_loader.h"
@@ -19,28 +20,41 @@ namespace {
 
 const std::filesystem::path kFixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
 
+nlohmann::json expected_json(const std::filesystem::path& dir) { return nlohmann::json::parse(read_file(dir / "expected.json")); }
+
+std::vector<int32_t> prompt_of(const std::filesystem::path& dir) {
+  return expected_json(dir).at("prompt").get<std::vector<int32_t>>();
+}
+
+Tensor expected_logits(const std::filesystem::path& dir, const std::string& name = "logits") {
+  return loading::SafetensorsFile::open(dir / "expected.safetensors").tensor(name).to_f32();
+}
+
+std::vector<float> all_logits(model::Transformer& t, const std::vector<int32_t>& prompt) {
+  model::KvCache cache = t.make_cache(int64_t(prompt.size()));
+  return t.forward(prompt, cache, model::LogitsWanted::kAll);
+}
+
+// max |got - reference| / max |reference|
+double relative_error(const std::vector<float>& got, const Tensor& reference) {
+  EXPECT_EQ(int64_t(got.size()), reference.numel());
+  const float* ref = reference.data<float>();
+  double max_ref = 0, max_err = 0;
+  for (size_t i = 0; i < got.size() && int64_t(i) < reference.numel(); ++i) {
+    max_ref = std::max(max_ref, double(std::fabs(ref[i])));
+    max_err = std::max(max_err, double(std::fabs(got[i] - ref[i])));
+  }
+  return max_err / max_ref;
+}
+
 class HfFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HfFixture, LogitsAndGreedyTokensMatchTransformers) {
   const auto dir = kFixtures / GetParam();
-  std::ifstream in(dir / "expected.json");
-  const auto expected = nlohmann::json::parse(in);
-  const std::vector<int32_t> prompt = expected.at("prompt").get<std::vector<int32_t>>();
-  const std::vector<int32_t> generated = expected.at("generated").get<std::vector<int32_t>>();
-  const Tensor reference = loading::SafetensorsFile::open(dir / "expected.safetensors").tensor("logits");
-
+  const std::vector<int32_t> prompt = prompt_of(dir);
+  const std::vector<int32_t> generated = expected_json(dir).at("generated").get<std::vector<int32_t>>();
   model::LoadedModel m = model::load_model(dir);
-  model::KvCache cache = m.transformer->make_cache(int64_t(prompt.size()));
-  const std::vector<float> logits = m.transformer->forward(prompt, cache, model::LogitsWanted::kAll);
-  ASSERT_EQ(int64_t(logits.size()), reference.numel());
-
-  const float* ref = reference.data<float>();
-  float max_ref = 0, max_err = 0;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    max_ref = std::max(max_ref, std::fabs(ref[i]));
-    max_err = std::max(max_err, std::fabs(logits[i] - ref[i]));
-  }
-  EXPECT_LT(max_err / max_ref, 1e-5) << "max |error| " << max_err << " against max |logit| " << max_ref;
+  EXPECT_LT(relative_error(all_logits(*m.transformer, prompt), expected_logits(dir)), 1e-5);
 
   model::GenerationOptions options;
   options.max_new_tokens = int(generated.size());
@@ -57,20 +71,12 @@ INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                            return name;
                          });
 
-}  // namespace
-}  // namespace moe
-
-namespace moe {
-namespace {
-
 // Perplexity by the engine against the negative log-likelihood computed here from the logits
 // transformers wrote for the fixture's prompt.
 TEST(Perplexity, MatchesTheTransformersLogits) {
   const auto dir = kFixtures / "mixtral";
-  std::ifstream in(dir / "expected.json");
-  const auto expected = nlohmann::json::parse(in);
-  const std::vector<int32_t> prompt = expected.at("prompt").get<std::vector<int32_t>>();
-  const Tensor reference = loading::SafetensorsFile::open(dir / "expected.safetensors").tensor("logits").to_f32();
+  const std::vector<int32_t> prompt = prompt_of(dir);
+  const Tensor reference = expected_logits(dir);
   const int64_t vocab = reference.dim(1);
   double nll = 0;
   for (size_t t = 0; t + 1 < prompt.size(); ++t) {
@@ -90,31 +96,14 @@ TEST(Perplexity, MatchesTheTransformersLogits) {
   EXPECT_THROW(model::evaluate_perplexity(*m.transformer, std::span(prompt).first(1), 8), Error);
 }
 
-}  // namespace
-}  // namespace moe
-
-namespace moe {
-namespace {
-
 // DS-MoE's routing modes against its reference: dense and threshold logits of the same prompt.
 TEST(DsMoe, RoutingModesMatchTheReference) {
   const auto dir = kFixtures / "ds_moe";
-  std::ifstream in(dir / "expected.json");
-  const auto expected = nlohmann::json::parse(in);
-  const std::vector<int32_t> prompt = expected.at("prompt").get<std::vector<int32_t>>();
-  const auto file = loading::SafetensorsFile::open(dir / "expected.safetensors");
+  const std::vector<int32_t> prompt = prompt_of(dir);
   model::LoadedModel m = model::load_model(dir);
   for (const auto& [mode, name] : {std::pair<std::string, std::string>{"dense", "logits_dense"}, {"threshold:0.8", "logits_threshold"}}) {
     m.transformer->set_routing_mode(model::parse_routing_mode(mode));
-    model::KvCache cache = m.transformer->make_cache(int64_t(prompt.size()));
-    const std::vector<float> got = m.transformer->forward(prompt, cache, model::LogitsWanted::kAll);
-    const Tensor reference = file.tensor(name).to_f32();
-    double max_err = 0, max_ref = 0;
-    for (int64_t i = 0; i < reference.numel(); ++i) {
-      max_err = std::max(max_err, double(std::fabs(got[size_t(i)] - reference.data<float>()[i])));
-      max_ref = std::max(max_ref, double(std::fabs(reference.data<float>()[i])));
-    }
-    EXPECT_LT(max_err / max_ref, 1e-5) << mode;
+    EXPECT_LT(relative_error(all_logits(*m.transformer, prompt), expected_logits(dir, name)), 1e-5) << mode;
   }
 }
 

@@ -11,25 +11,10 @@ Tensor names (our convention, docs/MODEL_CONFIGS.md): Llama's, with attention ex
 `self_attn.experts.{a}.` and the router at `self_attn.router`, FFN experts under `mlp.experts.{e}.`
 and their router at `mlp.gate`.
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
-
-def rms_norm(x, w, eps):
-    v = x.pow(2).mean(-1, keepdim=True)
-    return w * (x * torch.rsqrt(v + eps))
-
-
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-
-def swiglu(x, p, prefix):
-    return F.linear(F.silu(F.linear(x, p[prefix + "gate_proj.weight"])) * F.linear(x, p[prefix + "up_proj.weight"]),
-                    p[prefix + "down_proj.weight"])
+from llama_parts import attention, rms_norm, rope, swiglu
 
 
 def forward(config, p, ids):
@@ -37,12 +22,7 @@ def forward(config, p, ids):
     hd, A, E = H // nh, config["num_attention_experts"], config["num_experts"]
     shared = config["attention_kv"] == "shared"
     eps = config["rms_norm_eps"]
-    n = len(ids)
-    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    freqs = torch.arange(n).float()[:, None] * inv_freq[None, :]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
-    mask = torch.full((n, n), float("-inf")).triu(1)
+    cos, sin = rope(len(ids), hd, config["rope_theta"])
     x = p["model.embed_tokens.weight"][torch.tensor(ids)]
     for l in range(config["num_hidden_layers"]):
         a = f"model.layers.{l}."
@@ -52,12 +32,8 @@ def forward(config, p, ids):
         for e in range(A):
             q_ = a + f"self_attn.experts.{e}."
             kv_ = a + "self_attn." if shared else q_
-            q = F.linear(h, p[q_ + "q_proj.weight"]).view(n, nh, hd).transpose(0, 1)
-            k = F.linear(h, p[kv_ + "k_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
-            v = F.linear(h, p[kv_ + "v_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
-            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-            k, v = k.repeat_interleave(nh // nkv, 0), v.repeat_interleave(nh // nkv, 0)
-            o = (torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + mask, dim=-1) @ v).transpose(0, 1).reshape(n, H)
+            o = attention(h, p[q_ + "q_proj.weight"], p[kv_ + "k_proj.weight"], p[kv_ + "v_proj.weight"], nh, nkv,
+                          cos, sin)
             attn = attn + F.linear(o, p[q_ + "o_proj.weight"]) * wa[:, e:e + 1]
         probs = torch.softmax(F.linear(h, p[a + "mlp.gate.weight"]).float(), dim=-1)
         w, idx = torch.topk(probs, config.get("num_experts_per_tok", 1), dim=-1)

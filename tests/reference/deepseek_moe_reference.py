@@ -8,49 +8,24 @@ the released checkpoints (model_type "deepseek").
 Checked against transformers by make_hf_fixtures.py: with no shared experts and no dense
 layers it must equal MixtralForCausalLM on the same weights.
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
-
-def rms_norm(x, w, eps):
-    v = x.pow(2).mean(-1, keepdim=True)
-    return w * (x * torch.rsqrt(v + eps))
-
-
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-
-def swiglu(x, p, prefix):
-    return F.linear(F.silu(F.linear(x, p[prefix + "gate_proj.weight"])) * F.linear(x, p[prefix + "up_proj.weight"]),
-                    p[prefix + "down_proj.weight"])
+from llama_parts import attention, rms_norm, rope, swiglu
 
 
 def forward(config, p, ids):
     """Logits [len(ids), vocab] in f32 for one sequence (no cache: full causal attention)."""
     H, nh, nkv = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
-    hd = H // nh
     eps = config["rms_norm_eps"]
-    n = len(ids)
-    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    freqs = torch.arange(n).float()[:, None] * inv_freq[None, :]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = rope(len(ids), H // nh, config["rope_theta"])
     x = p["model.embed_tokens.weight"][torch.tensor(ids)]
-    mask = torch.full((n, n), float("-inf")).triu(1)
     for l in range(config["num_hidden_layers"]):
         a = f"model.layers.{l}."
         h = rms_norm(x, p[a + "input_layernorm.weight"], eps)
-        q = F.linear(h, p[a + "self_attn.q_proj.weight"]).view(n, nh, hd).transpose(0, 1)
-        k = F.linear(h, p[a + "self_attn.k_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
-        v = F.linear(h, p[a + "self_attn.v_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        k, v = k.repeat_interleave(nh // nkv, 0), v.repeat_interleave(nh // nkv, 0)
-        att = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + mask, dim=-1) @ v
-        x = x + F.linear(att.transpose(0, 1).reshape(n, H), p[a + "self_attn.o_proj.weight"])
+        att = attention(h, p[a + "self_attn.q_proj.weight"], p[a + "self_attn.k_proj.weight"],
+                        p[a + "self_attn.v_proj.weight"], nh, nkv, cos, sin)
+        x = x + F.linear(att, p[a + "self_attn.o_proj.weight"])
         h = rms_norm(x, p[a + "post_attention_layernorm.weight"], eps)
         sparse = (config["n_routed_experts"] and l >= config["first_k_dense_replace"]
                   and l % config["moe_layer_freq"] == 0)

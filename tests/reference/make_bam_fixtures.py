@@ -1,22 +1,16 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/bam-expert-kv/ and tests/fixtures/bam-shared-kv/: tiny random BAM
-checkpoints (bf16) in the config convention of docs/MODEL_CONFIGS.md and what bam_reference.py
-computes for them in f32 (expected.safetensors "logits" for every prompt position,
-expected.json with the greedy continuation). Run: python3 tests/reference/make_bam_fixtures.py
+checkpoints in the config convention of docs/MODEL_CONFIGS.md and what bam_reference.py
+computes for them (see reference_fixture.py). Run: python3 tests/reference/make_bam_fixtures.py
 """
-import json
 import pathlib
 import sys
 
-import torch
-from safetensors.torch import save_file
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import bam_reference as ref  # noqa: E402
+import reference_fixture  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
-PROMPT = [1, 17, 200, 33, 5, 250, 96, 7, 128, 64, 3]
-NEW_TOKENS = 8
 
 
 def config(kv):
@@ -30,22 +24,8 @@ def config(kv):
 def main():
     for kv in ("expert", "shared"):
         c = config(kv)
-        p = {k: v.to(torch.bfloat16) for k, v in ref.random_weights(c, seed=21).items()}
-        pf = {k: v.float() for k, v in p.items()}
-        with torch.no_grad():
-            logits = ref.forward(c, pf, PROMPT)
-            seq = list(PROMPT)
-            for _ in range(NEW_TOKENS):
-                seq.append(int(ref.forward(c, pf, seq)[-1].argmax()))
-        out = ROOT / f"bam-{kv}-kv"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(c, indent=1) + "\n")
-        save_file({k: v.contiguous() for k, v in p.items()}, str(out / "model.safetensors"))
-        save_file({"logits": logits}, str(out / "expected.safetensors"))
-        (out / "expected.json").write_text(json.dumps({
-            "prompt": PROMPT, "generated": seq[len(PROMPT):], "torch": torch.__version__,
-            "note": "f32 reference over bf16 weights; see tests/reference/bam_reference.py"}, indent=1) + "\n")
-        print(out, seq[len(PROMPT):])
+        reference_fixture.write(ROOT / f"bam-{kv}-kv", c, ref.random_weights(c, seed=21),
+                                lambda p, ids, c=c: ref.forward(c, p, ids), "bam_reference.py")
 
 
 if __name__ == "__main__":

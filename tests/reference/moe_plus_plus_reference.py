@@ -16,22 +16,12 @@ released model (SkyworkAI/MoE-plus-plus), where the two differ:
 - Outputs are weighted and summed in expert order.
 Tensor names follow the released checkpoints.
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
+from llama_parts import attention, rms_norm, rope
+
 TOP_K = 2
-
-
-def rms_norm(x, w, eps):
-    v = x.pow(2).mean(-1, keepdim=True)
-    return w * (x * torch.rsqrt(v + eps))
-
-
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
 def layout(config):
@@ -97,26 +87,16 @@ def moe_layer(config, p, prefix, h, previous):
 def forward(config, p, ids):
     """Logits [len(ids), vocab] in f32 for one sequence (full causal attention, no cache)."""
     H, nh, nkv = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
-    hd = H // nh
     eps = config["rms_norm_eps"]
-    n = len(ids)
-    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    freqs = torch.arange(n).float()[:, None] * inv_freq[None, :]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = rope(len(ids), H // nh, config["rope_theta"])
     x = p["model.embed_tokens.weight"][torch.tensor(ids)]
-    mask = torch.full((n, n), float("-inf")).triu(1)
     previous = None
     for l in range(config["num_hidden_layers"]):
         a = f"model.layers.{l}."
         h = rms_norm(x, p[a + "input_layernorm.weight"], eps)
-        q = F.linear(h, p[a + "self_attn.q_proj.weight"]).view(n, nh, hd).transpose(0, 1)
-        k = F.linear(h, p[a + "self_attn.k_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
-        v = F.linear(h, p[a + "self_attn.v_proj.weight"]).view(n, nkv, hd).transpose(0, 1)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        k, v = k.repeat_interleave(nh // nkv, 0), v.repeat_interleave(nh // nkv, 0)
-        att = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + mask, dim=-1) @ v
-        x = x + F.linear(att.transpose(0, 1).reshape(n, H), p[a + "self_attn.o_proj.weight"])
+        att = attention(h, p[a + "self_attn.q_proj.weight"], p[a + "self_attn.k_proj.weight"],
+                        p[a + "self_attn.v_proj.weight"], nh, nkv, cos, sin)
+        x = x + F.linear(att, p[a + "self_attn.o_proj.weight"])
         h = rms_norm(x, p[a + "post_attention_layernorm.weight"], eps)
         y, previous = moe_layer(config, p, a + "mlp.moe.", h, previous)
         x = x + y

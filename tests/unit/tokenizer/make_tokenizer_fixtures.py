@@ -65,6 +65,12 @@ def sentencepiece_bpe(name):
                                    vocab_size=1000, model_type="bpe", byte_fallback=True, character_coverage=0.98,
                                    bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
     (out / "tokenizer.vocab").unlink()
+    # The trainer records its absolute output prefix in the model; keep the file machine-neutral.
+    from sentencepiece import sentencepiece_model_pb2
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString((out / "tokenizer.model").read_bytes())
+    proto.trainer_spec.model_prefix = "tokenizer"
+    (out / "tokenizer.model").write_bytes(proto.SerializeToString())
     sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
     return [{"text": s, "ids": [1] + sp.encode(s), "decoded": sp.decode(sp.encode(s))} for s in STRINGS]
 
