@@ -17,8 +17,6 @@ std::byte* aligned_region(std::vector<std::byte>& buffer, uint64_t bytes) {
 
 ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr<const ExpertStore> store)
     : weights_(weights), store_(std::move(store)) {
-  MOE_CHECK(weights.layers.empty() || !weights.layers[0].ds.c_fc.weight.defined(), ErrorCode::kUnsupported,
-            "offloading DS-MoE's GeLU experts (fused in c_fc/c_proj) is not supported yet");
   bool first = true;
   for (const auto& layer : weights.layers)
     for (const auto& e : layer.moe.experts) {

@@ -28,22 +28,32 @@ cpu::WeightMatrix view(const MatrixPlacement& p, const std::byte* base) {
 ExpertLayout ExpertLayout::of(const model::GatedMlp& e) {
   ExpertLayout l;
   uint64_t cursor = 0;
-  l.gate = place(e.gate.weight, cursor);
+  if (e.gated()) l.gate = place(e.gate.weight, cursor);
   l.up = place(e.up.weight, cursor);
   l.down = place(e.down.weight, cursor);
+  if (e.up.bias.defined()) {
+    MOE_CHECK(e.up.bias.dtype() == DType::kF32, ErrorCode::kInternal, "an expert's bias is not f32");
+    l.up_bias = place(e.up.bias.reshape({1, e.up.bias.numel()}), cursor);
+  }
   l.bytes = cursor;
   return l;
 }
 
 void ExpertLayout::pack(const model::GatedMlp& e, std::byte* dst) const {
   MOE_CHECK(ExpertLayout::of(e) == *this, ErrorCode::kInternal, "an expert's shapes differ from the layer's layout");
-  std::memcpy(dst + gate.offset, e.gate.weight.data<std::byte>(), gate.bytes);
+  if (gate.bytes) std::memcpy(dst + gate.offset, e.gate.weight.data<std::byte>(), gate.bytes);
   std::memcpy(dst + up.offset, e.up.weight.data<std::byte>(), up.bytes);
   std::memcpy(dst + down.offset, e.down.weight.data<std::byte>(), down.bytes);
+  if (up_bias.bytes) std::memcpy(dst + up_bias.offset, e.up.bias.data<std::byte>(), up_bias.bytes);
 }
 
 model::GatedMlpMatrices ExpertLayout::views(const std::byte* base) const {
-  return {view(gate, base), view(up, base), view(down, base)};
+  model::GatedMlpMatrices m;
+  if (gate.bytes) m.gate = view(gate, base);
+  m.up = view(up, base);
+  m.down = view(down, base);
+  if (up_bias.bytes) m.up_bias = reinterpret_cast<const float*>(base + up_bias.offset);
+  return m;
 }
 
 }  // namespace moe::offload

@@ -1,7 +1,8 @@
 #pragma once
-// How one routed expert's three matrices sit in a flat buffer (a cache slot, a host block):
-// gate, up, down in their stored dtype, each 64-byte aligned. The same bytes viewed as
-// matrices compute exactly what the checkpoint's tensors compute.
+// How one routed expert's matrices sit in a flat buffer (a cache slot, a host block): gate, up,
+// down in their stored dtype (a GeLU expert has no gate and an f32 up bias after down), each
+// 64-byte aligned. The same bytes viewed as matrices compute exactly what the checkpoint's
+// tensors compute.
 #include <cstddef>
 #include <cstdint>
 
@@ -18,7 +19,8 @@ struct MatrixPlacement {
 };
 
 struct ExpertLayout {
-  MatrixPlacement gate, up, down;
+  MatrixPlacement gate, up, down;  // gate.bytes == 0: the GeLU form
+  MatrixPlacement up_bias;         // f32 [1, width]; bytes == 0 when absent
   uint64_t bytes = 0;
 
   static ExpertLayout of(const model::GatedMlp& expert);

@@ -152,6 +152,7 @@ void OffloadedExperts::compute(const Task& task, const float* x, int64_t hidden,
     cpu::WeightMatrix* mats[3] = {&q.gate, &q.up, &q.down};
     const cpu::WeightMatrix* src[3] = {&full.gate, &full.up, &full.down};
     for (int i = 0; i < 3; ++i) {
+      if (src[i]->data == nullptr) continue;  // a GeLU expert has no gate
       const int64_t rows = src[i]->rows, cols = src[i]->cols;
       const int group_size = cols % 32 == 0 ? 32 : int(cols);
       std::vector<float> f32(static_cast<size_t>(rows * cols));

@@ -3,7 +3,8 @@
 // dense_moe implementation computes them): routers are linear with an f32 softmax, masked by
 // the routing mode and not renormalised; attention expert e owns query heads kv * E + e, whose
 // outputs are weighted before the output projection; MLP expert e is rows e*I..(e+1)*I of the
-// fused c_fc and the matching columns of c_proj, whose one bias is added once.
+// fused c_fc and the matching columns of c_proj (a GeLU GatedMlp at load), whose one bias is
+// added once.
 #include <cstdint>
 #include <vector>
 
@@ -14,17 +15,15 @@
 
 namespace moe::model {
 
+// What a DS-MoE block adds to a Llama-style layer; its MLP experts are ordinary routed experts
+// (GeLU GatedMlps, run by the transformer's ExpertRunner), their router the layer's router.
 struct DsMoeLayer {
   std::vector<float> ln_1_bias, ln_2_bias;
-  cpu::WeightMatrix attn_gate, mlp_gate;
-  std::vector<cpu::WeightMatrix> fc;          // per expert [I, H] (views into c_fc)
-  std::vector<std::vector<float>> fc_bias;    // per expert [I]
-  std::vector<Tensor> proj;                   // per expert [H, I] (copied out of c_proj's columns)
-  std::vector<cpu::WeightMatrix> proj_matrix;
-  std::vector<float> proj_bias;
+  cpu::WeightMatrix attn_gate;
+  std::vector<float> proj_bias;  // c_proj's bias, added once after the experts' weighted sum
 };
 
-DsMoeLayer ds_moe_layer(const LayerWeights& w, const loading::ModelConfig& config);
+DsMoeLayer ds_moe_layer(const LayerWeights& w);
 
 // The routing mode in force: the one set at run time, else the config's inference_method.
 RoutingMode ds_moe_mode(const loading::ModelConfig& config, const RoutingMode& requested);
@@ -35,9 +34,5 @@ RoutingDecision ds_moe_route(const cpu::WeightMatrix& gate, const loading::Model
 
 // Multiplies each head of heads [n, num_heads, head_dim] by its attention expert's weight.
 void weight_attention_heads(const loading::ModelConfig& config, const RoutingDecision& routing, float* heads, int64_t n);
-
-// out [n, hidden] = sum over chosen experts of w * proj_e(gelu(fc_e x + b_e)) + proj bias.
-void ds_moe_mlp(const DsMoeLayer& layer, const loading::ModelConfig& config, const RoutingDecision& routing,
-                const float* x, int64_t n, float* out);
 
 }  // namespace moe::model

@@ -1,15 +1,31 @@
 #include "runtime/model/gated_mlp.h"
 
 #include "kernels/cpu/activation.h"
+#include "runtime/core/error.h"
 
 namespace moe::model {
 
 GatedMlpMatrices matrices_of(const GatedMlp& mlp) {
-  return {cpu::weight_matrix(mlp.gate.weight), cpu::weight_matrix(mlp.up.weight), cpu::weight_matrix(mlp.down.weight)};
+  GatedMlpMatrices m;
+  if (mlp.gated()) m.gate = cpu::weight_matrix(mlp.gate.weight);
+  m.up = cpu::weight_matrix(mlp.up.weight);
+  m.down = cpu::weight_matrix(mlp.down.weight);
+  if (mlp.up.bias.defined()) {
+    MOE_CHECK(mlp.up.bias.dtype() == DType::kF32, ErrorCode::kInternal, "an expert's bias is not f32");
+    m.up_bias = mlp.up.bias.data<float>();
+  }
+  return m;
 }
 
 void run_gated_mlp(const GatedMlpMatrices& mlp, const float* x, int64_t m, float* out, std::vector<float>& scratch) {
   const int64_t width = mlp.width();
+  if (!mlp.gated()) {
+    scratch.resize(size_t(m * width));
+    cpu::matmul(x, m, mlp.up, scratch.data(), mlp.up_bias);
+    cpu::gelu_tanh(scratch.data(), m * width);
+    cpu::matmul(scratch.data(), m, mlp.down, out);
+    return;
+  }
   scratch.resize(size_t(2 * m * width));
   float* gate = scratch.data();
   float* up = gate + m * width;

@@ -1,5 +1,6 @@
 #pragma once
-// down(silu(gate(x)) * up(x)) on rows of f32 activations, with weights in any matmul format.
+// down(silu(gate(x)) * up(x)) on rows of f32 activations, with weights in any matmul format; or
+// without a gate DS-MoE's down(gelu_tanh(up(x) + up_bias)).
 #include <cstdint>
 #include <vector>
 
@@ -9,8 +10,10 @@
 namespace moe::model {
 
 struct GatedMlpMatrices {
-  cpu::WeightMatrix gate, up, down;
-  int64_t width() const { return gate.rows; }
+  cpu::WeightMatrix gate, up, down;  // gate.data == nullptr: the GeLU form
+  const float* up_bias = nullptr;    // [width()], the GeLU form's first-layer bias
+  bool gated() const { return gate.data != nullptr; }
+  int64_t width() const { return up.rows; }
 };
 
 GatedMlpMatrices matrices_of(const GatedMlp& mlp);

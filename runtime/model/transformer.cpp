@@ -88,7 +88,8 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
       layer.o = cpu::weight_matrix(w.ds.attn_proj.weight);
       layer.o_bias = floats_of(w.ds.attn_proj.bias);
       layer.sparse = true;
-      layer.ds = std::make_unique<DsMoeLayer>(ds_moe_layer(w, config_));
+      layer.router = cpu::weight_matrix(w.moe.router.weight);
+      layer.ds = std::make_unique<DsMoeLayer>(ds_moe_layer(w));
       continue;
     }
     if (config_.family == loading::ModelFamily::kBam) {
@@ -185,9 +186,11 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
       attention(layer, index, normed.data(), n, positions, cache, branch.data());
       cpu::add(x.data(), branch.data(), n * hidden);
       cpu::layer_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), layer.ds->ln_2_bias.data(), eps);
-      RoutingDecision routing = ds_moe_route(layer.ds->mlp_gate, config_, ds_moe_mode(config_, routing_mode_), normed.data(), n);
+      RoutingDecision routing =
+          ds_moe_route(layer.router, config_, ds_moe_mode(config_, routing_mode_), normed.data(), n);
       if (routing_hook_) routing_hook_(index, positions, routing);
-      ds_moe_mlp(*layer.ds, config_, routing, normed.data(), n, branch.data());
+      run_routed_experts(index, normed.data(), routing, branch.data());
+      for (int64_t t = 0; t < n; ++t) cpu::add(branch.data() + t * hidden, layer.ds->proj_bias.data(), hidden);
       cpu::add(x.data(), branch.data(), n * hidden);
       continue;
     }
@@ -293,16 +296,25 @@ void Transformer::moe_plus_plus(const Layer& layer, int index, const float* x, i
   std::vector<float> xs(x, x + n * hidden);
   const float scale = moe_plus_plus_input_scale(c);
   for (float& v : xs) v *= scale;
-  std::fill_n(out, n * hidden, 0.0f);
   if (routing.ffn.num_assignments() > 0) {
-    MOE_CHECK(experts_ != nullptr, ErrorCode::kInternal, "no expert runner: routed experts were not loaded");
-    std::vector<float> expert_out(size_t(routing.ffn.num_assignments() * hidden));
-    experts_->run(index, xs.data(), hidden, routing.ffn, expert_out.data());
-    for (int64_t t = 0; t < n; ++t)
-      for (int32_t a = routing.ffn.offsets[size_t(t)]; a < routing.ffn.offsets[size_t(t) + 1]; ++a)
-        cpu::axpy(out + t * hidden, expert_out.data() + int64_t{a} * hidden, routing.ffn.weights[size_t(a)], hidden);
+    run_routed_experts(index, xs.data(), routing.ffn, out);
+  } else {
+    std::fill_n(out, n * hidden, 0.0f);
   }
   add_zero_computation_experts(*layer.moe_plus_plus, c, routing, xs.data(), n, out);
+}
+
+void Transformer::run_routed_experts(int index, const float* x, const RoutingDecision& decision, float* out) {
+  MOE_CHECK(experts_ != nullptr, ErrorCode::kInternal, "no expert runner: routed experts were not loaded");
+  const int64_t hidden = config_.hidden_size, n = decision.num_tokens();
+  std::vector<float> expert_out(size_t(decision.num_assignments() * hidden));
+  experts_->run(index, x, hidden, decision, expert_out.data());
+  // Weighted combine in expert-index order: out = 0 + w0*y0 + w1*y1 + ..., each product
+  // rounded before the add, as transformers' index_add does.
+  std::fill_n(out, n * hidden, 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int32_t a = decision.offsets[size_t(t)]; a < decision.offsets[size_t(t) + 1]; ++a)
+      cpu::axpy(out + t * hidden, expert_out.data() + int64_t{a} * hidden, decision.weights[size_t(a)], hidden);
 }
 
 void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
@@ -323,16 +335,7 @@ void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, 
   RoutingDecision decision = route_with_mode(logits.data(), n, c.num_experts, routing_mode_, options);
   if (routing_hook_) routing_hook_(index, positions, decision);
 
-  MOE_CHECK(experts_ != nullptr, ErrorCode::kInternal, "no expert runner: routed experts were not loaded");
-  std::vector<float> expert_out(size_t(decision.num_assignments() * hidden));
-  experts_->run(index, x, hidden, decision, expert_out.data());
-
-  // Weighted combine in expert-index order: out = 0 + w0*y0 + w1*y1 + ..., each product
-  // rounded before the add, as transformers' index_add does.
-  std::fill_n(out, n * hidden, 0.0f);
-  for (int64_t t = 0; t < n; ++t)
-    for (int32_t a = decision.offsets[size_t(t)]; a < decision.offsets[size_t(t) + 1]; ++a)
-      cpu::axpy(out + t * hidden, expert_out.data() + int64_t{a} * hidden, decision.weights[size_t(a)], hidden);
+  run_routed_experts(index, x, decision, out);
 
   if (layer.has_shared) {
     std::vector<float> shared(size_t(n * hidden)), scratch;

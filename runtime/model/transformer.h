@@ -58,6 +58,8 @@ class Transformer {
   struct Layer;
   void attention(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
                  KvCache& cache, float* out);
+  // out [n, hidden] = the decision's experts (through the ExpertRunner) weighted and summed per token.
+  void run_routed_experts(int index, const float* x, const RoutingDecision& decision, float* out);
   void moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions, float* out,
            std::vector<float>& gate_residual);
   void moe_plus_plus(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,

@@ -1,5 +1,8 @@
 #include "runtime/model/weights.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "runtime/core/error.h"
@@ -113,6 +116,8 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
 ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int expert) {
   MOE_CHECK(c.family != ModelFamily::kMoePlusPlus, ErrorCode::kUnsupported,
             "MoE++ experts keep gate and up in one tensor; packing them into a store is not supported yet");
+  MOE_CHECK(c.family != ModelFamily::kDsMoe, ErrorCode::kUnsupported,
+            "DS-MoE's experts are slices of the fused c_fc and c_proj; packing them into a store is not supported yet");
   if (c.family == ModelFamily::kMixtral) {
     const std::string p = fmt::format("model.layers.{}.block_sparse_moe.experts.{}.", layer, expert);
     return {p + "w1.weight", p + "w3.weight", p + "w2.weight"};
@@ -123,7 +128,25 @@ ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int exper
 
 namespace {
 
-ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& source) {
+// DS-MoE's MLP expert e as its own GeLU MLP: c_fc's rows e*I.. (a view) with their bias in f32,
+// and c_proj's columns e*I.. copied into a contiguous [H, I] matrix of the stored dtype.
+GatedMlp ds_moe_expert(const Linear& fc, const Linear& proj, int e, int64_t I) {
+  GatedMlp expert;
+  expert.up.weight = fc.weight.slice_rows(e * I, (e + 1) * I);
+  const Tensor bias = fc.bias.to_f32();
+  expert.up.bias = Tensor::empty(DType::kF32, {I});
+  std::copy_n(bias.data<float>() + e * I, I, expert.up.bias.data<float>());
+  const int64_t h = proj.weight.dim(0), cols = proj.weight.dim(1);
+  const size_t element = dtype_bytes(proj.weight.dtype(), 1);
+  expert.down.weight = Tensor::empty(proj.weight.dtype(), {h, I});
+  const auto* src = proj.weight.data<std::byte>();
+  auto* dst = expert.down.weight.data<std::byte>();
+  for (int64_t r = 0; r < h; ++r)
+    std::memcpy(dst + size_t(r * I) * element, src + size_t(r * cols + e * I) * element, size_t(I) * element);
+  return expert;
+}
+
+ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& source, const LoadOptions& options) {
   const Loader ld(c, source);
   ModelWeights w;
   const int64_t h = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
@@ -143,9 +166,12 @@ ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& sour
     layer.ds.c_attn = ld.linear(p + "attn.c_attn", qkv, h, true);
     layer.ds.attn_proj = ld.linear(p + "attn.c_proj", h, h, true);
     layer.ds.attn_gate = ld.linear(p + "attn.gate", E, h, false);
-    layer.ds.c_fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
-    layer.ds.mlp_proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
-    layer.ds.mlp_gate = ld.linear(p + "mlp.gate", E, h, false);
+    layer.moe.router = ld.linear(p + "mlp.gate", E, h, false);
+    const Linear fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
+    const Linear proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
+    layer.ds.mlp_proj_bias = proj.bias;
+    if (options.load_routed_experts)
+      for (int e = 0; e < E; ++e) layer.moe.experts.push_back(ds_moe_expert(fc, proj, e, I));
     progress.advance();
   }
   progress.finish();
@@ -162,7 +188,7 @@ ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& sour
 }  // namespace
 
 ModelWeights load_weights(const ModelConfig& c, const loading::WeightSource& source, const LoadOptions& options) {
-  if (c.family == ModelFamily::kDsMoe) return load_ds_moe(c, source);
+  if (c.family == ModelFamily::kDsMoe) return load_ds_moe(c, source, options);
   const Loader ld(c, source);
   ModelWeights w;
   const int64_t h = c.hidden_size;

@@ -17,10 +17,16 @@ struct Linear {
   int64_t in_features() const { return weight.dim(1); }
 };
 
-// A SwiGLU MLP: down(silu(gate(x)) * up(x)). Routed experts, shared experts and dense MLPs.
+// An MLP: SwiGLU down(silu(gate(x)) * up(x)) for routed experts, shared experts and dense MLPs;
+// without a gate, DS-MoE's GeLU expert down(gelu_tanh(up(x) + up.bias)), whose bias is f32 (the
+// second layer's bias is shared by a layer's experts and added once by the layer).
 struct GatedMlp {
   Linear gate, up, down;
-  size_t nbytes() const { return gate.weight.nbytes() + up.weight.nbytes() + down.weight.nbytes(); }
+  bool gated() const { return gate.weight.defined(); }
+  size_t nbytes() const {
+    return (gated() ? gate.weight.nbytes() : 0) + up.weight.nbytes() + (up.bias.defined() ? up.bias.nbytes() : 0) +
+           down.weight.nbytes();
+  }
 };
 
 struct AttentionWeights {
@@ -51,9 +57,8 @@ struct DsMoeWeights {
   Linear c_attn;                // fused q, k, v [H + 2 kv hd, H], with bias
   Linear attn_proj;             // [H, H], with bias
   Linear attn_gate;             // [E, H]: the attention experts' router
-  Linear c_fc;                  // all MLP experts' first layers [E I, H], with bias
-  Linear mlp_proj;              // all MLP experts' second layers [H, E I], one shared bias
-  Linear mlp_gate;              // [E, H]
+  Tensor mlp_proj_bias;         // [H]: c_proj's bias, shared by the MLP experts
+  // The MLP experts (rows of c_fc, columns of c_proj) are MoeWeights::experts; mlp.gate its router.
 };
 
 // BAM's mixture of attention experts (our convention under model.layers.{l}.self_attn.).
