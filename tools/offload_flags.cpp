@@ -20,8 +20,8 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--profile-trace", f.profile_trace, "trace the stats predictor learns from")->check(CLI::ExistingFile);
   app.add_option("--miss", f.miss, "on a miss: wait, cpu (compute on the host), hobbit (lossy: int8 copy or skip)")
       ->check(CLI::IsMember({"wait", "cpu", "hobbit"}))->capture_default_str();
-  app.add_option("--hobbit-t1", f.hobbit_t1, "hobbit: gate weight at or above which a missing expert is waited for");
-  app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: gate weight below which a missing expert is skipped");
+  app.add_option("--hobbit-t1", f.hobbit_t1, "hobbit: importance (normalised gate mass of the expert and those ranked below it) at or above which a missing expert is waited for");
+  app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: importance below which a missing expert is skipped");
   app.add_option("--routing", f.routing, "routing: default, dense, topk:K, threshold:EPS, threshold-topk:EPS (DS-MoE)")
       ->capture_default_str();
   app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "offload/executor/expert_importance.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quantize.h"
 #include "runtime/core/error.h"
@@ -178,6 +179,8 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   std::vector<Task> tasks(groups.size());
   std::vector<std::vector<std::byte>> staged(groups.size());  // bypass / host copies
   std::vector<int64_t> load(size_t(options_.devices), 0);     // tokens per device in this layer
+  const std::vector<float> assignment_importance =
+      options_.miss == "hobbit" ? hobbit_importance(routing) : std::vector<float>(routing.weights.size(), 1.0f);
   for (size_t i = 0; i < groups.size(); ++i) {
     Task& t = tasks[i];
     t.group = &groups[i];
@@ -208,8 +211,8 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       continue;
     }
     // A miss.
-    float importance = 0;
-    for (int32_t a : groups[i].assignments) importance = std::max(importance, routing.weights[size_t(a)]);
+    float importance = 0;  // the most any of its tokens needs it
+    for (int32_t a : groups[i].assignments) importance = std::max(importance, assignment_importance[size_t(a)]);
     if (options_.miss == "hobbit" && importance < options_.hobbit_t2) {
       t.kind = Task::kSkip;
       ++stats_.skipped;

@@ -34,7 +34,8 @@ struct OffloadOptions {
   int devices = 1;
   std::string policy = "lru";  // lru, lfu, multi
   // wait: copy the expert to the device and wait; cpu: compute it on the host from the host
-  // copy (Fiddler); hobbit: by the token's gate weight, wait (>= t1), use a low-precision copy
+  // copy (Fiddler); hobbit: by its importance to its tokens (expert_importance.h: the normalised
+  // gate weight of it and the experts ranked below it), wait (>= t1), use a low-precision copy
   // (>= t2: the store's int4/int8 blob, read instead of the full one, or without one an int8
   // copy made on the host) or skip the expert (< t2). hobbit is lossy and never the default.
   std::string miss = "wait";

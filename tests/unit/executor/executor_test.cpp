@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include "offload/executor/expert_importance.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/routing_trace.h"
 #include "offload/store/model_layout.h"
@@ -234,6 +235,18 @@ TEST(Executor, HobbitReadsTheStoresLowPrecisionCopies) {
   for (size_t i = 0; i < got.size(); ++i) num += std::pow(got[i] - reference[i], 2), den += std::pow(reference[i], 2);
   EXPECT_GT(num, 0.0);                    // lossy
   EXPECT_LT(std::sqrt(num / den), 0.15);  // int4 with groups of 32: close to the bf16 logits
+}
+
+TEST(Executor, HobbitImportanceIsTheNormalisedMassFromTheExpertDown) {
+  model::RoutingDecision r;
+  // Token 0: weights 0.1, 0.6, 0.3 (by expert index); token 1: unnormalised 2, 2; token 2: one expert.
+  r.add_token(std::vector<int32_t>{1, 4, 6}, std::vector<float>{0.1f, 0.6f, 0.3f});
+  r.add_token(std::vector<int32_t>{0, 3}, std::vector<float>{2.0f, 2.0f});
+  r.add_token(std::vector<int32_t>{5}, std::vector<float>{0.2f});
+  const std::vector<float> got = hobbit_importance(r);
+  const std::vector<float> want = {0.1f, 1.0f, 0.4f, 1.0f, 0.5f, 1.0f};
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
 }
 
 TEST(Executor, HobbitMissPolicyIsLossyAndSaysSo) {
