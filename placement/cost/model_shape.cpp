@@ -54,11 +54,23 @@ ModelShape model_shape(const loading::ModelConfig& c, const std::string& name) {
   s.shared_expert_params = 3 * int64_t(c.hidden_size) * c.shared_expert_intermediate_size;
   s.dense_ffn_params = 3 * int64_t(c.hidden_size) * c.intermediate_size;
   const int64_t h = c.hidden_size;
+  const int64_t q_out = int64_t(c.num_heads) * c.head_dim, kv_out = int64_t(c.num_kv_heads) * c.head_dim;
   s.expert_params = 3 * h * c.moe_intermediate_size;
-  s.attention_params = h * int64_t(c.num_heads) * c.head_dim * 2 + h * int64_t(c.num_kv_heads) * c.head_dim * 2;
+  s.attention_params = 2 * h * q_out + 2 * h * kv_out;
+  int64_t per_layer = 2 * h;  // norms (and DS-MoE's shared c_proj bias)
   int64_t dense = int64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
+  if (c.family == loading::ModelFamily::kDsMoe) {  // GeLU experts with a first-layer bias; MoA router
+    s.expert_params = 2 * h * c.moe_intermediate_size + c.moe_intermediate_size;
+    s.attention_params += q_out + 2 * kv_out + h + h * c.num_experts;  // biases and the MoA router
+    per_layer = 4 * h + h;  // LayerNorm weights and biases, c_proj's bias
+    dense += h + (c.ds_moe.learned_positions ? int64_t(c.max_position_embeddings) * h : 0);  // ln_f bias
+  } else if (c.family == loading::ModelFamily::kBam) {  // every attention expert runs (soft routing)
+    const int64_t A = c.bam.attention_experts;
+    s.attention_params = A * 2 * h * q_out + (c.bam.expert_kv ? A : 1) * 2 * h * kv_out + h * A;
+    per_layer = h;  // one norm feeds both branches
+  }
   for (int l = 0; l < c.num_layers; ++l) {
-    dense += s.attention_params + 2 * h;
+    dense += s.attention_params + per_layer;
     if (c.is_sparse(l)) dense += h * c.num_experts + 3 * h * c.shared_expert_intermediate_size;
     else dense += 3 * h * c.intermediate_size;
   }

@@ -21,8 +21,8 @@ struct ModelShape {
   int top_k = 0;
   int hidden = 0;
   int num_heads = 0, num_kv_heads = 0, head_dim = 0;
-  int64_t expert_params = 0;        // one routed expert (gate, up, down)
-  int64_t attention_params = 0;     // one layer's q, k, v, o projections
+  int64_t expert_params = 0;        // one routed expert (gate, up, down; DS-MoE: up + bias, down)
+  int64_t attention_params = 0;     // one layer's q, k, v, o projections (BAM: every attention expert)
   int64_t dense_params = 0;         // everything but the routed experts, all layers
   int64_t shared_expert_params = 0; // per sparse layer, always computed (Qwen2-MoE, DeepSeek)
   int64_t dense_ffn_params = 0;     // per dense (non-MoE) layer

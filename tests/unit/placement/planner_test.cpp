@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "placement/cost/model_shape.h"
 #include "placement/hardware/hardware_profile.h"
 #include "placement/plan/planner.h"
@@ -174,4 +176,36 @@ TEST(PlanFile, RoundTripsAndRejectsBrokenPlans) {
 }
 
 }  // namespace
+namespace {
+
+// The parameters a safetensors file holds, from its header (the count the shapes must explain).
+int64_t stored_parameters(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  uint64_t header_bytes = 0;
+  in.read(reinterpret_cast<char*>(&header_bytes), sizeof header_bytes);
+  std::string header(header_bytes, '\0');
+  in.read(header.data(), std::streamsize(header_bytes));
+  int64_t total = 0;
+  const nlohmann::json tensors = nlohmann::json::parse(header);
+  for (const auto& [name, entry] : tensors.items()) {
+    if (name == "__metadata__") continue;
+    int64_t n = 1;
+    for (const auto& d : entry["shape"]) n *= d.get<int64_t>();
+    total += n;
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST(ModelShape, CountsEveryStoredParameterOfTheSeedFamilies) {
+  for (const char* fixture : {"mixtral", "ds_moe", "bam-expert-kv", "bam-shared-kv"}) {
+    const auto dir = kRoot / "tests" / "fixtures" / fixture;
+    const ModelShape s = load_model_shape(dir.string());
+    EXPECT_EQ(s.dense_params + int64_t(s.num_sparse_layers) * s.num_experts * s.expert_params,
+              stored_parameters(dir / "model.safetensors"))
+        << fixture;
+  }
+}
+
 }  // namespace moe::placement
