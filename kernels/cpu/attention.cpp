@@ -10,7 +10,8 @@
 namespace moe::cpu {
 
 void attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
-               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t sliding_window) {
+               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t sliding_window,
+               const uint8_t* head_mask) {
   MOE_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, ErrorCode::kInvalidArgument,
             "attention: {} heads cannot share {} kv heads", n_heads, n_kv_heads);
   const int64_t group = n_heads / n_kv_heads;
@@ -19,6 +20,10 @@ void attention(const float* q, const float* k_cache, const float* v_cache, int64
     std::vector<float> scores;
     for (int64_t job = begin; job < end; ++job) {
       const int64_t t = job / n_heads, h = job % n_heads, kv = h / group;
+      if (head_mask && !head_mask[job]) {
+        std::fill_n(out + job * head_dim, head_dim, 0.0f);
+        continue;
+      }
       const int64_t position = first_position + t;
       const int64_t first_key = sliding_window > 0 ? std::max<int64_t>(0, position - sliding_window + 1) : 0;
       const float* qv = q + (t * n_heads + h) * head_dim;

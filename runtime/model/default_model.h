@@ -1,6 +1,7 @@
 #pragma once
 // The model `moe run` runs when no --model is given. Its files are compiled into the binary
-// (configs/default-model/), and written once to a cache folder the loader can map.
+// (models/ds-moe-tiny/, trained by tools/train/train.py), and written once to a cache folder
+// the loader can map.
 #include <filesystem>
 #include <string>
 

@@ -34,6 +34,15 @@ RoutingDecision ds_moe_route(const cpu::WeightMatrix& gate, const loading::Model
   return route_with_mode(logits.data(), n, c.num_experts, mode, family);
 }
 
+std::vector<uint8_t> active_heads(const loading::ModelConfig& c, const RoutingDecision& routing) {
+  const int64_t n = routing.num_tokens(), E = c.num_experts;
+  std::vector<uint8_t> mask(size_t(n * c.num_heads), 0);
+  for (int64_t t = 0; t < n; ++t)
+    for (int32_t e : routing.experts_of(t))
+      for (int64_t head = e; head < c.num_heads; head += E) mask[size_t(t * c.num_heads + head)] = 1;
+  return mask;
+}
+
 void weight_attention_heads(const loading::ModelConfig& c, const RoutingDecision& routing, float* heads, int64_t n) {
   const int64_t E = c.num_experts, hd = c.head_dim;
   std::vector<float> w(static_cast<size_t>(E));

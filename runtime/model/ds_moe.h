@@ -32,6 +32,9 @@ RoutingMode ds_moe_mode(const loading::ModelConfig& config, const RoutingMode& r
 RoutingDecision ds_moe_route(const cpu::WeightMatrix& gate, const loading::ModelConfig& config, const RoutingMode& mode,
                              const float* x, int64_t n);
 
+// [n, num_heads]: 1 where the head's attention expert was chosen for the token.
+std::vector<uint8_t> active_heads(const loading::ModelConfig& config, const RoutingDecision& routing);
+
 // Multiplies each head of heads [n, num_heads, head_dim] by its attention expert's weight.
 void weight_attention_heads(const loading::ModelConfig& config, const RoutingDecision& routing, float* heads, int64_t n);
 

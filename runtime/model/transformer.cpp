@@ -262,11 +262,16 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
   std::copy(k.begin(), k.end(), cache.keys(index) + start * kv_width);
   std::copy(v.begin(), v.end(), cache.values(index) + start * kv_width);
   std::vector<float> heads(size_t(n * q_width));
-  cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
-                 1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window);
-  if (layer.ds) {  // DS-MoE's attention experts weight their heads before the output projection
+  if (layer.ds) {  // DS-MoE: heads of the attention experts left out are not computed; the
+                   // others are weighted by their expert before the output projection
     const RoutingDecision routing = ds_moe_route(layer.ds->attn_gate, c, ds_moe_mode(c, routing_mode_), x, n);
+    const std::vector<uint8_t> mask = active_heads(c, routing);
+    cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
+                   1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window, mask.data());
     weight_attention_heads(c, routing, heads.data(), n);
+  } else {
+    cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
+                   1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window);
   }
   cpu::matmul(heads.data(), n, layer.o, out, or_null(layer.o_bias));
 }

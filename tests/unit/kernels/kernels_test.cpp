@@ -277,6 +277,22 @@ TEST(Attention, PrefillEqualsDecodeAndMatchesSoftmax) {
   EXPECT_FLOAT_EQ(all[size_t((5 * heads + 3) * dim + 2)], v[size_t((5 * kv_heads + 1) * dim + 2)]);
 }
 
+TEST(Attention, MaskedHeadsAreZeroAndTheOthersUnchanged) {
+  const int64_t n = 5, heads = 4, kv_heads = 2, dim = 8;
+  const auto q = random_floats(size_t(n * heads * dim), 21), k = random_floats(size_t(n * kv_heads * dim), 22),
+             v = random_floats(size_t(n * kv_heads * dim), 23);
+  std::vector<float> all(q.size()), masked(q.size(), 7.0f);
+  std::vector<uint8_t> mask(size_t(n * heads));
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = uint8_t(i % 3 != 1);
+  attention(q.data(), k.data(), v.data(), n, 0, heads, kv_heads, dim, 0.35f, all.data());
+  attention(q.data(), k.data(), v.data(), n, 0, heads, kv_heads, dim, 0.35f, masked.data(), 0, mask.data());
+  for (size_t job = 0; job < mask.size(); ++job)
+    for (int64_t d = 0; d < dim; ++d) {
+      const size_t i = job * size_t(dim) + size_t(d);
+      EXPECT_EQ(masked[i], mask[job] ? all[i] : 0.0f) << job;
+    }
+}
+
 TEST(Router, TopKAndThreshold) {
   const float p[] = {0.1f, 0.4f, 0.05f, 0.45f};
   int32_t ids[2];
