@@ -79,8 +79,10 @@ PlacementPlan cache_plan(const ModelShape& s, int slots, int devices = 1, const 
   return p;
 }
 
-// A trace whose experts are listed ascending (the simulator's order within a layer).
-Trace random_trace(int layers, int experts, int top_k, int tokens, double skew, uint32_t seed) {
+// A trace whose experts are listed ascending (the simulator's order within a layer). `variable`:
+// each token uses 0..top_k experts per layer, as threshold routing and MoE++'s zero-computation
+// experts make it.
+Trace random_trace(int layers, int experts, int top_k, int tokens, double skew, uint32_t seed, bool variable = false) {
   std::mt19937 rng(seed);
   Trace t;
   t.model = {"tiny", layers, experts, top_k};
@@ -92,7 +94,8 @@ Trace random_trace(int layers, int experts, int top_k, int tokens, double skew, 
       std::vector<int32_t> chosen;
       std::vector<double> w = weights;
       std::shuffle(w.begin(), w.end(), std::mt19937(uint32_t(l) * 977u + seed));  // each layer its own favourites
-      while (int(chosen.size()) < top_k) {
+      const int count = variable ? int(rng() % uint32_t(top_k + 1)) : top_k;
+      while (int(chosen.size()) < count) {
         const int e = std::discrete_distribution<int>(w.begin(), w.end())(rng);
         if (std::find(chosen.begin(), chosen.end(), e) == chosen.end()) chosen.push_back(e);
       }
@@ -107,13 +110,15 @@ Trace random_trace(int layers, int experts, int top_k, int tokens, double skew, 
 TEST(Simulator, LruMatchesTheReuseDistanceClosedForm) {
   const ModelShape s = tiny_shape(4, 8, 2);
   const CostModel cost(s, tiny_hardware());
-  const Trace t = random_trace(4, 8, 2, 300, 1.2, 1);
-  const TraceStats stats = compute_trace_stats(t);
-  for (int slots : {1, 2, 5, 9, 16, 31, 32}) {
-    const SimResult r = simulate(cache_plan(s, slots), t, cost, {});
-    EXPECT_EQ(r.uses, stats.activations);
-    EXPECT_DOUBLE_EQ(r.cache_hit_rate(), stats.lru_hit_rate(slots)) << slots << " slots";
-    EXPECT_EQ(r.host_hits, r.uses - r.cache_hits);
+  for (const bool variable : {false, true}) {
+    const Trace t = random_trace(4, 8, variable ? 4 : 2, 300, 1.2, 1, variable);
+    const TraceStats stats = compute_trace_stats(t);
+    for (int slots : {1, 2, 5, 9, 16, 31, 32}) {
+      const SimResult r = simulate(cache_plan(s, slots), t, cost, {});
+      EXPECT_EQ(r.uses, stats.activations);
+      EXPECT_DOUBLE_EQ(r.cache_hit_rate(), stats.lru_hit_rate(slots)) << slots << " slots, variable " << variable;
+      EXPECT_EQ(r.host_hits, r.uses - r.cache_hits);
+    }
   }
 }
 
@@ -140,7 +145,8 @@ TEST(Simulator, BeladyIsNeverBeatenByAnOnlinePolicy) {
     const int layers = 1 + int(seed % 4), experts = 4 + int(seed % 5) * 3, k = 1 + int(seed % 2);
     const ModelShape s = tiny_shape(layers, experts, k);
     const CostModel cost(s, tiny_hardware(1 + int(seed % 2)));
-    const Trace t = random_trace(layers, experts, k, 150, 0.3 * double(seed % 5), seed);
+    const Trace t = random_trace(layers, experts, k + int(seed % 3 == 0), 150, 0.3 * double(seed % 5), seed,
+                                 /*variable=*/seed % 3 == 0);
     for (int slots : {1, 3, 7, 12}) {
       const int devices = 1 + int(seed % 2);
       const auto belady = simulate(cache_plan(s, slots, devices), t, cost, {.policy = "belady"});
