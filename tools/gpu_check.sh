@@ -15,7 +15,10 @@ fi
 report="$build/gpu_check.md"
 tests_log="$build/gpu_tests.log"
 status=0
-"$build/tests/gpu/gpu_kernels_test" --gtest_brief=1 >"$tests_log" 2>&1 || status=$?
+{
+  "$build/tests/gpu/gpu_kernels_test" --gtest_brief=1 || status=$?
+  "$build/tests/gpu/gpu_experts_test" --gtest_brief=1 || status=$?
+} >"$tests_log" 2>&1
 {
   echo "# GPU check, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
   echo

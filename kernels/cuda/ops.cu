@@ -60,6 +60,15 @@ __global__ void gelu_kernel(float* x, int64_t n) {
     x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
+// DS-MoE's expert activation: x[r, i] = gelu_tanh(x[r, i] + bias[i]).
+__global__ void bias_gelu_tanh_kernel(float* x, const float* bias, int64_t m, int64_t width) {
+  constexpr float kSqrt2OverPi = 0.79788456080286536f;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < m * width; i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = x[i] + (bias ? bias[i % width] : 0.0f);
+    x[i] = 0.5f * v * (1.0f + tanhf(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+  }
+}
+
 __global__ void rope_kernel(float* x, int64_t n_heads, int64_t head_dim, int64_t rotary_dim, const int64_t* positions,
                             const float* inv_freq, float scaling) {
   const int64_t t = blockIdx.x, half = rotary_dim / 2;
@@ -188,6 +197,12 @@ cudaError_t silu_mul(const float* gate, const float* up, float* out, int64_t n, 
 cudaError_t gelu(float* x, int64_t n, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   gelu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n);
+  return cudaGetLastError();
+}
+
+cudaError_t bias_gelu_tanh(float* x, const float* bias, int64_t m, int64_t width, cudaStream_t stream) {
+  if (m <= 0 || width <= 0) return cudaSuccess;
+  bias_gelu_tanh_kernel<<<blocks_for(m * width), kThreads, 0, stream>>>(x, bias, m, width);
   return cudaGetLastError();
 }
 

@@ -13,6 +13,8 @@ cudaError_t rms_norm(const float* x, float* out, int64_t m, int64_t d, const flo
 cudaError_t silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 // x = gelu(x), exact erf form.
 cudaError_t gelu(float* x, int64_t n, cudaStream_t stream);
+// x [m, width] = gelu_tanh(x + bias) (bias [width], or none when null): DS-MoE's GeLU experts.
+cudaError_t bias_gelu_tanh(float* x, const float* bias, int64_t m, int64_t width, cudaStream_t stream);
 // Rotate-half RoPE on x [n_tokens, n_heads, head_dim] with inv_freq [rotary_dim / 2] (device).
 cudaError_t apply_rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t rotary_dim,
                        const int64_t* positions, const float* inv_freq, float attention_scaling, cudaStream_t stream);

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
@@ -141,6 +142,14 @@ TEST_F(Gpu, RmsNormSiluAndGelu) {
   for (float& v : gelu_ref) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678f));
   check(gelu(dx.ptr, int64_t(x.size()), nullptr), "gelu");
   EXPECT_LT(relative_error(dx.host(), gelu_ref), 1e-5);
+
+  // DS-MoE's expert activation: the CPU's gelu_tanh after adding the bias.
+  std::vector<float> tanh_ref(x.size());
+  for (size_t i = 0; i < x.size(); ++i) tanh_ref[i] = x[i] + w[i % size_t(d)];
+  cpu::gelu_tanh(tanh_ref.data(), int64_t(tanh_ref.size()));
+  DeviceBuffer<float> dx2(x);
+  check(bias_gelu_tanh(dx2.ptr, dw.ptr, m, d, nullptr), "bias_gelu_tanh");
+  EXPECT_LT(relative_error(dx2.host(), tanh_ref), 1e-5);
 }
 
 TEST_F(Gpu, RopeMatchesTheCpu) {

@@ -120,7 +120,7 @@ class DsMoe(nn.Module):
     def forward(self, ids, routing=None):
         """Logits [B, T, V] and the routers' probabilities (for the MI loss)."""
         c = self.config
-        cos, sin = rope_tables(ids.shape[1], c["n_embd"] // c["n_head"], c["rope_theta"])
+        cos, sin = (t.to(ids.device) for t in rope_tables(ids.shape[1], c["n_embd"] // c["n_head"], c["rope_theta"]))
         x, routers = self.wte(ids), []
         for block in self.blocks:
             x = block(x, cos, sin, routing, routers)
@@ -217,7 +217,8 @@ class ParallelMoe(nn.Module):
     def forward(self, ids, routing=None):
         """Logits [B, T, V] and the FFN routers' load-balancing losses."""
         c = self.config
-        cos, sin = rope_tables(ids.shape[1], c["hidden_size"] // c["num_attention_heads"], c["rope_theta"])
+        cos, sin = (t.to(ids.device) for t in
+                    rope_tables(ids.shape[1], c["hidden_size"] // c["num_attention_heads"], c["rope_theta"]))
         x, aux = self.embed_tokens(ids), []
         for layer in self.layers:
             x = layer(x, cos, sin, aux)

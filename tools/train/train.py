@@ -8,7 +8,8 @@ Stages: tokenizer (byte-level BPE on the train splits), ds-moe (DS-MoE trained d
 mutual-information loss), seed (a dense parallel Llama), branches (the seed continued on each
 domain), btx (FFN-only upcycling of the branches), bam (BAM: FFN and attention experts from the
 branches), dense (the seed continued for as many steps as branches + mixture: the compute-matched
-dense baseline). Checkpoints go to WORK; exported models (config.json, bf16 safetensors, the
+dense baseline), fixtures (held-out snippets and PyTorch's perplexities of the exported models on
+them, the oracle of tests/integration/trained_models_test.cpp). Checkpoints go to WORK; exported models (config.json, bf16 safetensors, the
 tokenizer, train.json with the recipe and PyTorch's held-out perplexities) to models/<name>/.
 Steps scale with --scale (1.0: about an hour on 2 CPU cores for all seven stages).
 """
@@ -38,6 +39,7 @@ EVAL_TOKENS = 8192  # per domain, in windows of SEQ_LEN
 STEPS = {"ds-moe": 1200, "seed": 800, "branch": 200, "mixture": 300}
 MI_WEIGHT = 0.01  # DS-MoE's mutual-information loss weight
 BALANCE_WEIGHT = 0.01  # Switch load balancing on the upcycled FFN routers
+DEVICE = torch.device("cpu")  # where training runs (--device); evaluation and export stay on the CPU
 
 
 def log(msg):
@@ -55,15 +57,15 @@ def train(model, corpus, steps, lr, domains, seed, aux_weight, name):
     """AdamW, linear warmup and cosine decay to 10%; next-token loss plus aux_weight * the aux loss."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    model.to(DEVICE).train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95))
-    model.train()
     start, running = time.time(), None
     for step in range(steps):
         set_lr(opt, step, steps, lr, max(1, steps // 20))
-        batch = corpus.batch(gen, BATCH, SEQ_LEN, domains)
+        batch = corpus.batch(gen, BATCH, SEQ_LEN, domains).to(DEVICE)
         logits, aux = model(batch[:, :-1])
         loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
         total = loss + aux_weight * sum(aux) / max(1, len(aux)) if aux else loss
@@ -74,8 +76,7 @@ def train(model, corpus, steps, lr, domains, seed, aux_weight, name):
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 100 == 0 or step == steps - 1:
             log(f"{name}: step {step + 1}/{steps} loss {running:.3f} ({time.time() - start:.0f} s)")
-    model.eval()
-    return model
+    return model.cpu().eval()
 
 
 @torch.no_grad()
@@ -238,9 +239,66 @@ def stage_dense(args):
                                             "continued_steps": n, "lr": 1e-3}, corpus)
 
 
+FIXTURES = data.ROOT / "tests" / "fixtures" / "trained"
+SNIPPET_CHARS = 4000
+# exported model -> the routings its fixture checks (None: the model's own)
+CHECKED = {"ds-moe-tiny": {"dense": None, "topk:1": ("top_k", 1), "topk:2": ("top_k", 2),
+                           "threshold:1": ("threshold", 1.0)},
+           "seed-tiny": {"default": None}, "dense-tiny": {"default": None}, "btx-tiny": {"default": None},
+           "bam-tiny": {"default": None}}
+
+
+def load_exported(name):
+    """A model rebuilt from models/<name>/ (config.json and the bf16 safetensors), in f32."""
+    from safetensors.torch import load_file
+    folder = MODELS / name
+    config = json.loads((folder / "config.json").read_text())
+    model = models.DsMoe(config) if config["model_type"] == "ds_moe" else models.ParallelMoe(config)
+    stored = load_file(str(folder / "model.safetensors"))
+    with torch.no_grad():
+        for key, param in model.tensors().items():
+            param.copy_(stored[key].float())
+    return model.eval()
+
+
+def stage_fixtures(args):
+    """Snippets of each domain's held-out text (cut at a line break) and PyTorch's perplexity of
+    every exported model on them, in the engine's protocol."""
+    tokenizer = Tokenizer.from_file(str(MODELS / "ds-moe-tiny" / "tokenizer.json"))
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    snippets = {}
+    for domain in data.DOMAINS:
+        test = data.split(domain)[1]
+        snippets[domain] = test[:test.index("\n", SNIPPET_CHARS) + 1]
+        (FIXTURES / f"{domain}.txt").write_text(snippets[domain], encoding="utf-8")
+    expected = {"window": SEQ_LEN, "models": {}}
+    for name, routings in CHECKED.items():
+        model = load_exported(name)
+        expected["models"][name] = {
+            label: {d: perplexity_of_text(model, tokenizer, snippets[d], routing) for d in data.DOMAINS}
+            for label, routing in routings.items()}
+        log(f"{name}: {expected['models'][name]}")
+    (FIXTURES / "perplexity.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+@torch.no_grad()
+def perplexity_of_text(model, tokenizer, text, routing):
+    """The engine's protocol on all of `text`: windows of SEQ_LEN (the last one shorter)."""
+    ids = torch.tensor(tokenizer.encode(text).ids)
+    nll, count = 0.0, 0
+    for begin in range(0, len(ids) - 1, SEQ_LEN):
+        chunk = ids[begin:begin + SEQ_LEN][None]
+        if chunk.shape[1] < 2:
+            break
+        logits, _ = model(chunk, routing) if routing is not None else model(chunk)
+        nll += F.cross_entropy(logits[0, :-1].double(), chunk[0, 1:], reduction="sum").item()
+        count += chunk.shape[1] - 1
+    return math.exp(nll / count)
+
+
 STAGES = {"tokenizer": stage_tokenizer, "ds-moe": stage_ds_moe, "seed": stage_seed, "branches": stage_branches,
           "btx": lambda a: stage_mixture(a, "btx", False), "bam": lambda a: stage_mixture(a, "bam", True),
-          "dense": stage_dense}
+          "dense": stage_dense, "fixtures": stage_fixtures}
 
 
 def main():
@@ -250,7 +308,10 @@ def main():
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every stage's steps")
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
