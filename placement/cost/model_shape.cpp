@@ -61,7 +61,7 @@ ModelShape model_shape(const loading::ModelConfig& c, const std::string& name) {
   int64_t dense = int64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
   if (c.family == loading::ModelFamily::kDsMoe) {  // GeLU experts with a first-layer bias; MoA router
     s.expert_params = 2 * h * c.moe_intermediate_size + c.moe_intermediate_size;
-    s.attention_params += q_out + 2 * kv_out + h + h * c.num_experts;  // biases and the MoA router
+    s.attention_params += q_out + 2 * kv_out + h + h * c.ds_moe.attention_experts;  // biases, MoA router
     per_layer = 4 * h + h;  // LayerNorm weights and biases, c_proj's bias
     dense += h + (c.ds_moe.learned_positions ? int64_t(c.max_position_embeddings) * h : 0);  // ln_f bias
   } else if (c.family == loading::ModelFamily::kBam) {  // every attention expert runs (soft routing)

@@ -344,9 +344,11 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     DsMoeConfig& d = c.ds_moe;
     MOE_CHECK(f.has("vocab_size"), ErrorCode::kCorrupt, "{} has no 'vocab_size'", source_name);
     c.num_experts = f.get_int("num_experts", 8, 1, 4096);
-    MOE_CHECK(c.num_heads % c.num_experts == 0, ErrorCode::kCorrupt,
-              "{}: {} attention heads do not split into {} attention experts", source_name, c.num_heads, c.num_experts);
-    c.num_kv_heads = c.num_heads / c.num_experts;  // each attention expert owns one query head per KV head
+    d.attention_experts = f.get_int("num_attention_experts", c.num_experts, 1, 4096);
+    MOE_CHECK(c.num_heads % d.attention_experts == 0, ErrorCode::kCorrupt,
+              "{}: {} attention heads do not split into {} attention experts", source_name, c.num_heads,
+              d.attention_experts);
+    c.num_kv_heads = c.num_heads / d.attention_experts;  // each attention expert owns one query head per KV head
     c.head_dim = c.hidden_size / c.num_heads;
     MOE_CHECK(c.head_dim * c.num_heads == c.hidden_size, ErrorCode::kCorrupt, "{}: n_embd {} does not split into {} heads",
               source_name, c.hidden_size, c.num_heads);

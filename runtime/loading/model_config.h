@@ -51,6 +51,7 @@ struct MoePlusPlusConfig {
 // each own one query head per KV head, learned absolute positions or RoPE. See
 // docs/MODEL_CONFIGS.md.
 struct DsMoeConfig {
+  int attention_experts = 0;  // num_attention_experts (default num_experts); query heads / KV heads
   bool learned_positions = true;
   std::string default_routing = "dense";  // from inference_method: "topk:K" or "threshold:EPS"
 };

@@ -25,17 +25,16 @@ RoutingMode ds_moe_mode(const loading::ModelConfig& c, const RoutingMode& reques
   return requested.kind == RoutingMode::Kind::kDefault ? parse_routing_mode(c.ds_moe.default_routing) : requested;
 }
 
-RoutingDecision ds_moe_route(const cpu::WeightMatrix& gate, const loading::ModelConfig& c, const RoutingMode& mode,
-                             const float* x, int64_t n) {
-  std::vector<float> logits(static_cast<size_t>(n * c.num_experts));
+RoutingDecision ds_moe_route(const cpu::WeightMatrix& gate, const RoutingMode& mode, const float* x, int64_t n) {
+  std::vector<float> logits(static_cast<size_t>(n * gate.rows));
   cpu::matmul(x, n, gate, logits.data());
   TopKRouting family;  // DS-MoE keeps the probabilities as they are
-  family.top_k = c.num_experts;
-  return route_with_mode(logits.data(), n, c.num_experts, mode, family);
+  family.top_k = int(gate.rows);
+  return route_with_mode(logits.data(), n, gate.rows, mode, family);
 }
 
 std::vector<uint8_t> active_heads(const loading::ModelConfig& c, const RoutingDecision& routing) {
-  const int64_t n = routing.num_tokens(), E = c.num_experts;
+  const int64_t n = routing.num_tokens(), E = c.ds_moe.attention_experts;
   std::vector<uint8_t> mask(size_t(n * c.num_heads), 0);
   for (int64_t t = 0; t < n; ++t)
     for (int32_t e : routing.experts_of(t))
@@ -44,7 +43,7 @@ std::vector<uint8_t> active_heads(const loading::ModelConfig& c, const RoutingDe
 }
 
 void weight_attention_heads(const loading::ModelConfig& c, const RoutingDecision& routing, float* heads, int64_t n) {
-  const int64_t E = c.num_experts, hd = c.head_dim;
+  const int64_t E = c.ds_moe.attention_experts, hd = c.head_dim;
   std::vector<float> w(static_cast<size_t>(E));
   for (int64_t t = 0; t < n; ++t) {
     std::fill(w.begin(), w.end(), 0.0f);

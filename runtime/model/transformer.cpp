@@ -187,7 +187,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
       cpu::add(x.data(), branch.data(), n * hidden);
       cpu::layer_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), layer.ds->ln_2_bias.data(), eps);
       RoutingDecision routing =
-          ds_moe_route(layer.router, config_, ds_moe_mode(config_, routing_mode_), normed.data(), n);
+          ds_moe_route(layer.router, ds_moe_mode(config_, routing_mode_), normed.data(), n);
       if (routing_hook_) routing_hook_(index, positions, routing);
       run_routed_experts(index, normed.data(), routing, branch.data());
       for (int64_t t = 0; t < n; ++t) cpu::add(branch.data() + t * hidden, layer.ds->proj_bias.data(), hidden);
@@ -264,7 +264,7 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
   std::vector<float> heads(size_t(n * q_width));
   if (layer.ds) {  // DS-MoE: heads of the attention experts left out are not computed; the
                    // others are weighted by their expert before the output projection
-    const RoutingDecision routing = ds_moe_route(layer.ds->attn_gate, c, ds_moe_mode(c, routing_mode_), x, n);
+    const RoutingDecision routing = ds_moe_route(layer.ds->attn_gate, ds_moe_mode(c, routing_mode_), x, n);
     const std::vector<uint8_t> mask = active_heads(c, routing);
     cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
                    1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window, mask.data());

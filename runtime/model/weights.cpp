@@ -165,7 +165,7 @@ ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& sour
     layer.ds.ln_2_bias = ld.get(p + "ln_2.bias", {h});
     layer.ds.c_attn = ld.linear(p + "attn.c_attn", qkv, h, true);
     layer.ds.attn_proj = ld.linear(p + "attn.c_proj", h, h, true);
-    layer.ds.attn_gate = ld.linear(p + "attn.gate", E, h, false);
+    layer.ds.attn_gate = ld.linear(p + "attn.gate", c.ds_moe.attention_experts, h, false);
     layer.moe.router = ld.linear(p + "mlp.gate", E, h, false);
     const Linear fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
     const Linear proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
@@ -247,11 +247,12 @@ WeightBytes weight_bytes(const ModelConfig& c) {
   const uint64_t q_out = uint64_t(c.num_heads) * uint64_t(c.head_dim), kv_out = uint64_t(c.num_kv_heads) * uint64_t(c.head_dim);
   WeightBytes b;
   b.per_expert = 3 * h * uint64_t(c.moe_intermediate_size) * elem;
-  if (c.family == ModelFamily::kDsMoe) {  // GeLU experts: c_fc rows + bias, c_proj columns
+  if (c.family == ModelFamily::kDsMoe) {  // GeLU experts: c_fc rows + their bias (f32), c_proj columns
     const uint64_t I = uint64_t(c.moe_intermediate_size), E = uint64_t(c.num_experts);
-    b.per_expert = (2 * h * I + I) * elem;
+    b.per_expert = 2 * h * I * elem + I * sizeof(float);
     b.all_experts = uint64_t(c.num_layers) * E * b.per_expert;
-    const uint64_t attention = h * (h + 2 * kv_out) + (h + 2 * kv_out) + h * h + h + E * h;
+    const uint64_t attention =
+        h * (h + 2 * kv_out) + (h + 2 * kv_out) + h * h + h + uint64_t(c.ds_moe.attention_experts) * h;
     b.resident = (uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) +
                   (c.ds_moe.learned_positions ? uint64_t(c.max_position_embeddings) * h : 0) + 2 * h +
                   uint64_t(c.num_layers) * (attention + 4 * h + E * h + h)) * elem;

@@ -63,7 +63,7 @@ TEST_P(HfFixture, LogitsAndGreedyTokensMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                          ::testing::Values("mixtral", "mixtral-sharded", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn",
-                                           "olmoe", "deepseek", "moe_plus_plus", "ds_moe", "bam-expert-kv",
+                                           "olmoe", "deepseek", "moe_plus_plus", "ds_moe", "ds_moe-att2", "bam-expert-kv",
                                            "bam-shared-kv"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;

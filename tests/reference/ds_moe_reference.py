@@ -2,8 +2,8 @@
 public implementation (dense_moe in IBM/dolomite-engine): GPT-style pre-norm blocks with
 LayerNorm and biases, learned absolute positions, tied embeddings.
 
-- Attention experts: E experts over H query heads and H/E key/value heads; head h = kv*E + e
-  belongs to expert e and reads KV head kv. A linear router (no bias) on the block's normalised
+- Attention experts: A experts (num_attention_experts, default E) over H query heads and H/A
+  key/value heads; head h = kv*A + e belongs to expert e and reads KV head kv. A linear router (no bias) on the block's normalised
   input gives f32 softmax probabilities p, masked by the inference method (top-k: keep the k
   largest; threshold t: drop p < t; none: dense) and not renormalised; each head's output is
   multiplied by its expert's p before the output projection (c_proj, with bias).
@@ -32,7 +32,8 @@ def route(gate_w, x, method):
 def forward(config, p, ids, method):
     """Logits [len(ids), vocab] in f32 (full causal attention, no cache)."""
     H, nh, E = config["n_embd"], config["n_head"], config["num_experts"]
-    hd, kvh, I = H // nh, nh // E, config["n_inner"]
+    A = config.get("num_attention_experts", E)
+    hd, kvh, I = H // nh, nh // A, config["n_inner"]
     eps = config.get("layer_norm_epsilon", 1e-5)
     n = len(ids)
     x = p["transformer.wte.weight"][torch.tensor(ids)] + p["transformer.wpe.weight"][:n]
@@ -46,8 +47,8 @@ def forward(config, p, ids, method):
         v = qkv[:, H + kvh * hd:].view(n, kvh, hd).transpose(0, 1)
         k, v = k.repeat_interleave(nh // kvh, 0), v.repeat_interleave(nh // kvh, 0)
         heads = (torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + causal, dim=-1) @ v).transpose(0, 1)
-        w = route(p[a + "attn.gate.weight"], h, method)  # [n, E]
-        heads = (heads.reshape(n, kvh, E, hd) * w[:, None, :, None]).reshape(n, H)
+        w = route(p[a + "attn.gate.weight"], h, method)  # [n, A]
+        heads = (heads.reshape(n, kvh, A, hd) * w[:, None, :, None]).reshape(n, H)
         x = x + F.linear(heads, p[a + "attn.c_proj.weight"], p[a + "attn.c_proj.bias"])
         h = F.layer_norm(x, (H,), p[a + "ln_2.weight"], p[a + "ln_2.bias"], eps)
         w = route(p[a + "mlp.gate.weight"], h, method)
@@ -61,7 +62,8 @@ def forward(config, p, ids, method):
 def random_weights(config, seed):
     g = torch.Generator().manual_seed(seed)
     H, V, E, I = config["n_embd"], config["vocab_size"], config["num_experts"], config["n_inner"]
-    kv = (config["n_head"] // E) * (H // config["n_head"])
+    A = config.get("num_attention_experts", E)
+    kv = (config["n_head"] // A) * (H // config["n_head"])
     p = {}
 
     def mat(name, rows, cols, scale=1.0):
@@ -81,7 +83,7 @@ def random_weights(config, seed):
         vec(a + "attn.c_attn.bias", H + 2 * kv)
         mat(a + "attn.c_proj.weight", H, H)
         vec(a + "attn.c_proj.bias", H)
-        mat(a + "attn.gate.weight", E, H, 3.0)
+        mat(a + "attn.gate.weight", A, H, 3.0)
         mat(a + "mlp.c_fc.weight", E * I, H)
         vec(a + "mlp.c_fc.bias", E * I)
         mat(a + "mlp.c_proj.weight", H, E * I)

@@ -2,7 +2,9 @@
 """Writes tests/fixtures/ds_moe/: a tiny random DS-MoE checkpoint in the config convention of
 docs/MODEL_CONFIGS.md and what ds_moe_reference.py computes for it (see reference_fixture.py):
 "logits" under the config's inference method (top-2), plus "logits_dense" and
-"logits_threshold" (p >= 0.2) for the same prompt.
+"logits_threshold" (p >= 0.2) for the same prompt; and tests/fixtures/ds_moe-att2/, the same
+shape with 2 attention experts beside 4 MLP experts (as DS-MoE-1B/3B/6B have fewer attention
+experts than MLP experts), top-2 and dense.
 Run: python3 tests/reference/make_ds_moe_fixture.py
 """
 import pathlib
@@ -27,6 +29,11 @@ def main():
         lambda p, ids: ref.forward(CONFIG, p, ids, CONFIG["inference_method"]), "ds_moe_reference.py",
         extra_logits={"logits_dense": lambda p, ids: ref.forward(CONFIG, p, ids, None),
                       "logits_threshold": lambda p, ids: ref.forward(CONFIG, p, ids, {"threshold": 0.2})})
+    config = dict(CONFIG, num_attention_experts=2)
+    reference_fixture.write(
+        OUT.parent / "ds_moe-att2", config, ref.random_weights(config, seed=12),
+        lambda p, ids: ref.forward(config, p, ids, config["inference_method"]), "ds_moe_reference.py",
+        extra_logits={"logits_dense": lambda p, ids: ref.forward(config, p, ids, None)})
 
 
 if __name__ == "__main__":

@@ -75,11 +75,12 @@ class DsMoeBlock(nn.Module):
     def __init__(self, c):
         super().__init__()
         H, nh, E, I = c["n_embd"], c["n_head"], c["num_experts"], c["n_inner"]
+        self.A = c.get("num_attention_experts", E)  # attention experts; E MLP experts
         self.E, self.nh, self.hd, self.I = E, nh, H // nh, I
-        self.kvh = nh // E
+        self.kvh = nh // self.A
         self.ln_1 = nn.LayerNorm(H, eps=c["layer_norm_epsilon"])
         self.c_attn = nn.Linear(H, H + 2 * self.kvh * self.hd)
-        self.attn_gate = nn.Linear(H, E, bias=False)
+        self.attn_gate = nn.Linear(H, self.A, bias=False)
         self.attn_proj = nn.Linear(H, H)
         self.ln_2 = nn.LayerNorm(H, eps=c["layer_norm_epsilon"])
         self.mlp_gate = nn.Linear(H, E, bias=False)
@@ -98,7 +99,7 @@ class DsMoeBlock(nn.Module):
         p = torch.softmax(self.attn_gate(h).float(), dim=-1)
         routers.append(p)
         w = routing_mask(p, routing)
-        heads = (heads.view(B, T, self.kvh, self.E, self.hd) * w[:, :, None, :, None]).view(B, T, H)
+        heads = (heads.view(B, T, self.kvh, self.A, self.hd) * w[:, :, None, :, None]).view(B, T, H)
         x = x + self.attn_proj(heads)
         h = self.ln_2(x)
         p = torch.softmax(self.mlp_gate(h).float(), dim=-1)

@@ -199,7 +199,7 @@ int64_t stored_parameters(const std::filesystem::path& file) {
 }  // namespace
 
 TEST(ModelShape, CountsEveryStoredParameterOfTheSeedFamilies) {
-  for (const char* fixture : {"mixtral", "ds_moe", "bam-expert-kv", "bam-shared-kv"}) {
+  for (const char* fixture : {"mixtral", "ds_moe", "ds_moe-att2", "bam-expert-kv", "bam-shared-kv"}) {
     const auto dir = kRoot / "tests" / "fixtures" / fixture;
     const ModelShape s = load_model_shape(dir.string());
     EXPECT_EQ(s.dense_params + int64_t(s.num_sparse_layers) * s.num_experts * s.expert_params,
@@ -208,4 +208,24 @@ TEST(ModelShape, CountsEveryStoredParameterOfTheSeedFamilies) {
   }
 }
 
+TEST(ModelShape, DsMoePresetsHaveThePapersTable1Shapes) {
+  struct Row {
+    const char* preset;
+    int64_t hidden, layers, attention_experts, heads_per_expert, head_dim, ffn_width;
+  };
+  for (const Row& r : {Row{"ds-moe-1b", 2048, 24, 16, 2, 64, 256}, Row{"ds-moe-3b", 3072, 28, 8, 4, 96, 384},
+                       Row{"ds-moe-6b", 4096, 36, 8, 4, 128, 512}}) {
+    const loading::ModelConfig c = loading::load_model_config(kRoot / "configs" / "models" / (std::string(r.preset) + ".json"));
+    EXPECT_EQ(c.hidden_size, r.hidden) << r.preset;
+    EXPECT_EQ(c.num_layers, r.layers) << r.preset;
+    EXPECT_EQ(c.ds_moe.attention_experts, r.attention_experts) << r.preset;
+    EXPECT_EQ(c.num_heads / c.ds_moe.attention_experts, r.heads_per_expert) << r.preset;
+    EXPECT_EQ(c.head_dim, r.head_dim) << r.preset;
+    EXPECT_EQ(c.num_kv_heads, r.preset == std::string("ds-moe-1b") ? 2 : 4) << r.preset;  // GQA, section 4.1
+    EXPECT_EQ(c.num_experts, 32) << r.preset;
+    EXPECT_EQ(c.moe_intermediate_size, r.ffn_width) << r.preset;
+  }
+}
+
 }  // namespace moe::placement
+
