@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT / "tools" / "train"))
 import data  # noqa: E402
 
 WINDOW = 256
-DS_ROUTINGS = ["dense", "topk:3", "topk:2", "topk:1", "threshold:0.5", "threshold:1", "threshold:1.5", "threshold:2",
-               "threshold-topk:1"]
+DS_ROUTINGS = ["dense", "topk:3", "topk:2", "topk:1", "threshold:0.25", "threshold:0.5", "threshold:0.75", "threshold:1",
+               "threshold:1.5", "threshold-topk:0.5", "threshold-topk:1"]
 UPCYCLED = [("seed-tiny", "dense seed"), ("dense-tiny", "dense, continued (compute-matched)"),
             ("btx-tiny", "FFN-only upcycling (BTX)"), ("bam-tiny", "BAM (FFN + attention experts)")]
 
@@ -38,8 +38,11 @@ def evaluate(args, model, text, routing=None):
 
 def ds_moe_table(args, texts):
     info = json.loads((ROOT / "models" / "ds-moe-tiny" / "train.json").read_text())
+    config = json.loads((ROOT / "models" / "ds-moe-tiny" / "config.json").read_text())
     total = info["parameters"]
-    head = "| routing | experts / token / layer | active parameters | " + " | ".join(data.DOMAINS) + " | mean | vs dense |"
+    embedding = config["vocab_size"] * config["n_embd"]  # tied: counted once, always active
+    head = ("| routing | experts / token / layer | active parameters (all) | active (non-embedding) | "
+            + " | ".join(data.DOMAINS) + " | mean | vs dense |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     dense_mean = None
@@ -51,6 +54,7 @@ def ds_moe_table(args, texts):
         experts = sum(r["routing"]["experts_per_token_per_layer"] for r in rows.values()) / len(rows)
         active = sum(r["routing"]["active_parameters_per_token"] for r in rows.values()) / len(rows)
         print(f"| `{routing}` | {experts:.2f} | {active / 1e6:.3f} M ({100 * active / total:.0f}%) | "
+              f"{100 * (active - embedding) / (total - embedding):.0f}% | "
               + " | ".join(f"{ppl[d]:.2f}" for d in data.DOMAINS) + f" | {mean:.2f} | {100 * (mean / dense_mean - 1):+.1f}% |")
 
 
@@ -86,18 +90,23 @@ def offload_table(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--moe", default=str(ROOT / "build" / "tools" / "moe"))
-    parser.add_argument("--tokens", type=int, default=16384, help="held-out tokens scored per domain")
+    parser.add_argument("--tokens", type=int, default=8192, help="held-out tokens scored per domain")
+    parser.add_argument("--tables", default="ds-moe,upcycling,offload", help="which tables, comma-separated")
     args = parser.parse_args()
+    tables = args.tables.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(tmp)
         data.write_test_splits(folder)
         texts = {d: folder / f"{d}.txt" for d in data.DOMAINS}
-        print(f"### DS-MoE: routing at inference (perplexity, first {args.tokens} held-out tokens per domain)\n")
-        ds_moe_table(args, texts)
-        print(f"\n### BAM against FFN-only upcycling and the dense seed (perplexity, {args.tokens} tokens per domain)\n")
-        upcycling_table(args, texts)
-        print("\n### Offloading the trained models (`moe bench decode`, 128 tokens, experts from the page cache)\n")
-        offload_table(args)
+        if "ds-moe" in tables:
+            print(f"### DS-MoE: routing at inference (perplexity, first {args.tokens} held-out tokens per domain)\n")
+            ds_moe_table(args, texts)
+        if "upcycling" in tables:
+            print(f"\n### BAM against FFN-only upcycling and the dense seed (perplexity, {args.tokens} tokens per domain)\n")
+            upcycling_table(args, texts)
+        if "offload" in tables:
+            print("\n### Offloading the trained models (`moe bench decode`, 128 tokens, experts from the page cache)\n")
+            offload_table(args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "placement/cost/model_shape.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
 #include "tools/placement_inputs.h"
@@ -84,10 +85,11 @@ OffloadSession::~OffloadSession() {
 
 namespace {
 // Parameters a token touches: everything but the routed experts, plus the experts it uses.
+// Everything but the routed experts (attention counted whole: its projections run for every head),
+// plus the routed experts used per token and layer.
 double active_parameters(const loading::ModelConfig& c, double experts_per_token_layer) {
-  const model::WeightBytes bytes = model::weight_bytes(c);
-  const double element = double(dtype_bytes(c.dtype, 1));
-  return (double(bytes.resident) + experts_per_token_layer * c.num_sparse_layers() * double(bytes.per_expert)) / element;
+  const placement::ModelShape shape = placement::model_shape(c, "");
+  return double(shape.dense_params) + experts_per_token_layer * c.num_sparse_layers() * double(shape.expert_params);
 }
 }  // namespace
 
@@ -103,7 +105,7 @@ nlohmann::json OffloadSession::stats_json() const {
   nlohmann::json j = nlohmann::json::object();
   if (routed_ && routed_->first > 0) {
     const double per = double(routed_->second) / double(routed_->first);
-    j["routing"] = {{"mode", model_.transformer->routing_mode().describe()},
+    j["routing"] = {{"mode", model_.transformer->effective_routing_mode().describe()},
                     {"experts_per_token_per_layer", per},
                     {"active_parameters_per_token", active_parameters(model_.config, per)}};
   }
@@ -136,7 +138,7 @@ std::string OffloadSession::stats_text() const {
   if (routed_ && routed_->first > 0) {
     const double per = double(routed_->second) / double(routed_->first);
     out += fmt::format("[routing {}: {:.2f} of {} experts per token and layer, {:.3g} active parameters per token]\n",
-                       model_.transformer->routing_mode().describe(), per, model_.config.num_experts,
+                       model_.transformer->effective_routing_mode().describe(), per, model_.config.num_experts,
                        active_parameters(model_.config, per));
   }
   if (recorder_) out += fmt::format("[trace: {} tokens recorded]\n", recorder_->tokens());

@@ -132,6 +132,10 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
 
 Transformer::~Transformer() = default;
 
+RoutingMode Transformer::effective_routing_mode() const {
+  return config_.family == loading::ModelFamily::kDsMoe ? ds_moe_mode(config_, routing_mode_) : routing_mode_;
+}
+
 void Transformer::set_routing_mode(const RoutingMode& mode) {
   MOE_CHECK(mode.kind != RoutingMode::Kind::kTopK || config_.family != loading::ModelFamily::kDsMoe ||
                 mode.k <= config_.num_experts,

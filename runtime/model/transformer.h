@@ -43,6 +43,8 @@ class Transformer {
   // DS-MoE's routing modes at run time (routing.h); MoE++ keeps its own routing.
   void set_routing_mode(const RoutingMode& mode);
   const RoutingMode& routing_mode() const { return routing_mode_; }
+  // The mode in force: the one set, or for `default` the model's own (DS-MoE's inference_method).
+  RoutingMode effective_routing_mode() const;
 
   KvCache make_cache(int64_t capacity) const;
 

@@ -242,8 +242,8 @@ def stage_dense(args):
 FIXTURES = data.ROOT / "tests" / "fixtures" / "trained"
 SNIPPET_CHARS = 4000
 # exported model -> the routings its fixture checks (None: the model's own)
-CHECKED = {"ds-moe-tiny": {"dense": None, "topk:1": ("top_k", 1), "topk:2": ("top_k", 2),
-                           "threshold:1": ("threshold", 1.0)},
+CHECKED = {"ds-moe-tiny": {"dense": None, "default": ("threshold", 0.5), "topk:1": ("top_k", 1),
+                           "topk:2": ("top_k", 2), "threshold:1": ("threshold", 1.0)},
            "seed-tiny": {"default": None}, "dense-tiny": {"default": None}, "btx-tiny": {"default": None},
            "bam-tiny": {"default": None}}
 
