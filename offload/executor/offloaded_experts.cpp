@@ -229,6 +229,7 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       t.kind = Task::kPending;
     } else {  // every slot is pinned by this layer's experts: stream it through a buffer
       fetch_bypass(t.key, staged[i]);
+      bytes_h2d_ += backing_.layout().bytes;  // a copy to the device all the same
       t.data = staged[i].data();
       t.kind = Task::kBypass;
       ++stats_.bypassed;

@@ -59,7 +59,7 @@ void write_file(const std::filesystem::path& path, std::span<const unsigned char
 
 std::string default_model_description() {
   return "the embedded default model: DS-MoE-tiny (1.2M parameters; 4 layers of 4 attention and 4 MLP "
-         "experts), trained for minutes on 2.4 MB of web, books, science, code and encyclopedia text "
+         "experts), trained for 25 minutes on 6.8 MB of web, books, science, code and encyclopedia text "
          "(tools/train): expect their style, not sense";
 }
 
