@@ -1,8 +1,8 @@
 // `moe inspect TRACE [--plot FILE.svg]`: routing statistics of a router trace.
-#include <fmt/format.h>
-
 #include <cmath>
 #include <fstream>
+
+#include <fmt/format.h>
 
 #include "placement/trace/trace_io.h"
 #include "placement/trace/trace_stats.h"
@@ -41,8 +41,14 @@ void inspect_trace(const std::filesystem::path& path, const InspectOptions& opti
     return;
   }
   fmt::print("trace     {} ({})\n", path.string(), source);
-  fmt::print("model     {}: {} MoE layers x {} experts, top-{}\n", s.model.name, s.model.num_layers, s.model.num_experts,
-             s.model.top_k);
+  // Threshold routing and zero-computation experts give tokens a varying number of experts.
+  const double mean = s.tokens > 0 && s.model.num_layers > 0
+                          ? double(s.activations) / double(s.tokens * s.model.num_layers) : 0.0;
+  const std::string routing = std::abs(mean - s.model.top_k) < 1e-9
+                                  ? fmt::format("top-{}", s.model.top_k)
+                                  : fmt::format("{:.2f} experts per token and layer on average", mean);
+  fmt::print("model     {}: {} MoE layers x {} experts, {}\n", s.model.name, s.model.num_layers, s.model.num_experts,
+             routing);
   fmt::print("tokens    {} in {} sequences, {} expert activations, {} gaps\n", s.tokens, s.sequences, s.activations, s.gaps);
   fmt::print("next layer: the most frequent successor is right {:.1f}% of the time (mean over layers)\n",
              100 * s.mean_transition_accuracy);
