@@ -76,6 +76,7 @@ void run(const RunFlags& flags) {
     return;
   }
   fmt::print("{}\n", tail);
+  std::fflush(stdout);  // the text ends before the stats on stderr, also when both go to one pipe
   fmt::print(stderr, "[{} prompt tokens, {:.1f} tok/s prefill | {} generated, {:.1f} tok/s decode | peak memory {}]\n",
              s.prompt_tokens, s.prefill_tokens_per_second(), s.generated_tokens, s.decode_tokens_per_second(),
              format_bytes(s.peak_resident_bytes));
