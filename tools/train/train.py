@@ -9,9 +9,10 @@ mutual-information loss), seed (a dense parallel Llama), branches (the seed cont
 domain), btx (FFN-only upcycling of the branches), bam (BAM: FFN and attention experts from the
 branches), dense (the seed continued for as many steps as branches + mixture: the compute-matched
 dense baseline), fixtures (held-out snippets and PyTorch's perplexities of the exported models on
-them, the oracle of tests/integration/trained_models_test.cpp). Checkpoints go to WORK; exported models (config.json, bf16 safetensors, the
-tokenizer, train.json with the recipe and PyTorch's held-out perplexities) to models/<name>/.
-Steps scale with --scale (1.0: about an hour on 2 CPU cores for all seven stages).
+them, the oracle of tests/integration/trained_models_test.cpp). Checkpoints go to WORK;
+exported models (config.json, bf16 safetensors, the tokenizer, train.json with the recipe and
+PyTorch's held-out perplexities) to models/<name>/. Steps scale with --scale (1.0: 81 minutes
+for every stage on 2 CPU cores, DS-MoE 25 of them).
 """
 import argparse
 import copy
@@ -306,7 +307,7 @@ def main():
     parser.add_argument("stage", choices=[*STAGES, "all"])
     parser.add_argument("--work", type=pathlib.Path, required=True, help="folder for checkpoints and token caches")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every stage's steps")
-    parser.add_argument("--vocab", type=int, default=4096)
+    parser.add_argument("--vocab", type=int, default=4096, help="BPE vocabulary size")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     args = parser.parse_args()
