@@ -84,9 +84,8 @@ OffloadSession::~OffloadSession() {
 }
 
 namespace {
-// Parameters a token touches: everything but the routed experts, plus the experts it uses.
-// Everything but the routed experts (attention counted whole: its projections run for every head),
-// plus the routed experts used per token and layer.
+// Parameters a token touches: everything but the routed experts (attention counted whole: its
+// projections run for every head), plus the routed experts it uses per layer.
 double active_parameters(const loading::ModelConfig& c, double experts_per_token_layer) {
   const placement::ModelShape shape = placement::model_shape(c, "");
   return double(shape.dense_params) + experts_per_token_layer * c.num_sparse_layers() * double(shape.expert_params);

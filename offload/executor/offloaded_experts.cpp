@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "offload/executor/expert_importance.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quantize.h"
+#include "offload/executor/expert_importance.h"
 #include "runtime/core/error.h"
 #include "runtime/model/expert_groups.h"
 
@@ -179,8 +179,8 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   std::vector<Task> tasks(groups.size());
   std::vector<std::vector<std::byte>> staged(groups.size());  // bypass / host copies
   std::vector<int64_t> load(size_t(options_.devices), 0);     // tokens per device in this layer
-  const std::vector<float> assignment_importance =
-      options_.miss == "hobbit" ? hobbit_importance(routing) : std::vector<float>(routing.weights.size(), 1.0f);
+  const bool hobbit = options_.miss == "hobbit";
+  const std::vector<float> importance_of = hobbit ? hobbit_importance(routing) : std::vector<float>{};
   for (size_t i = 0; i < groups.size(); ++i) {
     Task& t = tasks[i];
     t.group = &groups[i];
@@ -211,15 +211,16 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       continue;
     }
     // A miss.
-    float importance = 0;  // the most any of its tokens needs it
-    for (int32_t a : groups[i].assignments) importance = std::max(importance, assignment_importance[size_t(a)]);
-    if (options_.miss == "hobbit" && importance < options_.hobbit_t2) {
+    float importance = 0;  // hobbit: the most any of its tokens needs it
+    if (hobbit)
+      for (int32_t a : groups[i].assignments) importance = std::max(importance, importance_of[size_t(a)]);
+    if (hobbit && importance < options_.hobbit_t2) {
       t.kind = Task::kSkip;
       ++stats_.skipped;
-    } else if (options_.miss == "hobbit" && importance < options_.hobbit_t1 && !backing_.low_precision_format().empty()) {
+    } else if (hobbit && importance < options_.hobbit_t1 && !backing_.low_precision_format().empty()) {
       t.kind = Task::kLowPrecision;  // compute() reads the store's quantised copy
       ++stats_.low_precision;
-    } else if (options_.miss == "cpu" || (options_.miss == "hobbit" && importance < options_.hobbit_t1)) {
+    } else if (options_.miss == "cpu" || (hobbit && importance < options_.hobbit_t1)) {
       fetch_bypass(t.key, staged[i]);  // computed on the host from the host copy
       t.data = staged[i].data();
       t.kind = options_.miss == "cpu" ? Task::kBypass : Task::kLowPrecision;

@@ -21,10 +21,6 @@ DsMoeLayer ds_moe_layer(const LayerWeights& w) {
   return l;
 }
 
-RoutingMode ds_moe_mode(const loading::ModelConfig& c, const RoutingMode& requested) {
-  return requested.kind == RoutingMode::Kind::kDefault ? parse_routing_mode(c.ds_moe.default_routing) : requested;
-}
-
 RoutingDecision ds_moe_route(const cpu::WeightMatrix& gate, const RoutingMode& mode, const float* x, int64_t n) {
   std::vector<float> logits(static_cast<size_t>(n * gate.rows));
   cpu::matmul(x, n, gate, logits.data());

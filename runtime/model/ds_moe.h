@@ -25,9 +25,6 @@ struct DsMoeLayer {
 
 DsMoeLayer ds_moe_layer(const LayerWeights& w);
 
-// The routing mode in force: the one set at run time, else the config's inference_method.
-RoutingMode ds_moe_mode(const loading::ModelConfig& config, const RoutingMode& requested);
-
 // Routes x [n, hidden] through `gate` over its gate.rows experts with `mode` (probabilities, not
 // renormalised).
 RoutingDecision ds_moe_route(const cpu::WeightMatrix& gate, const RoutingMode& mode, const float* x, int64_t n);

@@ -128,23 +128,19 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
   for (const LayerWeights& w : weights_.layers) experts_resident |= !w.moe.experts.empty();
   if (experts_resident) resident_experts_ = std::make_unique<ResidentExperts>(weights_);
   experts_ = resident_experts_.get();
+  set_routing_mode(RoutingMode{});  // the model's own routing
 }
 
 Transformer::~Transformer() = default;
 
-RoutingMode Transformer::effective_routing_mode() const {
-  return config_.family == loading::ModelFamily::kDsMoe ? ds_moe_mode(config_, routing_mode_) : routing_mode_;
-}
-
 void Transformer::set_routing_mode(const RoutingMode& mode) {
-  MOE_CHECK(mode.kind != RoutingMode::Kind::kTopK || config_.family != loading::ModelFamily::kDsMoe ||
-                mode.k <= config_.num_experts,
-            ErrorCode::kInvalidArgument, "topk:{} is impossible with {} experts", mode.k, config_.num_experts);
   MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || config_.family != loading::ModelFamily::kMoePlusPlus,
             ErrorCode::kUnsupported, "MoE++ keeps its own routing (top-2 over FFN and zero-computation experts)");
   MOE_CHECK(mode.kind != RoutingMode::Kind::kTopK || mode.k <= config_.num_experts, ErrorCode::kInvalidArgument,
             "topk:{} is impossible with {} experts", mode.k, config_.num_experts);
   routing_mode_ = mode;
+  const bool model_default = mode.kind == RoutingMode::Kind::kDefault && config_.family == loading::ModelFamily::kDsMoe;
+  effective_routing_ = model_default ? parse_routing_mode(config_.ds_moe.default_routing) : mode;
 }
 
 void Transformer::set_expert_runner(ExpertRunner* runner) { experts_ = runner ? runner : resident_experts_.get(); }
@@ -191,7 +187,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
       cpu::add(x.data(), branch.data(), n * hidden);
       cpu::layer_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), layer.ds->ln_2_bias.data(), eps);
       RoutingDecision routing =
-          ds_moe_route(layer.router, ds_moe_mode(config_, routing_mode_), normed.data(), n);
+          ds_moe_route(layer.router, effective_routing_, normed.data(), n);
       if (routing_hook_) routing_hook_(index, positions, routing);
       run_routed_experts(index, normed.data(), routing, branch.data());
       for (int64_t t = 0; t < n; ++t) cpu::add(branch.data() + t * hidden, layer.ds->proj_bias.data(), hidden);
@@ -268,7 +264,7 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
   std::vector<float> heads(size_t(n * q_width));
   if (layer.ds) {  // DS-MoE: heads of the attention experts left out are not computed; the
                    // others are weighted by their expert before the output projection
-    const RoutingDecision routing = ds_moe_route(layer.ds->attn_gate, ds_moe_mode(c, routing_mode_), x, n);
+    const RoutingDecision routing = ds_moe_route(layer.ds->attn_gate, effective_routing_, x, n);
     const std::vector<uint8_t> mask = active_heads(c, routing);
     cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
                    1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window, mask.data());
@@ -341,7 +337,7 @@ void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, 
     options.renormalize = c.norm_topk_prob && c.num_experts_per_tok > 1;
     options.renormalize_epsilon = 1e-20f;
   }
-  RoutingDecision decision = route_with_mode(logits.data(), n, c.num_experts, routing_mode_, options);
+  RoutingDecision decision = route_with_mode(logits.data(), n, c.num_experts, effective_routing_, options);
   if (routing_hook_) routing_hook_(index, positions, decision);
 
   run_routed_experts(index, x, decision, out);

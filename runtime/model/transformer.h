@@ -44,7 +44,7 @@ class Transformer {
   void set_routing_mode(const RoutingMode& mode);
   const RoutingMode& routing_mode() const { return routing_mode_; }
   // The mode in force: the one set, or for `default` the model's own (DS-MoE's inference_method).
-  RoutingMode effective_routing_mode() const;
+  const RoutingMode& effective_routing_mode() const { return effective_routing_; }
 
   KvCache make_cache(int64_t capacity) const;
 
@@ -77,6 +77,7 @@ class Transformer {
   ExpertRunner* experts_ = nullptr;
   RoutingHook routing_hook_;
   RoutingMode routing_mode_;
+  RoutingMode effective_routing_;  // routing_mode_ with DS-MoE's `default` resolved once
 };
 
 }  // namespace moe::model

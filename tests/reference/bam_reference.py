@@ -14,7 +14,7 @@ and their router at `mlp.gate`.
 import torch
 import torch.nn.functional as F
 
-from llama_parts import attention, rms_norm, rope, swiglu
+from llama_parts import RandomWeights, attention, rms_norm, rope, swiglu
 
 
 def forward(config, p, ids):
@@ -48,22 +48,16 @@ def forward(config, p, ids):
 
 
 def random_weights(config, seed):
-    g = torch.Generator().manual_seed(seed)
     H, V, L = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
     A, E, I = config["num_attention_experts"], config["num_experts"], config["intermediate_size"]
     kv = config["num_key_value_heads"] * (H // config["num_attention_heads"])
     shared = config["attention_kv"] == "shared"
-    p = {}
-
-    def mat(name, rows, cols, scale=1.0):
-        p[name] = scale * torch.randn(rows, cols, generator=g) / cols ** 0.5
-
-    mat("model.embed_tokens.weight", V, H)
-    mat("lm_head.weight", V, H)
-    p["model.norm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+    p = RandomWeights(seed)
+    mat = p.mat
+    p.llama_ends(V, H)
     for l in range(L):
         a = f"model.layers.{l}."
-        p[a + "input_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+        p.norm(a + "input_layernorm.weight", H)
         mat(a + "self_attn.router.weight", A, H, 2.0)
         if shared:
             mat(a + "self_attn.k_proj.weight", kv, H)
@@ -77,8 +71,5 @@ def random_weights(config, seed):
                 mat(q + "v_proj.weight", kv, H)
         mat(a + "mlp.gate.weight", E, H, 3.0)
         for e in range(E):
-            m = a + f"mlp.experts.{e}."
-            mat(m + "gate_proj.weight", I, H)
-            mat(m + "up_proj.weight", I, H)
-            mat(m + "down_proj.weight", H, I)
-    return p
+            p.swiglu(a + f"mlp.experts.{e}.", I, H)
+    return dict(p)

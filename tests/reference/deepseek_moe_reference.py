@@ -11,7 +11,7 @@ layers it must equal MixtralForCausalLM on the same weights.
 import torch
 import torch.nn.functional as F
 
-from llama_parts import attention, rms_norm, rope, swiglu
+from llama_parts import RandomWeights, attention, rms_norm, rope, swiglu
 
 
 def forward(config, p, ids):
@@ -50,36 +50,19 @@ def forward(config, p, ids):
 
 def random_weights(config, seed):
     """Tensors with the released names, at a scale where routing is far from uniform."""
-    g = torch.Generator().manual_seed(seed)
     H, V, L = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
     kv = config["num_key_value_heads"] * (H // config["num_attention_heads"])
-    p = {}
-
-    def mat(name, rows, cols):
-        p[name] = torch.randn(rows, cols, generator=g) / cols ** 0.5
-
-    def mlp(prefix, width):
-        mat(prefix + "gate_proj.weight", width, H)
-        mat(prefix + "up_proj.weight", width, H)
-        mat(prefix + "down_proj.weight", H, width)
-
-    mat("model.embed_tokens.weight", V, H)
-    mat("lm_head.weight", V, H)
-    p["model.norm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+    p = RandomWeights(seed)
+    p.llama_ends(V, H)
     for l in range(L):
         a = f"model.layers.{l}."
-        p[a + "input_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
-        p[a + "post_attention_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
-        mat(a + "self_attn.q_proj.weight", H, H)
-        mat(a + "self_attn.k_proj.weight", kv, H)
-        mat(a + "self_attn.v_proj.weight", kv, H)
-        mat(a + "self_attn.o_proj.weight", H, H)
+        p.llama_attention(a, H, kv)
         if l < config["first_k_dense_replace"] or l % config["moe_layer_freq"]:
-            mlp(a + "mlp.", config["intermediate_size"])
+            p.swiglu(a + "mlp.", config["intermediate_size"], H)
             continue
-        mat(a + "mlp.gate.weight", config["n_routed_experts"], H)
+        p.mat(a + "mlp.gate.weight", config["n_routed_experts"], H)
         for e in range(config["n_routed_experts"]):
-            mlp(a + f"mlp.experts.{e}.", config["moe_intermediate_size"])
+            p.swiglu(a + f"mlp.experts.{e}.", config["moe_intermediate_size"], H)
         if config["n_shared_experts"]:
-            mlp(a + "mlp.shared_experts.", config["moe_intermediate_size"] * config["n_shared_experts"])
-    return p
+            p.swiglu(a + "mlp.shared_experts.", config["moe_intermediate_size"] * config["n_shared_experts"], H)
+    return dict(p)

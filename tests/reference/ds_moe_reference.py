@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from llama_parts import RandomWeights
+
 
 def mask(p, method):
     if method is None:
@@ -60,17 +62,11 @@ def forward(config, p, ids, method):
 
 
 def random_weights(config, seed):
-    g = torch.Generator().manual_seed(seed)
     H, V, E, I = config["n_embd"], config["vocab_size"], config["num_experts"], config["n_inner"]
     A = config.get("num_attention_experts", E)
     kv = (config["n_head"] // A) * (H // config["n_head"])
-    p = {}
-
-    def mat(name, rows, cols, scale=1.0):
-        p[name] = scale * torch.randn(rows, cols, generator=g) / cols ** 0.5
-
-    def vec(name, size, base=0.0, scale=0.1):
-        p[name] = base + scale * torch.randn(size, generator=g)
+    p = RandomWeights(seed)
+    mat, vec = p.mat, p.vec
 
     mat("transformer.wte.weight", V, H, H ** 0.5 * 0.5)
     mat("transformer.wpe.weight", config["n_positions"], H, H ** 0.5 * 0.1)
@@ -91,4 +87,4 @@ def random_weights(config, seed):
         mat(a + "mlp.gate.weight", E, H, 3.0)
     vec("transformer.ln_f.weight", H, 1.0, 0.2)
     vec("transformer.ln_f.bias", H)
-    return p
+    return dict(p)

@@ -41,3 +41,39 @@ def attention(h, q_w, k_w, v_w, n_heads, n_kv_heads, cos, sin):
     mask = torch.full((n, n), float("-inf")).triu(1)
     out = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + mask, dim=-1) @ v
     return out.transpose(0, 1).reshape(n, n_heads * hd)
+
+
+class RandomWeights(dict):
+    """Named random tensors for the fixtures, drawn from one seeded generator in call order (the
+    order fixes the bits, so a fixture is rebuilt byte for byte)."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.g = torch.Generator().manual_seed(seed)
+
+    def mat(self, name, rows, cols, scale=1.0):
+        self[name] = scale * torch.randn(rows, cols, generator=self.g) / cols ** 0.5
+
+    def vec(self, name, size, base=0.0, scale=0.1):
+        self[name] = base + scale * torch.randn(size, generator=self.g)
+
+    def norm(self, name, size):
+        self.vec(name, size, 1.0, 0.2)
+
+    def swiglu(self, prefix, width, hidden):
+        self.mat(prefix + "gate_proj.weight", width, hidden)
+        self.mat(prefix + "up_proj.weight", width, hidden)
+        self.mat(prefix + "down_proj.weight", hidden, width)
+
+    def llama_ends(self, vocab, hidden):
+        """Embedding, untied LM head and final norm."""
+        self.mat("model.embed_tokens.weight", vocab, hidden)
+        self.mat("lm_head.weight", vocab, hidden)
+        self.norm("model.norm.weight", hidden)
+
+    def llama_attention(self, layer, hidden, kv):
+        """A sequential Llama layer's two norms and q, k, v, o."""
+        self.norm(layer + "input_layernorm.weight", hidden)
+        self.norm(layer + "post_attention_layernorm.weight", hidden)
+        for name, rows in (("q_proj", hidden), ("k_proj", kv), ("v_proj", kv), ("o_proj", hidden)):
+            self.mat(layer + f"self_attn.{name}.weight", rows, hidden)

@@ -19,7 +19,7 @@ Tensor names follow the released checkpoints.
 import torch
 import torch.nn.functional as F
 
-from llama_parts import attention, rms_norm, rope
+from llama_parts import RandomWeights, attention, rms_norm, rope
 
 TOP_K = 2
 
@@ -106,27 +106,16 @@ def forward(config, p, ids):
 
 def random_weights(config, seed):
     """Tensors with the released names; routers scaled so that every kind of expert is chosen."""
-    g = torch.Generator().manual_seed(seed)
     H, V, L = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
     E, I = config["num_experts"][0], config["intermediate_size"]
     kv = config["num_key_value_heads"] * (H // config["num_attention_heads"])
     ffn, constant, copy, zero = layout(config)
-    p = {}
-
-    def mat(name, rows, cols, scale=1.0):
-        p[name] = scale * torch.randn(rows, cols, generator=g) / cols ** 0.5
-
-    mat("model.embed_tokens.weight", V, H)
-    mat("lm_head.weight", V, H)
-    p["model.norm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
+    p = RandomWeights(seed)
+    mat = p.mat
+    p.llama_ends(V, H)
     for l in range(L):
         a = f"model.layers.{l}."
-        p[a + "input_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
-        p[a + "post_attention_layernorm.weight"] = 1 + 0.2 * torch.randn(H, generator=g)
-        mat(a + "self_attn.q_proj.weight", H, H)
-        mat(a + "self_attn.k_proj.weight", kv, H)
-        mat(a + "self_attn.v_proj.weight", kv, H)
-        mat(a + "self_attn.o_proj.weight", H, H)
+        p.llama_attention(a, H, kv)
         m = a + "mlp.moe."
         if config.get("moe_2layer_gate", True):
             mat(m + "gate.wg.0.weight", 8 * E, H, 2.0)
@@ -138,6 +127,6 @@ def random_weights(config, seed):
             mat(m + f"experts.experts.{e}.up_proj.weight", 2 * I, H)
             mat(m + f"experts.experts.{e}.down_proj.weight", H, I)
         for e in range(constant, copy):
-            p[m + f"experts.experts.{e}.constant"] = torch.randn(H, generator=g)
+            p.vec(m + f"experts.experts.{e}.constant", H, 0.0, 1.0)
             mat(m + f"experts.experts.{e}.wg.weight", 2, H)
-    return p
+    return dict(p)
