@@ -6,6 +6,10 @@
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
 #include "tools/placement_inputs.h"
+#if MOE_HAVE_CUDA
+#include "offload/gpu/cuda_expert_device.h"
+#include "offload/gpu/nccl_communicator.h"
+#endif
 
 namespace moe::tools {
 
@@ -25,6 +29,8 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: importance below which a missing expert is skipped");
   app.add_option("--routing", f.routing, "routing: default, dense, topk:K, threshold:EPS, threshold-topk:EPS (DS-MoE)")
       ->capture_default_str();
+  app.add_option("--backend", f.backend, "where routed experts run: cpu (virtual devices) or cuda (GPUs 0..devices-1)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");
   app.add_option("--replay-trace", f.replay_trace, "force the router's choices from this trace")->check(CLI::ExistingFile);
 }
@@ -70,9 +76,17 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
   if (const auto* store = dynamic_cast<const offload::StoreWeightSource*>(model.source.get())) o.store = store->store();
   o.device_bytes = f.gpu_mem.empty() ? uint64_t(1) << 62 : parse_byte_size(f.gpu_mem);
   if (!f.profile_trace.empty()) profile_ = load_any_trace(f.profile_trace);
+  if (f.backend == "cuda") {
+#if MOE_HAVE_CUDA
+    o.make_device = offload::cuda_expert_devices();
+    o.make_communicator = [](int devices) { return std::make_unique<offload::NcclCommunicator>(devices); };
+#else
+    fail(ErrorCode::kUnsupported, "--backend cuda: this build has no CUDA backend (nvcc was not found when it was built)");
+#endif
+  }
   runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
   t.set_expert_runner(runner_.get());
-  summary_ = fmt::format("{} device(s) x {} cache slots of {}, host pool {}, policy {}, prefetch {}, miss {}", o.devices,
+  summary_ = fmt::format("{} {} device(s) x {} cache slots of {}, host pool {}, policy {}, prefetch {}, miss {}", f.backend, o.devices,
                          runner_->cache_slots(0), format_bytes(runner_->expert_bytes()), format_bytes(o.host_bytes), o.policy,
                          f.prefetch, o.miss);
 }

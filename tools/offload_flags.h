@@ -21,7 +21,8 @@ struct OffloadFlags {
   double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
   std::string trace_out, replay_trace;
   std::string routing = "default";  // DS-MoE's modes: dense, topk:K, threshold:EPS, threshold-topk:EPS
-  bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1; }
+  std::string backend = "cpu";      // where routed experts are computed: cpu or cuda
+  bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1 || backend != "cpu"; }
 };
 
 void add_offload_options(CLI::App& app, OffloadFlags& flags);

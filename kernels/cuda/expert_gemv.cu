@@ -2,6 +2,8 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 namespace moe::cuda {
 namespace {
 
@@ -114,13 +116,52 @@ cudaError_t launch(const DeviceWeights& w, const float* x, int m, float* y, cuda
   return cudaGetLastError();
 }
 
+// One 16-byte chunk of a row per thread, widened by the GEMV's own unpack.
+template <WeightFormat F>
+__global__ void dequantize_kernel(const uint8_t* __restrict__ w, const float* __restrict__ scales, int64_t rows, int64_t cols,
+                                  int group, float* __restrict__ out) {
+  constexpr int V = Traits<F>::kValues;
+  const int64_t chunks = rows * (cols / V);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c0 = i * V;  // element index in the flattened matrix (rows are whole chunks)
+    const float scale = F == WeightFormat::kBF16 ? 1.0f : __ldg(scales + c0 / group);
+    float v[V];
+    unpack<F>(__ldg(reinterpret_cast<const uint4*>(w) + i), scale, v);
+#pragma unroll
+    for (int j = 0; j < V; ++j) out[c0 + j] = v[j];
+  }
+}
+
+template <WeightFormat F>
+cudaError_t launch_dequantize(const DeviceWeights& w, float* out, cudaStream_t stream) {
+  const int64_t chunks = w.rows * (w.cols / Traits<F>::kValues);
+  const int threads = 256;
+  const unsigned blocks = unsigned(std::min<int64_t>((chunks + threads - 1) / threads, 65535));
+  dequantize_kernel<F><<<blocks, threads, 0, stream>>>(static_cast<const uint8_t*>(w.data), w.scales, w.rows, w.cols,
+                                                       w.group_size, out);
+  return cudaGetLastError();
+}
+
+bool valid(const DeviceWeights& w) {
+  const int values = w.format == WeightFormat::kBF16 ? 8 : w.format == WeightFormat::kInt8 ? 16 : 32;
+  if (w.data == nullptr || w.rows <= 0 || w.cols <= 0 || w.cols % values != 0) return false;
+  return w.format == WeightFormat::kBF16 || (w.scales != nullptr && w.group_size >= values && w.group_size % values == 0);
+}
+
 }  // namespace
 
+cudaError_t dequantize_weights(const DeviceWeights& w, float* out, cudaStream_t stream) {
+  if (!valid(w) || out == nullptr) return cudaErrorInvalidValue;
+  switch (w.format) {
+    case WeightFormat::kBF16: return launch_dequantize<WeightFormat::kBF16>(w, out, stream);
+    case WeightFormat::kInt8: return launch_dequantize<WeightFormat::kInt8>(w, out, stream);
+    case WeightFormat::kInt4: return launch_dequantize<WeightFormat::kInt4>(w, out, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
 cudaError_t expert_gemv(const DeviceWeights& w, const float* x, int m, float* y, cudaStream_t stream) {
-  const int values = w.format == WeightFormat::kBF16 ? 8 : w.format == WeightFormat::kInt8 ? 16 : 32;
-  if (w.data == nullptr || w.rows <= 0 || w.cols <= 0 || w.cols % values != 0) return cudaErrorInvalidValue;
-  if (w.format != WeightFormat::kBF16 && (w.scales == nullptr || w.group_size < values || w.group_size % values != 0))
-    return cudaErrorInvalidValue;
+  if (!valid(w) || m < 1 || m > kMaxGemvTokens) return cudaErrorInvalidValue;
   switch (w.format) {
     case WeightFormat::kBF16: return launch<WeightFormat::kBF16>(w, x, m, y, stream);
     case WeightFormat::kInt8: return launch<WeightFormat::kInt8>(w, x, m, y, stream);

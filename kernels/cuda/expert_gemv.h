@@ -24,4 +24,8 @@ inline constexpr int kMaxGemvTokens = 8;
 // x: [m, cols] f32, y: [m, rows] f32, 1 <= m <= kMaxGemvTokens.
 cudaError_t expert_gemv(const DeviceWeights& w, const float* x, int m, float* y, cudaStream_t stream);
 
+// out [rows, cols] f32 = the weights widened (bf16) or dequantised (q * scale): the operand of an
+// f32 GEMM when many tokens share an expert (prefill), so a row's values are exactly the GEMV's.
+cudaError_t dequantize_weights(const DeviceWeights& w, float* out, cudaStream_t stream);
+
 }  // namespace moe::cuda

@@ -43,24 +43,39 @@ bool HostTier::pin(ExpertKey key) {
   return true;
 }
 
+HostTier::Source HostTier::copy_out(ExpertKey key, const Write& write, const std::atomic<bool>* cancelled) {
+  return copy(key, write, nullptr, cancelled);
+}
+
 HostTier::Source HostTier::copy_out(ExpertKey key, std::byte* dst, const std::atomic<bool>* cancelled) {
+  return copy(key, [dst](uint64_t offset, const std::byte* src, uint64_t bytes) { std::memcpy(dst + offset, src, bytes); },
+              dst, cancelled);
+}
+
+HostTier::Source HostTier::copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled) {
   std::lock_guard lock(mutex_);
   auto it = held_.find(key);
+  const uint64_t total = backing_.layout().bytes;
   Source source = Source::kHost;
   if (it == held_.end()) {
     source = Source::kBacking;
     if (!load(key, /*pinned=*/false)) {
-      backing_.read(key, dst);
+      if (host_dst) {
+        backing_.read(key, host_dst);
+      } else {
+        staging_.resize(total);
+        backing_.read(key, staging_.data());
+        write(0, staging_.data(), total);
+      }
       return source;
     }
     it = held_.find(key);
   } else if (!it->second.pinned) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
   }
-  const uint64_t total = backing_.layout().bytes;
   for (uint64_t at = 0; at < total; at += kChunkBytes) {
     if (cancelled && cancelled->load()) return Source::kCancelled;
-    std::memcpy(dst + at, it->second.block.data + at, std::min(kChunkBytes, total - at));
+    write(at, it->second.block.data + at, std::min(kChunkBytes, total - at));
   }
   return source;
 }

@@ -14,22 +14,33 @@ namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-struct AlignedBuffer {
-  explicit AlignedBuffer(uint64_t bytes) : size(bytes) {
-    data = static_cast<std::byte*>(::operator new(std::max<uint64_t>(bytes, 64), std::align_val_t(64)));
-    std::memset(data, 0, size);  // fault the pages in now, not during the first tokens
+// HOBBIT's low-precision stand-in when the store has no quantised copy: int8 with groups of 32
+// (or a whole row), made on the host; `data` and `scales` hold the bytes the result views.
+model::GatedMlpMatrices quantize_int8(const model::GatedMlpMatrices& full, std::vector<std::vector<int8_t>>& data,
+                                      std::vector<std::vector<float>>& scales) {
+  model::GatedMlpMatrices q = full;
+  cpu::WeightMatrix* mats[3] = {&q.gate, &q.up, &q.down};
+  const cpu::WeightMatrix* src[3] = {&full.gate, &full.up, &full.down};
+  for (int i = 0; i < 3; ++i) {
+    if (src[i]->data == nullptr) continue;  // a GeLU expert has no gate
+    const int64_t rows = src[i]->rows, cols = src[i]->cols;
+    const int group_size = cols % 32 == 0 ? 32 : int(cols);
+    std::vector<float> f32(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(*src[i], r, f32.data() + r * cols);
+    const QuantFormat format{DType::kI8, group_size};
+    data[size_t(i)].resize(cpu::quantized_data_bytes(format, rows, cols));
+    scales[size_t(i)].resize(cpu::quantized_scale_count(format, rows, cols));
+    cpu::quantize_rows(f32.data(), rows, cols, format, reinterpret_cast<uint8_t*>(data[size_t(i)].data()),
+                       scales[size_t(i)].data());
+    *mats[i] = cpu::WeightMatrix{data[size_t(i)].data(), DType::kI8, rows, cols, scales[size_t(i)].data(), group_size};
   }
-  ~AlignedBuffer() { ::operator delete(data, std::align_val_t(64)); }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  std::byte* data;
-  uint64_t size;
-};
+  return q;
+}
 
 }  // namespace
 
 struct OffloadedExperts::Device {
-  std::unique_ptr<AlignedBuffer> pinned_arena, cache_arena;
+  std::unique_ptr<ExpertDevice> device;
   std::unordered_map<ExpertKey, const std::byte*, ExpertKeyHash> pinned;
   std::unique_ptr<ExpertCache> cache;
   std::unique_ptr<TransferEngine> engine;
@@ -37,7 +48,10 @@ struct OffloadedExperts::Device {
 
 // One expert's work on one device: where its weights are (or how to get them).
 struct OffloadedExperts::Task {
-  enum Kind { kReady, kPending, kBypass, kLowPrecision, kSkip } kind = kReady;
+  // kReady: in the device's memory; kPending: being copied there; kHost: computed on the host
+  // (miss cpu); kStream: through the device from a host copy (no slot free); kLowPrecision,
+  // kSkip: HOBBIT's.
+  enum Kind { kReady, kPending, kHost, kStream, kLowPrecision, kSkip } kind = kReady;
   const model::ExpertGroup* group = nullptr;
   ExpertKey key;
   int device = 0;
@@ -51,8 +65,7 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
       options_(std::move(options)),
       predictor_(std::move(predictor)),
       backing_(transformer.weights(), options_.store),
-      host_(backing_, options_.host_bytes),
-      communicator_(options_.devices) {
+      host_(backing_, options_.host_bytes) {
   const auto& config = transformer.config();
   const uint64_t slot = backing_.layout().bytes;
   MOE_CHECK(options_.devices >= 1 && options_.devices <= 64, ErrorCode::kInvalidArgument, "--devices must be 1 to 64");
@@ -81,33 +94,52 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
                   options_.host_bytes / kMiB, slot / kMiB);
     }
   }
+  const ExpertDeviceFactory make_device =
+      options_.make_device ? options_.make_device : [](int, const ExpertLayout&) { return std::make_unique<CpuExpertDevice>(); };
+  std::vector<std::byte> staging(slot);
   for (int d = 0; d < options_.devices; ++d) {
     auto dev = std::make_unique<Device>();
+    dev->device = make_device(d, backing_.layout());
     const uint64_t pinned_bytes = pinned[size_t(d)].size() * slot;
     MOE_CHECK(pinned_bytes <= options_.device_bytes, ErrorCode::kOutOfMemory,
               "the plan pins {} experts ({:.2f} MiB) on device {}, over its budget of {:.2f} MiB", pinned[size_t(d)].size(),
               pinned_bytes / kMiB, d, options_.device_bytes / kMiB);
-    dev->pinned_arena = std::make_unique<AlignedBuffer>(pinned_bytes);
-    for (size_t i = 0; i < pinned[size_t(d)].size(); ++i) {
-      std::byte* at = dev->pinned_arena->data + i * slot;
-      backing_.read(pinned[size_t(d)][i], at);
-      dev->pinned[pinned[size_t(d)][i]] = at;
+    if (pinned_bytes > 0) {
+      std::byte* arena = dev->device->allocate(pinned_bytes);
+      for (size_t i = 0; i < pinned[size_t(d)].size(); ++i) {
+        std::byte* at = arena + i * slot;
+        backing_.read(pinned[size_t(d)][i], staging.data());
+        auto upload = dev->device->begin_upload(at);
+        upload->write(0, staging.data(), slot);
+        upload->finish();
+        dev->pinned[pinned[size_t(d)][i]] = at;
+      }
     }
     const uint64_t experts = uint64_t(model_layer_of.size()) * uint64_t(config.num_experts);
     const int slots = int(std::min<uint64_t>((options_.device_bytes - pinned_bytes) / slot, experts));
-    dev->cache_arena = std::make_unique<AlignedBuffer>(uint64_t(std::max(slots, 1)) * slot);
-    dev->cache = std::make_unique<ExpertCache>(dev->cache_arena->data, slot, slots,
-                                               make_policy(options_.policy, int(model_layer_of.size())));
-    dev->engine = std::make_unique<TransferEngine>(*dev->cache, [this, slot](ExpertKey key, std::byte* dst,
-                                                                             const std::atomic<bool>& cancelled) {
-      const auto source = host_.copy_out(key, dst, &cancelled);
-      if (source == HostTier::Source::kCancelled) return false;
-      (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
-      bytes_h2d_ += slot;
-      return true;
-    });
+    std::byte* cache_arena = dev->device->allocate(uint64_t(std::max(slots, 1)) * slot);
+    dev->cache = std::make_unique<ExpertCache>(cache_arena, slot, slots, make_policy(options_.policy, int(model_layer_of.size())));
+    Device* raw = dev.get();
+    dev->engine = std::make_unique<TransferEngine>(
+        *dev->cache, [this, raw](ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled) {
+          return fill(*raw, key, dst, cancelled);
+        });
     devices_.push_back(std::move(dev));
   }
+  if (options_.make_communicator && options_.devices > 1) communicator_ = options_.make_communicator(options_.devices);
+  else communicator_ = std::make_unique<InProcessCommunicator>(options_.devices);
+}
+
+// On a copy thread: the expert's bytes from the host tier (or below it) into a device slot.
+bool OffloadedExperts::fill(Device& device, ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled) {
+  const auto upload = device.device->begin_upload(dst);  // its destruction waits for copies in flight
+  const auto source = host_.copy_out(
+      key, [&](uint64_t offset, const std::byte* src, uint64_t bytes) { upload->write(offset, src, bytes); }, &cancelled);
+  if (source == HostTier::Source::kCancelled) return false;
+  upload->finish();
+  (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+  bytes_h2d_ += backing_.layout().bytes;
+  return true;
 }
 
 OffloadedExperts::~OffloadedExperts() {
@@ -133,6 +165,7 @@ void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffe
 
 void OffloadedExperts::compute(const Task& task, const float* x, int64_t hidden, float* out) {
   const model::ExpertGroup& group = *task.group;
+  ExpertDevice& device = *devices_[size_t(task.device)]->device;
   model::gather_rows(x, hidden, group, rows_);
   const int64_t m = int64_t(group.tokens.size());
   results_.resize(rows_.size());
@@ -142,32 +175,19 @@ void OffloadedExperts::compute(const Task& task, const float* x, int64_t hidden,
     // HOBBIT's low-precision expert: the store's quantised copy, read instead of the full one.
     std::vector<std::byte> buffer;
     const model::GatedMlpMatrices q = backing_.read_low_precision(task.key, buffer);
-    model::run_gated_mlp(q, rows_.data(), m, results_.data(), scratch_);
+    device.run_host_expert(q, rows_.data(), m, results_.data());
   } else if (task.kind == Task::kLowPrecision) {
     // No quantised copy in the store (or no store): an int8 copy made on the host.
-    const ExpertLayout& l = backing_.layout();
-    const auto full = l.views(task.data);
     std::vector<std::vector<int8_t>> data(3);
     std::vector<std::vector<float>> scales(3);
-    model::GatedMlpMatrices q = full;
-    cpu::WeightMatrix* mats[3] = {&q.gate, &q.up, &q.down};
-    const cpu::WeightMatrix* src[3] = {&full.gate, &full.up, &full.down};
-    for (int i = 0; i < 3; ++i) {
-      if (src[i]->data == nullptr) continue;  // a GeLU expert has no gate
-      const int64_t rows = src[i]->rows, cols = src[i]->cols;
-      const int group_size = cols % 32 == 0 ? 32 : int(cols);
-      std::vector<float> f32(static_cast<size_t>(rows * cols));
-      for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(*src[i], r, f32.data() + r * cols);
-      const QuantFormat format{DType::kI8, group_size};
-      data[size_t(i)].resize(cpu::quantized_data_bytes(format, rows, cols));
-      scales[size_t(i)].resize(cpu::quantized_scale_count(format, rows, cols));
-      cpu::quantize_rows(f32.data(), rows, cols, format, reinterpret_cast<uint8_t*>(data[size_t(i)].data()),
-                         scales[size_t(i)].data());
-      *mats[i] = cpu::WeightMatrix{data[size_t(i)].data(), DType::kI8, rows, cols, scales[size_t(i)].data(), group_size};
-    }
-    model::run_gated_mlp(q, rows_.data(), m, results_.data(), scratch_);
-  } else {
+    const model::GatedMlpMatrices q = quantize_int8(backing_.layout().views(task.data), data, scales);
+    device.run_host_expert(q, rows_.data(), m, results_.data());
+  } else if (task.kind == Task::kHost) {
     model::run_gated_mlp(backing_.layout().views(task.data), rows_.data(), m, results_.data(), scratch_);
+  } else if (task.kind == Task::kStream) {
+    device.run_host_expert(backing_.layout().views(task.data), rows_.data(), m, results_.data());
+  } else {
+    device.run_expert(backing_.layout().views(task.data), rows_.data(), m, results_.data());
   }
   model::scatter_rows(results_.data(), hidden, group, out);
 }
@@ -223,7 +243,7 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     } else if (options_.miss == "cpu" || (hobbit && importance < options_.hobbit_t1)) {
       fetch_bypass(t.key, staged[i]);  // computed on the host from the host copy
       t.data = staged[i].data();
-      t.kind = options_.miss == "cpu" ? Task::kBypass : Task::kLowPrecision;
+      t.kind = options_.miss == "cpu" ? Task::kHost : Task::kLowPrecision;
       ++(options_.miss == "cpu" ? stats_.cpu_computed : stats_.low_precision);
     } else if (std::byte* slot = dev.cache->reserve(t.key)) {
       dev.engine->submit(t.key, slot, /*demand=*/true);
@@ -232,7 +252,7 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       fetch_bypass(t.key, staged[i]);
       bytes_h2d_ += backing_.layout().bytes;  // a copy to the device all the same
       t.data = staged[i].data();
-      t.kind = Task::kBypass;
+      t.kind = Task::kStream;
       ++stats_.bypassed;
     }
   }
@@ -249,11 +269,11 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
         auto& buffer = send[size_t(token % N)][size_t(t.device)];
         buffer.insert(buffer.end(), x + int64_t(token) * hidden, x + int64_t(token + 1) * hidden);
       }
-    const auto recv = communicator_.all_to_all(std::move(send));
+    const auto recv = communicator_->all_to_all(std::move(send));
     std::vector<std::vector<std::vector<float>>> back(static_cast<size_t>(N), std::vector<std::vector<float>>(size_t(N)));
     for (int d = 0; d < N; ++d)
       for (int s = 0; s < N; ++s) back[size_t(d)][size_t(s)] = recv[size_t(d)][size_t(s)];  // results travel the same way
-    communicator_.all_to_all(std::move(back));
+    communicator_->all_to_all(std::move(back));
   }
 
   // Each device computes what it has, then what arrives, in order of submission.
@@ -269,9 +289,11 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       if (handle) {
         t.data = handle->data();
         t.handle = std::move(*handle);
+        t.kind = Task::kReady;
       } else {  // the copy was abandoned (cancelled or failed): read it here, surfacing any error
         fetch_bypass(t.key, fallback);
         t.data = fallback.data();
+        t.kind = Task::kStream;
       }
       compute(t, x, hidden, out);
       t.handle.release();
@@ -308,7 +330,7 @@ OffloadStats OffloadedExperts::stats() const {
   s.nvme_reads = nvme_reads_.load();
   s.bytes_host_to_device = bytes_h2d_.load();
   s.bytes_nvme_to_host = backing_.bytes_read();
-  s.bytes_between_devices = communicator_.bytes_moved();
+  s.bytes_between_devices = communicator_->bytes_moved();
   return s;
 }
 

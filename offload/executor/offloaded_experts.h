@@ -8,8 +8,11 @@
 //
 // For the lossless miss policies (wait, cpu) every expert is computed from the checkpoint's exact
 // bytes by the same kernels, so tokens and logits are bit-identical to the resident run at any
-// budget, device count, plan or predictor.
+// budget, device count, plan or predictor. A backend (ExpertDevice) decides where the slots are
+// and which kernels run: on CUDA devices every budget gives the same bits as every other, and
+// agrees with the CPU to rounding (miss cpu mixes the two, so it agrees to rounding only).
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -19,6 +22,7 @@
 #include "offload/cache/expert_cache.h"
 #include "offload/executor/communicator.h"
 #include "offload/executor/expert_backing.h"
+#include "offload/executor/expert_device.h"
 #include "offload/executor/host_tier.h"
 #include "offload/executor/predictor.h"
 #include "offload/executor/transfer_engine.h"
@@ -42,6 +46,9 @@ struct OffloadOptions {
   double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
   const placement::PlacementPlan* plan = nullptr;  // experts' homes, replicas and devices
   std::shared_ptr<const ExpertStore> store;  // when set, missing experts are read from it (NVMe)
+  ExpertDeviceFactory make_device;  // the devices' backend; CPU virtual devices when empty
+  // The all-to-all among the devices (NCCL for GPUs); in-process when empty.
+  std::function<std::unique_ptr<Communicator>(int devices)> make_communicator;
 };
 
 struct OffloadStats {
@@ -74,6 +81,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   const std::byte* pinned_data(int device, ExpertKey key) const;
   void compute(const Task& task, const float* x, int64_t hidden, float* out);
   void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
+  bool fill(Device& device, ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled);
   void prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing);
 
   const model::Transformer& transformer_;
@@ -82,7 +90,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   ExpertBacking backing_;
   HostTier host_;
   std::vector<std::unique_ptr<Device>> devices_;
-  InProcessCommunicator communicator_;
+  std::unique_ptr<Communicator> communicator_;
   std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
   std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used
   std::vector<float> rows_, results_, scratch_;

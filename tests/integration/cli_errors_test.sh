@@ -53,6 +53,11 @@ expect 1 "impossible KV cache" -- "$moe" plan --model "$model" --trace "$work/mi
 expect 1 "expert budget below one expert" -- "$moe" run -n 2 --gpu-mem 1KiB
 expect 1 "unknown routing" -- "$moe" run -n 2 --routing sparse
 expect 1 "unknown predictor" -- "$moe" run -n 2 --gpu-mem 1GiB --prefetch psychic
+expect 2 "unknown backend" -- "$moe" run -n 2 --backend tpu
+# --backend cuda: a GPU computes the experts where there is one; otherwise one line saying so.
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+  expect 1 "cuda backend without a GPU" -- "$moe" run -n 2 --backend cuda
+fi
 
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"

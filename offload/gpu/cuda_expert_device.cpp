@@ -1,0 +1,226 @@
+#include "offload/gpu/cuda_expert_device.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/expert_gemv.h"
+#include "kernels/cuda/ops.h"
+#include "runtime/core/error.h"
+
+namespace moe::offload {
+namespace {
+
+constexpr int64_t kRowsPerPass = 512;  // bounds the activation buffers during prefill
+constexpr uint64_t kAlign = 256;
+uint64_t aligned(uint64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+int select_device(int id) {
+  const int count = cuda::device_count();
+  MOE_CHECK(id >= 0 && id < count, ErrorCode::kCuda, "no CUDA device {} for expert-parallel rank {} ({} visible)", id, id, count);
+  cuda::check(cudaSetDevice(id), "cudaSetDevice");
+  return id;
+}
+
+cuda::WeightFormat format_of(DType dtype) {
+  switch (dtype) {
+    case DType::kBF16: return cuda::WeightFormat::kBF16;
+    case DType::kI8: return cuda::WeightFormat::kInt8;
+    case DType::kI4: return cuda::WeightFormat::kInt4;
+    default: fail(ErrorCode::kUnsupported, "the CUDA expert kernels take bf16, int8 or int4 weights, not {}", dtype_name(dtype));
+  }
+}
+
+cuda::DeviceWeights device_weights(const cpu::WeightMatrix& m) {
+  cuda::DeviceWeights w;
+  w.data = m.data;
+  w.scales = m.scales;
+  w.format = format_of(m.dtype);
+  w.rows = m.rows;
+  w.cols = m.cols;
+  w.group_size = m.group_size;
+  return w;
+}
+
+uint64_t data_bytes(const cpu::WeightMatrix& m) { return dtype_bytes(m.dtype, size_t(m.rows * m.cols)); }
+uint64_t scale_bytes(const cpu::WeightMatrix& m) {
+  return m.scales ? sizeof(float) * uint64_t(m.rows) * uint64_t(m.cols / m.group_size) : 0;
+}
+
+}  // namespace
+
+// Copies on the device's copy stream through a ring of kStagingDepth slots: a slot is reused once
+// its previous copy has left (its event), so at most the ring's depth is in flight and a
+// cancelled fill stops within a few MiB. Pinned sources are copied from where they are.
+class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
+ public:
+  CopyUpload(CudaExpertDevice& device, std::byte* dst) : d_(device), dst_(dst) {
+    cuda::check(cudaSetDevice(d_.id_), "cudaSetDevice");
+  }
+  ~CopyUpload() override {
+    if (!finished_) cudaStreamSynchronize(d_.copy_.get());  // a slot is never reused under a copy
+  }
+  void write(uint64_t offset, const std::byte* src, uint64_t bytes) override {
+    cudaPointerAttributes attributes{};
+    const bool pinned = cudaPointerGetAttributes(&attributes, src) == cudaSuccess && attributes.type == cudaMemoryTypeHost;
+    cudaGetLastError();  // pageable memory may leave an error behind on older drivers
+    for (uint64_t done = 0; done < bytes;) {
+      const uint64_t n = std::min(kStagingBytes, bytes - done);
+      d_.staged_[size_t(slot_)]->synchronize();
+      const std::byte* from = src + done;
+      if (!pinned) {
+        std::memcpy(d_.staging_[size_t(slot_)].get(), from, n);
+        from = d_.staging_[size_t(slot_)].get();
+      }
+      cuda::check(cudaMemcpyAsync(dst_ + offset + done, from, n, cudaMemcpyHostToDevice, d_.copy_.get()),
+                  "cudaMemcpyAsync (expert)");
+      d_.staged_[size_t(slot_)]->record(d_.copy_.get());
+      slot_ = (slot_ + 1) % kStagingDepth;
+      done += n;
+    }
+  }
+  void finish() override {
+    d_.copy_.synchronize();
+    finished_ = true;
+  }
+
+ private:
+  CudaExpertDevice& d_;
+  std::byte* dst_;
+  int slot_ = 0;
+  bool finished_ = false;
+};
+
+CudaExpertDevice::CudaExpertDevice(int device_id, const ExpertLayout& layout)
+    : id_(select_device(device_id)), hidden_(layout.up.cols), width_(layout.up.rows) {
+  for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down})
+    MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16, ErrorCode::kUnsupported,
+              "the CUDA backend computes bf16 experts (and int8/int4 copies); this model's experts are {}", dtype_name(p->dtype));
+  blas_ = std::make_unique<cuda::CublasHandle>(compute_.get());
+  for (int i = 0; i < kStagingDepth; ++i) {
+    staging_[size_t(i)].ensure(kStagingBytes);
+    staged_[size_t(i)] = std::make_unique<cuda::Event>();
+  }
+}
+
+CudaExpertDevice::~CudaExpertDevice() {
+  cudaSetDevice(id_);
+  cudaStreamSynchronize(copy_.get());
+  cudaStreamSynchronize(compute_.get());
+  for (void* b : blocks_) cudaFree(b);
+}
+
+std::string CudaExpertDevice::name() const { return "cuda:" + std::to_string(id_) + " " + cuda::describe_device(id_); }
+
+std::byte* CudaExpertDevice::allocate(uint64_t bytes) {
+  cuda::check(cudaSetDevice(id_), "cudaSetDevice");
+  void* p = nullptr;
+  const cudaError_t rc = cudaMalloc(&p, std::max<uint64_t>(bytes, kAlign));
+  if (rc == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free = 0, total = 0;
+    cudaMemGetInfo(&free, &total);
+    fail(ErrorCode::kOutOfMemory, "device {} cannot hold {:.2f} MiB of experts ({:.2f} MiB free of {:.2f}): lower --gpu-mem", id_,
+         double(bytes) / double(1 << 20), double(free) / double(1 << 20), double(total) / double(1 << 20));
+  }
+  cuda::check(rc, "cudaMalloc (expert slots)");
+  blocks_.push_back(p);
+  allocated_ += bytes;
+  return static_cast<std::byte*>(p);
+}
+
+std::unique_ptr<ExpertDevice::Upload> CudaExpertDevice::begin_upload(std::byte* dst) {
+  return std::make_unique<CopyUpload>(*this, dst);
+}
+
+// y [m, rows] = x [m, cols] W^T on the compute stream, all device memory.
+void CudaExpertDevice::linear(const cpu::WeightMatrix& matrix, const float* x, int64_t m, float* y) {
+  const cuda::DeviceWeights w = device_weights(matrix);
+  if (m < kGemmMinTokens) {
+    for (int64_t begin = 0; begin < m; begin += cuda::kMaxGemvTokens) {
+      const int n = int(std::min<int64_t>(cuda::kMaxGemvTokens, m - begin));
+      cuda::check(cuda::expert_gemv(w, x + begin * w.cols, n, y + begin * w.rows, compute_.get()), "expert_gemv");
+    }
+    return;
+  }
+  const uint64_t need = sizeof(float) * uint64_t(w.rows) * uint64_t(w.cols);
+  if (widened_.bytes() < need) {
+    compute_.synchronize();  // the old buffer may still be read
+    widened_.ensure(need);
+  }
+  cuda::check(cuda::dequantize_weights(w, widened_.get<float>(), compute_.get()), "dequantize_weights");
+  // Row-major y = x W^T is column-major y^T = W x^T: W (row-major [rows, cols]) is the
+  // column-major [cols, rows] matrix transposed.
+  const float one = 1.0f, zero = 0.0f;
+  cuda::check_cublas(cublasSgemm(blas_->get(), CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(m), int(w.cols), &one,
+                                 widened_.get<float>(), int(w.cols), x, int(w.cols), &zero, y, int(w.rows)),
+                     "cublasSgemm (expert)");
+}
+
+void CudaExpertDevice::run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) {
+  MOE_CHECK(w.up.cols == hidden_ && w.width() == width_, ErrorCode::kInternal, "an expert's shape differs from the device's");
+  cuda::check(cudaSetDevice(id_), "cudaSetDevice");
+  const int64_t pass = std::min(m, kRowsPerPass);
+  const uint64_t row_floats = uint64_t(2 * hidden_ + 2 * width_);
+  activations_.ensure(sizeof(float) * row_floats * uint64_t(pass));  // the last call synchronised
+  rows_in_.ensure(sizeof(float) * uint64_t(pass * hidden_));
+  rows_out_.ensure(sizeof(float) * uint64_t(pass * hidden_));
+  float* dx = activations_.get<float>();
+  float* da = dx + pass * hidden_;
+  float* db = da + pass * width_;
+  float* dy = db + pass * width_;
+  const cudaStream_t s = compute_.get();
+  for (int64_t begin = 0; begin < m; begin += pass) {
+    const int64_t n = std::min(pass, m - begin);
+    const size_t io_bytes = sizeof(float) * size_t(n * hidden_);
+    std::memcpy(rows_in_.get(), x + begin * hidden_, io_bytes);
+    cuda::check(cudaMemcpyAsync(dx, rows_in_.get(), io_bytes, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync (rows)");
+    if (w.gated()) {
+      linear(w.gate, dx, n, da);
+      linear(w.up, dx, n, db);
+      cuda::check(cuda::silu_mul(da, db, da, n * width_, s), "silu_mul");
+    } else {
+      linear(w.up, dx, n, da);
+      cuda::check(cuda::bias_gelu_tanh(da, w.up_bias, n, width_, s), "bias_gelu_tanh");
+    }
+    linear(w.down, da, n, dy);
+    cuda::check(cudaMemcpyAsync(rows_out_.get(), dy, io_bytes, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync (results)");
+    compute_.synchronize();
+    std::memcpy(out + begin * hidden_, rows_out_.get(), io_bytes);
+  }
+}
+
+void CudaExpertDevice::run_host_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) {
+  cuda::check(cudaSetDevice(id_), "cudaSetDevice");
+  // The matrices' data, scales and bias, each 256-byte aligned in one device buffer.
+  const cpu::WeightMatrix* mats[3] = {&w.gate, &w.up, &w.down};
+  uint64_t total = w.up_bias ? aligned(sizeof(float) * uint64_t(w.width())) : 0;
+  for (const auto* mat : mats)
+    if (mat->data) total += aligned(data_bytes(*mat)) + aligned(scale_bytes(*mat));
+  if (host_expert_.bytes() < total) {
+    compute_.synchronize();
+    host_expert_.ensure(total);
+  }
+  std::byte* cursor = host_expert_.get();
+  const auto upload = [&](const void* src, uint64_t bytes) {
+    std::byte* at = cursor;
+    cuda::check(cudaMemcpyAsync(at, src, bytes, cudaMemcpyHostToDevice, compute_.get()), "cudaMemcpyAsync (streamed expert)");
+    cursor += aligned(bytes);
+    return at;
+  };
+  model::GatedMlpMatrices d = w;
+  cpu::WeightMatrix* dmats[3] = {&d.gate, &d.up, &d.down};
+  for (int i = 0; i < 3; ++i) {
+    if (!mats[i]->data) continue;
+    dmats[i]->data = upload(mats[i]->data, data_bytes(*mats[i]));
+    if (mats[i]->scales) dmats[i]->scales = reinterpret_cast<const float*>(upload(mats[i]->scales, scale_bytes(*mats[i])));
+  }
+  if (w.up_bias) d.up_bias = reinterpret_cast<const float*>(upload(w.up_bias, sizeof(float) * uint64_t(w.width())));
+  run_expert(d, x, m, out);  // synchronises before returning, so the sources may go
+}
+
+ExpertDeviceFactory cuda_expert_devices() {
+  return [](int index, const ExpertLayout& layout) { return std::make_unique<CudaExpertDevice>(index, layout); };
+}
+
+}  // namespace moe::offload

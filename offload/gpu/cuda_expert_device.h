@@ -1,0 +1,57 @@
+#pragma once
+// The executor's device on a CUDA GPU. Slots live in device memory; a copy thread fills them on
+// the device's copy stream (straight from the pinned host pool, or through a ring of pinned
+// staging buffers for pageable memory) while the executor's thread computes the resident
+// experts on the compute stream, so the copies of the next experts overlap the current ones'
+// compute. An expert's rows go through the expert GEMV eight at a time, or, from
+// kGemmMinTokens rows (prefill), through an f32 cuBLAS GEMM on its widened weights.
+// Weights in bf16, int8 or int4 (the group-quantised layout of kernels/cpu/quantize.h).
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "offload/executor/expert_device.h"
+#include "offload/gpu/cuda_resources.h"
+
+namespace moe::offload {
+
+class CudaExpertDevice final : public ExpertDevice {
+ public:
+  static constexpr int kGemmMinTokens = 32;
+  static constexpr uint64_t kStagingBytes = uint64_t(4) << 20;  // each of the ring's buffers
+  static constexpr int kStagingDepth = 4;
+
+  // Throws moe::Error(kCuda) when there is no device `device_id`, kUnsupported for experts in a
+  // dtype the kernels do not take (f32, f16).
+  CudaExpertDevice(int device_id, const ExpertLayout& layout);
+  ~CudaExpertDevice() override;
+
+  std::string name() const override;
+  std::byte* allocate(uint64_t bytes) override;
+  std::unique_ptr<Upload> begin_upload(std::byte* dst) override;
+  void run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override;
+  void run_host_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override;
+  uint64_t allocated_bytes() const { return allocated_; }
+
+ private:
+  class CopyUpload;
+  void linear(const cpu::WeightMatrix& matrix, const float* x, int64_t m, float* y);
+
+  int id_;
+  int64_t hidden_ = 0, width_ = 0;
+  std::vector<void*> blocks_;  // allocate()'s
+  uint64_t allocated_ = 0;
+  cuda::Stream compute_, copy_;
+  std::unique_ptr<cuda::CublasHandle> blas_;
+  cuda::DeviceBuffer activations_, widened_, host_expert_;
+  cuda::PinnedBuffer rows_in_, rows_out_;
+  std::array<cuda::PinnedBuffer, kStagingDepth> staging_;
+  std::array<std::unique_ptr<cuda::Event>, kStagingDepth> staged_;  // a ring slot's copy has left
+};
+
+// Rank i on CUDA device i: the factory for OffloadOptions::make_device. Throws moe::Error(kCuda)
+// for a rank without a visible device.
+ExpertDeviceFactory cuda_expert_devices();
+
+}  // namespace moe::offload
