@@ -3,40 +3,12 @@
 #include <algorithm>
 #include <cfloat>
 
+#include "kernels/cuda/block_reduce.cuh"
+
 namespace moe::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ float block_sum(float v, float* shared) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.0f;
-  if (warp == 0)
-    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (threadIdx.x == 0) shared[0] = v;
-  __syncthreads();
-  v = shared[0];
-  __syncthreads();
-  return v;
-}
-
-__device__ float block_max(float v, float* shared) {
-  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : -FLT_MAX;
-  if (warp == 0)
-    for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if (threadIdx.x == 0) shared[0] = v;
-  __syncthreads();
-  v = shared[0];
-  __syncthreads();
-  return v;
-}
 
 __global__ void rms_norm_kernel(const float* x, float* out, int64_t d, const float* weight, float eps) {
   __shared__ float shared[32];
@@ -46,6 +18,25 @@ __global__ void rms_norm_kernel(const float* x, float* out, int64_t d, const flo
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += xr[j] * xr[j];
   const float inv = rsqrtf(block_sum(ss, shared) / float(d) + eps);
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) orow[j] = weight ? xr[j] * inv * weight[j] : xr[j] * inv;
+}
+
+// Two passes over the row, as the CPU: the mean, then the variance about it.
+__global__ void layer_norm_kernel(const float* x, float* out, int64_t d, const float* weight, const float* bias, float eps) {
+  __shared__ float shared[32];
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  float* orow = out + int64_t(blockIdx.x) * d;
+  float s = 0.0f;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) s += xr[j];
+  const float mean = block_sum(s, shared) / float(d);
+  float v = 0.0f;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) v += (xr[j] - mean) * (xr[j] - mean);
+  const float inv = 1.0f / sqrtf(block_sum(v, shared) / float(d) + eps);
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+    float y = (xr[j] - mean) * inv;
+    if (weight) y *= weight[j];
+    if (bias) y += bias[j];
+    orow[j] = y;
+  }
 }
 
 __global__ void silu_mul_kernel(const float* gate, const float* up, float* out, int64_t n) {
@@ -83,36 +74,6 @@ __global__ void rope_kernel(float* x, int64_t n_heads, int64_t head_dim, int64_t
     const float a = v[i], b = v[i + half];
     v[i] = a * c - b * s;
     v[i + half] = b * c + a * s;
-  }
-}
-
-// One block per (token, head): scores in shared memory, then softmax, then the weighted values.
-__global__ void attention_kernel(const float* q, const float* k_cache, const float* v_cache, int64_t first_position,
-                                 int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out) {
-  extern __shared__ float scores[];
-  __shared__ float shared[32];
-  const int64_t t = blockIdx.x / n_heads, h = blockIdx.x % n_heads, kv = h / (n_heads / n_kv_heads);
-  const int64_t keys = first_position + t + 1, kv_row = n_kv_heads * head_dim;
-  const float* qv = q + (t * n_heads + h) * head_dim;
-  float local_max = -FLT_MAX;
-  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) {
-    const float* kj = k_cache + j * kv_row + kv * head_dim;
-    float dot = 0.0f;
-    for (int64_t d = 0; d < head_dim; ++d) dot = fmaf(qv[d], kj[d], dot);
-    scores[j] = dot * scale;
-    local_max = fmaxf(local_max, scores[j]);
-  }
-  const float max = block_max(local_max, shared);
-  float local_sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) {
-    scores[j] = expf(scores[j] - max);
-    local_sum += scores[j];
-  }
-  const float inv = 1.0f / block_sum(local_sum, shared);
-  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < keys; ++j) acc = fmaf(scores[j], v_cache[j * kv_row + kv * head_dim + d], acc);
-    out[(t * n_heads + h) * head_dim + d] = acc * inv;
   }
 }
 
@@ -188,6 +149,13 @@ cudaError_t rms_norm(const float* x, float* out, int64_t m, int64_t d, const flo
   return cudaGetLastError();
 }
 
+cudaError_t layer_norm(const float* x, float* out, int64_t m, int64_t d, const float* weight, const float* bias, float eps,
+                       cudaStream_t stream) {
+  if (m <= 0) return cudaSuccess;
+  layer_norm_kernel<<<unsigned(m), kThreads, 0, stream>>>(x, out, d, weight, bias, eps);
+  return cudaGetLastError();
+}
+
 cudaError_t silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   silu_mul_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, out, n);
@@ -210,20 +178,6 @@ cudaError_t apply_rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head
                        const int64_t* positions, const float* inv_freq, float scaling, cudaStream_t stream) {
   if (n_tokens <= 0) return cudaSuccess;
   rope_kernel<<<unsigned(n_tokens), kThreads, 0, stream>>>(x, n_heads, head_dim, rotary_dim, positions, inv_freq, scaling);
-  return cudaGetLastError();
-}
-
-cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
-                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream) {
-  if (n_tokens <= 0) return cudaSuccess;
-  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
-  const size_t shared = size_t(first_position + n_tokens) * sizeof(float);
-  if (shared > 48 * 1024) {  // long contexts: raise the dynamic shared-memory limit
-    const cudaError_t e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
-    if (e != cudaSuccess) return e;
-  }
-  attention_kernel<<<unsigned(n_tokens * n_heads), kThreads, shared, stream>>>(q, k_cache, v_cache, first_position, n_heads,
-                                                                             n_kv_heads, head_dim, scale, out);
   return cudaGetLastError();
 }
 

@@ -9,6 +9,9 @@ namespace moe::cuda {
 
 // out = x * rsqrt(mean(x^2) + eps) * weight, per row of d. out may alias x.
 cudaError_t rms_norm(const float* x, float* out, int64_t m, int64_t d, const float* weight, float eps, cudaStream_t stream);
+// out = (x - mean) * rsqrt(var + eps) * weight + bias per row of d (weight, bias may be null).
+cudaError_t layer_norm(const float* x, float* out, int64_t m, int64_t d, const float* weight, const float* bias, float eps,
+                       cudaStream_t stream);
 // out = silu(gate) * up.
 cudaError_t silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 // x = gelu(x), exact erf form.
@@ -18,11 +21,6 @@ cudaError_t bias_gelu_tanh(float* x, const float* bias, int64_t m, int64_t width
 // Rotate-half RoPE on x [n_tokens, n_heads, head_dim] with inv_freq [rotary_dim / 2] (device).
 cudaError_t apply_rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t rotary_dim,
                        const int64_t* positions, const float* inv_freq, float attention_scaling, cudaStream_t stream);
-// Causal attention of q [n_tokens, n_heads, head_dim] at positions first_position + i over the
-// caches [>= first_position + n_tokens, n_kv_heads, head_dim]; one block per (token, head), keys
-// split across the block's threads (decode over long contexts uses all of them).
-cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
-                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream);
 // Per token: softmax over n_experts logits, then the top k (descending, ties to the lower index),
 // optionally renormalised. ids/weights: [n_tokens, k]. n_experts <= 1024.
 cudaError_t route_top_k(const float* logits, int64_t n_tokens, int n_experts, int k, bool renormalize, int32_t* ids,

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu/activation.h"
@@ -15,9 +16,12 @@
 #include "kernels/cpu/quantize.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/router.h"
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/expert_gemv.h"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/permute.h"
+#include "runtime/model/expert_groups.h"
 
 namespace moe::cuda {
 namespace {
@@ -105,6 +109,17 @@ TEST_P(GemvTest, MatchesTheCpuMatmul) {
     check(cudaDeviceSynchronize(), "sync");
     EXPECT_LT(relative_error(dy.host(), ref), 1e-5) << "m = " << m;
   }
+  // The GEMM path's operand: the same values the GEMV multiplies, widened to f32.
+  std::vector<float> widened_ref(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(cpu_w, r, widened_ref.data() + r * cols);
+  DeviceBuffer<uint8_t> dw(format == WeightFormat::kBF16 ? std::vector<uint8_t>(reinterpret_cast<uint8_t*>(bf16.data()),
+                                                                                reinterpret_cast<uint8_t*>(bf16.data() + bf16.size()))
+                                                         : quant);
+  DeviceBuffer<float> ds(scales.empty() ? std::vector<float>{0.0f} : scales), dwide(widened_ref.size());
+  dwide.poison();
+  check(dequantize_weights({dw.ptr, scales.empty() ? nullptr : ds.ptr, format, rows, cols, group}, dwide.ptr, nullptr),
+        "dequantize_weights");
+  EXPECT_EQ(relative_error(dwide.host(), widened_ref), 0.0);
 }
 
 std::string gemv_case_name(const ::testing::TestParamInfo<GemvCase>& info) {
@@ -152,6 +167,21 @@ TEST_F(Gpu, RmsNormSiluAndGelu) {
   EXPECT_LT(relative_error(dx2.host(), tanh_ref), 1e-5);
 }
 
+TEST_F(Gpu, LayerNormMatchesTheCpu) {
+  const int64_t m = 6, d = 768;
+  auto x = random_floats(size_t(m * d), 21);
+  for (float& v : x) v = v * 3.0f + 1.5f;  // a mean far from zero
+  const auto w = random_floats(size_t(d), 22), b = random_floats(size_t(d), 23);
+  DeviceBuffer<float> dx(x), dw(w), db(b), dout(x.size());
+  for (const bool affine : {true, false}) {
+    std::vector<float> ref(x.size());
+    cpu::layer_norm(x.data(), ref.data(), m, d, affine ? w.data() : nullptr, affine ? b.data() : nullptr, 1e-5f);
+    dout.poison();
+    check(layer_norm(dx.ptr, dout.ptr, m, d, affine ? dw.ptr : nullptr, affine ? db.ptr : nullptr, 1e-5f, nullptr), "layer_norm");
+    EXPECT_LT(relative_error(dout.host(), ref), 1e-5) << "affine " << affine;
+  }
+}
+
 TEST_F(Gpu, RopeMatchesTheCpu) {
   const int64_t n = 7, heads = 8, dim = 64;
   cpu::RopeParams p;
@@ -179,6 +209,67 @@ TEST_F(Gpu, AttentionPrefillAndLongDecode) {
     check(attention(dq.ptr, dk.ptr, dv.ptr, n, first, heads, kv, dim, 0.125f, dout.ptr, nullptr), "attention");
     EXPECT_LT(relative_error(dout.host(), ref), 1e-5) << "tokens " << n << " after " << first;
   }
+}
+
+TEST_F(Gpu, AttentionSplitOverTheKeysForLongContexts) {
+  // 70000 keys would need 280 KB of scores in one block's shared memory: past the one-block kernel.
+  for (const auto& [n, first, split] : {std::tuple<int64_t, int64_t, int64_t>{1, 70000, 1024}, {3, 5000, 777}, {9, 0, 4}}) {
+    const int64_t heads = 8, kv = 2, dim = 64, keys = first + n;
+    const auto q = random_floats(size_t(n * heads * dim), 16), k = random_floats(size_t(keys * kv * dim), 17),
+               v = random_floats(size_t(keys * kv * dim), 18);
+    std::vector<float> ref(q.size());
+    cpu::attention(q.data(), k.data(), v.data(), n, first, heads, kv, dim, 0.125f, ref.data());
+    DeviceBuffer<float> dq(q), dk(k), dv(v), dout(q.size());
+    DeviceBuffer<float> workspace(size_t(attention_split_workspace(n, first, heads, dim, split)));
+    workspace.poison();
+    dout.poison();
+    check(attention_split(dq.ptr, dk.ptr, dv.ptr, n, first, heads, kv, dim, 0.125f, dout.ptr, split, workspace.ptr, nullptr),
+          "attention_split");
+    EXPECT_LT(relative_error(dout.host(), ref), 1e-5) << "tokens " << n << " after " << first << ", split " << split;
+  }
+}
+
+TEST_F(Gpu, PermuteInTheCpuGroupsOrderAndBack) {
+  // A threshold-style routing: a varying number of experts per token.
+  std::mt19937 rng(31);
+  const int experts = 40;
+  model::RoutingDecision routing;
+  for (int t = 0; t < 300; ++t) {
+    std::vector<int32_t> ids;
+    for (int e = 0; e < experts; ++e)
+      if (rng() % 9 == 0) ids.push_back(e);
+    routing.add_token(ids, std::vector<float>(ids.size(), 1.0f));
+  }
+  const int64_t n = routing.num_assignments();
+  std::vector<int32_t> want_order, want_offsets(size_t(experts) + 1, 0);
+  for (const model::ExpertGroup& g : model::group_by_expert(routing)) {
+    want_order.insert(want_order.end(), g.assignments.begin(), g.assignments.end());
+    want_offsets[size_t(g.expert) + 1] = int32_t(g.assignments.size());
+  }
+  for (int e = 0; e < experts; ++e) want_offsets[size_t(e) + 1] += want_offsets[size_t(e)];
+  DeviceBuffer<int32_t> dexperts(routing.experts), dorder(static_cast<size_t>(n)), doffsets(size_t(experts) + 1);
+  dorder.poison();
+  check(sort_by_expert(dexperts.ptr, n, experts, dorder.ptr, doffsets.ptr, nullptr), "sort_by_expert");
+  EXPECT_EQ(dorder.host(), want_order);
+  EXPECT_EQ(doffsets.host(), want_offsets);
+
+  // Permute the tokens' rows into that order, and scatter them back to assignment order.
+  const int64_t hidden = 96, tokens = routing.num_tokens();
+  const auto x = random_floats(size_t(tokens * hidden), 32);
+  std::vector<int32_t> token_of(static_cast<size_t>(n)), rows(static_cast<size_t>(n));
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int32_t a = routing.offsets[size_t(t)]; a < routing.offsets[size_t(t) + 1]; ++a) token_of[size_t(a)] = int32_t(t);
+  for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = token_of[size_t(want_order[size_t(i)])];
+  DeviceBuffer<float> dx(x), dpermuted(size_t(n * hidden)), dback(size_t(n * hidden));
+  DeviceBuffer<int32_t> drows(rows);
+  dpermuted.poison();
+  dback.poison();
+  check(gather_rows(dx.ptr, drows.ptr, n, hidden, dpermuted.ptr, nullptr), "gather_rows");
+  check(scatter_rows(dpermuted.ptr, dorder.ptr, n, hidden, dback.ptr, nullptr), "scatter_rows");
+  const auto back = dback.host();
+  for (int64_t a = 0; a < n; ++a)
+    ASSERT_EQ(std::memcmp(back.data() + a * hidden, x.data() + token_of[size_t(a)] * hidden, sizeof(float) * size_t(hidden)), 0)
+        << "assignment " << a;
 }
 
 TEST_F(Gpu, RoutingAndCombine) {

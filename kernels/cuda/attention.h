@@ -1,0 +1,26 @@
+#pragma once
+// Causal scaled-dot-product attention over a KV cache with grouped-query heads, f32, as the CPU's
+// kernels/cpu/attention.h computes it. Launchers return the launch's CUDA error; pointers are
+// device memory.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace moe::cuda {
+
+// q [n_tokens, n_heads, head_dim] at positions first_position + i over the caches
+// [>= first_position + n_tokens, n_kv_heads, head_dim]; out like q. One block per (token, head)
+// with its scores in shared memory: prefill, and decode up to a few tens of thousands of keys.
+cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
+                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream);
+
+// The same, split over the keys for long contexts (flash-decoding): blocks of `split_keys` keys
+// per (token, head) each keep their max, sum and unnormalised weighted values in `workspace`,
+// and a second pass merges them. Enough parallelism for one decode token, no shared-memory
+// limit on the context. workspace: attention_split_workspace(...) floats.
+int64_t attention_split_workspace(int64_t n_tokens, int64_t first_position, int64_t n_heads, int64_t head_dim, int64_t split_keys);
+cudaError_t attention_split(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
+                            int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t split_keys,
+                            float* workspace, cudaStream_t stream);
+
+}  // namespace moe::cuda
