@@ -1,4 +1,5 @@
-// `moe bench gpu`: expert GEMV and host-to-device copies beside their ceilings on this GPU.
+// `moe bench gpu`: expert GEMV, an expert's decode step and the engine's host-to-device expert
+// copies beside their ceilings on this GPU, measured in the same run.
 #include <fmt/format.h>
 
 #include "runtime/core/error.h"
@@ -6,6 +7,7 @@
 
 #if MOE_HAVE_CUDA
 #include "kernels/cuda/gpu_benchmark.h"
+#include "offload/gpu/transfer_benchmark.h"
 #endif
 
 namespace moe::tools {
@@ -13,7 +15,13 @@ namespace {
 
 void run(bool json) {
 #if MOE_HAVE_CUDA
-  const cuda::GpuBenchmark b = cuda::run_gpu_benchmark();
+  cuda::GpuBenchmark b = cuda::run_gpu_benchmark();
+  const offload::TransferBenchmark t = offload::run_transfer_benchmark();
+  const double d2d = b.rows.empty() ? 0 : b.rows.front().ceiling_bytes_per_second;
+  const std::string raw = "one raw pinned cudaMemcpyAsync";
+  b.rows.push_back({"expert decode step (1 token, engine)", t.decode_compute, d2d, "device-to-device copy (read + write)"});
+  b.rows.push_back({"h2d expert copy from the pinned pool", t.from_pinned, t.raw_pinned, raw});
+  b.rows.push_back({"h2d expert copy from pageable memory", t.from_pageable, t.raw_pinned, raw});
   if (json) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& r : b.rows)

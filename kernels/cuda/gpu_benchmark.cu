@@ -96,46 +96,6 @@ GpuBenchmark run_gpu_benchmark(int64_t rows, int64_t cols, int repeats) {
     b.rows.push_back({f.name, double(f.bytes) / seconds, d2d, "device-to-device copy (read + write)"});
   }
 
-  // Ceiling 2: one raw pinned host-to-device copy of an expert's bytes; the engine's way is
-  // chunks alternating over two copy streams, so a wrong prefetch can stop between chunks.
-  const size_t expert_bytes = size_t(3 * rows * cols * 2);  // gate, up, down in bf16
-  void* pinned = nullptr;
-  check(cudaHostAlloc(&pinned, expert_bytes, cudaHostAllocDefault), "cudaHostAlloc");
-  std::memset(pinned, 1, expert_bytes);
-  Device dexpert(expert_bytes);
-  const double raw = double(expert_bytes) /
-                     median_seconds([&] { check(cudaMemcpyAsync(dexpert.ptr, pinned, expert_bytes, cudaMemcpyHostToDevice, stream), "copy"); },
-                                    repeats, stream);
-  cudaStream_t copy[2];
-  cudaEvent_t done[2];
-  for (int i = 0; i < 2; ++i) {
-    check(cudaStreamCreateWithFlags(&copy[i], cudaStreamNonBlocking), "cudaStreamCreate");
-    check(cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming), "cudaEventCreate");
-  }
-  const size_t chunk = size_t(8) << 20;
-  const auto chunked_copy = [&] {
-    cudaEvent_t begin;
-    check(cudaEventCreateWithFlags(&begin, cudaEventDisableTiming), "cudaEventCreate");
-    check(cudaEventRecord(begin, stream), "cudaEventRecord");
-    for (int i = 0; i < 2; ++i) check(cudaStreamWaitEvent(copy[i], begin), "cudaStreamWaitEvent");
-    int n = 0;
-    for (size_t off = 0; off < expert_bytes; off += chunk, ++n)
-      check(cudaMemcpyAsync(static_cast<uint8_t*>(dexpert.ptr) + off, static_cast<uint8_t*>(pinned) + off,
-                            std::min(chunk, expert_bytes - off), cudaMemcpyHostToDevice, copy[n % 2]),
-            "cudaMemcpyAsync");
-    for (int i = 0; i < 2; ++i) {
-      check(cudaEventRecord(done[i], copy[i]), "cudaEventRecord");
-      check(cudaStreamWaitEvent(stream, done[i]), "cudaStreamWaitEvent");
-    }
-    check(cudaEventDestroy(begin), "cudaEventDestroy");
-  };
-  const double chunked = double(expert_bytes) / median_seconds(chunked_copy, repeats, stream);
-  b.rows.push_back({"h2d expert copy, 8 MiB chunks on 2 streams", chunked, raw, "one pinned cudaMemcpyAsync"});
-  for (int i = 0; i < 2; ++i) {
-    cudaStreamDestroy(copy[i]);
-    cudaEventDestroy(done[i]);
-  }
-  cudaFreeHost(pinned);
   cudaStreamDestroy(stream);
   return b;
 }

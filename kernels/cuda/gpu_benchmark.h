@@ -1,7 +1,7 @@
 #pragma once
-// GPU figures beside their ceilings, measured in the same run on the same device:
-// expert GEMV bandwidth (bf16, int8, int4) against a device-to-device copy, and chunked
-// host-to-device expert copies against one raw pinned cudaMemcpyAsync of the same bytes.
+// GPU kernel figures beside their ceiling, measured in the same run on the same device: expert
+// GEMV bandwidth (bf16, int8, int4) against a device-to-device copy. (The engine's copies are
+// offload/gpu/transfer_benchmark.h.)
 #include <string>
 #include <vector>
 
