@@ -29,6 +29,7 @@ struct Flags {
   bool json = false;
   std::string budgets;  // --gpu-mem A,B,C: one run per budget
   bool predict = false;  // beside each run, moe sim's prediction from a profile measured now
+  bool shared_expert_bytes = false;  // --config: experts share their bytes (fits Mixtral-8x7B in RAM)
   OffloadFlags offload;
 };
 
@@ -94,8 +95,8 @@ void run(const Flags& f) {
   std::string what;
   if (!f.config.empty()) {
     const auto config = loading::load_model_config(f.config);
-    m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1));
-    what = f.config + " (synthetic weights)";
+    m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1, f.shared_expert_bytes));
+    what = f.config + (f.shared_expert_bytes ? " (synthetic weights, experts sharing bytes)" : " (synthetic weights)");
   } else {
     const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
     m = model::load_model(dir);
@@ -136,6 +137,9 @@ void setup(CLI::App& app) {
   app.add_option("--prompt-tokens", f->prompt_tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("-n,--decode-tokens", f->decode_tokens, "decode steps timed")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--json", f->json, "print one JSON document");
+  app.add_flag("--shared-expert-bytes", f->shared_expert_bytes,
+               "with --config: all experts share one buffer per tensor kind (a Mixtral-8x7B shape in a few GB; "
+               "the same bytes move, the logits mean nothing: replay a trace)");
   app.add_flag("--predict", f->predict, "with --gpu-mem: also predict each run with moe sim on a profile measured now");
   add_offload_options(app, f->offload);
   app.remove_option(app.get_option("--gpu-mem"));

@@ -55,10 +55,11 @@ if ((mixtral)); then
   config="$root/configs/models/mixtral-8x7b.json"
   {
     echo
-    echo "Mixtral-8x7B shape, synthetic bf16 weights, 24 GiB of experts on the GPU, routing from $(basename "$trace"):"
+    echo "Mixtral-8x7B shape, synthetic bf16 weights (experts sharing bytes), 24 GiB of experts on the GPU, all"
+    echo "experts in an 86 GiB pinned host pool, routing from $(basename "$trace"):"
     echo '```'
-    "$moe" bench decode --config "$config" --backend cuda --gpu-mem 24GiB --host-mem 0 --replay-trace "$trace" \
-      --prompt-tokens 16 -n 16 || status=$?
+    "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 24GiB --host-mem 86GiB \
+      --replay-trace "$trace" --prompt-tokens 16 -n 16 || status=$?
     echo '```'
     if ! python3 -c "import accelerate" 2>/dev/null && ls "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1; then
       python3 -m pip install -q --no-deps "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1 || true

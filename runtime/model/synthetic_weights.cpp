@@ -1,5 +1,6 @@
 #include "runtime/model/synthetic_weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string_view>
 
@@ -27,8 +28,11 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 }  // namespace
 
-SyntheticWeights::SyntheticWeights(const loading::ModelConfig& config, uint64_t seed)
-    : dtype_(config.dtype == DType::kF32 ? DType::kF32 : DType::kBF16), seed_(seed), tied_(config.tie_word_embeddings) {}
+SyntheticWeights::SyntheticWeights(const loading::ModelConfig& config, uint64_t seed, bool shared_expert_bytes)
+    : dtype_(config.dtype == DType::kF32 ? DType::kF32 : DType::kBF16),
+      seed_(seed),
+      tied_(config.tie_word_embeddings),
+      shared_expert_bytes_(shared_expert_bytes) {}
 
 bool SyntheticWeights::has(std::string_view name) const { return !(tied_ && name == "lm_head.weight"); }
 
@@ -37,6 +41,25 @@ Tensor SyntheticWeights::tensor(std::string_view name) const {
 }
 
 Tensor SyntheticWeights::tensor(std::string_view name, const Shape& shape) const {
+  if (!shared_expert_bytes_ || name.find("experts.") == std::string_view::npos || shape.size() != 2) return generate(name, shape);
+  // The name with its layer and expert indices masked: "model.layers.#.block_sparse_moe.experts.#.w1.weight".
+  std::string kind;
+  for (size_t begin = 0; begin <= name.size();) {
+    const size_t end = std::min(name.find('.', begin), name.size());
+    const std::string_view part = name.substr(begin, end - begin);
+    const bool index = !part.empty() && std::all_of(part.begin(), part.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    kind += index ? std::string_view("#") : part;
+    if (end < name.size()) kind += '.';
+    begin = end + 1;
+  }
+  std::lock_guard lock(mutex_);
+  auto it = shared_.find(kind);
+  if (it == shared_.end()) it = shared_.emplace(kind, generate(kind, shape)).first;
+  MOE_CHECK(it->second.shape() == shape, ErrorCode::kInternal, "synthetic expert tensors '{}' differ in shape", kind);
+  return it->second;
+}
+
+Tensor SyntheticWeights::generate(std::string_view name, const Shape& shape) const {
   // Norm weights near 1, biases small, matrices uniform in +-1/sqrt(fan_in) (as nn.Linear
   // initialises), embeddings of unit scale: activations stay in a realistic range.
   const bool is_norm = name.find("norm") != std::string_view::npos && shape.size() == 1;
@@ -59,6 +82,8 @@ Tensor SyntheticWeights::tensor(std::string_view name, const Shape& shape) const
   return t;
 }
 
-std::string SyntheticWeights::describe() const { return "synthetic weights (seed " + std::to_string(seed_) + ")"; }
+std::string SyntheticWeights::describe() const {
+  return "synthetic weights (seed " + std::to_string(seed_) + (shared_expert_bytes_ ? ", experts sharing their bytes)" : ")");
+}
 
 }  // namespace moe::model

@@ -1,5 +1,6 @@
 // The forward pass's own invariants, on synthetic weights of every family: prefill equals
 // step-by-step decode bit for bit, and the expert schedule never changes a bit.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -162,6 +163,25 @@ TEST(SyntheticWeights, SameSeedSameBitsOtherSeedOtherBits) {
   const Tensor z = c.tensor("model.layers.0.self_attn.q_proj.weight", {32, 32});
   EXPECT_EQ(std::memcmp(x.raw(), y.raw(), x.nbytes()), 0);
   EXPECT_NE(std::memcmp(x.raw(), z.raw(), x.nbytes()), 0);
+}
+
+TEST(SyntheticWeights, SharedExpertBytesShareOneBufferPerKind) {
+  const auto config = loading::parse_model_config(moe::testing::tiny_config("mixtral"), "mixtral");
+  const SyntheticWeights shared(config, 1, /*shared_expert_bytes=*/true);
+  const auto get = [&](int layer, int expert, const char* w, const Shape& shape) {
+    return shared.tensor(fmt::format("model.layers.{}.block_sparse_moe.experts.{}.{}.weight", layer, expert, w), shape);
+  };
+  const Tensor w1 = get(0, 0, "w1", {64, 32}), w1_other = get(3, 5, "w1", {64, 32});
+  const Tensor w3 = get(0, 0, "w3", {64, 32}), w2 = get(1, 2, "w2", {32, 64}), w2_again = get(0, 7, "w2", {32, 64});
+  EXPECT_EQ(w1.raw(), w1_other.raw());  // one buffer for every layer and expert
+  EXPECT_EQ(w2.raw(), w2_again.raw());
+  EXPECT_NE(w1.raw(), w3.raw());        // but one per tensor kind
+  EXPECT_NE(std::memcmp(w1.raw(), w3.raw(), w1.nbytes()), 0);
+  // Everything else is generated per name as before.
+  const Tensor q0 = shared.tensor("model.layers.0.self_attn.q_proj.weight", {32, 32});
+  const Tensor q1 = shared.tensor("model.layers.1.self_attn.q_proj.weight", {32, 32});
+  EXPECT_NE(std::memcmp(q0.raw(), q1.raw(), q0.nbytes()), 0);
+  EXPECT_THROW(get(2, 1, "w1", {32, 32}), Error);  // a kind of two shapes is a bug, said so
 }
 
 }  // namespace
