@@ -43,6 +43,7 @@ class OffloadSession {
   model::LoadedModel& model_;
   placement::PlacementPlan plan_;
   placement::Trace profile_;
+  std::unique_ptr<model::LinearBackend> linear_;  // --backend cuda: the dense products on GPU 0
   std::unique_ptr<offload::OffloadedExperts> runner_;
   std::unique_ptr<offload::TraceRecorder> recorder_;
   std::unique_ptr<offload::TraceReplayer> replayer_;

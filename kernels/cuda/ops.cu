@@ -39,6 +39,11 @@ __global__ void layer_norm_kernel(const float* x, float* out, int64_t d, const f
   }
 }
 
+__global__ void add_bias_kernel(float* y, const float* bias, int64_t m, int64_t width) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < m * width; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] += bias[i % width];
+}
+
 __global__ void silu_mul_kernel(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float g = gate[i];
@@ -153,6 +158,12 @@ cudaError_t layer_norm(const float* x, float* out, int64_t m, int64_t d, const f
                        cudaStream_t stream) {
   if (m <= 0) return cudaSuccess;
   layer_norm_kernel<<<unsigned(m), kThreads, 0, stream>>>(x, out, d, weight, bias, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t add_bias(float* y, const float* bias, int64_t m, int64_t width, cudaStream_t stream) {
+  if (m <= 0 || width <= 0) return cudaSuccess;
+  add_bias_kernel<<<blocks_for(m * width), kThreads, 0, stream>>>(y, bias, m, width);
   return cudaGetLastError();
 }
 

@@ -12,6 +12,8 @@ cudaError_t rms_norm(const float* x, float* out, int64_t m, int64_t d, const flo
 // out = (x - mean) * rsqrt(var + eps) * weight + bias per row of d (weight, bias may be null).
 cudaError_t layer_norm(const float* x, float* out, int64_t m, int64_t d, const float* weight, const float* bias, float eps,
                        cudaStream_t stream);
+// y [m, width] += bias [width] (a linear layer's bias after its GEMV or GEMM).
+cudaError_t add_bias(float* y, const float* bias, int64_t m, int64_t width, cudaStream_t stream);
 // out = silu(gate) * up.
 cudaError_t silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 // x = gelu(x), exact erf form.

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "kernels/cuda/device.h"
-#include "kernels/cuda/expert_gemv.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/core/error.h"
 
@@ -20,26 +19,6 @@ int select_device(int id) {
   MOE_CHECK(id >= 0 && id < count, ErrorCode::kCuda, "no CUDA device {} for expert-parallel rank {} ({} visible)", id, id, count);
   cuda::check(cudaSetDevice(id), "cudaSetDevice");
   return id;
-}
-
-cuda::WeightFormat format_of(DType dtype) {
-  switch (dtype) {
-    case DType::kBF16: return cuda::WeightFormat::kBF16;
-    case DType::kI8: return cuda::WeightFormat::kInt8;
-    case DType::kI4: return cuda::WeightFormat::kInt4;
-    default: fail(ErrorCode::kUnsupported, "the CUDA expert kernels take bf16, int8 or int4 weights, not {}", dtype_name(dtype));
-  }
-}
-
-cuda::DeviceWeights device_weights(const cpu::WeightMatrix& m) {
-  cuda::DeviceWeights w;
-  w.data = m.data;
-  w.scales = m.scales;
-  w.format = format_of(m.dtype);
-  w.rows = m.rows;
-  w.cols = m.cols;
-  w.group_size = m.group_size;
-  return w;
 }
 
 uint64_t data_bytes(const cpu::WeightMatrix& m) { return dtype_bytes(m.dtype, size_t(m.rows * m.cols)); }
@@ -96,7 +75,7 @@ CudaExpertDevice::CudaExpertDevice(int device_id, const ExpertLayout& layout)
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down})
     MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16, ErrorCode::kUnsupported,
               "the CUDA backend computes bf16 experts (and int8/int4 copies); this model's experts are {}", dtype_name(p->dtype));
-  blas_ = std::make_unique<cuda::CublasHandle>(compute_.get());
+  matmul_ = std::make_unique<cuda::DeviceMatmul>(compute_.get());
   for (int i = 0; i < kStagingDepth; ++i) {
     staging_[size_t(i)].ensure(kStagingBytes);
     staged_[size_t(i)] = std::make_unique<cuda::Event>();
@@ -133,30 +112,6 @@ std::unique_ptr<ExpertDevice::Upload> CudaExpertDevice::begin_upload(std::byte* 
   return std::make_unique<CopyUpload>(*this, dst);
 }
 
-// y [m, rows] = x [m, cols] W^T on the compute stream, all device memory.
-void CudaExpertDevice::linear(const cpu::WeightMatrix& matrix, const float* x, int64_t m, float* y) {
-  const cuda::DeviceWeights w = device_weights(matrix);
-  if (m < kGemmMinTokens) {
-    for (int64_t begin = 0; begin < m; begin += cuda::kMaxGemvTokens) {
-      const int n = int(std::min<int64_t>(cuda::kMaxGemvTokens, m - begin));
-      cuda::check(cuda::expert_gemv(w, x + begin * w.cols, n, y + begin * w.rows, compute_.get()), "expert_gemv");
-    }
-    return;
-  }
-  const uint64_t need = sizeof(float) * uint64_t(w.rows) * uint64_t(w.cols);
-  if (widened_.bytes() < need) {
-    compute_.synchronize();  // the old buffer may still be read
-    widened_.ensure(need);
-  }
-  cuda::check(cuda::dequantize_weights(w, widened_.get<float>(), compute_.get()), "dequantize_weights");
-  // Row-major y = x W^T is column-major y^T = W x^T: W (row-major [rows, cols]) is the
-  // column-major [cols, rows] matrix transposed.
-  const float one = 1.0f, zero = 0.0f;
-  cuda::check_cublas(cublasSgemm(blas_->get(), CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(m), int(w.cols), &one,
-                                 widened_.get<float>(), int(w.cols), x, int(w.cols), &zero, y, int(w.rows)),
-                     "cublasSgemm (expert)");
-}
-
 void CudaExpertDevice::run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) {
   MOE_CHECK(w.up.cols == hidden_ && w.width() == width_, ErrorCode::kInternal, "an expert's shape differs from the device's");
   cuda::check(cudaSetDevice(id_), "cudaSetDevice");
@@ -176,14 +131,14 @@ void CudaExpertDevice::run_expert(const model::GatedMlpMatrices& w, const float*
     std::memcpy(rows_in_.get(), x + begin * hidden_, io_bytes);
     cuda::check(cudaMemcpyAsync(dx, rows_in_.get(), io_bytes, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync (rows)");
     if (w.gated()) {
-      linear(w.gate, dx, n, da);
-      linear(w.up, dx, n, db);
+      matmul_->run(cuda::device_weights(w.gate), dx, n, da);
+      matmul_->run(cuda::device_weights(w.up), dx, n, db);
       cuda::check(cuda::silu_mul(da, db, da, n * width_, s), "silu_mul");
     } else {
-      linear(w.up, dx, n, da);
+      matmul_->run(cuda::device_weights(w.up), dx, n, da);
       cuda::check(cuda::bias_gelu_tanh(da, w.up_bias, n, width_, s), "bias_gelu_tanh");
     }
-    linear(w.down, da, n, dy);
+    matmul_->run(cuda::device_weights(w.down), da, n, dy);
     cuda::check(cudaMemcpyAsync(rows_out_.get(), dy, io_bytes, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync (results)");
     compute_.synchronize();
     std::memcpy(out + begin * hidden_, rows_out_.get(), io_bytes);

@@ -3,8 +3,8 @@
 // the device's copy stream (straight from the pinned host pool, or through a ring of pinned
 // staging buffers for pageable memory) while the executor's thread computes the resident
 // experts on the compute stream, so the copies of the next experts overlap the current ones'
-// compute. An expert's rows go through the expert GEMV eight at a time, or, from
-// kGemmMinTokens rows (prefill), through an f32 cuBLAS GEMM on its widened weights.
+// compute. An expert's rows go through cuda::DeviceMatmul: the expert GEMV eight at a time, or
+// from 32 rows (prefill) an f32 cuBLAS GEMM on its widened weights.
 // Weights in bf16, int8 or int4 (the group-quantised layout of kernels/cpu/quantize.h).
 #include <array>
 #include <memory>
@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "offload/executor/expert_device.h"
-#include "offload/gpu/cuda_resources.h"
+#include "runtime/cuda/cuda_resources.h"
+#include "runtime/cuda/device_matmul.h"
 
 namespace moe::offload {
 
 class CudaExpertDevice final : public ExpertDevice {
  public:
-  static constexpr int kGemmMinTokens = 32;
   static constexpr uint64_t kStagingBytes = uint64_t(4) << 20;  // each of the ring's buffers
   static constexpr int kStagingDepth = 4;
 
@@ -36,15 +36,14 @@ class CudaExpertDevice final : public ExpertDevice {
 
  private:
   class CopyUpload;
-  void linear(const cpu::WeightMatrix& matrix, const float* x, int64_t m, float* y);
 
   int id_;
   int64_t hidden_ = 0, width_ = 0;
   std::vector<void*> blocks_;  // allocate()'s
   uint64_t allocated_ = 0;
   cuda::Stream compute_, copy_;
-  std::unique_ptr<cuda::CublasHandle> blas_;
-  cuda::DeviceBuffer activations_, widened_, host_expert_;
+  std::unique_ptr<cuda::DeviceMatmul> matmul_;
+  cuda::DeviceBuffer activations_, host_expert_;
   cuda::PinnedBuffer rows_in_, rows_out_;
   std::array<cuda::PinnedBuffer, kStagingDepth> staging_;
   std::array<std::unique_ptr<cuda::Event>, kStagingDepth> staged_;  // a ring slot's copy has left

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "offload/executor/communicator.h"
-#include "offload/gpu/cuda_resources.h"
+#include "runtime/cuda/cuda_resources.h"
 
 namespace moe::offload {
 

@@ -17,22 +17,23 @@ GatedMlpMatrices matrices_of(const GatedMlp& mlp) {
   return m;
 }
 
-void run_gated_mlp(const GatedMlpMatrices& mlp, const float* x, int64_t m, float* out, std::vector<float>& scratch) {
+void run_gated_mlp(const GatedMlpMatrices& mlp, const float* x, int64_t m, float* out, std::vector<float>& scratch,
+                   LinearBackend* backend) {
   const int64_t width = mlp.width();
   if (!mlp.gated()) {
     scratch.resize(size_t(m * width));
-    cpu::matmul(x, m, mlp.up, scratch.data(), mlp.up_bias);
+    linear(backend, x, m, mlp.up, scratch.data(), mlp.up_bias);
     cpu::gelu_tanh(scratch.data(), m * width);
-    cpu::matmul(scratch.data(), m, mlp.down, out);
+    linear(backend, scratch.data(), m, mlp.down, out);
     return;
   }
   scratch.resize(size_t(2 * m * width));
   float* gate = scratch.data();
   float* up = gate + m * width;
-  cpu::matmul(x, m, mlp.gate, gate);
-  cpu::matmul(x, m, mlp.up, up);
+  linear(backend, x, m, mlp.gate, gate);
+  linear(backend, x, m, mlp.up, up);
   cpu::silu_mul(gate, up, gate, m * width);
-  cpu::matmul(gate, m, mlp.down, out);
+  linear(backend, gate, m, mlp.down, out);
 }
 
 }  // namespace moe::model

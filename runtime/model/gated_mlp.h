@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/matmul.h"
+#include "runtime/model/linear_backend.h"
 #include "runtime/model/weights.h"
 
 namespace moe::model {
@@ -18,7 +19,9 @@ struct GatedMlpMatrices {
 
 GatedMlpMatrices matrices_of(const GatedMlp& mlp);
 
-// x: [m, hidden] -> out: [m, hidden]. `scratch` grows as needed and is reused across calls.
-void run_gated_mlp(const GatedMlpMatrices& mlp, const float* x, int64_t m, float* out, std::vector<float>& scratch);
+// x: [m, hidden] -> out: [m, hidden]. `scratch` grows as needed and is reused across calls. The
+// products run on `backend` when given (dense and shared MLPs), else on the CPU kernels.
+void run_gated_mlp(const GatedMlpMatrices& mlp, const float* x, int64_t m, float* out, std::vector<float>& scratch,
+                   LinearBackend* backend = nullptr);
 
 }  // namespace moe::model

@@ -211,7 +211,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
       moe(layer, index, normed.data(), n, positions, branch.data(), gate_residual);
     } else {
       std::vector<float> scratch;
-      run_gated_mlp(layer.dense_mlp, normed.data(), n, branch.data(), scratch);
+      run_gated_mlp(layer.dense_mlp, normed.data(), n, branch.data(), scratch, linear_);
     }
     cpu::add(x.data(), branch.data(), n * hidden);
   }
@@ -226,7 +226,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
     cpu::rms_norm(x.data() + first * hidden, normed.data(), rows, hidden, final_norm_.data(), float(config_.rms_norm_eps));
   }
   std::vector<float> logits(size_t(rows * config_.vocab_size));
-  cpu::matmul(normed.data(), rows, lm_head_, logits.data());
+  linear(linear_, normed.data(), rows, lm_head_, logits.data());
   return logits;
 }
 
@@ -236,9 +236,9 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
   const int64_t hd = c.head_dim, q_width = int64_t{c.num_heads} * hd, kv_width = int64_t{c.num_kv_heads} * hd;
   const float eps = float(c.rms_norm_eps);
   std::vector<float> q(size_t(n * q_width)), k(size_t(n * kv_width)), v(size_t(n * kv_width));
-  cpu::matmul(x, n, layer.q, q.data(), or_null(layer.q_bias));
-  cpu::matmul(x, n, layer.k, k.data(), or_null(layer.k_bias));
-  cpu::matmul(x, n, layer.v, v.data(), or_null(layer.v_bias));
+  linear(linear_, x, n, layer.q, q.data(), or_null(layer.q_bias));
+  linear(linear_, x, n, layer.k, k.data(), or_null(layer.k_bias));
+  linear(linear_, x, n, layer.v, v.data(), or_null(layer.v_bias));
   if (c.qk_norm == QkNorm::kFull) {  // OLMoE: over the whole projection, before the heads split
     cpu::rms_norm(q.data(), q.data(), n, q_width, layer.q_norm.data(), eps);
     cpu::rms_norm(k.data(), k.data(), n, kv_width, layer.k_norm.data(), eps);
@@ -273,7 +273,7 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
     cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
                    1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window);
   }
-  cpu::matmul(heads.data(), n, layer.o, out, or_null(layer.o_bias));
+  linear(linear_, heads.data(), n, layer.o, out, or_null(layer.o_bias));
 }
 
 void Transformer::router_logits(int layer, const float* x, int64_t m, float* out) const {
@@ -344,7 +344,7 @@ void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, 
 
   if (layer.has_shared) {
     std::vector<float> shared(size_t(n * hidden)), scratch;
-    run_gated_mlp(layer.shared, x, n, shared.data(), scratch);
+    run_gated_mlp(layer.shared, x, n, shared.data(), scratch, linear_);
     if (layer.shared_gated) {  // Qwen2-MoE: sigmoid(gate(x)) * shared(x)
       std::vector<float> gate(static_cast<size_t>(n));
       cpu::matmul(x, n, layer.shared_gate, gate.data());

@@ -17,6 +17,7 @@
 #include "runtime/model/expert_runner.h"
 #include "runtime/model/gated_mlp.h"
 #include "runtime/model/kv_cache.h"
+#include "runtime/model/linear_backend.h"
 #include "runtime/model/routing.h"
 #include "runtime/model/weights.h"
 
@@ -38,6 +39,9 @@ class Transformer {
 
   // Replaces the resident expert runner (not owned; must outlive the transformer's use).
   void set_expert_runner(ExpertRunner* runner);
+  // Where attention's projections, dense and shared MLPs and the LM head run (not owned); the
+  // CPU kernels when null.
+  void set_linear_backend(LinearBackend* backend) { linear_ = backend; }
   void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
   const RoutingHook& routing_hook() const { return routing_hook_; }  // to chain hooks
   // DS-MoE's routing modes at run time (routing.h); MoE++ keeps its own routing.
@@ -75,6 +79,7 @@ class Transformer {
   cpu::RopeParams rope_params_;
   std::unique_ptr<ExpertRunner> resident_experts_;
   ExpertRunner* experts_ = nullptr;
+  LinearBackend* linear_ = nullptr;
   RoutingHook routing_hook_;
   RoutingMode routing_mode_;
   RoutingMode effective_routing_;  // routing_mode_ with DS-MoE's `default` resolved once

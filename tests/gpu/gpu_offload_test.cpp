@@ -1,8 +1,9 @@
 // The offloading executor on CUDA devices: with every expert on the GPU, logits of the
 // transformers fixtures (SwiGLU experts), the DS-MoE fixture (GeLU experts with bias) and the
-// trained default model agree with the CPU to rounding (1e-5); and at every budget (down to one
-// slot), host pool, policy and predictor the GPU gives the same bits as with every expert on it
-// (the invariant of the CPU executor, on the device). A long prompt takes the cuBLAS path.
+// trained default model agree with the CPU to rounding (1e-5), with the dense products on the
+// GPU as well (CudaLinear); and at every budget (down to one slot), host pool, policy and
+// predictor the GPU gives the same bits as with every expert on it (the invariant of the CPU
+// executor, on the device). A long prompt takes the cuBLAS path.
 // Skips without a GPU.
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include "kernels/cuda/device.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/gpu/cuda_expert_device.h"
+#include "runtime/cuda/cuda_linear.h"
 #include "runtime/model/model_loader.h"
 
 namespace moe::offload {
@@ -77,6 +79,29 @@ TEST_F(GpuOffload, EveryExpertOnTheGpuMatchesTheCpu) {
   }
 }
 
+TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
+  for (const char* fixture : {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek", "ds_moe"}) {
+    model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / fixture);
+    model::Transformer& t = *m.transformer;
+    const std::vector<float> cpu = logits(t, 40);
+    cuda::CudaLinear linear(0, uint64_t(1) << 40);
+    OffloadedExperts experts(t, on_gpu(uint64_t(1) << 40));
+    t.set_linear_backend(&linear);
+    const std::vector<float> got = with_runner(t, &experts, 40);
+    t.set_linear_backend(nullptr);
+    EXPECT_GT(linear.resident_bytes(), 0u) << fixture;
+    EXPECT_LT(relative_error(got, cpu), 1e-5) << fixture;
+
+    // Without room on the device every product falls back to the CPU kernels: the CPU's bits.
+    cuda::CudaLinear no_room(0, 0);
+    t.set_linear_backend(&no_room);
+    const std::vector<float> fallback = logits(t, 40);
+    t.set_linear_backend(nullptr);
+    EXPECT_GT(no_room.cpu_fallbacks(), 0);
+    EXPECT_EQ(std::memcmp(fallback.data(), cpu.data(), cpu.size() * sizeof(float)), 0) << fixture;
+  }
+}
+
 TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {
   for (const char* fixture : {"mixtral", "ds_moe"}) {
     model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / fixture);
@@ -84,6 +109,8 @@ TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {
     if (std::string(fixture) == "ds_moe") t.set_routing_mode(model::parse_routing_mode("threshold:1"));
     const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
     const int total = t.config().num_sparse_layers() * t.config().num_experts;
+    cuda::CudaLinear linear(0, uint64_t(1) << 40);  // the whole GPU path: dense products there too
+    t.set_linear_backend(&linear);
     OffloadedExperts all(t, on_gpu(uint64_t(total) * expert));
     const std::vector<float> reference = with_runner(t, &all, 40);
     std::mt19937 rng(7);
@@ -103,6 +130,7 @@ TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {
       EXPECT_EQ(std::memcmp(got.data(), reference.data(), got.size() * sizeof(float)), 0);
       EXPECT_GT(runner.stats().bytes_host_to_device, 0u);
     }
+    t.set_linear_backend(nullptr);
   }
 }
 

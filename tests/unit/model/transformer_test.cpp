@@ -103,6 +103,34 @@ TEST_P(EveryFamily, RoutingHookSeesEverySparseLayer) {
   EXPECT_EQ(int(layers.size()), m.config.num_sparse_layers());
 }
 
+// The CPU kernels behind the linear-backend seam, counting: the same bits, every projection seen.
+class CountingLinear final : public LinearBackend {
+ public:
+  void matmul(const float* x, int64_t m, const cpu::WeightMatrix& w, float* y, const float* bias) override {
+    cpu::matmul(x, m, w, y, bias);
+    ++calls;
+    biased += bias != nullptr;
+  }
+  int calls = 0, biased = 0;
+};
+
+TEST_P(EveryFamily, DenseProductsGoThroughTheLinearBackend) {
+  LoadedModel m = tiny_model(GetParam());
+  KvCache a = m.transformer->make_cache(16);
+  const auto reference = m.transformer->forward(kPrompt, a, LogitsWanted::kAll);
+  CountingLinear counting;
+  m.transformer->set_linear_backend(&counting);
+  KvCache b = m.transformer->make_cache(16);
+  const auto other = m.transformer->forward(kPrompt, b, LogitsWanted::kAll);
+  m.transformer->set_linear_backend(nullptr);
+  EXPECT_TRUE(same_bits(reference, other));
+  // q, k, v and o per layer and the LM head at least; dense first layers and shared experts more.
+  EXPECT_GE(counting.calls, 4 * m.config.num_layers + 1);
+  if (GetParam() == "qwen2_moe") {
+    EXPECT_GT(counting.biased, 0);  // its q, k, v biases travel along
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
                          ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek"));
 

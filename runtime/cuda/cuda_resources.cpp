@@ -1,4 +1,4 @@
-#include "offload/gpu/cuda_resources.h"
+#include "runtime/cuda/cuda_resources.h"
 
 #include "kernels/cuda/device.h"
 #include "runtime/core/error.h"
