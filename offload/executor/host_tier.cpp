@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 namespace moe::offload {
 
-HostTier::HostTier(const ExpertBacking& backing, uint64_t budget) : backing_(backing) {
+HostTier::HostTier(const ExpertBacking& backing, uint64_t budget, uint64_t chunk_bytes)
+    : backing_(backing), chunk_bytes_(std::max<uint64_t>(chunk_bytes, 64)) {
   if (budget >= backing.layout().bytes) {
     pool_ = std::make_unique<HostPool>(budget, /*try_pinned=*/true);
     const auto [base, bytes] = pool_->arena();
@@ -13,16 +16,25 @@ HostTier::HostTier(const ExpertBacking& backing, uint64_t budget) : backing_(bac
   }
 }
 
-bool HostTier::load(ExpertKey key, bool pinned) {
-  if (!pool_) return false;
+std::optional<HostBlock> HostTier::allocate_evicting() {
   auto block = pool_->allocate(backing_.layout().bytes);
-  while (!block && !pinned && !lru_.empty()) {  // make room from the unpinned copies
-    const ExpertKey victim = lru_.back();
-    lru_.pop_back();
-    pool_->free(held_.at(victim).block);
-    held_.erase(victim);
+  // Make room from the unpinned copies, least recently used first, skipping those in use.
+  for (auto victim = lru_.end(); !block && victim != lru_.begin();) {
+    --victim;
+    const auto it = held_.find(*victim);
+    if (it->second.users > 0 || it->second.loading) continue;
+    pool_->free(it->second.block);
+    held_.erase(it);
+    victim = lru_.erase(victim);
     block = pool_->allocate(backing_.layout().bytes);
   }
+  return block;
+}
+
+// Startup only (the plan's host-homed experts): reads with the lock held.
+bool HostTier::load(ExpertKey key, bool pinned) {
+  if (!pool_) return false;
+  const auto block = pinned ? pool_->allocate(backing_.layout().bytes) : allocate_evicting();
   if (!block) return false;
   backing_.read(key, block->data, block->bytes);
   Held& h = held_[key];
@@ -53,30 +65,72 @@ HostTier::Source HostTier::copy_out(ExpertKey key, std::byte* dst, const std::at
 }
 
 HostTier::Source HostTier::copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled) {
-  std::lock_guard lock(mutex_);
-  auto it = held_.find(key);
   const uint64_t total = backing_.layout().bytes;
+  std::unique_lock lock(mutex_);
+  auto it = held_.find(key);
+  while (it != held_.end() && it->second.loading) {  // another thread is reading it in
+    loaded_.wait(lock);
+    it = held_.find(key);
+  }
   Source source = Source::kHost;
-  if (it == held_.end()) {
+  Held* held = nullptr;
+  if (it != held_.end()) {
+    held = &it->second;  // element references survive rehashing
+    if (!held->pinned) lru_.splice(lru_.begin(), lru_, held->lru);
+    ++held->users;
+  } else {
     source = Source::kBacking;
-    if (!load(key, /*pinned=*/false)) {
+    const auto block = pool_ ? allocate_evicting() : std::nullopt;
+    if (!block) {  // no room: straight from the backing, keeping nothing
+      lock.unlock();
       if (host_dst) {
         backing_.read(key, host_dst);
       } else {
-        staging_.resize(total);
-        backing_.read(key, staging_.data());
-        write(0, staging_.data(), total);
+        thread_local std::vector<std::byte> staging;
+        staging.resize(total);
+        backing_.read(key, staging.data());
+        write(0, staging.data(), total);
       }
       return source;
     }
-    it = held_.find(key);
-  } else if (!it->second.pinned) {
-    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    held = &held_[key];
+    held->block = *block;
+    held->lru = lru_.insert(lru_.begin(), key);
+    held->loading = true;
+    held->users = 1;
+    lock.unlock();
+    try {
+      backing_.read(key, held->block.data, held->block.bytes);
+    } catch (...) {
+      lock.lock();
+      lru_.erase(held->lru);
+      pool_->free(held->block);
+      held_.erase(key);
+      loaded_.notify_all();
+      throw;
+    }
+    lock.lock();
+    held->loading = false;
+    loaded_.notify_all();
   }
-  for (uint64_t at = 0; at < total; at += kChunkBytes) {
-    if (cancelled && cancelled->load()) return Source::kCancelled;
-    write(at, it->second.block.data + at, std::min(kChunkBytes, total - at));
+  lock.unlock();
+  const auto release = [&] {
+    std::lock_guard relock(mutex_);
+    --held->users;
+  };
+  try {
+    for (uint64_t at = 0; at < total; at += chunk_bytes_) {
+      if (cancelled && cancelled->load()) {
+        release();
+        return Source::kCancelled;
+      }
+      write(at, held->block.data + at, std::min(chunk_bytes_, total - at));
+    }
+  } catch (...) {
+    release();
+    throw;
   }
+  release();
   return source;
 }
 

@@ -1,8 +1,12 @@
 #pragma once
 // The middle tier on the host: a pool of host memory within the --host-mem budget holding
 // expert copies. Experts the plan homes on the host are loaded at start and stay; others are
-// kept after an NVMe read while room remains, least recently used first out. Thread-safe.
+// kept after an NVMe read while room remains, least recently used first out. Thread-safe, and
+// the lock is held only for bookkeeping: reads from the backing and copies out run unlocked
+// (a copy in progress keeps its block from eviction), so several devices' copy threads and the
+// executor's own reads proceed side by side.
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <list>
 #include <memory>
@@ -18,7 +22,8 @@ namespace moe::offload {
 
 class HostTier {
  public:
-  HostTier(const ExpertBacking& backing, uint64_t budget);
+  // chunk_bytes: the pieces copies go out in (cancellation is checked between them).
+  HostTier(const ExpertBacking& backing, uint64_t budget, uint64_t chunk_bytes = kChunkBytes);
   // Loads `key` now and keeps it for the whole run (the plan's host-homed experts).
   bool pin(ExpertKey key);
   enum class Source { kHost, kBacking, kCancelled };
@@ -33,18 +38,22 @@ class HostTier {
 
  private:
   bool load(ExpertKey key, bool pinned);
+  std::optional<HostBlock> allocate_evicting();  // with mutex_ held
   Source copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled);
   const ExpertBacking& backing_;
+  uint64_t chunk_bytes_;
   std::unique_ptr<HostPool> pool_;
   std::mutex mutex_;
+  std::condition_variable loaded_;
   struct Held {
     HostBlock block;
     bool pinned = false;
+    bool loading = false;  // being read from the backing (unlocked); others wait
+    int users = 0;         // copies out in progress: not evictable
     std::list<ExpertKey>::iterator lru;  // its place in lru_ when not pinned
   };
   std::unordered_map<ExpertKey, Held, ExpertKeyHash> held_;
   std::list<ExpertKey> lru_;  // unpinned, most recent first
-  std::vector<std::byte> staging_;  // a backing read with no room in the pool, bound for a device
 };
 
 }  // namespace moe::offload
