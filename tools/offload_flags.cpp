@@ -9,6 +9,7 @@
 #if MOE_HAVE_CUDA
 #include "offload/gpu/cuda_expert_device.h"
 #include "offload/gpu/nccl_communicator.h"
+#include "runtime/cuda/cuda_attention.h"
 #include "runtime/cuda/cuda_linear.h"
 #endif
 
@@ -81,10 +82,12 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
 #if MOE_HAVE_CUDA
     o.make_device = offload::cuda_expert_devices();
     o.make_communicator = [](int devices) { return std::make_unique<offload::NcclCommunicator>(devices); };
-    // Attention's projections, dense and shared MLPs and the LM head resident on GPU 0 (the
-    // experts' --gpu-mem budget does not count them).
+    // Attention's projections, dense and shared MLPs and the LM head resident on GPU 0, and
+    // attention over a device copy of the KV cache (the experts' --gpu-mem budget counts neither).
     linear_ = std::make_unique<cuda::CudaLinear>(0, uint64_t(1) << 62);
     t.set_linear_backend(linear_.get());
+    attention_ = std::make_unique<cuda::CudaAttention>(0);
+    t.set_attention_backend(attention_.get());
 #else
     fail(ErrorCode::kUnsupported, "--backend cuda: this build has no CUDA backend (nvcc was not found when it was built)");
 #endif
@@ -98,6 +101,7 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
 
 OffloadSession::~OffloadSession() {
   model_.transformer->set_linear_backend(nullptr);
+  model_.transformer->set_attention_backend(nullptr);
   model_.transformer->set_expert_runner(nullptr);
   model_.transformer->set_routing_hook({});
   model_.transformer->set_routing_mode({});

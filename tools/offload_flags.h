@@ -44,6 +44,7 @@ class OffloadSession {
   placement::PlacementPlan plan_;
   placement::Trace profile_;
   std::unique_ptr<model::LinearBackend> linear_;  // --backend cuda: the dense products on GPU 0
+  std::unique_ptr<model::AttentionBackend> attention_;  // and attention over a device KV cache
   std::unique_ptr<offload::OffloadedExperts> runner_;
   std::unique_ptr<offload::TraceRecorder> recorder_;
   std::unique_ptr<offload::TraceReplayer> replayer_;

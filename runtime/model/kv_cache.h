@@ -11,6 +11,7 @@ class KvCache {
  public:
   KvCache(int num_layers, int num_kv_heads, int head_dim, int64_t capacity);
 
+  int num_layers() const { return int(keys_.size()); }
   int64_t capacity() const { return capacity_; }
   int64_t length() const { return length_; }
   // Throws moe::Error(kInvalidArgument) when n more tokens would not fit.

@@ -269,6 +269,17 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
     cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
                    1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window, mask.data());
     weight_attention_heads(c, routing, heads.data(), n);
+  } else if (attention_backend_ && c.sliding_window == 0) {
+    AttentionStep step;
+    step.layer = index;
+    step.q = q.data();
+    step.n = n;
+    step.start = start;
+    step.n_heads = c.num_heads;
+    step.n_kv_heads = c.num_kv_heads;
+    step.head_dim = hd;
+    step.scale = 1.0f / std::sqrt(float(hd));
+    attention_backend_->attend(cache, step, heads.data());
   } else {
     cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
                    1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window);

@@ -14,6 +14,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/rope.h"
 #include "runtime/loading/model_config.h"
+#include "runtime/model/attention_backend.h"
 #include "runtime/model/expert_runner.h"
 #include "runtime/model/gated_mlp.h"
 #include "runtime/model/kv_cache.h"
@@ -42,6 +43,8 @@ class Transformer {
   // Where attention's projections, dense and shared MLPs and the LM head run (not owned); the
   // CPU kernels when null.
   void set_linear_backend(LinearBackend* backend) { linear_ = backend; }
+  // Where attention over the KV cache runs (not owned); the CPU kernel when null.
+  void set_attention_backend(AttentionBackend* backend) { attention_backend_ = backend; }
   void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
   const RoutingHook& routing_hook() const { return routing_hook_; }  // to chain hooks
   // DS-MoE's routing modes at run time (routing.h); MoE++ keeps its own routing.
@@ -80,6 +83,7 @@ class Transformer {
   std::unique_ptr<ExpertRunner> resident_experts_;
   ExpertRunner* experts_ = nullptr;
   LinearBackend* linear_ = nullptr;
+  AttentionBackend* attention_backend_ = nullptr;
   RoutingHook routing_hook_;
   RoutingMode routing_mode_;
   RoutingMode effective_routing_;  // routing_mode_ with DS-MoE's `default` resolved once

@@ -15,6 +15,7 @@
 #include "kernels/cuda/device.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/gpu/cuda_expert_device.h"
+#include "runtime/cuda/cuda_attention.h"
 #include "runtime/cuda/cuda_linear.h"
 #include "runtime/model/model_loader.h"
 
@@ -85,10 +86,13 @@ TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
     model::Transformer& t = *m.transformer;
     const std::vector<float> cpu = logits(t, 40);
     cuda::CudaLinear linear(0, uint64_t(1) << 40);
+    cuda::CudaAttention attention(0);
     OffloadedExperts experts(t, on_gpu(uint64_t(1) << 40));
     t.set_linear_backend(&linear);
+    t.set_attention_backend(&attention);
     const std::vector<float> got = with_runner(t, &experts, 40);
     t.set_linear_backend(nullptr);
+    t.set_attention_backend(nullptr);
     EXPECT_GT(linear.resident_bytes(), 0u) << fixture;
     EXPECT_LT(relative_error(got, cpu), 1e-5) << fixture;
 
@@ -102,6 +106,33 @@ TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
   }
 }
 
+// The device KV cache follows the host one: set mid-sequence, switched between caches, reused
+// for a new sequence, it fills what it lacks from the host cache and agrees with the CPU.
+TEST_F(GpuOffload, AttentionMirrorsWhicheverCacheItIsGiven) {
+  model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / "mixtral");
+  model::Transformer& t = *m.transformer;
+  const std::vector<int32_t> a = {1, 17, 42, 7, 99, 3, 250, 11}, b = {5, 6, 7, 8, 9};
+  const auto run = [&](model::KvCache& cache, const std::vector<int32_t>& tokens) {
+    return t.forward(tokens, cache, model::LogitsWanted::kAll);
+  };
+  model::KvCache c1 = t.make_cache(32), c2 = t.make_cache(32);
+  const std::vector<float> cpu_a = run(c1, a), cpu_b = run(c2, b), cpu_a2 = run(c1, b);  // c1 continues
+  c1.clear();
+  c2.clear();
+  cuda::CudaAttention attention(0);
+  run(c1, a);                          // prefill on the CPU
+  t.set_attention_backend(&attention);  // then the GPU, mid-sequence
+  const std::vector<float> gpu_b = run(c2, b), gpu_a2 = run(c1, b);
+  t.set_attention_backend(nullptr);
+  EXPECT_LT(relative_error(gpu_b, cpu_b), 1e-5);
+  EXPECT_LT(relative_error(gpu_a2, cpu_a2), 1e-5);
+  c1.clear();  // a new sequence in a mirrored cache
+  t.set_attention_backend(&attention);
+  const std::vector<float> gpu_a = run(c1, a);
+  t.set_attention_backend(nullptr);
+  EXPECT_LT(relative_error(gpu_a, cpu_a), 1e-5);
+}
+
 TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {
   for (const char* fixture : {"mixtral", "ds_moe"}) {
     model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / fixture);
@@ -109,8 +140,10 @@ TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {
     if (std::string(fixture) == "ds_moe") t.set_routing_mode(model::parse_routing_mode("threshold:1"));
     const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
     const int total = t.config().num_sparse_layers() * t.config().num_experts;
-    cuda::CudaLinear linear(0, uint64_t(1) << 40);  // the whole GPU path: dense products there too
+    cuda::CudaLinear linear(0, uint64_t(1) << 40);  // the whole GPU path: dense products and attention too
+    cuda::CudaAttention attention(0);
     t.set_linear_backend(&linear);
+    t.set_attention_backend(&attention);
     OffloadedExperts all(t, on_gpu(uint64_t(total) * expert));
     const std::vector<float> reference = with_runner(t, &all, 40);
     std::mt19937 rng(7);
@@ -131,6 +164,7 @@ TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {
       EXPECT_GT(runner.stats().bytes_host_to_device, 0u);
     }
     t.set_linear_backend(nullptr);
+    t.set_attention_backend(nullptr);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/attention.h"
 #include "runtime/core/error.h"
 #include "runtime/model/expert_groups.h"
 #include "runtime/model/generator.h"
@@ -129,6 +130,30 @@ TEST_P(EveryFamily, DenseProductsGoThroughTheLinearBackend) {
   if (GetParam() == "qwen2_moe") {
     EXPECT_GT(counting.biased, 0);  // its q, k, v biases travel along
   }
+}
+
+// The CPU kernel behind the attention seam: the same bits, every layer's step seen.
+class CountingAttention final : public AttentionBackend {
+ public:
+  void attend(KvCache& cache, const AttentionStep& s, float* out) override {
+    cpu::attention(s.q, cache.keys(s.layer), cache.values(s.layer), s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale,
+                   out);
+    ++steps;
+  }
+  int steps = 0;
+};
+
+TEST_P(EveryFamily, AttentionGoesThroughItsBackend) {
+  LoadedModel m = tiny_model(GetParam());
+  KvCache a = m.transformer->make_cache(16);
+  const auto reference = m.transformer->forward(kPrompt, a, LogitsWanted::kAll);
+  CountingAttention counting;
+  m.transformer->set_attention_backend(&counting);
+  KvCache b = m.transformer->make_cache(16);
+  const auto other = m.transformer->forward(kPrompt, b, LogitsWanted::kAll);
+  m.transformer->set_attention_backend(nullptr);
+  EXPECT_TRUE(same_bits(reference, other));
+  EXPECT_EQ(counting.steps, m.config.num_layers);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,

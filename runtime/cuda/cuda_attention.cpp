@@ -1,0 +1,78 @@
+#include "runtime/cuda/cuda_attention.h"
+
+#include <algorithm>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/device.h"
+#include "runtime/core/error.h"
+
+namespace moe::cuda {
+namespace {
+
+int select(int device) {
+  MOE_CHECK(device >= 0 && device < device_count(), ErrorCode::kCuda, "no CUDA device {} ({} visible)", device, device_count());
+  check(cudaSetDevice(device), "cudaSetDevice");
+  return device;
+}
+
+}  // namespace
+
+CudaAttention::CudaAttention(int device) : device_(select(device)) {}
+
+CudaAttention::~CudaAttention() {
+  cudaSetDevice(device_);
+  cudaStreamSynchronize(stream_.get());
+}
+
+void CudaAttention::attend(model::KvCache& cache, const model::AttentionStep& s, float* out) {
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  MOE_CHECK(cache.row_size() == s.n_kv_heads * s.head_dim, ErrorCode::kInternal, "a KV cache row of {} floats for {} heads of {}",
+            cache.row_size(), s.n_kv_heads, s.head_dim);
+  MOE_CHECK(s.layer >= 0 && s.layer < cache.num_layers(), ErrorCode::kInternal, "layer {} of a {}-layer cache", s.layer,
+            cache.num_layers());
+  if (&cache != cache_ || cache.capacity() != capacity_ || cache.row_size() != row_ || int(valid_.size()) != cache.num_layers()) {
+    // Another cache (or a first one): mirror it afresh, rows uploaded as steps need them.
+    cache_ = &cache;
+    capacity_ = cache.capacity();
+    row_ = cache.row_size();
+    valid_.assign(size_t(cache.num_layers()), 0);
+    const uint64_t bytes = sizeof(float) * uint64_t(cache.num_layers()) * uint64_t(capacity_) * uint64_t(row_);
+    keys_.ensure(bytes);
+    values_.ensure(bytes);
+  }
+  const cudaStream_t st = stream_.get();
+  const uint64_t layer_floats = uint64_t(capacity_) * uint64_t(row_);
+  float* k = keys_.get<float>() + uint64_t(s.layer) * layer_floats;
+  float* v = values_.get<float>() + uint64_t(s.layer) * layer_floats;
+  int64_t& valid = valid_[size_t(s.layer)];
+  if (s.start == 0) valid = 0;  // a new sequence in this cache
+  // The rows the mirror lacks, up to and including this step's (the transformer wrote them).
+  const int64_t from = std::min(valid, s.start), to = s.start + s.n;
+  if (to > from) {
+    const size_t offset = size_t(from * row_), bytes = sizeof(float) * size_t((to - from) * row_);
+    check(cudaMemcpyAsync(k + offset, cache.keys(s.layer) + offset, bytes, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (keys)");
+    check(cudaMemcpyAsync(v + offset, cache.values(s.layer) + offset, bytes, cudaMemcpyHostToDevice, st),
+          "cudaMemcpyAsync (values)");
+  }
+  valid = to;
+
+  const uint64_t q_bytes = sizeof(float) * uint64_t(s.n * s.n_heads * s.head_dim);
+  q_.ensure(q_bytes);  // every call ends synchronised
+  out_.ensure(q_bytes);
+  check(cudaMemcpyAsync(q_.get(), s.q, q_bytes, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (q)");
+  const int64_t keys = s.start + s.n;
+  if (keys > kSplitFrom && s.n <= 64) {  // decode and short chunks: parallel over the keys
+    const int64_t floats = attention_split_workspace(s.n, s.start, s.n_heads, s.head_dim, kSplitKeys);
+    workspace_.ensure(sizeof(float) * uint64_t(floats));
+    check(attention_split(q_.get<float>(), k, v, s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out_.get<float>(),
+                          kSplitKeys, workspace_.get<float>(), st),
+          "attention_split");
+  } else {
+    check(attention(q_.get<float>(), k, v, s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out_.get<float>(), st),
+          "attention");
+  }
+  check(cudaMemcpyAsync(out, out_.get(), q_bytes, cudaMemcpyDeviceToHost, st), "cudaMemcpyAsync (heads)");
+  stream_.synchronize();
+}
+
+}  // namespace moe::cuda

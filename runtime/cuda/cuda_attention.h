@@ -1,0 +1,34 @@
+#pragma once
+// Attention on one GPU over a device copy of the KV cache. The copy follows one KvCache at a
+// time: each step appends the new rows (uploading first any rows of the host cache it lacks, as
+// after switching caches or being set mid-sequence; a step at position 0 starts afresh), then
+// runs the one-block-per-head kernel, or the split-over-keys kernel past kSplitFrom keys
+// (long-context decode). Agrees with the CPU kernel to rounding.
+#include <cstdint>
+#include <vector>
+
+#include "runtime/cuda/cuda_resources.h"
+#include "runtime/model/attention_backend.h"
+
+namespace moe::cuda {
+
+class CudaAttention final : public model::AttentionBackend {
+ public:
+  static constexpr int64_t kSplitFrom = 4096, kSplitKeys = 1024;
+  // Throws moe::Error(kCuda) without device `device`.
+  explicit CudaAttention(int device);
+  ~CudaAttention() override;
+  void attend(model::KvCache& cache, const model::AttentionStep& step, float* out) override;
+  uint64_t device_bytes() const { return keys_.bytes() + values_.bytes(); }
+
+ private:
+  int device_;
+  Stream stream_;
+  const model::KvCache* cache_ = nullptr;  // the cache mirrored
+  int64_t capacity_ = 0, row_ = 0;
+  std::vector<int64_t> valid_;  // rows mirrored per layer
+  DeviceBuffer keys_, values_;  // [layers, capacity, row]
+  DeviceBuffer q_, out_, workspace_;
+};
+
+}  // namespace moe::cuda
