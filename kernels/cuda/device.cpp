@@ -22,6 +22,13 @@ std::string describe_device(int index) {
                      double(p.totalGlobalMem) / double(1ull << 30));
 }
 
+int select_device(int index) {
+  const int count = device_count();
+  MOE_CHECK(index >= 0 && index < count, ErrorCode::kCuda, "no CUDA device {} ({} visible)", index, count);
+  check(cudaSetDevice(index), "cudaSetDevice");
+  return index;
+}
+
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) fail(ErrorCode::kCuda, "{} failed: {}", what, cudaGetErrorString(status));
 }

@@ -10,6 +10,9 @@ namespace moe::cuda {
 int device_count();
 // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)" for device `index`.
 std::string describe_device(int index);
+// Makes device `index` current for this thread and returns it; throws moe::Error(kCuda) naming
+// the number visible when there is no such device.
+int select_device(int index);
 // Throws moe::Error(kCuda) naming `what` when `status` is not cudaSuccess.
 void check(cudaError_t status, const char* what);
 

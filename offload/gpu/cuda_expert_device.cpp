@@ -14,13 +14,6 @@ constexpr int64_t kRowsPerPass = 512;  // bounds the activation buffers during p
 constexpr uint64_t kAlign = 256;
 uint64_t aligned(uint64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
-int select_device(int id) {
-  const int count = cuda::device_count();
-  MOE_CHECK(id >= 0 && id < count, ErrorCode::kCuda, "no CUDA device {} for expert-parallel rank {} ({} visible)", id, id, count);
-  cuda::check(cudaSetDevice(id), "cudaSetDevice");
-  return id;
-}
-
 uint64_t data_bytes(const cpu::WeightMatrix& m) { return dtype_bytes(m.dtype, size_t(m.rows * m.cols)); }
 uint64_t scale_bytes(const cpu::WeightMatrix& m) {
   return m.scales ? sizeof(float) * uint64_t(m.rows) * uint64_t(m.cols / m.group_size) : 0;
@@ -71,7 +64,7 @@ class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
 };
 
 CudaExpertDevice::CudaExpertDevice(int device_id, const ExpertLayout& layout)
-    : id_(select_device(device_id)), hidden_(layout.up.cols), width_(layout.up.rows) {
+    : id_(cuda::select_device(device_id)), hidden_(layout.up.cols), width_(layout.up.rows) {
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down})
     MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16, ErrorCode::kUnsupported,
               "the CUDA backend computes bf16 experts (and int8/int4 copies); this model's experts are {}", dtype_name(p->dtype));

@@ -7,17 +7,8 @@
 #include "runtime/core/error.h"
 
 namespace moe::cuda {
-namespace {
 
-int select(int device) {
-  MOE_CHECK(device >= 0 && device < device_count(), ErrorCode::kCuda, "no CUDA device {} ({} visible)", device, device_count());
-  check(cudaSetDevice(device), "cudaSetDevice");
-  return device;
-}
-
-}  // namespace
-
-CudaAttention::CudaAttention(int device) : device_(select(device)) {}
+CudaAttention::CudaAttention(int device) : device_(select_device(device)) {}
 
 CudaAttention::~CudaAttention() {
   cudaSetDevice(device_);

@@ -6,17 +6,8 @@
 #include "runtime/core/error.h"
 
 namespace moe::cuda {
-namespace {
 
-int select(int device) {
-  MOE_CHECK(device >= 0 && device < device_count(), ErrorCode::kCuda, "no CUDA device {} ({} visible)", device, device_count());
-  check(cudaSetDevice(device), "cudaSetDevice");
-  return device;
-}
-
-}  // namespace
-
-CudaLinear::CudaLinear(int device, uint64_t budget) : device_(select(device)), budget_(budget) {
+CudaLinear::CudaLinear(int device, uint64_t budget) : device_(select_device(device)), budget_(budget) {
   matmul_ = std::make_unique<DeviceMatmul>(stream_.get());
 }
 
