@@ -55,16 +55,16 @@ if ((mixtral)); then
   config="$root/configs/models/mixtral-8x7b.json"
   {
     echo
-    echo "Mixtral-8x7B shape, synthetic bf16 weights (experts sharing bytes), 24 GiB of experts on the GPU, all"
-    echo "experts in an 86 GiB pinned host pool, routing from $(basename "$trace"):"
+    echo "Mixtral-8x7B shape, synthetic bf16 weights (experts sharing bytes), 21 GiB of expert slots + 2.75 GiB of"
+    echo "dense weights on the GPU, all experts in an 86 GiB pinned host pool, routing from $(basename "$trace"):"
     echo '```'
-    "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 24GiB --host-mem 86GiB \
+    "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 21GiB --host-mem 86GiB \
       --replay-trace "$trace" --prompt-tokens 16 -n 16 || status=$?
     echo '```'
     if ! python3 -c "import accelerate" 2>/dev/null && ls "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1; then
       python3 -m pip install -q --no-deps "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1 || true
     fi
-    echo "transformers + accelerate offloading of the same shape, --gpu-mem 24GiB for all its weights:"
+    echo "transformers + accelerate offloading of the same shape, max_memory 24GiB on the GPU for all its weights:"
     echo '```'
     python3 "$root/scripts/bench_accelerate.py" --config "$config" --gpu-mem 24GiB --prompt-tokens 16 --decode-tokens 4 \
       || status=$?

@@ -107,7 +107,8 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
   if (n_tokens <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
   const size_t shared = size_t(first_position + n_tokens) * sizeof(float);
-  if (shared > 48 * 1024) {  // long contexts: raise the dynamic shared-memory limit
+  // Past 48 KiB of static (the reduction's 128 B) plus dynamic shared memory a kernel must opt in.
+  if (shared + 32 * sizeof(float) > 48 * 1024) {  // long contexts: raise the dynamic shared-memory limit
     const cudaError_t e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
     if (e != cudaSuccess) return e;
   }
