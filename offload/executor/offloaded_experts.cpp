@@ -96,7 +96,7 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
   }
   const ExpertDeviceFactory make_device =
       options_.make_device ? options_.make_device : [](int, const ExpertLayout&) { return std::make_unique<CpuExpertDevice>(); };
-  std::vector<std::byte> staging(slot);
+  std::vector<std::byte> staging;  // the plan's pinned experts on their way to a device
   for (int d = 0; d < options_.devices; ++d) {
     auto dev = std::make_unique<Device>();
     dev->device = make_device(d, backing_.layout());
@@ -105,6 +105,7 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
               "the plan pins {} experts ({:.2f} MiB) on device {}, over its budget of {:.2f} MiB", pinned[size_t(d)].size(),
               pinned_bytes / kMiB, d, options_.device_bytes / kMiB);
     if (pinned_bytes > 0) {
+      staging.resize(slot);
       std::byte* arena = dev->device->allocate(pinned_bytes);
       for (size_t i = 0; i < pinned[size_t(d)].size(); ++i) {
         std::byte* at = arena + i * slot;
