@@ -7,6 +7,7 @@
 #include "runtime/core/size_parse.h"
 #include "tools/placement_inputs.h"
 #if MOE_HAVE_CUDA
+#include "kernels/cuda/device.h"
 #include "offload/gpu/cuda_expert_device.h"
 #include "offload/gpu/nccl_communicator.h"
 #include "runtime/cuda/cuda_attention.h"
@@ -80,6 +81,14 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
   if (!f.profile_trace.empty()) profile_ = load_any_trace(f.profile_trace);
   if (f.backend == "cuda") {
 #if MOE_HAVE_CUDA
+    if (f.gpu_mem.empty()) {
+      // Without --gpu-mem the experts get what GPU 0 has free, less room for the resident dense
+      // weights, the KV cache and workspaces; what does not fit is offloaded.
+      const placement::ModelShape shape = placement::model_shape(model.config, "");
+      const uint64_t reserve = uint64_t(shape.dense_bytes()) + (uint64_t(2) << 30);
+      const uint64_t free = cuda::free_memory(0);
+      o.device_bytes = free > reserve ? (free - reserve) / 10 * 9 : 0;
+    }
     o.make_device = offload::cuda_expert_devices();
     o.make_communicator = [](int devices) { return std::make_unique<offload::NcclCommunicator>(devices); };
     // Attention's projections, dense and shared MLPs and the LM head resident on GPU 0, and

@@ -29,6 +29,13 @@ int select_device(int index) {
   return index;
 }
 
+uint64_t free_memory(int index) {
+  select_device(index);
+  size_t free = 0, total = 0;
+  check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+  return free;
+}
+
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) fail(ErrorCode::kCuda, "{} failed: {}", what, cudaGetErrorString(status));
 }

@@ -2,6 +2,7 @@
 // Whether a CUDA device can run here, and the one error conversion the host side uses.
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <string>
 
 namespace moe::cuda {
@@ -13,6 +14,8 @@ std::string describe_device(int index);
 // Makes device `index` current for this thread and returns it; throws moe::Error(kCuda) naming
 // the number visible when there is no such device.
 int select_device(int index);
+// Bytes free on device `index` now (cudaMemGetInfo).
+uint64_t free_memory(int index);
 // Throws moe::Error(kCuda) naming `what` when `status` is not cudaSuccess.
 void check(cudaError_t status, const char* what);
 
