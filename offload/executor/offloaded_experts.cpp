@@ -164,33 +164,29 @@ void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffe
   (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
 }
 
-void OffloadedExperts::compute(const Task& task, const float* x, int64_t hidden, float* out) {
-  const model::ExpertGroup& group = *task.group;
+// The task's expert on its rows [m, hidden] into results [m, hidden], on its device.
+void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, int64_t hidden, float* results) {
   ExpertDevice& device = *devices_[size_t(task.device)]->device;
-  model::gather_rows(x, hidden, group, rows_);
-  const int64_t m = int64_t(group.tokens.size());
-  results_.resize(rows_.size());
   if (task.kind == Task::kSkip) {
-    std::fill(results_.begin(), results_.end(), 0.0f);
+    std::fill(results, results + m * hidden, 0.0f);
   } else if (task.kind == Task::kLowPrecision && !backing_.low_precision_format().empty()) {
     // HOBBIT's low-precision expert: the store's quantised copy, read instead of the full one.
     std::vector<std::byte> buffer;
     const model::GatedMlpMatrices q = backing_.read_low_precision(task.key, buffer);
-    device.run_host_expert(q, rows_.data(), m, results_.data());
+    device.run_host_expert(q, rows, m, results);
   } else if (task.kind == Task::kLowPrecision) {
     // No quantised copy in the store (or no store): an int8 copy made on the host.
     std::vector<std::vector<int8_t>> data(3);
     std::vector<std::vector<float>> scales(3);
     const model::GatedMlpMatrices q = quantize_int8(backing_.layout().views(task.data), data, scales);
-    device.run_host_expert(q, rows_.data(), m, results_.data());
+    device.run_host_expert(q, rows, m, results);
   } else if (task.kind == Task::kHost) {
-    model::run_gated_mlp(backing_.layout().views(task.data), rows_.data(), m, results_.data(), scratch_);
+    model::run_gated_mlp(backing_.layout().views(task.data), rows, m, results, scratch_);
   } else if (task.kind == Task::kStream) {
-    device.run_host_expert(backing_.layout().views(task.data), rows_.data(), m, results_.data());
+    device.run_host_expert(backing_.layout().views(task.data), rows, m, results);
   } else {
-    device.run_expert(backing_.layout().views(task.data), rows_.data(), m, results_.data());
+    device.run_expert(backing_.layout().views(task.data), rows, m, results);
   }
-  model::scatter_rows(results_.data(), hidden, group, out);
 }
 
 void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) {
@@ -260,28 +256,26 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   // Copies for later layers queue behind this layer's demand copies.
   if (predictor_) prefetch(layer, x, routing.num_tokens(), routing);
 
-  // Tokens travel to the devices computing their experts (token t lives on device t % N);
-  // the in-process all-to-all carries the rows there and the results back.
+  // The rows each task computes: gathered from x on one device; with several, token t lives on
+  // device t % N and the all-to-all carries its rows to the devices computing its experts.
   const int N = options_.devices;
-  if (N > 1) {
-    std::vector<std::vector<std::vector<float>>> send(static_cast<size_t>(N), std::vector<std::vector<float>>(size_t(N)));
-    for (const Task& t : tasks)
-      for (int32_t token : t.group->tokens) {
-        auto& buffer = send[size_t(token % N)][size_t(t.device)];
-        buffer.insert(buffer.end(), x + int64_t(token) * hidden, x + int64_t(token + 1) * hidden);
-      }
-    const auto recv = communicator_->all_to_all(std::move(send));
-    std::vector<std::vector<std::vector<float>>> back(static_cast<size_t>(N), std::vector<std::vector<float>>(size_t(N)));
-    for (int d = 0; d < N; ++d)
-      for (int s = 0; s < N; ++s) back[size_t(d)][size_t(s)] = recv[size_t(d)][size_t(s)];  // results travel the same way
-    communicator_->all_to_all(std::move(back));
+  std::vector<std::vector<float>> rows(tasks.size()), results(tasks.size());
+  if (N == 1) {
+    for (size_t i = 0; i < tasks.size(); ++i) model::gather_rows(x, hidden, *tasks[i].group, rows[i]);
+  } else {
+    dispatch(tasks, x, hidden, rows);
   }
 
   // Each device computes what it has, then what arrives, in order of submission.
   for (int d = 0; d < N; ++d) {
-    for (const Task& t : tasks)
-      if (t.device == d && t.kind != Task::kPending) compute(t, x, hidden, out);
-    for (Task& t : tasks) {
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const Task& t = tasks[i];
+      if (t.device != d || t.kind == Task::kPending) continue;
+      results[i].resize(rows[i].size());
+      compute(t, rows[i].data(), int64_t(t.group->tokens.size()), hidden, results[i].data());
+    }
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      Task& t = tasks[i];
       if (t.device != d || t.kind != Task::kPending) continue;
       const auto start = std::chrono::steady_clock::now();
       auto handle = devices_[size_t(d)]->cache->wait(t.key);
@@ -296,10 +290,68 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
         t.data = fallback.data();
         t.kind = Task::kStream;
       }
-      compute(t, x, hidden, out);
+      results[i].resize(rows[i].size());
+      compute(t, rows[i].data(), int64_t(t.group->tokens.size()), hidden, results[i].data());
       t.handle.release();
     }
   }
+
+  // The results go back where their tokens live and land in the assignments' rows.
+  if (N == 1) {
+    for (size_t i = 0; i < tasks.size(); ++i) model::scatter_rows(results[i].data(), hidden, *tasks[i].group, out);
+  } else {
+    combine(tasks, results, hidden, out);
+  }
+}
+
+// Token t's rows go from device t % N to the device of each of its experts' tasks; each task's
+// rows are rebuilt there in its group's order.
+void OffloadedExperts::dispatch(const std::vector<Task>& tasks, const float* x, int64_t hidden,
+                                std::vector<std::vector<float>>& rows) {
+  const size_t N = size_t(options_.devices);
+  std::vector<std::vector<std::vector<float>>> send(N, std::vector<std::vector<float>>(N));
+  for (const Task& t : tasks)
+    for (int32_t token : t.group->tokens) {
+      auto& buffer = send[size_t(token) % N][size_t(t.device)];
+      buffer.insert(buffer.end(), x + int64_t(token) * hidden, x + int64_t(token + 1) * hidden);
+    }
+  const auto recv = communicator_->all_to_all(std::move(send));  // recv[device][source]
+  std::vector<std::vector<size_t>> cursor(N, std::vector<size_t>(N, 0));
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const Task& t = tasks[i];
+    rows[i].resize(t.group->tokens.size() * size_t(hidden));
+    for (size_t j = 0; j < t.group->tokens.size(); ++j) {
+      const size_t source = size_t(t.group->tokens[j]) % N;
+      size_t& at = cursor[size_t(t.device)][source];
+      std::copy_n(recv[size_t(t.device)][source].data() + at, hidden, rows[i].data() + j * size_t(hidden));
+      at += size_t(hidden);
+    }
+  }
+}
+
+// The reverse of dispatch: each result row travels to its token's device and into `out` at
+// its assignment.
+void OffloadedExperts::combine(const std::vector<Task>& tasks, const std::vector<std::vector<float>>& results, int64_t hidden,
+                               float* out) {
+  const size_t N = size_t(options_.devices);
+  std::vector<std::vector<std::vector<float>>> send(N, std::vector<std::vector<float>>(N));
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const Task& t = tasks[i];
+    for (size_t j = 0; j < t.group->tokens.size(); ++j) {
+      auto& buffer = send[size_t(t.device)][size_t(t.group->tokens[j]) % N];
+      const float* row = results[i].data() + j * size_t(hidden);
+      buffer.insert(buffer.end(), row, row + hidden);
+    }
+  }
+  const auto recv = communicator_->all_to_all(std::move(send));  // recv[token's device][expert's device]
+  std::vector<std::vector<size_t>> cursor(N, std::vector<size_t>(N, 0));
+  for (const Task& t : tasks)
+    for (size_t j = 0; j < t.group->tokens.size(); ++j) {
+      const size_t home = size_t(t.group->tokens[j]) % N;
+      size_t& at = cursor[home][size_t(t.device)];
+      std::copy_n(recv[home][size_t(t.device)].data() + at, hidden, out + int64_t(t.group->assignments[j]) * hidden);
+      at += size_t(hidden);
+    }
 }
 
 void OffloadedExperts::prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing) {

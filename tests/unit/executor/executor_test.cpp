@@ -163,6 +163,53 @@ TEST(Executor, VariableExpertsPerTokenUnderThresholdRouting) {
   t.set_routing_mode({});
 }
 
+// A communicator that scales what it carries: the executor must compute from, and write, what
+// arrives, so anything but 1 changes the logits and 1 changes no bit.
+class ScalingCommunicator final : public Communicator {
+ public:
+  ScalingCommunicator(int devices, float factor) : inner_(devices), factor_(factor) {}
+  int size() const override { return inner_.size(); }
+  std::vector<std::vector<std::vector<float>>> all_to_all(std::vector<std::vector<std::vector<float>>> send) override {
+    for (auto& row : send)
+      for (auto& part : row)
+        for (float& v : part) v *= factor_;
+    ++calls;
+    return inner_.all_to_all(std::move(send));
+  }
+  uint64_t bytes_moved() const override { return inner_.bytes_moved(); }
+  int calls = 0;
+
+ private:
+  InProcessCommunicator inner_;
+  float factor_;
+};
+
+TEST(Executor, TokensTravelThroughTheCommunicatorBothWays) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  model::Transformer& t = *m.transformer;
+  const std::vector<float> reference = run(t);
+  const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
+  for (const float factor : {1.0f, 0.5f}) {
+    ScalingCommunicator* used = nullptr;
+    OffloadOptions o;
+    o.devices = 3;
+    o.device_bytes = 4 * expert;
+    o.make_communicator = [&](int devices) {
+      auto c = std::make_unique<ScalingCommunicator>(devices, factor);
+      used = c.get();
+      return c;
+    };
+    OffloadedExperts runner(t, o);
+    t.set_expert_runner(&runner);
+    const std::vector<float> got = run(t);
+    t.set_expert_runner(nullptr);
+    ASSERT_NE(used, nullptr);
+    EXPECT_EQ(used->calls, 2 * t.config().num_sparse_layers() * 6);  // dispatch and combine, per layer per forward
+    EXPECT_GT(runner.stats().bytes_between_devices, 0u);
+    EXPECT_EQ(bit_equal(got, reference), factor == 1.0f) << "factor " << factor;
+  }
+}
+
 TEST(Executor, SingleSlotWaitsAndCountsEveryTier) {
   model::LoadedModel m = model::load_model(kFixtures / "mixtral");
   model::Transformer& t = *m.transformer;
