@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# The whole GPU path in one command: builds with CUDA, runs the GPU tests (kernels against the
-# CPU, the executor's CUDA device, the offloading invariant on the GPU, NCCL), the GPU
-# benchmarks and an end-to-end run, and prints a short table (also written to gpu_check.md in
-# the build folder, and to $OUT when that is set).
+# The whole GPU path in one command: builds with CUDA (or takes a bundle), runs the GPU tests
+# (kernels against the CPU, the executor's CUDA device, the offloading invariant with dense
+# products and attention on the GPU, NCCL), the GPU benchmarks and an end-to-end run, and prints
+# a short table (also written to gpu_check.md in the build folder or bundle, and to $OUT when
+# that is set).
 #
-# Usage: tools/gpu_check.sh [--no-build] [--mixtral]
-#   --no-build  use the binaries already in the build folder
-#   --mixtral   also decode a Mixtral-8x7B-shaped model (synthetic weights, routing replayed from
-#               the shared traces) with a 24 GiB expert budget, beside transformers + accelerate
-#               offloading of the same shape (scripts/bench_accelerate.py): needs ~100 GB of host
-#               memory and several minutes
+# Usage: tools/gpu_check.sh [--no-build | --bundle DIR] [--mixtral]
+#   --no-build    use the binaries already in the build folder
+#   --bundle DIR  use the binaries and libraries tools/gpu_bundle.sh packed (machines that cannot
+#                 install our Debian packages or should not spend their time building)
+#   --mixtral     also decode a Mixtral-8x7B-shaped model (synthetic weights, routing replayed
+#                 from the shared traces) in 24 GiB of GPU memory (21 GiB of expert slots + 2.75
+#                 GiB of resident dense weights), beside transformers + accelerate offloading with
+#                 max_memory 24GiB (scripts/bench_accelerate.py): needs ~100 GB of host memory and
+#                 several minutes
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${MOE_BUILD_DIR:-$root/build}"
 do_build=1
 mixtral=0
-for arg in "$@"; do
-  case "$arg" in
+bundle=""
+while (($#)); do
+  case "$1" in
     --no-build) do_build=0 ;;
+    --bundle) bundle="$(cd "${2:?--bundle needs a folder}" && pwd)"; do_build=0; shift ;;
     --mixtral) mixtral=1 ;;
-    *) echo "gpu_check: unknown option $arg (--no-build, --mixtral)" >&2; exit 2 ;;
+    *) echo "gpu_check: unknown option $1 (--no-build, --bundle DIR, --mixtral)" >&2; exit 2 ;;
   esac
+  shift
 done
 if ((do_build)); then
   MOE_BUILD_DIR="$build" "$root/scripts/build.sh" -DMOE_CUDA=ON -DMOE_BUILD_TESTS=ON
@@ -29,22 +36,49 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   echo "gpu_check: no GPU is visible (nvidia-smi finds none); nothing to check" >&2
   exit 2
 fi
-moe="$build/tools/moe"
-report="$build/gpu_check.md"
-tests_log="$build/gpu_tests.log"
+if [[ -n "$bundle" ]]; then
+  bin="$bundle/bin"
+  tests=("$bin"/gpu_*_test)
+  work="$bundle"
+  # The bundle's Debian libraries, then CUDA's: the toolkit's, or the pip wheels' beside PyTorch.
+  cuda_libs="$(python3 - 2>/dev/null <<'PY' || true
+import importlib.util, os
+for name in ("nvidia.nccl", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13"):
+    spec = importlib.util.find_spec(name)
+    if spec and spec.submodule_search_locations:
+        for base in spec.submodule_search_locations:
+            if os.path.isdir(os.path.join(base, "lib")):
+                print(os.path.join(base, "lib"))
+PY
+)"
+  export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:$(echo "$cuda_libs" | paste -sd: -)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export MOE_SOURCE_DIR="$root"
+else
+  bin="$build/tools"
+  tests=("$build"/tests/gpu/gpu_kernels_test "$build"/tests/gpu/gpu_expert_device_test "$build"/tests/gpu/gpu_offload_test
+         "$build"/tests/gpu/gpu_nccl_test)
+  work="$build"
+fi
+moe="$bin/moe"
+report="$work/gpu_check.md"
+tests_log="$work/gpu_tests.log"
 status=0
-(cd "$build" && ctest -L gpu --output-on-failure --timeout 900) >"$tests_log" 2>&1 || status=$?
+: >"$tests_log"
+for t in "${tests[@]}"; do
+  echo "== $(basename "$t")" >>"$tests_log"
+  "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+done
 {
   echo "# GPU check, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
   echo
-  echo "GPU tests: $(grep -E 'tests passed|tests failed' "$tests_log" | tail -1)"
-  grep -E '^\s+[0-9]+ - .*\((Failed|Skipped|Timeout)\)' "$tests_log" || true
+  echo "GPU tests:"
+  grep -E '^== |^\[  (PASSED|FAILED|SKIPPED) ' "$tests_log" || true
   echo
   echo '```'
   "$moe" bench gpu || status=$?
   echo '```'
   echo
-  echo "End to end, the default model with its experts on the GPU:"
+  echo "End to end, the default model with its experts, dense products and attention on the GPU:"
   echo '```'
   "$moe" run -n 24 --backend cuda 2>&1 | tail -3 || status=$?
   echo '```'
@@ -52,6 +86,7 @@ status=0
 
 if ((mixtral)); then
   trace="$root/../shared/data/traces/mixtral-8x7b/humaneval_2_routing.jsonl"
+  [[ -f "$trace" || -z "$bundle" ]] || trace="$bundle/humaneval_2_routing.jsonl"
   config="$root/configs/models/mixtral-8x7b.json"
   {
     echo

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -22,7 +23,9 @@
 namespace moe::offload {
 namespace {
 
-const std::filesystem::path kRoot(MOE_SOURCE_DIR);
+// The checkout's root: $MOE_SOURCE_DIR when set (a bundle run elsewhere: tools/gpu_bundle.sh),
+// else where it was built.
+const std::filesystem::path kRoot = std::getenv("MOE_SOURCE_DIR") ? std::getenv("MOE_SOURCE_DIR") : MOE_SOURCE_DIR;
 
 // Prefill of `prompt_length` tokens (all logits), then three greedy decode steps.
 std::vector<float> logits(model::Transformer& t, int prompt_length) {
