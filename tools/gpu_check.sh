@@ -68,11 +68,21 @@ for t in "${tests[@]}"; do
   echo "== $(basename "$t")" >>"$tests_log"
   "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
 done
+# The kernels and the expert device once more under compute-sanitizer's memcheck: out-of-bounds
+# and misaligned accesses a passing comparison can hide.
+sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
+if [[ -n "$sanitizer" ]]; then
+  for t in "${tests[@]}"; do
+    case "$(basename "$t")" in gpu_kernels_test|gpu_expert_device_test) ;; *) continue ;; esac
+    echo "== memcheck $(basename "$t")" >>"$tests_log"
+    timeout 600 "$sanitizer" --tool memcheck --error-exitcode 3 "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+  done
+fi
 {
   echo "# GPU check, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
   echo
   echo "GPU tests:"
-  grep -E '^== |^\[  (PASSED|FAILED|SKIPPED) ' "$tests_log" || true
+  grep -E '^== |^\[  (PASSED|FAILED|SKIPPED) |ERROR SUMMARY' "$tests_log" || true
   echo
   echo '```'
   "$moe" bench gpu || status=$?
