@@ -5,7 +5,7 @@
 # a short table (also written to gpu_check.md in the build folder or bundle, and to $OUT when
 # that is set).
 #
-# Usage: tools/gpu_check.sh [--no-build | --bundle DIR] [--mixtral]
+# Usage: tools/gpu_check.sh [--no-build | --bundle DIR] [--mixtral | --mixtral-only]
 #   --no-build    use the binaries already in the build folder
 #   --bundle DIR  use the binaries and libraries tools/gpu_bundle.sh packed (machines that cannot
 #                 install our Debian packages or should not spend their time building)
@@ -14,18 +14,21 @@
 #                 GiB of resident dense weights), beside transformers + accelerate offloading with
 #                 max_memory 24GiB (scripts/bench_accelerate.py): needs ~100 GB of host memory and
 #                 several minutes
+#   --mixtral-only  just that (a second device call after the first ran the rest)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${MOE_BUILD_DIR:-$root/build}"
 do_build=1
 mixtral=0
+checks=1
 bundle=""
 while (($#)); do
   case "$1" in
     --no-build) do_build=0 ;;
     --bundle) bundle="$(cd "${2:?--bundle needs a folder}" && pwd)"; do_build=0; shift ;;
     --mixtral) mixtral=1 ;;
-    *) echo "gpu_check: unknown option $1 (--no-build, --bundle DIR, --mixtral)" >&2; exit 2 ;;
+    --mixtral-only) mixtral=1; checks=0 ;;
+    *) echo "gpu_check: unknown option $1 (--no-build, --bundle DIR, --mixtral, --mixtral-only)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -63,36 +66,39 @@ moe="$bin/moe"
 report="$work/gpu_check.md"
 tests_log="$work/gpu_tests.log"
 status=0
-: >"$tests_log"
-for t in "${tests[@]}"; do
-  echo "== $(basename "$t")" >>"$tests_log"
-  "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
-done
-# The kernels and the expert device once more under compute-sanitizer's memcheck: out-of-bounds
-# and misaligned accesses a passing comparison can hide.
-sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
-if [[ -n "$sanitizer" ]]; then
+: >"$report"
+if ((checks)); then
+  : >"$tests_log"
   for t in "${tests[@]}"; do
-    case "$(basename "$t")" in gpu_kernels_test|gpu_expert_device_test) ;; *) continue ;; esac
-    echo "== memcheck $(basename "$t")" >>"$tests_log"
-    timeout 600 "$sanitizer" --tool memcheck --error-exitcode 3 "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+    echo "== $(basename "$t")" >>"$tests_log"
+    "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
   done
+  # The kernels and the expert device once more under compute-sanitizer's memcheck: out-of-bounds
+  # and misaligned accesses a passing comparison can hide.
+  sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
+  if [[ -n "$sanitizer" ]]; then
+    for t in "${tests[@]}"; do
+      case "$(basename "$t")" in gpu_kernels_test|gpu_expert_device_test) ;; *) continue ;; esac
+      echo "== memcheck $(basename "$t")" >>"$tests_log"
+      timeout 600 "$sanitizer" --tool memcheck --error-exitcode 3 "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+    done
+  fi
+  {
+    echo "# GPU check, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
+    echo
+    echo "GPU tests:"
+    grep -E '^== |^\[  (PASSED|FAILED|SKIPPED) |ERROR SUMMARY' "$tests_log" || true
+    echo
+    echo '```'
+    "$moe" bench gpu || status=$?
+    echo '```'
+    echo
+    echo "End to end, the default model with its experts, dense products and attention on the GPU:"
+    echo '```'
+    "$moe" run -n 24 --backend cuda 2>&1 | tail -3 || status=$?
+    echo '```'
+  } 2>&1 | tee "$report"
 fi
-{
-  echo "# GPU check, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
-  echo
-  echo "GPU tests:"
-  grep -E '^== |^\[  (PASSED|FAILED|SKIPPED) |ERROR SUMMARY' "$tests_log" || true
-  echo
-  echo '```'
-  "$moe" bench gpu || status=$?
-  echo '```'
-  echo
-  echo "End to end, the default model with its experts, dense products and attention on the GPU:"
-  echo '```'
-  "$moe" run -n 24 --backend cuda 2>&1 | tail -3 || status=$?
-  echo '```'
-} 2>&1 | tee "$report"
 
 if ((mixtral)); then
   trace="$root/../shared/data/traces/mixtral-8x7b/humaneval_2_routing.jsonl"
@@ -117,6 +123,7 @@ if ((mixtral)); then
   } 2>&1 | tee -a "$report"
 fi
 if [[ -n "${OUT:-}" && -d "${OUT:-}" ]]; then
-  cp "$report" "$tests_log" "$OUT/"
+  cp "$report" "$OUT/"
+  [[ -f "$tests_log" ]] && cp "$tests_log" "$OUT/"
 fi
 exit "$status"
