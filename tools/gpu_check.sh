@@ -97,7 +97,7 @@ if ((checks)); then
     echo '```'
     "$moe" run -n 24 --backend cuda 2>&1 | tail -3 || status=$?
     echo '```'
-  } 2>&1 | tee "$report"
+  } >>"$report" 2>&1  # not a pipe: a subshell would lose `status`
 fi
 
 if ((mixtral)); then
@@ -120,8 +120,9 @@ if ((mixtral)); then
     python3 "$root/scripts/bench_accelerate.py" --config "$config" --gpu-mem 24GiB --prompt-tokens 16 --decode-tokens 4 \
       || status=$?
     echo '```'
-  } 2>&1 | tee -a "$report"
+  } >>"$report" 2>&1
 fi
+cat "$report"
 if [[ -n "${OUT:-}" && -d "${OUT:-}" ]]; then
   cp "$report" "$OUT/"
   [[ -f "$tests_log" ]] && cp "$tests_log" "$OUT/"
