@@ -38,6 +38,8 @@ def main():
     p.add_argument("--prompt-tokens", type=int, default=16)
     p.add_argument("--decode-tokens", type=int, default=8)
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--plan-only", action="store_true",
+                   help="only print accelerate's placement (no weights, no GPU needed)")
     args = p.parse_args()
 
     try:
@@ -47,7 +49,7 @@ def main():
     except ImportError as e:
         print(f"bench_accelerate: {e} (pip install torch transformers accelerate)", file=sys.stderr)
         return 2
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not args.plan_only:
         print("bench_accelerate: no CUDA device is visible to torch", file=sys.stderr)
         return 2
 
@@ -64,6 +66,23 @@ def main():
         print("bench_accelerate: --gpu-mem plus --cpu-mem do not hold the model", file=sys.stderr)
         return 1
 
+    sizes = {}
+    for name, param in model.named_parameters():
+        sizes[name] = param.numel() * param.element_size()
+    def placed_on(name):
+        best = None
+        for prefix, device in device_map.items():
+            if (prefix == "" or name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
+                best = (prefix, device)
+        return best[1] if best else 0
+    on_gpu = sum(b for n, b in sizes.items() if placed_on(n) not in ("cpu", "disk"))
+    offloaded = sum(sizes.values()) - on_gpu
+    if args.plan_only:
+        gib = 1024 ** 3
+        print(json.dumps({"weights_on_gpu_bytes": on_gpu, "weights_offloaded_bytes": offloaded}) if args.json else
+              f"accelerate would keep {on_gpu / gib:.2f} GiB on the GPU and copy {offloaded / gib:.2f} GiB per token")
+        return 0
+
     # Materialise every weight in host memory, small random values (no init cost per module),
     # then let accelerate move the GPU part and hook the rest.
     start = time.perf_counter()
@@ -79,17 +98,6 @@ def main():
     model = dispatch_model(model, device_map=device_map, main_device=0)
     setup_seconds = time.perf_counter() - start
 
-    sizes = {}
-    for name, param in model.named_parameters():
-        sizes[name] = param.numel() * param.element_size()
-    def placed_on(name):
-        best = None
-        for prefix, device in device_map.items():
-            if (prefix == "" or name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
-                best = (prefix, device)
-        return best[1] if best else 0
-    on_gpu = sum(b for n, b in sizes.items() if placed_on(n) not in ("cpu", "disk"))
-    offloaded = sum(sizes.values()) - on_gpu
 
     vocab = config.vocab_size
     prompt = torch.randint(0, vocab, (1, args.prompt_tokens), generator=torch.Generator().manual_seed(1)).to(0)
