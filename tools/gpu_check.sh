@@ -56,6 +56,7 @@ PY
 )"
   export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:$(echo "$cuda_libs" | paste -sd: -)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export MOE_SOURCE_DIR="$root"
+  export MOE_CACHE_DIR="${MOE_CACHE_DIR:-/tmp/moe-cache}"  # where `moe run` unpacks the default model
 else
   bin="$build/tools"
   tests=("$build"/tests/gpu/gpu_kernels_test "$build"/tests/gpu/gpu_expert_device_test "$build"/tests/gpu/gpu_offload_test
