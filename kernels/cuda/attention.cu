@@ -10,32 +10,45 @@ namespace {
 constexpr int kThreads = 256;
 
 // One block per (token, head): scores in shared memory, then softmax, then the weighted values.
+// The first key query t sees: 0, or the start of its sliding window.
+__device__ inline int64_t first_key(int64_t position, int64_t sliding_window) {
+  return sliding_window > 0 ? max(int64_t(0), position - sliding_window + 1) : 0;
+}
+
+// One block per (token, head): scores in shared memory, then softmax, then the weighted values.
+// A head the mask leaves out is written as zeros (the whole block takes that branch).
 __global__ void attention_kernel(const float* q, const float* k_cache, const float* v_cache, int64_t first_position,
-                                 int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out) {
+                                 int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out,
+                                 int64_t sliding_window, const uint8_t* head_mask) {
   extern __shared__ float scores[];
   __shared__ float shared[32];
   const int64_t t = blockIdx.x / n_heads, h = blockIdx.x % n_heads, kv = h / (n_heads / n_kv_heads);
-  const int64_t keys = first_position + t + 1, kv_row = n_kv_heads * head_dim;
+  float* o = out + (t * n_heads + h) * head_dim;
+  if (head_mask && !head_mask[t * n_heads + h]) {
+    for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) o[d] = 0.0f;
+    return;
+  }
+  const int64_t keys = first_position + t + 1, begin = first_key(keys - 1, sliding_window), kv_row = n_kv_heads * head_dim;
   const float* qv = q + (t * n_heads + h) * head_dim;
   float local_max = -FLT_MAX;
-  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) {
+  for (int64_t j = begin + threadIdx.x; j < keys; j += blockDim.x) {
     const float* kj = k_cache + j * kv_row + kv * head_dim;
     float dot = 0.0f;
     for (int64_t d = 0; d < head_dim; ++d) dot = fmaf(qv[d], kj[d], dot);
-    scores[j] = dot * scale;
-    local_max = fmaxf(local_max, scores[j]);
+    scores[j - begin] = dot * scale;
+    local_max = fmaxf(local_max, dot * scale);
   }
   const float max = block_max(local_max, shared);
   float local_sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) {
-    scores[j] = expf(scores[j] - max);
-    local_sum += scores[j];
+  for (int64_t j = begin + threadIdx.x; j < keys; j += blockDim.x) {
+    scores[j - begin] = expf(scores[j - begin] - max);
+    local_sum += scores[j - begin];
   }
   const float inv = 1.0f / block_sum(local_sum, shared);
   for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float acc = 0.0f;
-    for (int64_t j = 0; j < keys; ++j) acc = fmaf(scores[j], v_cache[j * kv_row + kv * head_dim + d], acc);
-    out[(t * n_heads + h) * head_dim + d] = acc * inv;
+    for (int64_t j = begin; j < keys; ++j) acc = fmaf(scores[j - begin], v_cache[j * kv_row + kv * head_dim + d], acc);
+    o[d] = acc * inv;
   }
 }
 
@@ -43,15 +56,16 @@ __global__ void attention_kernel(const float* q, const float* k_cache, const flo
 // workspace[(th * splits + split)] = {max, sum, o[0..head_dim)} with o unnormalised.
 __global__ void attention_split_kernel(const float* q, const float* k_cache, const float* v_cache, int64_t first_position,
                                        int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, int64_t split_keys,
-                                       int64_t splits, float* workspace) {
+                                       int64_t splits, float* workspace, int64_t sliding_window, const uint8_t* head_mask) {
   extern __shared__ float scores[];  // [split_keys]
   __shared__ float shared[32];
   const int64_t th = blockIdx.x, split = blockIdx.y;
   const int64_t t = th / n_heads, h = th % n_heads, kv = h / (n_heads / n_kv_heads);
   const int64_t keys = first_position + t + 1, kv_row = n_kv_heads * head_dim;
-  const int64_t begin = split * split_keys, end = min(keys, begin + split_keys);
+  const int64_t begin = max(split * split_keys, first_key(keys - 1, sliding_window));
+  const int64_t end = min(keys, split * split_keys + split_keys);
   float* w = workspace + (th * splits + split) * (head_dim + 2);
-  if (begin >= end) {  // past this token's keys (causal): contributes nothing
+  if (begin >= end || (head_mask && !head_mask[th])) {  // outside this token's keys, or a masked head
     if (threadIdx.x == 0) w[0] = -FLT_MAX, w[1] = 0.0f;
     for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) w[2 + d] = 0.0f;
     return;
@@ -81,8 +95,13 @@ __global__ void attention_split_kernel(const float* q, const float* k_cache, con
 }
 
 // Merge pass: one block per (token, head), rescaling each split to the common max.
-__global__ void attention_merge_kernel(const float* workspace, int64_t head_dim, int64_t splits, float* out) {
+__global__ void attention_merge_kernel(const float* workspace, int64_t head_dim, int64_t splits, float* out,
+                                       const uint8_t* head_mask) {
   const int64_t th = blockIdx.x;
+  if (head_mask && !head_mask[th]) {
+    for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) out[th * head_dim + d] = 0.0f;
+    return;
+  }
   const float* w = workspace + th * splits * (head_dim + 2);
   float max = -FLT_MAX;
   for (int64_t s = 0; s < splits; ++s) max = fmaxf(max, w[s * (head_dim + 2)]);
@@ -103,7 +122,8 @@ int64_t splits_for(int64_t n_tokens, int64_t first_position, int64_t split_keys)
 }  // namespace
 
 cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
-                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream) {
+                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream,
+                      int64_t sliding_window, const uint8_t* head_mask) {
   if (n_tokens <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
   const size_t shared = size_t(first_position + n_tokens) * sizeof(float);
@@ -113,7 +133,8 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
     if (e != cudaSuccess) return e;
   }
   attention_kernel<<<unsigned(n_tokens * n_heads), kThreads, shared, stream>>>(q, k_cache, v_cache, first_position, n_heads,
-                                                                             n_kv_heads, head_dim, scale, out);
+                                                                             n_kv_heads, head_dim, scale, out, sliding_window,
+                                                                             head_mask);
   return cudaGetLastError();
 }
 
@@ -124,7 +145,7 @@ int64_t attention_split_workspace(int64_t n_tokens, int64_t first_position, int6
 
 cudaError_t attention_split(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
                             int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t split_keys,
-                            float* workspace, cudaStream_t stream) {
+                            float* workspace, cudaStream_t stream, int64_t sliding_window, const uint8_t* head_mask) {
   if (n_tokens <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || split_keys <= 0 || split_keys > 8192 || workspace == nullptr)
     return cudaErrorInvalidValue;
@@ -133,9 +154,9 @@ cudaError_t attention_split(const float* q, const float* k_cache, const float* v
   const size_t shared = size_t(split_keys) * sizeof(float);  // at most 32 KiB: no opt-in needed
   const dim3 grid(unsigned(n_tokens * n_heads), unsigned(splits));
   attention_split_kernel<<<grid, kThreads, shared, stream>>>(q, k_cache, v_cache, first_position, n_heads, n_kv_heads, head_dim,
-                                                             scale, split_keys, splits, workspace);
+                                                             scale, split_keys, splits, workspace, sliding_window, head_mask);
   if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  attention_merge_kernel<<<unsigned(n_tokens * n_heads), kThreads, 0, stream>>>(workspace, head_dim, splits, out);
+  attention_merge_kernel<<<unsigned(n_tokens * n_heads), kThreads, 0, stream>>>(workspace, head_dim, splits, out, head_mask);
   return cudaGetLastError();
 }
 

@@ -11,8 +11,12 @@ namespace moe::cuda {
 // q [n_tokens, n_heads, head_dim] at positions first_position + i over the caches
 // [>= first_position + n_tokens, n_kv_heads, head_dim]; out like q. One block per (token, head)
 // with its scores in shared memory: prefill, and decode up to a few tens of thousands of keys.
+// sliding_window > 0: query i sees only the last that many keys. head_mask [n_tokens, n_heads]
+// (device, or null): the (token, head) pairs to compute; the others are written as zeros
+// (DS-MoE's attention experts the router left out).
 cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
-                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream);
+                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream,
+                      int64_t sliding_window = 0, const uint8_t* head_mask = nullptr);
 
 // The same, split over the keys for long contexts (flash-decoding): blocks of `split_keys` keys
 // per (token, head) each keep their max, sum and unnormalised weighted values in `workspace`,
@@ -21,6 +25,7 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
 int64_t attention_split_workspace(int64_t n_tokens, int64_t first_position, int64_t n_heads, int64_t head_dim, int64_t split_keys);
 cudaError_t attention_split(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
                             int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t split_keys,
-                            float* workspace, cudaStream_t stream);
+                            float* workspace, cudaStream_t stream, int64_t sliding_window = 0,
+                            const uint8_t* head_mask = nullptr);
 
 }  // namespace moe::cuda

@@ -51,15 +51,23 @@ void CudaAttention::attend(model::KvCache& cache, const model::AttentionStep& s,
   q_.ensure(q_bytes);  // every call ends synchronised
   out_.ensure(q_bytes);
   check(cudaMemcpyAsync(q_.get(), s.q, q_bytes, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (q)");
+  const uint8_t* mask = nullptr;
+  if (s.head_mask) {
+    const uint64_t mask_bytes = uint64_t(s.n * s.n_heads);
+    mask_.ensure(mask_bytes);
+    check(cudaMemcpyAsync(mask_.get(), s.head_mask, mask_bytes, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (head mask)");
+    mask = mask_.get<uint8_t>();
+  }
   const int64_t keys = s.start + s.n;
   if (keys > kSplitFrom && s.n <= 64) {  // decode and short chunks: parallel over the keys
     const int64_t floats = attention_split_workspace(s.n, s.start, s.n_heads, s.head_dim, kSplitKeys);
     workspace_.ensure(sizeof(float) * uint64_t(floats));
     check(attention_split(q_.get<float>(), k, v, s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out_.get<float>(),
-                          kSplitKeys, workspace_.get<float>(), st),
+                          kSplitKeys, workspace_.get<float>(), st, s.sliding_window, mask),
           "attention_split");
   } else {
-    check(attention(q_.get<float>(), k, v, s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out_.get<float>(), st),
+    check(attention(q_.get<float>(), k, v, s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out_.get<float>(), st,
+                    s.sliding_window, mask),
           "attention");
   }
   check(cudaMemcpyAsync(out, out_.get(), q_bytes, cudaMemcpyDeviceToHost, st), "cudaMemcpyAsync (heads)");

@@ -3,7 +3,8 @@
 // time: each step appends the new rows (uploading first any rows of the host cache it lacks, as
 // after switching caches or being set mid-sequence; a step at position 0 starts afresh), then
 // runs the one-block-per-head kernel, or the split-over-keys kernel past kSplitFrom keys
-// (long-context decode). Agrees with the CPU kernel to rounding.
+// (long-context decode). Sliding windows and DS-MoE's head masks as the CPU kernel takes them.
+// Agrees with the CPU kernel to rounding.
 #include <cstdint>
 #include <vector>
 
@@ -28,7 +29,7 @@ class CudaAttention final : public model::AttentionBackend {
   int64_t capacity_ = 0, row_ = 0;
   std::vector<int64_t> valid_;  // rows mirrored per layer
   DeviceBuffer keys_, values_;  // [layers, capacity, row]
-  DeviceBuffer q_, out_, workspace_;
+  DeviceBuffer q_, out_, workspace_, mask_;
 };
 
 }  // namespace moe::cuda

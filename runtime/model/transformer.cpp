@@ -262,14 +262,16 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
   std::copy(k.begin(), k.end(), cache.keys(index) + start * kv_width);
   std::copy(v.begin(), v.end(), cache.values(index) + start * kv_width);
   std::vector<float> heads(size_t(n * q_width));
-  if (layer.ds) {  // DS-MoE: heads of the attention experts left out are not computed; the
-                   // others are weighted by their expert before the output projection
-    const RoutingDecision routing = ds_moe_route(layer.ds->attn_gate, effective_routing_, x, n);
-    const std::vector<uint8_t> mask = active_heads(c, routing);
-    cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
-                   1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window, mask.data());
-    weight_attention_heads(c, routing, heads.data(), n);
-  } else if (attention_backend_ && c.sliding_window == 0) {
+  // DS-MoE: heads of the attention experts left out are not computed; the others are weighted
+  // by their expert before the output projection.
+  RoutingDecision head_routing;
+  std::vector<uint8_t> mask;
+  if (layer.ds) {
+    head_routing = ds_moe_route(layer.ds->attn_gate, effective_routing_, x, n);
+    mask = active_heads(c, head_routing);
+  }
+  const float scale = 1.0f / std::sqrt(float(hd));
+  if (attention_backend_) {
     AttentionStep step;
     step.layer = index;
     step.q = q.data();
@@ -278,12 +280,15 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
     step.n_heads = c.num_heads;
     step.n_kv_heads = c.num_kv_heads;
     step.head_dim = hd;
-    step.scale = 1.0f / std::sqrt(float(hd));
+    step.scale = scale;
+    step.sliding_window = c.sliding_window;
+    step.head_mask = layer.ds ? mask.data() : nullptr;
     attention_backend_->attend(cache, step, heads.data());
   } else {
-    cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd,
-                   1.0f / std::sqrt(float(hd)), heads.data(), c.sliding_window);
+    cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd, scale,
+                   heads.data(), c.sliding_window, layer.ds ? mask.data() : nullptr);
   }
+  if (layer.ds) weight_attention_heads(c, head_routing, heads.data(), n);
   linear(linear_, heads.data(), n, layer.o, out, or_null(layer.o_bias));
 }
 

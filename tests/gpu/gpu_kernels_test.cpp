@@ -211,6 +211,27 @@ TEST_F(Gpu, AttentionPrefillAndLongDecode) {
   }
 }
 
+TEST_F(Gpu, AttentionWithASlidingWindowAndAHeadMask) {
+  const int64_t n = 6, first = 3000, heads = 8, kv = 4, dim = 32, keys = first + n, window = 700;
+  const auto q = random_floats(size_t(n * heads * dim), 26), k = random_floats(size_t(keys * kv * dim), 27),
+             v = random_floats(size_t(keys * kv * dim), 28);
+  std::vector<uint8_t> mask(size_t(n * heads));
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = uint8_t(i % 3 != 0);  // a third of the heads left out
+  std::vector<float> ref(q.size());
+  cpu::attention(q.data(), k.data(), v.data(), n, first, heads, kv, dim, 0.17f, ref.data(), window, mask.data());
+  DeviceBuffer<float> dq(q), dk(k), dv(v), dout(q.size());
+  DeviceBuffer<uint8_t> dmask(mask);
+  dout.poison();
+  check(attention(dq.ptr, dk.ptr, dv.ptr, n, first, heads, kv, dim, 0.17f, dout.ptr, nullptr, window, dmask.ptr), "attention");
+  EXPECT_LT(relative_error(dout.host(), ref), 1e-5) << "one block per head";
+  DeviceBuffer<float> workspace(static_cast<size_t>(attention_split_workspace(n, first, heads, dim, 256)));
+  dout.poison();
+  check(attention_split(dq.ptr, dk.ptr, dv.ptr, n, first, heads, kv, dim, 0.17f, dout.ptr, 256, workspace.ptr, nullptr, window,
+                        dmask.ptr),
+        "attention_split");
+  EXPECT_LT(relative_error(dout.host(), ref), 1e-5) << "split over the keys";
+}
+
 TEST_F(Gpu, AttentionSplitOverTheKeysForLongContexts) {
   // 70000 keys would need 280 KB of scores in one block's shared memory: past the one-block kernel.
   for (const auto& [n, first, split] : {std::tuple<int64_t, int64_t, int64_t>{1, 70000, 1024}, {3, 5000, 777}, {9, 0, 4}}) {

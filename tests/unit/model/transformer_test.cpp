@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "kernels/cpu/attention.h"
 #include "runtime/core/error.h"
@@ -137,7 +138,7 @@ class CountingAttention final : public AttentionBackend {
  public:
   void attend(KvCache& cache, const AttentionStep& s, float* out) override {
     cpu::attention(s.q, cache.keys(s.layer), cache.values(s.layer), s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale,
-                   out);
+                   out, s.sliding_window, s.head_mask);
     ++steps;
   }
   int steps = 0;
@@ -154,6 +155,29 @@ TEST_P(EveryFamily, AttentionGoesThroughItsBackend) {
   m.transformer->set_attention_backend(nullptr);
   EXPECT_TRUE(same_bits(reference, other));
   EXPECT_EQ(counting.steps, m.config.num_layers);
+}
+
+// DS-MoE's head-masked attention and a sliding window go through the backend too, same bits.
+TEST(AttentionBackend, TakesHeadMasksAndSlidingWindows) {
+  const std::filesystem::path fixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
+  std::vector<LoadedModel> models;
+  models.push_back(load_model(fixtures / "ds_moe"));
+  models.push_back(load_model(fixtures / "ds_moe-att2"));
+  auto windowed = loading::parse_model_config(moe::testing::tiny_config("mixtral"), "mixtral");
+  windowed.sliding_window = 3;  // shorter than the prompt
+  models.push_back(load_model(windowed, std::make_shared<SyntheticWeights>(windowed, 7)));
+  for (LoadedModel& m : models) {
+    Transformer& t = *m.transformer;
+    KvCache a = t.make_cache(16);
+    const auto reference = t.forward(kPrompt, a, LogitsWanted::kAll);
+    CountingAttention counting;
+    t.set_attention_backend(&counting);
+    KvCache b = t.make_cache(16);
+    const auto other = t.forward(kPrompt, b, LogitsWanted::kAll);
+    t.set_attention_backend(nullptr);
+    EXPECT_TRUE(same_bits(reference, other)) << m.config.model_type;
+    EXPECT_EQ(counting.steps, t.config().num_layers);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
