@@ -29,7 +29,7 @@ BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loadin
 
 void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c, const cpu::RopeParams& rope_params,
                    int layer_index, const float* x, int64_t n, std::span<const int64_t> positions, KvCache& cache,
-                   float* out) {
+                   float* out, LinearBackend* backend) {
   const int64_t A = c.bam.attention_experts, nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim, h = c.hidden_size;
   const int64_t q_width = nh * hd, kv_width = nkv * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -53,14 +53,14 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
   };
   if (c.bam.expert_kv) {
     for (int64_t e = 0; e < A; ++e) {
-      cpu::matmul(x, n, layer.k[size_t(e)], k.data());
-      cpu::matmul(x, n, layer.v[size_t(e)], v.data());
+      linear(backend, x, n, layer.k[size_t(e)], k.data());
+      linear(backend, x, n, layer.v[size_t(e)], v.data());
       cpu::apply_rope(k.data(), n, nkv, hd, rope_params.rotary_dim, positions.data(), rope);
       put_kv(e);
     }
   } else {
-    cpu::matmul(x, n, layer.shared_k, k.data());
-    cpu::matmul(x, n, layer.shared_v, v.data());
+    linear(backend, x, n, layer.shared_k, k.data());
+    linear(backend, x, n, layer.shared_v, v.data());
     cpu::apply_rope(k.data(), n, nkv, hd, rope_params.rotary_dim, positions.data(), rope);
     put_kv(0);
   }
@@ -70,7 +70,7 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
     all_q.resize(static_cast<size_t>(n * A * q_width));
     all_heads.resize(all_q.size());
     for (int64_t e = 0; e < A; ++e) {
-      cpu::matmul(x, n, layer.q[size_t(e)], q.data());
+      linear(backend, x, n, layer.q[size_t(e)], q.data());
       cpu::apply_rope(q.data(), n, nh, hd, rope_params.rotary_dim, positions.data(), rope);
       for (int64_t t = 0; t < n; ++t) std::copy_n(q.data() + t * q_width, q_width, all_q.data() + (t * A + e) * q_width);
     }
@@ -81,11 +81,11 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
     if (c.bam.expert_kv) {
       for (int64_t t = 0; t < n; ++t) std::copy_n(all_heads.data() + (t * A + e) * q_width, q_width, heads.data() + t * q_width);
     } else {
-      cpu::matmul(x, n, layer.q[size_t(e)], q.data());
+      linear(backend, x, n, layer.q[size_t(e)], q.data());
       cpu::apply_rope(q.data(), n, nh, hd, rope_params.rotary_dim, positions.data(), rope);
       cpu::attention(q.data(), cache.keys(layer_index), cache.values(layer_index), n, start, nh, nkv, hd, scale, heads.data());
     }
-    cpu::matmul(heads.data(), n, layer.o[size_t(e)], projected.data());
+    linear(backend, heads.data(), n, layer.o[size_t(e)], projected.data());
     for (int64_t t = 0; t < n; ++t) cpu::axpy(out + t * h, projected.data() + t * h, weights[size_t(t * A + e)], h);
   }
 }

@@ -12,6 +12,7 @@
 #include "kernels/cpu/rope.h"
 #include "runtime/loading/model_config.h"
 #include "runtime/model/kv_cache.h"
+#include "runtime/model/linear_backend.h"
 #include "runtime/model/weights.h"
 
 namespace moe::model {
@@ -25,8 +26,9 @@ struct BamAttentionLayer {
 BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loading::ModelConfig& config);
 
 // x [n, hidden] (normalised) -> out [n, hidden]; appends this layer's K/V to the cache.
+// The experts' q, k, v and o products run on `linear` when given (the router stays on the CPU).
 void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& config, const cpu::RopeParams& rope,
                    int layer_index, const float* x, int64_t n, std::span<const int64_t> positions, KvCache& cache,
-                   float* out);
+                   float* out, LinearBackend* linear = nullptr);
 
 }  // namespace moe::model

@@ -196,7 +196,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
     }
     if (layer.bam) {  // BAM's parallel block: x + MoA(norm(x)) + MoE(norm(x))
       cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));
-      bam_attention(*layer.bam, config_, rope_params_, index, normed.data(), n, positions, cache, branch.data());
+      bam_attention(*layer.bam, config_, rope_params_, index, normed.data(), n, positions, cache, branch.data(), linear_);
       if (moe_branch.size() != branch.size()) moe_branch.resize(branch.size());
       moe(layer, index, normed.data(), n, positions, moe_branch.data(), gate_residual);
       cpu::add(x.data(), branch.data(), n * hidden);

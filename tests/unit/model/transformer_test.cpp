@@ -180,6 +180,23 @@ TEST(AttentionBackend, TakesHeadMasksAndSlidingWindows) {
   }
 }
 
+// BAM's attention experts' products go through the linear backend too, same bits.
+TEST(LinearBackend, TakesBamsAttentionExperts) {
+  const std::filesystem::path fixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
+  for (const char* fixture : {"bam-expert-kv", "bam-shared-kv"}) {
+    LoadedModel m = load_model(fixtures / fixture);
+    KvCache a = m.transformer->make_cache(16);
+    const auto reference = m.transformer->forward(kPrompt, a, LogitsWanted::kAll);
+    CountingLinear counting;
+    m.transformer->set_linear_backend(&counting);
+    KvCache b = m.transformer->make_cache(16);
+    const auto other = m.transformer->forward(kPrompt, b, LogitsWanted::kAll);
+    m.transformer->set_linear_backend(nullptr);
+    EXPECT_TRUE(same_bits(reference, other)) << fixture;
+    EXPECT_GE(counting.calls, m.config.num_layers * 2 * m.config.bam.attention_experts) << fixture;  // q and o at least
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
                          ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek"));
 
