@@ -84,7 +84,8 @@ TEST_F(GpuOffload, EveryExpertOnTheGpuMatchesTheCpu) {
 }
 
 TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
-  for (const char* fixture : {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek", "ds_moe"}) {
+  for (const char* fixture : {"mixtral", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn", "olmoe", "deepseek", "ds_moe", "ds_moe-att2",
+                              "bam-expert-kv", "bam-shared-kv", "moe_plus_plus"}) {
     model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / fixture);
     model::Transformer& t = *m.transformer;
     const std::vector<float> cpu = logits(t, 40);
