@@ -68,6 +68,8 @@ CudaExpertDevice::CudaExpertDevice(int device_id, const ExpertLayout& layout)
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down})
     MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16, ErrorCode::kUnsupported,
               "the CUDA backend computes bf16 experts (and int8/int4 copies); this model's experts are {}", dtype_name(p->dtype));
+  MOE_CHECK(hidden_ % 8 == 0 && width_ % 8 == 0, ErrorCode::kUnsupported,
+            "the CUDA expert kernels need hidden and expert widths that are multiples of 8, not {} and {}", hidden_, width_);
   matmul_ = std::make_unique<cuda::DeviceMatmul>(compute_.get());
   for (int i = 0; i < kStagingDepth; ++i) {
     staging_[size_t(i)].ensure(kStagingBytes);
