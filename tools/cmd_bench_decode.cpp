@@ -91,6 +91,8 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
 }
 
 void run(const Flags& f) {
+  MOE_CHECK(!f.shared_expert_bytes || !f.config.empty(), ErrorCode::kInvalidArgument,
+            "--shared-expert-bytes applies to synthetic weights: give --config");
   model::LoadedModel m;
   std::string what;
   if (!f.config.empty()) {

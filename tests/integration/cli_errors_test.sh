@@ -54,6 +54,7 @@ expect 1 "expert budget below one expert" -- "$moe" run -n 2 --gpu-mem 1KiB
 expect 1 "unknown routing" -- "$moe" run -n 2 --routing sparse
 expect 1 "unknown predictor" -- "$moe" run -n 2 --gpu-mem 1GiB --prefetch psychic
 expect 2 "unknown backend" -- "$moe" run -n 2 --backend tpu
+expect 1 "shared expert bytes without synthetic weights" -- "$moe" bench decode -n 1 --shared-expert-bytes
 # --backend cuda: a GPU computes the experts where there is one; otherwise one line saying so.
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   expect 1 "cuda backend without a GPU" -- "$moe" run -n 2 --backend cuda
