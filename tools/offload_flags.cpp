@@ -162,6 +162,16 @@ nlohmann::json OffloadSession::stats_json() const {
                   {"prefetches", s.prefetches},
                   {"prefetch_precision", s.precision()},
                   {"prefetch_recall", s.recall()}};
+#if MOE_HAVE_CUDA
+  if (const auto* linear = dynamic_cast<const cuda::CudaLinear*>(linear_.get())) {
+    const auto* attention = dynamic_cast<const cuda::CudaAttention*>(attention_.get());
+    j["gpu"] = {{"device", cuda::describe_device(0)},
+                {"expert_slot_bytes", uint64_t(runner_->cache_slots(0)) * runner_->expert_bytes()},
+                {"resident_dense_bytes", linear->resident_bytes()},
+                {"dense_products_on_cpu", linear->cpu_fallbacks()},
+                {"kv_cache_bytes", attention ? attention->device_bytes() : 0}};
+  }
+#endif
   return j;
 }
 
@@ -186,6 +196,15 @@ std::string OffloadSession::stats_text() const {
   out += fmt::format("[bytes: NVMe->host {}, host->device {}, between devices {}; prefetch {} copies, precision {:.1f}%, recall {:.1f}%]\n",
                      format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),
                      format_bytes(s.bytes_between_devices), s.prefetches, 100 * s.precision(), 100 * s.recall());
+#if MOE_HAVE_CUDA
+  if (const auto* linear = dynamic_cast<const cuda::CudaLinear*>(linear_.get())) {
+    const auto* attention = dynamic_cast<const cuda::CudaAttention*>(attention_.get());
+    out += fmt::format("[gpu {}: expert slots {}, resident dense weights {} ({} products left on the CPU), KV cache {}]\n",
+                       cuda::describe_device(0), format_bytes(uint64_t(runner_->cache_slots(0)) * runner_->expert_bytes()),
+                       format_bytes(linear->resident_bytes()), linear->cpu_fallbacks(),
+                       format_bytes(attention ? attention->device_bytes() : 0));
+  }
+#endif
   return out;
 }
 
