@@ -20,6 +20,9 @@ class ExpertDevice {
  public:
   virtual ~ExpertDevice() = default;
   virtual std::string name() const = 0;
+  // True when its work runs on hardware of its own (a GPU), so the executor drives several such
+  // devices at once, a thread each; CPU virtual devices share the host's cores and take turns.
+  virtual bool concurrent() const { return false; }
   // `bytes` of this device's memory for expert slots, owned by the device, 256-byte aligned.
   virtual std::byte* allocate(uint64_t bytes) = 0;
   // Copies one expert's bytes into device memory in chunks: the copy threads call begin(dst),

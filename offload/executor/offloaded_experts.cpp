@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
 
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quantize.h"
@@ -41,6 +42,7 @@ model::GatedMlpMatrices quantize_int8(const model::GatedMlpMatrices& full, std::
 
 struct OffloadedExperts::Device {
   std::unique_ptr<ExpertDevice> device;
+  std::vector<float> scratch;  // host compute for this device's tasks (miss cpu)
   std::unordered_map<ExpertKey, const std::byte*, ExpertKeyHash> pinned;
   std::unique_ptr<ExpertCache> cache;
   std::unique_ptr<TransferEngine> engine;
@@ -181,7 +183,7 @@ void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, i
     const model::GatedMlpMatrices q = quantize_int8(backing_.layout().views(task.data), data, scales);
     device.run_host_expert(q, rows, m, results);
   } else if (task.kind == Task::kHost) {
-    model::run_gated_mlp(backing_.layout().views(task.data), rows, m, results, scratch_);
+    model::run_gated_mlp(backing_.layout().views(task.data), rows, m, results, devices_[size_t(task.device)]->scratch);
   } else if (task.kind == Task::kStream) {
     device.run_host_expert(backing_.layout().views(task.data), rows, m, results);
   } else {
@@ -266,8 +268,10 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     dispatch(tasks, x, hidden, rows);
   }
 
-  // Each device computes what it has, then what arrives, in order of submission.
-  for (int d = 0; d < N; ++d) {
+  // Each device computes what it has, then what arrives, in order of submission. Devices with
+  // hardware of their own (GPUs) work at once, a thread each; CPU virtual devices take turns.
+  std::vector<double> stalled(static_cast<size_t>(N), 0.0);
+  const auto work = [&](int d) {
     for (size_t i = 0; i < tasks.size(); ++i) {
       const Task& t = tasks[i];
       if (t.device != d || t.kind == Task::kPending) continue;
@@ -279,7 +283,7 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       if (t.device != d || t.kind != Task::kPending) continue;
       const auto start = std::chrono::steady_clock::now();
       auto handle = devices_[size_t(d)]->cache->wait(t.key);
-      stats_.stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      stalled[size_t(d)] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::vector<std::byte> fallback;
       if (handle) {
         t.data = handle->data();
@@ -294,7 +298,18 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       compute(t, rows[i].data(), int64_t(t.group->tokens.size()), hidden, results[i].data());
       t.handle.release();
     }
+  };
+  bool concurrent = N > 1;
+  for (const auto& dev : devices_) concurrent = concurrent && dev->device->concurrent();
+  if (concurrent) {
+    std::vector<std::future<void>> running;
+    for (int d = 0; d < N; ++d) running.push_back(std::async(std::launch::async, work, d));
+    for (auto& r : running) r.wait();
+    for (auto& r : running) r.get();  // the first device's error, after every device stopped
+  } else {
+    for (int d = 0; d < N; ++d) work(d);
   }
+  for (double s : stalled) stats_.stall_seconds += s;
 
   // The results go back where their tokens live and land in the assignments' rows.
   if (N == 1) {

@@ -95,7 +95,6 @@ class OffloadedExperts final : public model::ExpertRunner {
   std::unique_ptr<Communicator> communicator_;
   std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
   std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used
-  std::vector<float> scratch_;
   std::vector<std::byte> bypass_;
   OffloadStats stats_;
   std::atomic<uint64_t> host_hits_{0}, nvme_reads_{0}, bytes_h2d_{0};

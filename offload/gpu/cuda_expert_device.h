@@ -28,6 +28,7 @@ class CudaExpertDevice final : public ExpertDevice {
   ~CudaExpertDevice() override;
 
   std::string name() const override;
+  bool concurrent() const override { return true; }
   std::byte* allocate(uint64_t bytes) override;
   std::unique_ptr<Upload> begin_upload(std::byte* dst) override;
   void run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override;

@@ -35,6 +35,7 @@ class CheckingDevice final : public ExpertDevice {
  public:
   explicit CheckingDevice(const ExpertLayout& layout, uint32_t seed) : layout_(layout), rng_(seed) {}
   std::string name() const override { return "checking"; }
+  bool concurrent() const override { return true; }  // several at once, as GPUs are driven
 
   std::byte* allocate(uint64_t bytes) override {
     std::byte* p = inner_.allocate(bytes);
