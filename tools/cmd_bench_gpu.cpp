@@ -19,9 +19,10 @@ void run(bool json) {
   const offload::TransferBenchmark t = offload::run_transfer_benchmark();
   const double d2d = b.rows.empty() ? 0 : b.rows.front().ceiling_bytes_per_second;
   const std::string raw = "one raw pinned cudaMemcpyAsync";
-  b.rows.push_back({"expert decode step (1 token, engine)", t.decode_compute, d2d, "device-to-device copy (read + write)"});
-  b.rows.push_back({"h2d expert copy from the pinned pool", t.from_pinned, t.raw_pinned, raw});
-  b.rows.push_back({"h2d expert copy from pageable memory", t.from_pageable, t.raw_pinned, raw});
+  const std::string expert = fmt::format("{} MiB expert", t.expert_bytes >> 20);
+  b.rows.push_back({"1 token through a " + expert + " (engine)", t.decode_compute, d2d, "device-to-device copy (read + write)"});
+  b.rows.push_back({"h2d " + expert + ", pinned pool", t.from_pinned, t.raw_pinned, raw});
+  b.rows.push_back({"h2d " + expert + ", pageable memory", t.from_pageable, t.raw_pinned, raw});
   if (json) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& r : b.rows)

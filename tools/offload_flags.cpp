@@ -32,7 +32,7 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: importance below which a missing expert is skipped");
   app.add_option("--routing", f.routing, "routing: default, dense, topk:K, threshold:EPS, threshold-topk:EPS (DS-MoE)")
       ->capture_default_str();
-  app.add_option("--backend", f.backend, "where routed experts run: cpu (virtual devices) or cuda (GPUs 0..devices-1)")
+  app.add_option("--backend", f.backend, "where experts, dense products and attention run: cpu (virtual devices) or cuda (GPUs 0..devices-1)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");
   app.add_option("--replay-trace", f.replay_trace, "force the router's choices from this trace")->check(CLI::ExistingFile);
@@ -133,6 +133,20 @@ void OffloadSession::finish() {
   if (recorder_) recorder_->finish();
 }
 
+nlohmann::json OffloadSession::gpu_json() const {
+#if MOE_HAVE_CUDA
+  if (const auto* linear = dynamic_cast<const cuda::CudaLinear*>(linear_.get())) {
+    const auto* attention = dynamic_cast<const cuda::CudaAttention*>(attention_.get());
+    return {{"device", cuda::describe_device(0)},
+            {"expert_slot_bytes", uint64_t(runner_->cache_slots(0)) * runner_->expert_bytes()},
+            {"resident_dense_bytes", linear->resident_bytes()},
+            {"dense_products_on_cpu", linear->cpu_fallbacks()},
+            {"kv_cache_bytes", attention ? attention->device_bytes() : 0}};
+  }
+#endif
+  return nlohmann::json::object();
+}
+
 nlohmann::json OffloadSession::stats_json() const {
   nlohmann::json j = nlohmann::json::object();
   if (routed_ && routed_->first > 0) {
@@ -162,16 +176,7 @@ nlohmann::json OffloadSession::stats_json() const {
                   {"prefetches", s.prefetches},
                   {"prefetch_precision", s.precision()},
                   {"prefetch_recall", s.recall()}};
-#if MOE_HAVE_CUDA
-  if (const auto* linear = dynamic_cast<const cuda::CudaLinear*>(linear_.get())) {
-    const auto* attention = dynamic_cast<const cuda::CudaAttention*>(attention_.get());
-    j["gpu"] = {{"device", cuda::describe_device(0)},
-                {"expert_slot_bytes", uint64_t(runner_->cache_slots(0)) * runner_->expert_bytes()},
-                {"resident_dense_bytes", linear->resident_bytes()},
-                {"dense_products_on_cpu", linear->cpu_fallbacks()},
-                {"kv_cache_bytes", attention ? attention->device_bytes() : 0}};
-  }
-#endif
+  if (const nlohmann::json gpu = gpu_json(); !gpu.empty()) j["gpu"] = gpu;
   return j;
 }
 
@@ -196,15 +201,11 @@ std::string OffloadSession::stats_text() const {
   out += fmt::format("[bytes: NVMe->host {}, host->device {}, between devices {}; prefetch {} copies, precision {:.1f}%, recall {:.1f}%]\n",
                      format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),
                      format_bytes(s.bytes_between_devices), s.prefetches, 100 * s.precision(), 100 * s.recall());
-#if MOE_HAVE_CUDA
-  if (const auto* linear = dynamic_cast<const cuda::CudaLinear*>(linear_.get())) {
-    const auto* attention = dynamic_cast<const cuda::CudaAttention*>(attention_.get());
+  if (const nlohmann::json g = gpu_json(); !g.empty())
     out += fmt::format("[gpu {}: expert slots {}, resident dense weights {} ({} products left on the CPU), KV cache {}]\n",
-                       cuda::describe_device(0), format_bytes(uint64_t(runner_->cache_slots(0)) * runner_->expert_bytes()),
-                       format_bytes(linear->resident_bytes()), linear->cpu_fallbacks(),
-                       format_bytes(attention ? attention->device_bytes() : 0));
-  }
-#endif
+                       g["device"].get<std::string>(), format_bytes(g["expert_slot_bytes"].get<uint64_t>()),
+                       format_bytes(g["resident_dense_bytes"].get<uint64_t>()), g["dense_products_on_cpu"].get<int64_t>(),
+                       format_bytes(g["kv_cache_bytes"].get<uint64_t>()));
   return out;
 }
 

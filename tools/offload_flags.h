@@ -40,6 +40,7 @@ class OffloadSession {
   const offload::OffloadedExperts* runner() const { return runner_.get(); }
 
  private:
+  nlohmann::json gpu_json() const;  // what --backend cuda put on GPU 0; empty otherwise
   model::LoadedModel& model_;
   placement::PlacementPlan plan_;
   placement::Trace profile_;

@@ -9,14 +9,41 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// One block per (token, head): scores in shared memory, then softmax, then the weighted values.
-// The first key query t sees: 0, or the start of its sliding window.
+// The first key query at `position` sees: 0, or the start of its sliding window.
 __device__ inline int64_t first_key(int64_t position, int64_t sliding_window) {
   return sliding_window > 0 ? max(int64_t(0), position - sliding_window + 1) : 0;
 }
 
-// One block per (token, head): scores in shared memory, then softmax, then the weighted values.
-// A head the mask leaves out is written as zeros (the whole block takes that branch).
+// One query's softmax attention over keys [begin, end) by the whole block, scores in shared
+// memory: writes the unnormalised weighted values o[0..head_dim) (each thread its own entries)
+// and returns {max score, sum of exp(score - max)}, for the caller to normalise or merge.
+__device__ float2 attend_keys(const float* qv, const float* k, const float* v, int64_t kv_row, int64_t head_dim, float scale,
+                              int64_t begin, int64_t end, float* scores, float* shared, float* o) {
+  float local_max = -FLT_MAX;
+  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    const float* kj = k + j * kv_row;
+    float dot = 0.0f;
+    for (int64_t d = 0; d < head_dim; ++d) dot = fmaf(qv[d], kj[d], dot);
+    scores[j - begin] = dot * scale;
+    local_max = fmaxf(local_max, dot * scale);
+  }
+  const float max = block_max(local_max, shared);
+  float local_sum = 0.0f;
+  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    scores[j - begin] = expf(scores[j - begin] - max);
+    local_sum += scores[j - begin];
+  }
+  const float sum = block_sum(local_sum, shared);
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int64_t j = begin; j < end; ++j) acc = fmaf(scores[j - begin], v[j * kv_row + d], acc);
+    o[d] = acc;
+  }
+  return make_float2(max, sum);
+}
+
+// One block per (token, head) over all its keys. A head the mask leaves out is written as zeros
+// (the whole block takes that branch).
 __global__ void attention_kernel(const float* q, const float* k_cache, const float* v_cache, int64_t first_position,
                                  int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out,
                                  int64_t sliding_window, const uint8_t* head_mask) {
@@ -28,28 +55,11 @@ __global__ void attention_kernel(const float* q, const float* k_cache, const flo
     for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) o[d] = 0.0f;
     return;
   }
-  const int64_t keys = first_position + t + 1, begin = first_key(keys - 1, sliding_window), kv_row = n_kv_heads * head_dim;
-  const float* qv = q + (t * n_heads + h) * head_dim;
-  float local_max = -FLT_MAX;
-  for (int64_t j = begin + threadIdx.x; j < keys; j += blockDim.x) {
-    const float* kj = k_cache + j * kv_row + kv * head_dim;
-    float dot = 0.0f;
-    for (int64_t d = 0; d < head_dim; ++d) dot = fmaf(qv[d], kj[d], dot);
-    scores[j - begin] = dot * scale;
-    local_max = fmaxf(local_max, dot * scale);
-  }
-  const float max = block_max(local_max, shared);
-  float local_sum = 0.0f;
-  for (int64_t j = begin + threadIdx.x; j < keys; j += blockDim.x) {
-    scores[j - begin] = expf(scores[j - begin] - max);
-    local_sum += scores[j - begin];
-  }
-  const float inv = 1.0f / block_sum(local_sum, shared);
-  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float acc = 0.0f;
-    for (int64_t j = begin; j < keys; ++j) acc = fmaf(scores[j - begin], v_cache[j * kv_row + kv * head_dim + d], acc);
-    o[d] = acc * inv;
-  }
+  const int64_t keys = first_position + t + 1, kv_row = n_kv_heads * head_dim;
+  const float2 stats = attend_keys(q + (t * n_heads + h) * head_dim, k_cache + kv * head_dim, v_cache + kv * head_dim, kv_row,
+                                   head_dim, scale, first_key(keys - 1, sliding_window), keys, scores, shared, o);
+  const float inv = 1.0f / stats.y;
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) o[d] *= inv;  // the entries this thread wrote
 }
 
 // Split pass: block (token-head, split) over keys [split * S, min((split + 1) * S, keys)).
@@ -70,28 +80,9 @@ __global__ void attention_split_kernel(const float* q, const float* k_cache, con
     for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) w[2 + d] = 0.0f;
     return;
   }
-  const float* qv = q + (t * n_heads + h) * head_dim;
-  float local_max = -FLT_MAX;
-  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
-    const float* kj = k_cache + j * kv_row + kv * head_dim;
-    float dot = 0.0f;
-    for (int64_t d = 0; d < head_dim; ++d) dot = fmaf(qv[d], kj[d], dot);
-    scores[j - begin] = dot * scale;
-    local_max = fmaxf(local_max, dot * scale);
-  }
-  const float max = block_max(local_max, shared);
-  float local_sum = 0.0f;
-  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
-    scores[j - begin] = expf(scores[j - begin] - max);
-    local_sum += scores[j - begin];
-  }
-  const float sum = block_sum(local_sum, shared);
-  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float acc = 0.0f;
-    for (int64_t j = begin; j < end; ++j) acc = fmaf(scores[j - begin], v_cache[j * kv_row + kv * head_dim + d], acc);
-    w[2 + d] = acc;
-  }
-  if (threadIdx.x == 0) w[0] = max, w[1] = sum;
+  const float2 stats = attend_keys(q + (t * n_heads + h) * head_dim, k_cache + kv * head_dim, v_cache + kv * head_dim, kv_row,
+                                   head_dim, scale, begin, end, scores, shared, w + 2);
+  if (threadIdx.x == 0) w[0] = stats.x, w[1] = stats.y;
 }
 
 // Merge pass: one block per (token, head), rescaling each split to the common max.

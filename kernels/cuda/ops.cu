@@ -82,6 +82,52 @@ __global__ void rope_kernel(float* x, int64_t n_heads, int64_t head_dim, int64_t
   }
 }
 
+// One warp's softmax of a row of n logits into p (shared memory), visible to the whole warp.
+__device__ void warp_softmax(const float* l, float* p, int n, int lane) {
+  float max = -FLT_MAX;
+  for (int e = lane; e < n; e += 32) max = fmaxf(max, l[e]);
+  for (int o = 16; o > 0; o /= 2) max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, o));
+  float sum = 0.0f;
+  for (int e = lane; e < n; e += 32) {
+    p[e] = expf(l[e] - max);
+    sum += p[e];
+  }
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  for (int e = lane; e < n; e += 32) p[e] /= sum;
+  __syncwarp();
+}
+
+// One warp per token: softmax, then every expert with p * n > eps; the most probable one (ties
+// to the lower index) when none passes.
+__global__ void route_threshold_kernel(const float* logits, int64_t n_tokens, int n_experts, float eps, float* weights,
+                                       int32_t* counts) {
+  extern __shared__ float probs[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + warp;
+  if (t >= n_tokens) return;
+  float* p = probs + warp * n_experts;
+  warp_softmax(logits + t * n_experts, p, n_experts, lane);
+  float* w = weights + t * n_experts;
+  int count = 0, best_e = n_experts;
+  float best = -1.0f;
+  for (int e = lane; e < n_experts; e += 32) {
+    const bool chosen = p[e] * float(n_experts) > eps;
+    w[e] = chosen ? p[e] : 0.0f;
+    count += chosen;
+    if (p[e] > best) best = p[e], best_e = e;
+  }
+  for (int o = 16; o > 0; o /= 2) {
+    count += __shfl_xor_sync(0xffffffffu, count, o);
+    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
+    if (ob > best || (ob == best && oe < best_e)) best = ob, best_e = oe;
+  }
+  if (lane == 0) {
+    if (count == 0) w[best_e] = best, count = 1;
+    counts[t] = count;
+  }
+}
+
 // One warp per token: softmax over the experts, then k rounds of arg-max.
 __global__ void route_kernel(const float* logits, int64_t n_tokens, int n_experts, int k, bool renormalize, int32_t* ids,
                              float* weights) {
@@ -90,18 +136,7 @@ __global__ void route_kernel(const float* logits, int64_t n_tokens, int n_expert
   const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + warp;
   if (t >= n_tokens) return;
   float* p = probs + warp * n_experts;
-  const float* l = logits + t * n_experts;
-  float max = -FLT_MAX;
-  for (int e = lane; e < n_experts; e += 32) max = fmaxf(max, l[e]);
-  for (int o = 16; o > 0; o /= 2) max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, o));
-  float sum = 0.0f;
-  for (int e = lane; e < n_experts; e += 32) {
-    p[e] = expf(l[e] - max);
-    sum += p[e];
-  }
-  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  for (int e = lane; e < n_experts; e += 32) p[e] /= sum;
-  __syncwarp();
+  warp_softmax(logits + t * n_experts, p, n_experts, lane);
   float chosen_sum = 0.0f;
   for (int r = 0; r < k; ++r) {
     float best = -1.0f;
@@ -199,6 +234,16 @@ cudaError_t route_top_k(const float* logits, int64_t n_tokens, int n_experts, in
   constexpr int kWarps = 4;
   route_kernel<<<unsigned((n_tokens + kWarps - 1) / kWarps), kWarps * 32, kWarps * n_experts * sizeof(float), stream>>>(
       logits, n_tokens, n_experts, k, renormalize, ids, weights);
+  return cudaGetLastError();
+}
+
+cudaError_t route_threshold(const float* logits, int64_t n_tokens, int n_experts, float eps, float* weights, int32_t* counts,
+                            cudaStream_t stream) {
+  if (n_tokens <= 0) return cudaSuccess;
+  if (n_experts <= 0 || n_experts > 1024) return cudaErrorInvalidValue;
+  constexpr int kWarps = 4;
+  route_threshold_kernel<<<unsigned((n_tokens + kWarps - 1) / kWarps), kWarps * 32, kWarps * n_experts * sizeof(float),
+                           stream>>>(logits, n_tokens, n_experts, eps, weights, counts);
   return cudaGetLastError();
 }
 

@@ -27,6 +27,11 @@ cudaError_t apply_rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head
 // optionally renormalised. ids/weights: [n_tokens, k]. n_experts <= 1024.
 cudaError_t route_top_k(const float* logits, int64_t n_tokens, int n_experts, int k, bool renormalize, int32_t* ids,
                         float* weights, cudaStream_t stream);
+// DS-MoE's threshold routing: per token, softmax, then the experts with p * n_experts > eps
+// (the most probable one when none passes), as kernels/cpu/router.h selects them. weights
+// [n_tokens, n_experts]: the chosen experts' probabilities, 0 elsewhere; counts [n_tokens].
+cudaError_t route_threshold(const float* logits, int64_t n_tokens, int n_experts, float eps, float* weights, int32_t* counts,
+                            cudaStream_t stream);
 // out[t] = sum_j weights[t, j] * expert_out[offsets... ] : for token t, rows
 // expert_rows[t * k + j] of expert_out, combined in j order (each product rounded, then added).
 cudaError_t weighted_combine(const float* expert_out, const int32_t* expert_rows, const float* weights, int64_t n_tokens, int k,

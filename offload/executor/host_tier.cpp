@@ -31,27 +31,23 @@ std::optional<HostBlock> HostTier::allocate_evicting() {
   return block;
 }
 
-// Startup only (the plan's host-homed experts): reads with the lock held.
-bool HostTier::load(ExpertKey key, bool pinned) {
-  if (!pool_) return false;
-  const auto block = pinned ? pool_->allocate(backing_.layout().bytes) : allocate_evicting();
+// Startup (the plan's host-homed experts): reads with the lock held, evicting nothing.
+bool HostTier::pin(ExpertKey key) {
+  std::lock_guard lock(mutex_);
+  const auto it = held_.find(key);
+  if (it != held_.end()) {
+    if (!it->second.pinned) {  // held as a cached copy: it stays from now on
+      lru_.erase(it->second.lru);
+      it->second.pinned = true;
+    }
+    return true;
+  }
+  const auto block = pool_ ? pool_->allocate(backing_.layout().bytes) : std::nullopt;
   if (!block) return false;
   backing_.read(key, block->data, block->bytes);
   Held& h = held_[key];
   h.block = *block;
-  h.pinned = pinned;
-  if (!pinned) h.lru = lru_.insert(lru_.begin(), key);
-  return true;
-}
-
-bool HostTier::pin(ExpertKey key) {
-  std::lock_guard lock(mutex_);
-  const auto it = held_.find(key);
-  if (it == held_.end()) return load(key, /*pinned=*/true);
-  if (!it->second.pinned) {  // held as a cached copy: it stays from now on
-    lru_.erase(it->second.lru);
-    it->second.pinned = true;
-  }
+  h.pinned = true;
   return true;
 }
 

@@ -37,7 +37,6 @@ class HostTier {
   uint64_t budget() const { return pool_ ? pool_->budget() : 0; }
 
  private:
-  bool load(ExpertKey key, bool pinned);
   std::optional<HostBlock> allocate_evicting();  // with mutex_ held
   Source copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled);
   const ExpertBacking& backing_;

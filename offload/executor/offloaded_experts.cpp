@@ -261,7 +261,9 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   // The rows each task computes: gathered from x on one device; with several, token t lives on
   // device t % N and the all-to-all carries its rows to the devices computing its experts.
   const int N = options_.devices;
-  std::vector<std::vector<float>> rows(tasks.size()), results(tasks.size());
+  std::vector<std::vector<float>>& rows = rows_;  // reused across layers: their capacity stays
+  std::vector<std::vector<float>>& results = results_;
+  if (rows.size() < tasks.size()) rows.resize(tasks.size()), results.resize(tasks.size());
   if (N == 1) {
     for (size_t i = 0; i < tasks.size(); ++i) model::gather_rows(x, hidden, *tasks[i].group, rows[i]);
   } else {

@@ -78,7 +78,6 @@ class OffloadedExperts final : public model::ExpertRunner {
   struct Device;
   struct Task;
   int device_of(ExpertKey key, std::vector<int64_t>* load) const;
-  const std::byte* pinned_data(int device, ExpertKey key) const;
   void compute(const Task& task, const float* rows, int64_t m, int64_t hidden, float* results);
   void dispatch(const std::vector<Task>& tasks, const float* x, int64_t hidden, std::vector<std::vector<float>>& rows);
   void combine(const std::vector<Task>& tasks, const std::vector<std::vector<float>>& results, int64_t hidden, float* out);
@@ -95,7 +94,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   std::unique_ptr<Communicator> communicator_;
   std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
   std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used
-  std::vector<std::byte> bypass_;
+  std::vector<std::vector<float>> rows_, results_;  // per task of the layer being run
   OffloadStats stats_;
   std::atomic<uint64_t> host_hits_{0}, nvme_reads_{0}, bytes_h2d_{0};
 };

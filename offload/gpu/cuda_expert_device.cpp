@@ -99,7 +99,6 @@ std::byte* CudaExpertDevice::allocate(uint64_t bytes) {
   }
   cuda::check(rc, "cudaMalloc (expert slots)");
   blocks_.push_back(p);
-  allocated_ += bytes;
   return static_cast<std::byte*>(p);
 }
 

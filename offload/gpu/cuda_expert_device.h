@@ -33,7 +33,6 @@ class CudaExpertDevice final : public ExpertDevice {
   std::unique_ptr<Upload> begin_upload(std::byte* dst) override;
   void run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override;
   void run_host_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override;
-  uint64_t allocated_bytes() const { return allocated_; }
 
  private:
   class CopyUpload;
@@ -41,7 +40,6 @@ class CudaExpertDevice final : public ExpertDevice {
   int id_;
   int64_t hidden_ = 0, width_ = 0;
   std::vector<void*> blocks_;  // allocate()'s
-  uint64_t allocated_ = 0;
   cuda::Stream compute_, copy_;
   std::unique_ptr<cuda::DeviceMatmul> matmul_;
   cuda::DeviceBuffer activations_, host_expert_;

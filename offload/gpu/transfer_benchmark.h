@@ -5,12 +5,10 @@
 // through the staging ring), against one raw pinned cudaMemcpyAsync of the same bytes. Also the
 // expert's decode compute (one token through gate, up and down) as weight bandwidth.
 #include <cstdint>
-#include <string>
 
 namespace moe::offload {
 
 struct TransferBenchmark {
-  std::string device;
   uint64_t expert_bytes = 0;
   double raw_pinned = 0;      // bytes/s: the ceiling
   double from_pinned = 0;     // bytes/s through the engine's upload

@@ -70,7 +70,6 @@ class Event {
   Event& operator=(const Event&) = delete;
   void record(cudaStream_t stream);
   void synchronize() const;
-  cudaEvent_t get() const { return event_; }
 
  private:
   cudaEvent_t event_ = nullptr;

@@ -293,6 +293,41 @@ TEST_F(Gpu, PermuteInTheCpuGroupsOrderAndBack) {
         << "assignment " << a;
 }
 
+TEST_F(Gpu, ThresholdRoutingSelectsAsTheCpu) {
+  const int64_t n = 50;
+  const int experts = 40;
+  auto logits = random_floats(size_t(n * experts), 33);
+  for (float& v : logits) v *= 3.0f;  // peaked rows: some choose one expert, some several
+  for (int e = 0; e < experts; ++e) logits[size_t(e)] = 0.0f;  // a flat row: every p * n = 1, none passes 1.5
+  DeviceBuffer<float> dl(logits), dw(size_t(n * experts));
+  DeviceBuffer<int32_t> dc(static_cast<size_t>(n));
+  dw.poison();
+  const float eps = 1.5f;
+  check(route_threshold(dl.ptr, n, experts, eps, dw.ptr, dc.ptr, nullptr), "route_threshold");
+  const auto weights = dw.host();
+  const auto counts = dc.host();
+  int several = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    std::vector<float> p(logits.begin() + t * experts, logits.begin() + (t + 1) * experts);
+    cpu::softmax(p.data(), experts);
+    std::vector<int32_t> ids;
+    std::vector<float> values;
+    cpu::threshold_select(p.data(), experts, eps, ids, values);
+    if (ids.empty()) {
+      ids.assign(1, 0);
+      values.assign(1, 0.0f);
+      cpu::top_k(p.data(), experts, 1, ids.data(), values.data());
+    }
+    ASSERT_EQ(counts[size_t(t)], int32_t(ids.size())) << "token " << t;
+    several += ids.size() > 1;
+    std::vector<float> want(size_t(experts), 0.0f);
+    for (size_t j = 0; j < ids.size(); ++j) want[size_t(ids[j])] = values[j];
+    for (int e = 0; e < experts; ++e) EXPECT_NEAR(weights[size_t(t * experts + e)], want[size_t(e)], 1e-6) << t << "/" << e;
+  }
+  EXPECT_GT(several, 0);
+  EXPECT_EQ(counts[0], 1);  // the flat row: nothing passed, the first expert kept
+}
+
 TEST_F(Gpu, RoutingAndCombine) {
   const int64_t n = 37;
   const int experts = 64, k = 6;

@@ -116,16 +116,23 @@ class CountingLinear final : public LinearBackend {
   int calls = 0, biased = 0;
 };
 
+// Whether the prompt's logits keep their bits with these backends set (null: the CPU's own).
+bool same_bits_with(Transformer& t, LinearBackend* linear, AttentionBackend* attention) {
+  KvCache a = t.make_cache(16);
+  const auto reference = t.forward(kPrompt, a, LogitsWanted::kAll);
+  t.set_linear_backend(linear);
+  t.set_attention_backend(attention);
+  KvCache b = t.make_cache(16);
+  const auto other = t.forward(kPrompt, b, LogitsWanted::kAll);
+  t.set_linear_backend(nullptr);
+  t.set_attention_backend(nullptr);
+  return same_bits(reference, other);
+}
+
 TEST_P(EveryFamily, DenseProductsGoThroughTheLinearBackend) {
   LoadedModel m = tiny_model(GetParam());
-  KvCache a = m.transformer->make_cache(16);
-  const auto reference = m.transformer->forward(kPrompt, a, LogitsWanted::kAll);
   CountingLinear counting;
-  m.transformer->set_linear_backend(&counting);
-  KvCache b = m.transformer->make_cache(16);
-  const auto other = m.transformer->forward(kPrompt, b, LogitsWanted::kAll);
-  m.transformer->set_linear_backend(nullptr);
-  EXPECT_TRUE(same_bits(reference, other));
+  EXPECT_TRUE(same_bits_with(*m.transformer, &counting, nullptr));
   // q, k, v and o per layer and the LM head at least; dense first layers and shared experts more.
   EXPECT_GE(counting.calls, 4 * m.config.num_layers + 1);
   if (GetParam() == "qwen2_moe") {
@@ -146,14 +153,8 @@ class CountingAttention final : public AttentionBackend {
 
 TEST_P(EveryFamily, AttentionGoesThroughItsBackend) {
   LoadedModel m = tiny_model(GetParam());
-  KvCache a = m.transformer->make_cache(16);
-  const auto reference = m.transformer->forward(kPrompt, a, LogitsWanted::kAll);
   CountingAttention counting;
-  m.transformer->set_attention_backend(&counting);
-  KvCache b = m.transformer->make_cache(16);
-  const auto other = m.transformer->forward(kPrompt, b, LogitsWanted::kAll);
-  m.transformer->set_attention_backend(nullptr);
-  EXPECT_TRUE(same_bits(reference, other));
+  EXPECT_TRUE(same_bits_with(*m.transformer, nullptr, &counting));
   EXPECT_EQ(counting.steps, m.config.num_layers);
 }
 
@@ -167,16 +168,9 @@ TEST(AttentionBackend, TakesHeadMasksAndSlidingWindows) {
   windowed.sliding_window = 3;  // shorter than the prompt
   models.push_back(load_model(windowed, std::make_shared<SyntheticWeights>(windowed, 7)));
   for (LoadedModel& m : models) {
-    Transformer& t = *m.transformer;
-    KvCache a = t.make_cache(16);
-    const auto reference = t.forward(kPrompt, a, LogitsWanted::kAll);
     CountingAttention counting;
-    t.set_attention_backend(&counting);
-    KvCache b = t.make_cache(16);
-    const auto other = t.forward(kPrompt, b, LogitsWanted::kAll);
-    t.set_attention_backend(nullptr);
-    EXPECT_TRUE(same_bits(reference, other)) << m.config.model_type;
-    EXPECT_EQ(counting.steps, t.config().num_layers);
+    EXPECT_TRUE(same_bits_with(*m.transformer, nullptr, &counting)) << m.config.model_type;
+    EXPECT_EQ(counting.steps, m.config.num_layers);
   }
 }
 
@@ -185,14 +179,8 @@ TEST(LinearBackend, TakesBamsAttentionExperts) {
   const std::filesystem::path fixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
   for (const char* fixture : {"bam-expert-kv", "bam-shared-kv"}) {
     LoadedModel m = load_model(fixtures / fixture);
-    KvCache a = m.transformer->make_cache(16);
-    const auto reference = m.transformer->forward(kPrompt, a, LogitsWanted::kAll);
     CountingLinear counting;
-    m.transformer->set_linear_backend(&counting);
-    KvCache b = m.transformer->make_cache(16);
-    const auto other = m.transformer->forward(kPrompt, b, LogitsWanted::kAll);
-    m.transformer->set_linear_backend(nullptr);
-    EXPECT_TRUE(same_bits(reference, other)) << fixture;
+    EXPECT_TRUE(same_bits_with(*m.transformer, &counting, nullptr)) << fixture;
     EXPECT_GE(counting.calls, m.config.num_layers * 2 * m.config.bam.attention_experts) << fixture;  // q and o at least
   }
 }
