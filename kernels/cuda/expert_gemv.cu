@@ -4,65 +4,23 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/weight_unpack.cuh"
+
 namespace moe::cuda {
 namespace {
 
 constexpr int kWarp = 32;
 constexpr int kRowsPerBlock = 4;  // one warp per output row
 
-// Each lane loads 16 bytes of the row per step: 8 bf16, 16 int8 or 32 int4 values.
-template <WeightFormat F>
-struct Traits;
-template <>
-struct Traits<WeightFormat::kBF16> {
-  static constexpr int kValues = 8;
-};
-template <>
-struct Traits<WeightFormat::kInt8> {
-  static constexpr int kValues = 16;
-};
-template <>
-struct Traits<WeightFormat::kInt4> {
-  static constexpr int kValues = 32;
-};
-
-template <WeightFormat F>
-__device__ inline void unpack(const uint4& raw, float scale, float* out) {
-  if constexpr (F == WeightFormat::kBF16) {
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      out[2 * i] = __uint_as_float(words[i] << 16);
-      out[2 * i + 1] = __uint_as_float(words[i] & 0xFFFF0000u);
-    }
-  } else if constexpr (F == WeightFormat::kInt8) {
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int b = 0; b < 4; ++b) out[4 * i + b] = float(int8_t((words[i] >> (8 * b)) & 0xFF)) * scale;
-  } else {
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-        const int q = int((words[i] >> (4 * n)) & 0xF);
-        out[8 * i + n] = float((q ^ 8) - 8) * scale;
-      }
-  }
-}
-
 template <WeightFormat F, int M>
 __global__ void __launch_bounds__(kWarp * kRowsPerBlock)
     gemv_kernel(const uint8_t* __restrict__ w, const float* __restrict__ scales, int64_t rows, int64_t cols, int group,
                 const float* __restrict__ x, float* __restrict__ y) {
-  constexpr int V = Traits<F>::kValues;
+  constexpr int V = Chunk<F>::kValues;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (row >= rows) return;
-  const int64_t row_bytes = F == WeightFormat::kBF16 ? cols * 2 : F == WeightFormat::kInt8 ? cols : cols / 2;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + row * row_bytes);
+  const uint4* wr = reinterpret_cast<const uint4*>(w + row * row_bytes<F>(cols));
   const int64_t steps = cols / V;  // 16-byte chunks in the row
   float acc[M];
 #pragma unroll
@@ -120,7 +78,7 @@ cudaError_t launch(const DeviceWeights& w, const float* x, int m, float* y, cuda
 template <WeightFormat F>
 __global__ void dequantize_kernel(const uint8_t* __restrict__ w, const float* __restrict__ scales, int64_t rows, int64_t cols,
                                   int group, float* __restrict__ out) {
-  constexpr int V = Traits<F>::kValues;
+  constexpr int V = Chunk<F>::kValues;
   const int64_t chunks = rows * (cols / V);
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c0 = i * V;  // element index in the flattened matrix (rows are whole chunks)
@@ -134,7 +92,7 @@ __global__ void dequantize_kernel(const uint8_t* __restrict__ w, const float* __
 
 template <WeightFormat F>
 cudaError_t launch_dequantize(const DeviceWeights& w, float* out, cudaStream_t stream) {
-  const int64_t chunks = w.rows * (w.cols / Traits<F>::kValues);
+  const int64_t chunks = w.rows * (w.cols / Chunk<F>::kValues);
   const int threads = 256;
   const unsigned blocks = unsigned(std::min<int64_t>((chunks + threads - 1) / threads, 65535));
   dequantize_kernel<F><<<blocks, threads, 0, stream>>>(static_cast<const uint8_t*>(w.data), w.scales, w.rows, w.cols,
@@ -142,16 +100,10 @@ cudaError_t launch_dequantize(const DeviceWeights& w, float* out, cudaStream_t s
   return cudaGetLastError();
 }
 
-bool valid(const DeviceWeights& w) {
-  const int values = w.format == WeightFormat::kBF16 ? 8 : w.format == WeightFormat::kInt8 ? 16 : 32;
-  if (w.data == nullptr || w.rows <= 0 || w.cols <= 0 || w.cols % values != 0) return false;
-  return w.format == WeightFormat::kBF16 || (w.scales != nullptr && w.group_size >= values && w.group_size % values == 0);
-}
-
 }  // namespace
 
 cudaError_t dequantize_weights(const DeviceWeights& w, float* out, cudaStream_t stream) {
-  if (!valid(w) || out == nullptr) return cudaErrorInvalidValue;
+  if (!valid_weights(w) || out == nullptr) return cudaErrorInvalidValue;
   switch (w.format) {
     case WeightFormat::kBF16: return launch_dequantize<WeightFormat::kBF16>(w, out, stream);
     case WeightFormat::kInt8: return launch_dequantize<WeightFormat::kInt8>(w, out, stream);
@@ -161,7 +113,7 @@ cudaError_t dequantize_weights(const DeviceWeights& w, float* out, cudaStream_t 
 }
 
 cudaError_t expert_gemv(const DeviceWeights& w, const float* x, int m, float* y, cudaStream_t stream) {
-  if (!valid(w) || m < 1 || m > kMaxGemvTokens) return cudaErrorInvalidValue;
+  if (!valid_weights(w) || m < 1 || m > kMaxGemvTokens) return cudaErrorInvalidValue;
   switch (w.format) {
     case WeightFormat::kBF16: return launch<WeightFormat::kBF16>(w, x, m, y, stream);
     case WeightFormat::kInt8: return launch<WeightFormat::kInt8>(w, x, m, y, stream);

@@ -12,9 +12,7 @@
 #include "runtime/core/error.h"
 
 namespace moe::cuda {
-namespace {
 
-// Median of `repeats` event-timed runs of `work` after two warm-ups, in seconds.
 double median_seconds(const std::function<void()>& work, int repeats, cudaStream_t stream) {
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "cudaEventCreate");
@@ -35,6 +33,8 @@ double median_seconds(const std::function<void()>& work, int repeats, cudaStream
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2] / 1e3;
 }
+
+namespace {
 
 struct Device {
   explicit Device(size_t bytes) { check(cudaMalloc(&ptr, bytes), "cudaMalloc"); }

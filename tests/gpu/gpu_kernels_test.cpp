@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/expert_gemv.h"
+#include "kernels/cuda/grouped_gemm.h"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/permute.h"
 #include "runtime/model/expert_groups.h"
@@ -69,6 +71,37 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& r
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
+// A random weight matrix in one format, on the host (the CPU kernels' view) and on the device.
+struct TestWeights {
+  TestWeights(WeightFormat format, int group, int64_t rows, int64_t cols, uint32_t seed) {
+    const auto w = random_floats(size_t(rows * cols), seed);
+    if (format == WeightFormat::kBF16) {
+      bytes.resize(size_t(rows * cols) * 2);
+      for (size_t i = 0; i < w.size(); ++i) {
+        const uint16_t b = f32_to_bf16(w[i]);
+        std::memcpy(bytes.data() + 2 * i, &b, 2);
+      }
+      host = {bytes.data(), DType::kBF16, rows, cols, nullptr, 0};
+      group = 0;
+    } else {
+      const QuantFormat q{format == WeightFormat::kInt8 ? DType::kI8 : DType::kI4, group};
+      bytes.resize(cpu::quantized_data_bytes(q, rows, cols));
+      scales.resize(cpu::quantized_scale_count(q, rows, cols));
+      cpu::quantize_rows(w.data(), rows, cols, q, bytes.data(), scales.data());
+      host = {bytes.data(), q.dtype, rows, cols, scales.data(), group};
+    }
+    device_bytes = std::make_unique<DeviceBuffer<uint8_t>>(bytes);
+    device_scales = std::make_unique<DeviceBuffer<float>>(scales.empty() ? std::vector<float>{0.0f} : scales);
+    device = {device_bytes->ptr, scales.empty() ? nullptr : device_scales->ptr, format, rows, cols, group};
+  }
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+  cpu::WeightMatrix host;
+  std::unique_ptr<DeviceBuffer<uint8_t>> device_bytes;
+  std::unique_ptr<DeviceBuffer<float>> device_scales;
+  DeviceWeights device;
+};
+
 struct GemvCase {
   WeightFormat format;
   int group;
@@ -79,47 +112,58 @@ class GemvTest : public Gpu, public ::testing::WithParamInterface<GemvCase> {};
 TEST_P(GemvTest, MatchesTheCpuMatmul) {
   const auto [format, group] = GetParam();
   const int64_t rows = 300, cols = 1024;
-  const auto w = random_floats(size_t(rows * cols), 1);
-  cpu::WeightMatrix cpu_w{nullptr, DType::kBF16, rows, cols, nullptr, 0};
-  std::vector<uint16_t> bf16;
-  std::vector<uint8_t> quant;
-  std::vector<float> scales;
-  if (format == WeightFormat::kBF16) {
-    for (float v : w) bf16.push_back(f32_to_bf16(v));
-    cpu_w.data = bf16.data();
-  } else {
-    const QuantFormat q{format == WeightFormat::kInt8 ? DType::kI8 : DType::kI4, group};
-    quant.resize(cpu::quantized_data_bytes(q, rows, cols));
-    scales.resize(cpu::quantized_scale_count(q, rows, cols));
-    cpu::quantize_rows(w.data(), rows, cols, q, quant.data(), scales.data());
-    cpu_w = {quant.data(), q.dtype, rows, cols, scales.data(), group};
-  }
+  const TestWeights w(format, group, rows, cols, 1);
   for (int m : {1, 3, 8}) {
     const auto x = random_floats(size_t(m * cols), uint32_t(10 + m));
     std::vector<float> ref(size_t(m * rows));
-    cpu::matmul(x.data(), m, cpu_w, ref.data());
-    DeviceBuffer<uint8_t> dw(format == WeightFormat::kBF16
-                                 ? std::vector<uint8_t>(reinterpret_cast<uint8_t*>(bf16.data()),
-                                                        reinterpret_cast<uint8_t*>(bf16.data() + bf16.size()))
-                                 : quant);
-    DeviceBuffer<float> ds(scales.empty() ? std::vector<float>{0.0f} : scales), dx(x), dy(size_t(m * rows));
+    cpu::matmul(x.data(), m, w.host, ref.data());
+    DeviceBuffer<float> dx(x), dy(size_t(m * rows));
     dy.poison();
-    const DeviceWeights dev{dw.ptr, scales.empty() ? nullptr : ds.ptr, format, rows, cols, group};
-    check(expert_gemv(dev, dx.ptr, m, dy.ptr, nullptr), "expert_gemv");
+    check(expert_gemv(w.device, dx.ptr, m, dy.ptr, nullptr), "expert_gemv");
     check(cudaDeviceSynchronize(), "sync");
     EXPECT_LT(relative_error(dy.host(), ref), 1e-5) << "m = " << m;
   }
-  // The GEMM path's operand: the same values the GEMV multiplies, widened to f32.
+  // The cuBLAS path's operand: the same values the GEMV multiplies, widened to f32.
   std::vector<float> widened_ref(size_t(rows * cols));
-  for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(cpu_w, r, widened_ref.data() + r * cols);
-  DeviceBuffer<uint8_t> dw(format == WeightFormat::kBF16 ? std::vector<uint8_t>(reinterpret_cast<uint8_t*>(bf16.data()),
-                                                                                reinterpret_cast<uint8_t*>(bf16.data() + bf16.size()))
-                                                         : quant);
-  DeviceBuffer<float> ds(scales.empty() ? std::vector<float>{0.0f} : scales), dwide(widened_ref.size());
+  for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(w.host, r, widened_ref.data() + r * cols);
+  DeviceBuffer<float> dwide(widened_ref.size());
   dwide.poison();
-  check(dequantize_weights({dw.ptr, scales.empty() ? nullptr : ds.ptr, format, rows, cols, group}, dwide.ptr, nullptr),
-        "dequantize_weights");
+  check(dequantize_weights(w.device, dwide.ptr, nullptr), "dequantize_weights");
   EXPECT_EQ(relative_error(dwide.host(), widened_ref), 0.0);
+}
+
+// Experts of several shapes in one grouped launch (a bf16 width that is no multiple of the
+// 32-column tile, rows no multiple of 64, one expert without rows), each against the CPU matmul.
+TEST_P(GemvTest, GroupedGemmMatchesTheCpuMatmul) {
+  const auto [format, group] = GetParam();
+  struct Shape {
+    int64_t rows, cols, m;
+  };
+  std::vector<Shape> shapes = {{300, 1024, 1}, {130, 512, 33}, {64, 256, 130}, {70, 256, 0}, {200, 768, 64}};
+  if (format == WeightFormat::kBF16) shapes.push_back({70, 40, 65});
+  std::vector<std::unique_ptr<TestWeights>> weights;
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> xs, ys;
+  std::vector<std::vector<float>> refs;
+  std::vector<GemmProblem> problems;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const auto [rows, cols, m] = shapes[i];
+    weights.push_back(std::make_unique<TestWeights>(format, group, rows, cols, uint32_t(20 + i)));
+    const auto x = random_floats(size_t(std::max<int64_t>(m, 1) * cols), uint32_t(40 + i));
+    refs.emplace_back(size_t(m * rows));
+    cpu::matmul(x.data(), m, weights.back()->host, refs.back().data());
+    xs.push_back(std::make_unique<DeviceBuffer<float>>(x));
+    ys.push_back(std::make_unique<DeviceBuffer<float>>(size_t(std::max<int64_t>(m, 1) * rows)));
+    ys.back()->poison();
+    problems.push_back({weights.back()->device, xs.back()->ptr, ys.back()->ptr, m});
+  }
+  check(grouped_expert_gemm(problems.data(), int(problems.size()), nullptr), "grouped_expert_gemm");
+  check(cudaDeviceSynchronize(), "sync");
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    if (shapes[i].m == 0) continue;
+    auto got = ys[i]->host();
+    got.resize(refs[i].size());
+    EXPECT_LT(relative_error(got, refs[i]), 1e-5) << "problem " << i;
+  }
 }
 
 std::string gemv_case_name(const ::testing::TestParamInfo<GemvCase>& info) {
@@ -132,6 +176,41 @@ INSTANTIATE_TEST_SUITE_P(Formats, GemvTest,
                                            GemvCase{WeightFormat::kInt8, 32}, GemvCase{WeightFormat::kInt4, 128},
                                            GemvCase{WeightFormat::kInt4, 64}),
                          gemv_case_name);
+
+// A row's result is the same bits whether its expert has 33 rows or 130, launched alone or
+// beside 60 others (two launches): the executor's batches, which depend on the budget, cannot
+// change a token's output.
+TEST_F(Gpu, GroupedGemmRowsDoNotDependOnTheirCompany) {
+  const int64_t rows = 96, cols = 512;
+  const TestWeights w(WeightFormat::kBF16, 0, rows, cols, 3);
+  const auto x = random_floats(size_t(130 * cols), 4);
+  DeviceBuffer<float> dx(x), alone(size_t(33 * rows)), big(size_t(130 * rows));
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> others;
+  std::vector<GemmProblem> crowd = {{w.device, dx.ptr, big.ptr, 130}};
+  for (int i = 0; i < 60; ++i) {
+    others.push_back(std::make_unique<DeviceBuffer<float>>(size_t(5 * rows)));
+    crowd.push_back({w.device, dx.ptr, others.back()->ptr, 5});
+  }
+  const GemmProblem single{w.device, dx.ptr, alone.ptr, 33};
+  check(grouped_expert_gemm(&single, 1, nullptr), "grouped_expert_gemm");
+  check(grouped_expert_gemm(crowd.data(), int(crowd.size()), nullptr), "grouped_expert_gemm");
+  check(cudaDeviceSynchronize(), "sync");
+  const auto a = alone.host(), b = big.host();
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  const auto last = others.back()->host();
+  EXPECT_EQ(std::memcmp(last.data(), b.data(), last.size() * sizeof(float)), 0);
+}
+
+TEST_F(Gpu, RejectsBadGroupedGemmProblems) {
+  DeviceBuffer<float> buf(1024);
+  const DeviceWeights w{buf.ptr, nullptr, WeightFormat::kBF16, 8, 32, 0};
+  const GemmProblem misaligned{w, buf.ptr + 1, buf.ptr, 2}, negative{w, buf.ptr, buf.ptr, -1},
+      bad_shape{{buf.ptr, nullptr, WeightFormat::kBF16, 8, 12, 0}, buf.ptr, buf.ptr, 2};
+  EXPECT_EQ(grouped_expert_gemm(&misaligned, 1, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(grouped_expert_gemm(&negative, 1, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(grouped_expert_gemm(&bad_shape, 1, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(grouped_expert_gemm(nullptr, 0, nullptr), cudaSuccess);
+}
 
 TEST_F(Gpu, RejectsBadGemvShapes) {
   DeviceBuffer<float> buf(64);

@@ -1,0 +1,72 @@
+#include "runtime/cuda/gemm_benchmark.h"
+
+#include <fmt/format.h>
+
+#include <random>
+
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/grouped_gemm.h"
+#include "runtime/core/error.h"
+#include "runtime/cuda/cuda_resources.h"
+
+namespace moe::cuda {
+
+std::vector<GpuBenchmarkRow> run_gemm_benchmark(int experts, int64_t tokens, int64_t rows, int64_t cols, int repeats) {
+  MOE_CHECK(device_count() > 0, ErrorCode::kCuda, "no CUDA device is present");
+  check(cudaSetDevice(0), "cudaSetDevice");
+  const Stream stream;
+  const CublasHandle blas(stream.get());
+  const double flops = 2.0 * double(experts) * double(tokens) * double(rows) * double(cols);
+  const uint64_t values = uint64_t(rows) * uint64_t(cols);
+
+  std::mt19937 rng(7);
+  std::vector<float> host(static_cast<size_t>(uint64_t(experts) * uint64_t(tokens) * uint64_t(cols)));
+  for (float& v : host) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+  DeviceBuffer x(sizeof(float) * host.size()), y(sizeof(float) * uint64_t(experts) * uint64_t(tokens) * uint64_t(rows));
+  check(cudaMemcpy(x.get(), host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice), "cudaMemcpy");
+  const auto x_of = [&](int e) { return x.get<float>() + int64_t(e) * tokens * cols; };
+  const auto y_of = [&](int e) { return y.get<float>() + int64_t(e) * tokens * rows; };
+
+  // The ceiling: cuBLAS SGEMM per expert over weights already in f32 (small values, finite).
+  GpuBenchmarkRow ceiling_row;
+  {
+    DeviceBuffer widened(sizeof(float) * values * uint64_t(experts));
+    check(cudaMemset(widened.get(), 0x3C, widened.bytes()), "cudaMemset");
+    const float one = 1.0f, zero = 0.0f;
+    const double seconds = median_seconds(
+        [&] {
+          for (int e = 0; e < experts; ++e)
+            check_cublas(cublasSgemm(blas.get(), CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(tokens), int(cols), &one,
+                                     widened.get<float>() + uint64_t(e) * values, int(cols), x_of(e), int(cols), &zero, y_of(e),
+                                     int(rows)),
+                         "cublasSgemm");
+        },
+        repeats, stream.get());
+    ceiling_row.value = flops / seconds;
+  }
+
+  std::vector<GpuBenchmarkRow> out;
+  const int group = 128;
+  const std::string shape = fmt::format("{} experts x {} rows, {}x{}", experts, tokens, rows, cols);
+  for (const WeightFormat format : {WeightFormat::kBF16, WeightFormat::kInt8, WeightFormat::kInt4}) {
+    const uint64_t data = format == WeightFormat::kBF16 ? 2 * values : format == WeightFormat::kInt8 ? values : values / 2;
+    const uint64_t scales = format == WeightFormat::kBF16 ? 0 : values / group;
+    DeviceBuffer weights((data + sizeof(float) * scales) * uint64_t(experts));
+    check(cudaMemset(weights.get(), 0x3C, weights.bytes()), "cudaMemset");  // every byte 0x3C: finite bf16 and scales
+    std::vector<GemmProblem> problems;
+    for (int e = 0; e < experts; ++e) {
+      std::byte* base = weights.get() + uint64_t(e) * data;
+      const auto* scale = reinterpret_cast<const float*>(weights.get() + uint64_t(experts) * data) + uint64_t(e) * scales;
+      problems.push_back({{base, scales ? scale : nullptr, format, rows, cols, scales ? group : 0}, x_of(e), y_of(e), tokens});
+    }
+    const double seconds = median_seconds(
+        [&] { check(grouped_expert_gemm(problems.data(), int(problems.size()), stream.get()), "grouped_expert_gemm"); }, repeats,
+        stream.get());
+    static const char* const kNames[] = {"bf16", "int8 g128", "int4 g128"};
+    out.push_back({fmt::format("grouped gemm {} ({})", kNames[int(format)], shape), flops / seconds, ceiling_row.value,
+                   "cuBLAS SGEMM per expert on f32 weights", GpuBenchmarkRow::Unit::kFlops});
+  }
+  return out;
+}
+
+}  // namespace moe::cuda
