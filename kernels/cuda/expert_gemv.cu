@@ -122,4 +122,12 @@ cudaError_t expert_gemv(const DeviceWeights& w, const float* x, int m, float* y,
   return cudaErrorInvalidValue;
 }
 
+cudaError_t expert_gemv_rows(const DeviceWeights& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
+  for (int64_t begin = 0; begin < m; begin += kMaxGemvTokens) {
+    const int n = int(std::min<int64_t>(kMaxGemvTokens, m - begin));
+    if (const cudaError_t rc = expert_gemv(w, x + begin * w.cols, n, y + begin * w.rows, stream); rc != cudaSuccess) return rc;
+  }
+  return cudaSuccess;
+}
+
 }  // namespace moe::cuda

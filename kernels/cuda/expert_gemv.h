@@ -23,6 +23,8 @@ inline constexpr int kMaxGemvTokens = 8;
 
 // x: [m, cols] f32, y: [m, rows] f32, 1 <= m <= kMaxGemvTokens.
 cudaError_t expert_gemv(const DeviceWeights& w, const float* x, int m, float* y, cudaStream_t stream);
+// Any m >= 0 rows, in passes of kMaxGemvTokens (a row's result is the same in any pass).
+cudaError_t expert_gemv_rows(const DeviceWeights& w, const float* x, int64_t m, float* y, cudaStream_t stream);
 
 // out [rows, cols] f32 = the weights widened (bf16) or dequantised (q * scale): the operand of an
 // f32 GEMM when many tokens share an expert (prefill), so a row's values are exactly the GEMV's.

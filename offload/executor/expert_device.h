@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,14 @@
 #include "runtime/model/gated_mlp.h"
 
 namespace moe::offload {
+
+// One expert's work: its matrices, its rows x [m, hidden] and where its results go (host memory).
+struct ExpertRun {
+  model::GatedMlpMatrices w;
+  const float* x = nullptr;
+  int64_t m = 0;
+  float* out = nullptr;
+};
 
 class ExpertDevice {
  public:
@@ -38,6 +47,12 @@ class ExpertDevice {
   // Runs the expert whose matrices `w` point into this device's memory on m rows of x (host
   // memory, [m, hidden]); out: [m, hidden] host memory. Returns when out is written.
   virtual void run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) = 0;
+  // The same for several experts whose matrices are all in this device's memory (a layer's ready
+  // experts); each run's results are those run_expert gives it alone. A GPU computes them
+  // together (one grouped launch per projection); by default they run one by one.
+  virtual void run_experts(std::span<const ExpertRun> runs) {
+    for (const ExpertRun& r : runs) run_expert(r.w, r.x, r.m, r.out);
+  }
   // The same for an expert whose matrices are in host memory (a streamed or low-precision copy):
   // the device brings them over for this one call.
   virtual void run_host_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) = 0;

@@ -270,16 +270,22 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     dispatch(tasks, x, hidden, rows);
   }
 
-  // Each device computes what it has, then what arrives, in order of submission. Devices with
-  // hardware of their own (GPUs) work at once, a thread each; CPU virtual devices take turns.
+  // Each device computes what it has (the experts in its memory together), then what arrives,
+  // in order of submission. Devices with hardware of their own (GPUs) work at once, a thread
+  // each; CPU virtual devices take turns.
   std::vector<double> stalled(static_cast<size_t>(N), 0.0);
   const auto work = [&](int d) {
+    std::vector<ExpertRun> ready;  // in the device's memory: computed together
     for (size_t i = 0; i < tasks.size(); ++i) {
       const Task& t = tasks[i];
       if (t.device != d || t.kind == Task::kPending) continue;
       results[i].resize(rows[i].size());
-      compute(t, rows[i].data(), int64_t(t.group->tokens.size()), hidden, results[i].data());
+      if (t.kind == Task::kReady)
+        ready.push_back({backing_.layout().views(t.data), rows[i].data(), int64_t(t.group->tokens.size()), results[i].data()});
+      else
+        compute(t, rows[i].data(), int64_t(t.group->tokens.size()), hidden, results[i].data());
     }
+    devices_[size_t(d)]->device->run_experts(ready);
     for (size_t i = 0; i < tasks.size(); ++i) {
       Task& t = tasks[i];
       if (t.device != d || t.kind != Task::kPending) continue;

@@ -4,13 +4,13 @@
 #include <cstring>
 
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/grouped_gemm.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/core/error.h"
 
 namespace moe::offload {
 namespace {
 
-constexpr int64_t kRowsPerPass = 512;  // bounds the activation buffers during prefill
 constexpr uint64_t kAlign = 256;
 uint64_t aligned(uint64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
@@ -70,7 +70,6 @@ CudaExpertDevice::CudaExpertDevice(int device_id, const ExpertLayout& layout)
               "the CUDA backend computes bf16 experts (and int8/int4 copies); this model's experts are {}", dtype_name(p->dtype));
   MOE_CHECK(hidden_ % 8 == 0 && width_ % 8 == 0, ErrorCode::kUnsupported,
             "the CUDA expert kernels need hidden and expert widths that are multiples of 8, not {} and {}", hidden_, width_);
-  matmul_ = std::make_unique<cuda::DeviceMatmul>(compute_.get());
   for (int i = 0; i < kStagingDepth; ++i) {
     staging_[size_t(i)].ensure(kStagingBytes);
     staged_[size_t(i)] = std::make_unique<cuda::Event>();
@@ -107,35 +106,98 @@ std::unique_ptr<ExpertDevice::Upload> CudaExpertDevice::begin_upload(std::byte* 
 }
 
 void CudaExpertDevice::run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) {
-  MOE_CHECK(w.up.cols == hidden_ && w.width() == width_, ErrorCode::kInternal, "an expert's shape differs from the device's");
+  const ExpertRun run{w, x, m, out};
+  run_experts(std::span(&run, 1));
+}
+
+// The runs' rows go in passes of at most kRowsPerPass (an expert's rows may straddle passes), one
+// copy in and one out per pass; each projection of a pass is one grouped GEMM launch over the
+// experts with kGemmMinRows rows or more, and GEMVs for the others. Which path an expert takes
+// follows its whole row count, never the pass, so its tokens' bits do not depend on the batch.
+void CudaExpertDevice::run_experts(std::span<const ExpertRun> runs) {
   cuda::check(cudaSetDevice(id_), "cudaSetDevice");
-  const int64_t pass = std::min(m, kRowsPerPass);
-  const uint64_t row_floats = uint64_t(2 * hidden_ + 2 * width_);
-  activations_.ensure(sizeof(float) * row_floats * uint64_t(pass));  // the last call synchronised
-  rows_in_.ensure(sizeof(float) * uint64_t(pass * hidden_));
-  rows_out_.ensure(sizeof(float) * uint64_t(pass * hidden_));
-  float* dx = activations_.get<float>();
-  float* da = dx + pass * hidden_;
-  float* db = da + pass * width_;
-  float* dy = db + pass * width_;
-  const cudaStream_t s = compute_.get();
-  for (int64_t begin = 0; begin < m; begin += pass) {
-    const int64_t n = std::min(pass, m - begin);
-    const size_t io_bytes = sizeof(float) * size_t(n * hidden_);
-    std::memcpy(rows_in_.get(), x + begin * hidden_, io_bytes);
-    cuda::check(cudaMemcpyAsync(dx, rows_in_.get(), io_bytes, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync (rows)");
-    if (w.gated()) {
-      matmul_->run(cuda::device_weights(w.gate), dx, n, da);
-      matmul_->run(cuda::device_weights(w.up), dx, n, db);
-      cuda::check(cuda::silu_mul(da, db, da, n * width_, s), "silu_mul");
-    } else {
-      matmul_->run(cuda::device_weights(w.up), dx, n, da);
-      cuda::check(cuda::bias_gelu_tanh(da, w.up_bias, n, width_, s), "bias_gelu_tanh");
+  for (const ExpertRun& r : runs)
+    MOE_CHECK(r.w.up.cols == hidden_ && r.w.width() == width_, ErrorCode::kInternal, "an expert's shape differs from the device's");
+  std::vector<Piece> pass;
+  int64_t rows = 0;
+  for (size_t i = 0; i < runs.size(); ++i)
+    for (int64_t begin = 0; begin < runs[i].m;) {
+      const int64_t n = std::min(runs[i].m - begin, kRowsPerPass - rows);
+      pass.push_back({&runs[i], begin, n});
+      rows += n;
+      begin += n;
+      if (rows == kRowsPerPass) {
+        compute_pass(pass, rows);
+        pass.clear();
+        rows = 0;
+      }
     }
-    matmul_->run(cuda::device_weights(w.down), da, n, dy);
-    cuda::check(cudaMemcpyAsync(rows_out_.get(), dy, io_bytes, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync (results)");
-    compute_.synchronize();
-    std::memcpy(out + begin * hidden_, rows_out_.get(), io_bytes);
+  if (rows > 0) compute_pass(pass, rows);
+}
+
+void CudaExpertDevice::compute_pass(const std::vector<Piece>& pass, int64_t rows) {
+  const uint64_t row_floats = uint64_t(2 * hidden_ + 2 * width_);
+  activations_.ensure(sizeof(float) * row_floats * uint64_t(kRowsPerPass));  // the last pass synchronised
+  rows_in_.ensure(sizeof(float) * uint64_t(kRowsPerPass * hidden_));
+  rows_out_.ensure(sizeof(float) * uint64_t(kRowsPerPass * hidden_));
+  float* dx = activations_.get<float>();
+  float* da = dx + kRowsPerPass * hidden_;
+  float* db = da + kRowsPerPass * width_;
+  float* dy = db + kRowsPerPass * width_;
+  const cudaStream_t s = compute_.get();
+  int64_t at = 0;
+  for (const Piece& p : pass) {
+    std::memcpy(rows_in_.get<float>() + at * hidden_, p.run->x + p.begin * hidden_, sizeof(float) * size_t(p.rows * hidden_));
+    at += p.rows;
+  }
+  cuda::check(cudaMemcpyAsync(dx, rows_in_.get(), sizeof(float) * size_t(rows * hidden_), cudaMemcpyHostToDevice, s),
+              "cudaMemcpyAsync (rows)");
+
+  // gate and up (or up alone), the activation, then down; `a` holds the activation's output.
+  std::vector<cuda::GemmProblem> grouped;
+  const auto project = [&](const cpu::WeightMatrix& w, const Piece& p, const float* x, float* y) {
+    if (p.run->m >= kGemmMinRows) grouped.push_back({cuda::device_weights(w), x, y, p.rows});
+    else cuda::check(cuda::expert_gemv_rows(cuda::device_weights(w), x, p.rows, y, s), "expert_gemv");
+  };
+  const auto launch_grouped = [&] {
+    cuda::check(cuda::grouped_expert_gemm(grouped.data(), int(grouped.size()), s), "grouped_expert_gemm");
+    grouped.clear();
+  };
+  bool all_gated = true;
+  at = 0;
+  for (const Piece& p : pass) {
+    const model::GatedMlpMatrices& w = p.run->w;
+    all_gated = all_gated && w.gated();
+    if (w.gated()) project(w.gate, p, dx + at * hidden_, da + at * width_);
+    project(w.up, p, dx + at * hidden_, (w.gated() ? db : da) + at * width_);
+    at += p.rows;
+  }
+  launch_grouped();
+  if (all_gated) {
+    cuda::check(cuda::silu_mul(da, db, da, rows * width_, s), "silu_mul");
+  } else {
+    at = 0;
+    for (const Piece& p : pass) {
+      float* a = da + at * width_;
+      if (p.run->w.gated()) cuda::check(cuda::silu_mul(a, db + at * width_, a, p.rows * width_, s), "silu_mul");
+      else cuda::check(cuda::bias_gelu_tanh(a, p.run->w.up_bias, p.rows, width_, s), "bias_gelu_tanh");
+      at += p.rows;
+    }
+  }
+  at = 0;
+  for (const Piece& p : pass) {
+    project(p.run->w.down, p, da + at * width_, dy + at * hidden_);
+    at += p.rows;
+  }
+  launch_grouped();
+
+  cuda::check(cudaMemcpyAsync(rows_out_.get(), dy, sizeof(float) * size_t(rows * hidden_), cudaMemcpyDeviceToHost, s),
+              "cudaMemcpyAsync (results)");
+  compute_.synchronize();
+  at = 0;
+  for (const Piece& p : pass) {
+    std::memcpy(p.run->out + p.begin * hidden_, rows_out_.get<float>() + at * hidden_, sizeof(float) * size_t(p.rows * hidden_));
+    at += p.rows;
   }
 }
 

@@ -3,8 +3,9 @@
 // the device's copy stream (straight from the pinned host pool, or through a ring of pinned
 // staging buffers for pageable memory) while the executor's thread computes the resident
 // experts on the compute stream, so the copies of the next experts overlap the current ones'
-// compute. An expert's rows go through cuda::DeviceMatmul: the expert GEMV eight at a time, or
-// from 32 rows (prefill) an f32 cuBLAS GEMM on its widened weights.
+// compute. The experts ready in a layer run together: their rows go over in one copy, and each
+// projection is one grouped GEMM launch for the experts with 32 rows or more (prefill) and the
+// expert GEMV, eight rows at a time, for the others (decode).
 // Weights in bf16, int8 or int4 (the group-quantised layout of kernels/cpu/quantize.h).
 #include <array>
 #include <memory>
@@ -13,7 +14,7 @@
 
 #include "offload/executor/expert_device.h"
 #include "runtime/cuda/cuda_resources.h"
-#include "runtime/cuda/device_matmul.h"
+#include "runtime/cuda/device_matmul.h"  // device_weights
 
 namespace moe::offload {
 
@@ -21,6 +22,8 @@ class CudaExpertDevice final : public ExpertDevice {
  public:
   static constexpr uint64_t kStagingBytes = uint64_t(4) << 20;  // each of the ring's buffers
   static constexpr int kStagingDepth = 4;
+  static constexpr int64_t kGemmMinRows = 32;  // an expert with fewer rows takes the GEMV
+  static constexpr int64_t kRowsPerPass = 512;  // bounds the activation buffers during prefill
 
   // Throws moe::Error(kCuda) when there is no device `device_id`, kUnsupported for experts in a
   // dtype the kernels do not take (f32, f16).
@@ -32,16 +35,21 @@ class CudaExpertDevice final : public ExpertDevice {
   std::byte* allocate(uint64_t bytes) override;
   std::unique_ptr<Upload> begin_upload(std::byte* dst) override;
   void run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override;
+  void run_experts(std::span<const ExpertRun> runs) override;
   void run_host_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override;
 
  private:
   class CopyUpload;
+  struct Piece {  // rows [begin, begin + rows) of one run
+    const ExpertRun* run;
+    int64_t begin, rows;
+  };
+  void compute_pass(const std::vector<Piece>& pass, int64_t rows);
 
   int id_;
   int64_t hidden_ = 0, width_ = 0;
   std::vector<void*> blocks_;  // allocate()'s
   cuda::Stream compute_, copy_;
-  std::unique_ptr<cuda::DeviceMatmul> matmul_;
   cuda::DeviceBuffer activations_, host_expert_;
   cuda::PinnedBuffer rows_in_, rows_out_;
   std::array<cuda::PinnedBuffer, kStagingDepth> staging_;

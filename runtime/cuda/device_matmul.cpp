@@ -28,10 +28,7 @@ DeviceMatmul::DeviceMatmul(cudaStream_t stream) : stream_(stream), blas_(stream)
 
 void DeviceMatmul::run(const DeviceWeights& w, const float* x, int64_t m, float* y, const float* bias) {
   if (m < kGemmMinRows) {
-    for (int64_t begin = 0; begin < m; begin += kMaxGemvTokens) {
-      const int n = int(std::min<int64_t>(kMaxGemvTokens, m - begin));
-      check(expert_gemv(w, x + begin * w.cols, n, y + begin * w.rows, stream_), "expert_gemv");
-    }
+    check(expert_gemv_rows(w, x, m, y, stream_), "expert_gemv");
   } else {
     const uint64_t need = sizeof(float) * uint64_t(w.rows) * uint64_t(w.cols);
     if (widened_.bytes() < need) {

@@ -1,8 +1,10 @@
 #pragma once
-// y = x W^T on one CUDA stream, all device memory: the expert GEMV (bf16/int8/int4, dequantised
-// in its loop) for fewer than kGemmMinRows rows, in passes of eight; from kGemmMinRows rows
-// (prefill) an f32 cuBLAS GEMM over W widened to f32 (exactly the values the GEMV multiplies).
-// Each row's result depends only on the row count of the call, never on the budget or schedule.
+// y = x W^T on one CUDA stream, all device memory, for the dense products (CudaLinear): the GEMV
+// (bf16/int8/int4, dequantised in its loop) for fewer than kGemmMinRows rows, in passes of eight;
+// from kGemmMinRows rows (prefill) an f32 cuBLAS GEMM over W widened to f32 (exactly the values
+// the GEMV multiplies): a dense matrix is one big problem, which cuBLAS does best, while a
+// layer's experts are many smaller ones (kernels/cuda/grouped_gemm.h). Each row's result depends
+// only on the row count of the call, never on the budget or schedule.
 #include <cstdint>
 #include <memory>
 

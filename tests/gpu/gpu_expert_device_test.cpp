@@ -1,11 +1,12 @@
 // The executor's CUDA device against the CPU kernels on a random expert: bf16 slots filled
 // through both upload paths (pageable and pinned sources), int8 and int4 copies streamed from
 // the host, SwiGLU and GeLU forms, at row counts that take the GEMV (1..31, in chunks of eight)
-// and the cuBLAS GEMM (32 and up, over several passes). Relative error below 1e-5 (the same
-// weights, summed in another order). Skips without a GPU.
+// and the grouped GEMM (32 and up, over several passes), alone and in batches. Relative error
+// below 1e-5 (the same weights, summed in another order). Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -107,6 +108,42 @@ TEST_F(CudaDevice, ResidentExpertsMatchTheCpuThroughEitherUploadPath) {
         device.run_expert(expert.layout.views(slots + slot * expert.layout.bytes), x.data(), m, got.data());
         EXPECT_LT(relative_error(got, want), 1e-5) << "gated " << gated << " m " << m << " slot " << slot;
       }
+    }
+  }
+}
+
+// A layer's experts in one batch (GEMV and GEMM experts mixed, one straddling two passes) give
+// each expert the bits it gets alone: a batch's make-up depends on the budget, results must not.
+TEST_F(CudaDevice, ABatchGivesEachExpertItsBitsAlone) {
+  for (const bool gated : {true, false}) {
+    const HostExpert expert(gated);
+    CudaExpertDevice device(0, expert.layout);
+    const int kExperts = 5;
+    std::byte* slots = device.allocate(kExperts * expert.layout.bytes);
+    for (int e = 0; e < kExperts; ++e) {
+      auto upload = device.begin_upload(slots + e * expert.layout.bytes);
+      upload->write(0, expert.bytes.data(), expert.layout.bytes);
+      upload->finish();
+    }
+    const int64_t rows[kExperts] = {1, 40, 7, 500, 33};  // 40 + 7 + 500 straddles the 512-row pass
+    std::vector<std::vector<float>> x, alone, batched;
+    std::vector<ExpertRun> runs;
+    for (int e = 0; e < kExperts; ++e) {
+      x.push_back(random_floats(size_t(rows[e] * kHidden), uint32_t(200 + e), 1.0f));
+      alone.emplace_back(x.back().size(), NAN);
+      batched.emplace_back(x.back().size(), NAN);
+    }
+    for (int e = 0; e < kExperts; ++e) {
+      const model::GatedMlpMatrices w = expert.layout.views(slots + e * expert.layout.bytes);
+      device.run_expert(w, x[size_t(e)].data(), rows[e], alone[size_t(e)].data());
+      runs.push_back({w, x[size_t(e)].data(), rows[e], batched[size_t(e)].data()});
+    }
+    device.run_experts(runs);
+    const model::GatedMlpMatrices host = expert.layout.views(expert.bytes.data());
+    for (int e = 0; e < kExperts; ++e) {
+      EXPECT_EQ(std::memcmp(alone[size_t(e)].data(), batched[size_t(e)].data(), alone[size_t(e)].size() * sizeof(float)), 0)
+          << "gated " << gated << " expert " << e;
+      EXPECT_LT(relative_error(batched[size_t(e)], cpu_expert(host, x[size_t(e)], rows[e])), 1e-5);
     }
   }
 }

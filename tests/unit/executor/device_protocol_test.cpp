@@ -5,7 +5,7 @@
 // slot between its upload's finish and the compute that reads it. A checking device wraps the
 // CPU device, stretches uploads and computes with short sleeps so that the copy thread and the
 // executor's thread overlap, and records every breach; randomized configurations must give the
-// resident run's bits with no breach.
+// resident run's bits with no breach. A batch of experts (run_experts) is checked as a whole.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -83,25 +83,37 @@ class CheckingDevice final : public ExpertDevice {
   }
 
   void run_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override {
-    const std::byte* slot = static_cast<const std::byte*>(w.up.data) - layout_.up.offset;
-    std::byte* key = const_cast<std::byte*>(slot);
-    bool sound = false;
+    const ExpertRun run{w, x, m, out};
+    run_experts(std::span(&run, 1));
+  }
+
+  // Every slot of the batch is checked before any kernel and after all of them, as a GPU's
+  // grouped launch reads them all at once.
+  void run_experts(std::span<const ExpertRun> runs) override {
+    std::vector<bool> sound;
     {
       std::lock_guard lock(mutex_);
-      const auto it = ready_.find(key);
-      if (uploading_.count(key)) breach_locked("a kernel read a slot still being uploaded");
-      else if (it == ready_.end()) breach_locked("a kernel read a slot no finished upload filled");
-      else if (it->second != fingerprint(slot, layout_.bytes)) breach_locked("a slot changed between its upload and its use");
-      else sound = true;
-      ++computing_[key];
+      largest_batch_ = std::max(largest_batch_, runs.size());
+      for (const ExpertRun& r : runs) {
+        std::byte* slot = slot_of(r.w);
+        const auto it = ready_.find(slot);
+        if (uploading_.count(slot)) breach_locked("a kernel read a slot still being uploaded");
+        else if (it == ready_.end()) breach_locked("a kernel read a slot no finished upload filled");
+        else if (it->second != fingerprint(slot, layout_.bytes)) breach_locked("a slot changed between its upload and its use");
+        sound.push_back(it != ready_.end() && !uploading_.count(slot) && it->second == fingerprint(slot, layout_.bytes));
+        ++computing_[slot];
+      }
     }
     pause(50);
-    inner_.run_expert(w, x, m, out);
+    inner_.run_experts(runs);
     std::lock_guard lock(mutex_);
-    const auto it = ready_.find(key);
-    if (sound && (it == ready_.end() || it->second != fingerprint(slot, layout_.bytes)))
-      breach_locked("a slot was rewritten under a kernel");
-    if (--computing_[key] == 0) computing_.erase(key);
+    for (size_t i = 0; i < runs.size(); ++i) {
+      std::byte* slot = slot_of(runs[i].w);
+      const auto it = ready_.find(slot);
+      if (sound[i] && (it == ready_.end() || it->second != fingerprint(slot, layout_.bytes)))
+        breach_locked("a slot was rewritten under a kernel");
+      if (--computing_[slot] == 0) computing_.erase(slot);
+    }
   }
 
   void run_host_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) override {
@@ -116,8 +128,15 @@ class CheckingDevice final : public ExpertDevice {
     std::lock_guard lock(mutex_);
     return uploads_;
   }
+  size_t largest_batch() const {
+    std::lock_guard lock(mutex_);
+    return largest_batch_;
+  }
 
  private:
+  std::byte* slot_of(const model::GatedMlpMatrices& w) const {
+    return const_cast<std::byte*>(static_cast<const std::byte*>(w.up.data) - layout_.up.offset);
+  }
   bool is_slot(const std::byte* p) const {
     for (const auto& [base, bytes] : regions_)
       if (p >= base && p < base + bytes) return uint64_t(p - base) % layout_.bytes == 0;
@@ -147,6 +166,7 @@ class CheckingDevice final : public ExpertDevice {
   std::map<std::byte*, int> computing_;
   std::vector<std::string> breaches_;
   int uploads_ = 0;
+  size_t largest_batch_ = 0;
 };
 
 std::vector<float> run(model::Transformer& t) {
@@ -171,6 +191,7 @@ TEST(DeviceProtocol, TheExecutorKeepsItUnderRandomBudgetsAndPrefetch) {
     const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
     const int total = t.config().num_sparse_layers() * t.config().num_experts;
     std::mt19937 rng(11);
+    size_t largest_batch = 0;
     for (int trial = 0; trial < 6; ++trial) {
       OffloadOptions o;
       o.devices = 1 + int(rng() % 2);
@@ -196,9 +217,11 @@ TEST(DeviceProtocol, TheExecutorKeepsItUnderRandomBudgetsAndPrefetch) {
       for (const CheckingDevice* d : devices) {
         for (const std::string& b : d->breaches()) ADD_FAILURE() << b;
         uploads += d->uploads();
+        largest_batch = std::max(largest_batch, d->largest_batch());
       }
       EXPECT_GT(uploads, 0);
     }
+    EXPECT_GT(largest_batch, 1u) << "the ready experts of a layer reach their device together";
   }
 }
 
