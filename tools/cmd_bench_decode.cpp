@@ -52,7 +52,9 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
                f.predict ? "  predicted  error" : "");
   for (const std::string& budget : budgets) {
     OffloadFlags o = f.offload;
-    o.gpu_mem = budget == "all" ? "1TiB" : budget;  // "all": every expert fits (the offloading path's own overhead)
+    // "all": every expert fits (the offloading path's own overhead); on a GPU, all it has free.
+    o.gpu_mem = budget != "all" ? budget : o.backend == "cuda" ? "" : "1TiB";
+    o.context = f.prompt_tokens + f.decode_tokens + 1;
     OffloadSession session(m, o, what);
     offload::TraceCollector collector(m.config, m.transformer->routing_hook());
     m.transformer->set_routing_hook(collector.hook());
@@ -105,7 +107,9 @@ void run(const Flags& f) {
     what = f.model.empty() ? "default model" : f.model;
   }
   if (!f.budgets.empty()) return run_budgets(f, m, what);
-  OffloadSession session(m, f.offload, what);
+  OffloadFlags o = f.offload;
+  o.context = f.prompt_tokens + f.decode_tokens + 1;
+  OffloadSession session(m, o, what);
   const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
   if (f.json) {
     nlohmann::json doc = session.stats_json();
@@ -145,7 +149,8 @@ void setup(CLI::App& app) {
   app.add_flag("--predict", f->predict, "with --gpu-mem: also predict each run with moe sim on a profile measured now");
   add_offload_options(app, f->offload);
   app.remove_option(app.get_option("--gpu-mem"));
-  app.add_option("--gpu-mem", f->budgets, "expert budgets per device, comma-separated (e.g. 64MiB,256MiB): one run each");
+  app.add_option("--gpu-mem", f->budgets,
+                 "budgets per device as --gpu-mem takes them, comma-separated (e.g. 64MiB,256MiB,all): one run each");
   app.callback([f] { run(*f); });
 }
 

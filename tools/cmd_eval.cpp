@@ -33,7 +33,9 @@ void run(const Flags& f) {
   std::vector<int32_t> ids = tokenizer->encode(text);
   if (int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
   const int window = std::min(f.window, loaded.config.max_position_embeddings);
-  OffloadSession session(loaded, f.offload, f.model.empty() ? "default" : dir.filename().string());
+  OffloadFlags offload = f.offload;
+  offload.context = window;
+  OffloadSession session(loaded, offload, f.model.empty() ? "default" : dir.filename().string());
   ProgressBar progress("evaluating", ids.size());
   const model::Perplexity p =
       model::evaluate_perplexity(*loaded.transformer, ids, window, [&](int64_t done) { progress.set(uint64_t(done)); });

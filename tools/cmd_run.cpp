@@ -35,7 +35,9 @@ void run(const RunFlags& flags) {
   model::LoadedModel loaded = model::load_model(dir);
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   const std::vector<int32_t> prompt = tokenizer->encode(flags.prompt);
-  OffloadSession session(loaded, flags.offload, use_default ? "default" : dir.filename().string());
+  OffloadFlags offload = flags.offload;
+  offload.context = int64_t(prompt.size()) + flags.max_new_tokens + 1;
+  OffloadSession session(loaded, offload, use_default ? "default" : dir.filename().string());
 
   model::GenerationOptions options;
   options.max_new_tokens = flags.max_new_tokens;

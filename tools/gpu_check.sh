@@ -107,10 +107,10 @@ if ((mixtral)); then
   config="$root/configs/models/mixtral-8x7b.json"
   {
     echo
-    echo "Mixtral-8x7B shape, synthetic bf16 weights (experts sharing bytes), 21 GiB of expert slots + 2.75 GiB of"
-    echo "dense weights on the GPU, all experts in an 86 GiB pinned host pool, routing from $(basename "$trace"):"
+    echo "Mixtral-8x7B shape, synthetic bf16 weights (experts sharing bytes), a 24 GiB GPU budget (dense weights, KV"
+    echo "cache, scratch and expert slots), all experts in an 86 GiB pinned host pool, routing from $(basename "$trace"):"
     echo '```'
-    "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 21GiB --host-mem 86GiB \
+    "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 24GiB --host-mem 86GiB \
       --replay-trace "$trace" --prompt-tokens 16 -n 16 || status=$?
     echo '```'
     if ! python3 -c "import accelerate" 2>/dev/null && ls "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1; then

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "placement/cost/gpu_memory.h"
 #include "placement/cost/model_shape.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
@@ -12,12 +13,15 @@
 #include "offload/gpu/nccl_communicator.h"
 #include "runtime/cuda/cuda_attention.h"
 #include "runtime/cuda/cuda_linear.h"
+#include "runtime/cuda/device_arena.h"
 #endif
 
 namespace moe::tools {
 
 void add_offload_options(CLI::App& app, OffloadFlags& f) {
-  app.add_option("--gpu-mem", f.gpu_mem, "expert memory per (virtual) device, e.g. 24GiB: offload what does not fit");
+  app.add_option("--gpu-mem", f.gpu_mem,
+                 "memory per device, e.g. 24GiB: the expert cache of each virtual device (cpu backend), or all the engine "
+                 "keeps on each GPU (cuda: dense weights, KV cache, scratch, experts); experts that do not fit are offloaded");
   app.add_option("--host-mem", f.host_mem, "host pool for expert copies (the middle tier), e.g. 64GiB")->capture_default_str();
   app.add_option("--devices", f.devices, "devices to shard experts over (virtual devices on the CPU backend)")
       ->check(CLI::Range(1, 64))->capture_default_str();
@@ -81,21 +85,33 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
   if (!f.profile_trace.empty()) profile_ = load_any_trace(f.profile_trace);
   if (f.backend == "cuda") {
 #if MOE_HAVE_CUDA
-    if (f.gpu_mem.empty()) {
-      // Without --gpu-mem the experts get what GPU 0 has free, less room for the resident dense
-      // weights, the KV cache and workspaces; what does not fit is offloaded.
-      const placement::ModelShape shape = placement::model_shape(model.config, "");
-      const uint64_t reserve = uint64_t(shape.dense_bytes()) + (uint64_t(2) << 30);
-      const uint64_t free = cuda::free_memory(0);
-      o.device_bytes = free > reserve ? (free - reserve) / 10 * 9 : 0;
+    // One arena per GPU for the budget: GPU 0 holds the resident dense weights and the KV mirror
+    // too; the expert cache of every GPU gets what is left (placement/cost/gpu_memory.h).
+    uint64_t budget = o.device_bytes;
+    if (f.gpu_mem.empty()) {  // what every GPU has free, less 1 GiB for the CUDA context, cuBLAS and NCCL
+      budget = UINT64_MAX;
+      for (int d = 0; d < o.devices; ++d) budget = std::min(budget, cuda::free_memory(d));
+      budget = budget > (uint64_t(1) << 30) ? budget - (uint64_t(1) << 30) : 0;
     }
-    o.make_device = offload::cuda_expert_devices();
+    const placement::ModelShape shape = placement::model_shape(model.config, "");
+    const placement::GpuMemorySplit split =
+        placement::split_gpu_memory(shape, budget, f.context, uint64_t(shape.expert_bytes(placement::ExpertFormat::kBF16)));
+    std::vector<cuda::DeviceArena*> arenas;
+    for (int d = 0; d < o.devices; ++d) {
+      arenas_.push_back(std::make_shared<cuda::DeviceArena>(d, split.arena(d)));
+      arenas.push_back(arenas_.back().get());
+    }
+    gpu_split_ = fmt::format("budget {}: dense weights {}, KV cache {} ({} tokens), scratch {}, experts {}", format_bytes(budget),
+                             format_bytes(split.dense), format_bytes(split.kv), f.context, format_bytes(split.scratch),
+                             format_bytes(split.experts));
+    o.device_bytes = split.experts;
+    o.make_device = offload::cuda_expert_devices(std::move(arenas));
     o.make_communicator = [](int devices) { return std::make_unique<offload::NcclCommunicator>(devices); };
     // Attention's projections, dense and shared MLPs and the LM head resident on GPU 0, and
-    // attention over a device copy of the KV cache (the experts' --gpu-mem budget counts neither).
-    linear_ = std::make_unique<cuda::CudaLinear>(0, uint64_t(1) << 62);
+    // attention over a device copy of the KV cache, both in GPU 0's arena.
+    linear_ = std::make_unique<cuda::CudaLinear>(*arenas_.front());
     t.set_linear_backend(linear_.get());
-    attention_ = std::make_unique<cuda::CudaAttention>(0);
+    attention_ = std::make_unique<cuda::CudaAttention>(*arenas_.front());
     t.set_attention_backend(attention_.get());
 #else
     fail(ErrorCode::kUnsupported, "--backend cuda: this build has no CUDA backend (nvcc was not found when it was built)");
@@ -138,10 +154,14 @@ nlohmann::json OffloadSession::gpu_json() const {
   if (const auto* linear = dynamic_cast<const cuda::CudaLinear*>(linear_.get())) {
     const auto* attention = dynamic_cast<const cuda::CudaAttention*>(attention_.get());
     return {{"device", cuda::describe_device(0)},
+            {"memory", gpu_split_},
+            {"arena_bytes", arenas_.front()->capacity()},
+            {"arena_used_bytes", arenas_.front()->used()},
             {"expert_slot_bytes", uint64_t(runner_->cache_slots(0)) * runner_->expert_bytes()},
             {"resident_dense_bytes", linear->resident_bytes()},
             {"dense_products_on_cpu", linear->cpu_fallbacks()},
-            {"kv_cache_bytes", attention ? attention->device_bytes() : 0}};
+            {"kv_cache_bytes", attention ? attention->device_bytes() : 0},
+            {"attention_steps_on_cpu", attention ? attention->cpu_fallbacks() : 0}};
   }
 #endif
   return nlohmann::json::object();
@@ -202,10 +222,13 @@ std::string OffloadSession::stats_text() const {
                      format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),
                      format_bytes(s.bytes_between_devices), s.prefetches, 100 * s.precision(), 100 * s.recall());
   if (const nlohmann::json g = gpu_json(); !g.empty())
-    out += fmt::format("[gpu {}: expert slots {}, resident dense weights {} ({} products left on the CPU), KV cache {}]\n",
-                       g["device"].get<std::string>(), format_bytes(g["expert_slot_bytes"].get<uint64_t>()),
-                       format_bytes(g["resident_dense_bytes"].get<uint64_t>()), g["dense_products_on_cpu"].get<int64_t>(),
-                       format_bytes(g["kv_cache_bytes"].get<uint64_t>()));
+    out += fmt::format(
+        "[gpu {}: {}; arena {} of {} used: expert slots {}, resident dense weights {} ({} products left on the CPU), KV cache "
+        "{} ({} attention steps on the CPU)]\n",
+        g["device"].get<std::string>(), g["memory"].get<std::string>(), format_bytes(g["arena_used_bytes"].get<uint64_t>()),
+        format_bytes(g["arena_bytes"].get<uint64_t>()), format_bytes(g["expert_slot_bytes"].get<uint64_t>()),
+        format_bytes(g["resident_dense_bytes"].get<uint64_t>()), g["dense_products_on_cpu"].get<int64_t>(),
+        format_bytes(g["kv_cache_bytes"].get<uint64_t>()), g["attention_steps_on_cpu"].get<int64_t>());
   return out;
 }
 

@@ -8,10 +8,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/routing_trace.h"
 #include "runtime/model/model_loader.h"
+
+namespace moe::cuda {
+class DeviceArena;
+}
 
 namespace moe::tools {
 
@@ -22,6 +27,7 @@ struct OffloadFlags {
   std::string trace_out, replay_trace;
   std::string routing = "default";  // DS-MoE's modes: dense, topk:K, threshold:EPS, threshold-topk:EPS
   std::string backend = "cpu";      // where routed experts are computed: cpu or cuda
+  int64_t context = 4096;           // tokens of KV cache the GPU budget keeps room for (set by the command)
   bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1 || backend != "cpu"; }
 };
 
@@ -44,6 +50,8 @@ class OffloadSession {
   model::LoadedModel& model_;
   placement::PlacementPlan plan_;
   placement::Trace profile_;
+  std::vector<std::shared_ptr<cuda::DeviceArena>> arenas_;  // --backend cuda: one per GPU, outliving their users
+  std::string gpu_split_;  // how GPU 0's budget divided
   std::unique_ptr<model::LinearBackend> linear_;  // --backend cuda: the dense products on GPU 0
   std::unique_ptr<model::AttentionBackend> attention_;  // and attention over a device KV cache
   std::unique_ptr<offload::OffloadedExperts> runner_;

@@ -11,7 +11,7 @@
 namespace moe::offload {
 namespace {
 
-constexpr uint64_t kAlign = 256;
+constexpr uint64_t kAlign = 256;  // the streamed expert's matrices within its buffer
 uint64_t aligned(uint64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
 uint64_t data_bytes(const cpu::WeightMatrix& m) { return dtype_bytes(m.dtype, size_t(m.rows * m.cols)); }
@@ -63,8 +63,8 @@ class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
   bool finished_ = false;
 };
 
-CudaExpertDevice::CudaExpertDevice(int device_id, const ExpertLayout& layout)
-    : id_(cuda::select_device(device_id)), hidden_(layout.up.cols), width_(layout.up.rows) {
+CudaExpertDevice::CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout)
+    : arena_(arena), id_(cuda::select_device(arena.device())), hidden_(layout.up.cols), width_(layout.up.rows) {
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down})
     MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16, ErrorCode::kUnsupported,
               "the CUDA backend computes bf16 experts (and int8/int4 copies); this model's experts are {}", dtype_name(p->dtype));
@@ -80,25 +80,13 @@ CudaExpertDevice::~CudaExpertDevice() {
   cudaSetDevice(id_);
   cudaStreamSynchronize(copy_.get());
   cudaStreamSynchronize(compute_.get());
-  for (void* b : blocks_) cudaFree(b);
 }
 
 std::string CudaExpertDevice::name() const { return "cuda:" + std::to_string(id_) + " " + cuda::describe_device(id_); }
 
 std::byte* CudaExpertDevice::allocate(uint64_t bytes) {
-  cuda::check(cudaSetDevice(id_), "cudaSetDevice");
-  void* p = nullptr;
-  const cudaError_t rc = cudaMalloc(&p, std::max<uint64_t>(bytes, kAlign));
-  if (rc == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    size_t free = 0, total = 0;
-    cudaMemGetInfo(&free, &total);
-    fail(ErrorCode::kOutOfMemory, "device {} cannot hold {:.2f} MiB of experts ({:.2f} MiB free of {:.2f}): lower --gpu-mem", id_,
-         double(bytes) / double(1 << 20), double(free) / double(1 << 20), double(total) / double(1 << 20));
-  }
-  cuda::check(rc, "cudaMalloc (expert slots)");
-  blocks_.push_back(p);
-  return static_cast<std::byte*>(p);
+  blocks_.push_back(arena_.allocate(bytes, "the expert cache"));
+  return blocks_.back().get();
 }
 
 std::unique_ptr<ExpertDevice::Upload> CudaExpertDevice::begin_upload(std::byte* dst) {
@@ -230,8 +218,12 @@ void CudaExpertDevice::run_host_expert(const model::GatedMlpMatrices& w, const f
   run_expert(d, x, m, out);  // synchronises before returning, so the sources may go
 }
 
-ExpertDeviceFactory cuda_expert_devices() {
-  return [](int index, const ExpertLayout& layout) { return std::make_unique<CudaExpertDevice>(index, layout); };
+ExpertDeviceFactory cuda_expert_devices(std::vector<cuda::DeviceArena*> arenas) {
+  return [arenas = std::move(arenas)](int index, const ExpertLayout& layout) {
+    MOE_CHECK(index >= 0 && size_t(index) < arenas.size(), ErrorCode::kInvalidArgument, "expert-parallel rank {} has no GPU arena",
+              index);
+    return std::make_unique<CudaExpertDevice>(*arenas[size_t(index)], layout);
+  };
 }
 
 }  // namespace moe::offload

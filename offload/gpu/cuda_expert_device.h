@@ -1,5 +1,5 @@
 #pragma once
-// The executor's device on a CUDA GPU. Slots live in device memory; a copy thread fills them on
+// The executor's device on a CUDA GPU. Slots live in the GPU's device arena; a copy thread fills them on
 // the device's copy stream (straight from the pinned host pool, or through a ring of pinned
 // staging buffers for pageable memory) while the executor's thread computes the resident
 // experts on the compute stream, so the copies of the next experts overlap the current ones'
@@ -14,6 +14,7 @@
 
 #include "offload/executor/expert_device.h"
 #include "runtime/cuda/cuda_resources.h"
+#include "runtime/cuda/device_arena.h"
 #include "runtime/cuda/device_matmul.h"  // device_weights
 
 namespace moe::offload {
@@ -25,9 +26,9 @@ class CudaExpertDevice final : public ExpertDevice {
   static constexpr int64_t kGemmMinRows = 32;  // an expert with fewer rows takes the GEMV
   static constexpr int64_t kRowsPerPass = 512;  // bounds the activation buffers during prefill
 
-  // Throws moe::Error(kCuda) when there is no device `device_id`, kUnsupported for experts in a
-  // dtype the kernels do not take (f32, f16).
-  CudaExpertDevice(int device_id, const ExpertLayout& layout);
+  // On the arena's device; slots come from `arena`, which must outlive this. Throws
+  // moe::Error(kUnsupported) for experts in a dtype the kernels do not take (f32, f16).
+  CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout);
   ~CudaExpertDevice() override;
 
   std::string name() const override;
@@ -46,9 +47,10 @@ class CudaExpertDevice final : public ExpertDevice {
   };
   void compute_pass(const std::vector<Piece>& pass, int64_t rows);
 
+  cuda::DeviceArena& arena_;
   int id_;
   int64_t hidden_ = 0, width_ = 0;
-  std::vector<void*> blocks_;  // allocate()'s
+  std::vector<cuda::DeviceArena::Block> blocks_;  // allocate()'s
   cuda::Stream compute_, copy_;
   cuda::DeviceBuffer activations_, host_expert_;
   cuda::PinnedBuffer rows_in_, rows_out_;
@@ -56,8 +58,8 @@ class CudaExpertDevice final : public ExpertDevice {
   std::array<std::unique_ptr<cuda::Event>, kStagingDepth> staged_;  // a ring slot's copy has left
 };
 
-// Rank i on CUDA device i: the factory for OffloadOptions::make_device. Throws moe::Error(kCuda)
-// for a rank without a visible device.
-ExpertDeviceFactory cuda_expert_devices();
+// Rank i on arenas[i]'s device: the factory for OffloadOptions::make_device. Throws
+// moe::Error(kInvalidArgument) for a rank without an arena.
+ExpertDeviceFactory cuda_expert_devices(std::vector<cuda::DeviceArena*> arenas);
 
 }  // namespace moe::offload

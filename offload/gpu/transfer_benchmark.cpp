@@ -67,7 +67,8 @@ TransferBenchmark run_transfer_benchmark(int64_t hidden, int64_t width, int repe
   TransferBenchmark b;
   const ExpertLayout layout = bf16_expert(hidden, width);
   b.expert_bytes = layout.bytes;
-  CudaExpertDevice device(0, layout);
+  cuda::DeviceArena arena(0, layout.bytes);
+  CudaExpertDevice device(arena, layout);
   std::byte* slot = device.allocate(layout.bytes);
 
   HostPool pool(layout.bytes);  // pinned, as the host tier's pool is with a GPU present

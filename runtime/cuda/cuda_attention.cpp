@@ -2,13 +2,14 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device.h"
 #include "runtime/core/error.h"
 
 namespace moe::cuda {
 
-CudaAttention::CudaAttention(int device) : device_(select_device(device)) {}
+CudaAttention::CudaAttention(DeviceArena& arena) : arena_(arena), device_(select_device(arena.device())) {}
 
 CudaAttention::~CudaAttention() {
   cudaSetDevice(device_);
@@ -27,14 +28,20 @@ void CudaAttention::attend(model::KvCache& cache, const model::AttentionStep& s,
     capacity_ = cache.capacity();
     row_ = cache.row_size();
     valid_.assign(size_t(cache.num_layers()), 0);
-    const uint64_t bytes = sizeof(float) * uint64_t(cache.num_layers()) * uint64_t(capacity_) * uint64_t(row_);
-    keys_.ensure(bytes);
-    values_.ensure(bytes);
+    mirror_.reset();  // the old mirror's last step synchronised
+    const uint64_t floats = uint64_t(cache.num_layers()) * uint64_t(capacity_) * uint64_t(row_);
+    if (auto block = arena_.try_allocate(2 * sizeof(float) * floats)) mirror_ = std::move(*block);
+  }
+  if (!mirror_) {  // no room in the arena for this cache
+    ++cpu_fallbacks_;
+    cpu::attention(s.q, cache.keys(s.layer), cache.values(s.layer), s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out,
+                   s.sliding_window, s.head_mask);
+    return;
   }
   const cudaStream_t st = stream_.get();
   const uint64_t layer_floats = uint64_t(capacity_) * uint64_t(row_);
-  float* k = keys_.get<float>() + uint64_t(s.layer) * layer_floats;
-  float* v = values_.get<float>() + uint64_t(s.layer) * layer_floats;
+  float* k = mirror_.get<float>() + uint64_t(s.layer) * layer_floats;
+  float* v = mirror_.get<float>() + uint64_t(cache.num_layers()) * layer_floats + uint64_t(s.layer) * layer_floats;
   int64_t& valid = valid_[size_t(s.layer)];
   if (s.start == 0) valid = 0;  // a new sequence in this cache
   // The rows the mirror lacks, up to and including this step's (the transformer wrote them).

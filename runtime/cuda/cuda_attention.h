@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/cuda/cuda_resources.h"
+#include "runtime/cuda/device_arena.h"
 #include "runtime/model/attention_backend.h"
 
 namespace moe::cuda {
@@ -16,19 +17,22 @@ namespace moe::cuda {
 class CudaAttention final : public model::AttentionBackend {
  public:
   static constexpr int64_t kSplitFrom = 4096, kSplitKeys = 1024;
-  // Throws moe::Error(kCuda) without device `device`.
-  explicit CudaAttention(int device);
+  // The mirror comes from `arena` (on its device), which must outlive this.
+  explicit CudaAttention(DeviceArena& arena);
   ~CudaAttention() override;
   void attend(model::KvCache& cache, const model::AttentionStep& step, float* out) override;
-  uint64_t device_bytes() const { return keys_.bytes() + values_.bytes(); }
+  uint64_t device_bytes() const { return mirror_.bytes(); }
+  int64_t cpu_fallbacks() const { return cpu_fallbacks_; }  // steps attended on the CPU
 
  private:
+  DeviceArena& arena_;
   int device_;
+  int64_t cpu_fallbacks_ = 0;
   Stream stream_;
   const model::KvCache* cache_ = nullptr;  // the cache mirrored
   int64_t capacity_ = 0, row_ = 0;
   std::vector<int64_t> valid_;  // rows mirrored per layer
-  DeviceBuffer keys_, values_;  // [layers, capacity, row]
+  DeviceArena::Block mirror_;  // keys then values, each [layers, capacity, row]; empty: no room
   DeviceBuffer q_, out_, workspace_, mask_;
 };
 

@@ -7,7 +7,7 @@
 
 namespace moe::cuda {
 
-CudaLinear::CudaLinear(int device, uint64_t budget) : device_(select_device(device)), budget_(budget) {
+CudaLinear::CudaLinear(DeviceArena& arena) : arena_(arena), device_(select_device(arena.device())) {
   matmul_ = std::make_unique<DeviceMatmul>(stream_.get());
 }
 
@@ -20,18 +20,18 @@ const CudaLinear::Resident& CudaLinear::resident(const cpu::WeightMatrix& w, con
   auto& slot = resident_[std::make_tuple(w.data, w.rows, w.cols, bias)];
   if (slot) return *slot;
   slot = std::make_unique<Resident>();
-  const bool takes = w.dtype == DType::kBF16 && w.scales == nullptr && w.cols % 8 == 0;
-  const uint64_t bytes = dtype_bytes(w.dtype, size_t(w.rows * w.cols)) + (bias ? sizeof(float) * uint64_t(w.rows) : 0);
-  if (!takes || resident_bytes_ + bytes > budget_) return *slot;  // stays on the CPU
-  slot->weights.ensure(bytes);
-  check(cudaMemcpy(slot->weights.get(), w.data, dtype_bytes(w.dtype, size_t(w.rows * w.cols)), cudaMemcpyHostToDevice),
-        "cudaMemcpy (resident weights)");
+  if (w.dtype != DType::kBF16 || w.scales != nullptr || w.cols % 8 != 0) return *slot;  // stays on the CPU
+  const uint64_t weight_bytes = dtype_bytes(w.dtype, size_t(w.rows * w.cols));
+  const uint64_t bias_at = (weight_bytes + 255) / 256 * 256;
+  auto block = arena_.try_allocate(bias_at + (bias ? sizeof(float) * uint64_t(w.rows) : 0));
+  if (!block) return *slot;  // no room left: stays on the CPU
+  check(cudaMemcpy(block->get(), w.data, weight_bytes, cudaMemcpyHostToDevice), "cudaMemcpy (resident weights)");
   if (bias) {
-    slot->bias.ensure(sizeof(float) * uint64_t(w.rows));
-    check(cudaMemcpy(slot->bias.get(), bias, sizeof(float) * uint64_t(w.rows), cudaMemcpyHostToDevice), "cudaMemcpy (bias)");
+    check(cudaMemcpy(block->get() + bias_at, bias, sizeof(float) * uint64_t(w.rows), cudaMemcpyHostToDevice), "cudaMemcpy (bias)");
+    slot->bias = reinterpret_cast<const float*>(block->get() + bias_at);
   }
-  slot->on_device = true;
-  resident_bytes_ += bytes;
+  resident_bytes_ += block->bytes();
+  slot->block = std::move(*block);
   return *slot;
 }
 
@@ -39,7 +39,7 @@ void CudaLinear::matmul(const float* x, int64_t m, const cpu::WeightMatrix& w, f
   if (m == 0) return;
   check(cudaSetDevice(device_), "cudaSetDevice");
   const Resident& r = resident(w, bias);
-  if (!r.on_device) {
+  if (!r.block) {
     ++cpu_fallbacks_;
     cpu::matmul(x, m, w, y, bias);
     return;
@@ -52,8 +52,8 @@ void CudaLinear::matmul(const float* x, int64_t m, const cpu::WeightMatrix& w, f
   std::memcpy(host_x_.get(), x, in);
   check(cudaMemcpyAsync(x_.get(), host_x_.get(), in, cudaMemcpyHostToDevice, stream_.get()), "cudaMemcpyAsync (activations)");
   cpu::WeightMatrix on_device = w;
-  on_device.data = r.weights.get();
-  matmul_->run(device_weights(on_device), x_.get<float>(), m, y_.get<float>(), bias ? r.bias.get<float>() : nullptr);
+  on_device.data = r.block.get();
+  matmul_->run(device_weights(on_device), x_.get<float>(), m, y_.get<float>(), r.bias);
   check(cudaMemcpyAsync(host_y_.get(), y_.get(), out, cudaMemcpyDeviceToHost, stream_.get()), "cudaMemcpyAsync (results)");
   stream_.synchronize();
   std::memcpy(y, host_y_.get(), out);

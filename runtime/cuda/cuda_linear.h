@@ -1,8 +1,8 @@
 #pragma once
 // The transformer's dense products on one GPU: each weight matrix (and bias) is copied once,
-// at first use, into device memory and stays there (the resident weights); activations travel
-// in and out through pinned buffers. Matrices the kernels do not take (f32, f16) and those
-// past the memory budget stay on the CPU kernels. Agrees with the CPU to rounding.
+// at first use, into the device arena and stays there (the resident weights); activations travel
+// in and out through pinned buffers. Matrices the kernels do not take (f32, f16) and those the
+// arena has no room for stay on the CPU kernels. Agrees with the CPU to rounding.
 #include <cstdint>
 #include <memory>
 #include <map>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/cuda/cuda_resources.h"
+#include "runtime/cuda/device_arena.h"
 #include "runtime/cuda/device_matmul.h"
 #include "runtime/model/linear_backend.h"
 
@@ -17,8 +18,8 @@ namespace moe::cuda {
 
 class CudaLinear final : public model::LinearBackend {
  public:
-  // Throws moe::Error(kCuda) without device `device`. budget: bytes of resident weights.
-  CudaLinear(int device, uint64_t budget);
+  // Resident weights come from `arena` (on its device), which must outlive this.
+  explicit CudaLinear(DeviceArena& arena);
   ~CudaLinear() override;
   void matmul(const float* x, int64_t m, const cpu::WeightMatrix& w, float* y, const float* bias) override;
   uint64_t resident_bytes() const { return resident_bytes_; }
@@ -26,13 +27,14 @@ class CudaLinear final : public model::LinearBackend {
 
  private:
   struct Resident {
-    DeviceBuffer weights, bias;
-    bool on_device = false;
+    DeviceArena::Block block;  // the weights, then the bias (empty: on the CPU)
+    const float* bias = nullptr;
   };
   const Resident& resident(const cpu::WeightMatrix& w, const float* bias);
 
+  DeviceArena& arena_;
   int device_;
-  uint64_t budget_, resident_bytes_ = 0;
+  uint64_t resident_bytes_ = 0;
   int64_t cpu_fallbacks_ = 0;
   Stream stream_;
   std::unique_ptr<DeviceMatmul> matmul_;

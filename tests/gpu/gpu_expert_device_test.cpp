@@ -5,6 +5,7 @@
 // below 1e-5 (the same weights, summed in another order). Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -81,7 +82,8 @@ class CudaDevice : public ::testing::Test {
 TEST_F(CudaDevice, ResidentExpertsMatchTheCpuThroughEitherUploadPath) {
   for (const bool gated : {true, false}) {
     const HostExpert expert(gated);
-    CudaExpertDevice device(0, expert.layout);
+    cuda::DeviceArena arena(0, 2 * expert.layout.bytes);
+    CudaExpertDevice device(arena, expert.layout);
     std::byte* slots = device.allocate(2 * expert.layout.bytes);
     {  // slot 0 from pageable memory (through the staging ring), in odd pieces
       auto upload = device.begin_upload(slots);
@@ -117,8 +119,9 @@ TEST_F(CudaDevice, ResidentExpertsMatchTheCpuThroughEitherUploadPath) {
 TEST_F(CudaDevice, ABatchGivesEachExpertItsBitsAlone) {
   for (const bool gated : {true, false}) {
     const HostExpert expert(gated);
-    CudaExpertDevice device(0, expert.layout);
     const int kExperts = 5;
+    cuda::DeviceArena arena(0, kExperts * expert.layout.bytes);
+    CudaExpertDevice device(arena, expert.layout);
     std::byte* slots = device.allocate(kExperts * expert.layout.bytes);
     for (int e = 0; e < kExperts; ++e) {
       auto upload = device.begin_upload(slots + e * expert.layout.bytes);
@@ -150,7 +153,8 @@ TEST_F(CudaDevice, ABatchGivesEachExpertItsBitsAlone) {
 
 TEST_F(CudaDevice, StreamedQuantisedCopiesMatchTheCpu) {
   const HostExpert expert(/*gated=*/true);
-  CudaExpertDevice device(0, expert.layout);
+  cuda::DeviceArena arena(0, 0);  // streamed copies need no slots
+  CudaExpertDevice device(arena, expert.layout);
   const model::GatedMlpMatrices full = expert.layout.views(expert.bytes.data());
   for (const QuantFormat format : {QuantFormat{DType::kI8, 64}, QuantFormat{DType::kI4, 32}, QuantFormat{DType::kI4, 128}}) {
     model::GatedMlpMatrices q = full;
@@ -176,12 +180,37 @@ TEST_F(CudaDevice, StreamedQuantisedCopiesMatchTheCpu) {
   }
 }
 
-TEST_F(CudaDevice, RefusesARankWithoutADeviceAndExpertsInF32) {
+TEST_F(CudaDevice, RefusesADeviceThatIsNotThereExpertsInF32AndSlotsPastItsArena) {
   const HostExpert expert(true);
-  EXPECT_THROW(CudaExpertDevice(cuda::device_count(), expert.layout), Error);
+  EXPECT_THROW(cuda::DeviceArena(cuda::device_count(), 1024), Error);
+  cuda::DeviceArena arena(0, 3 * expert.layout.bytes);
   ExpertLayout f32 = expert.layout;
   f32.up.dtype = DType::kF32;
-  EXPECT_THROW(CudaExpertDevice(0, f32), Error);
+  EXPECT_THROW(CudaExpertDevice(arena, f32), Error);
+  CudaExpertDevice device(arena, expert.layout);
+  device.allocate(2 * expert.layout.bytes);
+  try {
+    device.allocate(2 * expert.layout.bytes);
+    ADD_FAILURE() << "an arena of three experts gave four";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find("--gpu-mem"), std::string::npos) << e.what();
+  }
+}
+
+// The arena's pieces are real device memory, disjoint, given back when dropped.
+TEST_F(CudaDevice, AnArenaGivesDisjointPiecesAndTakesThemBack) {
+  cuda::DeviceArena arena(0, 3 << 20);
+  auto a = arena.allocate(1 << 20, "a"), b = arena.allocate(1 << 20, "b");
+  EXPECT_FALSE(arena.try_allocate(2 << 20));
+  ASSERT_EQ(cudaMemset(a.get(), 0x11, a.bytes()), cudaSuccess);
+  ASSERT_EQ(cudaMemset(b.get(), 0x22, b.bytes()), cudaSuccess);
+  std::vector<uint8_t> back(a.bytes());
+  ASSERT_EQ(cudaMemcpy(back.data(), a.get(), back.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(std::count(back.begin(), back.end(), uint8_t(0x11)), std::ptrdiff_t(back.size()));
+  b.reset();
+  EXPECT_TRUE(arena.try_allocate(2 << 20));
+  EXPECT_EQ(arena.used(), uint64_t(1) << 20);  // the temporary went back at once
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // trained default model agree with the CPU to rounding (1e-5), with the dense products on the
 // GPU as well (CudaLinear); and at every budget (down to one slot), host pool, policy and
 // predictor the GPU gives the same bits as with every expert on it (the invariant of the CPU
-// executor, on the device). A long prompt takes the cuBLAS path.
+// executor, on the device). A long prompt takes the grouped GEMM (experts) and cuBLAS (dense).
+// Without room in the arena, dense products and attention fall back to the CPU's bits.
 // Skips without a GPU.
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 #include "kernels/cuda/device.h"
@@ -18,6 +20,7 @@
 #include "offload/gpu/cuda_expert_device.h"
 #include "runtime/cuda/cuda_attention.h"
 #include "runtime/cuda/cuda_linear.h"
+#include "runtime/cuda/device_arena.h"
 #include "runtime/model/model_loader.h"
 
 namespace moe::offload {
@@ -55,12 +58,27 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& r
   return std::sqrt(num / den);
 }
 
-OffloadOptions on_gpu(uint64_t device_bytes) {
-  OffloadOptions o;
-  o.device_bytes = device_bytes;
-  o.make_device = cuda_expert_devices();
-  return o;
+// Every expert of the model's, in bytes (a budget that holds them all).
+uint64_t all_experts(const model::Transformer& t) {
+  return uint64_t(t.config().num_sparse_layers()) * uint64_t(t.config().num_experts) * ExpertBacking(t.weights()).layout().bytes;
 }
+
+// Arenas of `device_bytes` on GPUs 0..devices-1 and the options whose devices take their slots
+// from them; declared before the runner, so they outlive it.
+struct OnGpu {
+  explicit OnGpu(uint64_t device_bytes, int devices = 1) {
+    std::vector<cuda::DeviceArena*> raw;
+    for (int d = 0; d < devices; ++d) {
+      arenas.push_back(std::make_unique<cuda::DeviceArena>(d, device_bytes));
+      raw.push_back(arenas.back().get());
+    }
+    options.device_bytes = device_bytes;
+    options.devices = devices;
+    options.make_device = cuda_expert_devices(std::move(raw));
+  }
+  std::vector<std::unique_ptr<cuda::DeviceArena>> arenas;
+  OffloadOptions options;
+};
 
 class GpuOffload : public ::testing::Test {
  protected:
@@ -75,7 +93,8 @@ TEST_F(GpuOffload, EveryExpertOnTheGpuMatchesTheCpu) {
     for (const int prompt : {9, 100}) {  // 100 tokens: ~33 per expert of the Mixtral fixture, the GEMM path
       model::LoadedModel m = model::load_model(dir);
       const std::vector<float> cpu = logits(*m.transformer, prompt);
-      OffloadedExperts gpu(*m.transformer, on_gpu(uint64_t(1) << 40));
+      const OnGpu arenas(all_experts(*m.transformer));
+      OffloadedExperts gpu(*m.transformer, arenas.options);
       const std::vector<float> got = with_runner(*m.transformer, &gpu, prompt);
       ASSERT_EQ(got.size(), cpu.size());
       EXPECT_LT(relative_error(got, cpu), 1e-5) << dir << " prompt " << prompt;
@@ -89,9 +108,11 @@ TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
     model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / fixture);
     model::Transformer& t = *m.transformer;
     const std::vector<float> cpu = logits(t, 40);
-    cuda::CudaLinear linear(0, uint64_t(1) << 40);
-    cuda::CudaAttention attention(0);
-    OffloadedExperts experts(t, on_gpu(uint64_t(1) << 40));
+    cuda::DeviceArena dense(0, uint64_t(1) << 30);
+    cuda::CudaLinear linear(dense);
+    cuda::CudaAttention attention(dense);
+    const OnGpu arenas(all_experts(t));
+    OffloadedExperts experts(t, arenas.options);
     t.set_linear_backend(&linear);
     t.set_attention_backend(&attention);
     const std::vector<float> got = with_runner(t, &experts, 40);
@@ -101,12 +122,21 @@ TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
     EXPECT_LT(relative_error(got, cpu), 1e-5) << fixture;
 
     // Without room on the device every product falls back to the CPU kernels: the CPU's bits.
-    cuda::CudaLinear no_room(0, 0);
+    cuda::DeviceArena none(0, 0);
+    cuda::CudaLinear no_room(none);
     t.set_linear_backend(&no_room);
     const std::vector<float> fallback = logits(t, 40);
     t.set_linear_backend(nullptr);
     EXPECT_GT(no_room.cpu_fallbacks(), 0);
     EXPECT_EQ(std::memcmp(fallback.data(), cpu.data(), cpu.size() * sizeof(float)), 0) << fixture;
+
+    // Nor is there room for a KV mirror: attention on the CPU too, the CPU's bits again.
+    cuda::CudaAttention no_mirror(none);
+    t.set_attention_backend(&no_mirror);
+    const std::vector<float> cpu_attention = logits(t, 40);
+    t.set_attention_backend(nullptr);
+    EXPECT_GT(no_mirror.cpu_fallbacks(), 0);
+    EXPECT_EQ(std::memcmp(cpu_attention.data(), cpu.data(), cpu.size() * sizeof(float)), 0) << fixture;
   }
 }
 
@@ -123,7 +153,8 @@ TEST_F(GpuOffload, AttentionMirrorsWhicheverCacheItIsGiven) {
   const std::vector<float> cpu_a = run(c1, a), cpu_b = run(c2, b), cpu_a2 = run(c1, b);  // c1 continues
   c1.clear();
   c2.clear();
-  cuda::CudaAttention attention(0);
+  cuda::DeviceArena arena(0, 16 << 20);
+  cuda::CudaAttention attention(arena);
   run(c1, a);                          // prefill on the CPU
   t.set_attention_backend(&attention);  // then the GPU, mid-sequence
   const std::vector<float> gpu_b = run(c2, b), gpu_a2 = run(c1, b);
@@ -144,20 +175,22 @@ TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {
     if (std::string(fixture) == "ds_moe") t.set_routing_mode(model::parse_routing_mode("threshold:1"));
     const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
     const int total = t.config().num_sparse_layers() * t.config().num_experts;
-    cuda::CudaLinear linear(0, uint64_t(1) << 40);  // the whole GPU path: dense products and attention too
-    cuda::CudaAttention attention(0);
+    cuda::DeviceArena dense(0, uint64_t(1) << 30);
+    cuda::CudaLinear linear(dense);  // the whole GPU path: dense products and attention too
+    cuda::CudaAttention attention(dense);
     t.set_linear_backend(&linear);
     t.set_attention_backend(&attention);
-    OffloadedExperts all(t, on_gpu(uint64_t(total) * expert));
+    const OnGpu every(uint64_t(total) * expert);
+    OffloadedExperts all(t, every.options);
     const std::vector<float> reference = with_runner(t, &all, 40);
     std::mt19937 rng(7);
     for (int trial = 0; trial < 8; ++trial) {
-      OffloadOptions o = on_gpu(0);
       const int slots = trial == 0 ? 1 : 1 + int(rng() % unsigned(total));
-      o.device_bytes = uint64_t(slots) * expert;
+      const int devices = 1 + int(rng() % unsigned(std::min(cuda::device_count(), 2)));
+      OnGpu gpus(uint64_t(slots) * expert, devices);
+      OffloadOptions& o = gpus.options;
       o.host_bytes = uint64_t(rng() % unsigned(total + 1)) * expert;
       o.policy = std::vector<std::string>{"lru", "lfu", "multi"}[rng() % 3];
-      o.devices = 1 + int(rng() % unsigned(std::min(cuda::device_count(), 2)));
       const std::string predictor = std::vector<std::string>{"none", "next-layer", "stacked:2"}[rng() % 3];
       SCOPED_TRACE(fmt::format("{} trial {}: {} GPUs, {} slots, host {} experts, {}, predictor {}", fixture, trial, o.devices,
                                slots, o.host_bytes / expert, o.policy, predictor));
