@@ -94,8 +94,8 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
       budget = budget > (uint64_t(1) << 30) ? budget - (uint64_t(1) << 30) : 0;
     }
     const placement::ModelShape shape = placement::model_shape(model.config, "");
-    const placement::GpuMemorySplit split =
-        placement::split_gpu_memory(shape, budget, f.context, uint64_t(shape.expert_bytes(placement::ExpertFormat::kBF16)));
+    const uint64_t slot = offload::ExpertBacking(t.weights(), nullptr).layout().bytes;  // as the executor cuts them
+    const placement::GpuMemorySplit split = placement::split_gpu_memory(shape, budget, f.context, slot);
     std::vector<cuda::DeviceArena*> arenas;
     for (int d = 0; d < o.devices; ++d) {
       arenas_.push_back(std::make_shared<cuda::DeviceArena>(d, split.arena(d)));

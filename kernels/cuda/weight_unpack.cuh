@@ -57,11 +57,14 @@ __host__ __device__ constexpr int64_t row_bytes(int64_t cols) {
   return F == WeightFormat::kBF16 ? cols * 2 : F == WeightFormat::kInt8 ? cols : cols / 2;
 }
 
-// Whole chunks per row, and for int8/int4 scales and groups of whole chunks.
+// 16-byte aligned data of whole chunks per row, and for int8/int4 scales and groups of whole
+// chunks that divide the row.
 inline bool valid_weights(const DeviceWeights& w) {
   const int values = w.format == WeightFormat::kBF16 ? 8 : w.format == WeightFormat::kInt8 ? 16 : 32;
-  if (w.data == nullptr || w.rows <= 0 || w.cols <= 0 || w.cols % values != 0) return false;
-  return w.format == WeightFormat::kBF16 || (w.scales != nullptr && w.group_size >= values && w.group_size % values == 0);
+  if (w.data == nullptr || reinterpret_cast<uintptr_t>(w.data) % 16 != 0 || w.rows <= 0 || w.cols <= 0 || w.cols % values != 0)
+    return false;
+  return w.format == WeightFormat::kBF16 ||
+         (w.scales != nullptr && w.group_size >= values && w.group_size % values == 0 && w.cols % w.group_size == 0);
 }
 
 }  // namespace moe::cuda

@@ -26,8 +26,8 @@ GpuMemorySplit split_gpu_memory(const ModelShape& shape, uint64_t budget, int64_
   const uint64_t every_expert = uint64_t(shape.num_sparse_layers) * uint64_t(shape.num_experts) * expert_bytes;
   s.experts = std::min(s.experts, every_expert);  // a model that fits takes no more than itself
   MOE_CHECK(s.experts >= expert_bytes, ErrorCode::kOutOfMemory,
-            "a GPU budget of {:.0f} MiB leaves no room for an expert ({:.1f} MiB) beside the dense weights ({:.0f} MiB), the KV "
-            "cache of {} tokens ({:.0f} MiB) and scratch ({:.0f} MiB): raise --gpu-mem",
+            "a GPU budget of {:.1f} MiB leaves no room for an expert ({:.1f} MiB) beside the dense weights ({:.1f} MiB), the KV "
+            "cache of {} tokens ({:.1f} MiB) and scratch ({:.1f} MiB): raise --gpu-mem",
             mib(budget), mib(expert_bytes), mib(s.dense), context, mib(s.kv), mib(s.scratch));
   return s;
 }

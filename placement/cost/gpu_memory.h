@@ -15,11 +15,13 @@ struct GpuMemorySplit {
   uint64_t kv = 0;       // f32 keys and values of `context` tokens
   uint64_t scratch = 0;  // per-step buffers, outside the arena
   uint64_t experts = 0;  // the expert cache, per device: the rest, at most every expert
-  uint64_t arena(int device) const { return experts + (device == 0 ? dense + kv : 0); }
+  // The arena: its parts, plus a 256-byte piece for each of the executor's two allocations (the
+  // plan's pinned experts, the cache's slots), which the arena rounds up.
+  uint64_t arena(int device) const { return experts + 512 + (device == 0 ? dense + kv : 0); }
 };
 
-// Throws moe::Error(kOutOfMemory), listing the parts, when the budget leaves no room for one
-// expert of `expert_bytes`.
+// expert_bytes: one expert's slot as the executor lays it out (ExpertLayout::bytes). Throws
+// moe::Error(kOutOfMemory), listing the parts, when the budget leaves no room for one expert.
 GpuMemorySplit split_gpu_memory(const ModelShape& shape, uint64_t budget, int64_t context, uint64_t expert_bytes);
 
 }  // namespace moe::placement
