@@ -104,26 +104,16 @@ void CudaExpertDevice::run_expert(const model::GatedMlpMatrices& w, const float*
 // follows its whole row count, never the pass, so its tokens' bits do not depend on the batch.
 void CudaExpertDevice::run_experts(std::span<const ExpertRun> runs) {
   cuda::check(cudaSetDevice(id_), "cudaSetDevice");
-  for (const ExpertRun& r : runs)
+  std::vector<int64_t> rows;
+  for (const ExpertRun& r : runs) {
     MOE_CHECK(r.w.up.cols == hidden_ && r.w.width() == width_, ErrorCode::kInternal, "an expert's shape differs from the device's");
-  std::vector<Piece> pass;
-  int64_t rows = 0;
-  for (size_t i = 0; i < runs.size(); ++i)
-    for (int64_t begin = 0; begin < runs[i].m;) {
-      const int64_t n = std::min(runs[i].m - begin, kRowsPerPass - rows);
-      pass.push_back({&runs[i], begin, n});
-      rows += n;
-      begin += n;
-      if (rows == kRowsPerPass) {
-        compute_pass(pass, rows);
-        pass.clear();
-        rows = 0;
-      }
-    }
-  if (rows > 0) compute_pass(pass, rows);
+    rows.push_back(r.m);
+  }
+  for (const std::vector<RunPiece>& pass : split_into_passes(rows, kRowsPerPass)) compute_pass(runs, pass);
 }
 
-void CudaExpertDevice::compute_pass(const std::vector<Piece>& pass, int64_t rows) {
+void CudaExpertDevice::compute_pass(std::span<const ExpertRun> runs, const std::vector<RunPiece>& pass) {
+  const int64_t rows = pass.back().offset + pass.back().rows;
   const uint64_t row_floats = uint64_t(2 * hidden_ + 2 * width_);
   activations_.ensure(sizeof(float) * row_floats * uint64_t(kRowsPerPass));  // the last pass synchronised
   rows_in_.ensure(sizeof(float) * uint64_t(kRowsPerPass * hidden_));
@@ -133,18 +123,16 @@ void CudaExpertDevice::compute_pass(const std::vector<Piece>& pass, int64_t rows
   float* db = da + kRowsPerPass * width_;
   float* dy = db + kRowsPerPass * width_;
   const cudaStream_t s = compute_.get();
-  int64_t at = 0;
-  for (const Piece& p : pass) {
-    std::memcpy(rows_in_.get<float>() + at * hidden_, p.run->x + p.begin * hidden_, sizeof(float) * size_t(p.rows * hidden_));
-    at += p.rows;
-  }
+  for (const RunPiece& p : pass)
+    std::memcpy(rows_in_.get<float>() + p.offset * hidden_, runs[p.run].x + p.begin * hidden_,
+                sizeof(float) * size_t(p.rows * hidden_));
   cuda::check(cudaMemcpyAsync(dx, rows_in_.get(), sizeof(float) * size_t(rows * hidden_), cudaMemcpyHostToDevice, s),
               "cudaMemcpyAsync (rows)");
 
   // gate and up (or up alone), the activation, then down; `a` holds the activation's output.
   std::vector<cuda::GemmProblem> grouped;
-  const auto project = [&](const cpu::WeightMatrix& w, const Piece& p, const float* x, float* y) {
-    if (p.run->m >= kGemmMinRows) grouped.push_back({cuda::device_weights(w), x, y, p.rows});
+  const auto project = [&](const cpu::WeightMatrix& w, const RunPiece& p, const float* x, float* y) {
+    if (runs[p.run].m >= kGemmMinRows) grouped.push_back({cuda::device_weights(w), x, y, p.rows});
     else cuda::check(cuda::expert_gemv_rows(cuda::device_weights(w), x, p.rows, y, s), "expert_gemv");
   };
   const auto launch_grouped = [&] {
@@ -152,41 +140,31 @@ void CudaExpertDevice::compute_pass(const std::vector<Piece>& pass, int64_t rows
     grouped.clear();
   };
   bool all_gated = true;
-  at = 0;
-  for (const Piece& p : pass) {
-    const model::GatedMlpMatrices& w = p.run->w;
+  for (const RunPiece& p : pass) {
+    const model::GatedMlpMatrices& w = runs[p.run].w;
     all_gated = all_gated && w.gated();
-    if (w.gated()) project(w.gate, p, dx + at * hidden_, da + at * width_);
-    project(w.up, p, dx + at * hidden_, (w.gated() ? db : da) + at * width_);
-    at += p.rows;
+    if (w.gated()) project(w.gate, p, dx + p.offset * hidden_, da + p.offset * width_);
+    project(w.up, p, dx + p.offset * hidden_, (w.gated() ? db : da) + p.offset * width_);
   }
   launch_grouped();
   if (all_gated) {
     cuda::check(cuda::silu_mul(da, db, da, rows * width_, s), "silu_mul");
   } else {
-    at = 0;
-    for (const Piece& p : pass) {
-      float* a = da + at * width_;
-      if (p.run->w.gated()) cuda::check(cuda::silu_mul(a, db + at * width_, a, p.rows * width_, s), "silu_mul");
-      else cuda::check(cuda::bias_gelu_tanh(a, p.run->w.up_bias, p.rows, width_, s), "bias_gelu_tanh");
-      at += p.rows;
+    for (const RunPiece& p : pass) {
+      float* a = da + p.offset * width_;
+      if (runs[p.run].w.gated()) cuda::check(cuda::silu_mul(a, db + p.offset * width_, a, p.rows * width_, s), "silu_mul");
+      else cuda::check(cuda::bias_gelu_tanh(a, runs[p.run].w.up_bias, p.rows, width_, s), "bias_gelu_tanh");
     }
   }
-  at = 0;
-  for (const Piece& p : pass) {
-    project(p.run->w.down, p, da + at * width_, dy + at * hidden_);
-    at += p.rows;
-  }
+  for (const RunPiece& p : pass) project(runs[p.run].w.down, p, da + p.offset * width_, dy + p.offset * hidden_);
   launch_grouped();
 
   cuda::check(cudaMemcpyAsync(rows_out_.get(), dy, sizeof(float) * size_t(rows * hidden_), cudaMemcpyDeviceToHost, s),
               "cudaMemcpyAsync (results)");
   compute_.synchronize();
-  at = 0;
-  for (const Piece& p : pass) {
-    std::memcpy(p.run->out + p.begin * hidden_, rows_out_.get<float>() + at * hidden_, sizeof(float) * size_t(p.rows * hidden_));
-    at += p.rows;
-  }
+  for (const RunPiece& p : pass)
+    std::memcpy(runs[p.run].out + p.begin * hidden_, rows_out_.get<float>() + p.offset * hidden_,
+                sizeof(float) * size_t(p.rows * hidden_));
 }
 
 void CudaExpertDevice::run_host_expert(const model::GatedMlpMatrices& w, const float* x, int64_t m, float* out) {

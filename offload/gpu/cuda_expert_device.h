@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "offload/executor/expert_device.h"
+#include "offload/executor/expert_passes.h"
 #include "runtime/cuda/cuda_resources.h"
 #include "runtime/cuda/device_arena.h"
 #include "runtime/cuda/device_matmul.h"  // device_weights
@@ -41,11 +42,7 @@ class CudaExpertDevice final : public ExpertDevice {
 
  private:
   class CopyUpload;
-  struct Piece {  // rows [begin, begin + rows) of one run
-    const ExpertRun* run;
-    int64_t begin, rows;
-  };
-  void compute_pass(const std::vector<Piece>& pass, int64_t rows);
+  void compute_pass(std::span<const ExpertRun> runs, const std::vector<RunPiece>& pass);
 
   cuda::DeviceArena& arena_;
   int id_;
