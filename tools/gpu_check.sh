@@ -10,8 +10,8 @@
 #   --bundle DIR  use the binaries and libraries tools/gpu_bundle.sh packed (machines that cannot
 #                 install our Debian packages or should not spend their time building)
 #   --mixtral     also decode a Mixtral-8x7B-shaped model (synthetic weights, routing replayed
-#                 from the shared traces) in 24 GiB of GPU memory (21 GiB of expert slots + 2.75
-#                 GiB of resident dense weights), beside transformers + accelerate offloading with
+#                 from the shared traces) with a 24 GiB GPU budget (dense weights, KV cache, scratch
+#                 and expert slots: --gpu-mem 24GiB), beside transformers + accelerate offloading with
 #                 max_memory 24GiB (scripts/bench_accelerate.py): needs ~100 GB of host memory and
 #                 several minutes
 #   --mixtral-only  just that (a second device call after the first ran the rest)
