@@ -68,22 +68,27 @@ report="$work/gpu_check.md"
 tests_log="$work/gpu_tests.log"
 status=0
 : >"$report"
+: >"$tests_log"
+# After each stage the report so far goes to $OUT, so a call stopped at its time limit still
+# brings back what it measured.
+publish() {
+  if [[ -n "${OUT:-}" && -d "${OUT:-}" ]]; then cp "$report" "$tests_log" "$OUT/" 2>/dev/null || true; fi
+}
+# A bundle built on another image may miss a system library there: say which, and stop.
+if ! "$moe" --version >/dev/null 2>&1; then
+  {
+    echo "gpu_check: $moe does not start on this machine:"
+    "$moe" --version 2>&1 | head -3
+    for b in "$moe" "${tests[@]}"; do ldd "$b" 2>&1 | grep -E "not found|version" | sed "s|^|  $(basename "$b"): |"; done
+  } | tee -a "$report" >&2
+  publish
+  exit 2
+fi
 if ((checks)); then
-  : >"$tests_log"
   for t in "${tests[@]}"; do
     echo "== $(basename "$t")" >>"$tests_log"
-    "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+    timeout 300 "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
   done
-  # The kernels and the expert device once more under compute-sanitizer's memcheck: out-of-bounds
-  # and misaligned accesses a passing comparison can hide.
-  sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
-  if [[ -n "$sanitizer" ]]; then
-    for t in "${tests[@]}"; do
-      case "$(basename "$t")" in gpu_kernels_test|gpu_expert_device_test) ;; *) continue ;; esac
-      echo "== memcheck $(basename "$t")" >>"$tests_log"
-      timeout 600 "$sanitizer" --tool memcheck --error-exitcode 3 "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
-    done
-  fi
   {
     echo "# GPU check, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
     echo
@@ -91,14 +96,27 @@ if ((checks)); then
     grep -E '^== |^\[  (PASSED|FAILED|SKIPPED) |ERROR SUMMARY' "$tests_log" || true
     echo
     echo '```'
-    "$moe" bench gpu || status=$?
+    timeout 240 "$moe" bench gpu || status=$?
     echo '```'
     echo
     echo "End to end, the default model with its experts, dense products and attention on the GPU:"
     echo '```'
-    "$moe" run -n 24 --backend cuda 2>&1 | tail -3 || status=$?
+    timeout 120 "$moe" run -n 24 --backend cuda 2>&1 | tail -3 || status=$?
     echo '```'
   } >>"$report" 2>&1  # not a pipe: a subshell would lose `status`
+  publish
+  # Last, as it is slow: the kernels and the expert device under compute-sanitizer's memcheck,
+  # for out-of-bounds and misaligned accesses a passing comparison can hide.
+  sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
+  if [[ -n "$sanitizer" ]]; then
+    for t in "${tests[@]}"; do
+      case "$(basename "$t")" in gpu_kernels_test|gpu_expert_device_test) ;; *) continue ;; esac
+      echo "== memcheck $(basename "$t")" >>"$tests_log"
+      timeout 200 "$sanitizer" --tool memcheck --error-exitcode 3 "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+    done
+    { echo; echo "memcheck:"; grep -E '^== memcheck|ERROR SUMMARY|^\[  (PASSED|FAILED) ' "$tests_log" | sed -n '/^== memcheck/,$p'; } >>"$report"
+    publish
+  fi
 fi
 
 if ((mixtral)); then
@@ -110,7 +128,7 @@ if ((mixtral)); then
     echo "Mixtral-8x7B shape, synthetic bf16 weights (experts sharing bytes), a 24 GiB GPU budget (dense weights, KV"
     echo "cache, scratch and expert slots), all experts in an 86 GiB pinned host pool, routing from $(basename "$trace"):"
     echo '```'
-    "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 24GiB --host-mem 86GiB \
+    timeout 420 "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 24GiB --host-mem 86GiB \
       --replay-trace "$trace" --prompt-tokens 16 -n 16 || status=$?
     echo '```'
     if ! python3 -c "import accelerate" 2>/dev/null && ls "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1; then
@@ -124,8 +142,5 @@ if ((mixtral)); then
   } >>"$report" 2>&1
 fi
 cat "$report"
-if [[ -n "${OUT:-}" && -d "${OUT:-}" ]]; then
-  cp "$report" "$OUT/"
-  [[ -f "$tests_log" ]] && cp "$tests_log" "$OUT/"
-fi
+publish
 exit "$status"
