@@ -121,7 +121,10 @@ cudaError_t attention(const float* q, const float* k_cache, const float* v_cache
   // Past 48 KiB of static (the reduction's 128 B) plus dynamic shared memory a kernel must opt in.
   if (shared + 32 * sizeof(float) > 48 * 1024) {  // long contexts: raise the dynamic shared-memory limit
     const cudaError_t e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
-    if (e != cudaSuccess) return e;
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // not left behind for an unrelated launch to report
+      return e;
+    }
   }
   attention_kernel<<<unsigned(n_tokens * n_heads), kThreads, shared, stream>>>(q, k_cache, v_cache, first_position, n_heads,
                                                                              n_kv_heads, head_dim, scale, out, sliding_window,

@@ -122,6 +122,7 @@ __global__ void route_threshold_kernel(const float* logits, int64_t n_tokens, in
     const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
     if (ob > best || (ob == best && oe < best_e)) best = ob, best_e = oe;
   }
+  __syncwarp();  // every lane's zeros are written before lane 0 may overwrite one
   if (lane == 0) {
     if (count == 0) w[best_e] = best, count = 1;
     counts[t] = count;

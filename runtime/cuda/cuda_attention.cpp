@@ -9,7 +9,11 @@
 
 namespace moe::cuda {
 
-CudaAttention::CudaAttention(DeviceArena& arena) : arena_(arena), device_(select_device(arena.device())) {}
+CudaAttention::CudaAttention(DeviceArena& arena) : arena_(arena), device_(select_device(arena.device())) {
+  int bytes = 0;
+  check(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_), "cudaDeviceGetAttribute");
+  max_shared_ = uint64_t(bytes);
+}
 
 CudaAttention::~CudaAttention() {
   cudaSetDevice(device_);
@@ -22,9 +26,10 @@ void CudaAttention::attend(model::KvCache& cache, const model::AttentionStep& s,
             cache.row_size(), s.n_kv_heads, s.head_dim);
   MOE_CHECK(s.layer >= 0 && s.layer < cache.num_layers(), ErrorCode::kInternal, "layer {} of a {}-layer cache", s.layer,
             cache.num_layers());
-  if (&cache != cache_ || cache.capacity() != capacity_ || cache.row_size() != row_ || int(valid_.size()) != cache.num_layers()) {
+  if (cache.generation() != generation_ || cache.capacity() != capacity_ || cache.row_size() != row_ ||
+      int(valid_.size()) != cache.num_layers()) {
     // Another cache (or a first one): mirror it afresh, rows uploaded as steps need them.
-    cache_ = &cache;
+    generation_ = cache.generation();
     capacity_ = cache.capacity();
     row_ = cache.row_size();
     valid_.assign(size_t(cache.num_layers()), 0);
@@ -66,12 +71,19 @@ void CudaAttention::attend(model::KvCache& cache, const model::AttentionStep& s,
     mask = mask_.get<uint8_t>();
   }
   const int64_t keys = s.start + s.n;
-  if (keys > kSplitFrom && s.n <= 64) {  // decode and short chunks: parallel over the keys
-    const int64_t floats = attention_split_workspace(s.n, s.start, s.n_heads, s.head_dim, kSplitKeys);
-    workspace_.ensure(sizeof(float) * uint64_t(floats));
-    check(attention_split(q_.get<float>(), k, v, s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out_.get<float>(),
-                          kSplitKeys, workspace_.get<float>(), st, s.sliding_window, mask),
-          "attention_split");
+  const bool one_block_fits = sizeof(float) * uint64_t(keys) + 128 <= max_shared_;  // its scores and reduction
+  if (keys > kSplitFrom && (s.n <= kSplitQueries || !one_block_fits)) {
+    // Decode and short chunks, parallel over the keys; longer chunks kSplitQueries at a time.
+    const int64_t chunk = std::min(s.n, kSplitQueries), width = s.n_heads * s.head_dim;
+    const int64_t floats = attention_split_workspace(chunk, s.start + s.n - chunk, s.n_heads, s.head_dim, kSplitKeys);
+    workspace_.ensure(sizeof(float) * uint64_t(floats));  // the largest chunk's: the last
+    for (int64_t c = 0; c < s.n; c += chunk) {
+      const int64_t n = std::min(chunk, s.n - c);  // chunks run in stream order, so one workspace serves
+      check(attention_split(q_.get<float>() + c * width, k, v, n, s.start + c, s.n_heads, s.n_kv_heads, s.head_dim, s.scale,
+                            out_.get<float>() + c * width, kSplitKeys, workspace_.get<float>(), st, s.sliding_window,
+                            mask ? mask + c * s.n_heads : nullptr),
+            "attention_split");
+    }
   } else {
     check(attention(q_.get<float>(), k, v, s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out_.get<float>(), st,
                     s.sliding_window, mask),

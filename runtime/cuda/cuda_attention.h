@@ -1,10 +1,13 @@
 #pragma once
 // Attention on one GPU over a device copy of the KV cache. The copy follows one KvCache at a
-// time: each step appends the new rows (uploading first any rows of the host cache it lacks, as
-// after switching caches or being set mid-sequence; a step at position 0 starts afresh), then
-// runs the one-block-per-head kernel, or the split-over-keys kernel past kSplitFrom keys
-// (long-context decode). Sliding windows and DS-MoE's head masks as the CPU kernel takes them.
-// Agrees with the CPU kernel to rounding.
+// time, by its generation (a new cache, a copy or a clear changes it): each step appends the new
+// rows, uploading first any rows of the host cache it lacks (after switching caches or being set
+// mid-sequence). It runs the one-block-per-head kernel, or past kSplitFrom keys the split-over-
+// keys kernel for decode and short chunks, and for longer chunks whenever the one-block kernel's
+// scores (one float per key) would not fit a block's shared memory, in chunks of kSplitQueries.
+// Sliding windows and DS-MoE's head masks as the CPU kernel takes them. The mirror lives in the
+// device arena; a cache it has no room for is attended on the CPU. Agrees with the CPU kernel to
+// rounding.
 #include <cstdint>
 #include <vector>
 
@@ -16,7 +19,7 @@ namespace moe::cuda {
 
 class CudaAttention final : public model::AttentionBackend {
  public:
-  static constexpr int64_t kSplitFrom = 4096, kSplitKeys = 1024;
+  static constexpr int64_t kSplitFrom = 4096, kSplitKeys = 1024, kSplitQueries = 64;
   // The mirror comes from `arena` (on its device), which must outlive this.
   explicit CudaAttention(DeviceArena& arena);
   ~CudaAttention() override;
@@ -28,8 +31,9 @@ class CudaAttention final : public model::AttentionBackend {
   DeviceArena& arena_;
   int device_;
   int64_t cpu_fallbacks_ = 0;
+  uint64_t max_shared_ = 0;  // bytes of shared memory a block may opt into
   Stream stream_;
-  const model::KvCache* cache_ = nullptr;  // the cache mirrored
+  uint64_t generation_ = 0;  // of the cache mirrored (KvCache::generation)
   int64_t capacity_ = 0, row_ = 0;
   std::vector<int64_t> valid_;  // rows mirrored per layer
   DeviceArena::Block mirror_;  // keys then values, each [layers, capacity, row]; empty: no room

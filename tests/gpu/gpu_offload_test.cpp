@@ -15,6 +15,7 @@
 #include <memory>
 #include <random>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cuda/device.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/gpu/cuda_expert_device.h"
@@ -166,6 +167,33 @@ TEST_F(GpuOffload, AttentionMirrorsWhicheverCacheItIsGiven) {
   const std::vector<float> gpu_a = run(c1, a);
   t.set_attention_backend(nullptr);
   EXPECT_LT(relative_error(gpu_a, cpu_a), 1e-5);
+}
+
+// A long prompt chunk whose keys' scores would not fit a block's shared memory (70000 keys:
+// 280 KB) goes through the split kernel, 64 queries at a time, and agrees with the CPU.
+TEST_F(GpuOffload, AttentionOverALongChunkBeyondSharedMemory) {
+  const int64_t capacity = 70000, n = 100, start = capacity - n, heads = 4, kv_heads = 2, head_dim = 64;
+  model::KvCache cache(1, int(kv_heads), int(head_dim), capacity);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> d(-1, 1);
+  for (int64_t i = 0; i < capacity * kv_heads * head_dim; ++i) cache.keys(0)[i] = d(rng), cache.values(0)[i] = d(rng);
+  std::vector<float> q(size_t(n * heads * head_dim)), want(q.size()), got(q.size(), NAN);
+  for (float& x : q) x = d(rng);
+  const float scale = 0.125f;
+  cpu::attention(q.data(), cache.keys(0), cache.values(0), n, start, heads, kv_heads, head_dim, scale, want.data());
+  cuda::DeviceArena arena(0, cache.nbytes());
+  cuda::CudaAttention attention(arena);
+  model::AttentionStep step;
+  step.q = q.data();
+  step.n = n;
+  step.start = start;
+  step.n_heads = heads;
+  step.n_kv_heads = kv_heads;
+  step.head_dim = head_dim;
+  step.scale = scale;
+  attention.attend(cache, step, got.data());
+  EXPECT_EQ(attention.cpu_fallbacks(), 0);
+  EXPECT_LT(relative_error(got, want), 1e-5);
 }
 
 TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {

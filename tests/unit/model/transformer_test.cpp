@@ -266,5 +266,20 @@ TEST(SyntheticWeights, SharedExpertBytesShareOneBufferPerKind) {
   EXPECT_THROW(get(2, 1, "w1", {32, 32}), Error);  // a kind of two shapes is a bug, said so
 }
 
+// A device mirror keys on the generation: a clear, a copy or a new cache must each be new.
+TEST(KvCache, GenerationChangesOnClearAndCopy) {
+  KvCache a(2, 2, 8, 16);
+  const uint64_t first = a.generation();
+  a.advance(3);
+  EXPECT_EQ(a.generation(), first);  // appending keeps the lineage
+  const KvCache copy = a;
+  EXPECT_NE(copy.generation(), first);
+  EXPECT_EQ(copy.length(), 3);
+  a.clear();
+  EXPECT_NE(a.generation(), first);
+  EXPECT_NE(a.generation(), copy.generation());
+  EXPECT_NE(KvCache(2, 2, 8, 16).generation(), a.generation());
+}
+
 }  // namespace
 }  // namespace moe::model
