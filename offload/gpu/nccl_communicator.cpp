@@ -16,14 +16,16 @@ NcclCommunicator::NcclCommunicator(int devices) {
             "an all-to-all over {} GPUs needs as many; {} visible", devices, cuda::device_count());
   std::vector<int> ids(static_cast<size_t>(devices));
   std::iota(ids.begin(), ids.end(), 0);
-  std::vector<ncclComm_t> comms(static_cast<size_t>(devices));
-  check_nccl(ncclCommInitAll(comms.data(), devices, ids.data()), "ncclCommInitAll");
+  // Streams first: if one fails, no communicator exists yet to leak (a constructor that throws
+  // runs no destructor).
   for (int r = 0; r < devices; ++r) {
     ranks_.push_back(std::make_unique<Rank>());
-    ranks_.back()->comm = comms[size_t(r)];
     cuda::check(cudaSetDevice(r), "cudaSetDevice");
     ranks_.back()->stream = std::make_unique<cuda::Stream>();
   }
+  std::vector<ncclComm_t> comms(static_cast<size_t>(devices));
+  check_nccl(ncclCommInitAll(comms.data(), devices, ids.data()), "ncclCommInitAll");
+  for (int r = 0; r < devices; ++r) ranks_[size_t(r)]->comm = comms[size_t(r)];
 }
 
 NcclCommunicator::~NcclCommunicator() {
