@@ -275,17 +275,20 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   // each; CPU virtual devices take turns.
   std::vector<double> stalled(static_cast<size_t>(N), 0.0);
   const auto work = [&](int d) {
-    std::vector<ExpertRun> ready;  // in the device's memory: computed together
+    std::vector<ExpertRun> ready;  // in the device's memory: computed together, first
     for (size_t i = 0; i < tasks.size(); ++i) {
-      const Task& t = tasks[i];
-      if (t.device != d || t.kind == Task::kPending) continue;
+      if (tasks[i].device != d || tasks[i].kind != Task::kReady) continue;
       results[i].resize(rows[i].size());
-      if (t.kind == Task::kReady)
-        ready.push_back({backing_.layout().views(t.data), rows[i].data(), int64_t(t.group->tokens.size()), results[i].data()});
-      else
-        compute(t, rows[i].data(), int64_t(t.group->tokens.size()), hidden, results[i].data());
+      ready.push_back({backing_.layout().views(tasks[i].data), rows[i].data(), int64_t(tasks[i].group->tokens.size()),
+                       results[i].data()});
     }
     devices_[size_t(d)]->device->run_experts(ready);
+    for (size_t i = 0; i < tasks.size(); ++i) {  // on the host, streamed, low precision or skipped
+      const Task& t = tasks[i];
+      if (t.device != d || t.kind == Task::kReady || t.kind == Task::kPending) continue;
+      results[i].resize(rows[i].size());
+      compute(t, rows[i].data(), int64_t(t.group->tokens.size()), hidden, results[i].data());
+    }
     for (size_t i = 0; i < tasks.size(); ++i) {
       Task& t = tasks[i];
       if (t.device != d || t.kind != Task::kPending) continue;
