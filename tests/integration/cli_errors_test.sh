@@ -55,7 +55,11 @@ expect 1 "unknown routing" -- "$moe" run -n 2 --routing sparse
 expect 1 "unknown predictor" -- "$moe" run -n 2 --gpu-mem 1GiB --prefetch psychic
 expect 2 "unknown backend" -- "$moe" run -n 2 --backend tpu
 expect 1 "shared expert bytes without synthetic weights" -- "$moe" bench decode -n 1 --shared-expert-bytes
-# --backend cuda: a GPU computes the experts where there is one; otherwise one line saying so.
+# --backend cuda: a GPU budget is checked against the model before any GPU is touched; a GPU
+# computes the experts where there is one, otherwise one line saying so.
+if ! "$moe" run -n 1 --backend cuda 2>&1 | grep -q "no CUDA backend"; then
+  expect 1 "GPU budget below the dense weights and one expert" -- "$moe" run -n 2 --backend cuda --gpu-mem 1MiB
+fi
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   expect 1 "cuda backend without a GPU" -- "$moe" run -n 2 --backend cuda
 fi
