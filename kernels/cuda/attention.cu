@@ -112,14 +112,16 @@ int64_t splits_for(int64_t n_tokens, int64_t first_position, int64_t split_keys)
 
 }  // namespace
 
+uint64_t attention_shared_bytes(int64_t keys) { return uint64_t(keys) * sizeof(float) + 32 * sizeof(float); }
+
 cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
                       int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream,
                       int64_t sliding_window, const uint8_t* head_mask) {
   if (n_tokens <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0) return cudaErrorInvalidValue;
-  const size_t shared = size_t(first_position + n_tokens) * sizeof(float);
-  // Past 48 KiB of static (the reduction's 128 B) plus dynamic shared memory a kernel must opt in.
-  if (shared + 32 * sizeof(float) > 48 * 1024) {  // long contexts: raise the dynamic shared-memory limit
+  const size_t shared = size_t(first_position + n_tokens) * sizeof(float);  // dynamic: the scores
+  // Past 48 KiB of static (the reduction's) plus dynamic shared memory a kernel must opt in.
+  if (attention_shared_bytes(first_position + n_tokens) > 48 * 1024) {  // long contexts: raise the dynamic limit
     const cudaError_t e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
     if (e != cudaSuccess) {
       cudaGetLastError();  // not left behind for an unrelated launch to report

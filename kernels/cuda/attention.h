@@ -17,6 +17,9 @@ namespace moe::cuda {
 cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
                       int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, cudaStream_t stream,
                       int64_t sliding_window = 0, const uint8_t* head_mask = nullptr);
+// Shared memory attention() takes per block for `keys` keys: a score each and the reduction's
+// scratch. Past what a block may opt into (cudaDevAttrMaxSharedMemoryPerBlockOptin) it cannot run.
+uint64_t attention_shared_bytes(int64_t keys);
 
 // The same, split over the keys for long contexts (flash-decoding): blocks of `split_keys` keys
 // per (token, head) each keep their max, sum and unnormalised weighted values in `workspace`,

@@ -97,16 +97,28 @@ __device__ void warp_softmax(const float* l, float* p, int n, int lane) {
   __syncwarp();
 }
 
+// The token of this block's warp (one warp per token), or -1 past the last.
+__device__ int64_t warp_token(int64_t n_tokens) {
+  const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  return t < n_tokens ? t : -1;
+}
+
+// Token t's router probabilities, softmaxed into the warp's row of dynamic shared memory.
+__device__ float* token_probs(const float* logits, int64_t t, int n_experts, int lane) {
+  extern __shared__ float probs[];
+  float* p = probs + (threadIdx.x / 32) * n_experts;
+  warp_softmax(logits + t * n_experts, p, n_experts, lane);
+  return p;
+}
+
 // One warp per token: softmax, then every expert with p * n > eps; the most probable one (ties
 // to the lower index) when none passes.
 __global__ void route_threshold_kernel(const float* logits, int64_t n_tokens, int n_experts, float eps, float* weights,
                                        int32_t* counts) {
-  extern __shared__ float probs[];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + warp;
-  if (t >= n_tokens) return;
-  float* p = probs + warp * n_experts;
-  warp_softmax(logits + t * n_experts, p, n_experts, lane);
+  const int lane = threadIdx.x % 32;
+  const int64_t t = warp_token(n_tokens);
+  if (t < 0) return;
+  float* p = token_probs(logits, t, n_experts, lane);
   float* w = weights + t * n_experts;
   int count = 0, best_e = n_experts;
   float best = -1.0f;
@@ -132,12 +144,10 @@ __global__ void route_threshold_kernel(const float* logits, int64_t n_tokens, in
 // One warp per token: softmax over the experts, then k rounds of arg-max.
 __global__ void route_kernel(const float* logits, int64_t n_tokens, int n_experts, int k, bool renormalize, int32_t* ids,
                              float* weights) {
-  extern __shared__ float probs[];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + warp;
-  if (t >= n_tokens) return;
-  float* p = probs + warp * n_experts;
-  warp_softmax(logits + t * n_experts, p, n_experts, lane);
+  const int lane = threadIdx.x % 32;
+  const int64_t t = warp_token(n_tokens);
+  if (t < 0) return;
+  float* p = token_probs(logits, t, n_experts, lane);
   float chosen_sum = 0.0f;
   for (int r = 0; r < k; ++r) {
     float best = -1.0f;

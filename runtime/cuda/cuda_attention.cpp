@@ -71,7 +71,7 @@ void CudaAttention::attend(model::KvCache& cache, const model::AttentionStep& s,
     mask = mask_.get<uint8_t>();
   }
   const int64_t keys = s.start + s.n;
-  const bool one_block_fits = sizeof(float) * uint64_t(keys) + 128 <= max_shared_;  // its scores and reduction
+  const bool one_block_fits = attention_shared_bytes(keys) <= max_shared_;
   if (keys > kSplitFrom && (s.n <= kSplitQueries || !one_block_fits)) {
     // Decode and short chunks, parallel over the keys; longer chunks kSplitQueries at a time.
     const int64_t chunk = std::min(s.n, kSplitQueries), width = s.n_heads * s.head_dim;

@@ -22,7 +22,8 @@ const CudaLinear::Resident& CudaLinear::resident(const cpu::WeightMatrix& w, con
   slot = std::make_unique<Resident>();
   if (w.dtype != DType::kBF16 || w.scales != nullptr || w.cols % 8 != 0) return *slot;  // stays on the CPU
   const uint64_t weight_bytes = dtype_bytes(w.dtype, size_t(w.rows * w.cols));
-  const uint64_t bias_at = (weight_bytes + 255) / 256 * 256;
+  constexpr uint64_t kBiasAlign = 256;  // the bias after the weights, in the same arena piece
+  const uint64_t bias_at = (weight_bytes + kBiasAlign - 1) / kBiasAlign * kBiasAlign;
   auto block = arena_.try_allocate(bias_at + (bias ? sizeof(float) * uint64_t(w.rows) : 0));
   if (!block) return *slot;  // no room left: stays on the CPU
   check(cudaMemcpy(block->get(), w.data, weight_bytes, cudaMemcpyHostToDevice), "cudaMemcpy (resident weights)");
