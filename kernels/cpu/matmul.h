@@ -5,8 +5,9 @@
 // (element c goes to lane c % 32, accumulated with fused multiply-add in increasing c), then
 // the lanes are added in a fixed tree. The order depends only on the number of columns, so a
 // row's result is the same bits whether it is computed alone or in a batch, on any thread
-// count, and on the AVX2 or the portable path.
+// count, and on the AVX-512, AVX2 or portable path.
 #include <cstdint>
+#include <string_view>
 
 #include "runtime/core/dtype.h"
 #include "runtime/core/tensor.h"
@@ -31,10 +32,12 @@ class ThreadPool;
 void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias = nullptr);
 void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, ThreadPool& pool);
 
-// Which instruction set the kernels use; tests force the portable path to compare bits.
-enum class Isa { kPortable, kAvx2 };
+// Which instruction set the kernels use: the best the CPU has (or less, by MOE_ISA=portable|avx2
+// in the environment); tests switch between them to compare bits.
+enum class Isa { kPortable, kAvx2, kAvx512 };  // in increasing order
 Isa active_isa();
-void set_isa(Isa isa);  // kAvx2 is ignored where the CPU lacks AVX2/FMA/F16C
+void set_isa(Isa isa);  // asking for more than the CPU has gives the best it has
+std::string_view isa_name(Isa isa);
 
 // Widens row `row` of the matrix to f32 (embedding lookups).
 void row_to_f32(const WeightMatrix& w, int64_t row, float* out);

@@ -1,6 +1,9 @@
 #include "kernels/cpu/thread_pool.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -9,12 +12,39 @@ namespace {
 
 thread_local bool t_inside_pool = false;
 
+// How long a thread spins for the next event before it sleeps: longer than the gap between
+// two loops of a decode step, short enough that an idle pool leaves the cores alone.
+constexpr auto kSpinFor = std::chrono::microseconds(200);
+
 int threads_from_environment() {
   if (const char* env = std::getenv("MOE_THREADS"); env && *env) {
     const int n = std::atoi(env);
     if (n >= 1) return std::min(n, 256);
   }
   return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Returns once `value` differs from `old`: spinning first, then asleep on the atomic, counted
+// in `sleepers` so that wakers only make the system call when someone sleeps.
+template <class T>
+T wait_while_equal(const std::atomic<T>& value, T old, std::atomic<int>& sleepers) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinFor;
+  for (int spin = 0;; ++spin) {
+    const T now = value.load(std::memory_order_acquire);
+    if (now != old) return now;
+    _mm_pause();
+    if (spin % 64 == 63 && std::chrono::steady_clock::now() > deadline) break;
+  }
+  for (;;) {
+    sleepers.fetch_add(1);  // seq_cst with the waker's store-then-load: one of us sees the other
+    T now = value.load();
+    if (now == old) {
+      value.wait(old);
+      now = value.load(std::memory_order_acquire);
+    }
+    sleepers.fetch_sub(1);
+    if (now != old) return now;
+  }
 }
 
 }  // namespace
@@ -25,11 +55,9 @@ ThreadPool::ThreadPool(int threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  start_.notify_all();
+  stopping_.store(true);
+  generation_.fetch_add(1);
+  generation_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
@@ -44,7 +72,7 @@ void ThreadPool::run_chunk(int index) {
   try {
     (*body_)(begin, end);
   } catch (...) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(error_mutex_);
     if (!error_) error_ = std::current_exception();
   }
 }
@@ -53,15 +81,10 @@ void ThreadPool::worker_loop(int index) {
   t_inside_pool = true;
   uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock lock(mutex_);
-      start_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
-    }
+    seen = wait_while_equal(generation_, seen, sleepers_);
+    if (stopping_.load()) return;
     if (index < chunks_) run_chunk(index);
-    std::lock_guard lock(mutex_);
-    if (--pending_ == 0) done_.notify_one();
+    if (pending_.fetch_sub(1) == 1 && sleepers_.load() > 0) pending_.notify_all();
   }
 }
 
@@ -72,21 +95,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     return;
   }
   std::lock_guard run_lock(run_mutex_);
-  {
-    std::lock_guard lock(mutex_);
-    n_ = n;
-    chunks_ = static_cast<int>(std::min<int64_t>(n, size()));
-    body_ = &body;
-    error_ = nullptr;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
-  }
-  start_.notify_all();
+  n_ = n;
+  chunks_ = static_cast<int>(std::min<int64_t>(n, size()));
+  body_ = &body;
+  error_ = nullptr;
+  pending_.store(static_cast<int>(workers_.size()));
+  generation_.fetch_add(1);  // publishes the loop (seq_cst, then the sleepers are read)
+  if (sleepers_.load() > 0) generation_.notify_all();
   t_inside_pool = true;
   run_chunk(0);
   t_inside_pool = false;
-  std::unique_lock lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
+  for (int left = pending_.load(std::memory_order_acquire); left != 0; left = pending_.load(std::memory_order_acquire))
+    wait_while_equal(pending_, left, sleepers_);
   body_ = nullptr;
   if (error_) std::rethrow_exception(error_);
 }

@@ -2,7 +2,11 @@
 // A fixed set of worker threads for data-parallel loops. parallel_for splits [0, n) into one
 // contiguous chunk per thread (a static partition: no work stealing, so which thread computes
 // what never affects a result) and blocks until all chunks are done.
-#include <condition_variable>
+//
+// A decode step hands out a hundred loops of tens of microseconds each, so the hand-off is
+// what matters: workers spin on an atomic for a short while after each loop (long enough to
+// catch the next one) before they sleep on it, and the caller is woken the same way.
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -33,14 +37,14 @@ class ThreadPool {
   void run_chunk(int index);
 
   std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable start_, done_;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stopping_ = false;
+  std::atomic<uint64_t> generation_{0};  // one more per loop; workers wait for it to move
+  std::atomic<int> pending_{0};          // workers yet to finish the current loop
+  std::atomic<int> sleepers_{0};         // threads asleep on generation_ or pending_
+  std::atomic<bool> stopping_{false};
   int64_t n_ = 0;
   int chunks_ = 0;
   const std::function<void(int64_t, int64_t)>* body_ = nullptr;
+  std::mutex error_mutex_;
   std::exception_ptr error_;
   std::mutex run_mutex_;  // one parallel_for at a time from outside the pool
 };

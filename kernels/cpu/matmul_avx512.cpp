@@ -1,0 +1,485 @@
+// The AVX-512 matmul path: register tiles of up to 4 weight rows x 3 tokens, each output's 32
+// lanes held in two 16-wide registers. Decode (up to 3 tokens) widens weights in registers as
+// it streams them; larger batches first widen 4 rows into an f32 panel that stays in cache
+// while every token passes over it.
+//
+// Lane layouts: in the natural layout register 0 holds lanes 0..15 (columns c..c+15 of a
+// 32-column block) and register 1 lanes 16..31. Formats that pack two elements into 32 bits
+// (bf16, int4) use the paired layout instead: register 0 holds the block's even columns
+// (lanes 0, 2, .., 30), register 1 its odd ones, which saves a shuffle per element. Either
+// way each lane sums its own columns in increasing order with one fused multiply-add each;
+// the lanes are put back in natural order before the fixed tree of matmul_paths.h.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
+
+#include "kernels/cpu/matmul_paths.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
+// GCC 12's own AVX-512 headers pass undefined vectors as unused operands and then warn about
+// them (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace moe::cpu::detail {
+namespace {
+
+constexpr int kMaxRows = 4;    // weight rows in a register tile
+constexpr int kMaxTokens = 3;  // tokens in a register tile
+constexpr int kPackFrom = 4;   // batches of this many tokens widen their weights once, into a panel
+
+enum class Layout { kNatural, kPaired };
+
+// Masks of the valid slots of each register for a block holding n < 32 valid columns.
+template <Layout L>
+inline void tail_masks(int n, __mmask16& k0, __mmask16& k1) {
+  if constexpr (L == Layout::kNatural) {
+    k0 = __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    k1 = __mmask16(n > 16 ? (1u << (n - 16)) - 1 : 0);
+  } else {
+    k0 = __mmask16((1u << ((n + 1) / 2)) - 1);
+    k1 = __mmask16((1u << (n / 2)) - 1);
+  }
+}
+
+inline __mmask32 first_bits32(int n) { return n >= 32 ? ~__mmask32(0) : (__mmask32(1) << n) - 1; }
+
+// ---- weight loaders: a 32-column block of one row as two registers in the loader's layout;
+// load_tail reads only the n valid columns (the rest come back as zero).
+
+struct F32Rows {
+  static constexpr bool kByHalf = false;
+  static constexpr Layout kLayout = Layout::kNatural;
+  static constexpr int kBlockBytes = 128;
+  const float* base;
+  int64_t ld;
+  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    const float* p = base + r * ld + b * kLanes;
+    a = _mm512_loadu_ps(p);
+    c = _mm512_loadu_ps(p + 16);
+  }
+  void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
+    __mmask16 k0, k1;
+    tail_masks<kLayout>(n, k0, k1);
+    const float* p = base + r * ld + b * kLanes;
+    a = _mm512_maskz_loadu_ps(k0, p);
+    c = _mm512_maskz_loadu_ps(k1, p + 16);
+  }
+};
+
+struct F16Rows {
+  static constexpr bool kByHalf = false;
+  static constexpr Layout kLayout = Layout::kNatural;
+  static constexpr int kBlockBytes = 64;
+  const uint16_t* base;
+  int64_t ld;
+  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    const uint16_t* p = base + r * ld + b * kLanes;
+    a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    c = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)));
+  }
+  void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
+    __mmask16 k0, k1;
+    tail_masks<kLayout>(n, k0, k1);
+    const uint16_t* p = base + r * ld + b * kLanes;
+    a = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k0, p));
+    c = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k1, p + 16));
+  }
+};
+
+// bf16 is the high half of an f32: the even element of a 32-bit pair shifts up, the odd one
+// is masked in place.
+struct Bf16Rows {
+  static constexpr bool kByHalf = false;
+  static constexpr Layout kLayout = Layout::kPaired;
+  static constexpr int kBlockBytes = 64;
+  const uint16_t* base;
+  int64_t ld;
+  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
+  static void split(__m512i d, __m512& a, __m512& c) {
+    a = _mm512_castsi512_ps(_mm512_slli_epi32(d, 16));
+    c = _mm512_castsi512_ps(_mm512_and_si512(d, _mm512_set1_epi32(int(0xFFFF0000u))));
+  }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    split(_mm512_loadu_si512(base + r * ld + b * kLanes), a, c);
+  }
+  void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
+    split(_mm512_maskz_loadu_epi16(first_bits32(n), base + r * ld + b * kLanes), a, c);
+  }
+};
+
+// Scales of an int8/int4 row: per block when every 32-column block lies in one group, else
+// per 8-column chunk (group sizes are multiples of 8).
+struct RowScales {
+  const float* scales;
+  int64_t groups_per_row;
+  const int32_t* groups;  // block -> group, or chunk -> group
+  const float* of(int64_t r) const { return scales + r * groups_per_row; }
+};
+
+// Four chunk scales [s0, s1, s2, s3] of block b spread over 16 slots: slots 4j..4j+3 get s_j.
+inline __m512 chunk_scales_by_quarter(const float* row, const int32_t* groups, int64_t b) {
+  const int32_t* g = groups + 4 * b;
+  const __m128 s = _mm_setr_ps(row[g[0]], row[g[1]], row[g[2]], row[g[3]]);
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_zextps128_ps512(s));
+}
+
+template <bool kUniform>
+struct I8Rows {
+  static constexpr bool kByHalf = false;
+  static constexpr Layout kLayout = Layout::kNatural;
+  static constexpr int kBlockBytes = 32;
+  const int8_t* base;
+  int64_t ld;
+  RowScales s;
+  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
+  void scales(int64_t r, int64_t b, __m512& sa, __m512& sc) const {
+    const float* row = s.of(r);
+    if constexpr (kUniform) {
+      sa = sc = _mm512_set1_ps(row[s.groups[b]]);
+    } else {  // chunk j of the block covers columns 8j..8j+7: two chunks a register
+      const int32_t* g = s.groups + 4 * b;
+      sa = _mm512_insertf32x8(_mm512_set1_ps(row[g[0]]), _mm256_set1_ps(row[g[1]]), 1);
+      sc = _mm512_insertf32x8(_mm512_set1_ps(row[g[2]]), _mm256_set1_ps(row[g[3]]), 1);
+    }
+  }
+  static __m512 widen(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    const int8_t* p = base + r * ld + b * kLanes;
+    __m512 sa, sc;
+    scales(r, b, sa, sc);
+    a = _mm512_mul_ps(widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), sa);
+    c = _mm512_mul_ps(widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))), sc);
+  }
+  void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
+    __mmask16 k0, k1;
+    tail_masks<kLayout>(n, k0, k1);
+    const int8_t* p = base + r * ld + b * kLanes;
+    __m512 sa, sc;
+    scales(r, b, sa, sc);
+    a = _mm512_mul_ps(widen(_mm_maskz_loadu_epi8(k0, p)), sa);
+    c = _mm512_mul_ps(widen(_mm_maskz_loadu_epi8(k1, p + 16)), sc);
+  }
+};
+
+// int4: byte j of a block holds columns 2j (low nibble) and 2j+1 (high), which is the paired
+// layout. A nibble indexes a 16-entry table of its value times the scale (the same product,
+// rounded once, as q * scale), so widening, sign and scale take one permute.
+template <bool kUniform>
+struct I4Rows {
+  static constexpr bool kByHalf = false;
+  static constexpr Layout kLayout = Layout::kPaired;
+  static constexpr int kBlockBytes = 16;
+  const uint8_t* base;
+  int64_t ld;  // bytes per row
+  RowScales s;
+  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * (kLanes / 2)); }
+  static __m512 values() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1); }
+  void widen(int64_t r, int64_t b, __m128i bytes, __m512& a, __m512& c) const {
+    const __m512i lo = _mm512_cvtepu8_epi32(bytes);  // the permute reads an index's low 4 bits
+    const __m512i hi = _mm512_srli_epi32(lo, 4);
+    const float* row = s.of(r);
+    if constexpr (kUniform) {
+      const __m512 table = _mm512_mul_ps(values(), _mm512_set1_ps(row[s.groups[b]]));
+      a = _mm512_permutexvar_ps(lo, table);
+      c = _mm512_permutexvar_ps(hi, table);
+    } else {  // slot j holds columns 2j and 2j+1, both in chunk j / 4
+      const __m512 scale = chunk_scales_by_quarter(row, s.groups, b);
+      a = _mm512_mul_ps(_mm512_permutexvar_ps(lo, values()), scale);
+      c = _mm512_mul_ps(_mm512_permutexvar_ps(hi, values()), scale);
+    }
+  }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    widen(r, b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + r * ld + b * (kLanes / 2))), a, c);
+  }
+  void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
+    widen(r, b, _mm_maskz_loadu_epi8(__mmask16((1u << (n / 2)) - 1), base + r * ld + b * (kLanes / 2)), a, c);
+  }
+};
+
+// Rows already widened into an f32 panel (in their source's layout), zero past the columns.
+template <Layout L>
+struct PanelRows {
+  static constexpr bool kByHalf = true;
+  static constexpr Layout kLayout = L;
+  const float* base;
+  int64_t ld;
+  __m512 load_half(int64_t r, int64_t b, int h) const { return _mm512_load_ps(base + r * ld + b * kLanes + 16 * h); }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    const float* p = base + r * ld + b * kLanes;
+    a = _mm512_loadu_ps(p);
+    c = _mm512_loadu_ps(p + 16);
+  }
+  void load_tail(int64_t r, int64_t b, int, __m512& a, __m512& c) const { load(r, b, a, c); }
+};
+
+// ---- reduction: two registers of lanes (in layout L) to one sum, by the fixed tree.
+
+template <Layout L>
+inline float reduce(__m512 a, __m512 c) {
+  if constexpr (L == Layout::kPaired) {  // back to natural: interleave evens and odds
+    const __m512 lo = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), c);
+    const __m512 hi = _mm512_permutex2var_ps(a, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), c);
+    a = lo;
+    c = hi;
+  }
+  const __m256 p = _mm256_add_ps(_mm512_extractf32x8_ps(a, 0), _mm512_extractf32x8_ps(a, 1));  // l[i] + l[8+i]
+  const __m256 q = _mm256_add_ps(_mm512_extractf32x8_ps(c, 0), _mm512_extractf32x8_ps(c, 1));  // l[16+i] + l[24+i]
+  const __m256 v = _mm256_add_ps(p, q);
+  __m128 h = _mm_hadd_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // v0+v1, v2+v3, v4+v5, v6+v7
+  h = _mm_hadd_ps(h, h);
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+// ---- the register tile: R rows (from `row` of the loader) x T tokens.
+
+struct TileArgs {
+  const float* x;  // the tile's first token, in the loader's layout
+  int64_t x_stride;
+  int64_t full_blocks;
+  int tail;        // valid columns of the last, partial block (0: none)
+  float* y;        // output of the tile's first token and row
+  int64_t y_stride;
+  const float* bias;  // of the tile's first row, or null
+};
+
+// Keeps a register a register: stops the compiler from re-reading a value from memory at each
+// use, which would double the loads of the panel tiles.
+#define MOE_PIN(v) asm("" : "+v"(v))
+
+// How far ahead of its loads a row's stream is prefetched; a prefetch past the matrix's end
+// is harmless (prefetches never fault).
+constexpr int kPrefetchAhead = 1024;
+template <class Rows>
+constexpr int64_t kBlocksPerLine = Rows::kBlockBytes >= 64 ? 1 : 64 / Rows::kBlockBytes;
+
+template <int R, int T, class Rows>
+void tile(const Rows& w, int64_t row, const TileArgs& t) {
+  __m512 acc[R][T][2];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int k = 0; k < T; ++k) acc[r][k][0] = acc[r][k][1] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < t.full_blocks; ++b) {
+    if constexpr (Rows::kByHalf) {  // f32 panel: a half-block of each row and token at a time
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        __m512 wv[R], xv[T];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          wv[r] = w.load_half(row + r, b, h);
+          MOE_PIN(wv[r]);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < T; ++k) {
+          xv[k] = _mm512_loadu_ps(t.x + k * t.x_stride + b * kLanes + 16 * h);
+          MOE_PIN(xv[k]);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < T; ++k)
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) acc[r][k][h] = _mm512_fmadd_ps(xv[k], wv[r], acc[r][k][h]);
+      }
+    } else {  // weights streamed from memory: ask for them well ahead of use
+      if (b % kBlocksPerLine<Rows> == 0)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+          for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(w.address(row + r, b) + kPrefetchAhead + off, _MM_HINT_T0);
+      __m512 wa[R], wc[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) w.load(row + r, b, wa[r], wc[r]);
+#pragma GCC unroll 4
+      for (int k = 0; k < T; ++k) {
+        const float* xk = t.x + k * t.x_stride + b * kLanes;
+        const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          acc[r][k][0] = _mm512_fmadd_ps(x0, wa[r], acc[r][k][0]);
+          acc[r][k][1] = _mm512_fmadd_ps(x1, wc[r], acc[r][k][1]);
+        }
+      }
+    }
+  }
+  if (t.tail > 0) {  // masked: lanes past the columns keep their sums untouched
+    const int64_t b = t.full_blocks;
+    __mmask16 k0, k1;
+    tail_masks<Rows::kLayout>(t.tail, k0, k1);
+    __m512 wa[R], wc[R];
+  #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) w.load_tail(row + r, b, t.tail, wa[r], wc[r]);
+  #pragma GCC unroll 4
+    for (int k = 0; k < T; ++k) {
+      const float* xk = t.x + k * t.x_stride + b * kLanes;
+      const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
+    #pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        acc[r][k][0] = _mm512_mask3_fmadd_ps(x0, wa[r], acc[r][k][0], k0);
+        acc[r][k][1] = _mm512_mask3_fmadd_ps(x1, wc[r], acc[r][k][1], k1);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < T; ++k)
+  #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      float sum = reduce<Rows::kLayout>(acc[r][k][0], acc[r][k][1]);
+      if (t.bias) sum += t.bias[r];
+      t.y[k * t.y_stride + r] = sum;
+    }
+}
+
+template <class Rows>
+using TileFn = void (*)(const Rows&, int64_t, const TileArgs&);
+
+template <class Rows, int R, int... Ts>
+constexpr auto row_of_tiles(std::integer_sequence<int, Ts...>) {
+  return std::array<TileFn<Rows>, sizeof...(Ts)>{&tile<R, Ts + 1, Rows>...};
+}
+
+template <class Rows, int... Rs>
+constexpr auto tile_table(std::integer_sequence<int, Rs...>) {
+  return std::array{row_of_tiles<Rows, Rs + 1>(std::make_integer_sequence<int, kMaxTokens>{})...};
+}
+
+// The tile for r rows (1..kMaxRows) and k tokens (1..kMaxTokens).
+template <class Rows>
+TileFn<Rows> tile_for(int r, int k) {
+  static constexpr auto table = tile_table<Rows>(std::make_integer_sequence<int, kMaxRows>{});
+  return table[size_t(r - 1)][size_t(k - 1)];
+}
+
+// Rows of a small batch: weights widened in registers as they stream past, once per tile of
+// tokens; a 3-token tile uses 3 rows to stay within the 32 registers.
+template <class Rows>
+void rows_direct(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
+  const WeightMatrix& m = *job.w;
+  const int64_t full = m.cols / kLanes;
+  const int tail = int(m.cols % kLanes);
+  for (int64_t t0 = 0; t0 < job.m; t0 += kMaxTokens) {
+    const int tokens = int(std::min<int64_t>(kMaxTokens, job.m - t0));
+    const int step = tokens == kMaxTokens ? 3 : kMaxRows;
+    for (int64_t r = r0; r < r1; r += step) {
+      const int rows = int(std::min<int64_t>(step, r1 - r));
+      const TileArgs a{in.x + t0 * in.stride, in.stride, full, tail, job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
+      tile_for<Rows>(rows, tokens)(w, r, a);
+    }
+  }
+}
+
+// Rows of a large batch: each group of 4 rows is widened once into an f32 panel, then every
+// tile of tokens passes over it.
+template <class Rows>
+void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
+  const WeightMatrix& m = *job.w;
+  const int64_t full = m.cols / kLanes;
+  const int tail = int(m.cols % kLanes);
+  const int64_t blocks = full + (tail > 0);
+  const int64_t ld = blocks * kLanes + 16;  // rows a line apart in the cache sets, not 4 KiB
+  thread_local AlignedFloats scratch;
+  float* const panel = scratch.get(size_t(kMaxRows * ld));
+  const PanelRows<Rows::kLayout> packed{panel, ld};
+  for (int64_t r = r0; r < r1; r += kMaxRows) {
+    const int rows = int(std::min<int64_t>(kMaxRows, r1 - r));
+    for (int i = 0; i < rows; ++i) {
+      float* p = panel + i * ld;
+      for (int64_t b = 0; b < full; ++b) {
+        __m512 a, c;
+        w.load(r + i, b, a, c);
+        _mm512_storeu_ps(p + b * kLanes, a);
+        _mm512_storeu_ps(p + b * kLanes + 16, c);
+      }
+      if (tail > 0) {
+        __m512 a, c;
+        w.load_tail(r + i, full, tail, a, c);
+        _mm512_storeu_ps(p + full * kLanes, a);
+        _mm512_storeu_ps(p + full * kLanes + 16, c);
+      }
+    }
+    for (int64_t t0 = 0; t0 < job.m; t0 += kMaxTokens) {
+      const int tokens = int(std::min<int64_t>(kMaxTokens, job.m - t0));
+      const TileArgs a{in.x + t0 * in.stride, in.stride, full, tail, job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
+      tile_for<PanelRows<Rows::kLayout>>(rows, tokens)(packed, 0, a);
+    }
+  }
+}
+
+template <class Rows>
+void rows_with(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
+  if (job.m >= kPackFrom) {
+    rows_packed(w, job, in, r0, r1);
+  } else {
+    rows_direct(w, job, in, r0, r1);
+  }
+}
+
+Layout layout_of(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kI4 ? Layout::kPaired : Layout::kNatural; }
+
+}  // namespace
+
+void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input) {
+  const WeightMatrix& w = *job.w;
+  const int64_t padded = (w.cols + kLanes - 1) / kLanes * kLanes;
+  if (w.dtype == DType::kI8 || w.dtype == DType::kI4) {
+    const int64_t gs = w.group_size, last = w.cols / gs - 1;
+    input.block_uniform = gs % kLanes == 0;
+    const int64_t unit = input.block_uniform ? kLanes : 8;
+    input.groups.resize(size_t(padded / unit));
+    // Chunks past the columns (a tail block's) take the last group: read, then masked away.
+    for (size_t i = 0; i < input.groups.size(); ++i) input.groups[i] = int32_t(std::min<int64_t>(int64_t(i) * unit / gs, last));
+  }
+  if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < kPackFrom) {  // already in layout
+    input.x = job.x;
+    input.stride = w.cols;
+    return;
+  }
+  // Large batches space their tokens a cache line more than 4 KiB apart (see the panel).
+  const int64_t stride = padded + (job.m >= kPackFrom ? 16 : 0);
+  float* const prepared = storage.get(size_t(job.m * stride));
+  std::fill_n(prepared, job.m * stride, 0.0f);
+  const bool paired = layout_of(w.dtype) == Layout::kPaired;
+  for (int64_t t = 0; t < job.m; ++t) {
+    const float* src = job.x + t * w.cols;
+    float* dst = prepared + t * stride;
+    for (int64_t c0 = 0; c0 < w.cols; c0 += kLanes) {
+      const int lanes = int(std::min<int64_t>(kLanes, w.cols - c0));
+      for (int lane = 0; lane < lanes; ++lane) dst[c0 + (paired ? (lane % 2) * 16 + lane / 2 : lane)] = src[c0 + lane];
+    }
+  }
+  input.x = prepared;
+  input.stride = stride;
+}
+
+void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
+  const WeightMatrix& w = *job.w;
+  switch (w.dtype) {
+    case DType::kF32: return rows_with(F32Rows{static_cast<const float*>(w.data), w.cols}, job, in, r0, r1);
+    case DType::kF16: return rows_with(F16Rows{static_cast<const uint16_t*>(w.data), w.cols}, job, in, r0, r1);
+    case DType::kBF16: return rows_with(Bf16Rows{static_cast<const uint16_t*>(w.data), w.cols}, job, in, r0, r1);
+    case DType::kI8: {
+      const RowScales s{w.scales, w.cols / w.group_size, in.groups.data()};
+      const auto* base = static_cast<const int8_t*>(w.data);
+      if (in.block_uniform) return rows_with(I8Rows<true>{base, w.cols, s}, job, in, r0, r1);
+      return rows_with(I8Rows<false>{base, w.cols, s}, job, in, r0, r1);
+    }
+    case DType::kI4: {
+      const RowScales s{w.scales, w.cols / w.group_size, in.groups.data()};
+      const auto* base = static_cast<const uint8_t*>(w.data);
+      if (in.block_uniform) return rows_with(I4Rows<true>{base, w.cols / 2, s}, job, in, r0, r1);
+      return rows_with(I4Rows<false>{base, w.cols / 2, s}, job, in, r0, r1);
+    }
+    default: return;
+  }
+}
+
+}  // namespace moe::cpu::detail
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options

@@ -1,0 +1,87 @@
+#pragma once
+// The matmul's instruction-set paths (internal to kernels/cpu). Each computes output rows
+// [r0, r1) of y = x W^T (+ b) for every token under matmul.h's determinism contract, so any
+// path may compute any rows and the bits do not change.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "kernels/cpu/matmul.h"
+
+namespace moe::cpu::detail {
+
+inline constexpr int kLanes = 32;
+
+struct MatmulJob {
+  const float* x = nullptr;  // [m, w.cols]
+  int64_t m = 0;
+  const WeightMatrix* w = nullptr;
+  float* y = nullptr;  // [m, w.rows]
+  const float* bias = nullptr;
+};
+
+// The fixed lane tree every path ends with: the four 8-lane quarters are added lane-wise,
+// ((q0 + q1) + (q2 + q3)), then the eight lanes pairwise.
+inline float reduce_lanes(const float* l) {
+  float v[8];
+  for (int i = 0; i < 8; ++i) v[i] = (l[i] + l[8 + i]) + (l[16 + i] + l[24 + i]);
+  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+// Weight element c of a row, widened (and dequantised: q * scale, rounded once) to f32.
+inline float weight_at(const WeightMatrix& w, int64_t row, int64_t c) {
+  const int64_t i = row * w.cols + c;
+  switch (w.dtype) {
+    case DType::kF32: return static_cast<const float*>(w.data)[i];
+    case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
+    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
+    case DType::kI8: return float(static_cast<const int8_t*>(w.data)[i]) * w.scales[i / w.group_size];
+    case DType::kI4: {
+      const uint8_t byte = static_cast<const uint8_t*>(w.data)[i / 2];
+      const int nibble = (i & 1) ? (byte >> 4) : (byte & 0xF);
+      return float((nibble ^ 8) - 8) * w.scales[i / w.group_size];
+    }
+    default: return 0.0f;
+  }
+}
+
+// Scratch floats on whole cache lines, so that 64-byte loads never straddle two lines.
+class AlignedFloats {
+ public:
+  float* get(size_t count) {
+    if (count > capacity_) {
+      capacity_ = (count + 15) / 16 * 16;
+      data_.reset(static_cast<float*>(std::aligned_alloc(64, capacity_ * sizeof(float))));
+      if (!data_) throw std::bad_alloc();
+    }
+    return data_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+  size_t capacity_ = 0;
+};
+
+void rows_portable(const MatmulJob& job, int64_t r0, int64_t r1);
+void rows_avx2(const MatmulJob& job, int64_t r0, int64_t r1);
+
+// AVX-512 reads the activations in its own lane layout, prepared once per call (on the calling
+// thread) into `prepared`; rows_avx512 then runs on any thread.
+struct Avx512Input {
+  const float* x = nullptr;  // [m, stride], zero-padded to whole 32-column blocks
+  int64_t stride = 0;
+  std::vector<int32_t> groups;  // int8/int4: the scale group of each 8-column chunk (or 32-column block)
+  bool block_uniform = false;   // every 32-column block lies in one scale group
+};
+void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input);
+void rows_avx512(const MatmulJob& job, const Avx512Input& input, int64_t r0, int64_t r1);
+
+bool cpu_has_avx2();
+bool cpu_has_avx512();
+
+}  // namespace moe::cpu::detail

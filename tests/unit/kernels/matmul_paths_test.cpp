@@ -1,0 +1,163 @@
+// The matmul's instruction-set paths against each other, bit for bit: every path the CPU has
+// (AVX-512, AVX2, portable) over random shapes that reach every tile, tail and group case, in
+// small batches (weights widened in registers) and large ones (widened into a panel first).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kernels/cpu/compute_peak.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quantize.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace moe::cpu {
+namespace {
+
+struct RandomMatrix {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  std::vector<uint8_t> quant;
+  std::vector<float> scales;
+  WeightMatrix w;
+};
+
+RandomMatrix random_matrix(DType dtype, int64_t rows, int64_t cols, int group_size, std::mt19937& rng) {
+  std::uniform_real_distribution<float> d(-1, 1);
+  RandomMatrix m;
+  m.f32.resize(size_t(rows * cols));
+  for (float& v : m.f32) v = d(rng);
+  m.w.dtype = dtype;
+  m.w.rows = rows;
+  m.w.cols = cols;
+  if (dtype == DType::kF32) {
+    m.w.data = m.f32.data();
+  } else if (dtype == DType::kBF16 || dtype == DType::kF16) {
+    for (float v : m.f32) m.half.push_back(dtype == DType::kBF16 ? f32_to_bf16(v) : f32_to_f16(v));
+    m.w.data = m.half.data();
+  } else {
+    const QuantFormat f{dtype, group_size};
+    m.quant.resize(quantized_data_bytes(f, rows, cols));
+    m.scales.resize(quantized_scale_count(f, rows, cols));
+    quantize_rows(m.f32.data(), rows, cols, f, m.quant.data(), m.scales.data());
+    m.w.data = m.quant.data();
+    m.w.scales = m.scales.data();
+    m.w.group_size = group_size;
+  }
+  return m;
+}
+
+std::vector<Isa> available_isas() {
+  const Isa before = active_isa();
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) {
+    set_isa(isa);
+    if (active_isa() == isa) isas.push_back(isa);
+  }
+  set_isa(before);
+  return isas;
+}
+
+std::vector<float> run(Isa isa, const float* x, int64_t m, const WeightMatrix& w, const float* bias, ThreadPool& pool) {
+  const Isa before = active_isa();
+  set_isa(isa);
+  std::vector<float> y(size_t(m * w.rows), NAN);
+  matmul(x, m, w, y.data(), bias, pool);
+  set_isa(before);
+  return y;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(MatmulPaths, EveryIsaGivesThePortableBits) {
+  const auto isas = available_isas();
+  std::printf("matmul paths on this CPU:");
+  for (Isa isa : isas) std::printf(" %s", isa_name(isa).data());
+  std::printf("\n");
+  std::mt19937 rng(7);
+  ThreadPool two(2);
+  const DType dtypes[] = {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4};
+  const int groups[] = {8, 16, 24, 32, 64, 128};
+  const int64_t batches[] = {1, 2, 3, 4, 5, 7, 9, 16, 33};
+  for (int it = 0; it < 300; ++it) {
+    const DType dtype = dtypes[it % 5];
+    const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
+    const int group = quantised ? groups[rng() % 6] : 0;
+    const int64_t rows = 1 + int64_t(rng() % 41);
+    const int64_t cols = quantised ? group * (1 + int64_t(rng() % 6)) : 1 + int64_t(rng() % 300);
+    const int64_t m = batches[rng() % 9];
+    const RandomMatrix w = random_matrix(dtype, rows, cols, group, rng);
+    std::uniform_real_distribution<float> d(-1, 1);
+    std::vector<float> x(size_t(m * cols)), bias(static_cast<size_t>(rows));
+    for (float& v : x) v = d(rng);
+    for (float& v : bias) v = d(rng);
+    const float* b = it % 2 ? bias.data() : nullptr;
+    const auto expected = run(Isa::kPortable, x.data(), m, w.w, b, two);
+    for (Isa isa : isas) {
+      const auto got = run(isa, x.data(), m, w.w, b, two);
+      ASSERT_TRUE(same_bits(expected, got)) << isa_name(isa) << " " << dtype_name(dtype) << " rows " << rows << " cols "
+                                            << cols << " m " << m << " group " << group;
+      // A token alone (the decode path) gives the bits it has in the batch (the panel path).
+      const int64_t t = int64_t(rng() % uint64_t(m));
+      const auto alone = run(isa, x.data() + t * cols, 1, w.w, b, two);
+      ASSERT_TRUE(same_bits(alone, std::vector<float>(got.begin() + t * rows, got.begin() + (t + 1) * rows)))
+          << isa_name(isa) << " " << dtype_name(dtype) << " token " << t << " of " << m;
+    }
+  }
+}
+
+// Weights and activations that end right before an unmapped page: no path reads past a row's
+// last column (the tails are masked loads, not whole blocks).
+TEST(MatmulPaths, NoPathReadsPastTheEndOfItsInputs) {
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  auto* region = static_cast<char*>(mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(region, MAP_FAILED);
+  ASSERT_EQ(mprotect(region + page, page, PROT_NONE), 0);
+  ASSERT_EQ(mprotect(region + 3 * page, page, PROT_NONE), 0);
+  std::mt19937 rng(3);
+  ThreadPool one(1);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4}) {
+    const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
+    const int64_t rows = 3, cols = quantised ? 40 : 37;  // tails of 8 and 5 columns
+    const RandomMatrix w = random_matrix(dtype, rows, cols, quantised ? 8 : 0, rng);
+    const size_t bytes = dtype_bytes(dtype, size_t(rows * cols));
+    char* data = region + page - bytes;  // the last byte of the weights is the page's last
+    std::memcpy(data, w.w.data, bytes);
+    WeightMatrix guarded = w.w;
+    guarded.data = data;
+    for (int64_t m : {1, 5}) {
+      float* x = reinterpret_cast<float*>(region + 3 * page) - m * cols;
+      for (int64_t i = 0; i < m * cols; ++i) x[i] = float(i % 7) - 3.0f;
+      const std::vector<float> xs(x, x + m * cols);
+      const auto expected = run(Isa::kPortable, xs.data(), m, w.w, nullptr, one);
+      for (Isa isa : available_isas())
+        EXPECT_TRUE(same_bits(expected, run(isa, x, m, guarded, nullptr, one))) << isa_name(isa) << " " << dtype_name(dtype);
+    }
+  }
+  munmap(region, 4 * page);
+}
+
+TEST(MatmulPaths, AskingForMoreThanTheCpuHasGivesItsBest) {
+  const Isa before = active_isa();
+  const auto isas = available_isas();
+  set_isa(Isa::kAvx512);
+  EXPECT_EQ(active_isa(), isas.back());
+  set_isa(Isa::kPortable);
+  EXPECT_EQ(active_isa(), Isa::kPortable);
+  set_isa(before);
+}
+
+TEST(ComputePeak, MeasuresSomething) {
+  ThreadPool one(1);
+  const double flops = measure_fma_peak(one, 1);
+  EXPECT_GT(flops, 1e8);  // any CPU of this century: well above 0.1 GFLOP/s
+}
+
+}  // namespace
+}  // namespace moe::cpu
