@@ -110,13 +110,18 @@ void run(const Flags& f) {
   OffloadFlags o = f.offload;
   o.context = f.prompt_tokens + f.decode_tokens + 1;
   OffloadSession session(m, o, what);
-  const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
+  const bool warm_up = !o.offloading() && o.replay_trace.empty() && o.trace_out.empty();
+  const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, warm_up);
   if (f.json) {
     nlohmann::json doc = session.stats_json();
     doc.update(nlohmann::json{{"benchmark", "decode"},
                 {"model", what},
                 {"prompt_tokens", b.prompt_tokens},
                 {"decode_tokens", b.decode_tokens},
+                {"prefill_tokens_per_second", b.prefill_tokens_per_second},
+                {"prefill_flops_per_second", b.prefill_flops_per_second},
+                {"fma_peak_flops_per_second", b.fma_peak},
+                {"prefill_ratio", b.prefill_ratio()},
                 {"decode_tokens_per_second", b.decode_tokens_per_second},
                 {"weight_bytes_per_token", b.bytes_per_token},
                 {"achieved_bytes_per_second", b.achieved_bandwidth},
@@ -128,6 +133,10 @@ void run(const Flags& f) {
     return;
   }
   fmt::print("{}", session.stats_text());
+  fmt::print("prefill  {} tokens: {:.1f} tokens/s, {:.1f} GFLOP/s of weight multiply-adds\n", b.prompt_tokens,
+             b.prefill_tokens_per_second, b.prefill_flops_per_second / 1e9);
+  fmt::print("ceiling  f32 FMA peak of all threads {:.1f} GFLOP/s (measured now): ratio {:.2f}\n", b.fma_peak / 1e9,
+             b.prefill_ratio());
   fmt::print("decode   {}: {:.1f} tokens/s over {} tokens after a {}-token prompt\n", what, b.decode_tokens_per_second,
              b.decode_tokens, b.prompt_tokens);
   fmt::print("weights  {:.2f} MB read per token -> {:.2f} GB/s\n", b.bytes_per_token / 1e6, b.achieved_bandwidth / 1e9);

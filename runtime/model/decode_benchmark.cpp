@@ -3,30 +3,39 @@
 #include <chrono>
 #include <set>
 
+#include "kernels/cpu/compute_peak.h"
 #include "kernels/cpu/memory_bandwidth.h"
 #include "kernels/cpu/thread_pool.h"
 #include "runtime/model/sampler.h"
 
 namespace moe::model {
 
-DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens) {
+DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens, bool warm_up) {
   const loading::ModelConfig& c = model.config();
   DecodeBenchmark b;
   b.prompt_tokens = prompt_tokens;
   b.decode_tokens = decode_tokens;
 
-  // Count the experts each decode step really uses.
-  int64_t experts_used = 0;
-  bool counting = false;
+  // Count the experts each decode step really uses, and the prompt's token-expert pairs.
+  int64_t experts_used = 0, prompt_assignments = 0;
+  bool warming = true, counting = false;
   const RoutingHook previous = model.routing_hook();  // a replayed trace, a recorder: they keep working
   model.set_routing_hook([&](int layer, std::span<const int64_t> positions, RoutingDecision& d) {
     if (previous) previous(layer, positions, d);
     if (counting) experts_used += int64_t(std::set<int32_t>(d.experts.begin(), d.experts.end()).size());
+    if (!counting && !warming) prompt_assignments += int64_t(d.experts.size());
   });
   KvCache cache = model.make_cache(prompt_tokens + decode_tokens + 1);
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
   for (int i = 0; i < prompt_tokens; ++i) prompt[size_t(i)] = (i * 7919 + 13) % c.vocab_size;
+  if (warm_up) {  // a first pass touches every weight the prompt needs (page faults, caches), untimed
+    KvCache scratch = model.make_cache(prompt_tokens);
+    model.forward(prompt, scratch);
+  }
+  warming = false;
+  const auto prefill_start = std::chrono::steady_clock::now();
   std::vector<float> logits = model.forward(prompt, cache);
+  const double prefill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prefill_start).count();
   counting = true;
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < decode_tokens; ++i) {
@@ -40,6 +49,15 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
   const double embedding = double(c.vocab_size) * c.hidden_size * double(dtype_bytes(c.dtype, 1));
   // One embedding row per token (the whole matrix when it doubles as the LM head).
   const double resident_read = double(w.resident) - (c.tie_word_embeddings ? 0.0 : embedding);
+  // Prefill: every prompt token through the dense weights, each routed pair through its expert,
+  // the LM head once (only the last token's logits are wanted).
+  const double elem = double(dtype_bytes(c.dtype, 1));
+  const double dense_params = resident_read / elem - double(c.vocab_size) * c.hidden_size;  // less the LM head
+  b.prefill_flops = 2 * (double(prompt_tokens) * dense_params + double(prompt_assignments) * double(w.per_expert) / elem +
+                         double(c.vocab_size) * c.hidden_size);
+  b.prefill_tokens_per_second = prompt_tokens / prefill_seconds;
+  b.prefill_flops_per_second = b.prefill_flops / prefill_seconds;
+  b.fma_peak = cpu::measure_fma_peak(cpu::ThreadPool::global());
   b.decode_tokens_per_second = decode_tokens / seconds;
   b.bytes_per_token = resident_read + double(experts_used) / decode_tokens * double(w.per_expert);
   b.achieved_bandwidth = b.bytes_per_token * b.decode_tokens_per_second;

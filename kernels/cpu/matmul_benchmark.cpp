@@ -1,0 +1,116 @@
+#include "kernels/cpu/matmul_benchmark.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "kernels/cpu/compute_peak.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/memory_bandwidth.h"
+#include "kernels/cpu/quantize.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace moe::cpu {
+namespace {
+
+// `count` matrices of one shape and dtype with random values, stored back to back.
+struct MatrixSet {
+  std::vector<uint8_t> data;
+  std::vector<float> scales;
+  std::vector<WeightMatrix> matrices;
+  size_t bytes_each = 0;
+};
+
+MatrixSet make_set(DType dtype, int64_t rows, int64_t cols, int group_size, int count) {
+  MatrixSet s;
+  const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
+  const QuantFormat f{dtype, quantised ? group_size : 0};
+  const size_t data_bytes = quantised ? quantized_data_bytes(f, rows, cols) : dtype_bytes(dtype, size_t(rows * cols));
+  const size_t scale_count = quantised ? quantized_scale_count(f, rows, cols) : 0;
+  s.bytes_each = data_bytes + scale_count * sizeof(float);
+  // Random rows, generated once and copied: the values do not matter to the speed.
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> f32(size_t(rows * cols));
+  for (float& v : f32) v = d(rng);
+  std::vector<uint8_t> one(data_bytes);
+  std::vector<float> one_scales(scale_count);
+  if (quantised) {
+    quantize_rows(f32.data(), rows, cols, f, one.data(), one_scales.data());
+  } else {
+    for (size_t i = 0; i < f32.size(); ++i) {
+      if (dtype == DType::kF32) {
+        std::memcpy(one.data() + 4 * i, &f32[i], 4);
+      } else {
+        const uint16_t h = dtype == DType::kBF16 ? f32_to_bf16(f32[i]) : f32_to_f16(f32[i]);
+        std::memcpy(one.data() + 2 * i, &h, 2);
+      }
+    }
+  }
+  const size_t stride = (data_bytes + 63) / 64 * 64;
+  s.data.resize(stride * size_t(count));
+  s.scales.resize(scale_count * size_t(count));
+  for (int i = 0; i < count; ++i) {
+    std::copy(one.begin(), one.end(), s.data.begin() + ptrdiff_t(stride * size_t(i)));
+    std::copy(one_scales.begin(), one_scales.end(), s.scales.begin() + ptrdiff_t(scale_count * size_t(i)));
+  }
+  for (int i = 0; i < count; ++i) {
+    WeightMatrix w;
+    w.data = s.data.data() + stride * size_t(i);
+    w.dtype = dtype;
+    w.rows = rows;
+    w.cols = cols;
+    if (quantised) {
+      w.scales = s.scales.data() + scale_count * size_t(i);
+      w.group_size = group_size;
+    }
+    s.matrices.push_back(w);
+  }
+  return s;
+}
+
+}  // namespace
+
+MatmulBenchmark run_matmul_benchmark(const std::vector<DType>& dtypes, const std::vector<MatmulShape>& shapes,
+                                     const std::vector<int64_t>& batches, int group_size, size_t weight_bytes,
+                                     double seconds_per_row, ThreadPool& pool) {
+  MatmulBenchmark b;
+  b.isa = std::string(isa_name(active_isa()));
+  b.read_bandwidth = measure_read_bandwidth(pool);
+  b.fma_peak = measure_fma_peak(pool);
+  for (DType dtype : dtypes)
+    for (const MatmulShape& shape : shapes) {
+      const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
+      const size_t one = dtype_bytes(dtype, size_t(shape.rows * shape.cols));
+      const int count = int(std::clamp<size_t>(weight_bytes / std::max<size_t>(one, 1), 2, 4096));
+      const MatrixSet set = make_set(dtype, shape.rows, shape.cols, group_size, count);
+      for (int64_t m : batches) {
+        std::vector<float> x(size_t(m * shape.cols), 0.5f), y(size_t(m * shape.rows));
+        for (const WeightMatrix& w : set.matrices) matmul(x.data(), m, w, y.data(), nullptr, pool);  // every page touched
+        int64_t calls = 0;
+        const auto start = std::chrono::steady_clock::now();
+        double seconds = 0;
+        while (seconds < seconds_per_row || calls < int64_t(set.matrices.size())) {
+          matmul(x.data(), m, set.matrices[size_t(calls) % set.matrices.size()], y.data(), nullptr, pool);
+          ++calls;
+          seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        }
+        MatmulBenchmarkRow r;
+        r.shape = shape.name;
+        r.dtype = std::string(dtype_name(dtype));
+        r.rows = shape.rows;
+        r.cols = shape.cols;
+        r.tokens = m;
+        r.group_size = quantised ? group_size : 0;
+        r.seconds_per_call = seconds / double(calls);
+        r.bytes_per_second = double(set.bytes_each) / r.seconds_per_call;
+        r.flops_per_second = 2.0 * double(m * shape.rows * shape.cols) / r.seconds_per_call;
+        r.ratio = m == 1 ? r.bytes_per_second / b.read_bandwidth : r.flops_per_second / b.fma_peak;
+        b.rows.push_back(r);
+      }
+    }
+  return b;
+}
+
+}  // namespace moe::cpu
