@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
 #include "runtime/core/error.h"
 
@@ -16,38 +17,45 @@ void attention(const float* q, const float* k_cache, const float* v_cache, int64
             "attention: {} heads cannot share {} kv heads", n_heads, n_kv_heads);
   const int64_t group = n_heads / n_kv_heads;
   const int64_t kv_row = n_kv_heads * head_dim;
-  ThreadPool::global().parallel_for(n_tokens * n_heads, [&](int64_t begin, int64_t end) {
+  ThreadPool& pool = ThreadPool::global();
+  // One job per (token, kv head): the query heads that share the kv head score every key in view
+  // with one matmul (the 32-lane dot products of matmul.h, the same bits on every instruction set).
+  pool.parallel_for(n_tokens * n_kv_heads, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t t = job / n_heads, h = job % n_heads, kv = h / group;
-      if (head_mask && !head_mask[job]) {
-        std::fill_n(out + job * head_dim, head_dim, 0.0f);
-        continue;
-      }
+      const int64_t t = job / n_kv_heads, kv = job % n_kv_heads;
       const int64_t position = first_position + t;
       const int64_t first_key = sliding_window > 0 ? std::max<int64_t>(0, position - sliding_window + 1) : 0;
-      const float* qv = q + (t * n_heads + h) * head_dim;
-      scores.assign(size_t(position + 1 - first_key), 0.0f);
-      float max = -INFINITY;
-      for (int64_t j = first_key; j <= position; ++j) {
-        const float* kj = k_cache + j * kv_row + kv * head_dim;
-        float dot = 0.0f;
-        for (int64_t d = 0; d < head_dim; ++d) dot += qv[d] * kj[d];
-        const float s = dot * scale;
-        scores[size_t(j - first_key)] = s;
-        max = std::max(max, s);
-      }
-      float sum = 0.0f;
-      for (float& s : scores) {
-        s = std::exp(s - max);
-        sum += s;
-      }
-      float* o = out + (t * n_heads + h) * head_dim;
-      std::fill_n(o, head_dim, 0.0f);
-      for (int64_t j = first_key; j <= position; ++j) {
-        const float p = scores[size_t(j - first_key)] / sum;
-        const float* vj = v_cache + j * kv_row + kv * head_dim;
-        for (int64_t d = 0; d < head_dim; ++d) o[d] += p * vj[d];
+      const int64_t keys = position + 1 - first_key;
+      WeightMatrix k;
+      k.data = k_cache + first_key * kv_row + kv * head_dim;
+      k.rows = keys;
+      k.cols = head_dim;
+      k.row_stride = kv_row;
+      scores.resize(size_t(group * keys));
+      const int64_t head0 = t * n_heads + kv * group;
+      matmul(q + head0 * head_dim, group, k, scores.data(), nullptr, pool);  // inside the pool: runs here
+      for (int64_t g = 0; g < group; ++g) {
+        const int64_t head = head0 + g;
+        float* o = out + head * head_dim;
+        std::fill_n(o, head_dim, 0.0f);
+        if (head_mask && !head_mask[head]) continue;
+        float* s = scores.data() + g * keys;
+        float max = -INFINITY;
+        for (int64_t j = 0; j < keys; ++j) {
+          s[j] *= scale;
+          max = std::max(max, s[j]);
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j < keys; ++j) {
+          s[j] = std::exp(s[j] - max);
+          sum += s[j];
+        }
+        for (int64_t j = 0; j < keys; ++j) {
+          const float p = s[j] / sum;
+          const float* vj = v_cache + (first_key + j) * kv_row + kv * head_dim;
+          for (int64_t d = 0; d < head_dim; ++d) o[d] += p * vj[d];
+        }
       }
     }
   });

@@ -66,6 +66,9 @@ std::atomic<Isa>& isa_state() {
 
 void check(const WeightMatrix& w) {
   MOE_CHECK(w.data != nullptr && w.rows > 0 && w.cols > 0, ErrorCode::kInvalidArgument, "matmul: empty weight matrix");
+  MOE_CHECK(w.row_stride == 0 || (w.row_stride >= w.cols && w.dtype != DType::kI8 && w.dtype != DType::kI4),
+            ErrorCode::kInvalidArgument, "matmul: a row stride of {} does not fit rows of {} {} columns", w.row_stride,
+            w.cols, dtype_name(w.dtype));
   if (w.dtype == DType::kI8 || w.dtype == DType::kI4) {
     MOE_CHECK(w.scales != nullptr && w.group_size > 0 && w.group_size % 8 == 0 && w.cols % w.group_size == 0,
               ErrorCode::kInvalidArgument,

@@ -21,6 +21,8 @@ struct WeightMatrix {
   int64_t cols = 0;  // input features
   const float* scales = nullptr;  // int8/int4: [rows, cols / group_size]
   int group_size = 0;
+  int64_t row_stride = 0;  // elements from one row to the next (f32/bf16/f16); 0: cols
+  int64_t stride() const { return row_stride > 0 ? row_stride : cols; }
 };
 
 // A 2-D contiguous f32/bf16/f16 tensor as a weight matrix.

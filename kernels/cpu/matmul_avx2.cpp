@@ -13,7 +13,7 @@ namespace {
 constexpr int kTokenBlock = 2;  // tokens that share one pass over a weight row
 
 __attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const WeightMatrix& w, int64_t row, int64_t c) {
-  const int64_t i = row * w.cols + c;
+  const int64_t i = row * w.stride() + c;
   switch (w.dtype) {
     case DType::kF32: return _mm256_loadu_ps(static_cast<const float*>(w.data) + i);
     case DType::kBF16: {

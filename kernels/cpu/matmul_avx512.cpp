@@ -460,9 +460,9 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
 void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
   const WeightMatrix& w = *job.w;
   switch (w.dtype) {
-    case DType::kF32: return rows_with(F32Rows{static_cast<const float*>(w.data), w.cols}, job, in, r0, r1);
-    case DType::kF16: return rows_with(F16Rows{static_cast<const uint16_t*>(w.data), w.cols}, job, in, r0, r1);
-    case DType::kBF16: return rows_with(Bf16Rows{static_cast<const uint16_t*>(w.data), w.cols}, job, in, r0, r1);
+    case DType::kF32: return rows_with(F32Rows{static_cast<const float*>(w.data), w.stride()}, job, in, r0, r1);
+    case DType::kF16: return rows_with(F16Rows{static_cast<const uint16_t*>(w.data), w.stride()}, job, in, r0, r1);
+    case DType::kBF16: return rows_with(Bf16Rows{static_cast<const uint16_t*>(w.data), w.stride()}, job, in, r0, r1);
     case DType::kI8: {
       const RowScales s{w.scales, w.cols / w.group_size, in.groups.data()};
       const auto* base = static_cast<const int8_t*>(w.data);

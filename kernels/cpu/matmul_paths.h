@@ -32,7 +32,7 @@ inline float reduce_lanes(const float* l) {
 
 // Weight element c of a row, widened (and dequantised: q * scale, rounded once) to f32.
 inline float weight_at(const WeightMatrix& w, int64_t row, int64_t c) {
-  const int64_t i = row * w.cols + c;
+  const int64_t i = row * w.stride() + c;
   switch (w.dtype) {
     case DType::kF32: return static_cast<const float*>(w.data)[i];
     case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);

@@ -143,6 +143,31 @@ TEST(MatmulPaths, NoPathReadsPastTheEndOfItsInputs) {
   munmap(region, 4 * page);
 }
 
+// Rows read with a stride (attention's keys inside the KV cache) give the bits of the same rows
+// stored contiguously.
+TEST(MatmulPaths, StridedRowsGiveTheBitsOfContiguousOnes) {
+  std::mt19937 rng(5);
+  ThreadPool two(2);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const int64_t rows = 21, cols = 72, stride = 100, m = 5;
+    const RandomMatrix dense = random_matrix(dtype, rows, cols, 0, rng);
+    const size_t elem = dtype_bytes(dtype, 1);
+    std::vector<uint8_t> spaced(size_t(rows * stride) * elem, 0xFF);  // NaN-ish filler between the rows
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(spaced.data() + size_t(r * stride) * elem, static_cast<const uint8_t*>(dense.w.data) + size_t(r * cols) * elem,
+                  size_t(cols) * elem);
+    WeightMatrix strided = dense.w;
+    strided.data = spaced.data();
+    strided.row_stride = stride;
+    std::vector<float> x(size_t(m * cols));
+    for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+    for (Isa isa : available_isas())
+      for (int64_t tokens : {int64_t{1}, m})
+        EXPECT_TRUE(same_bits(run(isa, x.data(), tokens, dense.w, nullptr, two), run(isa, x.data(), tokens, strided, nullptr, two)))
+            << isa_name(isa) << " " << dtype_name(dtype) << " tokens " << tokens;
+  }
+}
+
 TEST(MatmulPaths, AskingForMoreThanTheCpuHasGivesItsBest) {
   const Isa before = active_isa();
   const auto isas = available_isas();
