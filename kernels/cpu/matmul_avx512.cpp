@@ -391,6 +391,9 @@ void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
     for (int i = 0; i < rows; ++i) {
       float* p = panel + i * ld;
       for (int64_t b = 0; b < full; ++b) {
+        // The next panel's rows come from memory while this panel's tiles run.
+        if (b % kBlocksPerLine<Rows> == 0)
+          for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(w.address(r + kMaxRows + i, b) + off, _MM_HINT_T1);
         __m512 a, c;
         w.load(r + i, b, a, c);
         _mm512_storeu_ps(p + b * kLanes, a);
