@@ -220,10 +220,12 @@ struct PanelRows {
   void load_tail(int64_t r, int64_t b, int, __m512& a, __m512& c) const { load(r, b, a, c); }
 };
 
-// ---- reduction: two registers of lanes (in layout L) to one sum, by the fixed tree.
+// ---- reduction: two registers of lanes (in layout L) to one sum, by the fixed tree, eight
+// outputs at a time.
 
+// v[i] = (l[i] + l[8+i]) + (l[16+i] + l[24+i]): the tree's first two levels.
 template <Layout L>
-inline float reduce(__m512 a, __m512 c) {
+inline __m256 quarter_sums(__m512 a, __m512 c) {
   if constexpr (L == Layout::kPaired) {  // back to natural: interleave evens and odds
     const __m512 lo = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), c);
     const __m512 hi = _mm512_permutex2var_ps(a, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), c);
@@ -232,10 +234,15 @@ inline float reduce(__m512 a, __m512 c) {
   }
   const __m256 p = _mm256_add_ps(_mm512_extractf32x8_ps(a, 0), _mm512_extractf32x8_ps(a, 1));  // l[i] + l[8+i]
   const __m256 q = _mm256_add_ps(_mm512_extractf32x8_ps(c, 0), _mm512_extractf32x8_ps(c, 1));  // l[16+i] + l[24+i]
-  const __m256 v = _mm256_add_ps(p, q);
-  __m128 h = _mm_hadd_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // v0+v1, v2+v3, v4+v5, v6+v7
-  h = _mm_hadd_ps(h, h);
-  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+  return _mm256_add_ps(p, q);
+}
+
+// The rest of the tree for eight outputs at once: out[j] = ((v_j0 + v_j1) + (v_j2 + v_j3)) +
+// ((v_j4 + v_j5) + (v_j6 + v_j7)), by two rounds of pairwise adds and one of halves.
+inline __m256 finish_tree8(const __m256 v[8]) {
+  const __m256 q0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));  // outputs 0-3: left | right
+  const __m256 q1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));  // outputs 4-7
+  return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
 }
 
 // ---- the register tile: R rows (from `row` of the loader) x T tokens.
@@ -313,27 +320,33 @@ void tile(const Rows& w, int64_t row, const TileArgs& t) {
     __mmask16 k0, k1;
     tail_masks<Rows::kLayout>(t.tail, k0, k1);
     __m512 wa[R], wc[R];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) w.load_tail(row + r, b, t.tail, wa[r], wc[r]);
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int k = 0; k < T; ++k) {
       const float* xk = t.x + k * t.x_stride + b * kLanes;
       const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         acc[r][k][0] = _mm512_mask3_fmadd_ps(x0, wa[r], acc[r][k][0], k0);
         acc[r][k][1] = _mm512_mask3_fmadd_ps(x1, wc[r], acc[r][k][1], k1);
       }
     }
   }
-#pragma GCC unroll 4
-  for (int k = 0; k < T; ++k)
-  #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      float sum = reduce<Rows::kLayout>(acc[r][k][0], acc[r][k][1]);
-      if (t.bias) sum += t.bias[r];
-      t.y[k * t.y_stride + r] = sum;
-    }
+  // Outputs in token-major order, reduced eight at a time (the last group padded with zeros).
+  constexpr int kOutputs = R * T, kGroups = (kOutputs + 7) / 8;
+  __m256 v[kGroups * 8];
+#pragma GCC unroll 12
+  for (int o = 0; o < kGroups * 8; ++o)
+    v[o] = o < kOutputs ? quarter_sums<Rows::kLayout>(acc[o % R][o / R][0], acc[o % R][o / R][1]) : _mm256_setzero_ps();
+  alignas(32) float sums[kGroups * 8];
+#pragma GCC unroll 2
+  for (int g = 0; g < kGroups; ++g) _mm256_store_ps(sums + 8 * g, finish_tree8(v + 8 * g));
+#pragma GCC unroll 12
+  for (int o = 0; o < kOutputs; ++o) {
+    const int r = o % R, k = o / R;
+    t.y[k * t.y_stride + r] = t.bias ? sums[o] + t.bias[r] : sums[o];
+  }
 }
 
 template <class Rows>
