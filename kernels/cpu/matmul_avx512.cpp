@@ -211,9 +211,12 @@ struct PanelRows {
   static constexpr Layout kLayout = L;
   const float* base;
   int64_t ld;
-  __m512 load_half(int64_t r, int64_t b, int h) const { return _mm512_load_ps(base + r * ld + b * kLanes + 16 * h); }
+  int64_t first_block;  // the panel holds blocks first_block.. of its rows
+  __m512 load_half(int64_t r, int64_t b, int h) const {
+    return _mm512_load_ps(base + r * ld + (b - first_block) * kLanes + 16 * h);
+  }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    const float* p = base + r * ld + b * kLanes;
+    const float* p = base + r * ld + (b - first_block) * kLanes;
     a = _mm512_loadu_ps(p);
     c = _mm512_loadu_ps(p + 16);
   }
@@ -250,11 +253,14 @@ inline __m256 finish_tree8(const __m256 v[8]) {
 struct TileArgs {
   const float* x;  // the tile's first token, in the loader's layout
   int64_t x_stride;
-  int64_t full_blocks;
-  int tail;        // valid columns of the last, partial block (0: none)
+  int64_t first_block, end_block;  // the whole blocks of this pass over the columns
+  int tail;        // valid columns of the row's last, partial block, done by the last pass (0: none)
   float* y;        // output of the tile's first token and row
   int64_t y_stride;
   const float* bias;  // of the tile's first row, or null
+  // Long rows go in several passes: `carry` holds the lane sums between them (null: one pass).
+  __m512* carry = nullptr;
+  bool first_pass = true, last_pass = true;
 };
 
 // Keeps a register a register: stops the compiler from re-reading a value from memory at each
@@ -273,8 +279,10 @@ void tile(const Rows& w, int64_t row, const TileArgs& t) {
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int k = 0; k < T; ++k) acc[r][k][0] = acc[r][k][1] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < t.full_blocks; ++b) {
+    for (int k = 0; k < T; ++k)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) acc[r][k][h] = t.first_pass ? _mm512_setzero_ps() : t.carry[(r * T + k) * 2 + h];
+  for (int64_t b = t.first_block; b < t.end_block; ++b) {
     if constexpr (Rows::kByHalf) {  // f32 panel: a half-block of each row and token at a time
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
@@ -315,8 +323,17 @@ void tile(const Rows& w, int64_t row, const TileArgs& t) {
       }
     }
   }
+  if (!t.last_pass) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int k = 0; k < T; ++k)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) t.carry[(r * T + k) * 2 + h] = acc[r][k][h];
+    return;
+  }
   if (t.tail > 0) {  // masked: lanes past the columns keep their sums untouched
-    const int64_t b = t.full_blocks;
+    const int64_t b = t.end_block;
     __mmask16 k0, k1;
     tail_masks<Rows::kLayout>(t.tail, k0, k1);
     __m512 wa[R], wc[R];
@@ -381,48 +398,69 @@ void rows_direct(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
     const int step = tokens == kMaxTokens ? 3 : kMaxRows;
     for (int64_t r = r0; r < r1; r += step) {
       const int rows = int(std::min<int64_t>(step, r1 - r));
-      const TileArgs a{in.x + t0 * in.stride, in.stride, full, tail, job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
+      const TileArgs a{in.x + t0 * in.stride, in.stride, 0, full, tail, job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
       tile_for<Rows>(rows, tokens)(w, r, a);
     }
   }
 }
 
 // Rows of a large batch: each group of 4 rows is widened once into an f32 panel, then every
-// tile of tokens passes over it.
+// tile of tokens passes over it. Rows longer than a pass are done a pass of columns at a time
+// (the tiles' lane sums carried between passes), so the panel and a tile's tokens stay in L1.
+constexpr int64_t kPassBlocks = 32;  // 1024 columns: a 16 KiB panel beside 12 KiB of tokens
+
 template <class Rows>
 void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
   const WeightMatrix& m = *job.w;
   const int64_t full = m.cols / kLanes;
   const int tail = int(m.cols % kLanes);
   const int64_t blocks = full + (tail > 0);
-  const int64_t ld = blocks * kLanes + 16;  // rows a line apart in the cache sets, not 4 KiB
-  thread_local AlignedFloats scratch;
-  float* const panel = scratch.get(size_t(kMaxRows * ld));
-  const PanelRows<Rows::kLayout> packed{panel, ld};
+  const int64_t pass_blocks = std::min(blocks, kPassBlocks);
+  const int64_t ld = pass_blocks * kLanes + 16;  // rows a line apart in the cache sets, not 4 KiB
+  const int64_t tiles = (job.m + kMaxTokens - 1) / kMaxTokens;
+  const bool passes = blocks > kPassBlocks;
+  thread_local AlignedFloats panel_scratch, carry_scratch;
+  float* const panel = panel_scratch.get(size_t(kMaxRows * ld));
+  auto* const carry = reinterpret_cast<__m512*>(passes ? carry_scratch.get(size_t(tiles * kMaxRows * kMaxTokens * 2 * 16)) : nullptr);
   for (int64_t r = r0; r < r1; r += kMaxRows) {
     const int rows = int(std::min<int64_t>(kMaxRows, r1 - r));
-    for (int i = 0; i < rows; ++i) {
-      float* p = panel + i * ld;
-      for (int64_t b = 0; b < full; ++b) {
-        // The next panel's rows come from memory while this panel's tiles run.
-        if (b % kBlocksPerLine<Rows> == 0)
-          for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(w.address(r + kMaxRows + i, b) + off, _MM_HINT_T1);
-        __m512 a, c;
-        w.load(r + i, b, a, c);
-        _mm512_storeu_ps(p + b * kLanes, a);
-        _mm512_storeu_ps(p + b * kLanes + 16, c);
+    for (int64_t b0 = 0; b0 < blocks; b0 += kPassBlocks) {
+      const int64_t b1 = std::min(blocks, b0 + kPassBlocks), whole_end = std::min(b1, full);
+      const bool last = b1 == blocks;
+      for (int i = 0; i < rows; ++i) {
+        float* p = panel + i * ld - b0 * kLanes;
+        for (int64_t b = b0; b < whole_end; ++b) {
+          // What is widened next (these rows' next pass, or the next rows' first) comes from
+          // memory while this panel's tiles run.
+          if (b % kBlocksPerLine<Rows> == 0) {
+            const char* next = last ? w.address(r + kMaxRows + i, b - b0) : w.address(r + i, b + kPassBlocks);
+            for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
+          }
+          __m512 a, c;
+          w.load(r + i, b, a, c);
+          _mm512_storeu_ps(p + b * kLanes, a);
+          _mm512_storeu_ps(p + b * kLanes + 16, c);
+        }
+        if (last && tail > 0) {
+          __m512 a, c;
+          w.load_tail(r + i, full, tail, a, c);
+          _mm512_storeu_ps(p + full * kLanes, a);
+          _mm512_storeu_ps(p + full * kLanes + 16, c);
+        }
       }
-      if (tail > 0) {
-        __m512 a, c;
-        w.load_tail(r + i, full, tail, a, c);
-        _mm512_storeu_ps(p + full * kLanes, a);
-        _mm512_storeu_ps(p + full * kLanes + 16, c);
+      const PanelRows<Rows::kLayout> packed{panel, ld, b0};
+      for (int64_t ti = 0; ti < tiles; ++ti) {
+        const int64_t t0 = ti * kMaxTokens;
+        const int tokens = int(std::min<int64_t>(kMaxTokens, job.m - t0));
+        TileArgs a{in.x + t0 * in.stride, in.stride, b0, whole_end, last ? tail : 0, job.y + t0 * m.rows + r, m.rows,
+                   job.bias ? job.bias + r : nullptr};
+        if (passes) {
+          a.carry = carry + ti * kMaxRows * kMaxTokens * 2;
+          a.first_pass = b0 == 0;
+          a.last_pass = last;
+        }
+        tile_for<PanelRows<Rows::kLayout>>(rows, tokens)(packed, 0, a);
       }
-    }
-    for (int64_t t0 = 0; t0 < job.m; t0 += kMaxTokens) {
-      const int tokens = int(std::min<int64_t>(kMaxTokens, job.m - t0));
-      const TileArgs a{in.x + t0 * in.stride, in.stride, full, tail, job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
-      tile_for<PanelRows<Rows::kLayout>>(rows, tokens)(packed, 0, a);
     }
   }
 }

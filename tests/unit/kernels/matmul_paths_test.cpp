@@ -112,6 +112,25 @@ TEST(MatmulPaths, EveryIsaGivesThePortableBits) {
   }
 }
 
+// Rows longer than one pass of the batch path (1024 columns) are summed over several passes,
+// carrying each lane between them: the bits are those of one pass.
+TEST(MatmulPaths, LongRowsGiveThePortableBits) {
+  std::mt19937 rng(11);
+  ThreadPool two(2);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4})
+    for (int64_t cols : {int64_t{1032}, int64_t{2048}, int64_t{3112}}) {  // a tail alone in the last pass; none; both
+      const RandomMatrix w = random_matrix(dtype, 9, cols, 8, rng);
+      for (int64_t m : {int64_t{4}, int64_t{7}}) {
+        std::vector<float> x(size_t(m * cols));
+        for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+        const auto expected = run(Isa::kPortable, x.data(), m, w.w, nullptr, two);
+        for (Isa isa : available_isas())
+          EXPECT_TRUE(same_bits(expected, run(isa, x.data(), m, w.w, nullptr, two)))
+              << isa_name(isa) << " " << dtype_name(dtype) << " cols " << cols << " m " << m;
+      }
+    }
+}
+
 // Weights and activations that end right before an unmapped page: no path reads past a row's
 // last column (the tails are masked loads, not whole blocks).
 TEST(MatmulPaths, NoPathReadsPastTheEndOfItsInputs) {
