@@ -50,6 +50,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     fmt::print("decode {} ({} prompt + {} decode tokens)\n{:>10} {:>9} {:>9} {:>8} {:>12} {:>12} {:>6}{}\n", what, f.prompt_tokens,
                f.decode_tokens, "gpu-mem", "tok/s", "hit rate", "stall s", "copied/tok", "link bound", "ratio",
                f.predict ? "  predicted  error" : "");
+  if (!f.json && !m.quantization.empty()) fmt::print("{}\n", m.quantization.describe());
   for (const std::string& budget : budgets) {
     OffloadFlags o = f.offload;
     // "all": every expert fits (the offloading path's own overhead); on a GPU, all it has free.
@@ -99,11 +100,12 @@ void run(const Flags& f) {
   std::string what;
   if (!f.config.empty()) {
     const auto config = loading::load_model_config(f.config);
-    m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1, f.shared_expert_bytes));
+    m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1, f.shared_expert_bytes),
+                          f.offload.load_options());
     what = f.config + (f.shared_expert_bytes ? " (synthetic weights, experts sharing bytes)" : " (synthetic weights)");
   } else {
     const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
-    m = model::load_model(dir);
+    m = model::load_model(dir, f.offload.load_options());
     what = f.model.empty() ? "default model" : f.model;
   }
   if (!f.budgets.empty()) return run_budgets(f, m, what);
@@ -111,7 +113,8 @@ void run(const Flags& f) {
   o.context = f.prompt_tokens + f.decode_tokens + 1;
   OffloadSession session(m, o, what);
   const bool warm_up = !o.offloading() && o.replay_trace.empty() && o.trace_out.empty();
-  const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, warm_up);
+  const model::DecodeBenchmark b =
+      model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, warm_up, session.logit_comparison());
   if (f.json) {
     nlohmann::json doc = session.stats_json();
     doc.update(nlohmann::json{{"benchmark", "decode"},

@@ -28,7 +28,7 @@ struct Flags {
 void run(const Flags& f) {
   const std::string text = read_file(f.text, "text");
   const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
-  model::LoadedModel loaded = model::load_model(dir);
+  model::LoadedModel loaded = model::load_model(dir, f.offload.load_options());
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   std::vector<int32_t> ids = tokenizer->encode(text);
   if (int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
@@ -36,9 +36,14 @@ void run(const Flags& f) {
   OffloadFlags offload = f.offload;
   offload.context = window;
   OffloadSession session(loaded, offload, f.model.empty() ? "default" : dir.filename().string());
+  // int8/int4 weights: each window's logits beside the checkpoint's (the stats show the result).
+  model::LogitComparison* compare = session.logit_comparison();
   ProgressBar progress("evaluating", ids.size());
-  const model::Perplexity p =
-      model::evaluate_perplexity(*loaded.transformer, ids, window, [&](int64_t done) { progress.set(uint64_t(done)); });
+  const model::Perplexity p = model::evaluate_perplexity(
+      *loaded.transformer, ids, window, [&](int64_t done) { progress.set(uint64_t(done)); },
+      [&](std::span<const int32_t> chunk, std::span<const float> logits) {
+        if (compare) compare->add(chunk, 0, logits);
+      });
   progress.finish();
   if (f.json) {
     nlohmann::json doc = session.stats_json();
@@ -51,6 +56,9 @@ void run(const Flags& f) {
   }
   fmt::print("{}: perplexity {:.3f} over {} predicted tokens ({} windows of {})\n", f.text, p.value(), p.predicted,
              p.windows, window);
+  if (compare)
+    fmt::print("{}: perplexity {:.3f} with the checkpoint's weights ({:+.2f}%)\n", f.text,
+               compare->result().reference_perplexity(), 100 * (p.value() / compare->result().reference_perplexity() - 1));
   fmt::print("{}", session.stats_text());
 }
 

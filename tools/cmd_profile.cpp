@@ -18,6 +18,7 @@ struct Flags {
   std::string model, prompts, output;
   int max_new_tokens = 32;
   bool json = false;
+  WeightFlags weights;
 };
 
 void run(const Flags& f) {
@@ -28,7 +29,7 @@ void run(const Flags& f) {
     if (line.find_first_not_of(" \t\r") != std::string::npos) prompts.push_back(line);
   MOE_CHECK(!prompts.empty(), ErrorCode::kInvalidArgument, "{} holds no prompt (one per line)", f.prompts);
 
-  model::LoadedModel loaded = model::load_model(f.model);
+  model::LoadedModel loaded = model::load_model(f.model, f.weights.load_options());
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   OffloadFlags flags;
   flags.trace_out = f.output;
@@ -49,6 +50,7 @@ void run(const Flags& f) {
     return;
   }
   fmt::print("{}: {} prompts, {} tokens of routing recorded\n", f.output, prompts.size(), tokens);
+  if (!loaded.quantization.empty()) fmt::print("{}\n", loaded.quantization.describe());
 }
 
 void setup(CLI::App& app) {
@@ -58,6 +60,7 @@ void setup(CLI::App& app) {
   app.add_option("-o,--output", f->output, "trace file to write")->required();
   app.add_option("-n,--max-new-tokens", f->max_new_tokens, "tokens generated per prompt (greedy)")->capture_default_str();
   app.add_flag("--json", f->json, "print one JSON document");
+  add_weight_options(app, f->weights);
   app.callback([f] { run(*f); });
 }
 

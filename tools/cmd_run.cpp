@@ -32,7 +32,7 @@ void run(const RunFlags& flags) {
   const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(flags.model);
   if (use_default && !flags.json) fmt::print(stderr, "note: running {}\n", model::default_model_description());
 
-  model::LoadedModel loaded = model::load_model(dir);
+  model::LoadedModel loaded = model::load_model(dir, flags.offload.load_options());
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   const std::vector<int32_t> prompt = tokenizer->encode(flags.prompt);
   OffloadFlags offload = flags.offload;

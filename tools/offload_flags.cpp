@@ -40,6 +40,7 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");
   app.add_option("--replay-trace", f.replay_trace, "force the router's choices from this trace")->check(CLI::ExistingFile);
+  add_weight_options(app, f.weights);
 }
 
 OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f, const std::string& model_name) : model_(model) {
@@ -55,6 +56,7 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
     t.set_routing_hook(recorder_->hook());
   }
   t.set_routing_mode(model::parse_routing_mode(f.routing));
+  routing_ = f.routing;
   // Count the experts each token really uses (they vary under threshold routing).
   routed_ = std::make_shared<std::pair<int64_t, int64_t>>(0, 0);
   t.set_routing_hook([previous = t.routing_hook(), routed = routed_](int layer, std::span<const int64_t> positions,
@@ -119,9 +121,10 @@ OffloadSession::OffloadSession(model::LoadedModel& model, const OffloadFlags& f,
   }
   runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
   t.set_expert_runner(runner_.get());
-  summary_ = fmt::format("{} {} device(s) x {} cache slots of {}, host pool {}, policy {}, prefetch {}, miss {}", f.backend, o.devices,
-                         runner_->cache_slots(0), format_bytes(runner_->expert_bytes()), format_bytes(o.host_bytes), o.policy,
-                         f.prefetch, o.miss);
+  summary_ = fmt::format("{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {}, prefetch {}, miss {}",
+                         f.backend, o.devices, runner_->cache_slots(0), format_bytes(runner_->expert_bytes()),
+                         runner_->expert_format(), runner_->experts_from_store() ? " read from the store" : "",
+                         format_bytes(o.host_bytes), o.policy, f.prefetch, o.miss);
 }
 
 OffloadSession::~OffloadSession() {
@@ -140,6 +143,16 @@ double active_parameters(const loading::ModelConfig& c, double experts_per_token
   return double(shape.dense_params) + experts_per_token_layer * c.num_sparse_layers() * double(shape.expert_params);
 }
 }  // namespace
+
+model::LogitComparison* OffloadSession::logit_comparison() {
+  if (model_.quantization.empty() || replayer_) return nullptr;
+  if (!comparison_) {
+    reference_ = std::make_unique<model::LoadedModel>(model::load_model(model_.config, model_.source));
+    reference_->transformer->set_routing_mode(model::parse_routing_mode(routing_));
+    comparison_ = std::make_unique<model::LogitComparison>(*reference_->transformer);
+  }
+  return comparison_.get();
+}
 
 void OffloadSession::begin_sequence(int64_t id) {
   if (recorder_) recorder_->begin_sequence(id);
@@ -169,6 +182,8 @@ nlohmann::json OffloadSession::gpu_json() const {
 
 nlohmann::json OffloadSession::stats_json() const {
   nlohmann::json j = nlohmann::json::object();
+  if (!model_.quantization.empty()) j["weights"] = quantization_json(model_.quantization);
+  if (comparison_ && comparison_->result().positions > 0) j["against_checkpoint"] = agreement_json(comparison_->result());
   if (routed_ && routed_->first > 0) {
     const double per = double(routed_->second) / double(routed_->first);
     j["routing"] = {{"mode", model_.transformer->effective_routing_mode().describe()},
@@ -202,6 +217,8 @@ nlohmann::json OffloadSession::stats_json() const {
 
 std::string OffloadSession::stats_text() const {
   std::string out;
+  if (!model_.quantization.empty()) out += model_.quantization.describe() + "\n";
+  if (comparison_ && comparison_->result().positions > 0) out += agreement_text(comparison_->result());
   if (routed_ && routed_->first > 0) {
     const double per = double(routed_->second) / double(routed_->first);
     out += fmt::format("[routing {}: {:.2f} of {} experts per token and layer, {:.3g} active parameters per token]\n",

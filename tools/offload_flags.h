@@ -1,7 +1,8 @@
 #pragma once
 // The offloading options shared by `moe run`, `moe profile` and `moe bench decode`, and the
 // session that wires them into a loaded model: an offloading expert runner within the budgets,
-// a predictor, a trace recorder or replayer, and the statistics printed at the end.
+// a predictor, a trace recorder or replayer, and the statistics printed at the end (with the
+// error of int8/int4 weights, and their logits against the checkpoint's where a command asks).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -12,7 +13,9 @@
 
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/routing_trace.h"
+#include "runtime/model/logit_comparison.h"
 #include "runtime/model/model_loader.h"
+#include "tools/weight_flags.h"
 
 namespace moe::cuda {
 class DeviceArena;
@@ -28,7 +31,9 @@ struct OffloadFlags {
   std::string routing = "default";  // DS-MoE's modes: dense, topk:K, threshold:EPS, threshold-topk:EPS
   std::string backend = "cpu";      // where routed experts are computed: cpu or cuda
   int64_t context = 4096;           // tokens of KV cache the GPU budget keeps room for (set by the command)
+  WeightFlags weights;              // --weights, --quantize: applied when the command loads the model
   bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1 || backend != "cpu"; }
+  model::LoadOptions load_options() const { return weights.load_options(); }
 };
 
 void add_offload_options(CLI::App& app, OffloadFlags& flags);
@@ -44,6 +49,10 @@ class OffloadSession {
   nlohmann::json stats_json() const;
   std::string stats_text() const;
   const offload::OffloadedExperts* runner() const { return runner_.get(); }
+  // For a model with int8/int4 weights, a comparison against the checkpoint's weights (loaded
+  // from the same source on first use, routed the same way) whose result the stats then show;
+  // null for a model as stored, or under a replayed trace (the reference would route on its own).
+  model::LogitComparison* logit_comparison();
 
  private:
   nlohmann::json gpu_json() const;  // what --backend cuda put on GPU 0; empty otherwise
@@ -58,6 +67,9 @@ class OffloadSession {
   std::unique_ptr<offload::TraceRecorder> recorder_;
   std::unique_ptr<offload::TraceReplayer> replayer_;
   std::shared_ptr<std::pair<int64_t, int64_t>> routed_;  // (MoE layer-token decisions, experts chosen)
+  std::string routing_;  // the --routing the reference runs under too
+  std::unique_ptr<model::LoadedModel> reference_;
+  std::unique_ptr<model::LogitComparison> comparison_;
   std::string summary_;
 };
 

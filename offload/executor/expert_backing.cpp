@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "offload/store/store_format.h"
 #include "runtime/core/error.h"
 
 namespace moe::offload {
@@ -28,9 +29,26 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
   MOE_CHECK(!first, ErrorCode::kInvalidArgument, "the model has no routed experts to offload");
   if (store_) {
     MOE_CHECK(store_->manifest().formats_size() > 0, ErrorCode::kCorrupt, "{} lists no expert format", store_->path().string());
-    native_format_ = store_->manifest().formats(0);
-    for (const std::string& f : store_->manifest().formats())  // int4 before int8: the fewest bytes
-      if (f.rfind("int4:", 0) == 0 || (f.rfind("int8:", 0) == 0 && low_format_.rfind("int4:", 0) != 0)) low_format_ = f;
+    for (const std::string& f : store_->manifest().formats()) {
+      if (f == layout_.format()) format_ = f;
+      if (f.rfind("int4:", 0) == 0 || (f.rfind("int8:", 0) == 0 && low_format_.rfind("int4:", 0) != 0)) low_format_ = f;  // int4 first: the fewest bytes
+    }
+    // Reads land in slots as they are, so every blob must hold its matrices at the layout's offsets.
+    for (int l = 0; l < int(weights.layers.size()) && !format_.empty(); ++l)
+      for (int e = 0; e < int(weights.layers[size_t(l)].moe.experts.size()); ++e) {
+        const store::ExpertBlob* blob = store_->blob({l, e}, format_);
+        MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})",
+                  store_->path().string(), format_, l, e);
+        const MatrixPlacement* data[3] = {&layout_.gate, &layout_.up, &layout_.down};
+        const MatrixPlacement* scales[3] = {&layout_.gate_scales, &layout_.up_scales, &layout_.down_scales};
+        for (int i = 0; i < 3; ++i) {
+          const store::MatrixPiece& p = blob->matrices(i);
+          MOE_CHECK(p.data_offset() == data[i]->offset && p.data_bytes() == data[i]->bytes &&
+                        (scales[i]->bytes == 0 || (p.scales_offset() == scales[i]->offset && p.scales_bytes() == scales[i]->bytes)),
+                    ErrorCode::kCorrupt, "{}: the {} blob of expert ({}, {}) does not hold its matrices where a slot does",
+                    store_->path().string(), format_, l, e);
+        }
+      }
     reader_ = std::make_unique<ExpertReader>(store_, ReaderOptions{.queue_depth = 4});
     aligned_staging_ = aligned_region(staging_, (layout_.bytes + 2 * 4096) / 4096 * 4096);
   }
@@ -55,37 +73,38 @@ model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::ve
     reader_->read(key, low_format_, at);
   }
   bytes_read_ += blob->nbytes();
-  const DType dtype = low_format_.rfind("int4:", 0) == 0 ? DType::kI4 : DType::kI8;
-  const int group = std::stoi(low_format_.substr(low_format_.find(":g") + 2));
+  QuantFormat format;
+  MOE_CHECK(parse_store_format(low_format_, &format), ErrorCode::kCorrupt, "{}: bad format '{}'", store_->path().string(),
+            low_format_);
   cpu::WeightMatrix m[3];
   for (int i = 0; i < 3; ++i) {
     const store::MatrixPiece& p = blob->matrices(i);
     MOE_CHECK(p.data_offset() + p.data_bytes() <= blob->nbytes() && p.scales_offset() + p.scales_bytes() <= blob->nbytes(),
               ErrorCode::kCorrupt, "{}: a matrix of expert ({}, {}) lies outside its blob", store_->path().string(),
               key.layer, key.expert);
-    m[i] = cpu::WeightMatrix{at + p.data_offset(), dtype, p.rows(), p.cols(),
-                             reinterpret_cast<const float*>(at + p.scales_offset()), group};
+    m[i] = cpu::WeightMatrix{at + p.data_offset(), format.dtype, p.rows(), p.cols(),
+                             reinterpret_cast<const float*>(at + p.scales_offset()), format.group_size};
   }
   return {m[0], m[1], m[2]};
 }
 
 void ExpertBacking::read(ExpertKey key, std::byte* dst, uint64_t capacity) const {
-  if (!reader_) {
+  if (format_.empty()) {
     layout_.pack(expert(key), dst);
     bytes_read_ += layout_.bytes;
     return;
   }
-  // The store's native blob holds the three matrices at the layout's offsets (both align each
-  // matrix to 64 bytes from 0), so its first layout().bytes are exactly what pack() writes.
-  const store::ExpertBlob* blob = store_->blob(key, native_format_);
+  // The blob holds the matrices (and scales) at the layout's offsets (checked at construction:
+  // both align each piece to 64 bytes from 0), so its first layout().bytes are what pack() writes.
+  const store::ExpertBlob* blob = store_->blob(key, format_);
   MOE_CHECK(blob != nullptr, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})", store_->path().string(),
-            native_format_, key.layer, key.expert);
+            format_, key.layer, key.expert);
   const uint64_t needed = ExpertReader::read_bytes(*blob);
   std::lock_guard lock(reader_mutex_);
   if (reinterpret_cast<uintptr_t>(dst) % 4096 == 0 && capacity >= needed) {
-    reader_->read(key, native_format_, dst);
+    reader_->read(key, format_, dst);
   } else {
-    reader_->read(key, native_format_, aligned_staging_);
+    reader_->read(key, format_, aligned_staging_);
     std::memcpy(dst, aligned_staging_, layout_.bytes);
   }
   bytes_read_ += blob->nbytes();

@@ -1,7 +1,9 @@
 #pragma once
 // The bottom tier: where an expert's bytes are when no cache holds them. For an expert store
-// they are read from NVMe through the store's reader (io_uring, O_DIRECT, checksums); for a
-// model folder they are copied out of the memory-mapped safetensors (the page cache).
+// holding blobs in the experts' format (its native one, or the int8/int4 copies a run took with
+// --weights) they are read from NVMe through the store's reader (io_uring, O_DIRECT, checksums);
+// otherwise they are copied out of the model's tensors (a folder's memory-mapped safetensors in
+// the page cache, or the buffers --weights converted at load).
 // Thread-safe: copy threads read concurrently.
 #include <atomic>
 #include <memory>
@@ -25,7 +27,9 @@ class ExpertBacking {
   // Writes the expert's layout().bytes into dst; `capacity` (>= layout().bytes) lets a store
   // read land in place when dst is 4 KiB aligned and long enough for O_DIRECT.
   void read(ExpertKey key, std::byte* dst, uint64_t capacity = 0) const;
-  bool from_store() const { return reader_ != nullptr; }
+  bool from_store() const { return !format_.empty(); }
+  // The experts' format as the store names it: "bf16", "int8:g32".
+  std::string format() const { return layout_.format(); }
 
   // The store's most compact quantised copy ("int4:g128", "int8:g64", ...), when it has one.
   const std::string& low_precision_format() const { return low_format_; }
@@ -38,7 +42,8 @@ class ExpertBacking {
   const model::ModelWeights& weights_;
   ExpertLayout layout_;
   std::shared_ptr<const ExpertStore> store_;
-  std::string native_format_, low_format_;
+  std::string format_;  // the store's blobs read(): the experts' format; empty when they are not in the store
+  std::string low_format_;
   mutable std::mutex reader_mutex_;
   std::unique_ptr<ExpertReader> reader_;
   std::vector<std::byte> staging_;  // for reads whose destination cannot take O_DIRECT

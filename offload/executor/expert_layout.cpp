@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "runtime/core/error.h"
 
 namespace moe::offload {
@@ -14,13 +16,27 @@ MatrixPlacement place(const Tensor& w, uint64_t& cursor) {
   return p;
 }
 
-cpu::WeightMatrix view(const MatrixPlacement& p, const std::byte* base) {
+// A matrix and then its scales, when it has them.
+void place(const model::Linear& l, MatrixPlacement& data, MatrixPlacement& scales, uint64_t& cursor) {
+  data = place(l.weight, cursor);
+  if (l.quantized()) scales = place(l.scales, cursor);
+}
+
+cpu::WeightMatrix view(const MatrixPlacement& p, const MatrixPlacement& scales, const std::byte* base) {
   cpu::WeightMatrix m;
   m.data = base + p.offset;
   m.dtype = p.dtype;
   m.rows = p.rows;
   m.cols = p.cols;
+  if (scales.bytes) {
+    m.scales = reinterpret_cast<const float*>(base + scales.offset);
+    m.group_size = int(p.cols / scales.cols);
+  }
   return m;
+}
+
+void copy(const MatrixPlacement& p, const Tensor& t, std::byte* dst) {
+  if (p.bytes) std::memcpy(dst + p.offset, t.data<std::byte>(), p.bytes);
 }
 
 }  // namespace
@@ -28,9 +44,9 @@ cpu::WeightMatrix view(const MatrixPlacement& p, const std::byte* base) {
 ExpertLayout ExpertLayout::of(const model::GatedMlp& e) {
   ExpertLayout l;
   uint64_t cursor = 0;
-  if (e.gated()) l.gate = place(e.gate.weight, cursor);
-  l.up = place(e.up.weight, cursor);
-  l.down = place(e.down.weight, cursor);
+  if (e.gated()) place(e.gate, l.gate, l.gate_scales, cursor);
+  place(e.up, l.up, l.up_scales, cursor);
+  place(e.down, l.down, l.down_scales, cursor);
   if (e.up.bias.defined()) {
     MOE_CHECK(e.up.bias.dtype() == DType::kF32, ErrorCode::kInternal, "an expert's bias is not f32");
     l.up_bias = place(e.up.bias.reshape({1, e.up.bias.numel()}), cursor);
@@ -41,19 +57,27 @@ ExpertLayout ExpertLayout::of(const model::GatedMlp& e) {
 
 void ExpertLayout::pack(const model::GatedMlp& e, std::byte* dst) const {
   MOE_CHECK(ExpertLayout::of(e) == *this, ErrorCode::kInternal, "an expert's shapes differ from the layer's layout");
-  if (gate.bytes) std::memcpy(dst + gate.offset, e.gate.weight.data<std::byte>(), gate.bytes);
-  std::memcpy(dst + up.offset, e.up.weight.data<std::byte>(), up.bytes);
-  std::memcpy(dst + down.offset, e.down.weight.data<std::byte>(), down.bytes);
-  if (up_bias.bytes) std::memcpy(dst + up_bias.offset, e.up.bias.data<std::byte>(), up_bias.bytes);
+  copy(gate, e.gate.weight, dst);
+  copy(gate_scales, e.gate.scales, dst);
+  copy(up, e.up.weight, dst);
+  copy(up_scales, e.up.scales, dst);
+  copy(down, e.down.weight, dst);
+  copy(down_scales, e.down.scales, dst);
+  copy(up_bias, e.up.bias, dst);
 }
 
 model::GatedMlpMatrices ExpertLayout::views(const std::byte* base) const {
   model::GatedMlpMatrices m;
-  if (gate.bytes) m.gate = view(gate, base);
-  m.up = view(up, base);
-  m.down = view(down, base);
+  if (gate.bytes) m.gate = view(gate, gate_scales, base);
+  m.up = view(up, up_scales, base);
+  m.down = view(down, down_scales, base);
   if (up_bias.bytes) m.up_bias = reinterpret_cast<const float*>(base + up_bias.offset);
   return m;
+}
+
+std::string ExpertLayout::format() const {
+  if (!up_scales.bytes) return std::string(dtype_name(up.dtype));
+  return fmt::format("{}:g{}", dtype_name(up.dtype), up.cols / up_scales.cols);
 }
 
 }  // namespace moe::offload

@@ -1,10 +1,12 @@
 #pragma once
 // How one routed expert's matrices sit in a flat buffer (a cache slot, a host block): gate, up,
-// down in their stored dtype (a GeLU expert has no gate and an f32 up bias after down), each
-// 64-byte aligned. The same bytes viewed as matrices compute exactly what the checkpoint's
-// tensors compute.
+// down in their stored dtype, each followed by its f32 group scales when it is int8/int4 (a GeLU
+// expert has no gate and an f32 up bias after down), each piece 64-byte aligned. For int8/int4
+// experts this is the store's blob layout (store_writer.h), so a blob read lands in a slot as is.
+// The same bytes viewed as matrices compute exactly what the model's tensors compute.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "runtime/model/gated_mlp.h"
 #include "runtime/model/weights.h"
@@ -20,6 +22,7 @@ struct MatrixPlacement {
 
 struct ExpertLayout {
   MatrixPlacement gate, up, down;  // gate.bytes == 0: the GeLU form
+  MatrixPlacement gate_scales, up_scales, down_scales;  // f32 [rows, groups]; bytes == 0 for float weights
   MatrixPlacement up_bias;         // f32 [1, width]; bytes == 0 when absent
   uint64_t bytes = 0;
 
@@ -27,6 +30,8 @@ struct ExpertLayout {
   // Copies the expert's tensors into `dst` (bytes() long).
   void pack(const model::GatedMlp& expert, std::byte* dst) const;
   model::GatedMlpMatrices views(const std::byte* base) const;
+  // "bf16", or "int8:g32" as the store names formats.
+  std::string format() const;
   bool operator==(const ExpertLayout&) const = default;
 };
 

@@ -73,6 +73,8 @@ class OffloadedExperts final : public model::ExpertRunner {
   OffloadStats stats() const;
   int cache_slots(int device) const;
   uint64_t expert_bytes() const { return backing_.layout().bytes; }
+  std::string expert_format() const { return backing_.format(); }  // "bf16", "int8:g32"
+  bool experts_from_store() const { return backing_.from_store(); }
 
  private:
   struct Device;

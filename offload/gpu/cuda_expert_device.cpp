@@ -66,8 +66,15 @@ class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
 CudaExpertDevice::CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout)
     : arena_(arena), id_(cuda::select_device(arena.device())), hidden_(layout.up.cols), width_(layout.up.rows) {
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down})
-    MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16, ErrorCode::kUnsupported,
-              "the CUDA backend computes bf16 experts (and int8/int4 copies); this model's experts are {}", dtype_name(p->dtype));
+    MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16 || p->dtype == DType::kI8 || p->dtype == DType::kI4,
+              ErrorCode::kUnsupported, "the CUDA backend computes bf16, int8 and int4 experts; this model's experts are {}",
+              dtype_name(p->dtype));
+  // The kernels unpack 16 int8 or 32 int4 values at a time, each run under one scale.
+  if (layout.up_scales.bytes) {
+    const int64_t group = layout.up.cols / layout.up_scales.cols, unit = layout.up.dtype == DType::kI8 ? 16 : 32;
+    MOE_CHECK(group % unit == 0, ErrorCode::kUnsupported, "the CUDA expert kernels need {} groups of a multiple of {} columns, not {}",
+              dtype_name(layout.up.dtype), unit, group);
+  }
   MOE_CHECK(hidden_ % 8 == 0 && width_ % 8 == 0, ErrorCode::kUnsupported,
             "the CUDA expert kernels need hidden and expert widths that are multiples of 8, not {} and {}", hidden_, width_);
   for (int i = 0; i < kStagingDepth; ++i) {

@@ -57,6 +57,23 @@ std::span<const std::byte> ExpertStore::mapped(const store::ExpertBlob& b) const
   return file_->bytes().subspan(size_t(b.offset()), size_t(b.nbytes()));
 }
 
+ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int index) const {
+  QuantFormat f;
+  MOE_CHECK(parse_store_format(blob.format(), &f) && index >= 0 && index < blob.matrices_size(), ErrorCode::kCorrupt,
+            "{}: expert ({}, {}) has no matrix {} in format '{}'", path_.string(), blob.layer(), blob.expert(), index,
+            blob.format());
+  const store::MatrixPiece& p = blob.matrices(index);
+  const int64_t groups = f.group_size > 0 && p.cols() % f.group_size == 0 ? p.cols() / f.group_size : 0;
+  MOE_CHECK(p.rows() > 0 && p.cols() > 0 && dtype_bytes(f.dtype, size_t(p.rows() * p.cols())) == p.data_bytes() &&
+                (f.group_size == 0 || (groups > 0 && p.scales_bytes() == uint64_t(p.rows() * groups) * sizeof(float))),
+            ErrorCode::kCorrupt, "{}: matrix '{}' has the wrong size for {}", path_.string(), p.name(), blob.format());
+  const std::byte* base = file_->bytes().data() + blob.offset();
+  StoredMatrix m;
+  m.data = Tensor::view(base + p.data_offset(), f.dtype, {p.rows(), p.cols()}, file_);
+  if (f.group_size > 0) m.scales = Tensor::view(base + p.scales_offset(), DType::kF32, {p.rows(), groups}, file_);
+  return m;
+}
+
 bool ExpertStore::has_tensor(std::string_view name) const {
   return resident_.find(name) != resident_.end() || expert_tensors_.find(name) != expert_tensors_.end();
 }

@@ -35,6 +35,14 @@ class ExpertStore {
   // Its bytes through the mapping (no checksum check: the reader checks).
   std::span<const std::byte> mapped(const store::ExpertBlob& blob) const;
 
+  // Matrix `index` (gate, up, down) of a blob viewed through the mapping: int8/int4 data with
+  // its f32 scales [rows, cols / group], or the native dtype without scales. Throws
+  // moe::Error(kCorrupt) when the manifest's sizes do not match the format.
+  struct StoredMatrix {
+    Tensor data, scales;
+  };
+  StoredMatrix matrix(const store::ExpertBlob& blob, int index) const;
+
   bool has_tensor(std::string_view name) const;
   // Resident tensors and the matrices of native-format experts, viewing the mapping.
   Tensor tensor(std::string_view name) const;

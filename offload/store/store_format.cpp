@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <charconv>
 #include <cstring>
 #include <fstream>
 
@@ -25,6 +26,22 @@ bool inside(uint64_t offset, uint64_t bytes, uint64_t file_size) { return offset
 }  // namespace
 
 uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+bool parse_store_format(std::string_view name, QuantFormat* out) {
+  const size_t colon = name.find(":g");
+  DType dtype;
+  if (!parse_dtype(name.substr(0, colon), &dtype)) return false;
+  const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
+  if (quantised != (colon != std::string_view::npos)) return false;
+  int group = 0;
+  if (quantised) {
+    const std::string_view g = name.substr(colon + 2);
+    const auto [end, ec] = std::from_chars(g.data(), g.data() + g.size(), group);
+    if (ec != std::errc() || end != g.data() + g.size() || group <= 0) return false;
+  }
+  *out = QuantFormat{dtype, group};
+  return true;
+}
 
 std::string encode_header(const StoreHeader& h) {
   std::string s(kHeaderBytes, '\0');

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "offload/proto/store.pb.h"
+#include "runtime/core/dtype.h"
 
 namespace moe::offload {
 
@@ -41,5 +42,8 @@ store::StoreManifest decode_manifest(std::span<const std::byte> file, const Stor
 bool looks_like_store(const std::filesystem::path& path);
 
 uint64_t align_up(uint64_t value, uint64_t alignment);
+
+// A format's name inside a store ("bf16", "int8:g128") back to the format; false for others.
+bool parse_store_format(std::string_view name, QuantFormat* out);
 
 }  // namespace moe::offload

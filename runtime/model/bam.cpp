@@ -6,6 +6,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/combine.h"
 #include "kernels/cpu/router.h"
+#include "runtime/model/weight_matrix.h"
 
 namespace moe::model {
 
@@ -13,16 +14,16 @@ BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loadin
   BamAttentionLayer l;
   l.router = cpu::weight_matrix(w.router.weight);
   for (const AttentionWeights& e : w.experts) {
-    l.q.push_back(cpu::weight_matrix(e.q.weight));
-    l.o.push_back(cpu::weight_matrix(e.o.weight));
+    l.q.push_back(matrix_of(e.q));
+    l.o.push_back(matrix_of(e.o));
     if (c.bam.expert_kv) {
-      l.k.push_back(cpu::weight_matrix(e.k.weight));
-      l.v.push_back(cpu::weight_matrix(e.v.weight));
+      l.k.push_back(matrix_of(e.k));
+      l.v.push_back(matrix_of(e.v));
     }
   }
   if (!c.bam.expert_kv) {
-    l.shared_k = cpu::weight_matrix(w.shared_k.weight);
-    l.shared_v = cpu::weight_matrix(w.shared_v.weight);
+    l.shared_k = matrix_of(w.shared_k);
+    l.shared_v = matrix_of(w.shared_v);
   }
   return l;
 }

@@ -7,10 +7,12 @@
 #include "kernels/cpu/memory_bandwidth.h"
 #include "kernels/cpu/thread_pool.h"
 #include "runtime/model/sampler.h"
+#include "runtime/model/weight_walk.h"
 
 namespace moe::model {
 
-DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens, bool warm_up) {
+DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens, bool warm_up,
+                                     LogitComparison* compare) {
   const loading::ModelConfig& c = model.config();
   DecodeBenchmark b;
   b.prompt_tokens = prompt_tokens;
@@ -37,29 +39,35 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
   std::vector<float> logits = model.forward(prompt, cache);
   const double prefill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prefill_start).count();
   counting = true;
+  std::vector<int32_t> sequence = prompt;  // for `compare`: the tokens run, and the logits from the prompt's last on
+  std::vector<float> seen;
+  if (compare) {
+    seen.reserve(size_t(decode_tokens + 1) * logits.size());
+    seen = logits;
+  }
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < decode_tokens; ++i) {
     const int32_t token = argmax(logits);
     logits = model.forward(std::span(&token, 1), cache);
+    if (!compare) continue;
+    sequence.push_back(token);
+    seen.insert(seen.end(), logits.begin(), logits.end());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   model.set_routing_hook(previous);
+  if (compare) compare->add(sequence, prompt_tokens - 1, seen);
 
-  const WeightBytes w = weight_bytes(c);
-  const double embedding = double(c.vocab_size) * c.hidden_size * double(dtype_bytes(c.dtype, 1));
-  // One embedding row per token (the whole matrix when it doubles as the LM head).
-  const double resident_read = double(w.resident) - (c.tie_word_embeddings ? 0.0 : embedding);
+  // The matrices as loaded: int8/int4 ones (--weights) read fewer bytes.
+  const MatrixTotals w = matrix_totals(model.weights(), c);
   // Prefill: every prompt token through the dense weights, each routed pair through its expert,
   // the LM head once (only the last token's logits are wanted).
-  const double elem = double(dtype_bytes(c.dtype, 1));
-  const double dense_params = resident_read / elem - double(c.vocab_size) * c.hidden_size;  // less the LM head
-  b.prefill_flops = 2 * (double(prompt_tokens) * dense_params + double(prompt_assignments) * double(w.per_expert) / elem +
-                         double(c.vocab_size) * c.hidden_size);
+  b.prefill_flops =
+      2 * (double(prompt_tokens) * w.dense_params + double(prompt_assignments) * w.expert_params + w.lm_head_params);
   b.prefill_tokens_per_second = prompt_tokens / prefill_seconds;
   b.prefill_flops_per_second = b.prefill_flops / prefill_seconds;
   b.fma_peak = cpu::measure_fma_peak(cpu::ThreadPool::global());
   b.decode_tokens_per_second = decode_tokens / seconds;
-  b.bytes_per_token = resident_read + double(experts_used) / decode_tokens * double(w.per_expert);
+  b.bytes_per_token = w.resident_bytes + double(experts_used) / decode_tokens * w.expert_bytes;
   b.achieved_bandwidth = b.bytes_per_token * b.decode_tokens_per_second;
   b.memcpy_bandwidth = cpu::measure_memcpy_bandwidth();
   b.read_bandwidth = cpu::measure_read_bandwidth(cpu::ThreadPool::global());

@@ -6,6 +6,7 @@
 // its weight multiply-adds per second beside the f32 FMA peak of all threads, measured now.
 #include <cstdint>
 
+#include "runtime/model/logit_comparison.h"
 #include "runtime/model/transformer.h"
 
 namespace moe::model {
@@ -18,7 +19,7 @@ struct DecodeBenchmark {
   double prefill_flops_per_second = 0;
   double fma_peak = 0;                // ceiling: f32 FMAs of all threads, measured now
   double decode_tokens_per_second = 0;
-  double bytes_per_token = 0;        // weight bytes a decode step reads (distinct experts counted)
+  double bytes_per_token = 0;        // weight bytes a decode step reads (distinct experts counted; int8/int4 with scales)
   double achieved_bandwidth = 0;     // bytes_per_token * tokens/s
   double memcpy_bandwidth = 0;       // ceiling: single-threaded memcpy, measured now
   double read_bandwidth = 0;         // stricter ceiling: every thread streaming memory
@@ -28,7 +29,9 @@ struct DecodeBenchmark {
 };
 
 // warm_up: run the prompt once untimed first (leave it off where that would change what is
-// measured: a replayed trace's position, an offloading cache's contents).
-DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens, bool warm_up = false);
+// measured: a replayed trace's position, an offloading cache's contents). With `compare`, the
+// decoded sequence and its logits go to it after the timing (int8/int4 weights against the checkpoint's).
+DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens, bool warm_up = false,
+                                     LogitComparison* compare = nullptr);
 
 }  // namespace moe::model

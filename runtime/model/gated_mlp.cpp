@@ -2,14 +2,15 @@
 
 #include "kernels/cpu/activation.h"
 #include "runtime/core/error.h"
+#include "runtime/model/weight_matrix.h"
 
 namespace moe::model {
 
 GatedMlpMatrices matrices_of(const GatedMlp& mlp) {
   GatedMlpMatrices m;
-  if (mlp.gated()) m.gate = cpu::weight_matrix(mlp.gate.weight);
-  m.up = cpu::weight_matrix(mlp.up.weight);
-  m.down = cpu::weight_matrix(mlp.down.weight);
+  if (mlp.gated()) m.gate = matrix_of(mlp.gate);
+  m.up = matrix_of(mlp.up);
+  m.down = matrix_of(mlp.down);
   if (mlp.up.bias.defined()) {
     MOE_CHECK(mlp.up.bias.dtype() == DType::kF32, ErrorCode::kInternal, "an expert's bias is not f32");
     m.up_bias = mlp.up.bias.data<float>();

@@ -5,6 +5,7 @@
 #include "offload/store/store_format.h"
 #include "runtime/core/scratch_dir.h"
 #include "runtime/loading/checkpoint_source.h"
+#include "runtime/model/store_copies.h"
 
 namespace moe::model {
 
@@ -13,7 +14,16 @@ LoadedModel load_model(const loading::ModelConfig& config, std::shared_ptr<const
   LoadedModel model;
   model.config = config;
   model.source = std::move(source);
-  model.transformer = std::make_unique<Transformer>(config, load_weights(config, *model.source, options));
+  ModelWeights weights = load_weights(config, *model.source, options);
+  WeightFormat convert = options.weights;
+  const auto* store = dynamic_cast<const offload::StoreWeightSource*>(model.source.get());
+  if (convert.quantized() && convert.experts && store && options.load_routed_experts)
+    if (const std::string copies = store_copy_format(*store->store(), convert); !copies.empty()) {
+      model.quantization.parts.push_back(use_store_copies(weights, config, *store->store(), copies));
+      convert.experts = false;
+    }
+  for (QuantizedPart& part : quantize_weights(weights, convert)) model.quantization.parts.push_back(std::move(part));
+  model.transformer = std::make_unique<Transformer>(config, std::move(weights));
   return model;
 }
 

@@ -10,7 +10,8 @@ namespace moe::model {
 double Perplexity::value() const { return predicted > 0 ? std::exp(nll / double(predicted)) : 0.0; }
 
 Perplexity evaluate_perplexity(Transformer& model, std::span<const int32_t> ids, int window,
-                               const std::function<void(int64_t)>& progress) {
+                               const std::function<void(int64_t)>& progress,
+                               const std::function<void(std::span<const int32_t>, std::span<const float>)>& observe) {
   MOE_CHECK(window >= 2, ErrorCode::kInvalidArgument, "a perplexity window needs at least 2 tokens, not {}", window);
   MOE_CHECK(ids.size() >= 2, ErrorCode::kInvalidArgument, "perplexity needs at least 2 tokens of text");
   const int64_t vocab = model.config().vocab_size;
@@ -29,6 +30,7 @@ Perplexity evaluate_perplexity(Transformer& model, std::span<const int32_t> ids,
       p.nll += std::log(sum) + top - double(row[chunk[t + 1]]);
       ++p.predicted;
     }
+    if (observe) observe(chunk, logits);
     ++p.windows;
     if (progress) progress(int64_t(end));
   }

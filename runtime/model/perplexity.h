@@ -17,8 +17,10 @@ struct Perplexity {
   double value() const;     // exp(nll / predicted)
 };
 
-// `progress(tokens_done)` is called after each window when given.
-Perplexity evaluate_perplexity(Transformer& model, std::span<const int32_t> ids, int window,
-                               const std::function<void(int64_t)>& progress = {});
+// `progress(tokens_done)` is called after each window when given, and `observe(window, logits)`
+// with each window's tokens and logits [window size, vocab] (a logit comparison).
+Perplexity evaluate_perplexity(
+    Transformer& model, std::span<const int32_t> ids, int window, const std::function<void(int64_t)>& progress = {},
+    const std::function<void(std::span<const int32_t>, std::span<const float>)>& observe = {});
 
 }  // namespace moe::model

@@ -12,6 +12,7 @@
 #include "runtime/model/ds_moe.h"
 #include "runtime/model/moe_plus_plus.h"
 #include "runtime/model/resident_experts.h"
+#include "runtime/model/weight_matrix.h"
 
 namespace moe::model {
 
@@ -78,14 +79,14 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
       // q, k, v are row blocks of the fused c_attn; every projection has a bias.
       const int64_t h = config_.hidden_size, kv = int64_t{config_.num_kv_heads} * config_.head_dim;
       const Linear& qkv = w.ds.c_attn;
-      layer.q = cpu::weight_matrix(qkv.weight.slice_rows(0, h));
-      layer.k = cpu::weight_matrix(qkv.weight.slice_rows(h, h + kv));
-      layer.v = cpu::weight_matrix(qkv.weight.slice_rows(h + kv, h + 2 * kv));
+      layer.q = matrix_of(weight_rows(qkv, 0, h));
+      layer.k = matrix_of(weight_rows(qkv, h, h + kv));
+      layer.v = matrix_of(weight_rows(qkv, h + kv, h + 2 * kv));
       const std::vector<float> bias = floats_of(qkv.bias);
       layer.q_bias.assign(bias.begin(), bias.begin() + h);
       layer.k_bias.assign(bias.begin() + h, bias.begin() + h + kv);
       layer.v_bias.assign(bias.begin() + h + kv, bias.end());
-      layer.o = cpu::weight_matrix(w.ds.attn_proj.weight);
+      layer.o = matrix_of(w.ds.attn_proj);
       layer.o_bias = floats_of(w.ds.attn_proj.bias);
       layer.sparse = true;
       layer.router = cpu::weight_matrix(w.moe.router.weight);
@@ -96,10 +97,10 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
       layer.bam = std::make_unique<BamAttentionLayer>(bam_attention_layer(w.bam, config_));
     } else {
       const AttentionWeights& a = w.attention;
-      layer.q = cpu::weight_matrix(a.q.weight);
-      layer.k = cpu::weight_matrix(a.k.weight);
-      layer.v = cpu::weight_matrix(a.v.weight);
-      layer.o = cpu::weight_matrix(a.o.weight);
+      layer.q = matrix_of(a.q);
+      layer.k = matrix_of(a.k);
+      layer.v = matrix_of(a.v);
+      layer.o = matrix_of(a.o);
       layer.q_bias = floats_of(a.q.bias);
       layer.k_bias = floats_of(a.k.bias);
       layer.v_bias = floats_of(a.v.bias);
@@ -122,7 +123,7 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
   }
   final_norm_ = floats_of(weights_.final_norm);
   final_norm_bias_ = floats_of(weights_.final_norm_bias);
-  lm_head_ = cpu::weight_matrix(weights_.lm_head);
+  lm_head_ = matrix_of(weights_.lm_head);
   rope_params_ = rope_params_of(config_);
   bool experts_resident = false;
   for (const LayerWeights& w : weights_.layers) experts_resident |= !w.moe.experts.empty();

@@ -178,9 +178,9 @@ ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& sour
   w.final_norm = ld.get("transformer.ln_f.weight", {h});
   w.final_norm_bias = ld.get("transformer.ln_f.bias", {h});
   if (c.tie_word_embeddings) {
-    w.lm_head = w.embed_tokens;
+    w.lm_head.weight = w.embed_tokens;
   } else {
-    w.lm_head = ld.get("lm_head.weight", {c.vocab_size, h});
+    w.lm_head.weight = ld.get("lm_head.weight", {c.vocab_size, h});
   }
   return w;
 }
@@ -234,9 +234,9 @@ ModelWeights load_weights(const ModelConfig& c, const loading::WeightSource& sou
   w.final_norm = ld.get("model.norm.weight", {h});
   if (c.tie_word_embeddings || !source.has("lm_head.weight")) {
     MOE_CHECK(c.tie_word_embeddings, ErrorCode::kNotFound, "{} lacks tensor 'lm_head.weight'", source.describe());
-    w.lm_head = w.embed_tokens;
+    w.lm_head.weight = w.embed_tokens;
   } else {
-    w.lm_head = ld.get("lm_head.weight", {c.vocab_size, h});
+    w.lm_head.weight = ld.get("lm_head.weight", {c.vocab_size, h});
   }
   return w;
 }

@@ -6,15 +6,23 @@
 #include "runtime/core/tensor.h"
 #include "runtime/loading/model_config.h"
 #include "runtime/loading/weight_source.h"
+#include "runtime/model/weight_format.h"
 
 namespace moe::model {
 
-// y = x W^T + b, W stored [out_features, in_features] as in torch.nn.Linear.
+// y = x W^T + b, W stored [out_features, in_features] as in torch.nn.Linear. An int8/int4 weight
+// (--weights) carries its group scales beside it, in the layout of kernels/cpu/quantize.h.
 struct Linear {
   Tensor weight;
-  Tensor bias;  // undefined when absent
+  Tensor bias;    // undefined when absent
+  Tensor scales;  // int8/int4 weights: f32 [out_features, in_features / group size]; else undefined
   int64_t out_features() const { return weight.dim(0); }
   int64_t in_features() const { return weight.dim(1); }
+  bool quantized() const { return scales.defined(); }
+  int group_size() const { return quantized() ? int(in_features() / scales.dim(1)) : 0; }
+  size_t nbytes() const {
+    return weight.nbytes() + (bias.defined() ? bias.nbytes() : 0) + (scales.defined() ? scales.nbytes() : 0);
+  }
 };
 
 // An MLP: SwiGLU down(silu(gate(x)) * up(x)) for routed experts, shared experts and dense MLPs;
@@ -23,10 +31,7 @@ struct Linear {
 struct GatedMlp {
   Linear gate, up, down;
   bool gated() const { return gate.weight.defined(); }
-  size_t nbytes() const {
-    return (gated() ? gate.weight.nbytes() : 0) + up.weight.nbytes() + (up.bias.defined() ? up.bias.nbytes() : 0) +
-           down.weight.nbytes();
-  }
+  size_t nbytes() const { return (gated() ? gate.nbytes() : 0) + up.nbytes() + down.nbytes(); }
 };
 
 struct AttentionWeights {
@@ -82,7 +87,7 @@ struct ModelWeights {
   Tensor embed_tokens;  // [vocab, hidden]
   std::vector<LayerWeights> layers;
   Tensor final_norm;
-  Tensor lm_head;  // [vocab, hidden]; the embedding when tied
+  Linear lm_head;  // [vocab, hidden]; the embedding when tied (unless --quantize lm-head made it a copy)
   Tensor position_embeddings, final_norm_bias;  // DS-MoE: learned positions; LayerNorm's bias
 };
 
@@ -94,6 +99,7 @@ ExpertTensorNames expert_tensor_names(const loading::ModelConfig& config, int la
 
 struct LoadOptions {
   bool load_routed_experts = true;  // false: an expert store serves them on demand
+  WeightFormat weights;             // int8/int4: converted at load (model_loader.h), else as stored
 };
 
 // Checks every shape against the config; a missing or misshapen tensor is one clear error.

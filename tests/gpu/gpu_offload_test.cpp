@@ -103,6 +103,30 @@ TEST_F(GpuOffload, EveryExpertOnTheGpuMatchesTheCpu) {
   }
 }
 
+// Experts living in int8/int4 (--weights) on the GPU: the slots hold the quantised bytes and
+// scales, the kernels agree with the CPU's quantised run to rounding, every budget the same bits.
+TEST_F(GpuOffload, QuantisedExpertsMatchTheCpuAndEveryBudget) {
+  for (const char* weights : {"int8:16", "int4:32"}) {
+    model::LoadOptions options;
+    options.weights = model::parse_weight_format(weights);
+    model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / "qwen3_moe", options);
+    model::Transformer& t = *m.transformer;
+    const std::vector<float> cpu = logits(t, 40);
+    const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
+    const int total = t.config().num_sparse_layers() * t.config().num_experts;
+    const OnGpu every(uint64_t(total) * expert);
+    OffloadedExperts all(t, every.options);
+    const std::vector<float> reference = with_runner(t, &all, 40);
+    EXPECT_LT(relative_error(reference, cpu), 1e-5) << weights;
+    for (const int slots : {1, 3, total / 2}) {
+      const OnGpu some(uint64_t(slots) * expert);
+      OffloadedExperts runner(t, some.options);
+      const std::vector<float> got = with_runner(t, &runner, 40);
+      EXPECT_EQ(std::memcmp(got.data(), reference.data(), got.size() * sizeof(float)), 0) << weights << " " << slots << " slots";
+    }
+  }
+}
+
 TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
   for (const char* fixture : {"mixtral", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn", "olmoe", "deepseek", "ds_moe", "ds_moe-att2",
                               "bam-expert-kv", "bam-shared-kv", "moe_plus_plus"}) {

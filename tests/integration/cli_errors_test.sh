@@ -55,6 +55,11 @@ expect 1 "unknown routing" -- "$moe" run -n 2 --routing sparse
 expect 1 "unknown predictor" -- "$moe" run -n 2 --gpu-mem 1GiB --prefetch psychic
 expect 2 "unknown backend" -- "$moe" run -n 2 --backend tpu
 expect 1 "shared expert bytes without synthetic weights" -- "$moe" bench decode -n 1 --shared-expert-bytes
+expect 1 "unknown weight format" -- "$moe" run -n 2 --weights int3
+expect 1 "group size not a multiple of 8" -- "$moe" run -n 2 --weights int8:12
+expect 1 "group size not dividing the hidden size" -- "$moe" run -n 2 --weights int8:48
+expect 1 "unknown part to quantise" -- "$moe" run -n 2 --weights int8 --quantize attention
+expect 1 "parts to quantise without a format" -- "$moe" run -n 2 --quantize all
 # --backend cuda: a GPU budget is checked against the model before any GPU is touched; a GPU
 # computes the experts where there is one, otherwise one line saying so.
 if ! "$moe" run -n 1 --backend cuda 2>&1 | grep -q "no CUDA backend"; then

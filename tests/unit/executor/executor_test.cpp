@@ -16,6 +16,7 @@
 #include "runtime/core/error.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/routing.h"
+#include "tests/unit/model/greedy_logits.h"
 
 namespace moe::offload {
 namespace {
@@ -24,18 +25,7 @@ const std::filesystem::path kFixtures = std::filesystem::path(MOE_SOURCE_DIR) / 
 const std::vector<int32_t> kPrompt = {1, 17, 200, 33, 5, 250, 96, 7, 128, 64, 3};
 
 // Prefill logits of every prompt position, then 5 greedy decode steps' logits.
-std::vector<float> run(model::Transformer& t) {
-  model::KvCache cache = t.make_cache(64);
-  std::vector<float> all = t.forward(kPrompt, cache, model::LogitsWanted::kAll);
-  const int64_t vocab = t.config().vocab_size;
-  std::vector<float> last(all.end() - vocab, all.end());
-  for (int step = 0; step < 5; ++step) {
-    const int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
-    last = t.forward(std::span(&next, 1), cache);
-    all.insert(all.end(), last.begin(), last.end());
-  }
-  return all;
-}
+std::vector<float> run(model::Transformer& t) { return moe::testing::prefill_and_greedy_logits(t, kPrompt, 5); }
 
 bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
@@ -253,6 +243,68 @@ TEST(Executor, ExpertsReadFromAStoreThroughItsReader) {
     m.transformer->set_expert_runner(nullptr);
     EXPECT_GT(runner.stats().nvme_reads, 0u);
   }
+}
+
+// A model living in int8/int4 (--weights: converted at load, or an expert store's copies read
+// into every tier) offloads like any other: every budget gives the resident quantised run's bits,
+// and the slots, copies and reads move the smaller bytes.
+TEST(Executor, QuantisedExpertsGiveTheResidentQuantisedBitsAtEveryBudget) {
+  const auto store_path = std::filesystem::temp_directory_path() / "moe_exec_quantised.moe";
+  const loading::ModelConfig config = loading::load_model_config(kFixtures / "qwen3_moe");
+  PackOptions pack;
+  pack.extra_formats = {QuantFormat{DType::kI8, 16}, QuantFormat{DType::kI4, 16}};
+  pack_store(kFixtures / "qwen3_moe", store_path, store_layout_for(config), pack);
+  struct Case {
+    std::filesystem::path model;
+    std::string weights, parts;
+    bool from_store;
+  };
+  const std::vector<Case> cases = {{kFixtures / "qwen3_moe", "int8:16", "experts", false},
+                                   {kFixtures / "mixtral", "int4:16", "all", false},
+                                   {kFixtures / "deepseek", "int8:16", "experts,dense", false},
+                                   {store_path, "int8", "experts", true},
+                                   {store_path, "int4:16", "all", true},
+                                   {store_path, "int8:32", "experts", false}};  // no such copy: converted at load
+  std::mt19937 rng(7);
+  for (const Case& c : cases) {
+    model::LoadOptions options;
+    options.weights = model::parse_weight_format(c.weights, c.parts);
+    model::LoadedModel m = model::load_model(c.model, options);
+    model::Transformer& t = *m.transformer;
+    const std::vector<float> reference = run(t);
+    std::shared_ptr<const ExpertStore> store;
+    if (const auto* s = dynamic_cast<const StoreWeightSource*>(m.source.get())) store = s->store();
+    const uint64_t expert = ExpertBacking(t.weights(), store).layout().bytes;
+    const uint64_t stored = ExpertBacking(model::load_model(c.model).transformer->weights()).layout().bytes;
+    EXPECT_LT(expert, stored * 2 / 3) << c.weights;  // int8 with scales is 9/16 of bf16, int4 5/16
+    const int total = t.config().num_sparse_layers() * t.config().num_experts;
+    for (int trial = 0; trial < 6; ++trial) {
+      OffloadOptions o;
+      o.store = store;
+      o.devices = 1 + trial % 2;
+      const int slots = std::vector<int>{1, 2, total / 2, total, 1 + int(rng() % unsigned(total)), 3}[size_t(trial)];
+      o.device_bytes = uint64_t(slots) * expert;
+      o.host_bytes = uint64_t(trial % 3) * expert;
+      const std::string predictor = trial % 2 ? "next-layer" : "none";
+      SCOPED_TRACE(fmt::format("{} {} {}: {} devices, {} slots, host {} experts, predictor {}", c.model.filename().string(),
+                               c.weights, c.parts, o.devices, slots, trial % 3, predictor));
+      OffloadedExperts runner(t, o, make_predictor(predictor, t, nullptr));
+      EXPECT_EQ(runner.experts_from_store(), c.from_store);
+      EXPECT_NE(runner.expert_format().find(c.weights.substr(0, 4)), std::string::npos) << runner.expert_format();
+      t.set_expert_runner(&runner);
+      EXPECT_TRUE(bit_equal(run(t), reference));
+      t.set_expert_runner(nullptr);
+      const OffloadStats s = runner.stats();
+      EXPECT_EQ(s.bytes_host_to_device % expert, 0u);
+      if (slots < total / o.devices) {
+        EXPECT_GT(s.bytes_host_to_device, 0u);
+      }
+      if (c.from_store) {
+        EXPECT_GT(s.bytes_nvme_to_host, 0u);
+      }
+    }
+  }
+  std::filesystem::remove(store_path);
 }
 
 TEST(Executor, HobbitReadsTheStoresLowPrecisionCopies) {

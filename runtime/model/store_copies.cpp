@@ -1,0 +1,51 @@
+#include "runtime/model/store_copies.h"
+
+#include <cmath>
+
+#include "offload/store/store_format.h"
+#include "runtime/core/error.h"
+
+namespace moe::model {
+
+std::string store_copy_format(const offload::ExpertStore& store, const WeightFormat& format) {
+  for (const std::string& name : store.manifest().formats()) {
+    QuantFormat f;
+    if (!offload::parse_store_format(name, &f) || f.dtype != format.format.dtype) continue;
+    if (!format.group_given || f.group_size == format.format.group_size) return name;
+  }
+  return "";
+}
+
+QuantizedPart use_store_copies(ModelWeights& weights, const loading::ModelConfig& config, const offload::ExpertStore& store,
+                               const std::string& store_format) {
+  QuantizedPart part{"experts", store_format, "store copies"};
+  double rel_sq = 0;
+  for (int l = 0; l < config.num_layers; ++l) {
+    auto& experts = weights.layers[size_t(l)].moe.experts;
+    for (size_t e = 0; e < experts.size(); ++e) {
+      const store::ExpertBlob* blob = store.blob({l, int(e)}, store_format);
+      MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} copy of expert ({}, {})",
+                store.path().string(), store_format, l, e);
+      GatedMlp& x = experts[e];
+      part.bytes_before += x.nbytes();
+      Linear* mats[3] = {&x.gate, &x.up, &x.down};
+      for (int i = 0; i < 3; ++i) {
+        const offload::ExpertStore::StoredMatrix m = store.matrix(*blob, i);
+        MOE_CHECK(m.data.shape() == mats[i]->weight.shape(), ErrorCode::kCorrupt,
+                  "{}: the {} copy of expert ({}, {}) has another shape than its {} matrices", store.path().string(),
+                  store_format, l, e, dtype_name(mats[i]->weight.dtype()));
+        mats[i]->weight = m.data;
+        mats[i]->scales = m.scales;
+      }
+      part.bytes_after += x.nbytes();
+      part.matrices += 3;
+      rel_sq += blob->rms_rel_error() * blob->rms_rel_error();
+      part.max_rel_error = std::max(part.max_rel_error, blob->max_rel_error());
+    }
+  }
+  const int64_t blobs = part.matrices / 3;
+  part.rms_rel_error = blobs > 0 ? std::sqrt(rel_sq / double(blobs)) : 0.0;
+  return part;
+}
+
+}  // namespace moe::model
