@@ -404,26 +404,32 @@ void rows_direct(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
   }
 }
 
-// Rows of a large batch: each group of 4 rows is widened once into an f32 panel, then every
-// tile of tokens passes over it. Rows longer than a pass are done a pass of columns at a time
-// (the tiles' lane sums carried between passes), so the panel and a tile's tokens stay in L1.
-constexpr int64_t kPassBlocks = 32;  // 1024 columns: a 16 KiB panel beside 12 KiB of tokens
+// Rows of a large batch: each group of kPanelRows rows is widened once into an f32 panel, then
+// every tile of tokens passes over it, a register tile of 4 rows at a time (the tokens read
+// from L2 once per panel, then from L1). Rows longer than a pass are done a pass of columns at a
+// time (the tiles' lane sums carried between passes), so the panel and a tile's tokens stay in
+// L1 whatever the hidden size.
+constexpr int kPanelRows = 2 * kMaxRows;
+constexpr int64_t kPassBlocks = 32;  // 1024 columns: a 32 KiB panel beside 12 KiB of tokens
 
 template <class Rows>
-void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
+void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1, int64_t t_begin,
+                 int64_t t_end) {
   const WeightMatrix& m = *job.w;
   const int64_t full = m.cols / kLanes;
   const int tail = int(m.cols % kLanes);
   const int64_t blocks = full + (tail > 0);
   const int64_t pass_blocks = std::min(blocks, kPassBlocks);
   const int64_t ld = pass_blocks * kLanes + 16;  // rows a line apart in the cache sets, not 4 KiB
-  const int64_t tiles = (job.m + kMaxTokens - 1) / kMaxTokens;
+  const int64_t tiles = (t_end - t_begin + kMaxTokens - 1) / kMaxTokens;
   const bool passes = blocks > kPassBlocks;
+  constexpr int64_t kCarry = kMaxRows * kMaxTokens * 2;  // registers of one tile's lane sums
   thread_local AlignedFloats panel_scratch, carry_scratch;
-  float* const panel = panel_scratch.get(size_t(kMaxRows * ld));
-  auto* const carry = reinterpret_cast<__m512*>(passes ? carry_scratch.get(size_t(tiles * kMaxRows * kMaxTokens * 2 * 16)) : nullptr);
-  for (int64_t r = r0; r < r1; r += kMaxRows) {
-    const int rows = int(std::min<int64_t>(kMaxRows, r1 - r));
+  float* const panel = panel_scratch.get(size_t(kPanelRows * ld));
+  auto* const carry =
+      reinterpret_cast<__m512*>(passes ? carry_scratch.get(size_t(tiles * (kPanelRows / kMaxRows) * kCarry * 16)) : nullptr);
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int rows = int(std::min<int64_t>(kPanelRows, r1 - r));
     for (int64_t b0 = 0; b0 < blocks; b0 += kPassBlocks) {
       const int64_t b1 = std::min(blocks, b0 + kPassBlocks), whole_end = std::min(b1, full);
       const bool last = b1 == blocks;
@@ -433,7 +439,7 @@ void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
           // What is widened next (these rows' next pass, or the next rows' first) comes from
           // memory while this panel's tiles run.
           if (b % kBlocksPerLine<Rows> == 0) {
-            const char* next = last ? w.address(r + kMaxRows + i, b - b0) : w.address(r + i, b + kPassBlocks);
+            const char* next = last ? w.address(r + kPanelRows + i, b - b0) : w.address(r + i, b + kPassBlocks);
             for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
           }
           __m512 a, c;
@@ -450,25 +456,32 @@ void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
       }
       const PanelRows<Rows::kLayout> packed{panel, ld, b0};
       for (int64_t ti = 0; ti < tiles; ++ti) {
-        const int64_t t0 = ti * kMaxTokens;
-        const int tokens = int(std::min<int64_t>(kMaxTokens, job.m - t0));
-        TileArgs a{in.x + t0 * in.stride, in.stride, b0, whole_end, last ? tail : 0, job.y + t0 * m.rows + r, m.rows,
-                   job.bias ? job.bias + r : nullptr};
-        if (passes) {
-          a.carry = carry + ti * kMaxRows * kMaxTokens * 2;
-          a.first_pass = b0 == 0;
-          a.last_pass = last;
+        const int64_t t0 = t_begin + ti * kMaxTokens;
+        const int tokens = int(std::min<int64_t>(kMaxTokens, t_end - t0));
+        for (int sub = 0; sub < rows; sub += kMaxRows) {
+          TileArgs a{in.x + t0 * in.stride, in.stride, b0, whole_end, last ? tail : 0, job.y + t0 * m.rows + r + sub, m.rows,
+                     job.bias ? job.bias + r + sub : nullptr};
+          if (passes) {
+            a.carry = carry + (ti * (kPanelRows / kMaxRows) + sub / kMaxRows) * kCarry;
+            a.first_pass = b0 == 0;
+            a.last_pass = last;
+          }
+          tile_for<PanelRows<Rows::kLayout>>(std::min(kMaxRows, rows - sub), tokens)(packed, sub, a);
         }
-        tile_for<PanelRows<Rows::kLayout>>(rows, tokens)(packed, 0, a);
       }
     }
   }
 }
 
+// Tokens a panel pass reads stay in L2 across panels: large batches go a slice of tokens at a
+// time (each slice widens the weights again, a small cost beside its multiply-adds).
+constexpr int64_t kTokenSliceBytes = 1 << 20;
+
 template <class Rows>
 void rows_with(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
   if (job.m >= kPackFrom) {
-    rows_packed(w, job, in, r0, r1);
+    const int64_t slice = std::max<int64_t>(kMaxTokens, kTokenSliceBytes / (in.stride * 4) / kMaxTokens * kMaxTokens);
+    for (int64_t t0 = 0; t0 < job.m; t0 += slice) rows_packed(w, job, in, r0, r1, t0, std::min(job.m, t0 + slice));
   } else {
     rows_direct(w, job, in, r0, r1);
   }
