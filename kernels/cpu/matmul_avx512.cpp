@@ -267,9 +267,9 @@ struct TileArgs {
 // use, which would double the loads of the panel tiles.
 #define MOE_PIN(v) asm("" : "+v"(v))
 
-// How far ahead of its loads a row's stream is prefetched; a prefetch past the matrix's end
-// is harmless (prefetches never fault).
-constexpr int kPrefetchAhead = 1024;
+// Weights streamed from memory are prefetched a tile ahead: while a tile reads block b of its
+// rows, the next tile's rows' block b is asked for. A prefetch past the matrix's end is
+// harmless (prefetches never fault).
 template <class Rows>
 constexpr int64_t kBlocksPerLine = Rows::kBlockBytes >= 64 ? 1 : 64 / Rows::kBlockBytes;
 
@@ -302,12 +302,12 @@ void tile(const Rows& w, int64_t row, const TileArgs& t) {
 #pragma GCC unroll 4
           for (int r = 0; r < R; ++r) acc[r][k][h] = _mm512_fmadd_ps(xv[k], wv[r], acc[r][k][h]);
       }
-    } else {  // weights streamed from memory: ask for them well ahead of use
+    } else {  // weights streamed from memory: ask for the next tile's
       if (b % kBlocksPerLine<Rows> == 0)
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-          for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(w.address(row + r, b) + kPrefetchAhead + off, _MM_HINT_T0);
+          for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(w.address(row + 2 * R + r, b) + off, _MM_HINT_T1);
       __m512 wa[R], wc[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) w.load(row + r, b, wa[r], wc[r]);
