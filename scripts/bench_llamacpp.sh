@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs llama.cpp's llama-bench beside `moe bench decode` on the same random-weight Mixtral
 # checkpoint and prints prefill and decode tokens/s side by side:
-#   bf16 vs llama.cpp BF16, int8 vs Q8_0, int4 vs Q4_0 (our quantized rows only where
+#   bf16 vs llama.cpp BF16, int8 vs Q8_0, int4 vs Q4_0 (ours: --weights int8|int4 --quantize all,
+#   every matrix but routers, embeddings and norms, groups of 32; our quantized rows only where
 #   `moe bench decode` has --weights; n/a otherwise).
 #
 # usage: scripts/bench_llamacpp.sh [--threads T] [--prompt P] [--gen N] [--reps R]
@@ -170,7 +171,8 @@ for ((r = 1; r <= reps; r++)); do
     read -r ours theirs <<<"$pair"
     say "rep $r/$reps: $ours vs ${theirs^^}"
     if [[ "$ours" == bf16 || "$has_weights_flag" == 1 ]]; then
-      extra=(); [[ "$ours" == bf16 ]] || extra=(--weights "$ours")
+      # Every matrix in the format, as the GGUF types quantise every matrix (norms and router aside).
+      extra=(); [[ "$ours" == bf16 ]] || extra=(--weights "$ours" --quantize all)
       MOE_THREADS="$threads" "$moe" bench decode --model "$model" --prompt-tokens "$prompt" -n "$gen" \
         "${extra[@]}" --json >"$runs/moe-$ours-$r.json" 2>"$runs/moe-$ours-$r.err" ||
         die "moe bench decode ($ours) $(why $? "$runs/moe-$ours-$r.err")"
