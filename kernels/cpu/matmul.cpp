@@ -4,8 +4,9 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <string_view>
+
+#include <spdlog/spdlog.h>
 
 #include "kernels/cpu/matmul_paths.h"
 #include "kernels/cpu/thread_pool.h"
@@ -48,15 +49,22 @@ void rows_portable(const MatmulJob& job, int64_t r0, int64_t r1) {
 
 namespace {
 
+Isa best_isa() {
+  static const Isa best = detail::cpu_has_avx512() ? Isa::kAvx512 : detail::cpu_has_avx2() ? Isa::kAvx2 : Isa::kPortable;
+  return best;
+}
+
 // The best the CPU has, or MOE_ISA (portable, avx2, avx512) where it asks for less.
 Isa initial_isa() {
-  Isa best = detail::cpu_has_avx512() ? Isa::kAvx512 : detail::cpu_has_avx2() ? Isa::kAvx2 : Isa::kPortable;
-  if (const char* env = std::getenv("MOE_ISA"); env && *env) {
-    const std::string_view v = env;
-    const Isa asked = v == "portable" ? Isa::kPortable : v == "avx2" ? Isa::kAvx2 : Isa::kAvx512;
-    if (int(asked) < int(best)) best = asked;
+  const char* env = std::getenv("MOE_ISA");
+  if (!env || !*env) return best_isa();
+  const std::string_view v = env;
+  if (v != "portable" && v != "avx2" && v != "avx512") {
+    spdlog::warn("MOE_ISA={} is not portable, avx2 or avx512: using {}", v, isa_name(best_isa()));
+    return best_isa();
   }
-  return best;
+  const Isa asked = v == "portable" ? Isa::kPortable : v == "avx2" ? Isa::kAvx2 : Isa::kAvx512;
+  return int(asked) < int(best_isa()) ? asked : best_isa();
 }
 
 std::atomic<Isa>& isa_state() {
@@ -101,10 +109,7 @@ void split_rows(const detail::MatmulJob& job, ThreadPool& pool, const Rows& rows
 
 Isa active_isa() { return isa_state().load(); }
 
-void set_isa(Isa isa) {
-  const Isa best = detail::cpu_has_avx512() ? Isa::kAvx512 : detail::cpu_has_avx2() ? Isa::kAvx2 : Isa::kPortable;
-  isa_state().store(int(isa) <= int(best) ? isa : best);
-}
+void set_isa(Isa isa) { isa_state().store(int(isa) <= int(best_isa()) ? isa : best_isa()); }
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {

@@ -1,6 +1,6 @@
 // The AVX-512 matmul path: register tiles of up to 4 weight rows x 3 tokens, each output's 32
 // lanes held in two 16-wide registers. Decode (up to 3 tokens) widens weights in registers as
-// it streams them; larger batches first widen 4 rows into an f32 panel that stays in cache
+// it streams them; larger batches first widen 8 rows into an f32 panel that stays in cache
 // while every token passes over it.
 //
 // Lane layouts: in the natural layout register 0 holds lanes 0..15 (columns c..c+15 of a
@@ -18,6 +18,56 @@
 
 #include "kernels/cpu/matmul_paths.h"
 
+namespace moe::cpu::detail {
+namespace {
+
+constexpr int kMaxRows = 4;    // weight rows in a register tile
+constexpr int kMaxTokens = 3;  // tokens in a register tile
+constexpr int kPackFrom = 4;   // batches of this many tokens widen their weights once, into a panel
+
+enum class Layout { kNatural, kPaired };
+
+Layout layout_of(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kI4 ? Layout::kPaired : Layout::kNatural; }
+
+}  // namespace
+
+// Scalar, so outside the AVX-512 region below (whose code generation must not reach the
+// standard library's templates this instantiates).
+void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input) {
+  const WeightMatrix& w = *job.w;
+  const int64_t padded = (w.cols + kLanes - 1) / kLanes * kLanes;
+  if (w.dtype == DType::kI8 || w.dtype == DType::kI4) {
+    const int64_t gs = w.group_size, last = w.cols / gs - 1;
+    input.block_uniform = gs % kLanes == 0;
+    const int64_t unit = input.block_uniform ? kLanes : 8;
+    input.groups.resize(size_t(padded / unit));
+    // Chunks past the columns (a tail block's) take the last group: read, then masked away.
+    for (size_t i = 0; i < input.groups.size(); ++i) input.groups[i] = int32_t(std::min<int64_t>(int64_t(i) * unit / gs, last));
+  }
+  if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < kPackFrom) {  // already in layout
+    input.x = job.x;
+    input.stride = w.cols;
+    return;
+  }
+  // Large batches space their tokens a cache line more than 4 KiB apart (see the panel).
+  const int64_t stride = padded + (job.m >= kPackFrom ? 16 : 0);
+  float* const prepared = storage.get(size_t(job.m * stride));
+  std::fill_n(prepared, job.m * stride, 0.0f);
+  const bool paired = layout_of(w.dtype) == Layout::kPaired;
+  for (int64_t t = 0; t < job.m; ++t) {
+    const float* src = job.x + t * w.cols;
+    float* dst = prepared + t * stride;
+    for (int64_t c0 = 0; c0 < w.cols; c0 += kLanes) {
+      const int lanes = int(std::min<int64_t>(kLanes, w.cols - c0));
+      for (int lane = 0; lane < lanes; ++lane) dst[c0 + (paired ? (lane % 2) * 16 + lane / 2 : lane)] = src[c0 + lane];
+    }
+  }
+  input.x = prepared;
+  input.stride = stride;
+}
+
+}  // namespace moe::cpu::detail
+
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
 // GCC 12's own AVX-512 headers pass undefined vectors as unused operands and then warn about
@@ -28,12 +78,6 @@
 
 namespace moe::cpu::detail {
 namespace {
-
-constexpr int kMaxRows = 4;    // weight rows in a register tile
-constexpr int kMaxTokens = 3;  // tokens in a register tile
-constexpr int kPackFrom = 4;   // batches of this many tokens widen their weights once, into a panel
-
-enum class Layout { kNatural, kPaired };
 
 // Masks of the valid slots of each register for a block holding n < 32 valid columns.
 template <Layout L>
@@ -52,43 +96,45 @@ inline __mmask32 first_bits32(int n) { return n >= 32 ? ~__mmask32(0) : (__mmask
 // ---- weight loaders: a 32-column block of one row as two registers in the loader's layout;
 // load_tail reads only the n valid columns (the rest come back as zero).
 
-struct F32Rows {
+// Where block b of row r starts, for rows of T elements `ld` apart and blocks of kBlockElements.
+template <class T, int kBlockElements = kLanes>
+struct RowBlocks {
+  static constexpr int kBlockBytes = kBlockElements * int(sizeof(T));
+  const T* base;
+  int64_t ld;
+  const T* at(int64_t r, int64_t b) const { return base + r * ld + b * kBlockElements; }
+  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(at(r, b)); }
+};
+
+struct F32Rows : RowBlocks<float> {
   static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNatural;
-  static constexpr int kBlockBytes = 128;
-  const float* base;
-  int64_t ld;
-  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    const float* p = base + r * ld + b * kLanes;
+    const float* p = at(r, b);
     a = _mm512_loadu_ps(p);
     c = _mm512_loadu_ps(p + 16);
   }
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
     __mmask16 k0, k1;
     tail_masks<kLayout>(n, k0, k1);
-    const float* p = base + r * ld + b * kLanes;
+    const float* p = at(r, b);
     a = _mm512_maskz_loadu_ps(k0, p);
     c = _mm512_maskz_loadu_ps(k1, p + 16);
   }
 };
 
-struct F16Rows {
+struct F16Rows : RowBlocks<uint16_t> {
   static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNatural;
-  static constexpr int kBlockBytes = 64;
-  const uint16_t* base;
-  int64_t ld;
-  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    const uint16_t* p = base + r * ld + b * kLanes;
+    const uint16_t* p = at(r, b);
     a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     c = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)));
   }
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
     __mmask16 k0, k1;
     tail_masks<kLayout>(n, k0, k1);
-    const uint16_t* p = base + r * ld + b * kLanes;
+    const uint16_t* p = at(r, b);
     a = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k0, p));
     c = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k1, p + 16));
   }
@@ -96,22 +142,18 @@ struct F16Rows {
 
 // bf16 is the high half of an f32: the even element of a 32-bit pair shifts up, the odd one
 // is masked in place.
-struct Bf16Rows {
+struct Bf16Rows : RowBlocks<uint16_t> {
   static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kPaired;
-  static constexpr int kBlockBytes = 64;
-  const uint16_t* base;
-  int64_t ld;
-  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
   static void split(__m512i d, __m512& a, __m512& c) {
     a = _mm512_castsi512_ps(_mm512_slli_epi32(d, 16));
     c = _mm512_castsi512_ps(_mm512_and_si512(d, _mm512_set1_epi32(int(0xFFFF0000u))));
   }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    split(_mm512_loadu_si512(base + r * ld + b * kLanes), a, c);
+    split(_mm512_loadu_si512(at(r, b)), a, c);
   }
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
-    split(_mm512_maskz_loadu_epi16(first_bits32(n), base + r * ld + b * kLanes), a, c);
+    split(_mm512_maskz_loadu_epi16(first_bits32(n), at(r, b)), a, c);
   }
 };
 
@@ -132,14 +174,10 @@ inline __m512 chunk_scales_by_quarter(const float* row, const int32_t* groups, i
 }
 
 template <bool kUniform>
-struct I8Rows {
+struct I8Rows : RowBlocks<int8_t> {
   static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNatural;
-  static constexpr int kBlockBytes = 32;
-  const int8_t* base;
-  int64_t ld;
   RowScales s;
-  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * kLanes); }
   void scales(int64_t r, int64_t b, __m512& sa, __m512& sc) const {
     const float* row = s.of(r);
     if constexpr (kUniform) {
@@ -152,7 +190,7 @@ struct I8Rows {
   }
   static __m512 widen(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    const int8_t* p = base + r * ld + b * kLanes;
+    const int8_t* p = at(r, b);
     __m512 sa, sc;
     scales(r, b, sa, sc);
     a = _mm512_mul_ps(widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), sa);
@@ -161,7 +199,7 @@ struct I8Rows {
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
     __mmask16 k0, k1;
     tail_masks<kLayout>(n, k0, k1);
-    const int8_t* p = base + r * ld + b * kLanes;
+    const int8_t* p = at(r, b);
     __m512 sa, sc;
     scales(r, b, sa, sc);
     a = _mm512_mul_ps(widen(_mm_maskz_loadu_epi8(k0, p)), sa);
@@ -173,14 +211,10 @@ struct I8Rows {
 // layout. A nibble indexes a 16-entry table of its value times the scale (the same product,
 // rounded once, as q * scale), so widening, sign and scale take one permute.
 template <bool kUniform>
-struct I4Rows {
+struct I4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
   static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kPaired;
-  static constexpr int kBlockBytes = 16;
-  const uint8_t* base;
-  int64_t ld;  // bytes per row
   RowScales s;
-  const char* address(int64_t r, int64_t b) const { return reinterpret_cast<const char*>(base + r * ld + b * (kLanes / 2)); }
   static __m512 values() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1); }
   void widen(int64_t r, int64_t b, __m128i bytes, __m512& a, __m512& c) const {
     const __m512i lo = _mm512_cvtepu8_epi32(bytes);  // the permute reads an index's low 4 bits
@@ -197,10 +231,10 @@ struct I4Rows {
     }
   }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    widen(r, b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + r * ld + b * (kLanes / 2))), a, c);
+    widen(r, b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at(r, b))), a, c);
   }
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
-    widen(r, b, _mm_maskz_loadu_epi8(__mmask16((1u << (n / 2)) - 1), base + r * ld + b * (kLanes / 2)), a, c);
+    widen(r, b, _mm_maskz_loadu_epi8(__mmask16((1u << (n / 2)) - 1), at(r, b)), a, c);
   }
 };
 
@@ -273,6 +307,23 @@ struct TileArgs {
 template <class Rows>
 constexpr int64_t kBlocksPerLine = Rows::kBlockBytes >= 64 ? 1 : 64 / Rows::kBlockBytes;
 
+// One block of weight registers (wa: the first 16 lanes, wc: the other 16) against each token
+// of the tile: masked lanes keep their sums untouched (the tail; whole blocks pass all ones).
+template <int R, int T>
+inline void multiply_add_block(__m512 (&acc)[R][T][2], const __m512 (&wa)[R], const __m512 (&wc)[R], const TileArgs& t,
+                               int64_t b, __mmask16 k0, __mmask16 k1) {
+#pragma GCC unroll 4
+  for (int k = 0; k < T; ++k) {
+    const float* xk = t.x + k * t.x_stride + b * kLanes;
+    const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      acc[r][k][0] = _mm512_mask3_fmadd_ps(x0, wa[r], acc[r][k][0], k0);
+      acc[r][k][1] = _mm512_mask3_fmadd_ps(x1, wc[r], acc[r][k][1], k1);
+    }
+  }
+}
+
 template <int R, int T, class Rows>
 void tile(const Rows& w, int64_t row, const TileArgs& t) {
   __m512 acc[R][T][2];
@@ -311,16 +362,7 @@ void tile(const Rows& w, int64_t row, const TileArgs& t) {
       __m512 wa[R], wc[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) w.load(row + r, b, wa[r], wc[r]);
-#pragma GCC unroll 4
-      for (int k = 0; k < T; ++k) {
-        const float* xk = t.x + k * t.x_stride + b * kLanes;
-        const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          acc[r][k][0] = _mm512_fmadd_ps(x0, wa[r], acc[r][k][0]);
-          acc[r][k][1] = _mm512_fmadd_ps(x1, wc[r], acc[r][k][1]);
-        }
-      }
+      multiply_add_block<R, T>(acc, wa, wc, t, b, 0xFFFF, 0xFFFF);
     }
   }
   if (!t.last_pass) {
@@ -339,16 +381,7 @@ void tile(const Rows& w, int64_t row, const TileArgs& t) {
     __m512 wa[R], wc[R];
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) w.load_tail(row + r, b, t.tail, wa[r], wc[r]);
-#pragma GCC unroll 4
-    for (int k = 0; k < T; ++k) {
-      const float* xk = t.x + k * t.x_stride + b * kLanes;
-      const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        acc[r][k][0] = _mm512_mask3_fmadd_ps(x0, wa[r], acc[r][k][0], k0);
-        acc[r][k][1] = _mm512_mask3_fmadd_ps(x1, wc[r], acc[r][k][1], k1);
-      }
-    }
+    multiply_add_block<R, T>(acc, wa, wc, t, b, k0, k1);
   }
   // Outputs in token-major order, reduced eight at a time (the last group padded with zeros).
   constexpr int kOutputs = R * T, kGroups = (kOutputs + 7) / 8;
@@ -487,60 +520,25 @@ void rows_with(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64
   }
 }
 
-Layout layout_of(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kI4 ? Layout::kPaired : Layout::kNatural; }
-
 }  // namespace
-
-void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input) {
-  const WeightMatrix& w = *job.w;
-  const int64_t padded = (w.cols + kLanes - 1) / kLanes * kLanes;
-  if (w.dtype == DType::kI8 || w.dtype == DType::kI4) {
-    const int64_t gs = w.group_size, last = w.cols / gs - 1;
-    input.block_uniform = gs % kLanes == 0;
-    const int64_t unit = input.block_uniform ? kLanes : 8;
-    input.groups.resize(size_t(padded / unit));
-    // Chunks past the columns (a tail block's) take the last group: read, then masked away.
-    for (size_t i = 0; i < input.groups.size(); ++i) input.groups[i] = int32_t(std::min<int64_t>(int64_t(i) * unit / gs, last));
-  }
-  if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < kPackFrom) {  // already in layout
-    input.x = job.x;
-    input.stride = w.cols;
-    return;
-  }
-  // Large batches space their tokens a cache line more than 4 KiB apart (see the panel).
-  const int64_t stride = padded + (job.m >= kPackFrom ? 16 : 0);
-  float* const prepared = storage.get(size_t(job.m * stride));
-  std::fill_n(prepared, job.m * stride, 0.0f);
-  const bool paired = layout_of(w.dtype) == Layout::kPaired;
-  for (int64_t t = 0; t < job.m; ++t) {
-    const float* src = job.x + t * w.cols;
-    float* dst = prepared + t * stride;
-    for (int64_t c0 = 0; c0 < w.cols; c0 += kLanes) {
-      const int lanes = int(std::min<int64_t>(kLanes, w.cols - c0));
-      for (int lane = 0; lane < lanes; ++lane) dst[c0 + (paired ? (lane % 2) * 16 + lane / 2 : lane)] = src[c0 + lane];
-    }
-  }
-  input.x = prepared;
-  input.stride = stride;
-}
 
 void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
   const WeightMatrix& w = *job.w;
   switch (w.dtype) {
-    case DType::kF32: return rows_with(F32Rows{static_cast<const float*>(w.data), w.stride()}, job, in, r0, r1);
-    case DType::kF16: return rows_with(F16Rows{static_cast<const uint16_t*>(w.data), w.stride()}, job, in, r0, r1);
-    case DType::kBF16: return rows_with(Bf16Rows{static_cast<const uint16_t*>(w.data), w.stride()}, job, in, r0, r1);
+    case DType::kF32: return rows_with(F32Rows{{static_cast<const float*>(w.data), w.stride()}}, job, in, r0, r1);
+    case DType::kF16: return rows_with(F16Rows{{static_cast<const uint16_t*>(w.data), w.stride()}}, job, in, r0, r1);
+    case DType::kBF16: return rows_with(Bf16Rows{{static_cast<const uint16_t*>(w.data), w.stride()}}, job, in, r0, r1);
     case DType::kI8: {
       const RowScales s{w.scales, w.cols / w.group_size, in.groups.data()};
       const auto* base = static_cast<const int8_t*>(w.data);
-      if (in.block_uniform) return rows_with(I8Rows<true>{base, w.cols, s}, job, in, r0, r1);
-      return rows_with(I8Rows<false>{base, w.cols, s}, job, in, r0, r1);
+      if (in.block_uniform) return rows_with(I8Rows<true>{{base, w.cols}, s}, job, in, r0, r1);
+      return rows_with(I8Rows<false>{{base, w.cols}, s}, job, in, r0, r1);
     }
     case DType::kI4: {
       const RowScales s{w.scales, w.cols / w.group_size, in.groups.data()};
       const auto* base = static_cast<const uint8_t*>(w.data);
-      if (in.block_uniform) return rows_with(I4Rows<true>{base, w.cols / 2, s}, job, in, r0, r1);
-      return rows_with(I4Rows<false>{base, w.cols / 2, s}, job, in, r0, r1);
+      if (in.block_uniform) return rows_with(I4Rows<true>{{base, w.cols / 2}, s}, job, in, r0, r1);
+      return rows_with(I4Rows<false>{{base, w.cols / 2}, s}, job, in, r0, r1);
     }
     default: return;
   }

@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <random>
 
 #include "kernels/cpu/compute_peak.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/memory_bandwidth.h"
-#include "kernels/cpu/quantize.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/cpu/weight_encoding.h"
 
 namespace moe::cpu {
 namespace {
@@ -23,48 +22,24 @@ struct MatrixSet {
 };
 
 MatrixSet make_set(DType dtype, int64_t rows, int64_t cols, int group_size, int count) {
-  MatrixSet s;
-  const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
-  const QuantFormat f{dtype, quantised ? group_size : 0};
-  const size_t data_bytes = quantised ? quantized_data_bytes(f, rows, cols) : dtype_bytes(dtype, size_t(rows * cols));
-  const size_t scale_count = quantised ? quantized_scale_count(f, rows, cols) : 0;
-  s.bytes_each = data_bytes + scale_count * sizeof(float);
-  // Random rows, generated once and copied: the values do not matter to the speed.
+  // Random rows, encoded once and copied: the values do not matter to the speed.
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> f32(size_t(rows * cols));
-  for (float& v : f32) v = d(rng);
-  std::vector<uint8_t> one(data_bytes);
-  std::vector<float> one_scales(scale_count);
-  if (quantised) {
-    quantize_rows(f32.data(), rows, cols, f, one.data(), one_scales.data());
-  } else {
-    for (size_t i = 0; i < f32.size(); ++i) {
-      if (dtype == DType::kF32) {
-        std::memcpy(one.data() + 4 * i, &f32[i], 4);
-      } else {
-        const uint16_t h = dtype == DType::kBF16 ? f32_to_bf16(f32[i]) : f32_to_f16(f32[i]);
-        std::memcpy(one.data() + 2 * i, &h, 2);
-      }
-    }
-  }
-  const size_t stride = (data_bytes + 63) / 64 * 64;
+  std::vector<float> values(size_t(rows * cols));
+  for (float& v : values) v = d(rng);
+  const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
+  const EncodedMatrix one = encode_matrix(values.data(), rows, cols, dtype, quantised ? group_size : 0);
+  MatrixSet s;
+  s.bytes_each = one.data.size() + one.scales.size() * sizeof(float);
+  const size_t stride = (one.data.size() + 63) / 64 * 64;  // each matrix on its own cache lines
   s.data.resize(stride * size_t(count));
-  s.scales.resize(scale_count * size_t(count));
+  s.scales.resize(one.scales.size() * size_t(count));
   for (int i = 0; i < count; ++i) {
-    std::copy(one.begin(), one.end(), s.data.begin() + ptrdiff_t(stride * size_t(i)));
-    std::copy(one_scales.begin(), one_scales.end(), s.scales.begin() + ptrdiff_t(scale_count * size_t(i)));
-  }
-  for (int i = 0; i < count; ++i) {
-    WeightMatrix w;
+    std::copy(one.data.begin(), one.data.end(), s.data.begin() + ptrdiff_t(stride * size_t(i)));
+    std::copy(one.scales.begin(), one.scales.end(), s.scales.begin() + ptrdiff_t(one.scales.size() * size_t(i)));
+    WeightMatrix w = one.matrix;
     w.data = s.data.data() + stride * size_t(i);
-    w.dtype = dtype;
-    w.rows = rows;
-    w.cols = cols;
-    if (quantised) {
-      w.scales = s.scales.data() + scale_count * size_t(i);
-      w.group_size = group_size;
-    }
+    if (quantised) w.scales = s.scales.data() + one.scales.size() * size_t(i);
     s.matrices.push_back(w);
   }
   return s;

@@ -34,10 +34,8 @@ __attribute__((target("avx512f"))) uint64_t sum_avx512(const uint64_t* p, size_t
   __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + i) + 4096, _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(p + i) + 4096 + 64, _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(p + i) + 4096 + 128, _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(p + i) + 4096 + 192, _MM_HINT_T1);
+    const char* ahead = reinterpret_cast<const char*>(p + i) + 4096;
+    for (int line = 0; line < 256; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T1);
     a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
     b = _mm512_add_epi64(b, _mm512_loadu_si512(p + i + 8));
     c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 16));

@@ -20,12 +20,12 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
 
   // Count the experts each decode step really uses, and the prompt's token-expert pairs.
   int64_t experts_used = 0, prompt_assignments = 0;
-  bool warming = true, counting = false;
+  enum class Phase { kWarmUp, kPrefill, kDecode } phase = Phase::kWarmUp;
   const RoutingHook previous = model.routing_hook();  // a replayed trace, a recorder: they keep working
   model.set_routing_hook([&](int layer, std::span<const int64_t> positions, RoutingDecision& d) {
     if (previous) previous(layer, positions, d);
-    if (counting) experts_used += int64_t(std::set<int32_t>(d.experts.begin(), d.experts.end()).size());
-    if (!counting && !warming) prompt_assignments += int64_t(d.experts.size());
+    if (phase == Phase::kDecode) experts_used += int64_t(std::set<int32_t>(d.experts.begin(), d.experts.end()).size());
+    if (phase == Phase::kPrefill) prompt_assignments += int64_t(d.experts.size());
   });
   KvCache cache = model.make_cache(prompt_tokens + decode_tokens + 1);
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
@@ -34,11 +34,11 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
     KvCache scratch = model.make_cache(prompt_tokens);
     model.forward(prompt, scratch);
   }
-  warming = false;
+  phase = Phase::kPrefill;
   const auto prefill_start = std::chrono::steady_clock::now();
   std::vector<float> logits = model.forward(prompt, cache);
   const double prefill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - prefill_start).count();
-  counting = true;
+  phase = Phase::kDecode;
   std::vector<int32_t> sequence = prompt;  // for `compare`: the tokens run, and the logits from the prompt's last on
   std::vector<float> seen;
   if (compare) {

@@ -12,43 +12,17 @@
 
 #include "kernels/cpu/compute_peak.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/quantize.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/cpu/weight_encoding.h"
 
 namespace moe::cpu {
 namespace {
 
-struct RandomMatrix {
-  std::vector<float> f32;
-  std::vector<uint16_t> half;
-  std::vector<uint8_t> quant;
-  std::vector<float> scales;
-  WeightMatrix w;
-};
-
-RandomMatrix random_matrix(DType dtype, int64_t rows, int64_t cols, int group_size, std::mt19937& rng) {
+EncodedMatrix random_matrix(DType dtype, int64_t rows, int64_t cols, int group_size, std::mt19937& rng) {
   std::uniform_real_distribution<float> d(-1, 1);
-  RandomMatrix m;
-  m.f32.resize(size_t(rows * cols));
-  for (float& v : m.f32) v = d(rng);
-  m.w.dtype = dtype;
-  m.w.rows = rows;
-  m.w.cols = cols;
-  if (dtype == DType::kF32) {
-    m.w.data = m.f32.data();
-  } else if (dtype == DType::kBF16 || dtype == DType::kF16) {
-    for (float v : m.f32) m.half.push_back(dtype == DType::kBF16 ? f32_to_bf16(v) : f32_to_f16(v));
-    m.w.data = m.half.data();
-  } else {
-    const QuantFormat f{dtype, group_size};
-    m.quant.resize(quantized_data_bytes(f, rows, cols));
-    m.scales.resize(quantized_scale_count(f, rows, cols));
-    quantize_rows(m.f32.data(), rows, cols, f, m.quant.data(), m.scales.data());
-    m.w.data = m.quant.data();
-    m.w.scales = m.scales.data();
-    m.w.group_size = group_size;
-  }
-  return m;
+  std::vector<float> values(size_t(rows * cols));
+  for (float& v : values) v = d(rng);
+  return encode_matrix(values.data(), rows, cols, dtype, group_size);
 }
 
 std::vector<Isa> available_isas() {
@@ -92,20 +66,20 @@ TEST(MatmulPaths, EveryIsaGivesThePortableBits) {
     const int64_t rows = 1 + int64_t(rng() % 41);
     const int64_t cols = quantised ? group * (1 + int64_t(rng() % 6)) : 1 + int64_t(rng() % 300);
     const int64_t m = batches[rng() % 9];
-    const RandomMatrix w = random_matrix(dtype, rows, cols, group, rng);
+    const EncodedMatrix w = random_matrix(dtype, rows, cols, group, rng);
     std::uniform_real_distribution<float> d(-1, 1);
     std::vector<float> x(size_t(m * cols)), bias(static_cast<size_t>(rows));
     for (float& v : x) v = d(rng);
     for (float& v : bias) v = d(rng);
     const float* b = it % 2 ? bias.data() : nullptr;
-    const auto expected = run(Isa::kPortable, x.data(), m, w.w, b, two);
+    const auto expected = run(Isa::kPortable, x.data(), m, w.matrix, b, two);
     for (Isa isa : isas) {
-      const auto got = run(isa, x.data(), m, w.w, b, two);
+      const auto got = run(isa, x.data(), m, w.matrix, b, two);
       ASSERT_TRUE(same_bits(expected, got)) << isa_name(isa) << " " << dtype_name(dtype) << " rows " << rows << " cols "
                                             << cols << " m " << m << " group " << group;
       // A token alone (the decode path) gives the bits it has in the batch (the panel path).
       const int64_t t = int64_t(rng() % uint64_t(m));
-      const auto alone = run(isa, x.data() + t * cols, 1, w.w, b, two);
+      const auto alone = run(isa, x.data() + t * cols, 1, w.matrix, b, two);
       ASSERT_TRUE(same_bits(alone, std::vector<float>(got.begin() + t * rows, got.begin() + (t + 1) * rows)))
           << isa_name(isa) << " " << dtype_name(dtype) << " token " << t << " of " << m;
     }
@@ -119,13 +93,13 @@ TEST(MatmulPaths, LongRowsGiveThePortableBits) {
   ThreadPool two(2);
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4})
     for (int64_t cols : {int64_t{1032}, int64_t{2048}, int64_t{3112}}) {  // a tail alone in the last pass; none; both
-      const RandomMatrix w = random_matrix(dtype, 9, cols, 8, rng);
+      const EncodedMatrix w = random_matrix(dtype, 9, cols, 8, rng);
       for (int64_t m : {int64_t{4}, int64_t{7}}) {
         std::vector<float> x(size_t(m * cols));
         for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
-        const auto expected = run(Isa::kPortable, x.data(), m, w.w, nullptr, two);
+        const auto expected = run(Isa::kPortable, x.data(), m, w.matrix, nullptr, two);
         for (Isa isa : available_isas())
-          EXPECT_TRUE(same_bits(expected, run(isa, x.data(), m, w.w, nullptr, two)))
+          EXPECT_TRUE(same_bits(expected, run(isa, x.data(), m, w.matrix, nullptr, two)))
               << isa_name(isa) << " " << dtype_name(dtype) << " cols " << cols << " m " << m;
       }
     }
@@ -144,17 +118,17 @@ TEST(MatmulPaths, NoPathReadsPastTheEndOfItsInputs) {
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4}) {
     const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
     const int64_t rows = 3, cols = quantised ? 40 : 37;  // tails of 8 and 5 columns
-    const RandomMatrix w = random_matrix(dtype, rows, cols, quantised ? 8 : 0, rng);
+    const EncodedMatrix w = random_matrix(dtype, rows, cols, quantised ? 8 : 0, rng);
     const size_t bytes = dtype_bytes(dtype, size_t(rows * cols));
     char* data = region + page - bytes;  // the last byte of the weights is the page's last
-    std::memcpy(data, w.w.data, bytes);
-    WeightMatrix guarded = w.w;
+    std::memcpy(data, w.matrix.data, bytes);
+    WeightMatrix guarded = w.matrix;
     guarded.data = data;
     for (int64_t m : {1, 5}) {
       float* x = reinterpret_cast<float*>(region + 3 * page) - m * cols;
       for (int64_t i = 0; i < m * cols; ++i) x[i] = float(i % 7) - 3.0f;
       const std::vector<float> xs(x, x + m * cols);
-      const auto expected = run(Isa::kPortable, xs.data(), m, w.w, nullptr, one);
+      const auto expected = run(Isa::kPortable, xs.data(), m, w.matrix, nullptr, one);
       for (Isa isa : available_isas())
         EXPECT_TRUE(same_bits(expected, run(isa, x, m, guarded, nullptr, one))) << isa_name(isa) << " " << dtype_name(dtype);
     }
@@ -169,20 +143,20 @@ TEST(MatmulPaths, StridedRowsGiveTheBitsOfContiguousOnes) {
   ThreadPool two(2);
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
     const int64_t rows = 21, cols = 72, stride = 100, m = 5;
-    const RandomMatrix dense = random_matrix(dtype, rows, cols, 0, rng);
+    const EncodedMatrix dense = random_matrix(dtype, rows, cols, 0, rng);
     const size_t elem = dtype_bytes(dtype, 1);
     std::vector<uint8_t> spaced(size_t(rows * stride) * elem, 0xFF);  // NaN-ish filler between the rows
     for (int64_t r = 0; r < rows; ++r)
-      std::memcpy(spaced.data() + size_t(r * stride) * elem, static_cast<const uint8_t*>(dense.w.data) + size_t(r * cols) * elem,
+      std::memcpy(spaced.data() + size_t(r * stride) * elem, static_cast<const uint8_t*>(dense.matrix.data) + size_t(r * cols) * elem,
                   size_t(cols) * elem);
-    WeightMatrix strided = dense.w;
+    WeightMatrix strided = dense.matrix;
     strided.data = spaced.data();
     strided.row_stride = stride;
     std::vector<float> x(size_t(m * cols));
     for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
     for (Isa isa : available_isas())
       for (int64_t tokens : {int64_t{1}, m})
-        EXPECT_TRUE(same_bits(run(isa, x.data(), tokens, dense.w, nullptr, two), run(isa, x.data(), tokens, strided, nullptr, two)))
+        EXPECT_TRUE(same_bits(run(isa, x.data(), tokens, dense.matrix, nullptr, two), run(isa, x.data(), tokens, strided, nullptr, two)))
             << isa_name(isa) << " " << dtype_name(dtype) << " tokens " << tokens;
   }
 }

@@ -1,0 +1,44 @@
+#include "kernels/cpu/weight_encoding.h"
+
+#include <cstring>
+
+#include "kernels/cpu/quantize.h"
+#include "runtime/core/error.h"
+
+namespace moe::cpu {
+
+EncodedMatrix encode_matrix(const float* values, int64_t rows, int64_t cols, DType dtype, int group_size) {
+  EncodedMatrix m;
+  const size_t n = size_t(rows * cols);
+  switch (dtype) {
+    case DType::kF32:
+      m.data.resize(n * sizeof(float));
+      std::memcpy(m.data.data(), values, m.data.size());
+      break;
+    case DType::kBF16:
+    case DType::kF16: {
+      m.data.resize(n * sizeof(uint16_t));
+      auto* out = reinterpret_cast<uint16_t*>(m.data.data());
+      for (size_t i = 0; i < n; ++i) out[i] = dtype == DType::kBF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
+      break;
+    }
+    case DType::kI8:
+    case DType::kI4: {
+      const QuantFormat f{dtype, group_size};
+      m.data.resize(quantized_data_bytes(f, rows, cols));
+      m.scales.resize(quantized_scale_count(f, rows, cols));
+      quantize_rows(values, rows, cols, f, m.data.data(), m.scales.data());
+      m.matrix.scales = m.scales.data();
+      m.matrix.group_size = group_size;
+      break;
+    }
+    default: fail(ErrorCode::kUnsupported, "matmul weights cannot be {}", dtype_name(dtype));
+  }
+  m.matrix.data = m.data.data();
+  m.matrix.dtype = dtype;
+  m.matrix.rows = rows;
+  m.matrix.cols = cols;
+  return m;
+}
+
+}  // namespace moe::cpu
