@@ -56,7 +56,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     // "all": every expert fits (the offloading path's own overhead); on a GPU, all it has free.
     o.gpu_mem = budget != "all" ? budget : o.backend == "cuda" ? "" : "1TiB";
     o.context = f.prompt_tokens + f.decode_tokens + 1;
-    OffloadSession session(m, o, what);
+    engine::Engine session(m, o, what);
     offload::TraceCollector collector(m.config, m.transformer->routing_hook());
     m.transformer->set_routing_hook(collector.hook());
     const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
@@ -111,7 +111,7 @@ void run(const Flags& f) {
   if (!f.budgets.empty()) return run_budgets(f, m, what);
   OffloadFlags o = f.offload;
   o.context = f.prompt_tokens + f.decode_tokens + 1;
-  OffloadSession session(m, o, what);
+  engine::Engine session(m, o, what);
   const bool warm_up = !o.offloading() && o.replay_trace.empty() && o.trace_out.empty();
   const model::DecodeBenchmark b =
       model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, warm_up, session.logit_comparison());

@@ -35,7 +35,7 @@ void run(const Flags& f) {
   const int window = std::min(f.window, loaded.config.max_position_embeddings);
   OffloadFlags offload = f.offload;
   offload.context = window;
-  OffloadSession session(loaded, offload, f.model.empty() ? "default" : dir.filename().string());
+  engine::Engine session(loaded, offload, f.model.empty() ? "default" : dir.filename().string());
   // int8/int4 weights: each window's logits beside the checkpoint's (the stats show the result).
   model::LogitComparison* compare = session.logit_comparison();
   ProgressBar progress("evaluating", ids.size());

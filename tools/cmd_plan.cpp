@@ -7,7 +7,7 @@
 #include "placement/hardware/hardware_profile.h"
 #include "placement/plan/planner.h"
 #include "tools/command.h"
-#include "tools/placement_inputs.h"
+#include "placement/trace/importers.h"
 
 namespace moe::tools {
 namespace {
@@ -20,7 +20,7 @@ struct Options {
 
 void run(Options& o) {
   const placement::ModelShape shape = placement::load_model_shape(o.model);
-  const placement::Trace trace = load_any_trace(o.trace);
+  const placement::Trace trace = placement::load_any_trace(o.trace);
   const placement::HardwareProfile hw = placement::load_hardware_profile(o.hardware);
   o.planner.formats.clear();
   std::stringstream list(o.formats);

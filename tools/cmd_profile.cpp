@@ -33,7 +33,7 @@ void run(const Flags& f) {
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   OffloadFlags flags;
   flags.trace_out = f.output;
-  OffloadSession session(loaded, flags, std::filesystem::path(f.model).filename().string());
+  engine::Engine session(loaded, flags, std::filesystem::path(f.model).filename().string());
   ProgressBar progress("profiling", prompts.size());
   int64_t tokens = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -37,7 +37,7 @@ void run(const RunFlags& flags) {
   const std::vector<int32_t> prompt = tokenizer->encode(flags.prompt);
   OffloadFlags offload = flags.offload;
   offload.context = int64_t(prompt.size()) + flags.max_new_tokens + 1;
-  OffloadSession session(loaded, offload, use_default ? "default" : dir.filename().string());
+  engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
 
   model::GenerationOptions options;
   options.max_new_tokens = flags.max_new_tokens;

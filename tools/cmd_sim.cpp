@@ -6,7 +6,7 @@
 #include "placement/sim/simulator.h"
 #include "runtime/core/error.h"
 #include "tools/command.h"
-#include "tools/placement_inputs.h"
+#include "placement/trace/importers.h"
 
 namespace moe::tools {
 namespace {
@@ -19,14 +19,14 @@ struct Options {
 
 void run(const Options& o) {
   const placement::PlacementPlan plan = placement::load_plan(o.plan);
-  const placement::Trace trace = load_any_trace(o.trace);
+  const placement::Trace trace = placement::load_any_trace(o.trace);
   const placement::HardwareProfile hw = placement::load_hardware_profile(o.hardware);
   MOE_CHECK(!o.model.empty(), ErrorCode::kInvalidArgument, "--model is needed for the model's shapes");
   const placement::CostModel cost(placement::load_model_shape(o.model), hw);
   placement::Trace profile;
   placement::SimOptions options = o.sim;
   if (!o.profile.empty()) {
-    profile = load_any_trace(o.profile);
+    profile = placement::load_any_trace(o.profile);
     options.profile = &profile;
   }
   const placement::SimResult r = placement::simulate(plan, trace, cost, options);

@@ -3,11 +3,9 @@
 // decode`: the format the model lives in (runtime/model/weight_format.h), and how its error
 // against the checkpoint is reported.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include <string>
 
-#include "runtime/model/logit_comparison.h"
 #include "runtime/model/model_loader.h"
 
 namespace moe::tools {
@@ -20,12 +18,5 @@ struct WeightFlags {
 };
 
 void add_weight_options(CLI::App& app, WeightFlags& flags);
-
-// {"format", "parts": [{part, format, origin, matrices, bytes_before, bytes_after, rms_rel_error,
-// max_rel_error}]}; null when nothing was converted.
-nlohmann::json quantization_json(const model::QuantizationReport& report);
-nlohmann::json agreement_json(const model::LogitAgreement& agreement);
-// "[against the checkpoint's weights over N positions: top-1 agreement 97.0%, KL 0.0012 nats, max |logit diff| 0.21]"
-std::string agreement_text(const model::LogitAgreement& agreement);
 
 }  // namespace moe::tools

@@ -22,33 +22,66 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate(flo
   for (; d < n; ++d) o[d] += p * v[d];
 }
 
+// The physical row of token j, and how many tokens from j on are consecutive rows (to the end
+// of its run of consecutive blocks, at most `limit`).
+struct RowRun {
+  int64_t row, length;
+};
+RowRun row_run(const KvBlocks& kv, int64_t j, int64_t limit) {
+  if (!kv.table) return {j, limit};
+  const int64_t bt = kv.block_tokens;
+  int64_t b = j / bt;
+  const int64_t row = int64_t(kv.table[b]) * bt + j % bt;
+  int64_t length = bt - j % bt;
+  while (length < limit && kv.table[b + 1] == kv.table[b] + 1) {
+    ++b;
+    length += bt;
+  }
+  return {row, std::min(length, limit)};
+}
+
 }  // namespace
 
-void attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,
-               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t sliding_window,
+void attention(const float* q, const KvBlocks& kv, int64_t n_tokens, int64_t first_position, int64_t n_heads,
+               int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t sliding_window,
                const uint8_t* head_mask) {
   MOE_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, ErrorCode::kInvalidArgument,
             "attention: {} heads cannot share {} kv heads", n_heads, n_kv_heads);
+  MOE_CHECK(!kv.table || kv.block_tokens > 0, ErrorCode::kInvalidArgument, "attention: a block table needs a block size");
   const int64_t group = n_heads / n_kv_heads;
   const int64_t kv_row = n_kv_heads * head_dim;
   ThreadPool& pool = ThreadPool::global();
   // One job per (token, kv head): the query heads that share the kv head score every key in view
-  // with one matmul (the 32-lane dot products of matmul.h, the same bits on every instruction set).
+  // with one matmul per run of consecutive rows (the 32-lane dot products of matmul.h: the same
+  // bits on every instruction set and for any split of the keys).
   pool.parallel_for(n_tokens * n_kv_heads, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
+    std::vector<float> scores, run_scores;
+    std::vector<const float*> value_rows;
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t t = job / n_kv_heads, kv = job % n_kv_heads;
+      const int64_t t = job / n_kv_heads, kv_head = job % n_kv_heads;
       const int64_t position = first_position + t;
       const int64_t first_key = sliding_window > 0 ? std::max<int64_t>(0, position - sliding_window + 1) : 0;
       const int64_t keys = position + 1 - first_key;
-      WeightMatrix k;
-      k.data = k_cache + first_key * kv_row + kv * head_dim;
-      k.rows = keys;
-      k.cols = head_dim;
-      k.row_stride = kv_row;
       scores.resize(size_t(group * keys));
-      const int64_t head0 = t * n_heads + kv * group;
-      matmul(q + head0 * head_dim, group, k, scores.data(), nullptr, pool);  // inside the pool: runs here
+      value_rows.resize(size_t(keys));
+      const int64_t head0 = t * n_heads + kv_head * group;
+      for (int64_t j = 0; j < keys;) {
+        const RowRun run = row_run(kv, first_key + j, keys - j);
+        WeightMatrix k;
+        k.data = kv.keys + run.row * kv_row + kv_head * head_dim;
+        k.rows = run.length;
+        k.cols = head_dim;
+        k.row_stride = kv_row;
+        const bool whole = run.length == keys;
+        if (!whole) run_scores.resize(size_t(group * run.length));
+        float* s = whole ? scores.data() : run_scores.data();
+        matmul(q + head0 * head_dim, group, k, s, nullptr, pool);  // inside the pool: runs here
+        if (!whole)
+          for (int64_t g = 0; g < group; ++g) std::copy_n(s + g * run.length, run.length, scores.data() + g * keys + j);
+        for (int64_t r = 0; r < run.length; ++r)
+          value_rows[size_t(j + r)] = kv.values + (run.row + r) * kv_row + kv_head * head_dim;
+        j += run.length;
+      }
       for (int64_t g = 0; g < group; ++g) {
         const int64_t head = head0 + g;
         float* o = out + head * head_dim;
@@ -65,10 +98,7 @@ void attention(const float* q, const float* k_cache, const float* v_cache, int64
           s[j] = std::exp(s[j] - max);
           sum += s[j];
         }
-        for (int64_t j = 0; j < keys; ++j) {
-          const float p = s[j] / sum;
-          accumulate(o, p, v_cache + (first_key + j) * kv_row + kv * head_dim, head_dim);
-        }
+        for (int64_t j = 0; j < keys; ++j) accumulate(o, s[j] / sum, value_rows[size_t(j)], head_dim);
       }
     }
   });

@@ -321,4 +321,9 @@ Trace import_trace(const std::filesystem::path& path, const std::string& format,
   fail(ErrorCode::kInvalidArgument, "unknown trace format '{}' (jsonl, vllm or csv)", format);
 }
 
+Trace load_any_trace(const std::filesystem::path& path) {
+  if (is_trace_file(path)) return read_trace(path);
+  return import_trace(path, "auto", {});
+}
+
 }  // namespace moe::placement

@@ -37,4 +37,7 @@ Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& o
 Trace import_trace(const std::filesystem::path& path, const std::string& format, const ImportOptions& options,
                    ImportReport* report = nullptr);
 
+// A trace given as a trace file (trace_io.h) or as anything import_trace reads with "auto".
+Trace load_any_trace(const std::filesystem::path& path);
+
 }  // namespace moe::placement

@@ -37,9 +37,9 @@ void CudaAttention::attend(model::KvCache& cache, const model::AttentionStep& s,
     const uint64_t floats = uint64_t(cache.num_layers()) * uint64_t(capacity_) * uint64_t(row_);
     if (auto block = arena_.try_allocate(2 * sizeof(float) * floats)) mirror_ = std::move(*block);
   }
-  if (!mirror_) {  // no room in the arena for this cache
+  if (!mirror_ || !cache.contiguous()) {  // no room in the arena for this cache, or a paged one
     ++cpu_fallbacks_;
-    cpu::attention(s.q, cache.keys(s.layer), cache.values(s.layer), s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out,
+    cpu::attention(s.q, cache.blocks(s.layer), s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out,
                    s.sliding_window, s.head_mask);
     return;
   }

@@ -29,14 +29,13 @@ BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loadin
 }
 
 void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c, const cpu::RopeParams& rope_params,
-                   int layer_index, const float* x, int64_t n, std::span<const int64_t> positions, KvCache& cache,
-                   float* out, LinearBackend* backend) {
+                   int layer_index, const float* x, std::span<const int64_t> positions,
+                   std::span<const TokenSpan> sequences, float* out, LinearBackend* backend) {
+  const int64_t n = int64_t(positions.size());
   const int64_t A = c.bam.attention_experts, nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim, h = c.hidden_size;
   const int64_t q_width = nh * hd, kv_width = nkv * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  const cpu::RopeTable rope = cpu::make_rope_table(rope_params, cache.length() + n);
-  const int64_t start = cache.length();
-  const int64_t row = cache.row_size();  // floats per token in this layer's cache
+  const cpu::RopeTable rope = cpu::make_rope_table(rope_params, *std::max_element(positions.begin(), positions.end()) + 1);
 
   // The router's soft weights, f32 softmax over the attention experts.
   std::vector<float> weights(static_cast<size_t>(n * A));
@@ -46,11 +45,20 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
   std::vector<float> q(static_cast<size_t>(n * q_width)), k(static_cast<size_t>(n * kv_width)),
       v(static_cast<size_t>(n * kv_width));
   std::vector<float> heads(static_cast<size_t>(n * q_width)), projected(static_cast<size_t>(n * h));
-  const auto put_kv = [&](int64_t slot) {  // this expert's (or the shared) K/V into the cache
-    for (int64_t t = 0; t < n; ++t) {
-      std::copy_n(k.data() + t * kv_width, kv_width, cache.keys(layer_index) + (start + t) * row + slot * kv_width);
-      std::copy_n(v.data() + t * kv_width, kv_width, cache.values(layer_index) + (start + t) * row + slot * kv_width);
-    }
+  const auto put_kv = [&](int64_t slot) {  // this expert's (or the shared) K/V into each cache
+    for (const TokenSpan& s : sequences)
+      for (int64_t t = 0; t < s.count; ++t) {
+        const int64_t position = s.cache->length() + t, token = s.first + t;
+        std::copy_n(k.data() + token * kv_width, kv_width, s.cache->key_row(layer_index, position) + slot * kv_width);
+        std::copy_n(v.data() + token * kv_width, kv_width, s.cache->value_row(layer_index, position) + slot * kv_width);
+      }
+  };
+  // Attention of the sequences' queries [n, heads, hd], each over its own cache.
+  const auto attend = [&](const float* queries, int64_t heads_per_token, int64_t kv_heads, float* result) {
+    const int64_t width = heads_per_token * hd;
+    for (const TokenSpan& s : sequences)
+      cpu::attention(queries + s.first * width, s.cache->blocks(layer_index), s.count, s.cache->length(), heads_per_token,
+                     kv_heads, hd, scale, result + s.first * width);
   };
   if (c.bam.expert_kv) {
     for (int64_t e = 0; e < A; ++e) {
@@ -75,8 +83,7 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
       cpu::apply_rope(q.data(), n, nh, hd, rope_params.rotary_dim, positions.data(), rope);
       for (int64_t t = 0; t < n; ++t) std::copy_n(q.data() + t * q_width, q_width, all_q.data() + (t * A + e) * q_width);
     }
-    cpu::attention(all_q.data(), cache.keys(layer_index), cache.values(layer_index), n, start, A * nh, A * nkv, hd, scale,
-                   all_heads.data());
+    attend(all_q.data(), A * nh, A * nkv, all_heads.data());
   }
   for (int64_t e = 0; e < A; ++e) {
     if (c.bam.expert_kv) {
@@ -84,7 +91,7 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
     } else {
       linear(backend, x, n, layer.q[size_t(e)], q.data());
       cpu::apply_rope(q.data(), n, nh, hd, rope_params.rotary_dim, positions.data(), rope);
-      cpu::attention(q.data(), cache.keys(layer_index), cache.values(layer_index), n, start, nh, nkv, hd, scale, heads.data());
+      attend(q.data(), nh, nkv, heads.data());
     }
     linear(backend, heads.data(), n, layer.o[size_t(e)], projected.data());
     for (int64_t t = 0; t < n; ++t) cpu::axpy(out + t * h, projected.data() + t * h, weights[size_t(t * A + e)], h);

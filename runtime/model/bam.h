@@ -25,10 +25,11 @@ struct BamAttentionLayer {
 
 BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loading::ModelConfig& config);
 
-// x [n, hidden] (normalised) -> out [n, hidden]; appends this layer's K/V to the cache.
+// x [n, hidden] (normalised; the tokens of `sequences` side by side, at `positions`) -> out
+// [n, hidden]; writes this layer's K/V into each sequence's cache and attends per sequence.
 // The experts' q, k, v and o products run on `linear` when given (the router stays on the CPU).
 void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& config, const cpu::RopeParams& rope,
-                   int layer_index, const float* x, int64_t n, std::span<const int64_t> positions, KvCache& cache,
-                   float* out, LinearBackend* linear = nullptr);
+                   int layer_index, const float* x, std::span<const int64_t> positions,
+                   std::span<const TokenSpan> sequences, float* out, LinearBackend* linear = nullptr);
 
 }  // namespace moe::model

@@ -150,13 +150,38 @@ KvCache Transformer::make_cache(int64_t capacity) const {
   return KvCache(config_.num_layers, config_.kv_cache_heads(), config_.head_dim, capacity);
 }
 
+int64_t Transformer::max_positions() const {
+  return weights_.position_embeddings.defined() ? weights_.position_embeddings.dim(0) : 0;
+}
+
+std::shared_ptr<KvBlockPool> Transformer::make_kv_pool(int64_t block_tokens, int64_t num_blocks) const {
+  return std::make_shared<KvBlockPool>(config_.num_layers, int64_t{config_.kv_cache_heads()} * config_.head_dim,
+                                       block_tokens, num_blocks);
+}
+
 std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, LogitsWanted wanted) {
-  const int64_t n = static_cast<int64_t>(tokens.size());
+  const SequenceStep step{tokens, &cache, wanted};
+  return forward(std::span(&step, 1));
+}
+
+std::vector<float> Transformer::forward(std::span<const SequenceStep> batch) {
   const int64_t hidden = config_.hidden_size;
-  MOE_CHECK(n > 0, ErrorCode::kInvalidArgument, "forward needs at least one token");
-  cache.reserve_more(n);
-  std::vector<int64_t> positions(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) positions[size_t(i)] = cache.length() + i;
+  MOE_CHECK(!batch.empty(), ErrorCode::kInvalidArgument, "forward needs at least one sequence");
+  // The step's tokens side by side, each sequence's at the positions following its cache.
+  std::vector<TokenSpan> sequences;
+  std::vector<int64_t> positions;
+  std::vector<int32_t> tokens;
+  for (const SequenceStep& s : batch) {
+    MOE_CHECK(!s.tokens.empty(), ErrorCode::kInvalidArgument, "forward needs at least one token per sequence");
+    MOE_CHECK(s.cache != nullptr, ErrorCode::kInvalidArgument, "forward needs a KV cache per sequence");
+    for (const TokenSpan& other : sequences)
+      MOE_CHECK(other.cache != s.cache, ErrorCode::kInvalidArgument, "two sequences of one step share a KV cache");
+    sequences.push_back({int64_t(tokens.size()), int64_t(s.tokens.size()), s.cache});
+    for (size_t i = 0; i < s.tokens.size(); ++i) positions.push_back(s.cache->length() + int64_t(i));
+    tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
+  }
+  const int64_t n = int64_t(tokens.size());
+  for (const TokenSpan& s : sequences) s.cache->reserve_more(s.count);
 
   // Embedding rows, converted to f32.
   std::vector<float> x(size_t(n * hidden));
@@ -184,7 +209,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
     if (layer.ds) {  // DS-MoE: LayerNorm with bias, attention experts, GeLU MLP experts
       const float eps = float(config_.rms_norm_eps);
       cpu::layer_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), layer.ds->ln_1_bias.data(), eps);
-      attention(layer, index, normed.data(), n, positions, cache, branch.data());
+      attention(layer, index, normed.data(), positions, sequences, branch.data());
       cpu::add(x.data(), branch.data(), n * hidden);
       cpu::layer_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), layer.ds->ln_2_bias.data(), eps);
       RoutingDecision routing =
@@ -197,7 +222,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
     }
     if (layer.bam) {  // BAM's parallel block: x + MoA(norm(x)) + MoE(norm(x))
       cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));
-      bam_attention(*layer.bam, config_, rope_params_, index, normed.data(), n, positions, cache, branch.data(), linear_);
+      bam_attention(*layer.bam, config_, rope_params_, index, normed.data(), positions, sequences, branch.data(), linear_);
       if (moe_branch.size() != branch.size()) moe_branch.resize(branch.size());
       moe(layer, index, normed.data(), n, positions, moe_branch.data(), gate_residual);
       cpu::add(x.data(), branch.data(), n * hidden);
@@ -205,7 +230,7 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
       continue;
     }
     cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));
-    attention(layer, index, normed.data(), n, positions, cache, branch.data());
+    attention(layer, index, normed.data(), positions, sequences, branch.data());
     cpu::add(x.data(), branch.data(), n * hidden);
     cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.post_attention_norm.data(), float(config_.rms_norm_eps));
     if (layer.sparse) {
@@ -216,23 +241,35 @@ std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache
     }
     cpu::add(x.data(), branch.data(), n * hidden);
   }
-  cache.advance(n);
+  for (const TokenSpan& s : sequences) s.cache->advance(s.count);
 
-  const int64_t first = wanted == LogitsWanted::kAll ? 0 : n - 1;
-  const int64_t rows = n - first;
+  // The rows whose logits are wanted, normalised side by side for one LM-head product.
+  std::vector<int64_t> rows;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const TokenSpan& s = sequences[i];
+    if (batch[i].logits == LogitsWanted::kAll)
+      for (int64_t t = 0; t < s.count; ++t) rows.push_back(s.first + t);
+    else if (batch[i].logits == LogitsWanted::kLast)
+      rows.push_back(s.first + s.count - 1);
+  }
+  const int64_t m = int64_t(rows.size());
+  if (m == 0) return {};
+  std::vector<float> wanted(size_t(m * hidden));
+  for (int64_t r = 0; r < m; ++r) std::copy_n(x.data() + rows[size_t(r)] * hidden, hidden, wanted.data() + r * hidden);
   if (!final_norm_bias_.empty()) {
-    cpu::layer_norm(x.data() + first * hidden, normed.data(), rows, hidden, final_norm_.data(), final_norm_bias_.data(),
+    cpu::layer_norm(wanted.data(), normed.data(), m, hidden, final_norm_.data(), final_norm_bias_.data(),
                     float(config_.rms_norm_eps));
   } else {
-    cpu::rms_norm(x.data() + first * hidden, normed.data(), rows, hidden, final_norm_.data(), float(config_.rms_norm_eps));
+    cpu::rms_norm(wanted.data(), normed.data(), m, hidden, final_norm_.data(), float(config_.rms_norm_eps));
   }
-  std::vector<float> logits(size_t(rows * config_.vocab_size));
-  linear(linear_, normed.data(), rows, lm_head_, logits.data());
+  std::vector<float> logits(size_t(m * config_.vocab_size));
+  linear(linear_, normed.data(), m, lm_head_, logits.data());
   return logits;
 }
 
-void Transformer::attention(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
-                            KvCache& cache, float* out) {
+void Transformer::attention(const Layer& layer, int index, const float* x, std::span<const int64_t> positions,
+                            std::span<const TokenSpan> sequences, float* out) {
+  const int64_t n = int64_t(positions.size());
   const loading::ModelConfig& c = config_;
   const int64_t hd = c.head_dim, q_width = int64_t{c.num_heads} * hd, kv_width = int64_t{c.num_kv_heads} * hd;
   const float eps = float(c.rms_norm_eps);
@@ -254,14 +291,18 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
     cpu::rms_norm(k.data(), k.data(), n * c.num_kv_heads, hd, layer.k_norm.data(), eps);
   }
   if (!(layer.ds && c.ds_moe.learned_positions)) {
-    const cpu::RopeTable rope = cpu::make_rope_table(rope_params_, cache.length() + n);
+    const cpu::RopeTable rope = cpu::make_rope_table(rope_params_, *std::max_element(positions.begin(), positions.end()) + 1);
     cpu::apply_rope(q.data(), n, c.num_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
     cpu::apply_rope(k.data(), n, c.num_kv_heads, hd, rope_params_.rotary_dim, positions.data(), rope);
   }
 
-  const int64_t start = cache.length();
-  std::copy(k.begin(), k.end(), cache.keys(index) + start * kv_width);
-  std::copy(v.begin(), v.end(), cache.values(index) + start * kv_width);
+  // Each sequence's new keys and values into its cache.
+  for (const TokenSpan& s : sequences)
+    for (int64_t t = 0; t < s.count; ++t) {
+      const int64_t position = s.cache->length() + t;
+      std::copy_n(k.data() + (s.first + t) * kv_width, kv_width, s.cache->key_row(index, position));
+      std::copy_n(v.data() + (s.first + t) * kv_width, kv_width, s.cache->value_row(index, position));
+    }
   std::vector<float> heads(size_t(n * q_width));
   // DS-MoE: heads of the attention experts left out are not computed; the others are weighted
   // by their expert before the output projection.
@@ -272,22 +313,27 @@ void Transformer::attention(const Layer& layer, int index, const float* x, int64
     mask = active_heads(c, head_routing);
   }
   const float scale = 1.0f / std::sqrt(float(hd));
-  if (attention_backend_) {
-    AttentionStep step;
-    step.layer = index;
-    step.q = q.data();
-    step.n = n;
-    step.start = start;
-    step.n_heads = c.num_heads;
-    step.n_kv_heads = c.num_kv_heads;
-    step.head_dim = hd;
-    step.scale = scale;
-    step.sliding_window = c.sliding_window;
-    step.head_mask = layer.ds ? mask.data() : nullptr;
-    attention_backend_->attend(cache, step, heads.data());
-  } else {
-    cpu::attention(q.data(), cache.keys(index), cache.values(index), n, start, c.num_heads, c.num_kv_heads, hd, scale,
-                   heads.data(), c.sliding_window, layer.ds ? mask.data() : nullptr);
+  for (const TokenSpan& s : sequences) {  // attention per sequence, over its own cache
+    const float* sq = q.data() + s.first * q_width;
+    float* sout = heads.data() + s.first * q_width;
+    const uint8_t* smask = layer.ds ? mask.data() + s.first * c.num_heads : nullptr;
+    if (attention_backend_) {
+      AttentionStep step;
+      step.layer = index;
+      step.q = sq;
+      step.n = s.count;
+      step.start = s.cache->length();
+      step.n_heads = c.num_heads;
+      step.n_kv_heads = c.num_kv_heads;
+      step.head_dim = hd;
+      step.scale = scale;
+      step.sliding_window = c.sliding_window;
+      step.head_mask = smask;
+      attention_backend_->attend(*s.cache, step, sout);
+    } else {
+      cpu::attention(sq, s.cache->blocks(index), s.count, s.cache->length(), c.num_heads, c.num_kv_heads, hd, scale, sout,
+                     c.sliding_window, smask);
+    }
   }
   if (layer.ds) weight_attention_heads(c, head_routing, heads.data(), n);
   linear(linear_, heads.data(), n, layer.o, out, or_null(layer.o_bias));

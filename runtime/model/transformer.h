@@ -28,7 +28,15 @@ namespace moe::model {
 // profiler records it, trace replay overrides it.
 using RoutingHook = std::function<void(int layer, std::span<const int64_t> positions, RoutingDecision& decision)>;
 
-enum class LogitsWanted { kLast, kAll };
+enum class LogitsWanted { kLast, kAll, kNone };
+
+// One sequence's share of a batched step: its next tokens, at the positions following its
+// cache's content, and the logits it wants back.
+struct SequenceStep {
+  std::span<const int32_t> tokens;
+  KvCache* cache = nullptr;
+  LogitsWanted logits = LogitsWanted::kLast;
+};
 
 class Transformer {
  public:
@@ -54,10 +62,21 @@ class Transformer {
   const RoutingMode& effective_routing_mode() const { return effective_routing_; }
 
   KvCache make_cache(int64_t capacity) const;
+  // The positions a sequence may reach: the learned position embeddings' count (DS-MoE), or 0
+  // for no limit of the model's own (rotary positions).
+  int64_t max_positions() const;
+  // A pool of KV blocks shaped for this model (kv_block_pool.h), to make caches in with
+  // KvCache(pool, capacity).
+  std::shared_ptr<KvBlockPool> make_kv_pool(int64_t block_tokens, int64_t num_blocks) const;
 
   // Runs `tokens` at the positions following the cache's content, appends them to the cache
   // and returns logits [1 or tokens.size(), vocab].
   std::vector<float> forward(std::span<const int32_t> tokens, KvCache& cache, LogitsWanted wanted = LogitsWanted::kLast);
+  // One step over many sequences: attention runs per sequence over its own cache; norms,
+  // projections, routing and every routed expert run once over all the step's tokens. Returns
+  // the logits each sequence wants, in batch order ([0, 1 or its tokens, vocab] each). A
+  // sequence's logits are the same bits in any batch as alone. Every cache must be distinct.
+  std::vector<float> forward(std::span<const SequenceStep> batch);
 
   // The router logits of `layer` for the routed FFN experts, [m, num_experts], for normalised
   // hidden states x [m, hidden] (the next-layer predictor of the prefetcher calls this).
@@ -65,8 +84,8 @@ class Transformer {
 
  private:
   struct Layer;
-  void attention(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
-                 KvCache& cache, float* out);
+  void attention(const Layer& layer, int index, const float* x, std::span<const int64_t> positions,
+                 std::span<const TokenSpan> sequences, float* out);
   // out [n, hidden] = the decision's experts (through the ExpertRunner) weighted and summed per token.
   void run_routed_experts(int index, const float* x, const RoutingDecision& decision, float* out);
   void moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions, float* out,

@@ -53,6 +53,46 @@ TEST_P(EveryFamily, PrefillEqualsDecodeBitForBit) {
   }
 }
 
+// A batched step over sequences at different positions, some mid-prefill, gives each the logits
+// it gets alone, bit for bit, in any order of the batch.
+TEST_P(EveryFamily, BatchedStepEqualsEachSequenceAlone) {
+  LoadedModel m = tiny_model(GetParam());
+  Transformer& t = *m.transformer;
+  const std::vector<std::vector<int32_t>> prompts = {{3, 17, 42, 5, 96}, {7}, {11, 64, 0, 2, 9, 31, 40, 8, 1}};
+  const std::vector<size_t> already = {2, 0, 5};  // tokens each cache holds before the step
+  std::vector<std::vector<float>> alone;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    KvCache c = t.make_cache(16);
+    const std::vector<float> all = t.forward(prompts[i], c, LogitsWanted::kAll);
+    alone.emplace_back(all.begin() + int64_t(already[i] * 97), all.end());
+  }
+  auto pool = t.make_kv_pool(3, 20);
+  for (const bool reversed : {false, true}) {
+    std::vector<KvCache> caches;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      caches.emplace_back(pool, 16);
+      if (already[i] > 0) t.forward(std::span(prompts[i]).first(already[i]), caches.back(), LogitsWanted::kNone);
+    }
+    std::vector<SequenceStep> batch;
+    std::vector<size_t> order = {0, 1, 2};
+    if (reversed) std::reverse(order.begin(), order.end());
+    for (const size_t i : order) batch.push_back({std::span(prompts[i]).subspan(already[i]), &caches[i], LogitsWanted::kAll});
+    const std::vector<float> logits = t.forward(batch);
+    size_t offset = 0;
+    for (const size_t i : order) {
+      const std::vector<float> got(logits.begin() + int64_t(offset), logits.begin() + int64_t(offset + alone[i].size()));
+      EXPECT_TRUE(same_bits(got, alone[i])) << "sequence " << i << (reversed ? " (reversed)" : "");
+      offset += alone[i].size();
+      EXPECT_EQ(caches[i].length(), int64_t(prompts[i].size()));
+    }
+    EXPECT_EQ(offset, logits.size());
+  }
+  EXPECT_EQ(pool->free_blocks(), 20);
+  KvCache shared(pool, 16);
+  const std::vector<SequenceStep> twice = {{prompts[0], &shared, LogitsWanted::kLast}, {prompts[1], &shared, LogitsWanted::kLast}};
+  EXPECT_THROW(t.forward(twice), Error);
+}
+
 // Runs experts one token at a time, in descending expert order: a different schedule.
 class ReversedExperts final : public ExpertRunner {
  public:
@@ -144,8 +184,8 @@ TEST_P(EveryFamily, DenseProductsGoThroughTheLinearBackend) {
 class CountingAttention final : public AttentionBackend {
  public:
   void attend(KvCache& cache, const AttentionStep& s, float* out) override {
-    cpu::attention(s.q, cache.keys(s.layer), cache.values(s.layer), s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale,
-                   out, s.sliding_window, s.head_mask);
+    cpu::attention(s.q, cache.blocks(s.layer), s.n, s.start, s.n_heads, s.n_kv_heads, s.head_dim, s.scale, out,
+                   s.sliding_window, s.head_mask);
     ++steps;
   }
   int steps = 0;

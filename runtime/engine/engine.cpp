@@ -1,0 +1,235 @@
+#include "runtime/engine/engine.h"
+
+#include <fmt/format.h>
+
+#include "placement/cost/gpu_memory.h"
+#include "placement/cost/model_shape.h"
+#include "placement/trace/importers.h"
+#include "runtime/core/error.h"
+#include "runtime/core/size_parse.h"
+#include "runtime/engine/weight_report.h"
+#if MOE_HAVE_CUDA
+#include "kernels/cuda/device.h"
+#include "offload/gpu/cuda_expert_device.h"
+#include "offload/gpu/nccl_communicator.h"
+#include "runtime/cuda/cuda_attention.h"
+#include "runtime/cuda/cuda_linear.h"
+#include "runtime/cuda/device_arena.h"
+#endif
+
+namespace moe::engine {
+
+std::unique_ptr<Scheduler> Engine::make_scheduler(uint64_t kv_bytes, int64_t kv_block_tokens, const SchedulerOptions& options) {
+  const loading::ModelConfig& c = model_.config;
+  const int64_t row = int64_t{c.kv_cache_heads()} * c.head_dim;
+  const int64_t blocks = model::KvBlockPool::blocks_within(kv_bytes, c.num_layers, row, kv_block_tokens);
+  return std::make_unique<Scheduler>(*model_.transformer, model_.transformer->make_kv_pool(kv_block_tokens, blocks), options);
+}
+
+Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::string& model_name) : model_(model) {
+  model::Transformer& t = *model.transformer;
+  MOE_CHECK(f.trace_out.empty() || f.replay_trace.empty(), ErrorCode::kInvalidArgument,
+            "--trace-out and --replay-trace cannot be combined");
+  if (!f.replay_trace.empty()) {
+    replayer_ = std::make_unique<offload::TraceReplayer>(placement::load_any_trace(f.replay_trace), model.config);
+    t.set_routing_hook(replayer_->hook());
+  }
+  if (!f.trace_out.empty()) {
+    recorder_ = std::make_unique<offload::TraceRecorder>(f.trace_out, model.config, model_name, "moe " + model_name);
+    t.set_routing_hook(recorder_->hook());
+  }
+  t.set_routing_mode(model::parse_routing_mode(f.routing));
+  routing_ = f.routing;
+  // Count the experts each token really uses (they vary under threshold routing).
+  routed_ = std::make_shared<std::pair<int64_t, int64_t>>(0, 0);
+  t.set_routing_hook([previous = t.routing_hook(), routed = routed_](int layer, std::span<const int64_t> positions,
+                                                                      model::RoutingDecision& d) {
+    if (previous) previous(layer, positions, d);
+    routed->first += d.num_tokens();
+    routed->second += d.num_assignments();
+  });
+  if (!f.offloading()) {
+    MOE_CHECK(f.prefetch == "none" && f.miss == "wait", ErrorCode::kInvalidArgument,
+              "--prefetch and --miss need offloading (--gpu-mem, --plan or --devices)");
+    return;
+  }
+  offload::OffloadOptions o;
+  o.devices = f.devices;
+  o.policy = f.policy;
+  o.miss = f.miss;
+  o.hobbit_t1 = f.hobbit_t1;
+  o.hobbit_t2 = f.hobbit_t2;
+  o.host_bytes = parse_byte_size(f.host_mem);
+  if (!f.plan.empty()) {
+    plan_ = placement::load_plan(f.plan);
+    o.plan = &plan_;
+    if (f.devices == 1) o.devices = plan_.devices_size();
+  }
+  if (const auto* store = dynamic_cast<const offload::StoreWeightSource*>(model.source.get())) o.store = store->store();
+  o.device_bytes = f.gpu_mem.empty() ? uint64_t(1) << 62 : parse_byte_size(f.gpu_mem);
+  if (!f.profile_trace.empty()) profile_ = placement::load_any_trace(f.profile_trace);
+  if (f.backend == "cuda") {
+#if MOE_HAVE_CUDA
+    // One arena per GPU for the budget: GPU 0 holds the resident dense weights and the KV mirror
+    // too; the expert cache of every GPU gets what is left (placement/cost/gpu_memory.h).
+    uint64_t budget = o.device_bytes;
+    if (f.gpu_mem.empty()) {  // what every GPU has free, less 1 GiB for the CUDA context, cuBLAS and NCCL
+      budget = UINT64_MAX;
+      for (int d = 0; d < o.devices; ++d) budget = std::min(budget, cuda::free_memory(d));
+      budget = budget > (uint64_t(1) << 30) ? budget - (uint64_t(1) << 30) : 0;
+    }
+    const placement::ModelShape shape = placement::model_shape(model.config, "");
+    const uint64_t slot = offload::ExpertBacking(t.weights(), nullptr).layout().bytes;  // as the executor cuts them
+    const placement::GpuMemorySplit split = placement::split_gpu_memory(shape, budget, f.context, slot);
+    std::vector<cuda::DeviceArena*> arenas;
+    for (int d = 0; d < o.devices; ++d) {
+      arenas_.push_back(std::make_shared<cuda::DeviceArena>(d, split.arena(d)));
+      arenas.push_back(arenas_.back().get());
+    }
+    gpu_split_ = fmt::format("budget {}: dense weights {}, KV cache {} ({} tokens), scratch {}, experts {}", format_bytes(budget),
+                             format_bytes(split.dense), format_bytes(split.kv), f.context, format_bytes(split.scratch),
+                             format_bytes(split.experts));
+    o.device_bytes = split.experts;
+    o.make_device = offload::cuda_expert_devices(std::move(arenas));
+    o.make_communicator = [](int devices) { return std::make_unique<offload::NcclCommunicator>(devices); };
+    // Attention's projections, dense and shared MLPs and the LM head resident on GPU 0, and
+    // attention over a device copy of the KV cache, both in GPU 0's arena.
+    linear_ = std::make_unique<cuda::CudaLinear>(*arenas_.front());
+    t.set_linear_backend(linear_.get());
+    attention_ = std::make_unique<cuda::CudaAttention>(*arenas_.front());
+    t.set_attention_backend(attention_.get());
+#else
+    fail(ErrorCode::kUnsupported, "--backend cuda: this build has no CUDA backend (nvcc was not found when it was built)");
+#endif
+  }
+  runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
+  t.set_expert_runner(runner_.get());
+  summary_ = fmt::format("{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {}, prefetch {}, miss {}",
+                         f.backend, o.devices, runner_->cache_slots(0), format_bytes(runner_->expert_bytes()),
+                         runner_->expert_format(), runner_->experts_from_store() ? " read from the store" : "",
+                         format_bytes(o.host_bytes), o.policy, f.prefetch, o.miss);
+}
+
+Engine::~Engine() {
+  model_.transformer->set_linear_backend(nullptr);
+  model_.transformer->set_attention_backend(nullptr);
+  model_.transformer->set_expert_runner(nullptr);
+  model_.transformer->set_routing_hook({});
+  model_.transformer->set_routing_mode({});
+}
+
+namespace {
+// Parameters a token touches: everything but the routed experts (attention counted whole: its
+// projections run for every head), plus the routed experts it uses per layer.
+double active_parameters(const loading::ModelConfig& c, double experts_per_token_layer) {
+  const placement::ModelShape shape = placement::model_shape(c, "");
+  return double(shape.dense_params) + experts_per_token_layer * c.num_sparse_layers() * double(shape.expert_params);
+}
+}  // namespace
+
+model::LogitComparison* Engine::logit_comparison() {
+  if (model_.quantization.empty() || replayer_) return nullptr;
+  if (!comparison_) {
+    reference_ = std::make_unique<model::LoadedModel>(model::load_model(model_.config, model_.source));
+    reference_->transformer->set_routing_mode(model::parse_routing_mode(routing_));
+    comparison_ = std::make_unique<model::LogitComparison>(*reference_->transformer);
+  }
+  return comparison_.get();
+}
+
+void Engine::begin_sequence(int64_t id) {
+  if (recorder_) recorder_->begin_sequence(id);
+}
+
+void Engine::finish() {
+  if (recorder_) recorder_->finish();
+}
+
+nlohmann::json Engine::gpu_json() const {
+#if MOE_HAVE_CUDA
+  if (const auto* linear = dynamic_cast<const cuda::CudaLinear*>(linear_.get())) {
+    const auto* attention = dynamic_cast<const cuda::CudaAttention*>(attention_.get());
+    return {{"device", cuda::describe_device(0)},
+            {"memory", gpu_split_},
+            {"arena_bytes", arenas_.front()->capacity()},
+            {"arena_used_bytes", arenas_.front()->used()},
+            {"expert_slot_bytes", uint64_t(runner_->cache_slots(0)) * runner_->expert_bytes()},
+            {"resident_dense_bytes", linear->resident_bytes()},
+            {"dense_products_on_cpu", linear->cpu_fallbacks()},
+            {"kv_cache_bytes", attention ? attention->device_bytes() : 0},
+            {"attention_steps_on_cpu", attention ? attention->cpu_fallbacks() : 0}};
+  }
+#endif
+  return nlohmann::json::object();
+}
+
+nlohmann::json Engine::stats_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  if (!model_.quantization.empty()) j["weights"] = quantization_json(model_.quantization);
+  if (comparison_ && comparison_->result().positions > 0) j["against_checkpoint"] = agreement_json(comparison_->result());
+  if (routed_ && routed_->first > 0) {
+    const double per = double(routed_->second) / double(routed_->first);
+    j["routing"] = {{"mode", model_.transformer->effective_routing_mode().describe()},
+                    {"experts_per_token_per_layer", per},
+                    {"active_parameters_per_token", active_parameters(model_.config, per)}};
+  }
+  if (recorder_) j["trace_tokens_written"] = recorder_->tokens();
+  if (replayer_) j["trace_tokens_replayed"] = replayer_->replayed();
+  if (!runner_) return j;
+  const offload::OffloadStats s = runner_->stats();
+  j["offload"] = {{"setup", summary_},
+                  {"expert_uses", s.uses},
+                  {"pinned_hits", s.pinned_hits},
+                  {"cache_hits", s.cache_hits},
+                  {"host_hits", s.host_hits},
+                  {"nvme_reads", s.nvme_reads},
+                  {"cpu_computed", s.cpu_computed},
+                  {"low_precision", s.low_precision},
+                  {"skipped", s.skipped},
+                  {"bypassed", s.bypassed},
+                  {"bytes_nvme_to_host", s.bytes_nvme_to_host},
+                  {"bytes_host_to_device", s.bytes_host_to_device},
+                  {"bytes_between_devices", s.bytes_between_devices},
+                  {"stall_seconds", s.stall_seconds},
+                  {"prefetches", s.prefetches},
+                  {"prefetch_precision", s.precision()},
+                  {"prefetch_recall", s.recall()}};
+  if (const nlohmann::json gpu = gpu_json(); !gpu.empty()) j["gpu"] = gpu;
+  return j;
+}
+
+std::string Engine::stats_text() const {
+  std::string out;
+  if (!model_.quantization.empty()) out += model_.quantization.describe() + "\n";
+  if (comparison_ && comparison_->result().positions > 0) out += agreement_text(comparison_->result());
+  if (routed_ && routed_->first > 0) {
+    const double per = double(routed_->second) / double(routed_->first);
+    out += fmt::format("[routing {}: {:.2f} of {} experts per token and layer, {:.3g} active parameters per token]\n",
+                       model_.transformer->effective_routing_mode().describe(), per, model_.config.num_experts,
+                       active_parameters(model_.config, per));
+  }
+  if (recorder_) out += fmt::format("[trace: {} tokens recorded]\n", recorder_->tokens());
+  if (replayer_) out += fmt::format("[trace: routing of {} tokens replayed]\n", replayer_->replayed());
+  if (!runner_) return out;
+  const offload::OffloadStats s = runner_->stats();
+  out += fmt::format("[offload: {}]\n", summary_);
+  out += fmt::format(
+      "[experts: {} uses = {} pinned + {} cache hits + {} misses ({} on the CPU, {} int8, {} skipped); copies in: {} from "
+      "host, {} from NVMe (demand and prefetch); stalled {:.3f} s]\n",
+      s.uses, s.pinned_hits, s.cache_hits, s.offloaded_uses - s.cache_hits, s.cpu_computed, s.low_precision, s.skipped,
+      s.host_hits, s.nvme_reads, s.stall_seconds);
+  out += fmt::format("[bytes: NVMe->host {}, host->device {}, between devices {}; prefetch {} copies, precision {:.1f}%, recall {:.1f}%]\n",
+                     format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),
+                     format_bytes(s.bytes_between_devices), s.prefetches, 100 * s.precision(), 100 * s.recall());
+  if (const nlohmann::json g = gpu_json(); !g.empty())
+    out += fmt::format(
+        "[gpu {}: {}; arena {} of {} used: expert slots {}, resident dense weights {} ({} products left on the CPU), KV cache "
+        "{} ({} attention steps on the CPU)]\n",
+        g["device"].get<std::string>(), g["memory"].get<std::string>(), format_bytes(g["arena_used_bytes"].get<uint64_t>()),
+        format_bytes(g["arena_bytes"].get<uint64_t>()), format_bytes(g["expert_slot_bytes"].get<uint64_t>()),
+        format_bytes(g["resident_dense_bytes"].get<uint64_t>()), g["dense_products_on_cpu"].get<int64_t>(),
+        format_bytes(g["kv_cache_bytes"].get<uint64_t>()), g["attention_steps_on_cpu"].get<int64_t>());
+  return out;
+}
+
+}  // namespace moe::engine
