@@ -8,6 +8,10 @@
 #include "placement/plan/planner.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
+#include "kernels/cpu/compute_peak.h"
+#include "kernels/cpu/memory_bandwidth.h"
+#include "kernels/cpu/thread_pool.h"
+#include "runtime/engine/batch_benchmark.h"
 #include "runtime/model/decode_benchmark.h"
 #include "runtime/model/default_model.h"
 #include "runtime/model/model_loader.h"
@@ -30,8 +34,117 @@ struct Flags {
   std::string budgets;  // --gpu-mem A,B,C: one run per budget
   bool predict = false;  // beside each run, moe sim's prediction from a profile measured now
   bool shared_expert_bytes = false;  // --config: experts share their bytes (fits Mixtral-8x7B in RAM)
+  std::string batches;  // --batch 1,4,16: aggregate decode of that many sequences stepped together
+  int64_t kv_block = 16;
   OffloadFlags offload;
 };
+
+std::vector<int> parse_batches(const std::string& list) {
+  std::vector<int> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t used = 0;
+    int b = 0;
+    try {
+      b = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    MOE_CHECK(used == item.size() && b >= 1 && b <= 4096, ErrorCode::kInvalidArgument,
+              "--batch takes sizes from 1 to 4096, comma-separated; not \"{}\"", item);
+    out.push_back(b);
+  }
+  MOE_CHECK(!out.empty(), ErrorCode::kInvalidArgument, "--batch needs at least one size");
+  return out;
+}
+
+// Aggregate decode tokens/s per batch size beside the ceilings of a step (its weight reads at the
+// read bandwidth, its FLOPs at the FMA peak); with one --gpu-mem budget, the same batch offloaded
+// too: its copies per generated token, hit rate and the bound of the link they cross, beside the
+// resident rate.
+void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what) {
+  const std::vector<int> batches = parse_batches(f.batches);
+  MOE_CHECK(f.budgets.find(',') == std::string::npos, ErrorCode::kInvalidArgument, "--batch takes one --gpu-mem budget");
+  const bool offloaded = !f.budgets.empty();
+  const double read = cpu::measure_read_bandwidth(cpu::ThreadPool::global());
+  const double peak = cpu::measure_fma_peak(cpu::ThreadPool::global());
+  double link = 0;
+  if (offloaded) {
+#if MOE_HAVE_CUDA
+    if (f.offload.backend == "cuda") link = offload::host_to_device_bandwidth(0);
+#endif
+    if (link == 0) link = cpu::measure_memcpy_bandwidth();
+  }
+  if (!f.json) {
+    fmt::print("batched decode {} ({} prompt + {} decode tokens a sequence); ceilings measured now: read {:.2f} GB/s, FMA "
+               "peak {:.1f} GFLOP/s{}\n",
+               what, f.prompt_tokens, f.decode_tokens, read / 1e9, peak / 1e9,
+               offloaded ? fmt::format(", link {:.2f} GB/s", link / 1e9) : "");
+    fmt::print("{:>6} {:>10} {:>10} {:>6} {:>9} {:>10}", "batch", "tok/s", "ceiling", "ratio", "KV/token", "KV theory");
+    if (offloaded) fmt::print(" | {:>9} {:>9} {:>11} {:>10} {:>6} {:>7}", "offl tok/s", "hit rate", "copied/tok", "link bound",
+                              "ratio", "vs res.");
+    fmt::print("\n");
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const int batch : batches) {
+    engine::BatchDecodeOptions o;
+    o.batch = batch;
+    o.prompt_tokens = f.prompt_tokens;
+    o.decode_steps = f.decode_tokens;
+    o.kv_block_tokens = f.kv_block;
+    o.measure_ceilings = false;
+    OffloadFlags resident = f.offload;
+    resident.gpu_mem.clear();
+    resident.context = int64_t(batch) * (f.prompt_tokens + f.decode_tokens + 1);
+    engine::BatchDecodeResult r;
+    {
+      engine::Engine session(m, resident, what);
+      r = engine::run_batched_decode(*m.transformer, o);
+    }
+    r.read_bandwidth = read;
+    r.fma_peak = peak;
+    nlohmann::json row = {{"batch", batch}, {"tokens_per_second", r.tokens_per_second}, {"ceiling_tokens_per_second", r.bound()},
+                          {"bandwidth_bound", r.bandwidth_bound()}, {"compute_bound", r.compute_bound()}, {"ratio", r.ratio()},
+                          {"experts_per_step", r.experts_per_step}, {"weight_bytes_per_step", r.weight_bytes_per_step},
+                          {"kv_bytes_per_token", r.kv_bytes_per_token},
+                          {"kv_theoretical_bytes_per_token", r.kv_theoretical_bytes_per_token}, {"kv_slack", r.kv_slack()}};
+    if (!f.json)
+      fmt::print("{:>6} {:>10.1f} {:>10.1f} {:>6.2f} {:>9.0f} {:>10.0f}", batch, r.tokens_per_second, r.bound(), r.ratio(),
+                 r.kv_bytes_per_token, r.kv_theoretical_bytes_per_token);
+    if (offloaded) {
+      OffloadFlags off = f.offload;
+      off.gpu_mem = f.budgets != "all" ? f.budgets : off.backend == "cuda" ? "" : "1TiB";
+      off.context = resident.context;
+      engine::Engine session(m, off, what);
+      offload::OffloadStats before;
+      o.on_decode_start = [&] { before = session.runner()->stats(); };
+      const engine::BatchDecodeResult d = engine::run_batched_decode(*m.transformer, o);
+      const offload::OffloadStats after = session.runner()->stats();
+      const double generated = double(batch) * f.decode_tokens;
+      const double copied = double(after.bytes_host_to_device - before.bytes_host_to_device) / generated;
+      const uint64_t uses = after.offloaded_uses - before.offloaded_uses, hits = after.cache_hits - before.cache_hits;
+      const double hit = uses ? double(hits) / double(uses) : 1.0;
+      const double bound = copied > 0 ? link / copied : 0;
+      row["offloaded"] = {{"gpu_mem", f.budgets}, {"tokens_per_second", d.tokens_per_second}, {"cache_hit_rate", hit},
+                          {"bytes_copied_per_token", copied}, {"link_bytes_per_second", link},
+                          {"link_bound_tokens_per_second", bound}, {"ratio", bound > 0 ? d.tokens_per_second / bound : 0},
+                          {"vs_resident", d.tokens_per_second / r.tokens_per_second}, {"stats", session.stats_json()}};
+      if (!f.json)
+        fmt::print(" | {:>10.1f} {:>8.1f}% {:>11} {:>10.1f} {:>6.2f} {:>7.2f}", d.tokens_per_second, 100 * hit,
+                   format_bytes(uint64_t(copied)), bound, bound > 0 ? d.tokens_per_second / bound : 0.0,
+                   d.tokens_per_second / r.tokens_per_second);
+    }
+    if (!f.json) {
+      fmt::print("\n");
+      std::fflush(stdout);
+    }
+    rows.push_back(row);
+  }
+  if (f.json)
+    print_json({{"benchmark", "decode-batch"}, {"model", what}, {"prompt_tokens", f.prompt_tokens},
+                {"decode_tokens", f.decode_tokens}, {"read_bytes_per_second", read}, {"fma_peak_flops_per_second", peak},
+                {"rows", rows}});
+}
 
 // Decode under each expert budget: tokens/s beside the bound its own copies imply (bytes copied
 // per token over the memcpy bandwidth measured in the same run).
@@ -108,6 +221,7 @@ void run(const Flags& f) {
     m = model::load_model(dir, f.offload.load_options());
     what = f.model.empty() ? "default model" : f.model;
   }
+  if (!f.batches.empty()) return run_batches(f, m, what);
   if (!f.budgets.empty()) return run_budgets(f, m, what);
   OffloadFlags o = f.offload;
   o.context = f.prompt_tokens + f.decode_tokens + 1;
@@ -158,6 +272,11 @@ void setup(CLI::App& app) {
   app.add_flag("--shared-expert-bytes", f->shared_expert_bytes,
                "with --config: all experts share one buffer per tensor kind (a Mixtral-8x7B shape in a few GB; "
                "the same bytes move, the logits mean nothing: replay a trace)");
+  app.add_option("--batch", f->batches,
+                 "batch sizes, comma-separated (e.g. 1,4,16,64): that many sequences decoded together by the scheduler, "
+                 "aggregate tokens/s beside the step's ceilings; with one --gpu-mem budget, offloaded too");
+  app.add_option("--kv-block", f->kv_block, "with --batch: tokens per KV block")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   app.add_flag("--predict", f->predict, "with --gpu-mem: also predict each run with moe sim on a profile measured now");
   add_offload_options(app, f->offload);
   app.remove_option(app.get_option("--gpu-mem"));

@@ -1,11 +1,14 @@
 // `moe run`: generate text from a prompt, streaming it as it is produced.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
+#include "runtime/engine/prompt_file.h"
 #include "runtime/model/default_model.h"
 #include "runtime/model/generator.h"
 #include "runtime/model/model_loader.h"
@@ -25,9 +28,139 @@ struct RunFlags {
   double top_p = 1.0;
   bool json = false;
   OffloadFlags offload;
+  // --prompts: many sequences at once through the scheduler.
+  std::string prompts;
+  int max_batch = 16;
+  int64_t max_step_tokens = 512;
+  std::string kv_mem;  // "": room for every prompt at once
+  int64_t kv_block = 16;
 };
 
+model::GenerationOptions generation_options(const RunFlags& flags, const model::LoadedModel& loaded,
+                                            const tokenizer::Tokenizer& tokenizer) {
+  model::GenerationOptions options;
+  options.max_new_tokens = flags.max_new_tokens;
+  options.sampling = {flags.temperature, flags.top_p, flags.seed};
+  options.stop_tokens = loaded.config.eos_token_ids;
+  if (auto eos = tokenizer.eos_token_id(); eos && options.stop_tokens.empty()) options.stop_tokens.push_back(*eos);
+  return options;
+}
+
+// Every prompt of the file generated concurrently; each result printed as its sequence ends.
+void run_prompts(const RunFlags& flags) {
+  const bool use_default = flags.model.empty();
+  const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(flags.model);
+  const std::vector<engine::PromptSpec> specs = engine::read_prompt_file(flags.prompts);
+  MOE_CHECK(flags.offload.trace_out.empty() && flags.offload.replay_trace.empty(), ErrorCode::kUnsupported,
+            "--trace-out and --replay-trace follow one sequence at a time: run them without --prompts");
+  if (use_default && !flags.json) fmt::print(stderr, "note: running {}\n", model::default_model_description());
+  model::LoadedModel loaded = model::load_model(dir, flags.offload.load_options());
+  const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
+  const model::GenerationOptions defaults = generation_options(flags, loaded, *tokenizer);
+
+  struct Job {
+    const engine::PromptSpec* spec;
+    std::vector<int32_t> prompt;
+    model::GenerationOptions options;
+    engine::SequenceId id = 0;
+    std::string reason;
+  };
+  std::vector<Job> jobs;
+  int64_t longest = 0, kv_tokens = 0;
+  for (const engine::PromptSpec& s : specs) {
+    Job j{&s, tokenizer->encode(s.prompt), defaults};
+    if (s.max_new_tokens) j.options.max_new_tokens = *s.max_new_tokens;
+    if (s.temperature) j.options.sampling.temperature = *s.temperature;
+    if (s.top_p) j.options.sampling.top_p = *s.top_p;
+    if (s.seed) j.options.sampling.seed = *s.seed;
+    j.options.stop_tokens.insert(j.options.stop_tokens.end(), s.stop_tokens.begin(), s.stop_tokens.end());
+    const int64_t total = int64_t(j.prompt.size()) + std::max(j.options.max_new_tokens, 1);
+    longest = std::max(longest, total);
+    kv_tokens += (total + flags.kv_block - 1) / flags.kv_block * flags.kv_block;
+    jobs.push_back(std::move(j));
+  }
+  OffloadFlags offload = flags.offload;
+  offload.context = longest;
+  engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
+  const loading::ModelConfig& c = loaded.config;
+  const uint64_t kv_bytes = !flags.kv_mem.empty() ? parse_byte_size(flags.kv_mem)
+      : uint64_t(kv_tokens) * 2 * uint64_t(c.num_layers) * uint64_t(c.kv_cache_heads()) * uint64_t(c.head_dim) * sizeof(float);
+  const auto scheduler = session.make_scheduler(kv_bytes, flags.kv_block, {flags.max_batch, flags.max_step_tokens});
+  for (Job& j : jobs) {
+    try {
+      j.id = scheduler->submit(j.prompt, j.options);
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("prompt on line {}: {}", j.spec->line, e.what()));
+    }
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  nlohmann::json results = nlohmann::json::array();
+  const auto job_of = [&](engine::SequenceId id) -> Job& {
+    return *std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return j.id == id; });
+  };
+  while (!scheduler->idle())
+    for (const engine::SequenceEvent& e : scheduler->step()) {
+      if (!e.finished) continue;
+      Job& j = job_of(e.id);
+      j.reason = e.finish_reason;
+      const std::vector<int32_t>& all = scheduler->tokens(e.id);
+      const std::vector<int32_t> generated(all.begin() + int64_t(j.prompt.size()), all.end());
+      const engine::SequenceStats s = scheduler->sequence_stats(e.id);
+      const std::string text = tokenizer->decode(generated);
+      if (flags.json) {
+        results.push_back({{"line", j.spec->line}, {"prompt", j.spec->prompt}, {"prompt_tokens", s.prompt_tokens},
+                           {"text", text}, {"tokens", generated}, {"stop_reason", j.reason},
+                           {"queue_seconds", s.queue_seconds}, {"first_token_seconds", s.first_token_seconds},
+                           {"total_seconds", s.total_seconds}, {"decode_tokens_per_second", s.decode_tokens_per_second()},
+                           {"preemptions", s.preemptions}});
+      } else {
+        fmt::print("--- line {} ({}, {} prompt + {} generated tokens; first token after {:.3f} s, {:.1f} tok/s after it{})\n{}{}\n",
+                   j.spec->line, j.reason, s.prompt_tokens, s.generated_tokens, s.first_token_seconds,
+                   s.decode_tokens_per_second(), s.preemptions ? fmt::format(", preempted {}x", s.preemptions) : "",
+                   j.spec->prompt, text);
+        std::fflush(stdout);
+      }
+      scheduler->forget(e.id);
+    }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  session.finish();
+  const engine::SchedulerStats& st = scheduler->stats();
+  const model::KvBlockPool& pool = scheduler->pool();
+  const double kv_per_token = st.peak_kv_tokens ? double(st.peak_kv_blocks) * double(pool.block_bytes()) / double(st.peak_kv_tokens) : 0;
+  const double kv_theory = 2.0 * c.num_layers * double(pool.row_size()) * sizeof(float);
+  if (flags.json) {
+    nlohmann::json doc = session.stats_json();
+    doc.update(nlohmann::json{{"model", use_default ? std::string("default") : dir.string()},
+                              {"results", results},
+                              {"sequences", jobs.size()},
+                              {"generated_tokens", st.generated_tokens},
+                              {"seconds", seconds},
+                              {"tokens_per_second", double(st.generated_tokens) / seconds},
+                              {"steps", st.steps},
+                              {"max_running", st.max_running},
+                              {"preemptions", st.preemptions},
+                              {"kv_blocks", pool.num_blocks()},
+                              {"kv_block_tokens", pool.block_tokens()},
+                              {"kv_pool_bytes", pool.nbytes()},
+                              {"peak_kv_blocks", st.peak_kv_blocks},
+                              {"kv_bytes_per_token", kv_per_token},
+                              {"kv_theoretical_bytes_per_token", kv_theory}});
+    print_json(doc);
+    return;
+  }
+  fmt::print(stderr,
+             "[{} sequences, {} tokens generated in {:.2f} s: {:.1f} tok/s together | {} steps, at most {} at once, {} "
+             "preemptions | KV {} in {} blocks of {} tokens, at peak {} blocks: {:.0f} bytes per token held, {:.0f} in "
+             "theory]\n",
+             jobs.size(), st.generated_tokens, seconds, double(st.generated_tokens) / seconds, st.steps, st.max_running,
+             st.preemptions, format_bytes(pool.nbytes()), pool.num_blocks(), pool.block_tokens(), st.peak_kv_blocks,
+             kv_per_token, kv_theory);
+  fmt::print(stderr, "{}", session.stats_text());
+}
+
 void run(const RunFlags& flags) {
+  if (!flags.prompts.empty()) return run_prompts(flags);
   const bool use_default = flags.model.empty();
   const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(flags.model);
   if (use_default && !flags.json) fmt::print(stderr, "note: running {}\n", model::default_model_description());
@@ -39,11 +172,7 @@ void run(const RunFlags& flags) {
   offload.context = int64_t(prompt.size()) + flags.max_new_tokens + 1;
   engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
 
-  model::GenerationOptions options;
-  options.max_new_tokens = flags.max_new_tokens;
-  options.sampling = {flags.temperature, flags.top_p, flags.seed};
-  options.stop_tokens = loaded.config.eos_token_ids;
-  if (auto eos = tokenizer->eos_token_id(); eos && options.stop_tokens.empty()) options.stop_tokens.push_back(*eos);
+  const model::GenerationOptions options = generation_options(flags, loaded, *tokenizer);
 
   tokenizer::StreamDecoder stream(*tokenizer);
   if (!flags.json) {
@@ -95,6 +224,18 @@ void setup(CLI::App& app) {
   app.add_option("--temperature,-t", flags->temperature, "0 is greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--top-p", flags->top_p, "nucleus sampling mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_flag("--json", flags->json, "print one machine-readable JSON document instead of streaming");
+  app.add_option("--prompts", flags->prompts,
+                 "generate every prompt of this file concurrently: one a line, or JSONL lines {\"prompt\", \"max_tokens\", "
+                 "\"temperature\", \"top_p\", \"seed\", \"stop_token_ids\"} (the flags give the defaults)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--max-batch", flags->max_batch, "with --prompts: sequences in one step")->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--max-step-tokens", flags->max_step_tokens, "with --prompts: tokens in one step (decode tokens, then prefill chunks)")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--kv-mem", flags->kv_mem, "with --prompts: KV cache budget, e.g. 2GiB (default: room for every prompt at once); "
+                 "sequences wait, or the youngest is preempted and recomputed, when it is full");
+  app.add_option("--kv-block", flags->kv_block, "with --prompts: tokens per KV block")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   add_offload_options(app, flags->offload);
   app.callback([flags] { run(*flags); });
 }

@@ -133,11 +133,12 @@ void Scheduler::preempt(Sequence& s) {
 }
 
 void Scheduler::note_kv_use(int64_t planned_tokens) {
-  if (pool_->used_blocks() <= stats_.peak_kv_blocks) return;
-  stats_.peak_kv_blocks = pool_->used_blocks();
+  // The fullest moment: the most tokens held, and the blocks holding them.
   int64_t tokens = planned_tokens;
   for (const Sequence* s : running_) tokens += s->cache.length();
+  if (tokens <= stats_.peak_kv_tokens) return;
   stats_.peak_kv_tokens = tokens;
+  stats_.peak_kv_blocks = pool_->used_blocks();
 }
 
 std::vector<SequenceEvent> Scheduler::step() {

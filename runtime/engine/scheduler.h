@@ -62,8 +62,8 @@ struct SchedulerStats {
   int64_t generated_tokens = 0;
   int64_t preemptions = 0;
   int max_running = 0;           // most sequences in one step
-  int64_t peak_kv_blocks = 0;    // most pool blocks in use at once
-  int64_t peak_kv_tokens = 0;    // tokens those blocks held at that moment (this step's included)
+  int64_t peak_kv_tokens = 0;    // most tokens the KV cache held at once (a step's new ones included)
+  int64_t peak_kv_blocks = 0;    // blocks in use at that moment
 };
 
 class Scheduler {
