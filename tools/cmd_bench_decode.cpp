@@ -3,6 +3,7 @@
 // pinned host-to-device copy for --backend cuda), measured in the same run.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "placement/plan/planner.h"
@@ -66,8 +67,11 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
   const std::vector<int> batches = parse_batches(f.batches);
   MOE_CHECK(f.budgets.find(',') == std::string::npos, ErrorCode::kInvalidArgument, "--batch takes one --gpu-mem budget");
   const bool offloaded = !f.budgets.empty();
+  MOE_CHECK(!f.predict || offloaded, ErrorCode::kInvalidArgument, "--predict with --batch needs one --gpu-mem budget");
   const double read = cpu::measure_read_bandwidth(cpu::ThreadPool::global());
   const double peak = cpu::measure_fma_peak(cpu::ThreadPool::global());
+  std::optional<placement::HardwareProfile> profile;
+  if (f.predict) profile = calibrate_this_machine();
   double link = 0;
   if (offloaded) {
 #if MOE_HAVE_CUDA
@@ -83,7 +87,18 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
     fmt::print("{:>6} {:>10} {:>10} {:>6} {:>9} {:>10}", "batch", "tok/s", "ceiling", "ratio", "KV/token", "KV theory");
     if (offloaded) fmt::print(" | {:>9} {:>9} {:>11} {:>10} {:>6} {:>7}", "offl tok/s", "hit rate", "copied/tok", "link bound",
                               "ratio", "vs res.");
+    if (profile) fmt::print("  {:>9} {:>6}", "predicted", "error");
     fmt::print("\n");
+  }
+  {
+    // Untimed: the largest batch once, so every weight it touches is in memory (synthetic
+    // weights are made on first use, a checkpoint's pages faulted in) before any row is timed.
+    engine::BatchDecodeOptions warm;
+    warm.batch = *std::max_element(batches.begin(), batches.end());
+    warm.prompt_tokens = f.prompt_tokens;
+    warm.decode_steps = 1;
+    warm.measure_ceilings = false;
+    engine::run_batched_decode(*m.transformer, warm);
   }
   nlohmann::json rows = nlohmann::json::array();
   for (const int batch : batches) {
@@ -116,10 +131,26 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
       off.gpu_mem = f.budgets != "all" ? f.budgets : off.backend == "cuda" ? "" : "1TiB";
       off.context = resident.context;
       engine::Engine session(m, off, what);
+      offload::TraceCollector collector(m.config, m.transformer->routing_hook());
+      m.transformer->set_routing_hook(collector.hook());
       offload::OffloadStats before;
       o.on_decode_start = [&] { before = session.runner()->stats(); };
       const engine::BatchDecodeResult d = engine::run_batched_decode(*m.transformer, o);
       const offload::OffloadStats after = session.runner()->stats();
+      double predicted = 0;
+      if (profile) {
+        // The same decode steps in the simulator: a cache-only plan of the same slots stepping
+        // `batch` tokens at a time, the steps' routing as recorded (the prefill step left out).
+        const placement::ModelShape shape = placement::model_shape(m.config, what);
+        const auto plan = placement::cache_only_plan(shape, off.devices, session.runner()->cache_slots(0),
+                                                     int64_t(parse_byte_size(off.host_mem)), batch, off.context);
+        placement::Trace decode = collector.trace();
+        decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
+        placement::SimOptions sim;
+        sim.policy = off.policy;
+        sim.prefetch = off.prefetch == "none" ? "none" : "next-layer";
+        predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
+      }
       const double generated = double(batch) * f.decode_tokens;
       const double copied = double(after.bytes_host_to_device - before.bytes_host_to_device) / generated;
       const uint64_t uses = after.offloaded_uses - before.offloaded_uses, hits = after.cache_hits - before.cache_hits;
@@ -128,11 +159,14 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
       row["offloaded"] = {{"gpu_mem", f.budgets}, {"tokens_per_second", d.tokens_per_second}, {"cache_hit_rate", hit},
                           {"bytes_copied_per_token", copied}, {"link_bytes_per_second", link},
                           {"link_bound_tokens_per_second", bound}, {"ratio", bound > 0 ? d.tokens_per_second / bound : 0},
-                          {"vs_resident", d.tokens_per_second / r.tokens_per_second}, {"stats", session.stats_json()}};
+                          {"vs_resident", d.tokens_per_second / r.tokens_per_second},
+                          {"predicted_tokens_per_second", predicted}, {"stats", session.stats_json()}};
       if (!f.json)
         fmt::print(" | {:>10.1f} {:>8.1f}% {:>11} {:>10.1f} {:>6.2f} {:>7.2f}", d.tokens_per_second, 100 * hit,
                    format_bytes(uint64_t(copied)), bound, bound > 0 ? d.tokens_per_second / bound : 0.0,
                    d.tokens_per_second / r.tokens_per_second);
+      if (!f.json && profile)
+        fmt::print("  {:>9.1f} {:>+5.0f}%", predicted, 100 * (predicted / d.tokens_per_second - 1));
     }
     if (!f.json) {
       fmt::print("\n");
@@ -277,7 +311,7 @@ void setup(CLI::App& app) {
                  "aggregate tokens/s beside the step's ceilings; with one --gpu-mem budget, offloaded too");
   app.add_option("--kv-block", f->kv_block, "with --batch: tokens per KV block")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
-  app.add_flag("--predict", f->predict, "with --gpu-mem: also predict each run with moe sim on a profile measured now");
+  app.add_flag("--predict", f->predict, "with --gpu-mem (and --batch): also predict each run with moe sim on a profile measured now");
   add_offload_options(app, f->offload);
   app.remove_option(app.get_option("--gpu-mem"));
   app.add_option("--gpu-mem", f->budgets,

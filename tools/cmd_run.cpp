@@ -79,12 +79,12 @@ void run_prompts(const RunFlags& flags) {
     kv_tokens += (total + flags.kv_block - 1) / flags.kv_block * flags.kv_block;
     jobs.push_back(std::move(j));
   }
-  OffloadFlags offload = flags.offload;
-  offload.context = longest;
-  engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
   const loading::ModelConfig& c = loaded.config;
-  const uint64_t kv_bytes = !flags.kv_mem.empty() ? parse_byte_size(flags.kv_mem)
-      : uint64_t(kv_tokens) * 2 * uint64_t(c.num_layers) * uint64_t(c.kv_cache_heads()) * uint64_t(c.head_dim) * sizeof(float);
+  const uint64_t token_bytes = 2 * uint64_t(c.num_layers) * uint64_t(c.kv_cache_heads()) * uint64_t(c.head_dim) * sizeof(float);
+  const uint64_t kv_bytes = !flags.kv_mem.empty() ? parse_byte_size(flags.kv_mem) : uint64_t(kv_tokens) * token_bytes;
+  OffloadFlags offload = flags.offload;
+  offload.context = std::max<int64_t>(longest, int64_t(kv_bytes / token_bytes));  // a GPU keeps room for the whole pool
+  engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
   const auto scheduler = session.make_scheduler(kv_bytes, flags.kv_block, {flags.max_batch, flags.max_step_tokens});
   for (Job& j : jobs) {
     try {

@@ -45,21 +45,40 @@ RowRun row_run(const KvBlocks& kv, int64_t j, int64_t limit) {
 void attention(const float* q, const KvBlocks& kv, int64_t n_tokens, int64_t first_position, int64_t n_heads,
                int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t sliding_window,
                const uint8_t* head_mask) {
+  const AttentionSequence one{q, kv, n_tokens, first_position, out, head_mask};
+  attention(std::span(&one, 1), n_heads, n_kv_heads, head_dim, scale, sliding_window);
+}
+
+void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale,
+               int64_t sliding_window) {
   MOE_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, ErrorCode::kInvalidArgument,
             "attention: {} heads cannot share {} kv heads", n_heads, n_kv_heads);
-  MOE_CHECK(!kv.table || kv.block_tokens > 0, ErrorCode::kInvalidArgument, "attention: a block table needs a block size");
   const int64_t group = n_heads / n_kv_heads;
   const int64_t kv_row = n_kv_heads * head_dim;
+  // Jobs numbered sequence after sequence: first_job[i] is sequence i's first.
+  std::vector<int64_t> first_job(sequences.size() + 1, 0);
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const KvBlocks& kv = sequences[i].kv;
+    MOE_CHECK(!kv.table || kv.block_tokens > 0, ErrorCode::kInvalidArgument, "attention: a block table needs a block size");
+    first_job[i + 1] = first_job[i] + sequences[i].n_tokens * n_kv_heads;
+  }
   ThreadPool& pool = ThreadPool::global();
-  // One job per (token, kv head): the query heads that share the kv head score every key in view
-  // with one matmul per run of consecutive rows (the 32-lane dot products of matmul.h: the same
-  // bits on every instruction set and for any split of the keys).
-  pool.parallel_for(n_tokens * n_kv_heads, [&](int64_t begin, int64_t end) {
+  // One job per (sequence, token, kv head): the query heads that share the kv head score every
+  // key in view with one matmul per run of consecutive rows (the 32-lane dot products of
+  // matmul.h: the same bits on every instruction set and for any split of the keys).
+  pool.parallel_for(first_job.back(), [&](int64_t begin, int64_t end) {
     std::vector<float> scores, run_scores;
     std::vector<const float*> value_rows;
+    size_t i = size_t(std::upper_bound(first_job.begin(), first_job.end(), begin) - first_job.begin()) - 1;
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t t = job / n_kv_heads, kv_head = job % n_kv_heads;
-      const int64_t position = first_position + t;
+      while (job >= first_job[i + 1]) ++i;
+      const AttentionSequence& seq = sequences[i];
+      const KvBlocks& kv = seq.kv;
+      const float* q = seq.q;
+      float* out = seq.out;
+      const uint8_t* head_mask = seq.head_mask;
+      const int64_t t = (job - first_job[i]) / n_kv_heads, kv_head = (job - first_job[i]) % n_kv_heads;
+      const int64_t position = seq.first_position + t;
       const int64_t first_key = sliding_window > 0 ? std::max<int64_t>(0, position - sliding_window + 1) : 0;
       const int64_t keys = position + 1 - first_key;
       scores.resize(size_t(group * keys));

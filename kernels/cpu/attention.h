@@ -1,6 +1,7 @@
 #pragma once
 // Causal scaled-dot-product attention over a KV cache, with grouped-query heads.
 #include <cstdint>
+#include <span>
 
 namespace moe::cpu {
 
@@ -24,6 +25,20 @@ struct KvBlocks {
 void attention(const float* q, const KvBlocks& kv, int64_t n_tokens, int64_t first_position, int64_t n_heads,
                int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t sliding_window = 0,
                const uint8_t* head_mask = nullptr);
+
+// One sequence of a batched step: its queries, cache, positions and output, as above.
+struct AttentionSequence {
+  const float* q = nullptr;
+  KvBlocks kv;
+  int64_t n_tokens = 0, first_position = 0;
+  float* out = nullptr;
+  const uint8_t* head_mask = nullptr;
+};
+
+// Attention of many sequences at once, each over its own cache: one parallel loop over every
+// (sequence, token, kv head), each computed as the single-sequence call computes it.
+void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale,
+               int64_t sliding_window = 0);
 
 // The same over contiguous caches [>= first_position + n_tokens, n_kv_heads, head_dim].
 inline void attention(const float* q, const float* k_cache, const float* v_cache, int64_t n_tokens, int64_t first_position,

@@ -419,18 +419,20 @@ TileFn<Rows> tile_for(int r, int k) {
   return table[size_t(r - 1)][size_t(k - 1)];
 }
 
-// Rows of a small batch: weights widened in registers as they stream past, once per tile of
-// tokens; a 3-token tile uses 3 rows to stay within the 32 registers.
+// Rows of a small batch: weights widened in registers as they stream past. A tile of rows meets
+// every tile of tokens before the next rows are read, so the weights come from memory once and
+// from L1 for the other tokens; with 3-token tiles a tile has 3 rows, to stay within the 32
+// registers.
 template <class Rows>
 void rows_direct(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
   const WeightMatrix& m = *job.w;
   const int64_t full = m.cols / kLanes;
   const int tail = int(m.cols % kLanes);
-  for (int64_t t0 = 0; t0 < job.m; t0 += kMaxTokens) {
-    const int tokens = int(std::min<int64_t>(kMaxTokens, job.m - t0));
-    const int step = tokens == kMaxTokens ? 3 : kMaxRows;
-    for (int64_t r = r0; r < r1; r += step) {
-      const int rows = int(std::min<int64_t>(step, r1 - r));
+  const int step = job.m >= kMaxTokens ? 3 : kMaxRows;
+  for (int64_t r = r0; r < r1; r += step) {
+    const int rows = int(std::min<int64_t>(step, r1 - r));
+    for (int64_t t0 = 0; t0 < job.m; t0 += kMaxTokens) {
+      const int tokens = int(std::min<int64_t>(kMaxTokens, job.m - t0));
       const TileArgs a{in.x + t0 * in.stride, in.stride, 0, full, tail, job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
       tile_for<Rows>(rows, tokens)(w, r, a);
     }

@@ -56,9 +56,10 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
   // Attention of the sequences' queries [n, heads, hd], each over its own cache.
   const auto attend = [&](const float* queries, int64_t heads_per_token, int64_t kv_heads, float* result) {
     const int64_t width = heads_per_token * hd;
+    std::vector<cpu::AttentionSequence> all;
     for (const TokenSpan& s : sequences)
-      cpu::attention(queries + s.first * width, s.cache->blocks(layer_index), s.count, s.cache->length(), heads_per_token,
-                     kv_heads, hd, scale, result + s.first * width);
+      all.push_back({queries + s.first * width, s.cache->blocks(layer_index), s.count, s.cache->length(), result + s.first * width});
+    cpu::attention(all, heads_per_token, kv_heads, hd, scale);
   };
   if (c.bam.expert_kv) {
     for (int64_t e = 0; e < A; ++e) {

@@ -313,28 +313,31 @@ void Transformer::attention(const Layer& layer, int index, const float* x, std::
     mask = active_heads(c, head_routing);
   }
   const float scale = 1.0f / std::sqrt(float(hd));
-  for (const TokenSpan& s : sequences) {  // attention per sequence, over its own cache
+  // Attention per sequence, over its own cache: on the backend one sequence at a time, on the
+  // CPU all of them in one parallel loop.
+  std::vector<cpu::AttentionSequence> on_cpu;
+  for (const TokenSpan& s : sequences) {
     const float* sq = q.data() + s.first * q_width;
     float* sout = heads.data() + s.first * q_width;
     const uint8_t* smask = layer.ds ? mask.data() + s.first * c.num_heads : nullptr;
-    if (attention_backend_) {
-      AttentionStep step;
-      step.layer = index;
-      step.q = sq;
-      step.n = s.count;
-      step.start = s.cache->length();
-      step.n_heads = c.num_heads;
-      step.n_kv_heads = c.num_kv_heads;
-      step.head_dim = hd;
-      step.scale = scale;
-      step.sliding_window = c.sliding_window;
-      step.head_mask = smask;
-      attention_backend_->attend(*s.cache, step, sout);
-    } else {
-      cpu::attention(sq, s.cache->blocks(index), s.count, s.cache->length(), c.num_heads, c.num_kv_heads, hd, scale, sout,
-                     c.sliding_window, smask);
+    if (!attention_backend_) {
+      on_cpu.push_back({sq, s.cache->blocks(index), s.count, s.cache->length(), sout, smask});
+      continue;
     }
+    AttentionStep step;
+    step.layer = index;
+    step.q = sq;
+    step.n = s.count;
+    step.start = s.cache->length();
+    step.n_heads = c.num_heads;
+    step.n_kv_heads = c.num_kv_heads;
+    step.head_dim = hd;
+    step.scale = scale;
+    step.sliding_window = c.sliding_window;
+    step.head_mask = smask;
+    attention_backend_->attend(*s.cache, step, sout);
   }
+  if (!on_cpu.empty()) cpu::attention(on_cpu, c.num_heads, c.num_kv_heads, hd, scale, c.sliding_window);
   if (layer.ds) weight_attention_heads(c, head_routing, heads.data(), n);
   linear(linear_, heads.data(), n, layer.o, out, or_null(layer.o_bias));
 }

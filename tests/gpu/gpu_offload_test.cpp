@@ -4,10 +4,13 @@
 // GPU as well (CudaLinear); and at every budget (down to one slot), host pool, policy and
 // predictor the GPU gives the same bits as with every expert on it (the invariant of the CPU
 // executor, on the device). A long prompt takes the grouped GEMM (experts) and cuBLAS (dense).
-// Without room in the arena, dense products and attention fall back to the CPU's bits.
+// Without room in the arena, dense products and attention fall back to the CPU's bits. Attention
+// over the scattered blocks of a shared KV pool (block tables) agrees with the CPU's.
 // Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +25,8 @@
 #include "runtime/cuda/cuda_attention.h"
 #include "runtime/cuda/cuda_linear.h"
 #include "runtime/cuda/device_arena.h"
+#include "runtime/model/kv_block_pool.h"
+#include "runtime/model/kv_cache.h"
 #include "runtime/model/model_loader.h"
 
 namespace moe::offload {
@@ -198,6 +203,7 @@ TEST_F(GpuOffload, AttentionMirrorsWhicheverCacheItIsGiven) {
 TEST_F(GpuOffload, AttentionOverALongChunkBeyondSharedMemory) {
   const int64_t capacity = 70000, n = 100, start = capacity - n, heads = 4, kv_heads = 2, head_dim = 64;
   model::KvCache cache(1, int(kv_heads), int(head_dim), capacity);
+  cache.advance(capacity);  // its one block, rows 0..capacity - 1
   std::mt19937 rng(9);
   std::uniform_real_distribution<float> d(-1, 1);
   for (int64_t i = 0; i < capacity * kv_heads * head_dim; ++i) cache.keys(0)[i] = d(rng), cache.values(0)[i] = d(rng);
@@ -218,6 +224,90 @@ TEST_F(GpuOffload, AttentionOverALongChunkBeyondSharedMemory) {
   attention.attend(cache, step, got.data());
   EXPECT_EQ(attention.cpu_fallbacks(), 0);
   EXPECT_LT(relative_error(got, want), 1e-5);
+}
+
+// Sequences in one shared pool, their blocks scattered (every block taken, a shuffled two thirds
+// given back, the caches growing in turns): the mirror holds the pool and the kernels read each
+// cache's block table, agreeing with the CPU kernel over the same blocks for decode and chunks,
+// with and without a sliding window, on the one-block kernel and past kSplitFrom keys on the
+// split one. A new cache in blocks another held, and a cache whose counts were swept while it sat
+// idle, upload their own rows again. Nothing falls back to the CPU.
+TEST_F(GpuOffload, AttentionOverScatteredBlocksOfASharedPool) {
+  const int layers = 2;
+  const int64_t heads = 4, kv_heads = 2, head_dim = 64, row = kv_heads * head_dim, window = 37;
+  const float scale = 0.125f;
+  // Tokens per round for three caches: prefill chunks (4100 keys for the third: the one-block
+  // kernel past kSplitFrom), decode steps and short chunks (the split kernel for the third), a
+  // longer chunk (the one-block kernel again).
+  const std::vector<std::array<int64_t, 3>> rounds = {{9, 33, 4100}, {1, 1, 1},   {5, 20, 1}, {1, 1, 20},
+                                                      {1, 5, 5},     {70, 1, 100}, {1, 1, 1}};
+  int64_t total = 0;
+  for (const auto& r : rounds) total += r[0] + r[1] + r[2];
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> d(-1, 1);
+  for (const int64_t block_tokens : {3, 16}) {
+    SCOPED_TRACE(fmt::format("blocks of {} tokens", block_tokens));
+    const int64_t blocks = 3 * (total / block_tokens + 8);
+    auto pool = std::make_shared<model::KvBlockPool>(layers, row, block_tokens, blocks);
+    std::vector<int32_t> all;
+    for (int64_t b = 0; b < blocks; ++b) all.push_back(*pool->allocate());
+    std::shuffle(all.begin(), all.end(), rng);
+    for (size_t i = 0; i < all.size(); ++i)
+      if (i % 3 != 0) pool->release(all[i]);
+    cuda::DeviceArena arena(0, pool->nbytes());
+    cuda::CudaAttention attention(arena);
+    // n new random rows in every layer of `cache`; then, when `check`, each layer's step over them
+    // on the GPU against the CPU kernel over the cache's blocks.
+    const auto step = [&](model::KvCache& cache, int64_t n, bool check = true) {
+      const int64_t start = cache.length();
+      cache.advance(n);
+      for (int l = 0; l < layers; ++l)
+        for (int64_t p = start; p < start + n; ++p)
+          for (int64_t i = 0; i < row; ++i) cache.key_row(l, p)[i] = d(rng), cache.value_row(l, p)[i] = d(rng);
+      if (!check) return;
+      for (int l = 0; l < layers; ++l)
+        for (const int64_t w : {int64_t{0}, window}) {
+          std::vector<float> q(size_t(n * heads * head_dim)), want(q.size()), got(q.size(), NAN);
+          for (float& x : q) x = d(rng);
+          cpu::attention(q.data(), cache.blocks(l), n, start, heads, kv_heads, head_dim, scale, want.data(), w);
+          model::AttentionStep s;
+          s.layer = l;
+          s.q = q.data();
+          s.n = n;
+          s.start = start;
+          s.n_heads = heads;
+          s.n_kv_heads = kv_heads;
+          s.head_dim = head_dim;
+          s.scale = scale;
+          s.sliding_window = w;
+          attention.attend(cache, s, got.data());
+          EXPECT_LT(relative_error(got, want), 1e-5) << "layer " << l << ", tokens " << start << ".." << start + n - 1
+                                                     << ", window " << w;
+        }
+    };
+    std::vector<model::KvCache> caches;
+    for (int i = 0; i < 3; ++i) caches.emplace_back(pool, total);
+    for (const auto& r : rounds)
+      for (size_t i = 0; i < caches.size(); ++i) step(caches[i], r[i]);
+    for (const model::KvCache& cache : caches) EXPECT_FALSE(cache.contiguous());
+    // The first cache's blocks (the lowest free ones now) go to a new cache, first attended
+    // mid-sequence: the device's rows there are the old cache's until it uploads its own.
+    caches[0].clear();
+    model::KvCache reused(pool, total);
+    step(reused, 40, false);
+    step(reused, 1);
+    // Caches that come and go in the blocks freed, until the idle second cache's counts are
+    // swept: it uploads its rows again.
+    for (int i = 0; i < 150; ++i) {
+      model::KvCache brief(pool, total);
+      step(brief, 2, false);
+      step(brief, 1);
+    }
+    step(caches[1], 1);
+    step(caches[2], 1);
+    EXPECT_EQ(attention.cpu_fallbacks(), 0);
+    EXPECT_EQ(attention.device_bytes(), pool->nbytes());
+  }
 }
 
 TEST_F(GpuOffload, SameBitsAtEveryBudgetPolicyAndPredictor) {

@@ -8,6 +8,9 @@
 #include <map>
 #include <random>
 
+#include "offload/executor/expert_backing.h"
+#include "offload/executor/offloaded_experts.h"
+#include "offload/executor/predictor.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/scheduler.h"
 #include "runtime/model/generator.h"
@@ -108,6 +111,51 @@ TEST_P(EveryFamily, BatchedTokensAreTheTokensAlone) {
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
                          ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek", "ds_moe", "ds_moe-att2",
                                            "bam-expert-kv", "bam-shared-kv", "moe_plus_plus"));
+
+// The offloading executor under a batched step: every expert fetched once for the step's tokens,
+// at any budget, device count, policy and predictor, and the tokens still those of the resident
+// model alone.
+TEST(Scheduler, OffloadedBatchesGiveTheResidentTokensAlone) {
+  std::mt19937 rng(5);
+  for (const char* name : {"mixtral", "qwen2_moe", "ds_moe", "bam-shared-kv", "moe_plus_plus"}) {
+    LoadedModel m = family_model(name);
+    model::Transformer& t = *m.transformer;
+    const std::vector<Job> jobs = random_jobs(rng, 6, m.config.vocab_size);
+    std::vector<std::vector<int32_t>> alone;
+    for (const Job& j : jobs) {
+      std::vector<int32_t> tokens = j.prompt;
+      const model::Generation g = model::generate(t, j.prompt, j.options);
+      tokens.insert(tokens.end(), g.tokens.begin(), g.tokens.end());
+      alone.push_back(tokens);
+    }
+    const uint64_t expert = offload::ExpertBacking(t.weights()).layout().bytes;
+    const int total = m.config.num_sparse_layers() * m.config.num_experts;
+    for (int trial = 0; trial < 3; ++trial) {
+      offload::OffloadOptions o;
+      o.devices = 1 + int(rng() % 3);
+      o.device_bytes = uint64_t(1 + rng() % unsigned(total)) * expert;
+      o.host_bytes = uint64_t(rng() % unsigned(total + 1)) * expert;
+      o.policy = std::vector<std::string>{"lru", "lfu", "multi"}[rng() % 3];
+      o.miss = rng() % 3 == 0 ? "cpu" : "wait";
+      const std::string predictor = std::vector<std::string>{"none", "next-layer", "stacked:2"}[rng() % 3];
+      SCOPED_TRACE(fmt::format("{} trial {}: {} devices, {} policy, miss {}, predictor {}", name, trial, o.devices, o.policy,
+                               o.miss, predictor));
+      offload::OffloadedExperts runner(t, o, offload::make_predictor(predictor, t, nullptr));
+      t.set_expert_runner(&runner);
+      SchedulerOptions options;
+      options.max_batch = 2 + int(rng() % 5);
+      options.max_step_tokens = 4 + int64_t(rng() % 30);
+      Scheduler scheduler(t, t.make_kv_pool(4, 64), options);
+      std::vector<SequenceId> ids;
+      for (const Job& j : jobs) ids.push_back(scheduler.submit(j.prompt, j.options));
+      while (!scheduler.idle()) scheduler.step();
+      t.set_expert_runner(nullptr);
+      for (size_t i = 0; i < jobs.size(); ++i) EXPECT_EQ(scheduler.tokens(ids[i]), alone[i]) << "job " << i;
+      const offload::OffloadStats s = runner.stats();
+      EXPECT_EQ(s.uses, s.pinned_hits + s.offloaded_uses);
+    }
+  }
+}
 
 LoadedModel mixtral() { return family_model("mixtral"); }
 

@@ -182,5 +182,42 @@ TEST(KvCache, PagedAttentionEqualsContiguousBitForBit) {
   }
 }
 
+// Many sequences in one call (one parallel loop over all their jobs) give each the bits it gets
+// alone, including a sequence with no tokens and head masks.
+TEST(KvCache, BatchedAttentionEqualsEachSequenceAlone) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d;
+  const int64_t heads = 4, kv_heads = 2, hd = 8, row = kv_heads * hd;
+  auto pool = std::make_shared<KvBlockPool>(1, row, 4, 64);
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{9, 3}, {0, 0}, {30, 1}, {2, 5}};  // (start, tokens)
+  std::vector<KvCache> caches;
+  std::vector<std::vector<float>> qs, alone;
+  std::vector<std::vector<uint8_t>> masks;
+  for (const auto& [start, n] : shapes) {
+    caches.emplace_back(pool, 64);
+    caches.back().reserve_more(start + n);
+    for (int64_t p = 0; p < start + n; ++p)
+      for (int64_t i = 0; i < row; ++i) caches.back().key_row(0, p)[i] = d(rng), caches.back().value_row(0, p)[i] = d(rng);
+    caches.back().advance(start + n);
+    qs.emplace_back(size_t(n * heads * hd));
+    for (float& x : qs.back()) x = d(rng);
+    masks.emplace_back(size_t(n * heads));
+    for (uint8_t& m : masks.back()) m = uint8_t(rng() % 3 != 0);
+    alone.emplace_back(qs.back().size());
+    if (n > 0)
+      cpu::attention(qs.back().data(), caches.back().blocks(0), n, start, heads, kv_heads, hd, 0.25f, alone.back().data(), 6,
+                     masks.back().data());
+  }
+  std::vector<std::vector<float>> together(shapes.size());
+  std::vector<cpu::AttentionSequence> batch;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    together[i].assign(qs[i].size(), -1.0f);
+    batch.push_back({qs[i].data(), caches[i].blocks(0), shapes[i].second, shapes[i].first, together[i].data(), masks[i].data()});
+  }
+  cpu::attention(batch, heads, kv_heads, hd, 0.25f, 6);
+  for (size_t i = 0; i < shapes.size(); ++i)
+    EXPECT_EQ(std::memcmp(together[i].data(), alone[i].data(), alone[i].size() * sizeof(float)), 0) << "sequence " << i;
+}
+
 }  // namespace
 }  // namespace moe::model
