@@ -143,12 +143,13 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
         // `batch` tokens at a time, the steps' routing as recorded (the prefill step left out).
         const placement::ModelShape shape = placement::model_shape(m.config, what);
         const auto plan = placement::cache_only_plan(shape, off.devices, session.runner()->cache_slots(0),
-                                                     int64_t(parse_byte_size(off.host_mem)), batch, off.context);
+                                                     int64_t(parse_byte_size(off.host_mem)), 1, off.context);
         placement::Trace decode = collector.trace();
         decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
         placement::SimOptions sim;
         sim.policy = off.policy;
         sim.prefetch = off.prefetch == "none" ? "none" : "next-layer";
+        sim.batch = batch;  // as `moe sim --batch`
         predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
       }
       const double generated = double(batch) * f.decode_tokens;

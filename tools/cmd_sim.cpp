@@ -34,7 +34,7 @@ void run(const Options& o) {
   for (int64_t b : r.bytes_host_to_gpu) h2d += b;
   if (o.json) {
     print_json({{"plan", o.plan}, {"trace", o.trace}, {"hardware", hw.name}, {"policy", o.sim.policy},
-                {"prefetch", o.sim.prefetch}, {"tokens", r.tokens}, {"steps", r.steps}, {"seconds", r.seconds},
+                {"prefetch", o.sim.prefetch}, {"batch", o.sim.batch > 0 ? o.sim.batch : plan.batch()}, {"tokens", r.tokens}, {"steps", r.steps}, {"seconds", r.seconds},
                 {"tokens_per_second", r.tokens_per_second()}, {"stall_fraction", r.stall_fraction()},
                 {"gpu_hit_rate", r.gpu_hit_rate()}, {"cache_hit_rate", r.cache_hit_rate()},
                 {"host_hit_rate", r.host_hit_rate()}, {"nvme_rate", r.nvme_rate()}, {"late_hits", r.late_hits},
@@ -46,7 +46,8 @@ void run(const Options& o) {
                                        {"communication", r.communication_seconds}}}});
     return;
   }
-  fmt::print("{} tokens in {} steps on {} (policy {}, prefetch {})\n", r.tokens, r.steps, hw.name, o.sim.policy, o.sim.prefetch);
+  fmt::print("{} tokens in {} steps of {} on {} (policy {}, prefetch {})\n", r.tokens, r.steps, o.sim.batch > 0 ? o.sim.batch : plan.batch(),
+             hw.name, o.sim.policy, o.sim.prefetch);
   fmt::print("  {:.2f} tokens/s, {:.1f}% of the time waiting for copies\n", r.tokens_per_second(), 100 * r.stall_fraction());
   fmt::print("  expert uses: {:.1f}% on a GPU (cache hit rate {:.1f}% of offloaded uses), {:.1f}% from host, {:.1f}% from NVMe\n",
              100 * r.gpu_hit_rate(), 100 * r.cache_hit_rate(), 100 * r.host_hit_rate(), 100 * r.nvme_rate());
@@ -66,6 +67,8 @@ void setup(CLI::App& app) {
   app.add_option("--policy", o->sim.policy, "expert cache policy")->check(CLI::IsMember({"lru", "lfu", "multi", "belady"}));
   app.add_option("--prefetch", o->sim.prefetch, "none, next-layer (exact: the bound of a gate predictor) or stats")
       ->check(CLI::IsMember({"none", "next-layer", "stats"}));
+  app.add_option("--batch", o->sim.batch, "tokens per step: that many sequences decoded together (default: the plan's batch)")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--profile-trace", o->profile, "trace the stats prefetcher learns from (default: the replayed one)");
   app.add_flag("--json", o->json, "print one JSON document");
   app.callback([o] { run(*o); });

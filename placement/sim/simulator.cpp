@@ -123,7 +123,9 @@ class Simulation {
     MOE_CHECK(options.prefetch == "none" || options.prefetch == "next-layer" || options.prefetch == "stats",
               ErrorCode::kInvalidArgument, "unknown prefetcher '{}' (none, next-layer or stats)", options.prefetch);
     for (const auto& e : plan.experts()) placement_[ExpertKey{e.layer(), e.expert()}] = &e;
-    steps_ = make_steps(trace, plan.batch(), options.max_steps);
+    MOE_CHECK(options.batch >= 0, ErrorCode::kInvalidArgument, "a batch of {} tokens", options.batch);
+    options_batch_ = options.batch;
+    steps_ = make_steps(trace, options.batch > 0 ? options.batch : plan.batch(), options.max_steps);
     if (options.prefetch == "stats") transitions_ = transition_probabilities(options.profile ? *options.profile : trace);
 
     devices_.resize(size_t(plan.devices_size()));
@@ -152,7 +154,8 @@ class Simulation {
   SimResult run() {
     const ModelShape& shape = cost_.shape;
     const int G = plan_.devices_size();
-    const int per_device_batch = (plan_.batch() + G - 1) / G;
+    const int batch = options_batch_ > 0 ? options_batch_ : plan_.batch();
+    const int per_device_batch = (batch + G - 1) / G;
     double t = 0;
     for (size_t s = 0; s < steps_.size(); ++s) {
       const Step& step = steps_[s];
@@ -345,6 +348,7 @@ class Simulation {
   const SimOptions& options_;
   std::unordered_map<ExpertKey, const proto::ExpertPlacement*, ExpertKeyHash> placement_;
   std::vector<Step> steps_;
+  int options_batch_ = 0;  // SimOptions::batch: overrides the plan's
   std::vector<std::vector<double>> transitions_;
   std::vector<Device> devices_;
   HostTier host_;

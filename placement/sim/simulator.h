@@ -20,6 +20,7 @@ struct SimOptions {
                                   // gate predictor approaches); stats (transition counts)
   const Trace* profile = nullptr;  // trace the stats predictor learns from; default: the replayed one
   int64_t max_steps = 0;           // 0: the whole trace
+  int batch = 0;                   // tokens per step; 0: the plan's batch
 };
 
 struct SimResult {

@@ -107,6 +107,33 @@ Trace random_trace(int layers, int experts, int top_k, int tokens, double skew, 
   return t;
 }
 
+// `--batch B` steps the trace B tokens at a time, as a plan for that batch does: each expert a
+// step needs is copied once for all its tokens, so the bytes per token fall with the batch.
+TEST(Simulator, TheBatchOptionIsThePlansBatch) {
+  const ModelShape s = tiny_shape(4, 8, 2);
+  const Trace t = random_trace(4, 8, 2, 96, 0.5, 3);
+  const CostModel cost(s, tiny_hardware());
+  double previous_bytes = 1e30;
+  for (const int batch : {1, 4, 16}) {
+    PlacementPlan by_plan = cache_plan(s, 6);
+    by_plan.set_batch(batch);
+    SimOptions o;
+    const SimResult a = simulate(by_plan, t, cost, o);
+    o.batch = batch;
+    const SimResult b = simulate(cache_plan(s, 6), t, cost, o);
+    EXPECT_EQ(a.steps, b.steps);
+    EXPECT_EQ(b.steps, (96 + batch - 1) / batch);
+    EXPECT_EQ(a.bytes_host_to_gpu, b.bytes_host_to_gpu);
+    EXPECT_DOUBLE_EQ(a.seconds, b.seconds);
+    const double bytes = double(b.bytes_host_to_gpu[0]) / double(b.tokens);
+    EXPECT_LT(bytes, previous_bytes) << "batch " << batch;
+    previous_bytes = bytes;
+  }
+  SimOptions bad;
+  bad.batch = -1;
+  EXPECT_THROW(simulate(cache_plan(s, 6), t, cost, bad), Error);
+}
+
 TEST(Simulator, LruMatchesTheReuseDistanceClosedForm) {
   const ModelShape s = tiny_shape(4, 8, 2);
   const CostModel cost(s, tiny_hardware());
