@@ -1,0 +1,126 @@
+// `moe serve`: the OpenAI-compatible HTTP server over the engine (runtime/serve).
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "runtime/core/error.h"
+#include "runtime/core/size_parse.h"
+#include "runtime/model/default_model.h"
+#include "runtime/serve/http_server.h"
+#include "runtime/serve/openai_server.h"
+#include "runtime/serve/serving_engine.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "tools/chat_renderer.h"
+#include "tools/command.h"
+#include "tools/offload_flags.h"
+
+namespace moe::tools {
+namespace {
+
+struct ServeFlags {
+  std::string model, served_name, host = "127.0.0.1", api_key, kv_mem;
+  int port = 8000;
+  int max_batch = 16;
+  int64_t max_step_tokens = 512, kv_block = 16, context = 0;
+  int max_waiting = 256, max_connections = 512;
+  double shutdown_grace = 30;
+  OffloadFlags offload;
+};
+
+void serve(const ServeFlags& f) {
+  const bool use_default = f.model.empty();
+  const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(f.model);
+  model::LoadedModel loaded = model::load_model(dir, f.offload.load_options());
+  const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
+  const loading::ModelConfig& c = loaded.config;
+  const int64_t model_context = c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096;
+  const int64_t context = f.context > 0 ? std::min(f.context, model_context) : model_context;
+  const uint64_t token_bytes = 2 * uint64_t(c.num_layers) * uint64_t(c.kv_cache_heads()) * uint64_t(c.head_dim) * sizeof(float);
+  // Default KV budget: the whole batch at full context, at most 2 GiB (and one full context at least).
+  const uint64_t kv_bytes = !f.kv_mem.empty() ? parse_byte_size(f.kv_mem)
+      : std::max(uint64_t(context) * token_bytes, std::min(uint64_t(f.max_batch) * uint64_t(context) * token_bytes, uint64_t(2) << 30));
+  OffloadFlags offload = f.offload;
+  MOE_CHECK(offload.trace_out.empty() && offload.replay_trace.empty(), ErrorCode::kUnsupported,
+            "--trace-out and --replay-trace follow one sequence at a time: the server runs many");
+  offload.context = int64_t(kv_bytes / token_bytes);
+  const std::string name = !f.served_name.empty() ? f.served_name : use_default ? "default" : dir.filename().string();
+  engine::Engine session(loaded, offload, name);
+  serve::ServingEngine engine(session.make_scheduler(kv_bytes, f.kv_block, {f.max_batch, f.max_step_tokens}), f.max_waiting);
+  serve::ServerMetrics metrics;
+  engine.set_step_observer([&](int64_t tokens, double seconds) { metrics.step(tokens, seconds, session.stats_json()); });
+
+  serve::OpenAiServerOptions options;
+  options.model_name = name;
+  options.context = context;
+  options.stop_tokens = c.eos_token_ids;
+  if (auto eos = tokenizer->eos_token_id(); eos && options.stop_tokens.empty()) options.stop_tokens.push_back(*eos);
+  options.api_key = f.api_key;
+  serve::OpenAiServer api(engine, *tokenizer, chat_renderer(loaded.files_dir, *tokenizer), options, metrics);
+
+  serve::HttpServerOptions http;
+  http.host = f.host;
+  http.port = uint16_t(f.port);
+  http.max_connections = f.max_connections;
+  serve::HttpServer server(http, [&](const serve::HttpRequest& r, serve::ResponseWriter& w) { api.handle(r, w); });
+  // The port line is what scripts wait for (and read an ephemeral --port 0 from).
+  fmt::print("moe serve: {} on http://{}:{} (context {}, batch {}, KV {} in blocks of {})\n", name, f.host, server.port(),
+             context, f.max_batch, format_bytes(kv_bytes), f.kv_block);
+  std::fflush(stdout);
+
+  // SIGINT/SIGTERM: no new requests; those running get `shutdown_grace` seconds, then are cancelled.
+  std::mutex mutex;
+  std::condition_variable done;
+  bool finished = false;
+  std::thread grace;
+  server.run([&] {
+    api.begin_shutdown();
+    engine.refuse_new();
+    fmt::print(stderr, "moe serve: stopping; running requests get {:.0f} s to finish\n", f.shutdown_grace);
+    grace = std::thread([&] {
+      std::unique_lock lock(mutex);
+      if (!done.wait_for(lock, std::chrono::duration<double>(f.shutdown_grace), [&] { return finished; })) engine.cancel_all();
+    });
+  });
+  {
+    std::lock_guard lock(mutex);
+    finished = true;
+  }
+  done.notify_all();
+  if (grace.joinable()) grace.join();
+  engine.stop(true);
+  session.finish();
+}
+
+void setup(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  app.add_option("--model,-m", f->model, "Hugging Face model folder or expert store (default: the embedded model)");
+  app.add_option("--served-model-name", f->served_name, "the model id clients name (default: the folder's name, or 'default')");
+  app.add_option("--host", f->host, "address to listen on")->capture_default_str();
+  app.add_option("--port", f->port, "port to listen on (0: any free one, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+  app.add_option("--api-key", f->api_key, "require 'Authorization: Bearer KEY' on /v1/*");
+  app.add_option("--max-batch", f->max_batch, "sequences in one step")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--max-step-tokens", f->max_step_tokens, "tokens in one step (decode tokens, then prefill chunks)")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--kv-mem", f->kv_mem, "KV cache budget, e.g. 2GiB (default: the batch at full context, at most 2 GiB)");
+  app.add_option("--kv-block", f->kv_block, "tokens per KV block")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+  app.add_option("--context", f->context, "most prompt + completion tokens of a request (default and limit: the model's)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-waiting", f->max_waiting, "requests that may wait for the batch before new ones get 429")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-connections", f->max_connections, "open connections before new ones get 503")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  app.add_option("--shutdown-grace", f->shutdown_grace, "seconds running requests get to finish after SIGTERM")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  add_offload_options(app, f->offload);
+  app.callback([f] { serve(*f); });
+}
+
+const CommandRegistration kServe("", "serve", "Serve the model over OpenAI's HTTP API (completions, chat, streaming, metrics)",
+                                 setup);
+
+}  // namespace
+}  // namespace moe::tools
