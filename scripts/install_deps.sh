@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages the build and the tests need. Idempotent; quiet when all is there.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config git ca-certificates python3
+  build-essential cmake ninja-build pkg-config git ca-certificates python3 python3-venv python3-pip
   libgtest-dev libgmock-dev libbenchmark-dev
   liburing-dev libboost-dev protobuf-compiler libprotobuf-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libxxhash-dev libzstd-dev

@@ -89,6 +89,23 @@ class SocketWriter final : public ResponseWriter {
   bool ok_ = true, sent_ = false, streaming_ = false;
 };
 
+// Before closing on a refused request, reads (and drops) what the client is still sending, for a
+// short while: closing with unread data resets the connection, and the client would see a broken
+// pipe instead of the answer.
+void drain(tcp::socket& socket) {
+  timeval tv{};
+  tv.tv_sec = 1;
+  setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  beast::error_code ec;
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  char sink[64 << 10];
+  for (uint64_t total = 0; total < (uint64_t(64) << 20);) {
+    const size_t n = socket.read_some(asio::buffer(sink), ec);
+    if (ec || n == 0) break;
+    total += n;
+  }
+}
+
 void set_timeouts(tcp::socket& socket, std::chrono::seconds timeout) {
   timeval tv{};
   tv.tv_sec = timeout.count();
@@ -153,6 +170,7 @@ struct HttpServer::Impl {
           writer.send(431, "application/json", error_json("the request headers are over the server's limit", "invalid_request_error"));
         else if (ec != asio::error::would_block && ec != asio::error::timed_out)
           writer.send(400, "application/json", error_json("malformed HTTP request: " + ec.message(), "invalid_request_error"));
+        if (writer.sent()) drain(socket);
         break;
       }
       set_busy(fd, true);
