@@ -137,5 +137,38 @@ try:
 finally:
     check(server.stop() == 0, "SIGTERM with a key: exit 0")
 
+# A model with a chat template of its own (Qwen2.5's, on the default model's weights and
+# tokenizer): the chat prompt is the template as Python's jinja2 renders it in transformers' way.
+import os
+import shutil
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "chat_templates"))
+import render_fixtures  # noqa: E402
+
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+with tempfile.TemporaryDirectory() as folder:
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(root, "models", "ds-moe-tiny", name), folder)
+    with open(os.path.join(root, "tests", "fixtures", "chat_templates", "qwen2.5-instruct.jinja")) as f:
+        template = f.read()
+    with open(os.path.join(folder, "tokenizer_config.json")) as f:
+        config = json.load(f)
+    config["chat_template"] = template
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f)
+    server = Server(moe, "--model", folder, "--served-model-name", "tiny")
+    try:
+        c = openai.OpenAI(base_url=server.base + "/v1", api_key="unused", max_retries=0)
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Once upon a time"}]
+        rendered = render_fixtures.make_env().from_string(template).render(
+            messages=messages, add_generation_prompt=True, bos_token=config["bos_token"], eos_token=config["eos_token"])
+        chat = c.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0)
+        plain = c.completions.create(model="tiny", prompt=rendered, max_tokens=8, temperature=0)
+        check(chat.usage.prompt_tokens == plain.usage.prompt_tokens and chat.choices[0].message.content == plain.choices[0].text,
+              f"chat through Qwen2.5's template = the jinja2-rendered prompt ({chat.usage.prompt_tokens} tokens)")
+    finally:
+        check(server.stop() == 0, "SIGTERM: exit 0")
+
 print(f"{failures} failures")
 sys.exit(1 if failures else 0)

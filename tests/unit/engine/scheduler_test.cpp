@@ -55,6 +55,18 @@ std::vector<Job> random_jobs(std::mt19937& rng, int count, int32_t vocab) {
   return jobs;
 }
 
+// Each job's prompt and generated tokens when it runs alone (the single-sequence path).
+std::vector<std::vector<int32_t>> tokens_alone(model::Transformer& t, const std::vector<Job>& jobs) {
+  std::vector<std::vector<int32_t>> alone;
+  for (const Job& j : jobs) {
+    std::vector<int32_t> tokens = j.prompt;
+    const model::Generation g = model::generate(t, j.prompt, j.options);
+    tokens.insert(tokens.end(), g.tokens.begin(), g.tokens.end());
+    alone.push_back(tokens);
+  }
+  return alone;
+}
+
 class EveryFamily : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryFamily, BatchedTokensAreTheTokensAlone) {
@@ -64,13 +76,7 @@ TEST_P(EveryFamily, BatchedTokensAreTheTokensAlone) {
   int64_t preemptions = 0;
   for (int round = 0; round < 6; ++round) {
     const std::vector<Job> jobs = random_jobs(rng, 10, m.config.vocab_size);
-    std::vector<std::vector<int32_t>> alone;
-    for (const Job& j : jobs) {
-      std::vector<int32_t> tokens = j.prompt;
-      const model::Generation g = model::generate(t, j.prompt, j.options);
-      tokens.insert(tokens.end(), g.tokens.begin(), g.tokens.end());
-      alone.push_back(tokens);
-    }
+    const std::vector<std::vector<int32_t>> alone = tokens_alone(t, jobs);
     SchedulerOptions options;
     options.max_batch = (round % 2 ? 2 : 1) + int(rng() % 6);
     options.max_step_tokens = 1 + int64_t(rng() % 40);
@@ -121,13 +127,7 @@ TEST(Scheduler, OffloadedBatchesGiveTheResidentTokensAlone) {
     LoadedModel m = family_model(name);
     model::Transformer& t = *m.transformer;
     const std::vector<Job> jobs = random_jobs(rng, 6, m.config.vocab_size);
-    std::vector<std::vector<int32_t>> alone;
-    for (const Job& j : jobs) {
-      std::vector<int32_t> tokens = j.prompt;
-      const model::Generation g = model::generate(t, j.prompt, j.options);
-      tokens.insert(tokens.end(), g.tokens.begin(), g.tokens.end());
-      alone.push_back(tokens);
-    }
+    const std::vector<std::vector<int32_t>> alone = tokens_alone(t, jobs);
     const uint64_t expert = offload::ExpertBacking(t.weights()).layout().bytes;
     const int total = m.config.num_sparse_layers() * m.config.num_experts;
     for (int trial = 0; trial < 3; ++trial) {
