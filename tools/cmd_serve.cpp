@@ -10,6 +10,7 @@
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
 #include "runtime/model/default_model.h"
+#include "runtime/model/synthetic_weights.h"
 #include "runtime/serve/http_server.h"
 #include "runtime/serve/openai_server.h"
 #include "runtime/serve/serving_engine.h"
@@ -22,7 +23,7 @@ namespace moe::tools {
 namespace {
 
 struct ServeFlags {
-  std::string model, served_name, host = "127.0.0.1", api_key, kv_mem;
+  std::string model, config, served_name, host = "127.0.0.1", api_key, kv_mem;
   int port = 8000;
   int max_batch = 16;
   int64_t max_step_tokens = 512, kv_block = 16, context = 0;
@@ -32,10 +33,24 @@ struct ServeFlags {
 };
 
 void serve(const ServeFlags& f) {
+  MOE_CHECK(f.config.empty() || f.model.empty(), ErrorCode::kInvalidArgument, "give --model or --config, not both");
   const bool use_default = f.model.empty();
   const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(f.model);
-  model::LoadedModel loaded = model::load_model(dir, f.offload.load_options());
+  model::LoadedModel loaded;
+  if (!f.config.empty()) {
+    // A shape with synthetic weights (benchmarks): the embedded model's tokenizer speaks for it.
+    const auto config = loading::load_model_config(f.config);
+    loaded = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1), f.offload.load_options());
+    loaded.files_dir = model::default_model_dir();
+  } else {
+    loaded = model::load_model(dir, f.offload.load_options());
+  }
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
+  MOE_CHECK(tokenizer->vocab_size() <= loaded.config.vocab_size, ErrorCode::kInvalidArgument,
+            "the tokenizer has {} tokens, the model's vocabulary {}", tokenizer->vocab_size(), loaded.config.vocab_size);
+  MOE_CHECK(f.config.empty() || tokenizer->vocab_size() == loaded.config.vocab_size, ErrorCode::kInvalidArgument,
+            "--config: the synthetic model speaks the embedded tokenizer's {} tokens; set its vocab_size to that (it has {})",
+            tokenizer->vocab_size(), loaded.config.vocab_size);
   const loading::ModelConfig& c = loaded.config;
   const int64_t model_context = c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096;
   const int64_t context = f.context > 0 ? std::min(f.context, model_context) : model_context;
@@ -47,7 +62,9 @@ void serve(const ServeFlags& f) {
   MOE_CHECK(offload.trace_out.empty() && offload.replay_trace.empty(), ErrorCode::kUnsupported,
             "--trace-out and --replay-trace follow one sequence at a time: the server runs many");
   offload.context = int64_t(kv_bytes / token_bytes);
-  const std::string name = !f.served_name.empty() ? f.served_name : use_default ? "default" : dir.filename().string();
+  const std::string name = !f.served_name.empty() ? f.served_name
+                           : !f.config.empty() ? std::filesystem::path(f.config).stem().string()
+                           : use_default ? "default" : dir.filename().string();
   engine::Engine session(loaded, offload, name);
   serve::ServingEngine engine(session.make_scheduler(kv_bytes, f.kv_block, {f.max_batch, f.max_step_tokens}), f.max_waiting);
   serve::ServerMetrics metrics;
@@ -98,6 +115,9 @@ void serve(const ServeFlags& f) {
 void setup(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   app.add_option("--model,-m", f->model, "Hugging Face model folder or expert store (default: the embedded model)");
+  app.add_option("--config", f->config,
+                 "config.json of a shape to serve with synthetic weights and the embedded tokenizer (benchmarks; its "
+                 "vocab_size must be the tokenizer's)")->check(CLI::ExistingFile);
   app.add_option("--served-model-name", f->served_name, "the model id clients name (default: the folder's name, or 'default')");
   app.add_option("--host", f->host, "address to listen on")->capture_default_str();
   app.add_option("--port", f->port, "port to listen on (0: any free one, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
