@@ -19,7 +19,7 @@ endfunction()
 # otherwise the same entry point is linked against a driver that replays the corpus files given
 # on the command line, and CTest runs it over the seed corpus so the target never rots.
 function(moe_add_fuzzer name)
-  cmake_parse_arguments(ARG "" "CORPUS" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;CORPUS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS})
   if(MOE_FUZZ)

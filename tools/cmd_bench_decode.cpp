@@ -66,6 +66,8 @@ std::vector<int> parse_batches(const std::string& list) {
 void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what) {
   const std::vector<int> batches = parse_batches(f.batches);
   MOE_CHECK(f.budgets.find(',') == std::string::npos, ErrorCode::kInvalidArgument, "--batch takes one --gpu-mem budget");
+  MOE_CHECK(f.budgets.empty() || f.budgets == "all" || parse_byte_size(f.budgets) > 0, ErrorCode::kInvalidArgument,
+            "--gpu-mem takes a size (e.g. 64MiB) or 'all'; not \"{}\"", f.budgets);
   const bool offloaded = !f.budgets.empty();
   MOE_CHECK(!f.predict || offloaded, ErrorCode::kInvalidArgument, "--predict with --batch needs one --gpu-mem budget");
   const double read = cpu::measure_read_bandwidth(cpu::ThreadPool::global());
@@ -186,7 +188,12 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
 void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what) {
   std::vector<std::string> budgets;
   std::stringstream list(f.budgets);
-  for (std::string b; std::getline(list, b, ',');) budgets.push_back(b);
+  for (std::string b; std::getline(list, b, ',');) {
+    MOE_CHECK(b == "all" || (!b.empty() && parse_byte_size(b) > 0), ErrorCode::kInvalidArgument,
+              "--gpu-mem takes sizes (e.g. 64MiB) or 'all', comma-separated; not \"{}\"", b);
+    budgets.push_back(b);
+  }
+  MOE_CHECK(!budgets.empty(), ErrorCode::kInvalidArgument, "--gpu-mem needs at least one budget");
   nlohmann::json rows = nlohmann::json::array();
   std::optional<placement::HardwareProfile> profile;
   if (f.predict) profile = calibrate_this_machine();

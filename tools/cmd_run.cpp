@@ -207,7 +207,9 @@ void run(const RunFlags& flags) {
     return;
   }
   fmt::print("{}\n", tail);
-  std::fflush(stdout);  // the text ends before the stats on stderr, also when both go to one pipe
+  // The text ends before the stats on stderr, also when both go to one pipe; text that could not
+  // be written is the run's failure, said alone.
+  MOE_CHECK(std::fflush(stdout) == 0 && !std::ferror(stdout), ErrorCode::kIo, "cannot write the output to standard output");
   fmt::print(stderr, "[{} prompt tokens, {:.1f} tok/s prefill | {} generated, {:.1f} tok/s decode | peak memory {}]\n",
              s.prompt_tokens, s.prefill_tokens_per_second(), s.generated_tokens, s.decode_tokens_per_second(),
              format_bytes(s.peak_resident_bytes));
@@ -216,7 +218,9 @@ void run(const RunFlags& flags) {
 
 void setup(CLI::App& app) {
   auto flags = std::make_shared<RunFlags>();
-  app.add_option("--model,-m", flags->model, "Hugging Face model folder or expert store (default: the embedded model)");
+  app.add_option("--model,-m", flags->model, "Hugging Face model folder or expert store (default: the embedded model)")
+      ->check(CLI::Validator([](std::string& v) { return v.empty() ? std::string("an empty path names no model") : std::string(); },
+                             "PATH"));
   app.add_option("--prompt,-p", flags->prompt, "text to continue")->capture_default_str();
   app.add_option("-n,--max-new-tokens", flags->max_new_tokens, "tokens to generate")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

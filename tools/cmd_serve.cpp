@@ -114,7 +114,9 @@ void serve(const ServeFlags& f) {
 
 void setup(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
-  app.add_option("--model,-m", f->model, "Hugging Face model folder or expert store (default: the embedded model)");
+  app.add_option("--model,-m", f->model, "Hugging Face model folder or expert store (default: the embedded model)")
+      ->check(CLI::Validator([](std::string& v) { return v.empty() ? std::string("an empty path names no model") : std::string(); },
+                             "PATH"));
   app.add_option("--config", f->config,
                  "config.json of a shape to serve with synthetic weights and the embedded tokenizer (benchmarks; its "
                  "vocab_size must be the tokenizer's)")->check(CLI::ExistingFile);

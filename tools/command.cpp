@@ -30,7 +30,8 @@ InspectorRegistration::InspectorRegistration(
 const std::vector<InspectorEntry>& registered_inspectors() { return inspector_registry(); }
 
 void print_json(const nlohmann::json& doc) {
-  const std::string text = doc.dump(2);
+  // Generated text may end inside a UTF-8 character: such bytes become U+FFFD, not an error.
+  const std::string text = doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);

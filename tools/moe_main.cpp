@@ -51,5 +51,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
+  // Output that never arrived (a full disk, a closed pipe) is a failed run, not a success.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "error: cannot write the output to standard output\n");
+    return 1;
+  }
   return 0;
 }

@@ -59,10 +59,9 @@ SequenceId Scheduler::submit(std::vector<int32_t> prompt, const model::Generatio
     MOE_CHECK(t >= 0 && t < c.vocab_size, ErrorCode::kInvalidArgument, "token id {} is outside the vocabulary of {}", t,
               c.vocab_size);
   const int64_t total = int64_t(prompt.size()) + std::max(options.max_new_tokens, 1);
-  if (const int64_t limit = model_.max_positions(); limit > 0)
-    MOE_CHECK(total <= limit, ErrorCode::kInvalidArgument,
-              "{} prompt tokens and {} new ones pass the model's {} learned positions", prompt.size(), options.max_new_tokens,
-              limit);
+  MOE_CHECK(total <= model_.max_positions(), ErrorCode::kInvalidArgument,
+            "{} prompt tokens and {} new ones pass the model's context of {} positions", prompt.size(), options.max_new_tokens,
+            model_.max_positions());
   const int64_t blocks = (total + pool_->block_tokens() - 1) / pool_->block_tokens();
   MOE_CHECK(blocks <= pool_->num_blocks(), ErrorCode::kOutOfMemory,
             "a sequence of {} prompt and {} new tokens needs {} KV blocks of {} tokens; the KV budget holds {}", prompt.size(),

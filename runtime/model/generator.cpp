@@ -20,6 +20,9 @@ Generation generate(Transformer& model, std::span<const int32_t> prompt, const G
   MOE_CHECK(!prompt.empty(), ErrorCode::kInvalidArgument, "the prompt encodes to no tokens");
   MOE_CHECK(options.max_new_tokens >= 0, ErrorCode::kInvalidArgument, "the number of new tokens cannot be negative");
   const int64_t capacity = int64_t(prompt.size()) + std::max(options.max_new_tokens, 1);
+  MOE_CHECK(capacity <= model.max_positions(), ErrorCode::kInvalidArgument,
+            "{} prompt tokens and {} new ones pass the model's context of {} positions", prompt.size(), options.max_new_tokens,
+            model.max_positions());
   KvCache cache = model.make_cache(capacity);
   Sampler sampler(options.sampling);
   Generation result;

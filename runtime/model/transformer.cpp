@@ -151,7 +151,9 @@ KvCache Transformer::make_cache(int64_t capacity) const {
 }
 
 int64_t Transformer::max_positions() const {
-  return weights_.position_embeddings.defined() ? weights_.position_embeddings.dim(0) : 0;
+  int64_t limit = config_.max_position_embeddings > 0 ? config_.max_position_embeddings : INT64_MAX;
+  if (weights_.position_embeddings.defined()) limit = std::min(limit, weights_.position_embeddings.dim(0));
+  return limit;
 }
 
 std::shared_ptr<KvBlockPool> Transformer::make_kv_pool(int64_t block_tokens, int64_t num_blocks) const {

@@ -62,8 +62,8 @@ class Transformer {
   const RoutingMode& effective_routing_mode() const { return effective_routing_; }
 
   KvCache make_cache(int64_t capacity) const;
-  // The positions a sequence may reach: the learned position embeddings' count (DS-MoE), or 0
-  // for no limit of the model's own (rotary positions).
+  // The positions a sequence may hold: the model's context (max_position_embeddings), or fewer
+  // learned position embeddings (DS-MoE) when it has them.
   int64_t max_positions() const;
   // A pool of KV blocks shaped for this model (kv_block_pool.h), to make caches in with
   // KvCache(pool, capacity).

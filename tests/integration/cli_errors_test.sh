@@ -69,6 +69,22 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   expect 1 "cuda backend without a GPU" -- "$moe" run -n 2 --backend cuda
 fi
 
+# Issue 21's cases on the paths of a run: the context, an empty --model, a full stdout, empty
+# budgets, JSON of text cut inside a UTF-8 character.
+long_prompt="$(printf 'word %.0s' $(seq 1 1100))"
+expect 1 "a prompt past the model's context" -- "$moe" run -p "$long_prompt" -n 4
+expect 1 "new tokens past the model's context" -- "$moe" run -p "hello" -n 2000
+expect 2 "an empty --model" -- "$moe" run --model '' -n 1
+expect 1 "stdout that cannot be written" -- sh -c "'$moe' run -n 3 >/dev/full"
+expect 1 "empty --gpu-mem budgets" -- "$moe" bench decode --gpu-mem , -n 1
+expect 1 "a bad --gpu-mem budget" -- "$moe" bench decode --gpu-mem 1MiB,,abc -n 1
+if "$moe" run -p "日本語" -n 3 --json 2>"$work/err" | python3 -c 'import json,sys; json.load(sys.stdin)'; then
+  echo "ok: JSON of text ending inside a UTF-8 character"
+else
+  echo "FAIL: JSON of text ending inside a UTF-8 character: $(head -c 300 "$work/err")"
+  failures=$((failures + 1))
+fi
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"
   exit 1
