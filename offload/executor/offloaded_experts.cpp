@@ -1,6 +1,7 @@
 #include "offload/executor/offloaded_experts.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <future>
 
@@ -73,6 +74,11 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
   MOE_CHECK(options_.devices >= 1 && options_.devices <= 64, ErrorCode::kInvalidArgument, "--devices must be 1 to 64");
   MOE_CHECK(options_.miss == "wait" || options_.miss == "cpu" || options_.miss == "hobbit", ErrorCode::kInvalidArgument,
             "unknown miss policy '{}' (wait, cpu or hobbit)", options_.miss);
+  // Importances are gate mass in [0, 1] (a threshold above 1 holds for every expert); NaN would
+  // make every comparison false.
+  for (const double t : {options_.hobbit_t1, options_.hobbit_t2})
+    MOE_CHECK(std::isfinite(t) && t >= 0, ErrorCode::kInvalidArgument,
+              "HOBBIT's thresholds must be finite numbers of at least 0, not {}", t);
   MOE_CHECK(options_.device_bytes >= slot, ErrorCode::kOutOfMemory,
             "a device budget of {:.2f} MiB holds no expert: one takes {:.2f} MiB", options_.device_bytes / kMiB, slot / kMiB);
   const std::vector<int> model_layer_of = config.moe_layers();

@@ -81,13 +81,19 @@ TraceReplayer::TraceReplayer(placement::Trace trace, const loading::ModelConfig&
 model::RoutingHook TraceReplayer::hook() {
   return [this](int layer, std::span<const int64_t> positions, model::RoutingDecision& d) {
     if (layer == first_sparse_) {
+      // Past the end there is no routing to force: wrapping around replayed other tokens' and
+      // called it the trace.
+      const int64_t needed = cursor_ + int64_t(positions.size());
+      MOE_CHECK(needed <= int64_t(trace_.tokens.size()), ErrorCode::kInvalidArgument,
+                "the trace to replay holds the routing of {} tokens, the run needs {} or more", trace_.tokens.size(),
+                needed);
       batch_begin_ = cursor_;
-      cursor_ += int64_t(positions.size());
+      cursor_ = needed;
     }
     const int sparse = config_->moe_layer_index(layer);
     model::RoutingDecision forced;
     for (int64_t t = 0; t < d.num_tokens(); ++t) {
-      const auto& record = trace_.tokens[size_t((batch_begin_ + t) % int64_t(trace_.tokens.size()))];
+      const auto& record = trace_.tokens[size_t(batch_begin_ + t)];
       const placement::LayerRouting* choice = nullptr;
       for (const auto& l : record.layers)
         if (l.layer == sparse) choice = &l;

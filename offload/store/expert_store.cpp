@@ -1,5 +1,9 @@
 #include "offload/store/expert_store.h"
 
+#include <xxhash.h>
+
+#include <fmt/format.h>
+
 #include <fstream>
 
 #include "offload/store/store_format.h"
@@ -23,15 +27,53 @@ std::shared_ptr<const ExpertStore> ExpertStore::open(const std::filesystem::path
     if (e.format() == native)
       for (int m = 0; m < e.matrices_size(); ++m) s->expert_tensors_.emplace(e.matrices(m).name(), Piece{i, m});
   }
+  const size_t pieces = size_t(s->manifest_.resident_size() + s->manifest_.experts_size() + s->manifest_.files_size());
+  s->checked_ = std::make_unique<std::atomic<bool>[]>(pieces);
   return s;
 }
 
-std::optional<std::string> ExpertStore::file(std::string_view name) const {
-  for (const auto& f : manifest_.files())
-    if (f.name() == name) {
-      const auto b = file_->bytes().subspan(size_t(f.offset()), size_t(f.nbytes()));
-      return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+// Checksums cost a read of the bytes, so each piece is checked the first time it is used, not at
+// every use; a piece without a recorded checksum (an older store) is taken as it is.
+void ExpertStore::check_once(size_t slot, std::span<const std::byte> bytes, uint64_t want, const std::string& what) const {
+  if (want == 0 || checked_[slot].load(std::memory_order_acquire)) return;
+  MOE_CHECK(XXH64(bytes.data(), bytes.size(), 0) == want, ErrorCode::kCorrupt,
+            "{}: the checksum of {} does not match (a corrupt store: moe verify lists every bad piece)", path_.string(), what);
+  checked_[slot].store(true, std::memory_order_release);
+}
+
+ExpertStore::Verification ExpertStore::verify(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  Verification v;
+  uint64_t total = 0;
+  for (const auto& f : manifest_.files()) total += f.nbytes();
+  for (const auto& t : manifest_.resident()) total += t.nbytes();
+  for (const auto& e : manifest_.experts()) total += e.nbytes();
+  const auto check = [&](std::span<const std::byte> bytes, uint64_t want, std::string what) {
+    v.bytes += bytes.size();
+    if (want == 0) {
+      ++v.unrecorded;
+    } else {
+      ++v.checked;
+      if (XXH64(bytes.data(), bytes.size(), 0) != want) v.corrupt.push_back(std::move(what));
     }
+    if (progress) progress(v.bytes, total);
+  };
+  for (const auto& f : manifest_.files())
+    check(file_->bytes().subspan(size_t(f.offset()), size_t(f.nbytes())), f.xxh64(), fmt::format("file '{}'", f.name()));
+  for (const auto& t : manifest_.resident())
+    check(file_->bytes().subspan(size_t(t.offset()), size_t(t.nbytes())), t.xxh64(), fmt::format("tensor '{}'", t.name()));
+  for (const auto& e : manifest_.experts())
+    check(mapped(e), e.xxh64(), fmt::format("expert ({}, {}) {}", e.layer(), e.expert(), e.format()));
+  return v;
+}
+
+std::optional<std::string> ExpertStore::file(std::string_view name) const {
+  for (int i = 0; i < manifest_.files_size(); ++i) {
+    const auto& f = manifest_.files(i);
+    if (f.name() != name) continue;
+    const auto b = file_->bytes().subspan(size_t(f.offset()), size_t(f.nbytes()));
+    check_once(size_t(manifest_.resident_size() + manifest_.experts_size() + i), b, f.xxh64(), fmt::format("file '{}'", f.name()));
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
   return std::nullopt;
 }
 
@@ -67,6 +109,9 @@ ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int
   MOE_CHECK(p.rows() > 0 && p.cols() > 0 && dtype_bytes(f.dtype, size_t(p.rows() * p.cols())) == p.data_bytes() &&
                 (f.group_size == 0 || (groups > 0 && p.scales_bytes() == uint64_t(p.rows() * groups) * sizeof(float))),
             ErrorCode::kCorrupt, "{}: matrix '{}' has the wrong size for {}", path_.string(), p.name(), blob.format());
+  if (const auto it = blobs_.find({ExpertKey{blob.layer(), blob.expert()}, blob.format()}); it != blobs_.end())
+    check_once(size_t(manifest_.resident_size() + it->second), mapped(blob), blob.xxh64(),
+               fmt::format("expert ({}, {}) {}", blob.layer(), blob.expert(), blob.format()));
   const std::byte* base = file_->bytes().data() + blob.offset();
   StoredMatrix m;
   m.data = Tensor::view(base + p.data_offset(), f.dtype, {p.rows(), p.cols()}, file_);
@@ -87,6 +132,8 @@ Tensor ExpertStore::tensor(std::string_view name) const {
     Shape shape(t.shape().begin(), t.shape().end());
     MOE_CHECK(shape_numel(shape) >= 0 && dtype_bytes(dtype, size_t(shape_numel(shape))) == t.nbytes(), ErrorCode::kCorrupt,
               "{}: tensor '{}' has {} bytes for shape {}", path_.string(), name, t.nbytes(), shape_to_string(shape));
+    check_once(size_t(it->second), file_->bytes().subspan(size_t(t.offset()), size_t(t.nbytes())), t.xxh64(),
+               fmt::format("tensor '{}'", t.name()));
     return Tensor::view(file_->bytes().data() + t.offset(), dtype, std::move(shape), file_);
   }
   const auto it = expert_tensors_.find(name);
@@ -97,6 +144,8 @@ Tensor ExpertStore::tensor(std::string_view name) const {
   MOE_CHECK(parse_dtype(blob.format(), &dtype), ErrorCode::kCorrupt, "{}: bad format '{}'", path_.string(), blob.format());
   MOE_CHECK(dtype_bytes(dtype, size_t(piece.rows() * piece.cols())) == piece.data_bytes(), ErrorCode::kCorrupt,
             "{}: matrix '{}' has the wrong size", path_.string(), name);
+  check_once(size_t(manifest_.resident_size() + it->second.blob), mapped(blob), blob.xxh64(),
+             fmt::format("expert ({}, {}) {}", blob.layer(), blob.expert(), blob.format()));
   return Tensor::view(file_->bytes().data() + blob.offset() + piece.data_offset(), dtype, {piece.rows(), piece.cols()}, file_);
 }
 

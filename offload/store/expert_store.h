@@ -1,7 +1,11 @@
 #pragma once
 // An opened expert store: its manifest, the embedded files, the resident tensors (viewed through
 // mmap), and where each (layer, expert, format) blob lies, for the reader.
+#include <atomic>
 #include <filesystem>
+#include <functional>
+#include <span>
+#include <vector>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,8 +48,20 @@ class ExpertStore {
   StoredMatrix matrix(const store::ExpertBlob& blob, int index) const;
 
   bool has_tensor(std::string_view name) const;
-  // Resident tensors and the matrices of native-format experts, viewing the mapping.
+  // Resident tensors and the matrices of native-format experts, viewing the mapping. Their bytes
+  // are checked against the manifest's checksum on first use (an expert's whole blob, once),
+  // whatever path reads them: moe::Error(kCorrupt) naming the piece when they do not match.
   Tensor tensor(std::string_view name) const;
+
+  // What verify() found: pieces checked, those without a recorded checksum, and the bad ones.
+  struct Verification {
+    int64_t checked = 0, unrecorded = 0;
+    uint64_t bytes = 0;
+    std::vector<std::string> corrupt;  // "tensor 'x'", "expert (3, 5) int4:g32", "file 'config.json'"
+  };
+  // Reads and checks every embedded file, resident tensor and expert blob of every format;
+  // `progress` gets the bytes checked so far.
+  Verification verify(const std::function<void(uint64_t done, uint64_t total)>& progress = {}) const;
 
  private:
   std::filesystem::path path_;
@@ -58,6 +74,9 @@ class ExpertStore {
   };
   std::map<std::string, Piece, std::less<>> expert_tensors_;  // native format only
   std::map<std::pair<ExpertKey, std::string>, int> blobs_;
+  // Pieces already checked on first use (resident tensors, then blobs, then files).
+  std::unique_ptr<std::atomic<bool>[]> checked_;
+  void check_once(size_t slot, std::span<const std::byte> bytes, uint64_t want, const std::string& what) const;
 };
 
 // The store as the model loader's weight source.

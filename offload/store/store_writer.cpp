@@ -101,6 +101,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     entry->set_name(name);
     entry->set_offset(file.position());
     entry->set_nbytes(bytes.size());
+    entry->set_xxh64(XXH64(bytes.data(), bytes.size(), 0));
     file.write(bytes.data(), bytes.size());
   }
 
@@ -122,6 +123,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     for (int64_t d : t.shape()) entry->add_shape(d);
     entry->set_offset(file.position());
     entry->set_nbytes(info.nbytes());
+    entry->set_xxh64(XXH64(t.raw(), info.nbytes(), 0));
     file.write(t.raw(), info.nbytes());
     summary.resident_bytes += info.nbytes();
   }

@@ -85,6 +85,17 @@ else
   failures=$((failures + 1))
 fi
 
+# moe verify: a good store passes, a cut one is refused in one line.
+if "$moe" pack --model "$src/tests/fixtures/qwen3_moe" -o "$work/good.moe" >/dev/null 2>&1 &&
+   "$moe" verify "$work/good.moe" --json 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["ok"] else 1)'; then
+  echo "ok: moe verify passes a good store"
+else
+  echo "FAIL: moe verify on a good store"
+  failures=$((failures + 1))
+fi
+head -c 100000 "$work/good.moe" >"$work/cut.moe"
+expect 1 "moe verify of a cut store" -- "$moe" verify "$work/cut.moe"
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"
   exit 1

@@ -203,5 +203,45 @@ TEST_F(Store, RunningFromTheStoreGivesTheSameLogitsBitForBit) {
   EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)), 0);
 }
 
+// A byte flipped anywhere in the data is caught the first time the piece is used, whatever the
+// run's flags (a resident load reads experts through the mapping too), and verify() lists it.
+TEST_F(Store, AFlippedByteIsCaughtOnFirstUseAndByVerify) {
+  EXPECT_TRUE(ExpertStore::open(path())->verify().corrupt.empty());
+  EXPECT_EQ(ExpertStore::open(path())->verify().unrecorded, 0);
+  std::ifstream in(path(), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto original = ExpertStore::open(path());
+  const auto& m = original->manifest();
+  ScratchDir dir("moe-store-flip");
+  const auto flipped_at = [&](uint64_t offset, const std::string& name) {
+    std::string b = bytes;
+    b[size_t(offset)] ^= 0x01;
+    std::ofstream(dir.path() / name, std::ios::binary) << b;
+    return dir.path() / name;
+  };
+  // A resident tensor, an expert blob of the native format, one of a quantised copy, an embedded file.
+  const auto& tensor = m.resident(m.resident_size() / 2);
+  const auto tensor_store = ExpertStore::open(flipped_at(tensor.offset() + tensor.nbytes() / 2, "tensor.moe"));
+  EXPECT_THROW(tensor_store->tensor(tensor.name()), Error);
+  EXPECT_THROW(model::load_model(dir.path() / "tensor.moe"), Error);
+  const auto v = tensor_store->verify();
+  ASSERT_EQ(v.corrupt.size(), 1u);
+  EXPECT_EQ(v.corrupt[0], "tensor '" + tensor.name() + "'");
+  const auto& blob = *original->blob({0, 1}, "bf16");
+  const auto blob_store = ExpertStore::open(flipped_at(blob.offset() + 10, "blob.moe"));
+  EXPECT_THROW(blob_store->tensor(blob.matrices(2).name()), Error);  // any matrix of the blob
+  EXPECT_THROW(model::load_model(dir.path() / "blob.moe"), Error);  // resident: no offloading flags
+  EXPECT_EQ(blob_store->verify().corrupt.size(), 1u);
+  for (const auto& e : m.experts())
+    if (e.format() != "bf16") {
+      const auto q = ExpertStore::open(flipped_at(e.offset() + 5, "q.moe"));
+      EXPECT_THROW(q->matrix(*q->blob({e.layer(), e.expert()}, e.format()), 0), Error);
+      break;
+    }
+  const auto& file = m.files(0);
+  const auto file_store = ExpertStore::open(flipped_at(file.offset(), "file.moe"));
+  EXPECT_THROW(file_store->file(file.name()), Error);
+}
+
 }  // namespace
 }  // namespace moe::offload
