@@ -4,6 +4,7 @@
 #include "offload/store/store_writer.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
+#include "runtime/core/output_path.h"
 #include "runtime/loading/model_config.h"
 #include "runtime/model/weights.h"
 #include "offload/store/model_layout.h"
@@ -19,6 +20,7 @@ struct Flags {
 };
 
 void run(const Flags& f) {
+  refuse_overwriting(f.out, {f.model});
   const loading::ModelConfig config = loading::load_model_config(f.model);
   const offload::StoreLayout layout = offload::store_layout_for(config);
   offload::PackOptions options;

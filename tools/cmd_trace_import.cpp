@@ -3,7 +3,9 @@
 
 #include "placement/trace/importers.h"
 #include "placement/trace/trace_io.h"
+#include "runtime/core/output_path.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -15,6 +17,7 @@ struct Options {
 };
 
 void run(const Options& o) {
+  refuse_overwriting(o.output, {o.input});
   placement::ImportReport report;
   const placement::Trace trace = placement::import_trace(o.input, o.format, o.import, &report);
   placement::write_trace(o.output, trace, fmt::format("imported from {} ({})", o.input, o.format),
@@ -36,9 +39,9 @@ void setup(CLI::App& app) {
   app.add_option("-o,--output", o->output, "trace file to write")->required();
   app.add_option("--format", o->format, "jsonl, vllm, csv or auto (by extension)")->check(CLI::IsMember({"auto", "jsonl", "vllm", "csv"}));
   app.add_option("--model-name", o->import.model_name, "model identity to record (default: the file's stem)");
-  app.add_option("--layers", o->import.num_layers, "MoE layers of the model (default: the largest seen + 1)");
-  app.add_option("--experts", o->import.num_experts, "experts per layer (default: the largest seen + 1)");
-  app.add_option("--top-k", o->import.top_k, "CSV: experts chosen per row (default: every nonzero gate)");
+  app.add_option("--layers", o->import.num_layers, "MoE layers of the model (default: the largest seen + 1)")->check(whole_number(1, 1 << 16));
+  app.add_option("--experts", o->import.num_experts, "experts per layer (default: the largest seen + 1)")->check(whole_number(1, 1 << 16));
+  app.add_option("--top-k", o->import.top_k, "CSV: experts chosen per row (default: every nonzero gate)")->check(whole_number(1, 1 << 16));
   app.add_flag("--uncompressed", o->raw, "write without zstd");
   app.add_flag("--json", o->json, "print one JSON document");
   app.callback([o] { run(*o); });

@@ -11,6 +11,7 @@
 #include "kernels/cpu/quantize.h"
 #include "offload/store/store_format.h"
 #include "runtime/core/error.h"
+#include "runtime/core/output_path.h"
 #include "runtime/core/progress.h"
 #include "runtime/loading/safetensors.h"
 
@@ -78,7 +79,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     MOE_CHECK((f.dtype == DType::kI8 || f.dtype == DType::kI4) && f.group_size > 0 && f.group_size % 8 == 0,
               ErrorCode::kInvalidArgument, "extra store formats are int8 or int4 with a group size that is a multiple of 8");
   const loading::Checkpoint checkpoint = loading::Checkpoint::open(model_dir);
-  PartialFile partial{out.string() + ".partial"};
+  PartialFile partial{partial_path(out)};
   Output file(partial.path);
   file.write(std::string(kHeaderBytes, '\0').data(), kHeaderBytes);
 

@@ -12,6 +12,7 @@
 
 #include "placement/proto/trace.pb.h"
 #include "runtime/core/error.h"
+#include "runtime/core/output_path.h"
 
 namespace moe::placement {
 namespace {
@@ -117,8 +118,7 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const ModelIdentity&
             "a trace needs the model's layer and expert counts");
   impl_->path = path;
   impl_->model = model;
-  impl_->partial = path;
-  impl_->partial += ".partial";
+  impl_->partial = partial_path(path);
   impl_->compression = compression;
   impl_->out.open(impl_->partial, std::ios::binary | std::ios::trunc);
   MOE_CHECK(impl_->out.is_open(), ErrorCode::kIo, "cannot create {}", impl_->partial.string());

@@ -43,7 +43,7 @@ expect 2 "missing required option" -- "$moe" plan --model "$model"
 expect 1 "truncated trace" -- "$moe" inspect "$work/truncated.trace"
 expect 1 "malformed JSONL" -- "$moe" trace import "$work/bad.jsonl" -o "$work/out.trace"
 expect 1 "malformed CSV" -- "$moe" trace import "$work/bad.csv" -o "$work/out.trace"
-[[ -e "$work/out.trace" || -e "$work/out.trace.partial" ]] && { echo "FAIL: a failed import left a file"; failures=$((failures + 1)); }
+[[ -e "$work/out.trace" || -n "$(compgen -G "$work/out.trace.partial*")" ]] && { echo "FAIL: a failed import left a file"; failures=$((failures + 1)); }
 expect 1 "malformed plan" -- "$moe" inspect "$work/bad.plan"
 expect 1 "hardware profile without sections" -- "$moe" plan --model "$model" --trace "$work/tiny.jsonl" --hardware "$work/bad.yaml" -o "$work/p.plan"
 expect 1 "unknown hardware profile" -- "$moe" plan --model "$model" --trace "$work/tiny.jsonl" --hardware no-such-gpu -o "$work/p.plan"
@@ -84,6 +84,14 @@ else
   echo "FAIL: JSON of text ending inside a UTF-8 character: $(head -c 300 "$work/err")"
   failures=$((failures + 1))
 fi
+
+# Careless overwrites: an output over its own input, or inside the model folder it packs.
+mkdir -p "$work/po" && cp "$src/tests/fixtures/qwen3_moe/"* "$work/po/"
+cp "$work/po/model.safetensors" "$work/po.orig"
+expect 1 "pack into the model folder" -- "$moe" pack --model "$work/po" -o "$work/po/model.safetensors"
+cmp -s "$work/po/model.safetensors" "$work/po.orig" || { echo "FAIL: the model was overwritten"; failures=$((failures + 1)); }
+expect 1 "trace import over its input" -- "$moe" trace import "$work/tiny.jsonl" -o "$work/tiny.jsonl"
+grep -q problem_id "$work/tiny.jsonl" || { echo "FAIL: the trace input was overwritten"; failures=$((failures + 1)); }
 
 # moe verify: a good store passes, a cut one is refused in one line.
 if "$moe" pack --model "$src/tests/fixtures/qwen3_moe" -o "$work/good.moe" >/dev/null 2>&1 &&

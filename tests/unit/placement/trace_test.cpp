@@ -15,6 +15,14 @@
 namespace moe::placement {
 namespace {
 
+// Whether a writer left a partial file of `path` behind (their names carry a unique suffix).
+inline bool partial_left(const std::filesystem::path& path) {
+  const std::string prefix = path.filename().string() + ".partial";
+  for (const auto& e : std::filesystem::directory_iterator(path.parent_path()))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
 const std::filesystem::path kShared = std::filesystem::path(MOE_SOURCE_DIR) / ".." / "shared" / "data" / "traces" / "mixtral-8x7b";
 
 std::filesystem::path temp_path(const std::string& name) {
@@ -66,7 +74,7 @@ TEST(TraceFile, RoundTripsWithAndWithoutZstd) {
     const auto path = temp_path(compression == TraceCompression::kZstd ? "rt.zst.trace" : "rt.trace");
     write_trace(path, small_trace(), "test", compression);
     EXPECT_TRUE(is_trace_file(path));
-    EXPECT_FALSE(std::filesystem::exists(path.string() + ".partial"));
+    EXPECT_FALSE(partial_left(path));
     expect_same(read_trace(path), small_trace());
     TraceReader reader(path);
     EXPECT_EQ(reader.source(), "test");
@@ -85,7 +93,7 @@ TEST(TraceFile, WriterLeavesNothingWhenAbandonedOrGivenBadTokens) {
     EXPECT_THROW(w.write({0, 1, {{1, {2}, {0.1f, 0.2f}}}}), Error);  // weights not one per expert
   }
   EXPECT_FALSE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path.string() + ".partial"));
+  EXPECT_FALSE(partial_left(path));
 }
 
 TEST(TraceFile, RejectsMalformedFilesWithOneSentence) {
@@ -174,11 +182,28 @@ TEST(Importers, JsonlErrorsNameTheLine) {
   EXPECT_THROW(import_jsonl(p, {}), Error);
   write_file(p, "");
   EXPECT_THROW(import_jsonl(p, {}), Error);
+  // A negative position, and gates that are no probability, are refused saying so.
+  const auto message = [&](const std::string& bytes) {
+    write_file(p, bytes);
+    try {
+      import_jsonl(p, {});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message("{\"problem_id\": 0, \"layer\": 0, \"token_idx\": -3, \"experts\": [1]}\n").find("position -3 is negative"),
+            std::string::npos);
+  for (const char* gate : {"-0.5", "1e39"})
+    EXPECT_NE(message(std::string("{\"problem_id\": 0, \"layer\": 0, \"token_idx\": 0, \"experts\": [1], \"gating_probs\": [") +
+                      gate + "]}\n")
+                  .find("not a finite non-negative number"),
+              std::string::npos)
+        << gate;
 }
 
-std::string npy(const std::string& dtype, const std::vector<int64_t>& shape, const std::string& data) {
-  std::string dims;
-  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+// dims: the shape as the header writes it, "2, 3, 2, ".
+std::string npy_of_shape(const std::string& dtype, const std::string& dims, const std::string& data) {
   std::string header = "{'descr': '" + dtype + "', 'fortran_order': False, 'shape': (" + dims + "), }";
   while ((10 + header.size() + 1) % 64) header += ' ';
   header += '\n';
@@ -187,6 +212,12 @@ std::string npy(const std::string& dtype, const std::vector<int64_t>& shape, con
   out += char(header.size() & 0xFF);
   out += char(header.size() >> 8);
   return out + header + data;
+}
+
+std::string npy(const std::string& dtype, const std::vector<int64_t>& shape, const std::string& data) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  return npy_of_shape(dtype, dims, data);
 }
 
 TEST(Importers, VllmRoutedExpertsFromNpyAndJson) {
@@ -213,6 +244,16 @@ TEST(Importers, VllmRoutedExpertsFromNpyAndJson) {
   EXPECT_THROW(import_vllm(p, {}), Error);
   write_file(j, "[[[0,1],[2]],[[1,2],[3,4]]]");  // ragged
   EXPECT_THROW(import_vllm(j, {}), Error);
+  // A shape that is not numbers, or overflows, is named (was "stoll").
+  for (const std::string dims : {"2, x, 2", "99999999999999999999, 3, 2"}) {
+    write_file(p, npy_of_shape("<i4", dims, data));
+    try {
+      import_vllm(p, {});
+      ADD_FAILURE() << dims << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the .npy shape has"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Importers, CsvGateMatrices) {
@@ -242,6 +283,8 @@ TEST(Importers, CsvGateMatrices) {
   EXPECT_THROW(import_csv_gates(p, {}), Error);
   write_file(p, "layer_id,token_id,expert_0,expert_1\n0,0,0.5,0.5\n0,0,0.5,0.5\n");
   EXPECT_THROW(import_csv_gates(p, {}), Error);  // the same (layer, token) twice
+  write_file(p, "layer_id,token_id,expert_0,expert_1\n0,0,0.5,-0.5\n");
+  EXPECT_THROW(import_csv_gates(p, {}), Error);  // a negative gate
 }
 
 TEST(TraceStats, KnownAnswers) {
