@@ -3,6 +3,7 @@
 
 #include "runtime/core/size_parse.h"
 #include "runtime/loading/model_config.h"
+#include "runtime/model/model_loader.h"
 #include "runtime/model/weights.h"
 #include "tools/command.h"
 
@@ -13,8 +14,19 @@ bool is_model_folder(const std::filesystem::path& p) {
   return std::filesystem::is_directory(p) && std::filesystem::exists(p / "config.json");
 }
 
+// Whether the folder holds weights (a config alone describes a shape, for planning).
+bool has_weights(const std::filesystem::path& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors" || e.path().filename() == "model.safetensors.index.json") return true;
+  return false;
+}
+
 void inspect_model(const std::filesystem::path& dir, const InspectOptions& options) {
   const loading::ModelConfig c = loading::load_model_config(dir);
+  // The weights are loaded as a run loads them (headers, shard index and paths, every tensor's
+  // name, dtype and shape against the config), so what is reported is what would run.
+  const bool weights = has_weights(dir);
+  if (weights) model::load_model(dir);
   const model::WeightBytes bytes = model::weight_bytes(c);
   const int sparse = c.num_sparse_layers();
   if (options.json) {
@@ -35,10 +47,12 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
                 {"dtype", std::string(dtype_name(c.dtype))},
                 {"expert_bytes", bytes.per_expert},
                 {"all_experts_bytes", bytes.all_experts},
-                {"resident_bytes", bytes.resident}});
+                {"resident_bytes", bytes.resident},
+                {"weights", weights ? "checked" : "none (a config alone)"}});
     return;
   }
-  fmt::print("model        {} ({})\n", dir.string(), c.model_type);
+  fmt::print("model        {} ({}){}\n", dir.string(), c.model_type,
+             weights ? ", weights checked against the config" : ", a config alone (no weights)");
   fmt::print("layers       {} ({} with experts)\n", c.num_layers, sparse);
   fmt::print("experts      {} per layer, {} per token, width {}\n", c.num_experts, c.num_experts_per_tok,
              c.moe_intermediate_size);
