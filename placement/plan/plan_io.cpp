@@ -7,12 +7,18 @@
 #include <set>
 #include <sstream>
 
+#include <xxhash.h>
+
 #include "runtime/core/error.h"
+#include "runtime/core/output_path.h"
 #include "runtime/core/read_file.h"
 
 namespace moe::placement {
 namespace {
-constexpr char kMagic[8] = {'M', 'O', 'E', 'P', 'L', 'A', 'N', '1'};
+// MOEPLAN2: the magic, the xxh64 of the encoded plan (8 bytes, little endian), the plan.
+// MOEPLAN1 (before 2026-12-02) had no checksum; it is still read.
+constexpr char kMagic[8] = {'M', 'O', 'E', 'P', 'L', 'A', 'N', '2'};
+constexpr char kMagicV1[8] = {'M', 'O', 'E', 'P', 'L', 'A', 'N', '1'};
 }
 
 int64_t plan_expert_bytes(const PlacementPlan& plan, proto::Format format) {
@@ -79,13 +85,18 @@ void validate_plan(const PlacementPlan& p, const std::string& where) {
 }
 
 void save_plan(const std::filesystem::path& path, const PlacementPlan& plan) {
-  std::filesystem::path partial = path;
-  partial += ".partial";
+  const std::filesystem::path partial = partial_path(path);
   {
+    std::string encoded;
+    MOE_CHECK(plan.SerializeToString(&encoded), ErrorCode::kInternal, "cannot encode the plan");
+    const uint64_t sum = XXH64(encoded.data(), encoded.size(), 0);
+    char checksum[8];
+    for (int i = 0; i < 8; ++i) checksum[i] = char((sum >> (8 * i)) & 0xff);
     std::ofstream out(partial, std::ios::binary | std::ios::trunc);
     MOE_CHECK(out.is_open(), ErrorCode::kIo, "cannot create {}", partial.string());
     out.write(kMagic, 8);
-    MOE_CHECK(plan.SerializeToOstream(&out), ErrorCode::kIo, "cannot write {}", partial.string());
+    out.write(checksum, 8);
+    out.write(encoded.data(), std::streamsize(encoded.size()));
     out.close();
     MOE_CHECK(!out.fail(), ErrorCode::kIo, "cannot write {}", partial.string());
   }
@@ -96,10 +107,18 @@ void save_plan(const std::filesystem::path& path, const PlacementPlan& plan) {
 
 PlacementPlan load_plan(const std::filesystem::path& path) {
   const std::string bytes = read_file(path, "plan");
-  MOE_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0, ErrorCode::kCorrupt,
+  const bool v1 = bytes.size() >= 8 && std::memcmp(bytes.data(), kMagicV1, 8) == 0;
+  MOE_CHECK(v1 || (bytes.size() >= 16 && std::memcmp(bytes.data(), kMagic, 8) == 0), ErrorCode::kCorrupt,
             "{} is not a placement plan (bad magic)", path.string());
+  const size_t body = v1 ? 8 : 16;
+  if (!v1) {
+    uint64_t sum = 0;
+    for (int i = 0; i < 8; ++i) sum |= uint64_t(uint8_t(bytes[size_t(8 + i)])) << (8 * i);
+    MOE_CHECK(XXH64(bytes.data() + body, bytes.size() - body, 0) == sum, ErrorCode::kCorrupt,
+              "{}: the plan's checksum does not match (a corrupt or edited plan)", path.string());
+  }
   PlacementPlan plan;
-  MOE_CHECK(plan.ParseFromArray(bytes.data() + 8, int(bytes.size() - 8)), ErrorCode::kCorrupt, "{}: the plan is malformed",
+  MOE_CHECK(plan.ParseFromArray(bytes.data() + body, int(bytes.size() - body)), ErrorCode::kCorrupt, "{}: the plan is malformed",
             path.string());
   validate_plan(plan, path.string());
   return plan;
@@ -109,7 +128,7 @@ bool is_plan_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   char head[8] = {};
   in.read(head, 8);
-  return in.gcount() == 8 && std::memcmp(head, kMagic, 8) == 0;
+  return in.gcount() == 8 && (std::memcmp(head, kMagic, 8) == 0 || std::memcmp(head, kMagicV1, 8) == 0);
 }
 
 std::string plan_to_json(const PlacementPlan& plan) {
