@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "placement/proto/trace.pb.h"
+#include <xxhash.h>
+
 #include "runtime/core/error.h"
 #include "runtime/core/output_path.h"
 
@@ -18,7 +20,14 @@ namespace moe::placement {
 namespace {
 
 constexpr char kMagic[8] = {'M', 'O', 'E', 'T', 'R', 'A', 'C', 'E'};
-constexpr uint32_t kVersion = 1;
+// Version 2 follows every record with the XXH32 of its bytes (little endian), so a flipped byte
+// in an uncompressed trace is caught too; version 1 files (no checksums) are still read.
+constexpr uint32_t kVersion = 2;
+
+void append_checksum(std::string& out, size_t payload_begin) {
+  const uint32_t sum = XXH32(out.data() + payload_begin, out.size() - payload_begin, 0);
+  for (int i = 0; i < 4; ++i) out.push_back(char((sum >> (8 * i)) & 0xff));
+}
 constexpr uint64_t kMaxRecordBytes = uint64_t(64) << 20;  // far above any real token record
 
 void append_varint(std::string& out, uint64_t v) {
@@ -141,7 +150,9 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const ModelIdentity&
   h.set_source(source);
   std::string record;
   append_varint(record, h.ByteSizeLong());
+  const size_t payload = record.size();
   h.AppendToString(&record);
+  append_checksum(record, payload);
   impl_->put(record, ZSTD_e_continue);
 }
 
@@ -160,7 +171,9 @@ void TraceWriter::write(const TokenRecord& token) {
   const proto::TokenRouting p = to_proto(token);
   impl_->record.clear();
   append_varint(impl_->record, p.ByteSizeLong());
+  const size_t payload = impl_->record.size();
   p.AppendToString(&impl_->record);
+  append_checksum(impl_->record, payload);
   impl_->put(impl_->record, ZSTD_e_continue);
   ++tokens_;
 }
@@ -183,6 +196,7 @@ struct TraceReader::Impl {
   std::unique_ptr<std::istream> stream;
   std::istream& in;
   bool zstd = false;
+  bool checksummed = false;  // version 2: a checksum after every record
   ZSTD_DCtx* dctx = nullptr;
   std::vector<char> raw;       // compressed bytes read from the file
   ZSTD_inBuffer zin{nullptr, 0, 0};
@@ -262,6 +276,14 @@ struct TraceReader::Impl {
       MOE_CHECK(fill(), ErrorCode::kCorrupt, "{}: record {} is truncated ({} of {} bytes)", name, index, available(), length);
     out.assign(buffer.data() + begin, size_t(length));
     begin += size_t(length);
+    if (checksummed) {
+      while (available() < 4)
+        MOE_CHECK(fill(), ErrorCode::kCorrupt, "{}: record {} is truncated (no checksum)", name, index);
+      uint32_t want = 0;
+      for (int i = 0; i < 4; ++i) want |= uint32_t(uint8_t(buffer[begin + size_t(i)])) << (8 * i);
+      begin += 4;
+      MOE_CHECK(XXH32(out.data(), out.size(), 0) == want, ErrorCode::kCorrupt, "{}: record {} fails its checksum", name, index);
+    }
     return true;
   }
 };
@@ -285,8 +307,9 @@ TraceReader::TraceReader(std::unique_ptr<std::istream> stream, const std::string
   uint32_t version = 0, kind = 0;
   std::memcpy(&version, head.data() + 8, 4);
   std::memcpy(&kind, head.data() + 12, 4);
-  MOE_CHECK(version == kVersion, ErrorCode::kUnsupported, "{}: trace version {} (this build reads {})", impl_->name,
-            version, kVersion);
+  MOE_CHECK(version == 1 || version == kVersion, ErrorCode::kUnsupported, "{}: trace version {} (this build reads 1 and {})",
+            impl_->name, version, kVersion);
+  impl_->checksummed = version >= 2;
   MOE_CHECK(kind <= 1, ErrorCode::kCorrupt, "{}: unknown compression {}", impl_->name, kind);
   impl_->zstd = kind == 1;
   if (impl_->zstd) {
