@@ -28,6 +28,13 @@ void append_checksum(std::string& out, size_t payload_begin) {
   const uint32_t sum = XXH32(out.data() + payload_begin, out.size() - payload_begin, 0);
   for (int i = 0; i < 4; ++i) out.push_back(char((sum >> (8 * i)) & 0xff));
 }
+// The shapes a trace may describe; the writer and the reader hold files to the same bounds, so a
+// trace written here is always one that reads back.
+constexpr int kMaxLayers = 4096, kMaxExperts = 1 << 20;
+bool plausible_model(int64_t layers, int64_t experts, int64_t top_k) {
+  return layers > 0 && layers <= kMaxLayers && experts > 0 && experts <= kMaxExperts && top_k >= 0 && top_k <= experts;
+}
+
 constexpr uint64_t kMaxRecordBytes = uint64_t(64) << 20;  // far above any real token record
 
 void append_varint(std::string& out, uint64_t v) {
@@ -123,8 +130,9 @@ struct TraceWriter::Impl {
 TraceWriter::TraceWriter(const std::filesystem::path& path, const ModelIdentity& model, const std::string& source,
                          TraceCompression compression)
     : impl_(std::make_unique<Impl>()) {
-  MOE_CHECK(model.num_layers > 0 && model.num_experts > 0, ErrorCode::kInvalidArgument,
-            "a trace needs the model's layer and expert counts");
+  MOE_CHECK(plausible_model(model.num_layers, model.num_experts, model.top_k), ErrorCode::kInvalidArgument,
+            "a trace of {} layers x {} experts (top-{}) is outside what traces hold (1 to {} layers, 1 to {} experts)",
+            model.num_layers, model.num_experts, model.top_k, kMaxLayers, kMaxExperts);
   impl_->path = path;
   impl_->model = model;
   impl_->partial = partial_path(path);
@@ -320,8 +328,7 @@ TraceReader::TraceReader(std::unique_ptr<std::istream> stream, const std::string
   MOE_CHECK(impl_->record(bytes, 0), ErrorCode::kCorrupt, "{}: the trace has no header", impl_->name);
   proto::TraceHeader h;
   MOE_CHECK(h.ParseFromString(bytes), ErrorCode::kCorrupt, "{}: the trace header is malformed", impl_->name);
-  MOE_CHECK(h.num_layers() > 0 && h.num_layers() <= 4096 && h.num_experts() > 0 && h.num_experts() <= (1 << 20) &&
-                h.top_k() >= 0 && h.top_k() <= h.num_experts(),
+  MOE_CHECK(plausible_model(h.num_layers(), h.num_experts(), h.top_k()),
             ErrorCode::kCorrupt, "{}: impossible header ({} layers, {} experts, top-k {})", impl_->name, h.num_layers(),
             h.num_experts(), h.top_k());
   model_ = ModelIdentity{h.model_name(), h.num_layers(), h.num_experts(), h.top_k()};
