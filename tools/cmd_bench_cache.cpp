@@ -3,6 +3,7 @@
 
 #include "offload/cache/cache_benchmark.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -27,8 +28,8 @@ void run(const Flags& f) {
 
 void setup(CLI::App& app) {
   auto f = std::make_shared<Flags>();
-  app.add_option("--threads", f->threads, "thread counts to try")->capture_default_str();
-  app.add_option("--operations", f->operations, "acquire/release pairs per thread")->capture_default_str();
+  app.add_option("--threads", f->threads, "thread counts to try")->capture_default_str()->check(whole_number(1, 1024));
+  app.add_option("--operations", f->operations, "acquire/release pairs per thread")->capture_default_str()->check(whole_number(int64_t{1}, int64_t{1} << 40));
   app.add_flag("--json", f->json, "print one JSON document");
   app.callback([f] { run(*f); });
 }

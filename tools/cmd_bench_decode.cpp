@@ -19,6 +19,7 @@
 #include "runtime/model/synthetic_weights.h"
 #include "tools/calibrate.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 #include "tools/offload_flags.h"
 #if MOE_HAVE_CUDA
 #include "offload/gpu/transfer_benchmark.h"
@@ -308,8 +309,8 @@ void setup(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   app.add_option("--model,-m", f->model, "model folder (default: the embedded model)");
   app.add_option("--config", f->config, "config.json of a shape to run with synthetic weights instead");
-  app.add_option("--prompt-tokens", f->prompt_tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("-n,--decode-tokens", f->decode_tokens, "decode steps timed")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--prompt-tokens", f->prompt_tokens, "prompt length")->capture_default_str()->check(whole_number(1, 1 << 20));
+  app.add_option("-n,--decode-tokens", f->decode_tokens, "decode steps timed")->capture_default_str()->check(whole_number(1, 1 << 20));
   app.add_flag("--json", f->json, "print one JSON document");
   app.add_flag("--shared-expert-bytes", f->shared_expert_bytes,
                "with --config: all experts share one buffer per tensor kind (a Mixtral-8x7B shape in a few GB; "
@@ -318,7 +319,7 @@ void setup(CLI::App& app) {
                  "batch sizes, comma-separated (e.g. 1,4,16,64): that many sequences decoded together by the scheduler, "
                  "aggregate tokens/s beside the step's ceilings; with one --gpu-mem budget, offloaded too");
   app.add_option("--kv-block", f->kv_block, "with --batch: tokens per KV block")->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+      ->check(whole_number(int64_t{1}, int64_t{1} << 16));
   app.add_flag("--predict", f->predict, "with --gpu-mem (and --batch): also predict each run with moe sim on a profile measured now");
   add_offload_options(app, f->offload);
   app.remove_option(app.get_option("--gpu-mem"));

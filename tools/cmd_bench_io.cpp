@@ -3,6 +3,7 @@
 
 #include "offload/store/io_benchmark.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -42,8 +43,8 @@ void run(const Flags& f) {
 void setup(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   app.add_option("--store,-s", f->store, "expert store file")->required()->check(CLI::ExistingFile);
-  app.add_option("--depths", f->depths, "queue depths to try")->capture_default_str();
-  app.add_option("--passes", f->passes, "reads of every blob per depth")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--depths", f->depths, "queue depths to try")->capture_default_str()->check(whole_number(1, 4096));
+  app.add_option("--passes", f->passes, "reads of every blob per depth")->capture_default_str()->check(whole_number(1, 1000));
   app.add_flag("--json", f->json, "print one JSON document");
   app.callback([f] { run(*f); });
 }

@@ -10,6 +10,7 @@
 #include "runtime/core/size_parse.h"
 #include "runtime/loading/model_config.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -78,11 +79,11 @@ void setup(CLI::App& app) {
   app.add_option("--batch", f->batches, "tokens per product (1: decode; more: prefill, batched decode)")
       ->capture_default_str()
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
-  app.add_option("--group-size", f->group_size, "int8/int4 scale group")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(whole_number(int64_t{1}, int64_t{1} << 16));
+  app.add_option("--group-size", f->group_size, "int8/int4 scale group")->capture_default_str()->check(whole_number(1, 1 << 16));
   app.add_option("--weight-bytes", f->weight_bytes, "weights cycled through per product, more than the caches hold")
       ->capture_default_str();
-  app.add_option("--seconds", f->seconds, "time per row")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--seconds", f->seconds, "time per row")->capture_default_str()->check(number_above(0, 3600));
   app.add_flag("--json", f->json, "print one JSON document");
   app.callback([f] { run(*f); });
 }

@@ -12,6 +12,7 @@
 #include "runtime/model/perplexity.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 #include "tools/offload_flags.h"
 
 namespace moe::tools {
@@ -26,7 +27,8 @@ struct Flags {
 };
 
 void run(const Flags& f) {
-  const std::string text = read_file(f.text, "text");
+  // Bounded: --text /dev/zero read forever (the tokens past --max-tokens are dropped anyway).
+  const std::string text = read_file(f.text, "text", uint64_t(256) << 20);
   const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
   model::LoadedModel loaded = model::load_model(dir, f.offload.load_options());
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
@@ -67,9 +69,9 @@ void setup(CLI::App& app) {
   app.add_option("--model,-m", f->model, "model folder or expert store (default: the embedded model)");
   app.add_option("--text", f->text, "plain text file to score")->required()->check(CLI::ExistingFile);
   app.add_option("--window", f->window, "tokens per window (each from an empty cache)")->capture_default_str()
-      ->check(CLI::Range(2, 1 << 20));
+      ->check(whole_number(2, 1 << 20));
   app.add_option("--max-tokens", f->max_tokens, "score at most this many tokens of the text")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number(int64_t{1}, int64_t{1} << 30));
   app.add_flag("--json", f->json, "print one JSON document");
   add_offload_options(app, f->offload);
   app.callback([f] { run(*f); });

@@ -9,6 +9,7 @@
 #include "runtime/model/weights.h"
 #include "offload/store/model_layout.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -52,7 +53,7 @@ void setup(CLI::App& app) {
   app.add_option("--model,-m", f->model, "Hugging Face model folder")->required();
   app.add_option("-o,--output", f->out, "store file to write")->required();
   app.add_option("--formats", f->formats, "expert formats: bf16 (always), int8, int4, comma-separated")->capture_default_str();
-  app.add_option("--group-size", f->group_size, "values per quantisation scale")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--group-size", f->group_size, "values per quantisation scale")->capture_default_str()->check(whole_number(1, 1 << 16));
   app.add_flag("--json", f->json, "print one JSON document");
   app.callback([f] { run(*f); });
 }

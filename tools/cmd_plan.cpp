@@ -7,6 +7,7 @@
 #include "placement/hardware/hardware_profile.h"
 #include "placement/plan/planner.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 #include "placement/trace/importers.h"
 
 namespace moe::tools {
@@ -44,14 +45,14 @@ void setup(CLI::App& app) {
   app.add_option("--trace", o->trace, "router trace (a trace file, or JSONL/vLLM/CSV to import)")->required()->check(CLI::ExistingFile);
   app.add_option("--hardware", o->hardware, "hardware profile: a file, or a name in configs/hardware/")->required();
   app.add_option("-o,--output", o->output, "plan file to write")->required();
-  app.add_option("--batch", o->planner.batch, "sequences decoded together")->check(CLI::PositiveNumber);
-  app.add_option("--context", o->planner.context, "tokens of context per sequence (sizes the KV cache)")->check(CLI::PositiveNumber);
-  app.add_option("--devices", o->planner.devices, "GPUs to use (default: all of the profile's)");
+  app.add_option("--batch", o->planner.batch, "sequences decoded together")->check(whole_number(1, 1 << 16));
+  app.add_option("--context", o->planner.context, "tokens of context per sequence (sizes the KV cache)")->check(whole_number(1, 1 << 24));
+  app.add_option("--devices", o->planner.devices, "GPUs to use (default: all of the profile's)")->check(whole_number(1, 1024));
   app.add_option("--formats", o->formats, "expert formats allowed, e.g. bf16,int4 (int8/int4 are lossy)");
   app.add_option("--strategy", o->planner.strategy, "optimized, frequency or uniform")
       ->check(CLI::IsMember({"optimized", "frequency", "uniform"}));
   app.add_option("--pinned-share", o->planner.pinned_share, "fix the share of GPU expert memory pinned (0..1) instead of searching")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(number(0, 1));
   app.add_option("--policy", o->planner.sim.policy, "cache policy the prediction assumes (lru, lfu, multi)");
   app.add_option("--prefetch", o->planner.sim.prefetch, "prefetcher the prediction assumes (none, next-layer, stats)");
   app.add_flag("--explain", o->explain, "say where the memory and the time go");

@@ -9,6 +9,7 @@
 #include "runtime/model/model_loader.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 #include "tools/offload_flags.h"
 
 namespace moe::tools {
@@ -58,7 +59,7 @@ void setup(CLI::App& app) {
   app.add_option("--model,-m", f->model, "model folder or expert store")->required();
   app.add_option("--prompts", f->prompts, "text file, one prompt per line")->required()->check(CLI::ExistingFile);
   app.add_option("-o,--output", f->output, "trace file to write")->required();
-  app.add_option("-n,--max-new-tokens", f->max_new_tokens, "tokens generated per prompt (greedy)")->capture_default_str();
+  app.add_option("-n,--max-new-tokens", f->max_new_tokens, "tokens generated per prompt (greedy)")->capture_default_str()->check(whole_number(0, 1 << 20));
   app.add_flag("--json", f->json, "print one JSON document");
   add_weight_options(app, f->weights);
   app.callback([f] { run(*f); });

@@ -14,6 +14,7 @@
 #include "runtime/model/model_loader.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 #include "tools/offload_flags.h"
 
 namespace moe::tools {
@@ -46,6 +47,15 @@ model::GenerationOptions generation_options(const RunFlags& flags, const model::
   return options;
 }
 
+// The check generate() and the scheduler make, made before the engine sizes anything by the
+// context (a KV cache, a GPU's share of memory): a huge prompt is refused for what it is.
+void check_context(const model::LoadedModel& loaded, size_t prompt_tokens, int max_new_tokens) {
+  const int64_t limit = loaded.transformer->max_positions();
+  MOE_CHECK(int64_t(prompt_tokens) + std::max(max_new_tokens, 1) <= limit, ErrorCode::kInvalidArgument,
+            "{} prompt tokens and {} new ones pass the model's context of {} positions", prompt_tokens, max_new_tokens,
+            limit);
+}
+
 // Every prompt of the file generated concurrently; each result printed as its sequence ends.
 void run_prompts(const RunFlags& flags) {
   const bool use_default = flags.model.empty();
@@ -74,6 +84,11 @@ void run_prompts(const RunFlags& flags) {
     if (s.top_p) j.options.sampling.top_p = *s.top_p;
     if (s.seed) j.options.sampling.seed = *s.seed;
     j.options.stop_tokens.insert(j.options.stop_tokens.end(), s.stop_tokens.begin(), s.stop_tokens.end());
+    try {
+      check_context(loaded, j.prompt.size(), j.options.max_new_tokens);
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("prompt on line {}: {}", s.line, e.what()));
+    }
     const int64_t total = int64_t(j.prompt.size()) + std::max(j.options.max_new_tokens, 1);
     longest = std::max(longest, total);
     kv_tokens += (total + flags.kv_block - 1) / flags.kv_block * flags.kv_block;
@@ -168,6 +183,7 @@ void run(const RunFlags& flags) {
   model::LoadedModel loaded = model::load_model(dir, flags.offload.load_options());
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   const std::vector<int32_t> prompt = tokenizer->encode(flags.prompt);
+  check_context(loaded, prompt.size(), flags.max_new_tokens);
   OffloadFlags offload = flags.offload;
   offload.context = int64_t(prompt.size()) + flags.max_new_tokens + 1;
   engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
@@ -223,23 +239,23 @@ void setup(CLI::App& app) {
                              "PATH"));
   app.add_option("--prompt,-p", flags->prompt, "text to continue")->capture_default_str();
   app.add_option("-n,--max-new-tokens", flags->max_new_tokens, "tokens to generate")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", flags->seed, "random seed for sampling")->capture_default_str();
-  app.add_option("--temperature,-t", flags->temperature, "0 is greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", flags->top_p, "nucleus sampling mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+      ->capture_default_str()->check(whole_number(0, 1 << 20));
+  app.add_option("--seed", flags->seed, "random seed for sampling")->capture_default_str()->check(whole_number<uint64_t>(0));
+  app.add_option("--temperature,-t", flags->temperature, "0 is greedy")->capture_default_str()->check(number(0, 100));
+  app.add_option("--top-p", flags->top_p, "nucleus sampling mass")->capture_default_str()->check(number_above(0, 1));
   app.add_flag("--json", flags->json, "print one machine-readable JSON document instead of streaming");
   app.add_option("--prompts", flags->prompts,
                  "generate every prompt of this file concurrently: one a line, or JSONL lines {\"prompt\", \"max_tokens\", "
                  "\"temperature\", \"top_p\", \"seed\", \"stop_token_ids\"} (the flags give the defaults)")
       ->check(CLI::ExistingFile);
   app.add_option("--max-batch", flags->max_batch, "with --prompts: sequences in one step")->capture_default_str()
-      ->check(CLI::Range(1, 4096));
+      ->check(whole_number(1, 4096));
   app.add_option("--max-step-tokens", flags->max_step_tokens, "with --prompts: tokens in one step (decode tokens, then prefill chunks)")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+      ->capture_default_str()->check(whole_number(int64_t{1}, int64_t{1} << 20));
   app.add_option("--kv-mem", flags->kv_mem, "with --prompts: KV cache budget, e.g. 2GiB (default: room for every prompt at once); "
                  "sequences wait, or the youngest is preempted and recomputed, when it is full");
   app.add_option("--kv-block", flags->kv_block, "with --prompts: tokens per KV block")->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+      ->check(whole_number(int64_t{1}, int64_t{1} << 16));
   add_offload_options(app, flags->offload);
   app.callback([flags] { run(*flags); });
 }

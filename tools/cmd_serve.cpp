@@ -17,6 +17,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/chat_renderer.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 #include "tools/offload_flags.h"
 
 namespace moe::tools {
@@ -122,21 +123,21 @@ void setup(CLI::App& app) {
                  "vocab_size must be the tokenizer's)")->check(CLI::ExistingFile);
   app.add_option("--served-model-name", f->served_name, "the model id clients name (default: the folder's name, or 'default')");
   app.add_option("--host", f->host, "address to listen on")->capture_default_str();
-  app.add_option("--port", f->port, "port to listen on (0: any free one, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+  app.add_option("--port", f->port, "port to listen on (0: any free one, printed)")->capture_default_str()->check(whole_number(0, 65535));
   app.add_option("--api-key", f->api_key, "require 'Authorization: Bearer KEY' on /v1/*");
-  app.add_option("--max-batch", f->max_batch, "sequences in one step")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--max-batch", f->max_batch, "sequences in one step")->capture_default_str()->check(whole_number(1, 4096));
   app.add_option("--max-step-tokens", f->max_step_tokens, "tokens in one step (decode tokens, then prefill chunks)")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+      ->capture_default_str()->check(whole_number(int64_t{1}, int64_t{1} << 20));
   app.add_option("--kv-mem", f->kv_mem, "KV cache budget, e.g. 2GiB (default: the batch at full context, at most 2 GiB)");
-  app.add_option("--kv-block", f->kv_block, "tokens per KV block")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+  app.add_option("--kv-block", f->kv_block, "tokens per KV block")->capture_default_str()->check(whole_number(int64_t{1}, int64_t{1} << 16));
   app.add_option("--context", f->context, "most prompt + completion tokens of a request (default and limit: the model's)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number(int64_t{1}, int64_t{1} << 24));
   app.add_option("--max-waiting", f->max_waiting, "requests that may wait for the batch before new ones get 429")
-      ->capture_default_str()->check(CLI::Range(1, 1 << 20));
+      ->capture_default_str()->check(whole_number(1, 1 << 20));
   app.add_option("--max-connections", f->max_connections, "open connections before new ones get 503")
-      ->capture_default_str()->check(CLI::Range(1, 1 << 16));
+      ->capture_default_str()->check(whole_number(1, 1 << 16));
   app.add_option("--shutdown-grace", f->shutdown_grace, "seconds running requests get to finish after SIGTERM")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(number(0, 86400));
   add_offload_options(app, f->offload);
   app.callback([f] { serve(*f); });
 }

@@ -6,6 +6,7 @@
 #include "placement/sim/simulator.h"
 #include "runtime/core/error.h"
 #include "tools/command.h"
+#include "tools/numeric_flags.h"
 #include "placement/trace/importers.h"
 
 namespace moe::tools {
@@ -68,7 +69,7 @@ void setup(CLI::App& app) {
   app.add_option("--prefetch", o->sim.prefetch, "none, next-layer (exact: the bound of a gate predictor) or stats")
       ->check(CLI::IsMember({"none", "next-layer", "stats"}));
   app.add_option("--batch", o->sim.batch, "tokens per step: that many sequences decoded together (default: the plan's batch)")
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(whole_number(1, 1 << 20));
   app.add_option("--profile-trace", o->profile, "trace the stats prefetcher learns from (default: the replayed one)");
   app.add_flag("--json", o->json, "print one JSON document");
   app.callback([o] { run(*o); });

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "tools/numeric_flags.h"
+
 
 namespace moe::tools {
 
@@ -11,7 +13,7 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
                  "keeps on each GPU (cuda: dense weights, KV cache, scratch, experts); experts that do not fit are offloaded");
   app.add_option("--host-mem", f.host_mem, "host pool for expert copies (the middle tier), e.g. 64GiB")->capture_default_str();
   app.add_option("--devices", f.devices, "devices to shard experts over (virtual devices on the CPU backend)")
-      ->check(CLI::Range(1, 64))->capture_default_str();
+      ->check(whole_number(1, 64))->capture_default_str();
   app.add_option("--plan", f.plan, "placement plan (moe plan) giving every expert's home")->check(CLI::ExistingFile);
   app.add_option("--policy", f.policy, "device cache policy: lru, lfu or multi (HOBBIT)")
       ->check(CLI::IsMember({"lru", "lfu", "multi"}))->capture_default_str();
@@ -19,8 +21,9 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--profile-trace", f.profile_trace, "trace the stats predictor learns from")->check(CLI::ExistingFile);
   app.add_option("--miss", f.miss, "on a miss: wait, cpu (compute on the host), hobbit (lossy: int8 copy or skip)")
       ->check(CLI::IsMember({"wait", "cpu", "hobbit"}))->capture_default_str();
-  app.add_option("--hobbit-t1", f.hobbit_t1, "hobbit: importance (normalised gate mass of the expert and those ranked below it) at or above which a missing expert is waited for");
-  app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: importance below which a missing expert is skipped");
+  app.add_option("--hobbit-t1", f.hobbit_t1, "hobbit: importance (normalised gate mass of the expert and those ranked below it) at or above which a missing expert is waited for (above 1: none is)")
+      ->check(number(0, 2));
+  app.add_option("--hobbit-t2", f.hobbit_t2, "hobbit: importance below which a missing expert is skipped")->check(number(0, 2));
   app.add_option("--routing", f.routing, "routing: default, dense, topk:K, threshold:EPS, threshold-topk:EPS (DS-MoE)")
       ->capture_default_str();
   app.add_option("--backend", f.backend, "where experts, dense products and attention run: cpu (virtual devices) or cuda (GPUs 0..devices-1)")

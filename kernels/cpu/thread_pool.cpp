@@ -3,9 +3,14 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <string_view>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
 
 namespace moe::cpu {
 namespace {
@@ -17,11 +22,18 @@ thread_local bool t_inside_pool = false;
 constexpr auto kSpinFor = std::chrono::microseconds(200);
 
 int threads_from_environment() {
+  const int all = int(std::max(1u, std::thread::hardware_concurrency()));
   if (const char* env = std::getenv("MOE_THREADS"); env && *env) {
-    const int n = std::atoi(env);
-    if (n >= 1) return std::min(n, 256);
+    // As MOE_ISA: a value that is not one is said once and the default used (atoi read "abc" as 0).
+    const std::string_view v = env;
+    int n = 0;
+    const auto [at, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec == std::errc() && at == v.data() + v.size() && n >= 1 && n <= 256) return n;
+    const int used = ec == std::errc() && at == v.data() + v.size() && n > 256 ? 256 : all;
+    spdlog::warn("MOE_THREADS={} is not a number of threads from 1 to 256: using {}", v, used);
+    return used;
   }
-  return std::max(1u, std::thread::hardware_concurrency());
+  return all;
 }
 
 // Returns once `value` differs from `old`: spinning first, then asleep on the atomic, counted

@@ -37,10 +37,11 @@ ExpertReader::ExpertReader(std::shared_ptr<const ExpertStore> store, ReaderOptio
   MOE_CHECK(fd_ >= 0, ErrorCode::kIo, "cannot open {}: {}", path, std::strerror(errno));
 
   std::string io = options_.io;
+  const bool from_env = io.empty();
   if (io.empty())
     if (const char* env = std::getenv("MOE_IO"); env && *env) io = env;
-  MOE_CHECK(io.empty() || io == "uring" || io == "pread", ErrorCode::kInvalidArgument,
-            "I/O method '{}' is unknown (uring or pread)", io);
+  MOE_CHECK(io.empty() || io == "uring" || io == "pread", ErrorCode::kInvalidArgument, "{}I/O method '{}' is unknown (uring or pread)",
+            from_env ? "MOE_IO: the " : "", io);
   if (make_backend) {
     backend_ = make_backend(fd_, options_.queue_depth);
   } else if (io != "pread") {

@@ -35,6 +35,10 @@ class Planner {
     MOE_CHECK(!trace.tokens.empty(), ErrorCode::kInvalidArgument, "the trace holds no tokens");
     MOE_CHECK(options.batch > 0 && options.context > 0, ErrorCode::kInvalidArgument, "batch and context must be positive");
     MOE_CHECK(!options.formats.empty(), ErrorCode::kInvalidArgument, "no expert format allowed");
+    MOE_CHECK(options.devices >= 0, ErrorCode::kInvalidArgument, "{} GPUs asked for", options.devices);
+    // Negative searches; NaN fails both comparisons and is refused.
+    MOE_CHECK(options.pinned_share < 0 || options.pinned_share <= 1, ErrorCode::kInvalidArgument,
+              "the pinned share must be a number from 0 to 1, not {}", options.pinned_share);
     gpus_ = options.devices > 0 ? options.devices : hw.gpu_count;
     MOE_CHECK(gpus_ <= hw.gpu_count, ErrorCode::kInvalidArgument, "{} GPUs asked for, the profile {} has {}", gpus_, hw.name,
               hw.gpu_count);

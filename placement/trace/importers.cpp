@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -34,6 +36,10 @@ Trace finish(Trace trace, const std::filesystem::path& path, const ImportOptions
   trace.model.name = options.model_name.empty() ? path.stem().string() : options.model_name;
   trace.model.num_layers = options.num_layers > 0 ? options.num_layers : max_layer + 1;
   if (trace.model.num_experts == 0) trace.model.num_experts = options.num_experts > 0 ? options.num_experts : max_expert + 1;
+  // Only empty choices ("experts": []) leave the count unknown: was "a trace needs the model's
+  // layer and expert counts" from the writer.
+  MOE_CHECK(trace.model.num_experts > 0, ErrorCode::kCorrupt,
+            "{}: no routing decision names an expert, so the number of experts is unknown (give --experts)", path.string());
   trace.model.top_k = k_min == k_max ? int(k_max) : 0;
   trace.gaps = 0;
   for (size_t i = 0; i < trace.tokens.size(); ++i) {
@@ -82,6 +88,7 @@ Trace import_jsonl(const std::filesystem::path& path, const ImportOptions& optio
     MOE_CHECK(j.contains("token_idx") || j.contains("token_pos"), ErrorCode::kCorrupt,
               "{}: the position (\"token_idx\" or \"token_pos\") is missing", where);
     const int64_t position = json_int(j, j.contains("token_idx") ? "token_idx" : "token_pos", where);
+    MOE_CHECK(position >= 0, ErrorCode::kCorrupt, "{}: the position {} is negative", where, position);
     const int64_t layer = json_int(j, "layer", where);
     MOE_CHECK(layer >= 0 && layer < 4096, ErrorCode::kCorrupt, "{}: layer {} is out of range", where, layer);
     MOE_CHECK(j.contains("experts"), ErrorCode::kCorrupt, "{}: \"experts\" is missing", where);
@@ -91,7 +98,9 @@ Trace import_jsonl(const std::filesystem::path& path, const ImportOptions& optio
       MOE_CHECK(w.is_array() && w.size() == choice.experts.size(), ErrorCode::kCorrupt,
                 "{}: \"gating_probs\" is not one number per expert", where);
       for (const auto& v : w) {
-        MOE_CHECK(v.is_number(), ErrorCode::kCorrupt, "{}: a gating probability is not a number", where);
+        // A probability: 1e39 would be inf as a float, and a negative gate no router gives.
+        MOE_CHECK(v.is_number() && std::isfinite(v.get<float>()) && v.get<float>() >= 0, ErrorCode::kCorrupt,
+                  "{}: a gating probability is not a finite non-negative number", where);
         choice.weights.push_back(v.get<float>());
       }
     }
@@ -156,8 +165,14 @@ Array3 read_npy(const std::filesystem::path& path) {
   std::vector<int64_t> shape;
   std::stringstream dims(shape_text.substr(open + 1, close - open - 1));
   for (std::string d; std::getline(dims, d, ',');) {
-    if (d.find_first_not_of(' ') == std::string::npos) continue;
-    shape.push_back(std::stoll(d));
+    const auto first = d.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    const std::string dim = d.substr(first, d.find_last_not_of(' ') - first + 1);
+    int64_t v = 0;
+    const auto [at, ec] = std::from_chars(dim.data(), dim.data() + dim.size(), v);
+    MOE_CHECK(ec == std::errc() && at == dim.data() + dim.size(), ErrorCode::kCorrupt,
+              "{}: the .npy shape has '{}', not a whole number of at most 19 digits", name, dim);
+    shape.push_back(v);
   }
   MOE_CHECK(shape.size() == 3 && shape[0] > 0 && shape[1] > 0 && shape[2] > 0 && shape[0] < (int64_t(1) << 32) &&
                 shape[1] < 4096 && shape[2] < 4096,
@@ -275,8 +290,8 @@ Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& o
       MOE_CHECK(used == cells[1].size(), ErrorCode::kCorrupt, "{}: token_id is not an integer", where);
       for (int e = 0; e < experts; ++e) {
         gates[size_t(e)] = std::stof(cells[size_t(e) + 2], &used);
-        MOE_CHECK(used == cells[size_t(e) + 2].size() && std::isfinite(gates[size_t(e)]), ErrorCode::kCorrupt,
-                  "{}: expert_{} is not a finite number", where, e);
+        MOE_CHECK(used == cells[size_t(e) + 2].size() && std::isfinite(gates[size_t(e)]) && gates[size_t(e)] >= 0,
+                  ErrorCode::kCorrupt, "{}: expert_{} is not a finite non-negative gate", where, e);
       }
     } catch (const std::logic_error&) {  // stoll/stof: not a number, or out of range
       fail(ErrorCode::kCorrupt, "{}: a cell is not a number", where);

@@ -36,7 +36,14 @@ class Fields {
     if (!has(key)) return fallback;
     const json& v = doc_.at(key);
     MOE_CHECK(v.is_number(), ErrorCode::kCorrupt, "{}: field '{}' must be a number", source_, key);
-    return v.get<double>();
+    return v.get<double>();  // finite: the parser refuses NaN, inf and 1e400
+  }
+
+  // A scale that a zero or negative value turns into NaN logits (rope_theta, a norm's epsilon).
+  double get_positive(const char* key, double fallback) const {
+    const double x = get_double(key, fallback);
+    MOE_CHECK(x > 0, ErrorCode::kCorrupt, "{}: field '{}' = {} must be positive", source_, key, x);
+    return x;
   }
 
   bool get_bool(const char* key, bool fallback) const {
@@ -107,14 +114,14 @@ bool parse_family(std::string_view model_type, ModelFamily* family) {
 // rope_theta + rope_scaling (transformers 4.x) or rope_parameters (5.x).
 RopeConfig parse_rope(const Fields& top, const json& doc, double default_theta) {
   RopeConfig rope;
-  rope.theta = top.get_double("rope_theta", default_theta);
+  rope.theta = top.get_positive("rope_theta", default_theta);
   rope.partial_rotary_factor = top.get_double("partial_rotary_factor", 1.0);
   const json* params = nullptr;
   if (top.has("rope_parameters")) params = &top.object("rope_parameters");
   else if (top.has("rope_scaling")) params = &top.object("rope_scaling");
   if (params == nullptr) return rope;
   const Fields p(*params, top.source());
-  rope.theta = p.get_double("rope_theta", rope.theta);
+  rope.theta = p.get_positive("rope_theta", rope.theta);
   rope.type = p.get_string("rope_type", p.get_string("type", "default"));
   rope.factor = p.get_double("factor", 1.0);
   rope.partial_rotary_factor = p.get_double("partial_rotary_factor", rope.partial_rotary_factor);
@@ -226,7 +233,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   c.num_kv_heads = f.get_int("num_key_value_heads", c.num_heads, 1, 4096);
   c.head_dim = f.get_int("head_dim", c.num_heads ? c.hidden_size / c.num_heads : 0, 1, 4096);
   c.max_position_embeddings = f.get_int("max_position_embeddings", 4096, 1, 1 << 24);
-  c.rms_norm_eps = f.get_double("rms_norm_eps", 1e-6);
+  c.rms_norm_eps = f.get_positive("rms_norm_eps", 1e-6);
   c.tie_word_embeddings = f.get_bool("tie_word_embeddings", false);
   c.intermediate_size = f.get_int("intermediate_size", 0, 0, kMaxDim);
   c.num_experts_per_tok = f.get_int("num_experts_per_tok", 2, 1, 4096);
@@ -242,13 +249,19 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     c.num_kv_heads = c.num_heads;  // for now; the attention experts fix it below
     c.max_position_embeddings = f.get_int("n_positions", c.max_position_embeddings, 1, 1 << 24);
     c.intermediate_size = f.get_int("n_inner", c.intermediate_size, 0, kMaxDim);
-    c.rms_norm_eps = f.get_double("layer_norm_epsilon", 1e-5);
+    c.rms_norm_eps = f.get_positive("layer_norm_epsilon", 1e-5);
     c.tie_word_embeddings = f.get_bool("tie_word_embeddings", true);
     for (const auto& [hf, gpt] : {std::pair{"hidden_size", "n_embd"}, {"num_hidden_layers", "n_layer"}, {"num_attention_heads", "n_head"}})
       MOE_CHECK(f.has(hf) || f.has(gpt), ErrorCode::kCorrupt, "{} has neither '{}' nor '{}'", source_name, hf, gpt);
   } else
   for (const char* required : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"})
     MOE_CHECK(f.has(required), ErrorCode::kCorrupt, "{} has no '{}'", source_name, required);
+  if (c.family != ModelFamily::kDsMoe) {  // DS-MoE names its activation below
+    // Every other family's MLPs and experts are SwiGLU; another activation would run as SiLU.
+    const std::string act = f.get_string("hidden_act", "silu");
+    MOE_CHECK(act == "silu" || act == "swish", ErrorCode::kUnsupported, "{}: hidden_act '{}' is not supported (silu)",
+              source_name, act);
+  }
   MOE_CHECK(c.num_heads % c.num_kv_heads == 0, ErrorCode::kCorrupt,
             "{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", source_name,
             c.num_heads, c.num_kv_heads);
@@ -288,7 +301,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       c.attention_bias = f.get_bool("attention_bias", false);
       c.qk_norm = QkNorm::kFull;
       c.clip_qkv = f.get_double("clip_qkv", 0.0);
-      c.rms_norm_eps = f.get_double("rms_norm_eps", 1e-5);
+      c.rms_norm_eps = f.get_positive("rms_norm_eps", 1e-5);
       break;
     case ModelFamily::kDeepseekMoe: {
       c.moe_intermediate_size = f.get_int("moe_intermediate_size", 0, 1, kMaxDim);
@@ -378,6 +391,13 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,
             "{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source_name, c.num_experts_per_tok,
             c.num_experts);
+  // Each family's name for the experts' width: absent, it was 0, and the error came later, about
+  // tensor shapes.
+  const bool own_width = c.family == ModelFamily::kQwen2Moe || c.family == ModelFamily::kQwen3Moe ||
+                         c.family == ModelFamily::kDeepseekMoe;
+  MOE_CHECK(c.num_experts == 0 || c.moe_intermediate_size > 0, ErrorCode::kCorrupt,
+            "{} has no '{}' (the width of its {} experts)", source_name,
+            own_width ? "moe_intermediate_size" : "intermediate_size", c.num_experts);
   fill_sparse_layers(f, &c);
   for (int l = 0; l < c.num_layers; ++l) {
     if (!c.is_sparse(l))
@@ -389,6 +409,12 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
 
 ModelConfig load_model_config(const std::filesystem::path& model) {
   const std::filesystem::path path = std::filesystem::is_directory(model) ? model / "config.json" : model;
+  // An expert store where a model folder is meant (moe pack --model x.store) read as "not valid
+  // JSON". Its magic (kStoreMagic, offload/store/store_format.h) is checked before reading it whole.
+  char magic[8] = {};
+  std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
+  MOE_CHECK(std::string_view(magic, sizeof magic) != "MOESTORE", ErrorCode::kInvalidArgument,
+            "{} is an expert store, not a model folder or its config.json", path.string());
   return parse_model_config(read_file(path, "model config"), path.string());
 }
 

@@ -1,6 +1,7 @@
 #include "runtime/model/routing.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -86,7 +87,9 @@ RoutingMode parse_routing_mode(const std::string& text) {
   } else if (text.rfind("topk:", 0) == 0) {
     m.kind = RoutingMode::Kind::kTopK;
     const double k = number(5);
-    MOE_CHECK(k >= 1 && k == double(int(k)), ErrorCode::kInvalidArgument, "topk:K needs a whole K of at least 1, not '{}'", text);
+    // Bounded before int(k): a huge K would not convert.
+    MOE_CHECK(k >= 1 && k <= 65536 && k == std::floor(k), ErrorCode::kInvalidArgument,
+              "topk:K needs a whole K from 1 to 65536, not '{}'", text);
     m.k = int(k);
   } else if (text.rfind("threshold:", 0) == 0) {
     m.kind = RoutingMode::Kind::kThreshold;
@@ -97,7 +100,9 @@ RoutingMode parse_routing_mode(const std::string& text) {
   } else {
     fail(ErrorCode::kInvalidArgument, "unknown routing '{}' (default, dense, topk:K, threshold:EPS, threshold-topk:EPS)", text);
   }
-  MOE_CHECK(m.epsilon >= 0, ErrorCode::kInvalidArgument, "the threshold must not be negative: '{}'", text);
+  // NaN or inf (also a double too large for a float) would route every token nowhere or everywhere.
+  MOE_CHECK(std::isfinite(m.epsilon) && m.epsilon >= 0, ErrorCode::kInvalidArgument,
+            "the threshold must be a finite number of at least 0, not '{}'", text);
   return m;
 }
 

@@ -35,6 +35,18 @@ size_t utf8_length(unsigned char lead) {
   return lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
 }
 
+// How an error names text no token covers: the character where it prints, its bytes always.
+std::string describe_bytes(std::string_view bytes) {
+  std::string hex;
+  for (unsigned char c : bytes) hex += fmt::format("{}0x{:02X}", hex.empty() ? "" : " ", c);
+  const auto lead = static_cast<unsigned char>(bytes.empty() ? 0 : bytes[0]);
+  const bool prints = bytes.size() == 1 ? lead > 0x20 && lead < 0x7F
+                                        : lead >= 0xC2 && utf8_length(lead) == bytes.size() &&
+                                              std::all_of(bytes.begin() + 1, bytes.end(),
+                                                          [](char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; });
+  return prints ? fmt::format("the character '{}' ({})", bytes, hex) : fmt::format("the byte{} {}", bytes.size() > 1 ? "s" : "", hex);
+}
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 class BpeTokenizer final : public Tokenizer {
@@ -269,13 +281,26 @@ class BpeTokenizer final : public Tokenizer {
         const auto it = vocab_.find(symbols.substr(i, len));
         if (it != vocab_.end()) {
           parts.push_back(it->second);
-        } else if (byte_fallback_) {
-          for (size_t k = 0; k < len; ++k) {
+        } else {
+          // As Hugging Face's BPE: the bytes' tokens when byte_fallback has them all, else the
+          // unk token. Without one the text cannot be encoded (dropping it changed the prompt).
+          std::vector<int32_t> bytes;
+          for (size_t k = 0; byte_fallback_ && k < len; ++k) {
             const auto b = vocab_.find(fmt::format("<0x{:02X}>", static_cast<unsigned char>(symbols[i + k])));
-            if (b != vocab_.end()) parts.push_back(b->second);
+            if (b != vocab_.end()) bytes.push_back(b->second);
           }
-        } else if (unk_) {
-          parts.push_back(*unk_);
+          if (bytes.size() == len) {
+            parts.insert(parts.end(), bytes.begin(), bytes.end());
+          } else {
+            if (!unk_) {
+              std::string raw;
+              if (byte_level_) symbols_to_bytes(symbols.substr(i, len), raw);
+              else raw = symbols.substr(i, len);
+              fail(ErrorCode::kInvalidArgument, "{}: {} has no token and the vocabulary no unk token to stand for it",
+                   source_, describe_bytes(raw));
+            }
+            parts.push_back(*unk_);
+          }
         }
         i += len;
       }

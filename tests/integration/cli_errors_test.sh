@@ -27,6 +27,26 @@ expect() {  # expect CODE DESCRIPTION -- command...
   fi
 }
 
+says() {  # says CODE DESCRIPTION TEXT -- command...: as expect, and stderr holds TEXT
+  local text="$3" before=$failures
+  expect "$1" "$2" "${@:4}"
+  if [[ $failures -eq $before ]] && ! grep -qF -- "$text" "$work/err"; then
+    echo "FAIL: $2: stderr does not say \"$text\": $(head -c 300 "$work/err")"
+    failures=$((failures + 1))
+  fi
+}
+
+warns() {  # warns DESCRIPTION TEXT -- command...: succeeds, and stderr holds TEXT
+  local what="$1" text="$2"
+  shift 3
+  if "$@" >"$work/out" 2>"$work/err" && grep -qF -- "$text" "$work/err"; then
+    echo "ok: $what: $(grep -F -- "$text" "$work/err" | head -1)"
+  else
+    echo "FAIL: $what: no warning \"$text\" (or it failed): $(head -c 300 "$work/err")"
+    failures=$((failures + 1))
+  fi
+}
+
 model="$src/configs/models/mixtral-8x7b.json"
 printf 'MOETRACE\x01\0\0\0\0\0\0\0\xff\xff' >"$work/truncated.trace"
 printf '{"problem_id": 0, "layer": 0}\n' >"$work/bad.jsonl"
@@ -93,6 +113,18 @@ cmp -s "$work/po/model.safetensors" "$work/po.orig" || { echo "FAIL: the model w
 expect 1 "trace import over its input" -- "$moe" trace import "$work/tiny.jsonl" -o "$work/tiny.jsonl"
 grep -q problem_id "$work/tiny.jsonl" || { echo "FAIL: the trace input was overwritten"; failures=$((failures + 1)); }
 
+# moe inspect DIR checks the weights, not only config.json.
+mkdir -p "$work/six" && cp "$src/tests/fixtures/qwen3_moe/"* "$work/six/"
+python3 -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["num_experts"]=8; json.dump(c, open(p, "w"))' "$work/six/config.json"
+expect 1 "inspect: the config names more experts than the file holds" -- "$moe" inspect "$work/six"
+mkdir -p "$work/torn" && cp "$src/tests/fixtures/qwen3_moe/"* "$work/torn/"
+head -c 1000 "$src/tests/fixtures/qwen3_moe/model.safetensors" >"$work/torn/model.safetensors"
+expect 1 "inspect: a truncated safetensors" -- "$moe" inspect "$work/torn"
+
+# trace import never writes a trace its own reader refuses.
+printf '{"problem_id": 0, "layer": 0, "token_idx": 0, "experts": [1073741823, 0]}\n' >"$work/huge-expert.jsonl"
+expect 1 "trace import of an expert id past what traces hold" -- "$moe" trace import "$work/huge-expert.jsonl" -o "$work/huge.trace"
+
 # moe verify: a good store passes, a cut one is refused in one line.
 if "$moe" pack --model "$src/tests/fixtures/qwen3_moe" -o "$work/good.moe" >/dev/null 2>&1 &&
    "$moe" verify "$work/good.moe" --json 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["ok"] else 1)'; then
@@ -103,6 +135,55 @@ else
 fi
 head -c 100000 "$work/good.moe" >"$work/cut.moe"
 expect 1 "moe verify of a cut store" -- "$moe" verify "$work/cut.moe"
+
+# Hostile input: numeric flags say their range in words (CLI11 printed the largest double in 309
+# digits) and refuse NaN and inf; values accepted without a word; errors about something else.
+says 2 "a negative -n" "--max-new-tokens: must be a whole number from 0 to 1048576; got -1" -- "$moe" run -n -1
+says 2 "an infinite temperature" "--temperature: must be a number from 0 to 100; got inf" -- "$moe" run --temperature inf
+says 2 "a NaN top-p" "--top-p: must be a number above 0 and at most 1; got nan" -- "$moe" run --top-p nan
+says 2 "no tokens to score" "--max-tokens: must be a whole number from 1 to 1073741824; got 0" -- \
+  "$moe" eval --max-tokens 0 --text "$src/README.md"
+says 2 "a seed past 64 bits" "--seed: must be a whole number from 0 to 18446744073709551615; got 18446744073709551616" -- \
+  "$moe" run --seed 18446744073709551616
+says 2 "a negative HOBBIT threshold" "--hobbit-t1: must be a number from 0 to 2; got -5" -- "$moe" run --hobbit-t1 -5
+says 2 "a NaN HOBBIT threshold" "--hobbit-t2: must be a number from 0 to 2; got nan" -- "$moe" run --hobbit-t2 nan
+says 2 "a fractional batch size" "--max-batch: must be a whole number from 1 to 4096; got 1.5" -- \
+  "$moe" run --max-batch 1.5
+says 2 "a count with a leading zero (CLI11 read it as octal)" "--max-new-tokens: must be a whole number from 0 to 1048576; got 010" -- \
+  "$moe" run -n 010
+says 1 "an infinite routing threshold" "the threshold must be a finite number" -- "$moe" run -n 1 --routing threshold:inf
+says 2 "planning for no GPU" "--devices: must be a whole number from 1 to 1024; got 0" -- \
+  "$moe" plan --model "$model" --trace "$work/mixtral.jsonl" --hardware rtx4090-24gb --devices 0 -o "$work/p.plan"
+says 2 "a NaN pinned share" "--pinned-share: must be a number from 0 to 1; got nan" -- \
+  "$moe" plan --model "$model" --trace "$work/mixtral.jsonl" --hardware rtx4090-24gb --pinned-share nan -o "$work/p.plan"
+says 2 "a negative expert count" "--experts: must be a whole number from 1 to 65536; got -1" -- \
+  "$moe" trace import "$work/tiny.jsonl" --experts -1 -o "$work/out.trace"
+printf '{"problem_id": 0, "layer": 0, "token_idx": -1, "experts": [1, 0]}\n' >"$work/negative.jsonl"
+says 1 "a negative token position" "the position -1 is negative" -- "$moe" trace import "$work/negative.jsonl" -o "$work/out.trace"
+printf '{"problem_id": 0, "layer": 0, "token_idx": 0, "experts": [1, 0], "gating_probs": [0.5, -0.5]}\n' >"$work/gates.jsonl"
+says 1 "a negative gate" "not a finite non-negative number" -- "$moe" trace import "$work/gates.jsonl" -o "$work/out.trace"
+printf '{"problem_id": 0, "layer": 0, "token_idx": 0, "experts": []}\n' >"$work/empty.jsonl"
+says 1 "a trace of empty choices only" "no routing decision names an expert" -- \
+  "$moe" trace import "$work/empty.jsonl" -o "$work/out.trace"
+warns "MOE_THREADS that is no number" "MOE_THREADS=abc is not a number of threads from 1 to 256" -- \
+  env MOE_THREADS=abc "$moe" run -n 1
+warns "MOE_LOG that is no level" "MOE_LOG=bogus is not trace, debug" -- env MOE_LOG=bogus "$moe" run -n 1
+python3 - "$work/bad-shape.npy" <<'PY'
+import struct, sys
+header = "{'descr': '<i4', 'fortran_order': False, 'shape': (1, x, 1), }"
+header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(4))
+PY
+says 1 "a .npy shape that is no number" "the .npy shape has 'x'" -- "$moe" trace import "$work/bad-shape.npy" -o "$work/out.trace"
+printf 'MOESTORE\x01\0\0\0' >"$work/x.store"
+says 1 "a store given as a model" "is an expert store, not a model folder" -- "$moe" pack --model "$work/x.store" -o "$work/y.store"
+says 1 "text that never ends" "is larger than 256.00 MiB" -- "$moe" eval --text /dev/zero
+# The context is checked before the engine sizes anything by it (here a GPU's memory split).
+says 1 "a prompt past the context, before the GPU split" "pass the model's context" -- \
+  "$moe" run -p "$long_prompt" -n 4 --backend cuda --gpu-mem 1MiB
+"$moe" run -n 2 --trace-out "$work/short.trace" >/dev/null 2>&1
+says 1 "a run past the end of the replayed trace" "the trace to replay holds the routing of" -- \
+  "$moe" run -n 16 --replay-trace "$work/short.trace"
 
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"

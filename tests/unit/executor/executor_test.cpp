@@ -2,6 +2,7 @@
 // to the resident run at every budget (down to a single expert slot), host pool, device count,
 // plan, policy and predictor. Checked as a property over randomized configurations on the
 // transformers fixtures, prefill and decode; plus the lossy policy, budgets and traces.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -427,6 +428,21 @@ TEST(Executor, ReplayedTraceReproducesTheRecordedRun) {
   placement::Trace wrong = trace;
   wrong.model.num_layers += 1;
   EXPECT_THROW(TraceReplayer(wrong, t.config()), Error);
+  // A trace shorter than the run is an error naming both lengths (it wrapped around).
+  placement::Trace shorter = trace;
+  shorter.tokens.resize(kPrompt.size() + 2);
+  TraceReplayer short_replay(shorter, t.config());
+  t.set_routing_hook(short_replay.hook());
+  try {
+    run(t);
+    ADD_FAILURE() << "a run past the trace's end replayed it";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fmt::format("holds the routing of {} tokens, the run needs {}", kPrompt.size() + 2,
+                                                     kPrompt.size() + 3)),
+              std::string::npos)
+        << e.what();
+  }
+  t.set_routing_hook({});
 }
 
 }  // namespace

@@ -39,5 +39,40 @@ TEST(ModelConfig, ClearErrors) {
   EXPECT_EQ(code(R"({"model_type": "mixtral", "hidden_size": -5})"), ErrorCode::kCorrupt);
 }
 
+// Values that made NaN logits, or errors about something else, are refused naming the field.
+TEST(ModelConfig, RefusesValuesThatMakeNaNsAndNamesWhatIsMissing) {
+  const auto message = [](const std::string& model_type, const std::string& from, const std::string& to) {
+    std::string text = moe::testing::tiny_config(model_type);
+    const auto at = text.find(from);
+    if (at == std::string::npos) return "'" + from + "' is not in the tiny config";
+    text.replace(at, from.size(), to);
+    try {
+      parse_model_config(text, "config.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const auto expect_error = [&](const std::string& model_type, const std::string& from, const std::string& to,
+                                const std::string& says) {
+    const std::string m = message(model_type, from, to);
+    EXPECT_NE(m.find(says), std::string::npos) << model_type << " with " << to << ": " << m;
+  };
+  const std::string theta = R"("rope_theta": 10000.0)", eps = R"("rms_norm_eps": 1e-6)";
+  expect_error("mixtral", theta, R"("rope_theta": 0)", "'rope_theta' = 0 must be positive");
+  expect_error("mixtral", theta, R"("rope_theta": -1)", "'rope_theta' = -1 must be positive");
+  expect_error("qwen3_moe", eps, R"("rms_norm_eps": -1)", "'rms_norm_eps' = -1 must be positive");
+  expect_error("qwen3_moe", eps, R"("rms_norm_eps": 0)", "'rms_norm_eps' = 0 must be positive");
+  expect_error("olmoe", eps, R"("rms_norm_eps": 0)", "'rms_norm_eps' = 0 must be positive");
+  expect_error("mixtral", theta, R"("rope_theta": 10000.0, "hidden_act": "swish9")", "hidden_act 'swish9' is not supported");
+  expect_error("deepseek", theta, R"("rope_theta": 10000.0, "hidden_act": "gelu")", "hidden_act 'gelu' is not supported");
+  EXPECT_EQ(message("mixtral", theta, R"("rope_theta": 10000.0, "hidden_act": "silu")"), "accepted");
+  // The experts' width, absent: was 0, and an error about tensor shapes at load.
+  expect_error("mixtral", R"("intermediate_size": 40, )", "", "has no 'intermediate_size' (the width of its 6 experts)");
+  expect_error("olmoe", R"("intermediate_size": 40, )", "", "has no 'intermediate_size'");
+  expect_error("qwen3_moe", R"("moe_intermediate_size": 24,)", "", "has no 'moe_intermediate_size'");
+  expect_error("deepseek", R"("moe_intermediate_size": 24,)", "", "has no 'moe_intermediate_size'");
+}
+
 }  // namespace
 }  // namespace moe::loading

@@ -95,7 +95,8 @@ TEST(RoutingModes, ParseAndDescribe) {
   EXPECT_EQ(parse_routing_mode("topk:3").k, 3);
   EXPECT_FLOAT_EQ(parse_routing_mode("threshold:0.5").epsilon, 0.5f);
   EXPECT_EQ(parse_routing_mode("threshold-topk:1.5").describe(), "threshold-topk:1.5");
-  for (const char* bad : {"topk:", "topk:0", "topk:1.5", "threshold:x", "threshold:-1", "sparse", "topk:2x"})
+  for (const char* bad : {"topk:", "topk:0", "topk:1.5", "threshold:x", "threshold:-1", "sparse", "topk:2x", "threshold:inf",
+                          "threshold:nan", "threshold-topk:1e39", "topk:1e10"})
     EXPECT_THROW(parse_routing_mode(bad), Error) << bad;
 }
 

@@ -2,6 +2,7 @@
 // than the baselines', replication on several GPUs, impossible budgets refused; plan files.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -127,6 +128,12 @@ TEST(Planner, RefusesImpossibleBudgetsInOneSentence) {
   o = {};
   o.devices = 3;
   EXPECT_THROW(make_plan(shape, mixtral_trace(), hw, o), Error);
+  o = {};
+  o.devices = -1;  // was all of the profile's
+  EXPECT_THROW(make_plan(shape, mixtral_trace(), hw, o), Error);
+  o = {};
+  o.pinned_share = std::nan("");  // was planned with
+  EXPECT_THROW(make_plan(shape, mixtral_trace(), hw, o), Error);
   Trace wrong = mixtral_trace();
   wrong.model.num_experts = 16;
   EXPECT_THROW(make_plan(shape, wrong, hw, {}), Error);
@@ -173,6 +180,20 @@ TEST(PlanFile, RoundTripsAndRejectsBrokenPlans) {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes.substr(0, cut);
     EXPECT_THROW(load_plan(path), Error) << cut;
   }
+  // A flipped byte anywhere past the magic is caught by the checksum (it often still parses).
+  int caught = 0;
+  for (size_t at = 8; at < bytes.size(); at += std::max<size_t>(1, bytes.size() / 97)) {
+    std::string flipped = bytes;
+    flipped[at] ^= 0x04;
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << flipped;
+    try {
+      load_plan(path);
+      ADD_FAILURE() << "a flip at byte " << at << " went unnoticed";
+    } catch (const Error& e) {
+      ++caught;
+    }
+  }
+  EXPECT_GT(caught, 50);
 }
 
 }  // namespace

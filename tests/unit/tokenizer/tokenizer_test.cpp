@@ -97,6 +97,35 @@ TEST(Tokenizer, MalformedFilesAreClearErrors) {
   EXPECT_THROW(load_tokenizer(kData / "missing-folder"), Error);
 }
 
+// Text without a token maps to the unk token, or is refused naming it: it was dropped.
+TEST(Tokenizer, TextWithoutATokenIsUnkOrAnError) {
+  const SpecialTokenConfig none;
+  const std::string vocab = R"("h": 0, "e": 1, "l": 2, "o": 3, "he": 4)";
+  const auto bpe = [&](const std::string& extra_vocab, const std::string& model_fields, const std::string& rest = "") {
+    return make_bpe_tokenizer(R"({"model": {"type": "BPE", "vocab": {)" + vocab + extra_vocab + R"(}, "merges": ["h e"])" +
+                                  model_fields + "}" + rest + "}",
+                              none, "t.json");
+  };
+  const auto error_of = [](const Tokenizer& tok, const std::string& text) {
+    try {
+      tok.encode(text);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("encoded");
+  };
+  EXPECT_EQ(bpe(R"(, "<unk>": 5)", R"(, "unk_token": "<unk>")")->encode("ahello"), (std::vector<int32_t>{5, 4, 2, 2, 3}));
+  EXPECT_EQ(bpe(R"(, "<0x61>": 5)", R"(, "byte_fallback": true)")->encode("ahe"), (std::vector<int32_t>{5, 4}));
+  EXPECT_NE(error_of(*bpe("", ""), "ahello").find("the character 'a' (0x61) has no token"), std::string::npos)
+      << error_of(*bpe("", ""), "ahello");
+  // byte_fallback without that byte's token, and no unk token.
+  EXPECT_NE(error_of(*bpe("", R"(, "byte_fallback": true)"), "h\xc3\xa9").find("the character '\xc3\xa9' (0xC3 0xA9)"),
+            std::string::npos);
+  // Byte-level: the byte is named, not the symbol standing for it.
+  const auto byte_level = bpe("", "", R"(, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false})");
+  EXPECT_NE(error_of(*byte_level, "he\n").find("the byte 0x0A has no token"), std::string::npos) << error_of(*byte_level, "he\n");
+}
+
 TEST(Tokenizer, InvalidUtf8IsRejected) {
   const auto tok = load_tokenizer(kData / "gpt2_style");
   EXPECT_THROW(tok->encode("bad \xff\xfe bytes"), Error);
