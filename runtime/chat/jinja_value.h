@@ -17,27 +17,10 @@ namespace moe::chat::jinja {
 
 class Value;
 class Evaluator;
-
-// Positional and keyword arguments of a call.
-struct CallArgs {
-  std::vector<Value> positional;
-  std::vector<std::pair<std::string, Value>> keyword;
-};
+class Dict;
+struct CallArgs;
 
 using Function = std::function<Value(CallArgs& args, Evaluator& eval)>;
-
-// An insertion-ordered str -> Value map (Python dicts keep insertion order).
-class Dict {
- public:
-  const Value* find(std::string_view key) const;
-  void set(const std::string& key, Value value);
-  const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
-  size_t size() const { return items_.size(); }
-
- private:
-  std::vector<std::pair<std::string, Value>> items_;
-  std::unordered_map<std::string, size_t> index_;
-};
 
 class Value {
  public:
@@ -98,6 +81,26 @@ class Value {
   std::shared_ptr<const List> list_;
   std::shared_ptr<Dict> dict_;
   std::shared_ptr<const Function> fn_;
+};
+
+// Defined after Value: their vectors of pairs need Value complete (clang's libstdc++ checks).
+// Positional and keyword arguments of a call.
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> keyword;
+};
+
+// An insertion-ordered str -> Value map (Python dicts keep insertion order).
+class Dict {
+ public:
+  const Value* find(std::string_view key) const;
+  void set(const std::string& key, Value value);
+  const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
+  size_t size() const { return items_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> items_;
+  std::unordered_map<std::string, size_t> index_;
 };
 
 // str(value) as Python prints it ({{ value }}); Undefined prints as "".
