@@ -80,8 +80,8 @@ BatchDecodeResult run_batched_decode(model::Transformer& model, const BatchDecod
                           double(o.batch) * w.lm_head_params);
   const SchedulerStats& s = scheduler.stats();
   const model::KvBlockPool& pool = scheduler.pool();
-  r.kv_bytes_per_token = s.peak_kv_tokens > 0 ? double(s.peak_kv_blocks) * double(pool.block_bytes()) / double(s.peak_kv_tokens) : 0;
-  r.kv_theoretical_bytes_per_token = 2.0 * c.num_layers * double(pool.row_size()) * sizeof(float);
+  r.kv_bytes_per_token = scheduler.kv_bytes_per_token();
+  r.kv_theoretical_bytes_per_token = double(model::KvBlockPool::token_bytes(c.num_layers, pool.row_size()));
   if (o.measure_ceilings) {
     r.read_bandwidth = cpu::measure_read_bandwidth(cpu::ThreadPool::global());
     r.fma_peak = cpu::measure_fma_peak(cpu::ThreadPool::global());

@@ -13,7 +13,7 @@ struct Scheduler::Sequence {
   model::GenerationOptions options;
   model::Sampler sampler;
   model::KvCache cache;
-  bool running = false, finished = false, cancel = false;
+  bool finished = false, cancel = false;
   SequenceStats stats;
   Clock::time_point submitted;
   bool started = false, first_token = false;
@@ -106,7 +106,6 @@ void Scheduler::forget(SequenceId id) {
 
 void Scheduler::finish(Sequence& s, std::string reason, std::vector<SequenceEvent>& events) {
   s.finished = true;
-  s.running = false;
   s.cache.clear();  // its blocks back to the pool
   s.stats.total_seconds = seconds_between(s.submitted, Clock::now());
   std::erase(running_, &s);
@@ -123,12 +122,16 @@ void Scheduler::preempt(Sequence& s) {
   // Its blocks go back; it waits again in arrival order and is recomputed when readmitted.
   s.stats.recomputed_tokens += s.cache.length();
   s.cache.clear();
-  s.running = false;
   ++s.stats.preemptions;
   ++stats_.preemptions;
   std::erase(running_, &s);
   const auto at = std::find_if(waiting_.begin(), waiting_.end(), [&](const Sequence* w) { return w->id > s.id; });
   waiting_.insert(at, &s);
+}
+
+double Scheduler::kv_bytes_per_token() const {
+  return stats_.peak_kv_tokens > 0 ? double(stats_.peak_kv_blocks) * double(pool_->block_bytes()) / double(stats_.peak_kv_tokens)
+                                   : 0;
 }
 
 void Scheduler::note_kv_use(int64_t planned_tokens) {
@@ -177,7 +180,6 @@ std::vector<SequenceEvent> Scheduler::step() {
     if (s.cache.blocks_needed(chunk) > pool_->free_blocks()) break;  // first come, first served: no overtaking
     waiting_.pop_front();
     s.cache.reserve_more(chunk);
-    s.running = true;
     running_.push_back(&s);
     if (!s.started) {
       s.started = true;

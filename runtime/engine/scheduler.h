@@ -90,6 +90,8 @@ class Scheduler {
   SequenceStats sequence_stats(SequenceId id) const;
   void forget(SequenceId id);
   const SchedulerStats& stats() const { return stats_; }
+  // KV bytes per token held at the fullest moment (the blocks' slack included).
+  double kv_bytes_per_token() const;
   const model::KvBlockPool& pool() const { return *pool_; }
 
  private:

@@ -21,6 +21,8 @@ class KvBlockPool {
   // Blocks of `block_tokens` that `bytes` holds for a model of `num_layers` layers and rows of
   // `row_floats` (f32 keys and values); at least one.
   static int64_t blocks_within(uint64_t bytes, int num_layers, int64_t row_floats, int64_t block_tokens);
+  // Bytes one token takes in every layer (keys and values): the theoretical KV size per token.
+  static uint64_t token_bytes(int num_layers, int64_t row_floats) { return block_bytes(num_layers, row_floats, 1); }
   // Bytes one block takes: every layer's keys and values for block_tokens tokens.
   static uint64_t block_bytes(int num_layers, int64_t row_floats, int64_t block_tokens);
 

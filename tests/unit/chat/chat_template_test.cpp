@@ -12,23 +12,12 @@
 #include "runtime/core/error.h"
 #include "runtime/core/read_file.h"
 
+#include "tests/unit/chat/fixed_now.h"
+
 namespace moe::chat {
 namespace {
 
 const std::filesystem::path kFixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests/fixtures/chat_templates";
-
-std::tm fixture_now() {  // render_fixtures.py's FIXED_NOW
-  std::tm t{};
-  t.tm_year = 2025 - 1900;
-  t.tm_mon = 2;
-  t.tm_mday = 14;
-  t.tm_hour = 9;
-  t.tm_min = 26;
-  t.tm_sec = 53;
-  t.tm_wday = 5;
-  t.tm_yday = 72;
-  return t;
-}
 
 TEST(ChatTemplateFixtures, EveryCaseMatchesJinja2) {
   const auto doc = nlohmann::ordered_json::parse(read_file(kFixtures / "expected.json"));
@@ -39,7 +28,7 @@ TEST(ChatTemplateFixtures, EveryCaseMatchesJinja2) {
     auto& t = templates[name];
     if (!t) {
       t = std::make_unique<ChatTemplate>(read_file(kFixtures / (name + ".jinja")));
-      t->set_now(fixture_now());
+      t->set_now(testing::fixed_now());
     }
     const std::string label =
         name + " / " + c.at("case").get<std::string>() + " / add_generation_prompt=" + c.at("add_generation_prompt").dump();

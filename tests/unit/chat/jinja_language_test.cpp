@@ -9,6 +9,8 @@
 #include "runtime/chat/chat_template.h"
 #include "runtime/core/error.h"
 
+#include "tests/unit/chat/fixed_now.h"
+
 namespace moe::chat {
 namespace {
 
@@ -243,22 +245,9 @@ b'.splitlines() }}|{{ 'a</think>b</think>c'.split('</think>', 1) }})~",
      R"~(1 aB 3 True)~"},
 };
 
-std::tm fixed_now() {
-  std::tm t{};
-  t.tm_year = 2025 - 1900;
-  t.tm_mon = 2;
-  t.tm_mday = 14;
-  t.tm_hour = 9;
-  t.tm_min = 26;
-  t.tm_sec = 53;
-  t.tm_wday = 5;  // a Friday
-  t.tm_yday = 72;
-  return t;
-}
-
 std::string render(const char* source, const char* context) {
   ChatTemplate t(source);
-  t.set_now(fixed_now());
+  t.set_now(testing::fixed_now());
   return t.render(nlohmann::ordered_json::parse(context));
 }
 
