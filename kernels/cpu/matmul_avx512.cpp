@@ -68,13 +68,21 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
 
 }  // namespace moe::cpu::detail
 
+// clang ignores GCC's target pragma; it takes the same features as an attribute on every function.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))), \
+                             apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
+#endif
 // GCC 12's own AVX-512 headers pass undefined vectors as unused operands and then warn about
 // them (GCC bug 105593, fixed in 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace moe::cpu::detail {
 namespace {
@@ -549,4 +557,8 @@ void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_
 }  // namespace moe::cpu::detail
 
 #pragma GCC diagnostic pop
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
