@@ -17,6 +17,11 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--plan", f.plan, "placement plan (moe plan) giving every expert's home")->check(CLI::ExistingFile);
   app.add_option("--policy", f.policy, "device cache policy: lru, lfu or multi (HOBBIT)")
       ->check(CLI::IsMember({"lru", "lfu", "multi"}))->capture_default_str();
+  app.add_option("--admission", f.admission,
+                 "which misses a full device cache takes: frequency (only one used more often than the policy's victim; "
+                 "the rest stream through without evicting, so a cache smaller than a step's experts does not thrash) "
+                 "or all (every miss evicts)")
+      ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", f.prefetch, "predictor: none, next-layer, stacked:D, stats, next-layer+stats")->capture_default_str();
   app.add_option("--profile-trace", f.profile_trace, "trace the stats predictor learns from")->check(CLI::ExistingFile);
   app.add_option("--miss", f.miss, "on a miss: wait, cpu (compute on the host), hobbit (lossy: int8 copy or skip)")

@@ -20,8 +20,13 @@ void CacheHandle::release() {
   cache_ = nullptr;
 }
 
-ExpertCache::ExpertCache(std::byte* arena, uint64_t slot_bytes, int slots, std::unique_ptr<EvictionPolicy> policy)
-    : arena_(arena), slot_bytes_(slot_bytes), slots_(size_t(std::max(slots, 0)), false), policy_(std::move(policy)) {
+ExpertCache::ExpertCache(std::byte* arena, uint64_t slot_bytes, int slots, std::unique_ptr<EvictionPolicy> policy,
+                         std::unique_ptr<AdmissionFilter> admission)
+    : arena_(arena),
+      slot_bytes_(slot_bytes),
+      slots_(size_t(std::max(slots, 0)), false),
+      policy_(std::move(policy)),
+      admission_(std::move(admission)) {
   MOE_CHECK(slots >= 1 && slot_bytes > 0 && arena != nullptr, ErrorCode::kInvalidArgument,
             "an expert cache needs at least one slot of memory");
   MOE_CHECK(policy_ != nullptr, ErrorCode::kInvalidArgument, "an expert cache needs an eviction policy");
@@ -29,6 +34,7 @@ ExpertCache::ExpertCache(std::byte* arena, uint64_t slot_bytes, int slots, std::
 
 std::optional<CacheHandle> ExpertCache::acquire(ExpertKey key) {
   std::lock_guard lock(mutex_);
+  if (admission_) admission_->record(key);
   const auto it = entries_.find(key);
   if (it == entries_.end() || it->second.state != State::kResident) {
     ++counters_.misses;
@@ -55,6 +61,10 @@ std::byte* ExpertCache::reserve(ExpertKey key, bool high_precision) {
       return it != entries_.end() && it->second.state == State::kResident && it->second.pins == 0;
     });
     if (!victim) return nullptr;  // every slot is pinned or filling
+    if (admission_ && !admission_->admit(key, *victim)) {
+      ++counters_.not_admitted;
+      return nullptr;
+    }
     Entry& v = entries_.at(*victim);
     slot = v.slot;
     entries_.erase(*victim);
@@ -138,6 +148,8 @@ int ExpertCache::resident_count() const {
   return n;
 }
 
-std::string ExpertCache::policy_name() const { return policy_->name(); }
+std::string ExpertCache::policy_name() const {
+  return admission_ ? policy_->name() + "+" + admission_->name() : policy_->name();
+}
 
 }  // namespace moe::offload

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "offload/cache/admission_filter.h"
 #include "offload/cache/eviction_policy.h"
 #include "offload/cache/expert_key.h"
 
@@ -27,6 +28,7 @@ struct CacheCounters {
   uint64_t evictions = 0;
   uint64_t fills = 0;
   uint64_t abandoned = 0;
+  uint64_t not_admitted = 0;  // reservations the admission filter refused (the expert streams)
   uint64_t bytes_filled = 0;
 };
 
@@ -57,13 +59,17 @@ class ExpertCache {
   enum class State { kAbsent, kFilling, kResident };
 
   // `arena` holds `slots` slots of `slot_bytes` each (device memory, or host memory for a CPU
-  // virtual device); the cache does not own it.
-  ExpertCache(std::byte* arena, uint64_t slot_bytes, int slots, std::unique_ptr<EvictionPolicy> policy);
+  // virtual device); the cache does not own it. Without an admission filter every miss may
+  // evict; with one, a full cache keeps its victim unless the filter prefers the newcomer.
+  ExpertCache(std::byte* arena, uint64_t slot_bytes, int slots, std::unique_ptr<EvictionPolicy> policy,
+              std::unique_ptr<AdmissionFilter> admission = nullptr);
 
-  // A pinned resident expert, or nothing (a miss is counted).
+  // A pinned resident expert, or nothing (a miss is counted). Each call is one use of the
+  // expert for the admission filter.
   std::optional<CacheHandle> acquire(ExpertKey key);
   // A slot for `key` to be filled (the filler holds it pinned), evicting if needed; nothing
-  // when the expert is already present or filling, or when every slot is pinned.
+  // when the expert is already present or filling, when every slot is pinned, or when the
+  // admission filter keeps the victim.
   std::byte* reserve(ExpertKey key, bool high_precision = true);
   void publish(ExpertKey key, uint64_t bytes);
   void abandon(ExpertKey key);
@@ -91,6 +97,7 @@ class ExpertCache {
   uint64_t slot_bytes_;
   std::vector<bool> slots_;  // in use
   std::unique_ptr<EvictionPolicy> policy_;
+  std::unique_ptr<AdmissionFilter> admission_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::unordered_map<ExpertKey, Entry, ExpertKeyHash> entries_;

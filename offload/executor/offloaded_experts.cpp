@@ -60,6 +60,7 @@ struct OffloadedExperts::Task {
   int device = 0;
   const std::byte* data = nullptr;
   CacheHandle handle;
+  std::shared_future<void> staged;  // kHost/kStream: the copy into `data` (on its own thread)
 };
 
 OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, OffloadOptions options,
@@ -72,6 +73,8 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
   const auto& config = transformer.config();
   const uint64_t slot = backing_.layout().bytes;
   MOE_CHECK(options_.devices >= 1 && options_.devices <= 64, ErrorCode::kInvalidArgument, "--devices must be 1 to 64");
+  MOE_CHECK(options_.admission == "frequency" || options_.admission == "all", ErrorCode::kInvalidArgument,
+            "unknown cache admission '{}' (frequency or all)", options_.admission);
   MOE_CHECK(options_.miss == "wait" || options_.miss == "cpu" || options_.miss == "hobbit", ErrorCode::kInvalidArgument,
             "unknown miss policy '{}' (wait, cpu or hobbit)", options_.miss);
   // Importances are gate mass in [0, 1] (a threshold above 1 holds for every expert); NaN would
@@ -127,7 +130,8 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
     const uint64_t experts = uint64_t(model_layer_of.size()) * uint64_t(config.num_experts);
     const int slots = int(std::min<uint64_t>((options_.device_bytes - pinned_bytes) / slot, experts));
     std::byte* cache_arena = dev->device->allocate(uint64_t(std::max(slots, 1)) * slot);
-    dev->cache = std::make_unique<ExpertCache>(cache_arena, slot, slots, make_policy(options_.policy, int(model_layer_of.size())));
+    dev->cache = std::make_unique<ExpertCache>(cache_arena, slot, slots, make_policy(options_.policy, int(model_layer_of.size())),
+                                               make_admission(options_.admission, experts));
     Device* raw = dev.get();
     dev->engine = std::make_unique<TransferEngine>(
         *dev->cache, [this, raw](ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled) {
@@ -172,9 +176,20 @@ void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffe
   (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
 }
 
+// The same on a thread of its own, so that the copy overlaps the layer's other experts'
+// compute as a cache fill would; `buffer` is sized here, before the copy starts.
+std::shared_future<void> OffloadedExperts::stream_in(ExpertKey key, std::vector<std::byte>& buffer) {
+  buffer.resize(backing_.layout().bytes);
+  return std::async(std::launch::async, [this, key, dst = buffer.data()] {
+           const auto source = host_.copy_out(key, dst);
+           (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+         }).share();
+}
+
 // The task's expert on its rows [m, hidden] into results [m, hidden], on its device.
 void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, int64_t hidden, float* results) {
   ExpertDevice& device = *devices_[size_t(task.device)]->device;
+  if (task.staged.valid()) task.staged.get();  // the bytes are there (or the copy's error is raised here)
   if (task.kind == Task::kSkip) {
     std::fill(results, results + m * hidden, 0.0f);
   } else if (task.kind == Task::kLowPrecision && !backing_.low_precision_format().empty()) {
@@ -201,8 +216,15 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   const int sparse = transformer_.config().moe_layer_index(layer);
   for (auto& d : devices_) d->cache->set_current_layer(sparse);
   const std::vector<model::ExpertGroup> groups = model::group_by_expert(routing);
+  // Bypass and host copies go to buffers kept across layers (a fresh 5-50 MiB buffer per expert
+  // would cost its page faults on every use); a member, so it outlives the tasks' copies. It
+  // keeps as many as one layer ever streamed.
+  size_t streamed = 0;  // buffers of staged_ in use by this layer
+  const auto next_buffer = [&]() -> std::vector<std::byte>& {
+    if (staged_.size() <= streamed) staged_.resize(streamed + 1);
+    return staged_[streamed++];
+  };
   std::vector<Task> tasks(groups.size());
-  std::vector<std::vector<std::byte>> staged(groups.size());  // bypass / host copies
   std::vector<int64_t> load(size_t(options_.devices), 0);     // tokens per device in this layer
   const bool hobbit = options_.miss == "hobbit";
   const std::vector<float> importance_of = hobbit ? hobbit_importance(routing) : std::vector<float>{};
@@ -246,17 +268,20 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       t.kind = Task::kLowPrecision;  // compute() reads the store's quantised copy
       ++stats_.low_precision;
     } else if (options_.miss == "cpu" || (hobbit && importance < options_.hobbit_t1)) {
-      fetch_bypass(t.key, staged[i]);  // computed on the host from the host copy
-      t.data = staged[i].data();
+      std::vector<std::byte>& buffer = next_buffer();
+      t.staged = stream_in(t.key, buffer);  // computed on the host from the host copy
+      t.data = buffer.data();
       t.kind = options_.miss == "cpu" ? Task::kHost : Task::kLowPrecision;
       ++(options_.miss == "cpu" ? stats_.cpu_computed : stats_.low_precision);
     } else if (std::byte* slot = dev.cache->reserve(t.key)) {
       dev.engine->submit(t.key, slot, /*demand=*/true);
       t.kind = Task::kPending;
-    } else {  // every slot is pinned by this layer's experts: stream it through a buffer
-      fetch_bypass(t.key, staged[i]);
+    } else {  // every slot is pinned by this layer's experts, or the admission filter keeps
+              // what is cached: stream it through a buffer
+      std::vector<std::byte>& buffer = next_buffer();
+      t.staged = stream_in(t.key, buffer);
       bytes_h2d_ += backing_.layout().bytes;  // a copy to the device all the same
-      t.data = staged[i].data();
+      t.data = buffer.data();
       t.kind = Task::kStream;
       ++stats_.bypassed;
     }
@@ -402,7 +427,7 @@ void OffloadedExperts::prefetch(int layer, const float* x, int64_t m, const mode
     Device& dev = *devices_[size_t(d)];
     if (dev.pinned.count(key) || dev.cache->state(key) != ExpertCache::State::kAbsent) continue;
     std::byte* slot = dev.cache->reserve(key);
-    if (!slot) break;  // no evictable slot left
+    if (!slot) continue;  // no evictable slot, or the filter keeps the victim
     dev.engine->submit(key, slot, /*demand=*/false);
     prefetched_.insert(key);
     ++stats_.prefetches;

@@ -13,6 +13,7 @@
 // agrees with the CPU to rounding (miss cpu mixes the two, so it agrees to rounding only).
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -37,6 +38,10 @@ struct OffloadOptions {
   uint64_t host_bytes = 0;    // host pool for expert copies
   int devices = 1;
   std::string policy = "lru";  // lru, lfu, multi
+  // frequency: a full cache takes a missed expert only when it is used more often than the
+  // policy's victim, so fewer slots than a step's experts hold a stable set instead of cycling
+  // (admission_filter.h); all: every miss is cached.
+  std::string admission = "frequency";
   // wait: copy the expert to the device and wait; cpu: compute it on the host from the host
   // copy (Fiddler); hobbit: by its importance to its tokens (expert_importance.h: the normalised
   // gate weight of it and the experts ranked below it), wait (>= t1), use a low-precision copy
@@ -84,6 +89,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   void dispatch(const std::vector<Task>& tasks, const float* x, int64_t hidden, std::vector<std::vector<float>>& rows);
   void combine(const std::vector<Task>& tasks, const std::vector<std::vector<float>>& results, int64_t hidden, float* out);
   void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
+  std::shared_future<void> stream_in(ExpertKey key, std::vector<std::byte>& buffer);
   bool fill(Device& device, ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled);
   void prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing);
 
@@ -97,6 +103,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
   std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used
   std::vector<std::vector<float>> rows_, results_;  // per task of the layer being run
+  std::vector<std::vector<std::byte>> staged_;      // per task: streamed or host-computed copies
   OffloadStats stats_;
   std::atomic<uint64_t> host_hits_{0}, nvme_reads_{0}, bytes_h2d_{0};
 };

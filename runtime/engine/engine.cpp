@@ -56,6 +56,7 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   offload::OffloadOptions o;
   o.devices = f.devices;
   o.policy = f.policy;
+  o.admission = f.admission;
   o.miss = f.miss;
   o.hobbit_t1 = f.hobbit_t1;
   o.hobbit_t2 = f.hobbit_t2;
@@ -104,10 +105,10 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   }
   runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
   t.set_expert_runner(runner_.get());
-  summary_ = fmt::format("{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {}, prefetch {}, miss {}",
+  summary_ = fmt::format("{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {} (admission {}), prefetch {}, miss {}",
                          f.backend, o.devices, runner_->cache_slots(0), format_bytes(runner_->expert_bytes()),
                          runner_->expert_format(), runner_->experts_from_store() ? " read from the store" : "",
-                         format_bytes(o.host_bytes), o.policy, f.prefetch, o.miss);
+                         format_bytes(o.host_bytes), o.policy, o.admission, f.prefetch, o.miss);
 }
 
 Engine::~Engine() {

@@ -16,14 +16,20 @@ namespace {
 constexpr uint64_t kSlot = 64;
 
 struct Fixture {
-  explicit Fixture(int slots, std::unique_ptr<EvictionPolicy> policy)
-      : memory(size_t(slots) * kSlot), cache(memory.data(), kSlot, slots, std::move(policy)) {}
+  explicit Fixture(int slots, std::unique_ptr<EvictionPolicy> policy, std::unique_ptr<AdmissionFilter> admission = nullptr)
+      : memory(size_t(slots) * kSlot), cache(memory.data(), kSlot, slots, std::move(policy), std::move(admission)) {}
   // Brings `key` in (a miss then a fill) or touches it (a hit).
   void use(ExpertKey key) {
     if (auto h = cache.acquire(key)) return;
     std::byte* slot = cache.reserve(key);
     ASSERT_NE(slot, nullptr);
     cache.publish(key, kSlot);
+  }
+  // As use(), but a miss the admission filter refuses streams past the cache; true on a hit.
+  bool use_or_stream(ExpertKey key) {
+    if (auto h = cache.acquire(key)) return true;
+    if (std::byte* slot = cache.reserve(key)) cache.publish(key, kSlot);
+    return false;
   }
   std::vector<ExpertKey> resident(int layers, int experts) const {
     std::vector<ExpertKey> out;
@@ -154,6 +160,53 @@ TEST(ExpertCache, PinsHoldUnderConcurrentUse) {
   const CacheCounters c = f.cache.counters();
   EXPECT_EQ(c.hits + c.misses, 4u * 3000u);
   EXPECT_LE(f.cache.resident_count(), 4);
+}
+
+// Six experts used in turn through three slots: LRU evicts each one just before its next use
+// and never hits; with frequency admission the first three stay and hit on every round.
+TEST(ExpertCache, FrequencyAdmissionStopsCyclingBelowTheWorkingSet) {
+  for (const bool admission : {false, true}) {
+    Fixture f(3, make_lru_policy(), admission ? make_admission("frequency", 6) : nullptr);
+    int hits = 0;
+    for (int round = 0; round < 20; ++round)
+      for (int e = 0; e < 6; ++e) hits += f.use_or_stream(k(e));
+    if (admission) {
+      EXPECT_EQ(hits, 19 * 3);
+      EXPECT_EQ(f.resident(1, 6), (std::vector<ExpertKey>{k(0), k(1), k(2)}));
+      EXPECT_EQ(f.cache.counters().not_admitted, 20u * 3u);
+    } else {
+      EXPECT_EQ(hits, 0);
+      EXPECT_EQ(f.cache.counters().not_admitted, 0u);
+    }
+  }
+}
+
+// An expert that becomes popular displaces a cached one that is no longer used: aging halves
+// the old counts, and a newcomer wins once it has been used more often than the victim.
+TEST(ExpertCache, FrequencyAdmissionFollowsDriftingRouting) {
+  Fixture f(2, make_lru_policy(), make_admission("frequency", 4));  // counts halve every 40 uses
+  for (int i = 0; i < 30; ++i) f.use_or_stream(k(i % 2));  // 0 and 1 are hot
+  EXPECT_EQ(f.resident(1, 4), (std::vector<ExpertKey>{k(0), k(1)}));
+  for (int i = 0; i < 60; ++i) f.use_or_stream(k(2 + i % 2));  // now 2 and 3 are
+  EXPECT_EQ(f.resident(1, 4), (std::vector<ExpertKey>{k(2), k(3)}));
+  EXPECT_TRUE(f.use_or_stream(k(2)));
+}
+
+TEST(FrequencyAdmission, CountsUsesAndHalvesThemEveryWindow) {
+  FrequencyAdmission filter(8);
+  for (int i = 0; i < 5; ++i) filter.record(k(0));
+  filter.record(k(1));
+  EXPECT_EQ(filter.count(k(0)), 5u);
+  EXPECT_TRUE(filter.admit(k(0), k(1)));
+  EXPECT_FALSE(filter.admit(k(1), k(0)));
+  EXPECT_FALSE(filter.admit(k(1), k(1)));  // ties keep the resident expert
+  filter.record(k(1));
+  filter.record(k(2));  // the eighth use: 5, 2, 1 become 2, 1, 0
+  EXPECT_EQ(filter.count(k(0)), 2u);
+  EXPECT_EQ(filter.count(k(1)), 1u);
+  EXPECT_EQ(filter.count(k(2)), 0u);
+  EXPECT_EQ(make_admission("all", 4), nullptr);
+  EXPECT_THROW(make_admission("sometimes", 4), Error);
 }
 
 TEST(ExpertCache, RejectsImpossibleConfigurations) {

@@ -96,6 +96,7 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
       o.host_bytes = uint64_t(rng() % unsigned(total + 1)) * expert;
       o.policy = std::vector<std::string>{"lru", "lfu", "multi"}[rng() % 3];
       o.miss = rng() % 4 == 0 ? "cpu" : "wait";
+      o.admission = rng() % 2 ? "frequency" : "all";
       placement::PlacementPlan plan;
       const bool with_plan = rng() % 2 && slots > 1;
       if (with_plan) {
@@ -104,8 +105,9 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
         o.host_bytes = uint64_t(total) * expert;  // room for every host-homed expert
       }
       const std::string predictor = std::vector<std::string>{"none", "next-layer", "stacked:2", "stats", "next-layer+stats"}[rng() % 5];
-      SCOPED_TRACE(fmt::format("{} trial {}: {} devices, {} slots, host {} experts, {}, miss {}, plan {}, predictor {}", fixture,
-                               trial, o.devices, slots, o.host_bytes / expert, o.policy, o.miss, with_plan, predictor));
+      SCOPED_TRACE(fmt::format("{} trial {}: {} devices, {} slots, host {} experts, {} ({}), miss {}, plan {}, predictor {}",
+                               fixture, trial, o.devices, slots, o.host_bytes / expert, o.policy, o.admission, o.miss,
+                               with_plan, predictor));
       OffloadedExperts runner(t, o, make_predictor(predictor, t, &profile));
       t.set_expert_runner(&runner);
       const std::vector<float> got = run(t);
