@@ -17,12 +17,32 @@ Evaluator::DepthGuard::DepthGuard(Evaluator& e) : eval(e) {
 
 Evaluator::Evaluator(std::shared_ptr<Scope> globals, std::optional<std::tm> now, Limits limits)
     : scope_(std::move(globals)), limits_(limits) {
+  scopes_.push_back(scope_);
   if (now) {
     now_ = *now;
   } else {
     const std::time_t t = std::time(nullptr);
     localtime_r(&t, &now_);
   }
+}
+
+// A macro's value lives in the scope it closes over, so scope -> macro -> scope is a cycle of
+// shared pointers: without this every render with a macro would leak its scopes.
+Evaluator::~Evaluator() {
+  for (const auto& weak : scopes_)
+    if (const auto scope = weak.lock()) {
+      scope->vars.clear();
+      scope->parent.reset();
+    }
+}
+
+std::shared_ptr<Scope> Evaluator::new_scope(std::shared_ptr<Scope> parent) {
+  auto scope = std::make_shared<Scope>();
+  scope->parent = std::move(parent);
+  if (scopes_.size() >= 1024 && (scopes_.size() & (scopes_.size() - 1)) == 0)  // a long loop's: drop the dead
+    std::erase_if(scopes_, [](const std::weak_ptr<Scope>& w) { return w.expired(); });
+  scopes_.push_back(scope);
+  return scope;
 }
 
 void Evaluator::error(const std::string& message) const {
@@ -119,8 +139,7 @@ void Evaluator::exec_for(const Stmt& s, std::string& out) {
   } restore{*this, saved};
   // jinja2 gives every iteration a fresh scope: a {% set %} in the body is gone by the next one.
   const auto fresh_scope = [&]() {
-    scope_ = std::make_shared<Scope>();
-    scope_->parent = saved;
+    scope_ = new_scope(saved);
   };
 
   // The `if` clause filters before the loop counts, so loop.length counts what passes.
@@ -183,8 +202,7 @@ void Evaluator::define_macro(const Stmt& s) {
         --e.macro_depth_;
       }
     } restore{ev, ev.scope_, ev.line_};
-    auto frame = std::make_shared<Scope>();
-    frame->parent = closure;
+    auto frame = ev.new_scope(closure);
     if (args.positional.size() > macro->params.size())
       ev.error(fmt::format("macro '{}' takes not more than {} argument(s)", macro->name, macro->params.size()));
     ev.scope_ = frame;
@@ -224,8 +242,7 @@ void Evaluator::exec_call_block(const Stmt& s, std::string& out) {
       std::shared_ptr<Scope> saved;
       ~Restore() { e.scope_ = saved; }
     } restore{ev, ev.scope_};
-    auto frame = std::make_shared<Scope>();
-    frame->parent = closure;
+    auto frame = ev.new_scope(closure);
     for (size_t i = 0; i < block->params.size(); ++i) {
       if (i < args.positional.size()) frame->vars[block->params[i]] = args.positional[i];
       else if (block->defaults[i]) frame->vars[block->params[i]] = ev.eval(*block->defaults[i]);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "runtime/chat/jinja_ast.h"
 #include "runtime/chat/jinja_value.h"
@@ -29,6 +30,9 @@ class Evaluator {
  public:
   // `now`: the time strftime_now formats; the current local time when absent.
   Evaluator(std::shared_ptr<Scope> globals, std::optional<std::tm> now, Limits limits = {});
+  ~Evaluator();  // empties every scope of the render (breaking macro closures' cycles)
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   std::string render(const Body& body);
 
@@ -63,7 +67,10 @@ class Evaluator {
   Value lookup(const std::string& name) const;
   void eval_args(const Expr& e, size_t first, CallArgs& args);
 
+  std::shared_ptr<Scope> new_scope(std::shared_ptr<Scope> parent);
+
   std::shared_ptr<Scope> scope_;
+  std::vector<std::weak_ptr<Scope>> scopes_;  // every scope of this render, the given one first
   std::tm now_{};
   Limits limits_;
   int64_t steps_ = 0;

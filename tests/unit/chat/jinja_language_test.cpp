@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/chat/chat_template.h"
+#include "runtime/chat/jinja_eval.h"
+#include "runtime/chat/jinja_parser.h"
 #include "runtime/core/error.h"
 
 #include "tests/unit/chat/fixed_now.h"
@@ -332,3 +334,24 @@ TEST(JinjaLanguage, SyntaxErrorsNameTheLine) {
 
 }  // namespace
 }  // namespace moe::chat
+
+namespace moe::chat::jinja {
+namespace {
+
+// A macro's closure is the scope that holds the macro: once the render ends, nothing may keep
+// that cycle alive (a server renders a template per request).
+TEST(JinjaEvaluator, RendersWithMacrosFreeTheirScopes) {
+  const Body body = parse("{% macro f(n) %}{% if n < 3 %}{{ n }}{{ f(n + 1) }}{% endif %}{% endmacro %}"
+                          "{% for i in [1] %}{% macro g() %}{{ f(0) }}{% endmacro %}{{ g() }}{% endfor %}");
+  std::weak_ptr<Scope> root_seen;
+  {
+    auto root = std::make_shared<Scope>();
+    root_seen = root;
+    Evaluator evaluator(std::move(root), testing::fixed_now());
+    EXPECT_EQ(evaluator.render(body), "012");
+  }
+  EXPECT_TRUE(root_seen.expired());
+}
+
+}  // namespace
+}  // namespace moe::chat::jinja
