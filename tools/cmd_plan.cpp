@@ -33,8 +33,9 @@ void run(Options& o) {
     return;
   }
   const auto& p = plan.prediction();
-  fmt::print("{}: {:.2f} tokens/s predicted ({:.1f}% of expert uses on the GPU)\n", o.output, p.tokens_per_second(),
-             100 * p.gpu_hit_rate());
+  const bool bound = placement::prefetch_is_oracle(o.planner.sim.prefetch);
+  fmt::print("{}: {:.2f} tokens/s {} ({:.1f}% of expert uses on the GPU and ready)\n", o.output, p.tokens_per_second(),
+             bound ? "at most (an upper bound: the oracle prefetcher reads the trace)" : "predicted", 100 * p.gpu_hit_rate());
   if (o.explain)
     for (const auto& line : plan.explanation()) fmt::print("  {}\n", line);
 }
@@ -54,7 +55,8 @@ void setup(CLI::App& app) {
   app.add_option("--pinned-share", o->planner.pinned_share, "fix the share of GPU expert memory pinned (0..1) instead of searching")
       ->check(number(0, 1));
   app.add_option("--policy", o->planner.sim.policy, "cache policy the prediction assumes (lru, lfu, multi)");
-  app.add_option("--prefetch", o->planner.sim.prefetch, "prefetcher the prediction assumes (none, next-layer, stats)");
+  app.add_option("--prefetch", o->planner.sim.prefetch,
+                 "prefetcher the prediction assumes: none (default), stats, or oracle (reads the trace: an upper bound)");
   app.add_flag("--explain", o->explain, "say where the memory and the time go");
   app.add_flag("--json", o->json, "print the plan as JSON");
   app.callback([o] { run(*o); });

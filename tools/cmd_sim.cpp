@@ -33,12 +33,15 @@ void run(const Options& o) {
   const placement::SimResult r = placement::simulate(plan, trace, cost, options);
   int64_t h2d = 0;
   for (int64_t b : r.bytes_host_to_gpu) h2d += b;
+  const bool bound = placement::prefetch_is_oracle(options.prefetch);  // figures from the trace's future
   if (o.json) {
     print_json({{"plan", o.plan}, {"trace", o.trace}, {"hardware", hw.name}, {"policy", o.sim.policy},
-                {"prefetch", o.sim.prefetch}, {"batch", o.sim.batch > 0 ? o.sim.batch : plan.batch()}, {"tokens", r.tokens}, {"steps", r.steps}, {"seconds", r.seconds},
+                {"prefetch", o.sim.prefetch}, {"upper_bound", bound},
+                {"cache_slots", o.sim.cache_slots}, {"cache_scope", o.sim.cache_scope}, {"batch", o.sim.batch > 0 ? o.sim.batch : plan.batch()}, {"tokens", r.tokens}, {"steps", r.steps}, {"seconds", r.seconds},
                 {"tokens_per_second", r.tokens_per_second()}, {"stall_fraction", r.stall_fraction()},
                 {"gpu_hit_rate", r.gpu_hit_rate()}, {"cache_hit_rate", r.cache_hit_rate()},
-                {"host_hit_rate", r.host_hit_rate()}, {"nvme_rate", r.nvme_rate()}, {"late_hits", r.late_hits},
+                {"host_hit_rate", r.host_hit_rate()}, {"nvme_rate", r.nvme_rate()}, {"ready_hits", r.ready_hits}, {"late_hits", r.late_hits},
+                {"misses", r.misses()}, {"late_hit_rate", r.late_hit_rate()},
                 {"bytes_nvme_to_host", r.bytes_nvme_to_host}, {"bytes_host_to_gpu", r.bytes_host_to_gpu},
                 {"bytes_peer", r.bytes_peer}, {"prefetches", r.prefetches},
                 {"prefetch_precision", r.prefetch_precision()}, {"prefetch_recall", r.prefetch_recall()},
@@ -47,11 +50,14 @@ void run(const Options& o) {
                                        {"communication", r.communication_seconds}}}});
     return;
   }
-  fmt::print("{} tokens in {} steps of {} on {} (policy {}, prefetch {})\n", r.tokens, r.steps, o.sim.batch > 0 ? o.sim.batch : plan.batch(),
-             hw.name, o.sim.policy, o.sim.prefetch);
+  fmt::print("{} tokens in {} steps of {} on {} (policy {}, prefetch {}{})\n", r.tokens, r.steps, o.sim.batch > 0 ? o.sim.batch : plan.batch(),
+             hw.name, o.sim.policy, o.sim.prefetch, bound ? ": reads the trace, an upper bound" : "");
+  if (bound) fmt::print("  upper bound: the oracle prefetcher knows the next layer's experts; no predictor does\n");
   fmt::print("  {:.2f} tokens/s, {:.1f}% of the time waiting for copies\n", r.tokens_per_second(), 100 * r.stall_fraction());
   fmt::print("  expert uses: {:.1f}% on a GPU (cache hit rate {:.1f}% of offloaded uses), {:.1f}% from host, {:.1f}% from NVMe\n",
              100 * r.gpu_hit_rate(), 100 * r.cache_hit_rate(), 100 * r.host_hit_rate(), 100 * r.nvme_rate());
+  fmt::print("  offloaded uses: {} ready hits, {} late hits ({:.1f}%: copy still in flight, a stall), {} misses\n", r.ready_hits,
+             r.late_hits, 100 * r.late_hit_rate(), r.misses());
   fmt::print("  bytes: NVMe->host {:.2f} GB, host->GPU {:.2f} GB, between GPUs {:.2f} GB\n", r.bytes_nvme_to_host / 1e9,
              h2d / 1e9, r.bytes_peer / 1e9);
   if (o.sim.prefetch != "none")
@@ -66,8 +72,14 @@ void setup(CLI::App& app) {
   app.add_option("--hardware", o->hardware, "hardware profile: a file, or a name in configs/hardware/")->required();
   app.add_option("--model", o->model, "model folder or config.json (shapes)")->required();
   app.add_option("--policy", o->sim.policy, "expert cache policy")->check(CLI::IsMember({"lru", "lfu", "multi", "belady"}));
-  app.add_option("--prefetch", o->sim.prefetch, "none, next-layer (exact: the bound of a gate predictor) or stats")
-      ->check(CLI::IsMember({"none", "next-layer", "stats"}));
+  app.add_option("--prefetch", o->sim.prefetch,
+                 "none, stats (transition counts) or oracle (reads the true next-layer experts from the trace: an upper "
+                 "bound, not a predictor)");
+  app.add_option("--cache-slots", o->sim.cache_slots, "expert cache slots per GPU (default: the plan's)")
+      ->check(whole_number<int64_t>(0, int64_t(1) << 30));
+  app.add_option("--cache-scope", o->sim.cache_scope,
+                 "shared: one cache per GPU for every layer; layer: the slots split evenly into one cache per layer")
+      ->check(CLI::IsMember({"shared", "layer"}));
   app.add_option("--batch", o->sim.batch, "tokens per step: that many sequences decoded together (default: the plan's batch)")
       ->check(whole_number(1, 1 << 20));
   app.add_option("--profile-trace", o->profile, "trace the stats prefetcher learns from (default: the replayed one)");

@@ -255,6 +255,7 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     }
     if (dev.cache->state(t.key) == ExpertCache::State::kFilling) {
       t.kind = Task::kPending;  // a prefetch in flight
+      ++stats_.late_hits;
       continue;
     }
     // A miss.

@@ -63,6 +63,7 @@ struct OffloadStats {
   double stall_seconds = 0;
   uint64_t prefetches = 0, prefetches_used = 0, prefetches_cancelled = 0;
   uint64_t offloaded_uses = 0, offloaded_uses_prefetched = 0;
+  uint64_t late_hits = 0;  // a prefetch still in flight when used: it waited (a stall), not a hit
   double precision() const { return prefetches ? double(prefetches_used) / double(prefetches) : 0; }
   double recall() const { return offloaded_uses ? double(offloaded_uses_prefetched) / double(offloaded_uses) : 0; }
 };

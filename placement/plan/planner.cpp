@@ -89,6 +89,7 @@ class Planner {
       if (per_token < best_seconds * (1 - 1e-9)) {
         best_seconds = per_token;
         record_prediction(plan, r);
+        best_ = r;
         best = std::move(plan);
       }
     }
@@ -277,6 +278,14 @@ class Planner {
         p.tokens_per_second(), 1e3 * p.seconds_per_token(), 1e3 * p.attention_seconds(), 1e3 * p.expert_compute_seconds(),
         1e3 * p.transfer_stall_seconds(), 1e3 * p.communication_seconds(), 100 * p.gpu_hit_rate(), 100 * p.host_hit_rate(),
         100 * p.nvme_rate(), options_.sim.policy, options_.sim.prefetch));
+    plan.add_explanation(fmt::format(
+        "Offloaded uses: {} ready hits, {} late hits (copy still in flight: counted as stall, not as hits), {} misses; "
+        "hit rate {:.1f}% ready, {:.1f}% late.",
+        best_.ready_hits, best_.late_hits, best_.misses(), 100 * best_.cache_hit_rate(), 100 * best_.late_hit_rate()));
+    if (prefetch_is_oracle(options_.sim.prefetch))
+      plan.add_explanation(
+          "Prefetch oracle reads the true next-layer experts from the trace: these figures are an upper bound, not a "
+          "prediction.");
     for (const auto& t : tried) plan.add_explanation("Candidate: " + t + ".");
   }
 
@@ -288,6 +297,7 @@ class Planner {
   int gpus_ = 1;
   Budget budget_;
   std::vector<double> load_;
+  SimResult best_;  // the chosen candidate's replay, for the explanation
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "placement/sim/belady_policy.h"
+#include "placement/sim/lru_policy.h"
 #include "runtime/core/error.h"
 
 namespace moe::placement {
@@ -22,14 +23,19 @@ struct CachedExpert {
   bool unused_prefetch = false;
 };
 
-// One GPU: a compute stream, a host link and an expert cache of fixed slots.
-struct Device {
+// An expert cache of fixed slots, with its eviction policy.
+struct Cache {
   int64_t capacity = 0;
   std::unordered_map<ExpertKey, CachedExpert, ExpertKeyHash> cache;
   std::unique_ptr<offload::EvictionPolicy> policy;
   BeladyPolicy* belady = nullptr;
   std::unique_ptr<FutureUses> future;
-  int64_t now = -1;  // position in this device's access sequence
+  int64_t now = -1;  // position in this cache's access sequence
+};
+
+// One GPU: a compute stream, a host link and one cache (shared scope) or one per MoE layer.
+struct Device {
+  std::vector<Cache> caches;
   double link_free = 0;
   double copy_seconds = 0;  // copies started during the current layer (when they share the compute)
 };
@@ -120,25 +126,40 @@ class Simulation {
     const std::set<std::string> policies = {"lru", "lfu", "multi", "belady"};
     MOE_CHECK(policies.count(options.policy), ErrorCode::kInvalidArgument, "unknown policy '{}' (lru, lfu, multi or belady)",
               options.policy);
-    MOE_CHECK(options.prefetch == "none" || options.prefetch == "next-layer" || options.prefetch == "stats",
-              ErrorCode::kInvalidArgument, "unknown prefetcher '{}' (none, next-layer or stats)", options.prefetch);
+    MOE_CHECK(options.prefetch != "next-layer", ErrorCode::kInvalidArgument,
+              "the simulator has no next-layer predictor: the prefetcher that reads the next layer's experts from the "
+              "trace is --prefetch oracle, an upper bound");
+    MOE_CHECK(options.prefetch == "none" || options.prefetch == "oracle" || options.prefetch == "stats",
+              ErrorCode::kInvalidArgument, "unknown prefetcher '{}' (none, oracle or stats)", options.prefetch);
+    MOE_CHECK(options.cache_scope == "shared" || options.cache_scope == "layer", ErrorCode::kInvalidArgument,
+              "unknown cache scope '{}' (shared or layer)", options.cache_scope);
+    MOE_CHECK(options.cache_slots >= -1, ErrorCode::kInvalidArgument, "{} cache slots", options.cache_slots);
     for (const auto& e : plan.experts()) placement_[ExpertKey{e.layer(), e.expert()}] = &e;
     MOE_CHECK(options.batch >= 0, ErrorCode::kInvalidArgument, "a batch of {} tokens", options.batch);
     options_batch_ = options.batch;
     steps_ = make_steps(trace, options.batch > 0 ? options.batch : plan.batch(), options.max_steps);
     if (options.prefetch == "stats") transitions_ = transition_probabilities(options.profile ? *options.profile : trace);
 
+    per_layer_ = options.cache_scope == "layer";
     devices_.resize(size_t(plan.devices_size()));
     for (int d = 0; d < plan.devices_size(); ++d) {
       Device& dev = devices_[size_t(d)];
-      dev.capacity = plan.devices(d).cache_slots();
-      if (options.policy == "belady") {
-        dev.future = std::make_unique<FutureUses>(demand_accesses(d));
-        auto belady = std::make_unique<BeladyPolicy>(dev.future.get(), &dev.now);
-        dev.belady = belady.get();
-        dev.policy = std::move(belady);
-      } else {
-        dev.policy = offload::make_policy(options.policy, plan.num_layers());
+      const int64_t slots = options.cache_slots >= 0 ? options.cache_slots : plan.devices(d).cache_slots();
+      const int n = per_layer_ ? plan.num_layers() : 1;
+      dev.caches.resize(size_t(n));
+      for (int c = 0; c < n; ++c) {
+        Cache& cache = dev.caches[size_t(c)];
+        cache.capacity = slots / n + (c < slots % n ? 1 : 0);  // the same memory in either scope
+        if (options.policy == "belady") {
+          cache.future = std::make_unique<FutureUses>(demand_accesses(d, per_layer_ ? c : -1));
+          auto belady = std::make_unique<BeladyPolicy>(cache.future.get(), &cache.now);
+          cache.belady = belady.get();
+          cache.policy = std::move(belady);
+        } else if (options.policy == "lru") {
+          cache.policy = std::make_unique<LruPolicy>();
+        } else {
+          cache.policy = offload::make_policy(options.policy, plan.num_layers());
+        }
       }
     }
     int64_t host_home_bytes = 0;
@@ -184,13 +205,20 @@ class Simulation {
   bool pinned(ExpertKey k) const { return placement_.at(k)->home() == proto::TIER_GPU; }
   int64_t bytes(ExpertKey k) const { return plan_expert_bytes(plan_, placement_.at(k)->format()); }
 
-  // Every demand access of device d's cache, in order: the future Belady looks at.
-  std::vector<ExpertKey> demand_accesses(int d) const {
+  Cache& cache_of(ExpertKey k) {
+    Device& dev = devices_[size_t(home_device(k))];
+    return dev.caches[per_layer_ ? size_t(k.layer) : 0];
+  }
+
+  // Every demand access of device d's cache (of one layer's, or all when `layer` < 0), in
+  // order: the future Belady looks at.
+  std::vector<ExpertKey> demand_accesses(int d, int layer) const {
     std::vector<ExpertKey> out;
     for (const Step& step : steps_)
       for (int l = 0; l < int(step.layers.size()); ++l)
         for (const auto& [e, n] : step.layers[size_t(l)]) {
           const ExpertKey k{l, e};
+          if (layer >= 0 && l != layer) continue;
           if (!pinned(k) && home_device(k) == d) out.push_back(k);
         }
     return out;
@@ -218,8 +246,8 @@ class Simulation {
     return dev.link_free;
   }
 
-  // Makes room for k in device d's cache; false when nothing may go (or Belady bypasses).
-  bool make_room(Device& dev, ExpertKey k, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use) {
+  // Makes room for k in its cache; false when nothing may go (or Belady bypasses).
+  bool make_room(Cache& dev, ExpertKey k, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use) {
     if (dev.capacity == 0) return false;
     if (int64_t(dev.cache.size()) < dev.capacity) return true;
     // Policies remember experts beyond residency (LFU counts): only cached ones may go.
@@ -239,7 +267,7 @@ class Simulation {
     std::vector<int> replica_tokens(static_cast<size_t>(G), 0);
     std::unordered_set<ExpertKey, ExpertKeyHash> in_use;
     for (Device& dev : devices_) {
-      dev.policy->set_current_layer(layer);
+      for (Cache& c : dev.caches) c.policy->set_current_layer(layer);
       dev.copy_seconds = 0;
     }
     for (const auto& [e, n] : step.layers[size_t(layer)]) {
@@ -257,7 +285,7 @@ class Simulation {
         continue;
       }
       const int d = p->devices(0);
-      Device& dev = devices_[size_t(d)];
+      Cache& dev = cache_of(k);
       ++dev.now;
       ++result_.offloaded_uses;
       in_use.insert(k);
@@ -270,7 +298,8 @@ class Simulation {
           ++result_.offloaded_uses_prefetched;
           it->second.unused_prefetch = false;
         }
-        if (it->second.ready > t) ++result_.late_hits;
+        // Still in flight: the compute below waits for it (a stall), so it is no plain hit.
+        ++(it->second.ready > t ? result_.late_hits : result_.ready_hits);
         ready = std::max(t, it->second.ready);
         dev.policy->on_access(k);
       } else {
@@ -317,7 +346,7 @@ class Simulation {
     if (options_.prefetch == "none") return;
     const Step& step = steps_[s];
     std::vector<int32_t> predicted;
-    if (options_.prefetch == "next-layer") {
+    if (options_.prefetch == "oracle") {
       for (const auto& [e, n] : step.layers[size_t(layer) + 1]) predicted.push_back(e);
     } else {
       const int E = plan_.num_experts();
@@ -333,7 +362,7 @@ class Simulation {
     for (int32_t e : predicted) {
       const ExpertKey k{layer + 1, e};
       if (pinned(k)) continue;
-      Device& dev = devices_[size_t(home_device(k))];
+      Cache& dev = cache_of(k);
       if (dev.cache.count(k)) continue;
       if (!make_room(dev, k, in_use)) continue;
       const double ready = fetch(k, home_device(k), t, /*count_tier=*/false);
@@ -351,6 +380,7 @@ class Simulation {
   int options_batch_ = 0;  // SimOptions::batch: overrides the plan's
   std::vector<std::vector<double>> transitions_;
   std::vector<Device> devices_;
+  bool per_layer_ = false;  // one cache per MoE layer on each device
   HostTier host_;
   SimResult result_;
 };

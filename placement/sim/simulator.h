@@ -3,7 +3,8 @@
 // Each GPU has a compute stream, a host link and an expert cache; the host has a pool and an
 // NVMe queue. Per layer, experts already on the GPU are computed while missing ones arrive,
 // in order of arrival; copies queue on their link. Prints what the engine would see: time per
-// token, stalls, hits per tier, bytes per link, prefetch precision and recall.
+// token, stalls, hits per tier, bytes per link, prefetch precision and recall. A cached expert
+// whose copy has not landed when it is used is a late hit: its wait is a stall, not a hit.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,20 +17,27 @@ namespace moe::placement {
 
 struct SimOptions {
   std::string policy = "lru";     // lru, lfu, multi, belady
-  std::string prefetch = "none";  // none; next-layer (the exact next-layer experts: the bound a
-                                  // gate predictor approaches); stats (transition counts)
+  std::string prefetch = "none";  // none; oracle (reads the true next-layer experts from the
+                                  // trace: an upper bound, no predictor); stats (transition counts)
   const Trace* profile = nullptr;  // trace the stats predictor learns from; default: the replayed one
   int64_t max_steps = 0;           // 0: the whole trace
   int batch = 0;                   // tokens per step; 0: the plan's batch
+  int64_t cache_slots = -1;        // slots per GPU; -1: the plan's
+  std::string cache_scope = "shared";  // shared: one cache per GPU for all layers; layer: the
+                                       // slots split evenly into one cache per MoE layer
 };
+
+// True for prefetchers that read the trace's future (their figures are bounds, not predictions).
+inline bool prefetch_is_oracle(const std::string& prefetch) { return prefetch == "oracle"; }
 
 struct SimResult {
   int64_t tokens = 0, steps = 0;
   double seconds = 0;
   double attention_seconds = 0, expert_seconds = 0, stall_seconds = 0, communication_seconds = 0, head_seconds = 0;
   // Expert uses (one per expert per layer per step on the device that computes it).
-  int64_t uses = 0, pinned_hits = 0, cache_hits = 0, host_hits = 0, nvme_reads = 0;
-  int64_t late_hits = 0;  // cache hits that still waited for their copy to land
+  int64_t uses = 0, pinned_hits = 0, host_hits = 0, nvme_reads = 0;
+  // Offloaded uses found in a GPU cache: ready (landed) or late (still in flight: it waited).
+  int64_t cache_hits = 0, ready_hits = 0, late_hits = 0;
   int64_t bytes_nvme_to_host = 0;
   std::vector<int64_t> bytes_host_to_gpu;  // per device
   double bytes_peer = 0;
@@ -37,12 +45,15 @@ struct SimResult {
 
   double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0; }
   double stall_fraction() const { return seconds > 0 ? stall_seconds / seconds : 0; }
-  double gpu_hit_rate() const { return uses ? double(pinned_hits + cache_hits) / double(uses) : 0; }
+  int64_t misses() const { return offloaded_uses - cache_hits; }
+  // Only experts already there count as hits; a late hit waited as a miss does, if less.
+  double gpu_hit_rate() const { return uses ? double(pinned_hits + ready_hits) / double(uses) : 0; }
   double host_hit_rate() const { return uses ? double(host_hits) / double(uses) : 0; }
   double nvme_rate() const { return uses ? double(nvme_reads) / double(uses) : 0; }
   double cache_hit_rate() const {  // among uses of experts not pinned on a GPU
-    return offloaded_uses ? double(cache_hits) / double(offloaded_uses) : 0;
+    return offloaded_uses ? double(ready_hits) / double(offloaded_uses) : 0;
   }
+  double late_hit_rate() const { return offloaded_uses ? double(late_hits) / double(offloaded_uses) : 0; }
   double prefetch_precision() const { return prefetches ? double(prefetches_used) / double(prefetches) : 0; }
   double prefetch_recall() const { return offloaded_uses ? double(offloaded_uses_prefetched) / double(offloaded_uses) : 0; }
 };

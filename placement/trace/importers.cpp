@@ -9,6 +9,8 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "placement/trace/trace_io.h"
@@ -250,7 +252,15 @@ Trace import_vllm(const std::filesystem::path& path, const ImportOptions& option
   return finish(std::move(trace), path, options);
 }
 
-Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& options, ImportReport* report) {
+namespace {
+
+// One CSV gate file's rows, before they are merged: (token_id, choice) in file order.
+struct CsvRows {
+  int experts = 0;
+  std::vector<std::pair<int64_t, LayerRouting>> rows;
+};
+
+CsvRows read_csv_gates(const std::filesystem::path& path, const ImportOptions& options) {
   std::ifstream in(path);
   MOE_CHECK(in.is_open(), ErrorCode::kNotFound, "cannot open {}", path.string());
   const auto split = [](const std::string& line) {
@@ -267,13 +277,10 @@ Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& o
   const auto header = split(line);
   MOE_CHECK(header.size() >= 3 && header[0] == "layer_id" && header[1] == "token_id" && header[2] == "expert_0",
             ErrorCode::kCorrupt, "{}: the header must be layer_id,token_id,expert_0,...", path.string());
-  const int experts = int(header.size() - 2);
+  CsvRows out;
+  const int experts = out.experts = int(header.size() - 2);
   MOE_CHECK(options.top_k >= 0 && options.top_k <= experts, ErrorCode::kInvalidArgument,
             "top-k {} is impossible with {} experts", options.top_k, experts);
-  Trace trace;
-  trace.model.num_experts = experts;
-  std::map<int64_t, size_t> token_index;  // token_id -> its record
-  ImportReport r;
   for (int64_t number = 2; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = fmt::format("{}:{}", path.string(), number);
@@ -297,7 +304,6 @@ Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& o
       fail(ErrorCode::kCorrupt, "{}: a cell is not a number", where);
     }
     MOE_CHECK(layer >= 0 && layer < 4096 && token >= 0, ErrorCode::kCorrupt, "{}: layer or token id out of range", where);
-    ++r.records;
     std::vector<int32_t> order(static_cast<size_t>(experts));
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return gates[size_t(a)] > gates[size_t(b)]; });
@@ -308,17 +314,100 @@ Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& o
       choice.weights.push_back(gates[size_t(e)]);
     }
     MOE_CHECK(!choice.experts.empty(), ErrorCode::kCorrupt, "{}: every gate is zero", where);
-    auto [it, inserted] = token_index.emplace(token, trace.tokens.size());
-    if (inserted) trace.tokens.push_back(TokenRecord{0, token, {}});
-    for (const auto& l : trace.tokens[it->second].layers)
-      MOE_CHECK(l.layer != choice.layer, ErrorCode::kCorrupt, "{}: layer {} of token {} appears twice", where, layer, token);
-    trace.tokens[it->second].layers.push_back(std::move(choice));
+    out.rows.emplace_back(token, std::move(choice));
   }
   MOE_CHECK(!in.bad(), ErrorCode::kIo, "cannot read {}", path.string());
+  return out;
+}
+
+// The files to read: each input, or a folder's *.csv in name order.
+std::vector<std::filesystem::path> csv_files(const std::vector<std::filesystem::path>& inputs) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& input : inputs) {
+    if (!std::filesystem::is_directory(input)) {
+      files.push_back(input);
+      continue;
+    }
+    std::vector<std::filesystem::path> found;
+    for (const auto& entry : std::filesystem::directory_iterator(input))
+      if (entry.is_regular_file() && entry.path().extension() == ".csv") found.push_back(entry.path());
+    MOE_CHECK(!found.empty(), ErrorCode::kInvalidArgument, "{} is a folder without .csv gate files", input.string());
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
+}
+
+std::optional<int> last_layer_number(const std::string& name) {
+  static const std::regex pattern("layer[_\\- ]?([0-9]{1,4})", std::regex::icase);
+  std::optional<int> found;
+  for (auto it = std::sregex_iterator(name.begin(), name.end(), pattern); it != std::sregex_iterator(); ++it)
+    found = std::stoi((*it)[1].str());
+  return found;
+}
+
+}  // namespace
+
+std::optional<int> layer_from_path(const std::filesystem::path& path) {
+  if (auto layer = last_layer_number(path.stem().string())) return layer;
+  return last_layer_number(path.parent_path().filename().string());
+}
+
+Trace import_csv_gate_files(const std::vector<std::filesystem::path>& inputs, const ImportOptions& options,
+                            ImportReport* report) {
+  MOE_CHECK(!inputs.empty(), ErrorCode::kInvalidArgument, "no CSV gate file to import");
+  const std::vector<std::filesystem::path> files = csv_files(inputs);
+  MOE_CHECK(options.layer < 0 || files.size() == 1, ErrorCode::kInvalidArgument,
+            "--layer names the layer of one file, and {} were given; name each file's layer in its name (layer_3/, "
+            "...layer3.csv)", files.size());
+  // Each file's rows and the layer its name (or the flag) gives them.
+  std::vector<std::pair<CsvRows, std::optional<int>>> read;
+  std::set<int32_t> claimed;  // layers the rows claim, where no name or flag said
+  bool named = false;         // some file's layer came from its name or the flag
+  for (const auto& file : files) {
+    CsvRows csv = read_csv_gates(file, options);
+    std::set<int32_t> layers;
+    for (const auto& [token, choice] : csv.rows) layers.insert(choice.layer);
+    // A name's layer applies only to a per-layer file (its rows all claim one layer).
+    std::optional<int> layer = options.layer >= 0 ? std::optional<int>(options.layer) : std::nullopt;
+    if (!layer && layers.size() == 1) layer = layer_from_path(file);
+    if (layer) named = true;
+    else claimed.insert(layers.begin(), layers.end());
+    read.emplace_back(std::move(csv), layer);
+  }
+  // Per-layer files whose layer nothing names would all land in one layer: refuse, do not guess.
+  MOE_CHECK(named || claimed.size() != 1 || (files.size() == 1 && options.num_layers <= 1), ErrorCode::kInvalidArgument,
+            "every row of {} claims layer {}{}: per-layer files must name their layer (layer_3/..., ...layer3.csv) or "
+            "be imported one at a time with --layer N",
+            files.size() == 1 ? files[0].string() : fmt::format("the {} files", files.size()), *claimed.begin(),
+            files.size() == 1 ? fmt::format(" while the model has {} layers", options.num_layers) : "");
+  Trace trace;
+  std::map<int64_t, size_t> token_index;  // token_id -> its record
+  ImportReport r;
+  for (size_t f = 0; f < files.size(); ++f) {
+    auto& [csv, layer] = read[f];
+    MOE_CHECK(trace.model.num_experts == 0 || trace.model.num_experts == csv.experts, ErrorCode::kInvalidArgument,
+              "{} has {} experts, the files before it {}", files[f].string(), csv.experts, trace.model.num_experts);
+    trace.model.num_experts = csv.experts;
+    for (auto& [token, choice] : csv.rows) {
+      if (layer) choice.layer = *layer;
+      auto [it, inserted] = token_index.emplace(token, trace.tokens.size());
+      if (inserted) trace.tokens.push_back(TokenRecord{0, token, {}});
+      for (const auto& l : trace.tokens[it->second].layers)
+        MOE_CHECK(l.layer != choice.layer, ErrorCode::kCorrupt, "{}: layer {} of token {} appears twice", files[f].string(),
+                  choice.layer, token);
+      trace.tokens[it->second].layers.push_back(std::move(choice));
+      ++r.records;
+    }
+  }
   std::sort(trace.tokens.begin(), trace.tokens.end(),
             [](const TokenRecord& a, const TokenRecord& b) { return a.position < b.position; });
   if (report) *report = r;
-  return finish(std::move(trace), path, options);
+  return finish(std::move(trace), files.size() == 1 ? files[0] : inputs[0], options);
+}
+
+Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& options, ImportReport* report) {
+  return import_csv_gate_files({path}, options, report);
 }
 
 Trace import_trace(const std::filesystem::path& path, const std::string& format, const ImportOptions& options,
@@ -326,7 +415,7 @@ Trace import_trace(const std::filesystem::path& path, const std::string& format,
   std::string f = format;
   if (f == "auto") {
     const std::string ext = path.extension().string();
-    f = ext == ".jsonl" ? "jsonl" : ext == ".npy" || ext == ".json" ? "vllm" : ext == ".csv" ? "csv" : "";
+    f = std::filesystem::is_directory(path) ? "csv" : ext == ".jsonl" ? "jsonl" : ext == ".npy" || ext == ".json" ? "vllm" : ext == ".csv" ? "csv" : "";
     MOE_CHECK(!f.empty(), ErrorCode::kInvalidArgument,
               "cannot tell the format of {} from its extension; name it (jsonl, vllm or csv)", path.string());
   }

@@ -9,9 +9,14 @@
 //    (a nested array, or an object holding one under "routed_experts").
 //  - CSV gate matrices: a header `layer_id,token_id,expert_0,...,expert_N`, one row per
 //    (layer, token) with each expert's gate value; the chosen experts are the top_k largest
-//    (or, with top_k 0, every nonzero entry).
+//    (or, with top_k 0, every nonzero entry). Per-layer files (one per layer, `layer_id` 0 in
+//    every one, as some tools write them) take their layer from the file or folder name
+//    (`layer_3/gates.csv`, `gates_layer3.csv`) or from ImportOptions::layer; several files are
+//    merged into one trace by token_id.
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "placement/trace/trace.h"
 
@@ -22,6 +27,8 @@ struct ImportOptions {
   int num_layers = 0;      // 0: the largest layer seen + 1
   int num_experts = 0;     // 0: the largest expert seen + 1 (CSV: the number of gate columns)
   int top_k = 0;           // CSV only: experts chosen per row; 0 = every nonzero gate
+  int layer = -1;          // CSV only: the layer of every row (one per-layer file); -1: from the
+                           // file or folder name, else the layer_id column
 };
 
 struct ImportReport {
@@ -32,8 +39,17 @@ struct ImportReport {
 Trace import_jsonl(const std::filesystem::path& path, const ImportOptions& options, ImportReport* report = nullptr);
 Trace import_vllm(const std::filesystem::path& path, const ImportOptions& options, ImportReport* report = nullptr);
 Trace import_csv_gates(const std::filesystem::path& path, const ImportOptions& options, ImportReport* report = nullptr);
+// Several CSV gate files, or folders of them (their *.csv, in name order), merged by token_id.
+// A file whose rows all claim one layer takes the layer its name gives, if any. Throws
+// moe::Error(kInvalidArgument) when the rows of several files (or of a model said to have
+// several layers) all claim the same layer and nothing names the real ones.
+Trace import_csv_gate_files(const std::vector<std::filesystem::path>& inputs, const ImportOptions& options,
+                            ImportReport* report = nullptr);
+// The layer a per-layer file's name gives: the last "layer<N>" ("layer_N", "layer-N") in its
+// stem, else in its folder's name; nullopt when neither has one.
+std::optional<int> layer_from_path(const std::filesystem::path& path);
 
-// format: "jsonl", "vllm", "csv" or "auto" (by extension: .jsonl, .npy/.json, .csv).
+// format: "jsonl", "vllm", "csv" or "auto" (by extension: .jsonl, .npy/.json, .csv; a folder: csv).
 Trace import_trace(const std::filesystem::path& path, const std::string& format, const ImportOptions& options,
                    ImportReport* report = nullptr);
 

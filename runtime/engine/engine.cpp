@@ -182,6 +182,7 @@ nlohmann::json Engine::stats_json() const {
                   {"expert_uses", s.uses},
                   {"pinned_hits", s.pinned_hits},
                   {"cache_hits", s.cache_hits},
+                  {"late_hits", s.late_hits},
                   {"host_hits", s.host_hits},
                   {"nvme_reads", s.nvme_reads},
                   {"cpu_computed", s.cpu_computed},
@@ -215,9 +216,9 @@ std::string Engine::stats_text() const {
   const offload::OffloadStats s = runner_->stats();
   out += fmt::format("[offload: {}]\n", summary_);
   out += fmt::format(
-      "[experts: {} uses = {} pinned + {} cache hits + {} misses ({} on the CPU, {} int8, {} skipped); copies in: {} from "
-      "host, {} from NVMe (demand and prefetch); stalled {:.3f} s]\n",
-      s.uses, s.pinned_hits, s.cache_hits, s.offloaded_uses - s.cache_hits, s.cpu_computed, s.low_precision, s.skipped,
+      "[experts: {} uses = {} pinned + {} cache hits + {} late hits (prefetch still in flight) + {} misses ({} on the CPU, "
+      "{} int8, {} skipped); copies in: {} from host, {} from NVMe (demand and prefetch); stalled {:.3f} s]\n",
+      s.uses, s.pinned_hits, s.cache_hits, s.late_hits, s.offloaded_uses - s.cache_hits - s.late_hits, s.cpu_computed, s.low_precision, s.skipped,
       s.host_hits, s.nvme_reads, s.stall_seconds);
   out += fmt::format("[bytes: NVMe->host {}, host->device {}, between devices {}; prefetch {} copies, precision {:.1f}%, recall {:.1f}%]\n",
                      format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),

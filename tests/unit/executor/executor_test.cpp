@@ -116,8 +116,10 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
       const OffloadStats s = runner.stats();
       EXPECT_EQ(s.uses, s.pinned_hits + s.offloaded_uses);
       EXPECT_LE(s.prefetches_used, s.prefetches);
+      EXPECT_LE(s.cache_hits + s.late_hits, s.offloaded_uses);
       if (predictor == "none") {
         EXPECT_EQ(s.prefetches, 0u);
+        EXPECT_EQ(s.late_hits, 0u);  // only a prefetch can be in flight when its expert is used
       }
       if (o.devices > 1) {
         EXPECT_GT(s.bytes_between_devices, 0u);

@@ -1,7 +1,9 @@
 // The simulator: hit rates with known answers, LRU equal to the reuse-distance closed form,
-// Belady never beaten by an online policy, prefetch accounting, time bounded by the links.
+// Belady never beaten by an online policy, prefetch accounting, time bounded by the links,
+// late hits apart from ready ones, the O(1) LRU against a brute-force one, cache sizes and scopes.
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <random>
 
 #include "placement/sim/simulator.h"
@@ -197,7 +199,7 @@ TEST(Simulator, PrefetchAccountingAndTheLinkBound) {
   const Trace t = random_trace(4, 8, 2, 200, 0.8, 3);
   const PlacementPlan plan = cache_plan(s, 12);
   const auto none = simulate(plan, t, cost, {.policy = "lru", .prefetch = "none"});
-  const auto exact = simulate(plan, t, cost, {.policy = "lru", .prefetch = "next-layer"});
+  const auto exact = simulate(plan, t, cost, {.policy = "lru", .prefetch = "oracle"});
   const auto stats = simulate(plan, t, cost, {.policy = "lru", .prefetch = "stats"});
   EXPECT_EQ(none.prefetches, 0);
   EXPECT_GT(exact.prefetches, 0);
@@ -227,6 +229,123 @@ TEST(Simulator, PinnedExpertsNeverMissAndDisagreementsAreRefused) {
   EXPECT_THROW(simulate(cache_plan(s, 1), random_trace(3, 4, 1, 5, 0, 1), cost, {}), Error);  // layers differ
   EXPECT_THROW(simulate(cache_plan(s, 1), t, cost, {.policy = "random"}), Error);
   EXPECT_THROW(simulate(cache_plan(s, 1, 2), t, cost, {}), Error);  // two devices, one GPU
+}
+
+// The LRU hits of each cache by brute force: a recency list searched linearly, in the
+// simulator's access order (per step, layer by layer, experts ascending; batch 1).
+int64_t reference_lru_hits(const Trace& t, int64_t slots, int devices, bool per_layer, int layers) {
+  const int caches = per_layer ? layers : 1;
+  std::vector<std::deque<std::pair<int, int>>> lists(size_t(devices) * size_t(caches));  // most recent first
+  int64_t hits = 0;
+  for (const TokenRecord& r : t.tokens)
+    for (const LayerRouting& l : r.layers)
+      for (int32_t e : l.experts) {
+        const int c = per_layer ? l.layer : 0;
+        const int64_t capacity = slots / caches + (c < slots % caches ? 1 : 0);
+        auto& list = lists[size_t(e % devices) * size_t(caches) + size_t(c)];
+        const auto it = std::find(list.begin(), list.end(), std::make_pair(l.layer, int(e)));
+        if (it != list.end()) {
+          ++hits;
+          list.erase(it);
+        } else if (capacity > 0 && int64_t(list.size()) == capacity) {
+          list.pop_back();
+        }
+        if (capacity > 0) list.push_front({l.layer, int(e)});
+      }
+  return hits;
+}
+
+TEST(Simulator, LruEqualsABruteForceLruOnRandomTraces) {
+  int cases = 0;
+  for (uint32_t seed = 0; seed < 10; ++seed) {
+    const int layers = 1 + int(seed % 4), experts = 4 + int(seed % 4) * 5, k = 1 + int(seed % 3);
+    const ModelShape s = tiny_shape(layers, experts, k);
+    const int devices = 1 + int(seed % 2);
+    const CostModel cost(s, tiny_hardware(devices));
+    const Trace t = random_trace(layers, experts, k, 200, 0.25 * double(seed % 6), seed, /*variable=*/seed % 2 == 0);
+    for (const bool per_layer : {false, true})
+      for (const int64_t slots : {0, 1, 2, 5, 11, 40}) {
+        SimOptions o;
+        o.cache_slots = slots;  // overrides the plan's 3
+        o.cache_scope = per_layer ? "layer" : "shared";
+        const SimResult r = simulate(cache_plan(s, 3, devices), t, cost, o);
+        EXPECT_EQ(r.cache_hits, reference_lru_hits(t, slots, devices, per_layer, layers))
+            << "seed " << seed << " slots " << slots << " per layer " << per_layer;
+        EXPECT_EQ(r.late_hits, 0);  // without prefetch every hit has landed
+        EXPECT_EQ(r.ready_hits + r.late_hits + r.misses(), r.offloaded_uses);
+        ++cases;
+      }
+  }
+  EXPECT_EQ(cases, 10 * 2 * 6);
+}
+
+TEST(Simulator, CacheSlotsAndScopeChangeTheCache) {
+  const ModelShape s = tiny_shape(4, 8, 2);
+  const CostModel cost(s, tiny_hardware());
+  const Trace t = random_trace(4, 8, 2, 200, 0.8, 7);
+  SimOptions o;
+  o.cache_slots = 32;  // every expert fits: only the 32 cold misses
+  const SimResult all = simulate(cache_plan(s, 1), t, cost, o);
+  EXPECT_EQ(all.misses(), 32);
+  o.cache_scope = "layer";  // 8 a layer: the same
+  EXPECT_EQ(simulate(cache_plan(s, 1), t, cost, o).misses(), 32);
+  o.cache_slots = 0;
+  EXPECT_EQ(simulate(cache_plan(s, 1), t, cost, o).cache_hits, 0);
+  o.cache_scope = "global";
+  EXPECT_THROW(simulate(cache_plan(s, 1), t, cost, o), Error);
+  o.cache_scope = "shared";
+  o.cache_slots = -2;
+  EXPECT_THROW(simulate(cache_plan(s, 1), t, cost, o), Error);
+  // Belady stays the bound in either scope.
+  for (const char* scope : {"shared", "layer"}) {
+    SimOptions lru{.policy = "lru"}, belady{.policy = "belady"};
+    lru.cache_scope = belady.cache_scope = scope;
+    lru.cache_slots = belady.cache_slots = 9;
+    EXPECT_GE(simulate(cache_plan(s, 1), t, cost, belady).cache_hits, simulate(cache_plan(s, 1), t, cost, lru).cache_hits)
+        << scope;
+  }
+}
+
+TEST(Simulator, APrefetchStillInFlightIsALateHitNotAHit) {
+  // Copies far slower than compute: the oracle's copies for layer l + 1 start at layer l and
+  // cannot land in time, so its uses are late hits, and the hit rate counts none of them.
+  const ModelShape s = tiny_shape(4, 8, 2);
+  HardwareProfile hw = tiny_hardware();
+  hw.host_to_device_bandwidth = 1e8;
+  const CostModel cost(s, hw);
+  const Trace t = random_trace(4, 8, 2, 60, 0.0, 11);
+  const PlacementPlan plan = cache_plan(s, 6);  // room for the next layer's beside this one's
+  const auto none = simulate(plan, t, cost, {.policy = "lru", .prefetch = "none"});
+  const auto oracle = simulate(plan, t, cost, {.policy = "lru", .prefetch = "oracle"});
+  EXPECT_GT(oracle.late_hits, 0) << oracle.prefetches << " prefetches, " << oracle.ready_hits << " ready";
+  EXPECT_GT(oracle.late_hits, 10 * oracle.ready_hits + 1);  // nearly all
+  EXPECT_EQ(oracle.cache_hits, oracle.ready_hits + oracle.late_hits);
+  EXPECT_EQ(oracle.ready_hits + oracle.late_hits + oracle.misses(), oracle.offloaded_uses);
+  EXPECT_DOUBLE_EQ(oracle.cache_hit_rate(), double(oracle.ready_hits) / double(oracle.offloaded_uses));
+  EXPECT_LT(oracle.cache_hit_rate(), 0.1);
+  EXPECT_GT(oracle.late_hit_rate(), 0.3);
+  EXPECT_LE(oracle.gpu_hit_rate(), none.gpu_hit_rate() + 0.1);  // late hits do not inflate it
+  EXPECT_GT(oracle.stall_seconds, 0);
+  // With fast copies the same prefetches land in time and are ready hits.
+  HardwareProfile fast = tiny_hardware();
+  fast.gpu_memory_bandwidth = fast.host_to_device_bandwidth / 8;  // compute slow, copies hide
+  const auto hidden = simulate(plan, t, CostModel(s, fast), {.policy = "lru", .prefetch = "oracle"});
+  EXPECT_GT(hidden.ready_hits, hidden.late_hits);
+}
+
+TEST(Simulator, NextLayerIsRefusedAndNamesTheOracle) {
+  const ModelShape s = tiny_shape(2, 4, 1);
+  const CostModel cost(s, tiny_hardware());
+  const Trace t = random_trace(2, 4, 1, 10, 0.0, 5);
+  try {
+    simulate(cache_plan(s, 1), t, cost, {.policy = "lru", .prefetch = "next-layer"});
+    FAIL() << "next-layer was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("oracle"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("trace"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(prefetch_is_oracle("oracle"));
+  EXPECT_FALSE(prefetch_is_oracle("stats"));
 }
 
 }  // namespace

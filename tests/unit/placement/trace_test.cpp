@@ -295,6 +295,77 @@ TEST(Importers, CsvGateMatrices) {
   EXPECT_THROW(import_csv_gates(p, {}), Error);  // a negative gate
 }
 
+TEST(Importers, LayerFromAFileOrFolderName) {
+  EXPECT_EQ(layer_from_path("routing/layer_3/gates.csv"), 3);
+  EXPECT_EQ(layer_from_path("mixtral_gates_layer12.csv"), 12);
+  EXPECT_EQ(layer_from_path("Layer-7.csv"), 7);
+  EXPECT_EQ(layer_from_path("layer_1/gates_layer4.csv"), 4);  // the file's own name first
+  EXPECT_EQ(layer_from_path("routing/gates.csv"), std::nullopt);
+  EXPECT_EQ(layer_from_path("players.csv"), std::nullopt);
+}
+
+// The fixture: one folder per layer, layer_id 0 in every file (was: a one-layer trace).
+TEST(Importers, PerLayerCsvFolders) {
+  const auto dir = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures" / "per_layer_gates";
+  ImportReport report;
+  const Trace t = import_csv_gate_files({dir / "layer_0", dir / "layer_1", dir / "layer_2"}, {"m", 0, 0, 2}, &report);
+  EXPECT_EQ(report.records, 9);
+  EXPECT_EQ(t.model.num_layers, 3);
+  EXPECT_EQ(t.model.num_experts, 4);
+  EXPECT_EQ(t.gaps, 0);
+  ASSERT_EQ(t.tokens.size(), 3u);
+  EXPECT_EQ(t.tokens[2].position, 5);  // token ids kept
+  ASSERT_EQ(t.tokens[0].layers.size(), 3u);
+  EXPECT_EQ(t.tokens[0].layers[0].experts, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(t.tokens[0].layers[1].experts, (std::vector<int32_t>{3, 2}));
+  EXPECT_EQ(t.tokens[0].layers[2].experts, (std::vector<int32_t>{1, 0}));
+  EXPECT_EQ(t.tokens[2].layers[2].layer, 2);
+  // The same files in any order make the same trace.
+  const Trace reversed = import_csv_gate_files({dir / "layer_2", dir / "layer_0", dir / "layer_1"}, {"m", 0, 0, 2});
+  ASSERT_EQ(reversed.tokens.size(), 3u);
+  for (size_t i = 0; i < 3; ++i)
+    for (size_t l = 0; l < 3; ++l) EXPECT_EQ(reversed.tokens[i].layers[l].experts, t.tokens[i].layers[l].experts);
+}
+
+TEST(Importers, PerLayerCsvFilesByNameOrFlagAndTheRefusals) {
+  const std::string header = "layer_id,token_id,expert_0,expert_1,expert_2\n";
+  const auto a = temp_path("gates_layer3.csv"), b = temp_path("gates_layer0.csv");
+  write_file(a, header + "0,0,0.1,0.2,0.7\n0,1,0.6,0.3,0.1\n");
+  write_file(b, header + "0,0,0.9,0.1,0.0\n0,2,0.1,0.8,0.1\n");
+  const Trace t = import_csv_gate_files({a, b}, {"m", 4, 0, 1});
+  EXPECT_EQ(t.model.num_layers, 4);
+  ASSERT_EQ(t.tokens.size(), 3u);  // tokens 0, 1, 2
+  ASSERT_EQ(t.tokens[0].layers.size(), 2u);
+  EXPECT_EQ(t.tokens[0].layers[0].layer, 0);
+  EXPECT_EQ(t.tokens[0].layers[1].layer, 3);
+  EXPECT_EQ(t.tokens[0].layers[1].experts, (std::vector<int32_t>{2}));
+  // --layer for one file without a layer in its name.
+  const auto plain = temp_path("gates.csv"), other = temp_path("more_gates.csv");
+  write_file(plain, header + "0,0,0.1,0.2,0.7\n");
+  write_file(other, header + "0,1,0.1,0.2,0.7\n");
+  ImportOptions o{"m", 8, 0, 1};
+  o.layer = 5;
+  EXPECT_EQ(import_csv_gate_files({plain}, o).tokens[0].layers[0].layer, 5);
+  EXPECT_THROW(import_csv_gate_files({plain, other}, o), Error);  // --layer names one file's layer
+  // Rows that all claim layer 0, from several files or for a model of many layers: refused.
+  for (const auto& [inputs, layers] : std::vector<std::pair<std::vector<std::filesystem::path>, int>>{
+           {{plain, other}, 0}, {{plain}, 32}}) {
+    try {
+      import_csv_gate_files(inputs, {"m", layers, 0, 1});
+      ADD_FAILURE() << inputs.size() << " files, " << layers << " layers: accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("claims layer 0"), std::string::npos) << e.what();
+    }
+  }
+  // A file whose rows span several layers keeps its layer_id column, whatever its name.
+  const auto many = temp_path("all_layer9.csv");
+  write_file(many, header + "0,0,0.1,0.2,0.7\n1,0,0.6,0.3,0.1\n");
+  const Trace m = import_csv_gate_files({many}, {"m", 0, 0, 1});
+  EXPECT_EQ(m.model.num_layers, 2);
+  // A one-file, one-layer import of a one-layer model is what it says.
+  EXPECT_EQ(import_csv_gate_files({plain}, {"m", 0, 0, 1}).model.num_layers, 1);
+}
+
 TEST(TraceStats, KnownAnswers) {
   // Two layers of 4 experts; layer 0 always picks {0,1}, layer 1 picks 2 after 0 and 3 after 1.
   Trace t;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# moe trace import / plan / sim end to end (issue 20): per-layer CSV folders make a trace of
+# their layers, the trace oracle is reported as a bound, hits are split into ready and late.
+# Usage: cli_placement_test.sh PATH/TO/moe SOURCE_DIR
+set -uo pipefail
+moe="$1"
+src="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+check() {  # check DESCRIPTION TEXT FILE: FILE holds TEXT
+  if grep -qF -- "$2" "$3"; then
+    echo "ok: $1"
+  else
+    echo "FAIL: $1: no \"$2\" in: $(head -c 400 "$3")"
+    failures=$((failures + 1))
+  fi
+}
+
+gates="$src/tests/fixtures/per_layer_gates"
+"$moe" trace import "$gates/layer_0" "$gates/layer_1" "$gates/layer_2" --top-k 2 -o "$work/gates.trace" >"$work/out" 2>&1
+check "per-layer folders make a three-layer trace" "3 layers x 4 experts" "$work/out"
+"$moe" trace import "$gates/layer_1/gates.csv" --layer 1 --layers 3 --top-k 2 -o "$work/one.trace" >"$work/out" 2>&1
+check "--layer for one per-layer file" "3 layers x 4 experts" "$work/out"
+
+# A Mixtral-8x7B-shaped trace: 24 tokens, 32 layers, top-2 (a fixed pseudo-random routing).
+model="$src/configs/models/mixtral-8x7b.json"
+for token in $(seq 0 23); do
+  for layer in $(seq 0 31); do
+    a=$(((token * 7 + layer * 3) % 8))
+    b=$(((a + 1 + (token + layer) % 7) % 8))
+    printf '{"problem_id": 0, "layer": %d, "token_idx": %d, "experts": [%d, %d]}\n' "$layer" "$token" "$a" "$b"
+  done
+done >"$work/mixtral.jsonl"
+"$moe" plan --model "$model" --trace "$work/mixtral.jsonl" --hardware rtx4090-24gb --explain -o "$work/p.plan" >"$work/out" 2>&1
+check "plan --explain splits ready and late hits" "ready hits" "$work/out"
+"$moe" plan --model "$model" --trace "$work/mixtral.jsonl" --hardware rtx4090-24gb --prefetch oracle -o "$work/o.plan" >"$work/out" 2>&1
+check "a plan with the oracle says it is a bound" "upper bound" "$work/out"
+sim=("$moe" sim --plan "$work/p.plan" --trace "$work/mixtral.jsonl" --hardware rtx4090-24gb --model "$model")
+"${sim[@]}" --prefetch oracle >"$work/out" 2>&1
+check "sim text: the oracle is a bound" "upper bound" "$work/out"
+check "sim text: late hits" "late hits" "$work/out"
+"${sim[@]}" --prefetch oracle --json >"$work/out" 2>&1
+check "sim --json: upper_bound" '"upper_bound": true' "$work/out"
+check "sim --json: ready_hits" '"ready_hits": ' "$work/out"
+check "sim --json: late_hits" '"late_hits": ' "$work/out"
+"${sim[@]}" --cache-slots 0 --json >"$work/out" 2>&1
+check "sim --cache-slots 0: no cache hits" '"ready_hits": 0,' "$work/out"
+"${sim[@]}" --cache-slots 64 --cache-scope layer --json >"$work/out" 2>&1
+check "sim --cache-scope layer" '"cache_scope": "layer"' "$work/out"
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures case(s) failed"
+  exit 1
+fi
