@@ -151,7 +151,8 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
         decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
         placement::SimOptions sim;
         sim.policy = off.policy;
-        sim.prefetch = off.prefetch == "none" ? "none" : "next-layer";
+        // Any engine predictor is simulated as the trace oracle: the prediction is a bound there.
+        sim.prefetch = off.prefetch == "none" ? "none" : "oracle";
         sim.batch = batch;  // as `moe sim --batch`
         predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
       }
@@ -228,7 +229,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
       decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + f.prompt_tokens);
       placement::SimOptions sim;
       sim.policy = o.policy;
-      sim.prefetch = o.prefetch == "none" ? "none" : "next-layer";
+      sim.prefetch = o.prefetch == "none" ? "none" : "oracle";  // a bound for any engine predictor
       predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
     }
     const double tokens = double(b.prompt_tokens + b.decode_tokens);
