@@ -151,6 +151,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
         decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
         placement::SimOptions sim;
         sim.policy = off.policy;
+        sim.admission = off.admission;
         // Any engine predictor is simulated as the trace oracle: the prediction is a bound there.
         sim.prefetch = off.prefetch == "none" ? "none" : "oracle";
         sim.batch = batch;  // as `moe sim --batch`
@@ -229,6 +230,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
       decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + f.prompt_tokens);
       placement::SimOptions sim;
       sim.policy = o.policy;
+      sim.admission = o.admission;
       sim.prefetch = o.prefetch == "none" ? "none" : "oracle";  // a bound for any engine predictor
       predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
     }

@@ -55,6 +55,8 @@ void setup(CLI::App& app) {
   app.add_option("--pinned-share", o->planner.pinned_share, "fix the share of GPU expert memory pinned (0..1) instead of searching")
       ->check(number(0, 1));
   app.add_option("--policy", o->planner.sim.policy, "cache policy the prediction assumes (lru, lfu, multi)");
+  app.add_option("--admission", o->planner.sim.admission, "cache admission the prediction assumes (frequency, all)")
+      ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", o->planner.sim.prefetch,
                  "prefetcher the prediction assumes: none (default), stats, or oracle (reads the trace: an upper bound)");
   app.add_flag("--explain", o->explain, "say where the memory and the time go");

@@ -36,7 +36,7 @@ void run(const Options& o) {
   const bool bound = placement::prefetch_is_oracle(options.prefetch);  // figures from the trace's future
   if (o.json) {
     print_json({{"plan", o.plan}, {"trace", o.trace}, {"hardware", hw.name}, {"policy", o.sim.policy},
-                {"prefetch", o.sim.prefetch}, {"upper_bound", bound},
+                {"admission", o.sim.admission}, {"prefetch", o.sim.prefetch}, {"upper_bound", bound},
                 {"cache_slots", o.sim.cache_slots}, {"cache_scope", o.sim.cache_scope}, {"batch", o.sim.batch > 0 ? o.sim.batch : plan.batch()}, {"tokens", r.tokens}, {"steps", r.steps}, {"seconds", r.seconds},
                 {"tokens_per_second", r.tokens_per_second()}, {"stall_fraction", r.stall_fraction()},
                 {"gpu_hit_rate", r.gpu_hit_rate()}, {"cache_hit_rate", r.cache_hit_rate()},
@@ -50,8 +50,9 @@ void run(const Options& o) {
                                        {"communication", r.communication_seconds}}}});
     return;
   }
-  fmt::print("{} tokens in {} steps of {} on {} (policy {}, prefetch {}{})\n", r.tokens, r.steps, o.sim.batch > 0 ? o.sim.batch : plan.batch(),
-             hw.name, o.sim.policy, o.sim.prefetch, bound ? ": reads the trace, an upper bound" : "");
+  fmt::print("{} tokens in {} steps of {} on {} (policy {}, admission {}, prefetch {}{})\n", r.tokens, r.steps,
+             o.sim.batch > 0 ? o.sim.batch : plan.batch(), hw.name, o.sim.policy,
+             o.sim.policy == "belady" ? "belady's bypass" : o.sim.admission, o.sim.prefetch, bound ? ": reads the trace, an upper bound" : "");
   if (bound) fmt::print("  upper bound: the oracle prefetcher knows the next layer's experts; no predictor does\n");
   fmt::print("  {:.2f} tokens/s, {:.1f}% of the time waiting for copies\n", r.tokens_per_second(), 100 * r.stall_fraction());
   fmt::print("  expert uses: {:.1f}% on a GPU (cache hit rate {:.1f}% of offloaded uses), {:.1f}% from host, {:.1f}% from NVMe\n",
@@ -72,6 +73,10 @@ void setup(CLI::App& app) {
   app.add_option("--hardware", o->hardware, "hardware profile: a file, or a name in configs/hardware/")->required();
   app.add_option("--model", o->model, "model folder or config.json (shapes)")->required();
   app.add_option("--policy", o->sim.policy, "expert cache policy")->check(CLI::IsMember({"lru", "lfu", "multi", "belady"}));
+  app.add_option("--admission", o->sim.admission,
+                 "which misses a full cache takes, as the engine's --admission: frequency (only one used more often than "
+                 "the victim) or all (every miss evicts)")
+      ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", o->sim.prefetch,
                  "none, stats (transition counts) or oracle (reads the true next-layer experts from the trace: an upper "
                  "bound, not a predictor)");

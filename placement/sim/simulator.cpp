@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "offload/cache/admission_filter.h"
 #include "placement/sim/belady_policy.h"
 #include "placement/sim/lru_policy.h"
 #include "runtime/core/error.h"
@@ -28,6 +29,7 @@ struct Cache {
   int64_t capacity = 0;
   std::unordered_map<ExpertKey, CachedExpert, ExpertKeyHash> cache;
   std::unique_ptr<offload::EvictionPolicy> policy;
+  std::unique_ptr<offload::AdmissionFilter> admission;  // none: every miss may evict
   BeladyPolicy* belady = nullptr;
   std::unique_ptr<FutureUses> future;
   int64_t now = -1;  // position in this cache's access sequence
@@ -131,6 +133,8 @@ class Simulation {
               "trace is --prefetch oracle, an upper bound");
     MOE_CHECK(options.prefetch == "none" || options.prefetch == "oracle" || options.prefetch == "stats",
               ErrorCode::kInvalidArgument, "unknown prefetcher '{}' (none, oracle or stats)", options.prefetch);
+    MOE_CHECK(options.admission == "frequency" || options.admission == "all", ErrorCode::kInvalidArgument,
+              "unknown cache admission '{}' (frequency or all)", options.admission);
     MOE_CHECK(options.cache_scope == "shared" || options.cache_scope == "layer", ErrorCode::kInvalidArgument,
               "unknown cache scope '{}' (shared or layer)", options.cache_scope);
     MOE_CHECK(options.cache_slots >= -1, ErrorCode::kInvalidArgument, "{} cache slots", options.cache_slots);
@@ -160,6 +164,9 @@ class Simulation {
         } else {
           cache.policy = offload::make_policy(options.policy, plan.num_layers());
         }
+        if (options.policy != "belady")  // the experts this cache may see, as the engine counts them
+          cache.admission = offload::make_admission(
+              options.admission, uint64_t(plan.num_experts()) * uint64_t(per_layer_ ? 1 : plan.num_layers()));
       }
     }
     int64_t host_home_bytes = 0;
@@ -255,6 +262,7 @@ class Simulation {
     if (dev.belady && dev.belady->should_bypass(k, evictable)) return false;
     const auto victim = dev.policy->victim(evictable);
     if (!victim) return false;
+    if (dev.admission && !dev.admission->admit(k, *victim)) return false;  // k streams past the cache
     dev.cache.erase(*victim);
     dev.policy->on_remove(*victim);
     return true;
@@ -287,6 +295,7 @@ class Simulation {
       const int d = p->devices(0);
       Cache& dev = cache_of(k);
       ++dev.now;
+      if (dev.admission) dev.admission->record(k);
       ++result_.offloaded_uses;
       in_use.insert(k);
       double ready = t;

@@ -17,6 +17,9 @@ namespace moe::placement {
 
 struct SimOptions {
   std::string policy = "lru";     // lru, lfu, multi, belady
+  // frequency (the engine's default) or all: which misses a full cache takes
+  // (offload/cache/admission_filter.h); Belady decides by its own bypass and ignores it.
+  std::string admission = "frequency";
   std::string prefetch = "none";  // none; oracle (reads the true next-layer experts from the
                                   // trace: an upper bound, no predictor); stats (transition counts)
   const Trace* profile = nullptr;  // trace the stats predictor learns from; default: the replayed one

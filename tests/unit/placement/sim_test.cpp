@@ -143,7 +143,7 @@ TEST(Simulator, LruMatchesTheReuseDistanceClosedForm) {
     const Trace t = random_trace(4, 8, variable ? 4 : 2, 300, 1.2, 1, variable);
     const TraceStats stats = compute_trace_stats(t);
     for (int slots : {1, 2, 5, 9, 16, 31, 32}) {
-      const SimResult r = simulate(cache_plan(s, slots), t, cost, {});
+      const SimResult r = simulate(cache_plan(s, slots), t, cost, {.admission = "all"});
       EXPECT_EQ(r.uses, stats.activations);
       EXPECT_DOUBLE_EQ(r.cache_hit_rate(), stats.lru_hit_rate(slots)) << slots << " slots, variable " << variable;
       EXPECT_EQ(r.host_hits, r.uses - r.cache_hits);
@@ -160,12 +160,16 @@ TEST(Simulator, KnownHitRatesOnALoop) {
   t.model = {"tiny", 1, 4, 1};
   for (int i = 0; i < 400; ++i) t.tokens.push_back({0, i, {{0, {i % 4}, {}}}});
   const CostModel cost(s, tiny_hardware());
-  const auto lru = simulate(cache_plan(s, 3), t, cost, {.policy = "lru"});
+  const auto lru = simulate(cache_plan(s, 3), t, cost, {.policy = "lru", .admission = "all"});
   EXPECT_EQ(lru.cache_hits, 0);
   const auto belady = simulate(cache_plan(s, 3), t, cost, {.policy = "belady"});
   EXPECT_EQ(belady.cache_hits, 99 * 3);
   const auto big = simulate(cache_plan(s, 4), t, cost, {.policy = "lru"});
   EXPECT_EQ(big.cache_hits, 396);  // everything after the four cold misses
+  // The engine's default admission keeps 0, 1, 2 as Belady does (3 is never more frequent
+  // than its victim), without knowing the future.
+  const auto admitted = simulate(cache_plan(s, 3), t, cost, {.policy = "lru"});
+  EXPECT_EQ(admitted.cache_hits, 99 * 3);
 }
 
 TEST(Simulator, BeladyIsNeverBeatenByAnOnlinePolicy) {
@@ -198,9 +202,9 @@ TEST(Simulator, PrefetchAccountingAndTheLinkBound) {
   const CostModel cost(s, hw);
   const Trace t = random_trace(4, 8, 2, 200, 0.8, 3);
   const PlacementPlan plan = cache_plan(s, 12);
-  const auto none = simulate(plan, t, cost, {.policy = "lru", .prefetch = "none"});
-  const auto exact = simulate(plan, t, cost, {.policy = "lru", .prefetch = "oracle"});
-  const auto stats = simulate(plan, t, cost, {.policy = "lru", .prefetch = "stats"});
+  const auto none = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "none"});
+  const auto exact = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "oracle"});
+  const auto stats = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "stats"});
   EXPECT_EQ(none.prefetches, 0);
   EXPECT_GT(exact.prefetches, 0);
   EXPECT_GT(exact.prefetch_recall(), 0.4);  // layer 0 and uses already cached are not prefetched
@@ -266,6 +270,7 @@ TEST(Simulator, LruEqualsABruteForceLruOnRandomTraces) {
     for (const bool per_layer : {false, true})
       for (const int64_t slots : {0, 1, 2, 5, 11, 40}) {
         SimOptions o;
+        o.admission = "all";    // the reference is plain LRU
         o.cache_slots = slots;  // overrides the plan's 3
         o.cache_scope = per_layer ? "layer" : "shared";
         const SimResult r = simulate(cache_plan(s, 3, devices), t, cost, o);
@@ -315,8 +320,8 @@ TEST(Simulator, APrefetchStillInFlightIsALateHitNotAHit) {
   const CostModel cost(s, hw);
   const Trace t = random_trace(4, 8, 2, 60, 0.0, 11);
   const PlacementPlan plan = cache_plan(s, 6);  // room for the next layer's beside this one's
-  const auto none = simulate(plan, t, cost, {.policy = "lru", .prefetch = "none"});
-  const auto oracle = simulate(plan, t, cost, {.policy = "lru", .prefetch = "oracle"});
+  const auto none = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "none"});
+  const auto oracle = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "oracle"});
   EXPECT_GT(oracle.late_hits, 0) << oracle.prefetches << " prefetches, " << oracle.ready_hits << " ready";
   EXPECT_GT(oracle.late_hits, 10 * oracle.ready_hits + 1);  // nearly all
   EXPECT_EQ(oracle.cache_hits, oracle.ready_hits + oracle.late_hits);
@@ -329,7 +334,7 @@ TEST(Simulator, APrefetchStillInFlightIsALateHitNotAHit) {
   // With fast copies the same prefetches land in time and are ready hits.
   HardwareProfile fast = tiny_hardware();
   fast.gpu_memory_bandwidth = fast.host_to_device_bandwidth / 8;  // compute slow, copies hide
-  const auto hidden = simulate(plan, t, CostModel(s, fast), {.policy = "lru", .prefetch = "oracle"});
+  const auto hidden = simulate(plan, t, CostModel(s, fast), {.policy = "lru", .admission = "all", .prefetch = "oracle"});
   EXPECT_GT(hidden.ready_hits, hidden.late_hits);
 }
 
