@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "offload/cache/lru_policy.h"
 #include "runtime/core/error.h"
 
 namespace moe::offload {
@@ -58,11 +59,6 @@ class HistoryPolicy : public EvictionPolicy {
   std::unordered_map<ExpertKey, History, ExpertKeyHash> history_;
 };
 
-class Lru final : public HistoryPolicy {
-  double score(ExpertKey, const History& h) const override { return double(h.last_use); }
-  std::string name() const override { return "lru"; }
-};
-
 class Lfu final : public HistoryPolicy {
   double score(ExpertKey, const History& h) const override { return double(h.uses); }
   std::string name() const override { return "lfu"; }
@@ -105,7 +101,7 @@ class MultiMetric final : public HistoryPolicy {
 
 }  // namespace
 
-std::unique_ptr<EvictionPolicy> make_lru_policy() { return std::make_unique<Lru>(); }
+std::unique_ptr<EvictionPolicy> make_lru_policy() { return std::make_unique<LruPolicy>(); }
 std::unique_ptr<EvictionPolicy> make_lfu_policy() { return std::make_unique<Lfu>(); }
 std::unique_ptr<EvictionPolicy> make_plan_pinned_policy(std::unordered_set<ExpertKey, ExpertKeyHash> pinned) {
   return std::make_unique<PlanPinned>(std::move(pinned));

@@ -10,7 +10,6 @@
 
 #include "offload/cache/admission_filter.h"
 #include "placement/sim/belady_policy.h"
-#include "placement/sim/lru_policy.h"
 #include "runtime/core/error.h"
 
 namespace moe::placement {
@@ -159,8 +158,6 @@ class Simulation {
           auto belady = std::make_unique<BeladyPolicy>(cache.future.get(), &cache.now);
           cache.belady = belady.get();
           cache.policy = std::move(belady);
-        } else if (options.policy == "lru") {
-          cache.policy = std::make_unique<LruPolicy>();
         } else {
           cache.policy = offload::make_policy(options.policy, plan.num_layers());
         }
