@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "offload/store/store_format.h"
+#include "runtime/core/mapped_file.h"
 #include "runtime/core/error.h"
 
 namespace moe::offload {
@@ -108,6 +109,16 @@ void ExpertBacking::read(ExpertKey key, std::byte* dst, uint64_t capacity) const
     std::memcpy(dst, aligned_staging_, layout_.bytes);
   }
   bytes_read_ += blob->nbytes();
+}
+
+uint64_t ExpertBacking::release_mapped(ExpertKey key) const {
+  if (from_store()) return 0;
+  uint64_t released = 0;
+  const model::GatedMlp& e = expert(key);
+  for (const model::Linear* l : {&e.gate, &e.up, &e.down})
+    for (const Tensor* t : {&l->weight, &l->scales})
+      if (t->defined() && MappedFile::release_pages(t->data<std::byte>(), t->nbytes())) released += t->nbytes();
+  return released;
 }
 
 }  // namespace moe::offload

@@ -27,6 +27,11 @@ class ExpertBacking {
   // Writes the expert's layout().bytes into dst; `capacity` (>= layout().bytes) lets a store
   // read land in place when dst is 4 KiB aligned and long enough for O_DIRECT.
   void read(ExpertKey key, std::byte* dst, uint64_t capacity = 0) const;
+  // Once a copy of the expert is kept in the engine's memory (host pool, pinned on a device):
+  // drops the process's mapping of its bytes in a memory-mapped checkpoint, so they are not
+  // held twice (nothing for store reads, which bypass the page cache, or weights in anonymous
+  // memory). Returns the bytes released.
+  uint64_t release_mapped(ExpertKey key) const;
   bool from_store() const { return !format_.empty(); }
   // The experts' format as the store names it: "bf16", "int8:g32".
   std::string format() const { return layout_.format(); }

@@ -45,6 +45,7 @@ bool HostTier::pin(ExpertKey key) {
   const auto block = pool_ ? pool_->allocate(backing_.layout().bytes) : std::nullopt;
   if (!block) return false;
   backing_.read(key, block->data, block->bytes);
+  backing_.release_mapped(key);  // kept here now: not in the mapping as well
   Held& h = held_[key];
   h.block = *block;
   h.pinned = true;
@@ -97,6 +98,7 @@ HostTier::Source HostTier::copy(ExpertKey key, const Write& write, std::byte* ho
     lock.unlock();
     try {
       backing_.read(key, held->block.data, held->block.bytes);
+      backing_.release_mapped(key);
     } catch (...) {
       lock.lock();
       lru_.erase(held->lru);

@@ -121,6 +121,7 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
       for (size_t i = 0; i < pinned[size_t(d)].size(); ++i) {
         std::byte* at = arena + i * slot;
         backing_.read(pinned[size_t(d)][i], staging.data());
+        backing_.release_mapped(pinned[size_t(d)][i]);  // it lives on the device from now on
         auto upload = dev->device->begin_upload(at);
         upload->write(0, staging.data(), slot);
         upload->finish();

@@ -6,11 +6,28 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "runtime/core/error.h"
 
 namespace moe {
+namespace {
+
+// Live mappings by start address, so release_pages can tell a file's pages from other memory.
+struct Registry {
+  std::mutex mutex;
+  std::map<uintptr_t, uintptr_t> ranges;  // begin -> end
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -35,13 +52,35 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& 
       fail(ErrorCode::kIo, "cannot map {}: {}", path.string(), std::strerror(err));
     }
     file->data_ = static_cast<const std::byte*>(p);
+    std::lock_guard lock(registry().mutex);
+    registry().ranges[reinterpret_cast<uintptr_t>(p)] = reinterpret_cast<uintptr_t>(p) + file->size_;
   }
   ::close(fd);
   return file;
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+  if (data_ == nullptr) return;
+  {
+    std::lock_guard lock(registry().mutex);
+    registry().ranges.erase(reinterpret_cast<uintptr_t>(data_));
+  }
+  ::munmap(const_cast<std::byte*>(data_), size_);
+}
+
+bool MappedFile::release_pages(const void* p, size_t bytes) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
+  static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;  // whole pages only
+  if (p == nullptr || last <= first) return false;
+  std::lock_guard lock(registry().mutex);  // the mapping cannot go while its pages are released
+  auto it = registry().ranges.upper_bound(begin);
+  if (it == registry().ranges.begin()) return false;
+  --it;
+  if (end > it->second) return false;
+  MOE_CHECK(::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0, ErrorCode::kIo,
+            "cannot release mapped pages: {}", std::strerror(errno));
+  return true;
 }
 
 }  // namespace moe

@@ -16,6 +16,13 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
+
+  // Drops this process's page mappings of the whole pages inside [p, p + bytes) when the range
+  // lies in a live file mapping (madvise MADV_DONTNEED: the file's pages stay in the page cache,
+  // unmapped, so the kernel may reclaim them first; a later read faults them back in). Anything
+  // else, heap or anonymous memory whose contents DONTNEED would zero, is left alone: false.
+  // Used once a copy of the bytes is kept elsewhere, so they are not held twice.
+  static bool release_pages(const void* p, size_t bytes);
   const std::filesystem::path& path() const { return path_; }
 
  private:
