@@ -83,6 +83,7 @@ class Fields {
     return v;
   }
 
+  const json& raw(const char* key) const { return doc_.at(key); }
   std::string_view source() const { return source_; }
 
  private:
@@ -141,6 +142,35 @@ RopeConfig parse_rope(const Fields& top, const json& doc, double default_theta) 
   MOE_CHECK(rope.factor > 0, ErrorCode::kCorrupt, "{}: rope factor must be positive", top.source());
   (void)doc;
   return rope;
+}
+
+// transformers' Qwen2MoeConfig: with use_sliding_window, the layers layer_types marks
+// "sliding_attention" slide; absent, the even layers below max_window_layers do.
+void parse_qwen2_sliding(const Fields& f, ModelConfig* c) {
+  const bool use = f.get_bool("use_sliding_window", false);
+  const int window = use ? f.get_int("sliding_window", 4096, 1) : 0;
+  std::vector<bool> sliding(static_cast<size_t>(c->num_layers), false);
+  if (f.has("layer_types")) {
+    const json& types = f.raw("layer_types");
+    MOE_CHECK(types.is_array() && types.size() == sliding.size(), ErrorCode::kCorrupt,
+              "{}: layer_types must list one type for each of the {} layers", f.source(), c->num_layers);
+    for (size_t l = 0; l < sliding.size(); ++l) {
+      const std::string t = types[l].is_string() ? types[l].get<std::string>() : "";
+      MOE_CHECK(t == "full_attention" || t == "sliding_attention", ErrorCode::kUnsupported,
+                "{}: layer_types[{}] = '{}' is not supported (full_attention, sliding_attention)", f.source(), l, t);
+      sliding[l] = t == "sliding_attention";
+    }
+  } else {
+    const int below = f.get_int("max_window_layers", 28);
+    for (int l = 0; l < c->num_layers; ++l) sliding[static_cast<size_t>(l)] = use && (l + 1) % 2 == 1 && l < below;
+  }
+  bool any = false;
+  for (bool s : sliding) any = any || s;
+  // transformers' window is 0 without use_sliding_window: a sliding layer would see no key.
+  MOE_CHECK(!any || use, ErrorCode::kUnsupported,
+            "{}: layer_types marks sliding layers but use_sliding_window is false", f.source());
+  c->sliding_window = any ? window : 0;
+  if (any) c->sliding_layers = std::move(sliding);
 }
 
 void fill_sparse_layers(const Fields& f, ModelConfig* c) {
@@ -283,14 +313,14 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
       c.shared_expert_intermediate_size = f.get_int("shared_expert_intermediate_size", 0, 0, kMaxDim);
       c.shared_expert_gated = true;
-      c.attention_bias = true;  // Qwen2-MoE projects q, k and v with a bias
-      if (f.get_bool("use_sliding_window", false)) c.sliding_window = f.get_int("sliding_window", 0);
+      c.attention_bias = f.get_bool("qkv_bias", true);  // q, k and v only: o_proj never has one
+      parse_qwen2_sliding(f, &c);
       break;
     case ModelFamily::kQwen3Moe:
       c.moe_intermediate_size = f.get_int("moe_intermediate_size", 0, 1, kMaxDim);
       c.num_experts = f.get_int("num_experts", f.get_int("num_local_experts", 0, 0, 1 << 16), 0, 1 << 16);
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
-      c.attention_bias = f.get_bool("attention_bias", false);
+      c.attention_bias = c.output_bias = f.get_bool("attention_bias", false);
       c.qk_norm = QkNorm::kPerHead;
       if (f.get_bool("use_sliding_window", false)) c.sliding_window = f.get_int("sliding_window", 0);
       break;
@@ -298,7 +328,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       c.moe_intermediate_size = c.intermediate_size;
       c.num_experts = f.get_int("num_experts", f.get_int("num_local_experts", 64, 1, 1 << 16), 1, 1 << 16);
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
-      c.attention_bias = f.get_bool("attention_bias", false);
+      c.attention_bias = c.output_bias = f.get_bool("attention_bias", false);
       c.qk_norm = QkNorm::kFull;
       c.clip_qkv = f.get_double("clip_qkv", 0.0);
       c.rms_norm_eps = f.get_positive("rms_norm_eps", 1e-5);
@@ -309,7 +339,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
       const int shared = f.get_int("n_shared_experts", 0, 0, 1024);
       c.shared_expert_intermediate_size = shared * c.moe_intermediate_size;
-      c.attention_bias = f.get_bool("attention_bias", false);
+      c.attention_bias = c.output_bias = f.get_bool("attention_bias", false);
       const std::string scoring = f.get_string("scoring_func", "softmax");
       MOE_CHECK(scoring == "softmax", ErrorCode::kUnsupported, "{}: scoring_func '{}' is not supported (softmax only)",
                 source_name, scoring);

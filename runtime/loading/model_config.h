@@ -76,10 +76,16 @@ struct ModelConfig {
   int max_position_embeddings = 4096;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
-  bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2-MoE)
+  bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2-MoE's qkv_bias, attention_bias)
+  bool output_bias = false;     // o_proj carries one too (attention_bias everywhere but Qwen2-MoE)
   QkNorm qk_norm = QkNorm::kNone;
   double clip_qkv = 0.0;        // OLMoE: clamp q, k, v to [-c, c]; 0: off
   int sliding_window = 0;       // 0: off
+  // Layers that slide (Qwen2-MoE's layer_types); empty: every layer when sliding_window > 0.
+  std::vector<bool> sliding_layers;
+  int window_of(int layer) const {
+    return sliding_layers.empty() || sliding_layers.at(static_cast<size_t>(layer)) ? sliding_window : 0;
+  }
   bool tie_word_embeddings = false;
 
   // Dense MLP width (layers without experts) and routed expert width.

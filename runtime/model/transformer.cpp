@@ -335,11 +335,11 @@ void Transformer::attention(const Layer& layer, int index, const float* x, std::
     step.n_kv_heads = c.num_kv_heads;
     step.head_dim = hd;
     step.scale = scale;
-    step.sliding_window = c.sliding_window;
+    step.sliding_window = c.window_of(index);
     step.head_mask = smask;
     attention_backend_->attend(*s.cache, step, sout);
   }
-  if (!on_cpu.empty()) cpu::attention(on_cpu, c.num_heads, c.num_kv_heads, hd, scale, c.sliding_window);
+  if (!on_cpu.empty()) cpu::attention(on_cpu, c.num_heads, c.num_kv_heads, hd, scale, c.window_of(index));
   if (layer.ds) weight_attention_heads(c, head_routing, heads.data(), n);
   linear(linear_, heads.data(), n, layer.o, out, or_null(layer.o_bias));
 }

@@ -52,7 +52,7 @@ void load_attention(const Loader& ld, const ModelConfig& c, const std::string& p
   a->q = ld.linear(p + "q_proj", q_out, h, c.attention_bias);
   a->k = ld.linear(p + "k_proj", kv_out, h, c.attention_bias);
   a->v = ld.linear(p + "v_proj", kv_out, h, c.attention_bias);
-  a->o = ld.linear(p + "o_proj", h, q_out, false);
+  a->o = ld.linear(p + "o_proj", h, q_out, c.output_bias);
   if (c.qk_norm == loading::QkNorm::kPerHead) {
     a->q_norm = ld.get(p + "q_norm.weight", {c.head_dim});
     a->k_norm = ld.get(p + "k_norm.weight", {c.head_dim});

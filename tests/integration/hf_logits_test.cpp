@@ -64,7 +64,8 @@ TEST_P(HfFixture, LogitsAndGreedyTokensMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                          ::testing::Values("mixtral", "mixtral-sharded", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn",
                                            "olmoe", "deepseek", "moe_plus_plus", "ds_moe", "ds_moe-att2", "bam-expert-kv",
-                                           "bam-shared-kv"),
+                                           "bam-shared-kv", "qwen3_moe-attention-bias", "olmoe-attention-bias",
+                                           "qwen2_moe-no-qkv-bias", "qwen2_moe-sliding"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) if (c == '-') c = '_';

@@ -23,6 +23,31 @@ TEST(ModelConfig, FamiliesAndTheirRules) {
   EXPECT_EQ(parse_model_config(moe::testing::tiny_config("qwen3_moe"), "q3").qk_norm, QkNorm::kPerHead);
 }
 
+// Qwen2-MoE as Qwen2MoeConfig reads it: qkv_bias for q, k, v only; the window on the layers
+// layer_types marks, or else on the even layers below max_window_layers.
+TEST(ModelConfig, Qwen2MoeBiasesAndSlidingLayers) {
+  const std::string base = moe::testing::tiny_config("qwen2_moe");
+  const auto with = [&](const std::string& extra) {
+    return parse_model_config(R"({"qkv_bias": false, )" + base.substr(1).insert(0, extra), "q2");
+  };
+  const ModelConfig plain = with("");
+  EXPECT_FALSE(plain.attention_bias);
+  EXPECT_FALSE(plain.output_bias);
+  EXPECT_EQ(plain.window_of(0), 0);
+  const ModelConfig derived = with(R"("use_sliding_window": true, "sliding_window": 5, "max_window_layers": 2, )");
+  EXPECT_EQ(derived.window_of(0), 5);
+  EXPECT_EQ(derived.window_of(1), 0);
+  EXPECT_EQ(derived.window_of(2), 0);
+  const ModelConfig listed = with(
+      R"("use_sliding_window": true, "sliding_window": 5, "layer_types": ["full_attention", "sliding_attention", "sliding_attention"], )");
+  EXPECT_EQ(listed.window_of(0), 0);
+  EXPECT_EQ(listed.window_of(2), 5);
+  EXPECT_THROW(with(R"("layer_types": ["sliding_attention", "full_attention", "full_attention"], )"), Error);
+  EXPECT_THROW(with(R"("use_sliding_window": true, "layer_types": ["full_attention"], )"), Error);
+  const ModelConfig q3 = parse_model_config(R"({"attention_bias": true, )" + moe::testing::tiny_config("qwen3_moe").substr(1), "q3");
+  EXPECT_TRUE(q3.attention_bias && q3.output_bias);
+}
+
 TEST(ModelConfig, ClearErrors) {
   const auto code = [](const std::string& text) {
     try {
