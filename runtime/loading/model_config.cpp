@@ -287,10 +287,16 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   for (const char* required : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"})
     MOE_CHECK(f.has(required), ErrorCode::kCorrupt, "{} has no '{}'", source_name, required);
   if (c.family != ModelFamily::kDsMoe) {  // DS-MoE names its activation below
-    // Every other family's MLPs and experts are SwiGLU; another activation would run as SiLU.
+    // Every other family's MLPs and experts are act(gate(x)) * up(x), act by its ACT2FN name.
     const std::string act = f.get_string("hidden_act", "silu");
-    MOE_CHECK(act == "silu" || act == "swish", ErrorCode::kUnsupported, "{}: hidden_act '{}' is not supported (silu)",
-              source_name, act);
+    if (act == "silu" || act == "swish") c.activation = cpu::Activation::kSilu;
+    else if (act == "gelu") c.activation = cpu::Activation::kGelu;
+    else if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.activation = cpu::Activation::kGeluTanh;
+    else if (act == "relu") c.activation = cpu::Activation::kRelu;
+    else if (act == "quick_gelu") c.activation = cpu::Activation::kQuickGelu;
+    else
+      fail(ErrorCode::kUnsupported, "{}: hidden_act '{}' is not supported (silu, swish, gelu, gelu_new, gelu_pytorch_tanh, relu, quick_gelu)",
+           source_name, act);
   }
   MOE_CHECK(c.num_heads % c.num_kv_heads == 0, ErrorCode::kCorrupt,
             "{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", source_name,

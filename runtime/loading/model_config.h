@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
 #include "runtime/core/dtype.h"
 
 namespace moe::loading {
@@ -87,6 +88,7 @@ struct ModelConfig {
     return sliding_layers.empty() || sliding_layers.at(static_cast<size_t>(layer)) ? sliding_window : 0;
   }
   bool tie_word_embeddings = false;
+  cpu::Activation activation = cpu::Activation::kSilu;  // hidden_act of the gated MLPs (not DS-MoE's GeLU experts)
 
   // Dense MLP width (layers without experts) and routed expert width.
   int intermediate_size = 0;

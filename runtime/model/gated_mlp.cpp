@@ -6,8 +6,9 @@
 
 namespace moe::model {
 
-GatedMlpMatrices matrices_of(const GatedMlp& mlp) {
+GatedMlpMatrices matrices_of(const GatedMlp& mlp, cpu::Activation act) {
   GatedMlpMatrices m;
+  m.act = act;
   if (mlp.gated()) m.gate = matrix_of(mlp.gate);
   m.up = matrix_of(mlp.up);
   m.down = matrix_of(mlp.down);
@@ -33,7 +34,7 @@ void run_gated_mlp(const GatedMlpMatrices& mlp, const float* x, int64_t m, float
   float* up = gate + m * width;
   linear(backend, x, m, mlp.gate, gate);
   linear(backend, x, m, mlp.up, up);
-  cpu::silu_mul(gate, up, gate, m * width);
+  cpu::act_mul(mlp.act, gate, up, gate, m * width);
   linear(backend, gate, m, mlp.down, out);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// down(silu(gate(x)) * up(x)) on rows of f32 activations, with weights in any matmul format; or
+// down(act(gate(x)) * up(x)) (act: hidden_act, SiLU by default) on rows of f32 activations, with weights in any matmul format; or
 // without a gate DS-MoE's down(gelu_tanh(up(x) + up_bias)).
 #include <cstdint>
 #include <vector>
@@ -13,11 +13,12 @@ namespace moe::model {
 struct GatedMlpMatrices {
   cpu::WeightMatrix gate, up, down;  // gate.data == nullptr: the GeLU form
   const float* up_bias = nullptr;    // [width()], the GeLU form's first-layer bias
+  cpu::Activation act = cpu::Activation::kSilu;  // the gated form's
   bool gated() const { return gate.data != nullptr; }
   int64_t width() const { return up.rows; }
 };
 
-GatedMlpMatrices matrices_of(const GatedMlp& mlp);
+GatedMlpMatrices matrices_of(const GatedMlp& mlp, cpu::Activation act = cpu::Activation::kSilu);
 
 // x: [m, hidden] -> out: [m, hidden]. `scratch` grows as needed and is reused across calls. The
 // products run on `backend` when given (dense and shared MLPs), else on the CPU kernels.

@@ -5,10 +5,10 @@
 
 namespace moe::model {
 
-ResidentExperts::ResidentExperts(const ModelWeights& weights) {
+ResidentExperts::ResidentExperts(const ModelWeights& weights, cpu::Activation act) {
   experts_.resize(weights.layers.size());
   for (size_t l = 0; l < weights.layers.size(); ++l)
-    for (const GatedMlp& e : weights.layers[l].moe.experts) experts_[l].push_back(matrices_of(e));
+    for (const GatedMlp& e : weights.layers[l].moe.experts) experts_[l].push_back(matrices_of(e, act));
 }
 
 void ResidentExperts::run(int layer, const float* x, int64_t hidden, const RoutingDecision& routing, float* out) {

@@ -11,7 +11,7 @@ namespace moe::model {
 
 class ResidentExperts final : public ExpertRunner {
  public:
-  explicit ResidentExperts(const ModelWeights& weights);
+  ResidentExperts(const ModelWeights& weights, cpu::Activation act = cpu::Activation::kSilu);
   void run(int layer, const float* x, int64_t hidden, const RoutingDecision& routing, float* out) override;
 
  private:

@@ -114,11 +114,11 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
       if (config_.family == loading::ModelFamily::kMoePlusPlus)
         layer.moe_plus_plus = std::make_unique<MoePlusPlusLayer>(moe_plus_plus_layer(w.moe, config_));
       layer.has_shared = w.moe.has_shared();
-      if (layer.has_shared) layer.shared = matrices_of(w.moe.shared);
+      if (layer.has_shared) layer.shared = matrices_of(w.moe.shared, config_.activation);
       layer.shared_gated = w.moe.shared_gate.weight.defined();
       if (layer.shared_gated) layer.shared_gate = cpu::weight_matrix(w.moe.shared_gate.weight);
     } else {
-      layer.dense_mlp = matrices_of(w.dense_mlp);
+      layer.dense_mlp = matrices_of(w.dense_mlp, config_.activation);
     }
   }
   final_norm_ = floats_of(weights_.final_norm);
@@ -127,7 +127,7 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
   rope_params_ = rope_params_of(config_);
   bool experts_resident = false;
   for (const LayerWeights& w : weights_.layers) experts_resident |= !w.moe.experts.empty();
-  if (experts_resident) resident_experts_ = std::make_unique<ResidentExperts>(weights_);
+  if (experts_resident) resident_experts_ = std::make_unique<ResidentExperts>(weights_, config_.activation);
   experts_ = resident_experts_.get();
   set_routing_mode(RoutingMode{});  // the model's own routing
 }
@@ -144,7 +144,12 @@ void Transformer::set_routing_mode(const RoutingMode& mode) {
   effective_routing_ = model_default ? parse_routing_mode(config_.ds_moe.default_routing) : mode;
 }
 
-void Transformer::set_expert_runner(ExpertRunner* runner) { experts_ = runner ? runner : resident_experts_.get(); }
+void Transformer::set_expert_runner(ExpertRunner* runner) {
+  // The offloading executor's devices (CPU and CUDA) compute SwiGLU only, for now.
+  MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.activation == cpu::Activation::kSilu,
+            ErrorCode::kUnsupported, "offloaded experts run only hidden_act silu; this model's experts must stay resident");
+  experts_ = runner ? runner : resident_experts_.get();
+}
 
 KvCache Transformer::make_cache(int64_t capacity) const {
   return KvCache(config_.num_layers, config_.kv_cache_heads(), config_.head_dim, capacity);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Tiny random checkpoints for the config options that change the math (issue 19): attention
+"""Tiny random checkpoints for the config options that change the math (issue 19): Mixtral with
+hidden_act gelu (erf), attention
 biases on Qwen3-MoE and OLMoE (q, k, v and o), Qwen2-MoE without qkv biases, and Qwen2-MoE with
 a sliding window shorter than the prompt on only some layers (layer_types). Same layout and
 reference as make_hf_fixtures.py, whose helpers it uses.
@@ -12,8 +13,14 @@ from make_hf_fixtures import COMMON, spread_weights, write_fixture
 
 def main():
     torch.manual_seed(0)
-    from transformers import (OlmoeConfig, OlmoeForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3MoeConfig,
+    from transformers import (MixtralConfig, MixtralForCausalLM, OlmoeConfig, OlmoeForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM, Qwen3MoeConfig,
                               Qwen3MoeForCausalLM)
+
+    gelu = MixtralConfig(**COMMON, intermediate_size=32, num_local_experts=4, num_experts_per_tok=2,
+                         rope_theta=10000.0, hidden_act="gelu")
+    m = MixtralForCausalLM(gelu)
+    spread_weights(m, 10)
+    write_fixture("mixtral-gelu", m)
 
     qwen3 = Qwen3MoeConfig(**COMMON, intermediate_size=80, moe_intermediate_size=32, num_experts=4,
                            num_experts_per_tok=2, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],

@@ -90,7 +90,7 @@ TEST(ModelConfig, RefusesValuesThatMakeNaNsAndNamesWhatIsMissing) {
   expect_error("qwen3_moe", eps, R"("rms_norm_eps": 0)", "'rms_norm_eps' = 0 must be positive");
   expect_error("olmoe", eps, R"("rms_norm_eps": 0)", "'rms_norm_eps' = 0 must be positive");
   expect_error("mixtral", theta, R"("rope_theta": 10000.0, "hidden_act": "swish9")", "hidden_act 'swish9' is not supported");
-  expect_error("deepseek", theta, R"("rope_theta": 10000.0, "hidden_act": "gelu")", "hidden_act 'gelu' is not supported");
+  expect_error("deepseek", theta, R"("rope_theta": 10000.0, "hidden_act": "mish")", "hidden_act 'mish' is not supported");
   EXPECT_EQ(message("mixtral", theta, R"("rope_theta": 10000.0, "hidden_act": "silu")"), "accepted");
   // The experts' width, absent: was 0, and an error about tensor shapes at load.
   expect_error("mixtral", R"("intermediate_size": 40, )", "", "has no 'intermediate_size' (the width of its 6 experts)");
