@@ -173,7 +173,11 @@ int OffloadedExperts::device_of(ExpertKey key, std::vector<int64_t>* load) const
 
 void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer) {
   buffer.resize(backing_.layout().bytes);
-  const auto source = host_.copy_out(key, buffer.data());
+  fetch_into(key, buffer.data());
+}
+
+void OffloadedExperts::fetch_into(ExpertKey key, std::byte* dst) {
+  const auto source = host_.copy_out(key, dst);
   (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
 }
 
@@ -181,10 +185,7 @@ void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffe
 // compute as a cache fill would; `buffer` is sized here, before the copy starts.
 std::shared_future<void> OffloadedExperts::stream_in(ExpertKey key, std::vector<std::byte>& buffer) {
   buffer.resize(backing_.layout().bytes);
-  return std::async(std::launch::async, [this, key, dst = buffer.data()] {
-           const auto source = host_.copy_out(key, dst);
-           (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
-         }).share();
+  return std::async(std::launch::async, [this, key, dst = buffer.data()] { fetch_into(key, dst); }).share();
 }
 
 // The task's expert on its rows [m, hidden] into results [m, hidden], on its device.

@@ -90,6 +90,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   void dispatch(const std::vector<Task>& tasks, const float* x, int64_t hidden, std::vector<std::vector<float>>& rows);
   void combine(const std::vector<Task>& tasks, const std::vector<std::vector<float>>& results, int64_t hidden, float* out);
   void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
+  void fetch_into(ExpertKey key, std::byte* dst);  // from the host tier, counting where it came from
   std::shared_future<void> stream_in(ExpertKey key, std::vector<std::byte>& buffer);
   bool fill(Device& device, ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled);
   void prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing);
