@@ -14,6 +14,8 @@
 #                  scripts/make_bench_checkpoint.py from configs/models/mixtral-1b-shape.json)
 #   --skip-build   use the llama.cpp build and Python env already in $LLAMACPP_DIR; fetch/build nothing
 #   --json         print one JSON document instead of the table
+#   --setup-only   build llama.cpp and convert the checkpoint, print "llama_bench=PATH gguf=DIR", run nothing
+#                  (how scripts/bench_memlimit.sh gets its llama.cpp run)
 # Environment: LLAMACPP_DIR (cache of the llama.cpp source, build, Python env and GGUF files;
 #   default ~/.cache/moe-bench/llamacpp), LLAMACPP_PY_VERSION (the llama-cpp-python sdist whose
 #   vendored llama.cpp is used), MOE_BIN (our binary; default build/tools/moe, which this script
@@ -27,7 +29,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 die() { echo "bench_llamacpp: error: $*" >&2; exit 1; }
 say() { echo "bench_llamacpp: $*" >&2; }
 
-threads="$(nproc)" prompt=64 gen=64 reps=3 model="" skip_build=0 json=0
+threads="$(nproc)" prompt=64 gen=64 reps=3 model="" skip_build=0 json=0 setup_only=0
 while (($#)); do
   case "$1" in
     --threads) threads="${2:-}"; shift 2 || die "--threads needs a value" ;;
@@ -37,6 +39,7 @@ while (($#)); do
     --model) model="${2:-}"; shift 2 || die "--model needs a value" ;;
     --skip-build) skip_build=1; shift ;;
     --json) json=1; shift ;;
+    --setup-only) setup_only=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -142,6 +145,11 @@ done
 if stale "$gguf/model-q4_0.gguf"; then
   step quantize-q4_0 nice -n 19 "$quantize_bin" "$gguf/model-bf16.gguf" "$gguf/model-q4_0.gguf.tmp" Q4_0 "$(nproc)"
   mv "$gguf/model-q4_0.gguf.tmp" "$gguf/model-q4_0.gguf"
+fi
+
+if ((setup_only)); then
+  echo "llama_bench=$bench_bin gguf=$gguf"
+  exit 0
 fi
 
 # --- our engine ------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
     o.measure_ceilings = false;
     OffloadFlags resident = f.offload;
     resident.gpu_mem.clear();
+    resident.auto_tiers = false;  // the rows compare the budgets given, not a split of their own
     resident.context = int64_t(batch) * (f.prompt_tokens + f.decode_tokens + 1);
     engine::BatchDecodeResult r;
     {
@@ -133,6 +134,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
       OffloadFlags off = f.offload;
       off.gpu_mem = f.budgets != "all" ? f.budgets : off.backend == "cuda" ? "" : "1TiB";
       off.context = resident.context;
+      off.auto_tiers = false;
       engine::Engine session(m, off, what);
       offload::TraceCollector collector(m.config, m.transformer->routing_hook());
       m.transformer->set_routing_hook(collector.hook());
@@ -214,6 +216,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     // "all": every expert fits (the offloading path's own overhead); on a GPU, all it has free.
     o.gpu_mem = budget != "all" ? budget : o.backend == "cuda" ? "" : "1TiB";
     o.context = f.prompt_tokens + f.decode_tokens + 1;
+    o.auto_tiers = false;
     engine::Engine session(m, o, what);
     offload::TraceCollector collector(m.config, m.transformer->routing_hook());
     m.transformer->set_routing_hook(collector.hook());
@@ -272,7 +275,8 @@ void run(const Flags& f) {
   OffloadFlags o = f.offload;
   o.context = f.prompt_tokens + f.decode_tokens + 1;
   engine::Engine session(m, o, what);
-  const bool warm_up = !o.offloading() && o.replay_trace.empty() && o.trace_out.empty();
+  explain_placement(session, o, f.json);
+  const bool warm_up = session.runner() == nullptr && o.replay_trace.empty() && o.trace_out.empty();
   const model::DecodeBenchmark b =
       model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, warm_up, session.logit_comparison());
   if (f.json) {

@@ -38,6 +38,7 @@ void run(const Flags& f) {
   OffloadFlags offload = f.offload;
   offload.context = window;
   engine::Engine session(loaded, offload, f.model.empty() ? "default" : dir.filename().string());
+  explain_placement(session, offload, f.json);
   // int8/int4 weights: each window's logits beside the checkpoint's (the stats show the result).
   model::LogitComparison* compare = session.logit_comparison();
   ProgressBar progress("evaluating", ids.size());

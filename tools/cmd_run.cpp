@@ -99,7 +99,9 @@ void run_prompts(const RunFlags& flags) {
   const uint64_t kv_bytes = !flags.kv_mem.empty() ? parse_byte_size(flags.kv_mem) : uint64_t(kv_tokens) * token_bytes;
   OffloadFlags offload = flags.offload;
   offload.context = std::max<int64_t>(longest, int64_t(kv_bytes / token_bytes));  // a GPU keeps room for the whole pool
+  offload.batch = flags.max_batch;
   engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
+  explain_placement(session, offload, flags.json);
   const auto scheduler = session.make_scheduler(kv_bytes, flags.kv_block, {flags.max_batch, flags.max_step_tokens});
   for (Job& j : jobs) {
     try {
@@ -187,6 +189,7 @@ void run(const RunFlags& flags) {
   OffloadFlags offload = flags.offload;
   offload.context = int64_t(prompt.size()) + flags.max_new_tokens + 1;
   engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
+  explain_placement(session, offload, flags.json);
 
   const model::GenerationOptions options = generation_options(flags, loaded, *tokenizer);
 

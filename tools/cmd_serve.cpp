@@ -66,7 +66,9 @@ void serve(const ServeFlags& f) {
   const std::string name = !f.served_name.empty() ? f.served_name
                            : !f.config.empty() ? std::filesystem::path(f.config).stem().string()
                            : use_default ? "default" : dir.filename().string();
+  offload.batch = f.max_batch;
   engine::Engine session(loaded, offload, name);
+  explain_placement(session, offload, false);
   serve::ServingEngine engine(session.make_scheduler(kv_bytes, f.kv_block, {f.max_batch, f.max_step_tokens}), f.max_waiting);
   serve::ServerMetrics metrics;
   engine.set_step_observer([&](int64_t tokens, double seconds) { metrics.step(tokens, seconds, session.stats_json()); });

@@ -11,6 +11,11 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--gpu-mem", f.gpu_mem,
                  "memory per device, e.g. 24GiB: the expert cache of each virtual device (cpu backend), or all the engine "
                  "keeps on each GPU (cuda: dense weights, KV cache, scratch, experts); experts that do not fit are offloaded");
+  app.add_option("--mem-limit", f.mem_limit,
+                 "host memory the run may use, e.g. 8GiB (default: the cgroup limit or the available memory): without "
+                 "--gpu-mem, --host-mem or --plan the engine splits it itself (runs in place when the model fits, else keeps "
+                 "what fits in expert caches and streams the rest); none: no split, the weights run in place as mapped");
+  app.add_flag("--explain", f.explain, "say how the memory was split and why");
   app.add_option("--host-mem", f.host_mem, "host pool for expert copies (the middle tier), e.g. 64GiB")->capture_default_str();
   app.add_option("--devices", f.devices, "devices to shard experts over (virtual devices on the CPU backend)")
       ->check(whole_number(1, 64))->capture_default_str();
@@ -36,6 +41,10 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");
   app.add_option("--replay-trace", f.replay_trace, "force the router's choices from this trace")->check(CLI::ExistingFile);
   add_weight_options(app, f.weights);
+}
+
+void explain_placement(const engine::Engine& engine, const OffloadFlags& flags, bool json) {
+  if (flags.explain && !json) fmt::print(stderr, "{}", engine.placement_text());
 }
 
 }  // namespace moe::tools

@@ -14,5 +14,7 @@ struct OffloadFlags : engine::EngineOptions {
 };
 
 void add_offload_options(CLI::App& app, OffloadFlags& flags);
+// --explain: the automatic split's reasons on stderr (the --json document carries them as "placement").
+void explain_placement(const engine::Engine& engine, const OffloadFlags& flags, bool json);
 
 }  // namespace moe::tools

@@ -6,8 +6,12 @@
 #include "placement/cost/model_shape.h"
 #include "placement/trace/importers.h"
 #include "runtime/core/error.h"
+#include "runtime/core/memory_limit.h"
+#include "runtime/core/memory_usage.h"
 #include "runtime/core/size_parse.h"
 #include "runtime/engine/weight_report.h"
+#include "runtime/model/synthetic_weights.h"
+#include "runtime/model/weight_walk.h"
 #if MOE_HAVE_CUDA
 #include "kernels/cuda/device.h"
 #include "offload/gpu/cuda_expert_device.h"
@@ -24,6 +28,87 @@ std::unique_ptr<Scheduler> Engine::make_scheduler(uint64_t kv_bytes, int64_t kv_
   const int64_t row = int64_t{c.kv_cache_heads()} * c.head_dim;
   const int64_t blocks = model::KvBlockPool::blocks_within(kv_bytes, c.num_layers, row, kv_block_tokens);
   return std::make_unique<Scheduler>(*model_.transformer, model_.transformer->make_kv_pool(kv_block_tokens, blocks), options);
+}
+
+namespace {
+
+// Routed experts the process holds in its own memory whatever the tiers do (converted at load
+// by --weights, or generated): offloading them would add copies and free nothing.
+const char* experts_in_process_memory(const model::LoadedModel& m) {
+  if (dynamic_cast<const model::SyntheticWeights*>(m.source.get())) return "generated (synthetic weights)";
+  for (const model::QuantizedPart& p : m.quantization.parts)
+    if (p.part == "experts" && p.origin == "converted at load") return "converted at load by --weights";
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f) {
+  const bool cuda = f.backend == "cuda";
+  if (f.mem_limit == "none") return std::nullopt;  // the user asks for the weights in place (or the hand budgets)
+  if (!f.auto_tiers || (cuda ? !f.plan.empty() || f.host_mem != "0" : f.hand_budgets())) {
+    MOE_CHECK(f.mem_limit.empty(), ErrorCode::kInvalidArgument,
+              "--mem-limit chooses the split itself: give it without {}", cuda ? "--host-mem and --plan" : "--gpu-mem, --host-mem and --plan");
+    return std::nullopt;
+  }
+  const loading::ModelConfig& c = model_.config;
+  const model::Transformer& t = *model_.transformer;
+  TierInputs in;
+  if (!f.mem_limit.empty()) {
+    in.limit = parse_byte_size(f.mem_limit);
+    in.limit_source = "--mem-limit";
+    in.limit_given = true;
+  } else {
+    const MemoryLimit found = detect_memory_limit();
+    in.limit = found.bytes;
+    in.limit_source = found.source;
+  }
+  const model::MatrixTotals totals = model::matrix_totals(t.weights(), c);
+  const model::ModelWeights& w = t.weights();
+  const bool tied = w.lm_head.weight.defined() && w.lm_head.weight.raw() == w.embed_tokens.raw();
+  in.dense_bytes = uint64_t(totals.resident_bytes) + (tied ? 0 : w.embed_tokens.nbytes());
+  in.experts = int64_t(c.num_sparse_layers()) * c.num_experts;
+  std::string not_offloadable = in.experts > 0 ? "" : "no routed experts: nothing to offload";
+  if (in.experts > 0) {
+    try {
+      in.expert_bytes = offload::ExpertBacking(w, nullptr).layout().bytes;
+    } catch (const Error& e) {
+      not_offloadable = fmt::format("the experts cannot be offloaded ({}): the model runs in place", e.what());
+    }
+  }
+  in.streamed_per_layer = std::min<int64_t>(c.num_experts, int64_t(std::max(c.num_experts_per_tok, 1)) * std::max<int64_t>(f.batch, 1));
+  in.kv_bytes = uint64_t(std::max<int64_t>(f.context, 1)) *
+                model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim);
+  in.runtime_bytes = runtime_estimate(current_resident_bytes(), std::min<int64_t>(f.context, 512), c.hidden_size,
+                                      std::max(c.intermediate_size, c.moe_intermediate_size), c.num_heads, f.context);
+  in.devices = f.devices;
+  in.from_store = dynamic_cast<const offload::StoreWeightSource*>(model_.source.get()) != nullptr;
+  in.cuda = cuda;
+  TierChoice choice;
+  if (!not_offloadable.empty()) {
+    choice.why = {fmt::format("memory limit {} ({})", format_bytes(in.limit), in.limit_source), not_offloadable};
+  } else if (const char* held = experts_in_process_memory(model_); held && !cuda) {
+    choice.why = {fmt::format("memory limit {} ({})", format_bytes(in.limit), in.limit_source),
+                  fmt::format("the routed experts are {} and live in the process's memory already: offloading them would "
+                              "free nothing, so the model runs in place (`moe pack --formats` makes a store to offload)", held)};
+  } else {
+    choice = choose_tiers(in);
+  }
+  if (!choice.offload && (f.prefetch != "none" || f.miss != "wait"))
+    choice.why.push_back("--prefetch and --miss have nothing to do: no expert is offloaded");
+  placement_ = {{"limit_bytes", in.limit}, {"limit_source", in.limit_source}, {"offload", choice.offload},
+                {"dense_bytes", in.dense_bytes}, {"expert_bytes", in.expert_bytes}, {"experts", in.experts},
+                {"kv_bytes", in.kv_bytes}, {"runtime_bytes", in.runtime_bytes},
+                {"device_expert_bytes", choice.device_bytes}, {"host_pool_bytes", choice.host_bytes},
+                {"streaming_bytes", choice.streaming_bytes}, {"why", choice.why}};
+  return choice;
+}
+
+std::string Engine::placement_text() const {
+  if (placement_.empty()) return "[placement: as the budget flags say]\n";
+  std::string out = "[placement:";
+  for (const auto& line : placement_["why"]) out += "\n  " + line.get<std::string>();
+  return out + "]\n";
 }
 
 Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::string& model_name) : model_(model) {
@@ -48,8 +133,9 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
     routed->first += d.num_tokens();
     routed->second += d.num_assignments();
   });
-  if (!f.offloading()) {
-    MOE_CHECK(f.prefetch == "none" && f.miss == "wait", ErrorCode::kInvalidArgument,
+  const std::optional<TierChoice> tiers = choose_automatic_tiers(f);
+  if (!f.offloading() && !(tiers && tiers->offload)) {
+    MOE_CHECK((f.prefetch == "none" && f.miss == "wait") || tiers, ErrorCode::kInvalidArgument,
               "--prefetch and --miss need offloading (--gpu-mem, --plan or --devices)");
     return;
   }
@@ -68,6 +154,10 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   }
   if (const auto* store = dynamic_cast<const offload::StoreWeightSource*>(model.source.get())) o.store = store->store();
   o.device_bytes = f.gpu_mem.empty() ? uint64_t(1) << 62 : parse_byte_size(f.gpu_mem);
+  if (tiers && tiers->offload) {
+    if (f.backend == "cuda") o.host_bytes = tiers->host_bytes;
+    else o.device_bytes = tiers->device_bytes;
+  }
   if (!f.profile_trace.empty()) profile_ = placement::load_any_trace(f.profile_trace);
   if (f.backend == "cuda") {
 #if MOE_HAVE_CUDA
@@ -105,8 +195,8 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   }
   runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
   t.set_expert_runner(runner_.get());
-  summary_ = fmt::format("{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {} (admission {}), prefetch {}, miss {}",
-                         f.backend, o.devices, runner_->cache_slots(0), format_bytes(runner_->expert_bytes()),
+  summary_ = fmt::format("{}{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {} (admission {}), prefetch {}, miss {}",
+                         tiers && tiers->offload ? "automatic (--explain says why): " : "", f.backend, o.devices, runner_->cache_slots(0), format_bytes(runner_->expert_bytes()),
                          runner_->expert_format(), runner_->experts_from_store() ? " read from the store" : "",
                          format_bytes(o.host_bytes), o.policy, o.admission, f.prefetch, o.miss);
 }
@@ -174,6 +264,7 @@ nlohmann::json Engine::stats_json() const {
                     {"experts_per_token_per_layer", per},
                     {"active_parameters_per_token", active_parameters(model_.config, per)}};
   }
+  if (!placement_.empty()) j["placement"] = placement_;
   if (recorder_) j["trace_tokens_written"] = recorder_->tokens();
   if (replayer_) j["trace_tokens_replayed"] = replayer_->replayed();
   if (!runner_) return j;

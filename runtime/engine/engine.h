@@ -13,6 +13,7 @@
 
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/routing_trace.h"
+#include "runtime/engine/auto_tiers.h"
 #include "runtime/engine/scheduler.h"
 #include "runtime/model/logit_comparison.h"
 #include "runtime/model/model_loader.h"
@@ -33,7 +34,14 @@ struct EngineOptions {
   std::string routing = "default";  // DS-MoE's modes: dense, topk:K, threshold:EPS, threshold-topk:EPS
   std::string backend = "cpu";      // where routed experts are computed: cpu or cuda
   int64_t context = 4096;           // tokens of KV cache the GPU budget keeps room for (set by the caller)
+  int64_t batch = 1;                // sequences stepped together (sizes the streaming buffers)
+  // Automatic tiers (auto_tiers.h): without hand budgets, the split of `mem_limit` (or of what
+  // the machine allows: cgroup limit, available memory) decides whether experts are offloaded.
+  std::string mem_limit;    // a size, "" (what the machine allows) or "none" (no split: in place)
+  bool auto_tiers = true;  // false: the hand flags alone (benchmarks that sweep budgets)
+  bool explain = false;    // callers print Engine::placement_text()
   bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1 || backend != "cpu"; }
+  bool hand_budgets() const { return !gpu_mem.empty() || !plan.empty() || host_mem != "0"; }
 };
 
 class Engine {
@@ -61,8 +69,13 @@ class Engine {
   // null for a model as stored, or under a replayed trace (the reference would route on its own).
   model::LogitComparison* logit_comparison();
   bool records_trace() const { return recorder_ != nullptr; }
+  // What the automatic tiers chose and why (empty when hand budgets decided): JSON and lines.
+  const nlohmann::json& placement_json() const { return placement_; }
+  std::string placement_text() const;
   bool replays_trace() const { return replayer_ != nullptr; }
  private:
+  // The automatic tiers, when they apply (no hand budgets); fills placement_.
+  std::optional<TierChoice> choose_automatic_tiers(const EngineOptions& options);
   nlohmann::json gpu_json() const;  // what --backend cuda put on GPU 0; empty otherwise
   model::LoadedModel& model_;
   placement::PlacementPlan plan_;
@@ -79,6 +92,7 @@ class Engine {
   std::unique_ptr<model::LoadedModel> reference_;
   std::unique_ptr<model::LogitComparison> comparison_;
   std::string summary_;
+  nlohmann::json placement_;
 };
 
 }  // namespace moe::engine

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# moe run splits one memory limit itself (issue 23): in place when the model fits, expert caches
+# and streaming below that, with the same tokens; a limit that cannot hold the dense part, or one
+# given beside hand budgets, is refused in one line.
+# Usage: cli_auto_tiers_test.sh PATH/TO/moe SOURCE_DIR
+set -uo pipefail
+moe="$1"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL: $1"; failures=$((failures + 1)); }
+field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$1" "$2"; }
+
+# bam-tiny: 20 routed experts of 192 KiB, large enough against the runtime's run-to-run spread.
+run=("$moe" run --model "$2/models/bam-tiny" -p "Once upon a time" -n 12 --json)
+"${run[@]}" --mem-limit 64GiB >"$work/fits.json" 2>"$work/err" || fail "the run under a large limit: $(cat "$work/err")"
+[[ "$(field "$work/fits.json" "d['placement']['offload']")" == "False" ]] && echo "ok: a model that fits runs in place" \
+  || fail "a model that fits was offloaded: $(head -c 600 "$work/fits.json")"
+[[ "$(field "$work/fits.json" "'offload' in d")" == "False" ]] || fail "the in-place run has an offloading stack"
+
+# The limit that leaves room for half the experts after the dense part, KV, runtime and streaming
+# (the runtime, the resident set at start, varies a little between runs).
+p="d['placement']"
+half=$(field "$work/fits.json" "$p['dense_bytes'] + $p['kv_bytes'] + $p['runtime_bytes'] + \
+  ($p['experts'] // 2 + 2) * $p['expert_bytes']")
+"${run[@]}" --mem-limit "$half" >"$work/three.json" 2>"$work/err" || fail "the run at half the experts: $(cat "$work/err")"
+if [[ -s "$work/three.json" ]]; then
+  [[ "$(field "$work/three.json" "$p['offload']")" == "True" ]] && echo "ok: below the model's size the experts are offloaded" \
+    || fail "not offloaded below the model's size: $(head -c 600 "$work/three.json")"
+  slots=$(field "$work/three.json" "$p['device_expert_bytes'] // $p['expert_bytes']")
+  [[ $slots -ge 2 && $slots -le 18 ]] && echo "ok: $slots of 20 experts get a slot" || fail "$slots slots for half the experts"
+  [[ "$(field "$work/three.json" "d['tokens']")" == "$(field "$work/fits.json" "d['tokens']")" ]] \
+    && echo "ok: the same tokens in place and offloaded" || fail "offloaded tokens differ"
+  [[ "$(field "$work/three.json" "d['offload']['setup'].startswith('automatic')")" == "True" ]] || fail "setup does not say automatic"
+fi
+
+"$moe" run --model "$2/models/bam-tiny" -p "Once upon a time" -n 4 --mem-limit "$half" --explain >"$work/out" 2>&1 || fail "--explain run failed"
+grep -qF "[placement:" "$work/out" && grep -qF "does not fit" "$work/out" && echo "ok: --explain says why" \
+  || fail "--explain: $(head -c 600 "$work/out")"
+
+"$moe" run -p "hi" -n 2 --mem-limit 1MiB >"$work/out" 2>&1
+rc=$?
+[[ $rc -ne 0 && $(grep -c . "$work/out") -le 2 && $(grep -c "^error: " "$work/out") -eq 1 ]] && grep -qF "cannot hold" "$work/out" && echo "ok: a limit below the dense part is refused" \
+  || fail "1 MiB limit (rc $rc): $(head -c 600 "$work/out")"
+
+"$moe" run -p "hi" -n 2 --mem-limit 1GiB --gpu-mem 1MiB >"$work/out" 2>&1
+rc=$?
+[[ $rc -ne 0 ]] && grep -qF "chooses the split itself" "$work/out" && echo "ok: --mem-limit beside --gpu-mem is refused" \
+  || fail "--mem-limit with --gpu-mem (rc $rc): $(head -c 600 "$work/out")"
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures case(s) failed"
+  exit 1
+fi
