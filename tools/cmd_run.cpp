@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "runtime/core/error.h"
+#include "runtime/core/memory_usage.h"
 #include "runtime/core/size_parse.h"
 #include "runtime/engine/prompt_file.h"
 #include "runtime/model/default_model.h"
@@ -198,7 +199,12 @@ void run(const RunFlags& flags) {
     fmt::print("{}", flags.prompt);
     std::fflush(stdout);
   }
+  // Disk reads of the decode steps alone (the first token comes from the prefill): what a
+  // model larger than memory costs per token, with loading and prefill left out.
+  uint64_t read_at_first_token = 0;
+  int64_t tokens_seen = 0;
   const model::Generation result = model::generate(*loaded.transformer, prompt, options, [&](int32_t token) {
+    if (tokens_seen++ == 0) read_at_first_token = disk_read_bytes();
     const std::string piece = stream.push(token);
     if (!flags.json) {
       fmt::print("{}", piece);
@@ -208,6 +214,7 @@ void run(const RunFlags& flags) {
   });
   const std::string tail = stream.flush();
   const model::GenerationStats& s = result.stats;
+  const uint64_t decode_read = tokens_seen > 0 ? disk_read_bytes() - read_at_first_token : 0;
   session.finish();
   if (flags.json) {
     nlohmann::json doc = session.stats_json();
@@ -221,7 +228,8 @@ void run(const RunFlags& flags) {
                 {"decode_tokens_per_second", s.decode_tokens_per_second()},
                 {"prefill_seconds", s.prefill_seconds},
                 {"decode_seconds", s.decode_seconds},
-                {"peak_resident_bytes", s.peak_resident_bytes}});
+                {"peak_resident_bytes", s.peak_resident_bytes},
+                {"decode_disk_read_bytes", decode_read}});
     print_json(doc);
     return;
   }
@@ -229,9 +237,10 @@ void run(const RunFlags& flags) {
   // The text ends before the stats on stderr, also when both go to one pipe; text that could not
   // be written is the run's failure, said alone.
   MOE_CHECK(std::fflush(stdout) == 0 && !std::ferror(stdout), ErrorCode::kIo, "cannot write the output to standard output");
-  fmt::print(stderr, "[{} prompt tokens, {:.1f} tok/s prefill | {} generated, {:.1f} tok/s decode | peak memory {}]\n",
+  fmt::print(stderr, "[{} prompt tokens, {:.1f} tok/s prefill | {} generated, {:.1f} tok/s decode | peak memory {}{}]\n",
              s.prompt_tokens, s.prefill_tokens_per_second(), s.generated_tokens, s.decode_tokens_per_second(),
-             format_bytes(s.peak_resident_bytes));
+             format_bytes(s.peak_resident_bytes),
+             decode_read > 0 ? fmt::format(", decode read {} from disk", format_bytes(decode_read)) : "");
   fmt::print(stderr, "{}", session.stats_text());
 }
 

@@ -88,6 +88,7 @@ HostTier::Source HostTier::copy(ExpertKey key, const Write& write, std::byte* ho
         backing_.read(key, staging.data());
         write(0, staging.data(), total);
       }
+      if (release_after_read_) backing_.release_mapped(key);
       return source;
     }
     held = &held_[key];

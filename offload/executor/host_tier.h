@@ -35,9 +35,14 @@ class HostTier {
   Source copy_out(ExpertKey key, std::byte* dst, const std::atomic<bool>* cancelled = nullptr);
   static constexpr uint64_t kChunkBytes = uint64_t(4) << 20;  // large enough for full-speed PCIe copies
   uint64_t budget() const { return pool_ ? pool_->budget() : 0; }
+  // Copies read straight from a mapped checkpoint (no room here) give its pages back at once,
+  // so the page cache does not keep a second copy of what a device caches or streams: for runs
+  // under a memory limit, where those pages would crowd out the dense weights'.
+  void release_after_read(bool on) { release_after_read_ = on; }
 
  private:
   std::optional<HostBlock> allocate_evicting();  // with mutex_ held
+  bool release_after_read_ = false;
   Source copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled);
   const ExpertBacking& backing_;
   uint64_t chunk_bytes_;

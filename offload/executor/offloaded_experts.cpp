@@ -70,6 +70,7 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
       predictor_(std::move(predictor)),
       backing_(transformer.weights(), options_.store),
       host_(backing_, options_.host_bytes) {
+  host_.release_after_read(options_.release_read_pages);
   const auto& config = transformer.config();
   const uint64_t slot = backing_.layout().bytes;
   MOE_CHECK(options_.devices >= 1 && options_.devices <= 64, ErrorCode::kInvalidArgument, "--devices must be 1 to 64");

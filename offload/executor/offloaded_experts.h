@@ -48,6 +48,9 @@ struct OffloadOptions {
   // (>= t2: the store's int4/int8 blob, read instead of the full one, or without one an int8
   // copy made on the host) or skip the expert (< t2). hobbit is lossy and never the default.
   std::string miss = "wait";
+  // Under a memory limit (the automatic tiers): a copy read from a mapped checkpoint releases
+  // its pages at once instead of leaving them in the page cache (host_tier.h).
+  bool release_read_pages = false;
   double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
   const placement::PlacementPlan* plan = nullptr;  // experts' homes, replicas and devices
   std::shared_ptr<const ExpertStore> store;  // when set, missing experts are read from it (NVMe)

@@ -78,6 +78,12 @@ bool MappedFile::release_pages(const void* p, size_t bytes) {
   if (it == registry().ranges.begin()) return false;
   --it;
   if (end > it->second) return false;
+  // PAGEOUT (Linux 5.4) drops the file's clean pages from the page cache when no one else maps
+  // them, which is what frees the memory under a cgroup limit; DONTNEED only unmaps them here.
+  // Older kernels refuse PAGEOUT (EINVAL): the unmapping alone is what they get.
+#ifdef MADV_PAGEOUT
+  (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+#endif
   MOE_CHECK(::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0, ErrorCode::kIo,
             "cannot release mapped pages: {}", std::strerror(errno));
   return true;

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace moe {
 
@@ -22,5 +24,26 @@ uint64_t current_resident_bytes() {
   if (read != 2) return 0;
   return pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
+
+namespace {
+// The number after `key` in a "Key: value" file, times `unit`; 0 when absent.
+uint64_t proc_field(const char* path, const char* key, uint64_t unit) {
+  std::FILE* f = std::fopen(path, "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t value = 0;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, n) == 0 && line[n] == ':') {
+      value = std::strtoull(line + n + 1, nullptr, 10) * unit;
+      break;
+    }
+  std::fclose(f);
+  return value;
+}
+}  // namespace
+
+uint64_t anonymous_resident_bytes() { return proc_field("/proc/self/status", "RssAnon", 1024); }
+uint64_t disk_read_bytes() { return proc_field("/proc/self/io", "read_bytes", 1); }
 
 }  // namespace moe

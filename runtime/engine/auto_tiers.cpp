@@ -21,7 +21,7 @@ TierChoice choose_tiers(const TierInputs& in) {
   TierChoice c;
   const uint64_t all_experts = uint64_t(in.experts) * in.expert_bytes;
   const uint64_t fixed = in.dense_bytes + in.kv_bytes + in.runtime_bytes;
-  const std::string sizes = fmt::format("dense weights {} + KV cache {} + runtime {} (resident now, and activations)", format_bytes(in.dense_bytes),
+  const std::string sizes = fmt::format("dense weights {} + KV cache {} + runtime {} (estimate: anonymous pages now, code, activations)", format_bytes(in.dense_bytes),
                                         format_bytes(in.kv_bytes), format_bytes(in.runtime_bytes));
   c.why.push_back(fmt::format("memory limit {} ({})", format_bytes(in.limit), in.limit_source));
   if (in.cuda) {

@@ -38,8 +38,8 @@ struct TierChoice {
 // expert per device beside the dense weights, KV cache and runtime.
 TierChoice choose_tiers(const TierInputs& in);
 
-// The runtime estimate: what the process holds before its weights are read (`baseline`: code,
-// the CUDA and BLAS libraries' pages, the tokenizer; its resident set when the engine starts),
+// The runtime estimate: what the process holds before its weights are read (`baseline`: the
+// anonymous pages of its libraries and tokenizer when the engine starts, and code pages),
 // plus the activations of `step_tokens` tokens of `hidden` (a few dozen rows of hidden and
 // intermediate floats each) and their attention scores over `context` positions.
 uint64_t runtime_estimate(uint64_t baseline, int64_t step_tokens, int64_t hidden, int64_t intermediate, int64_t heads,

@@ -79,7 +79,10 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
   in.streamed_per_layer = std::min<int64_t>(c.num_experts, int64_t(std::max(c.num_experts_per_tok, 1)) * std::max<int64_t>(f.batch, 1));
   in.kv_bytes = uint64_t(std::max<int64_t>(f.context, 1)) *
                 model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim);
-  in.runtime_bytes = runtime_estimate(current_resident_bytes(), std::min<int64_t>(f.context, 512), c.hidden_size,
+  // The anonymous pages now (the CUDA libraries' relocated data, the tokenizer) and a working
+  // set of code pages; the rest of the resident set is mapped files the kernel can reclaim.
+  const uint64_t baseline = (anonymous_resident_bytes() ? anonymous_resident_bytes() : current_resident_bytes()) + (uint64_t(32) << 20);
+  in.runtime_bytes = runtime_estimate(baseline, std::min<int64_t>(f.context, 512), c.hidden_size,
                                       std::max(c.intermediate_size, c.moe_intermediate_size), c.num_heads, f.context);
   in.devices = f.devices;
   in.from_store = dynamic_cast<const offload::StoreWeightSource*>(model_.source.get()) != nullptr;
@@ -157,6 +160,7 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   if (tiers && tiers->offload) {
     if (f.backend == "cuda") o.host_bytes = tiers->host_bytes;
     else o.device_bytes = tiers->device_bytes;
+    o.release_read_pages = true;
   }
   if (!f.profile_trace.empty()) profile_ = placement::load_any_trace(f.profile_trace);
   if (f.backend == "cuda") {
