@@ -67,7 +67,18 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
                c.num_experts, c.ds_moe.default_routing);
   if (c.shared_expert_intermediate_size > 0)
     fmt::print("shared       width {}{}\n", c.shared_expert_intermediate_size, c.shared_expert_gated ? ", gated" : "");
-  fmt::print("attention    {} heads, {} kv heads, head dim {}\n", c.num_heads, c.num_kv_heads, c.head_dim);
+  if (c.is_mla()) {  // the cache's row, beside what full K/V of every head would take
+    const loading::MlaConfig& m = c.mla;
+    const uint64_t latent = 4ull * uint64_t(c.num_layers) * uint64_t(c.head_dim);
+    const uint64_t full = 4ull * uint64_t(c.num_layers) * uint64_t(c.num_heads) * uint64_t(m.qk_head_dim() + m.v_head_dim);
+    fmt::print("attention    {} heads, multi-head latent: q_lora_rank {}, kv_lora_rank {}, qk dims {} + {} (rope), v dim {}\n",
+               c.num_heads, m.q_lora_rank > 0 ? std::to_string(m.q_lora_rank) : "none (q_proj)", m.kv_lora_rank,
+               m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim);
+    fmt::print("KV cache     {} per token (latent and rope key, f32), full K/V would take {}\n", format_bytes(latent),
+               format_bytes(full));
+  } else {
+    fmt::print("attention    {} heads, {} kv heads, head dim {}\n", c.num_heads, c.num_kv_heads, c.head_dim);
+  }
   fmt::print("hidden       {}, vocabulary {}, {}\n", c.hidden_size, c.vocab_size, dtype_name(c.dtype));
   fmt::print("expert bytes {} each, {} in all\n", format_bytes(bytes.per_expert), format_bytes(bytes.all_experts));
   fmt::print("resident     {} (attention, norms, routers, shared experts, embeddings)\n", format_bytes(bytes.resident));

@@ -40,10 +40,12 @@ void run(const Flags& f) {
   if (f.json) {
     nlohmann::json formats = nlohmann::json::object();
     for (const auto& [name, bytes] : s.format_bytes) formats[name] = bytes;
-    print_json({{"store", f.out}, {"file_bytes", s.file_bytes}, {"resident_bytes", s.resident_bytes}, {"expert_bytes", formats}});
+    print_json({{"store", f.out}, {"file_bytes", s.file_bytes}, {"resident_bytes", s.resident_bytes},
+                {"unused_bytes", s.unused_bytes}, {"expert_bytes", formats}});
     return;
   }
   fmt::print("wrote {} ({}): resident {}", f.out, format_bytes(s.file_bytes), format_bytes(s.resident_bytes));
+  if (s.unused_bytes > 0) fmt::print(", {} of unused layers left out", format_bytes(s.unused_bytes));
   for (const auto& [name, bytes] : s.format_bytes) fmt::print(", {} experts {}", name, format_bytes(bytes));
   fmt::print("\n");
 }

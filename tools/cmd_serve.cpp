@@ -55,7 +55,8 @@ void serve(const ServeFlags& f) {
   const loading::ModelConfig& c = loaded.config;
   const int64_t model_context = c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096;
   const int64_t context = f.context > 0 ? std::min(f.context, model_context) : model_context;
-  const uint64_t token_bytes = model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim);
+  const uint64_t token_bytes =
+      model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim, c.kv_values_stored());
   // Default KV budget: the whole batch at full context, at most 2 GiB (and one full context at least).
   const uint64_t kv_bytes = !f.kv_mem.empty() ? parse_byte_size(f.kv_mem)
       : std::max(uint64_t(context) * token_bytes, std::min(uint64_t(f.max_batch) * uint64_t(context) * token_bytes, uint64_t(2) << 30));

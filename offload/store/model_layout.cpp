@@ -1,5 +1,8 @@
 #include "offload/store/model_layout.h"
 
+#include <cctype>
+#include <string_view>
+
 #include "runtime/model/weights.h"
 
 namespace moe::offload {
@@ -12,6 +15,18 @@ StoreLayout store_layout_for(const loading::ModelConfig& config) {
   layout.expert_names = [config](int layer, int expert) {
     const model::ExpertTensorNames n = model::expert_tensor_names(config, layer, expert);
     return std::array<std::string, 3>{n.gate, n.up, n.down};
+  };
+  // Layers past num_hidden_layers (DeepSeek-V3's MTP layers, num_nextn_predict_layers) are never
+  // loaded: the engine, like transformers, runs the base model only.
+  layout.unused = [layers = config.num_layers](const std::string& name) {
+    constexpr std::string_view kPrefix = "model.layers.";
+    if (name.compare(0, kPrefix.size(), kPrefix) != 0) return false;
+    int layer = 0;
+    size_t i = kPrefix.size();
+    if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return false;
+    for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && layer < (1 << 20); ++i)
+      layer = layer * 10 + (name[i] - '0');
+    return layer >= layers;
   };
   return layout;
 }

@@ -116,6 +116,10 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   for (const std::string& name : checkpoint.names()) {
     if (expert_tensors.count(name)) continue;
     const loading::TensorInfo& info = checkpoint.info(name);
+    if (layout.unused && layout.unused(name)) {
+      summary.unused_bytes += info.nbytes();
+      continue;
+    }
     const Tensor t = checkpoint.tensor(name);
     file.pad_to(64);
     auto* entry = manifest.add_resident();

@@ -18,6 +18,9 @@ struct StoreLayout {
   std::vector<bool> sparse;  // per layer
   // Hugging Face names of an expert's gate, up and down matrices.
   std::function<std::array<std::string, 3>(int layer, int expert)> expert_names;
+  // Checkpoint tensors the engine never reads, left out of the store (DeepSeek-V3's
+  // multi-token-prediction layer after the last one); null: none.
+  std::function<bool(const std::string& name)> unused;
 };
 
 struct PackOptions {
@@ -29,6 +32,7 @@ struct PackOptions {
 struct PackSummary {
   uint64_t file_bytes = 0;
   uint64_t resident_bytes = 0;
+  uint64_t unused_bytes = 0;  // of the checkpoint's tensors left out (StoreLayout::unused)
   std::vector<std::pair<std::string, uint64_t>> format_bytes;  // per format, all experts
 };
 

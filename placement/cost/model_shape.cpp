@@ -64,6 +64,13 @@ ModelShape model_shape(const loading::ModelConfig& c, const std::string& name) {
     s.attention_params += q_out + 2 * kv_out + h + h * c.ds_moe.attention_experts;  // biases, MoA router
     per_layer = 4 * h + h;  // LayerNorm weights and biases, c_proj's bias
     dense += h + (c.ds_moe.learned_positions ? int64_t(c.max_position_embeddings) * h : 0);  // ln_f bias
+  } else if (c.is_mla()) {  // DeepSeek-V2/V3: q (or its LoRA pair), kv_a, kv_b and o, with the latent norms
+    const loading::MlaConfig& m = c.mla;
+    const int64_t heads = c.num_heads, qk = m.qk_head_dim();
+    s.attention_params = (m.q_lora_rank > 0 ? h * m.q_lora_rank + m.q_lora_rank + int64_t(m.q_lora_rank) * heads * qk
+                                            : h * heads * qk) +
+                         h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank +
+                         int64_t(m.kv_lora_rank) * heads * (m.qk_nope_head_dim + m.v_head_dim) + heads * m.v_head_dim * h;
   } else if (c.family == loading::ModelFamily::kBam) {  // every attention expert runs (soft routing)
     const int64_t A = c.bam.attention_experts;
     s.attention_params = A * 2 * h * q_out + (c.bam.expert_kv ? A : 1) * 2 * h * kv_out + h * A;

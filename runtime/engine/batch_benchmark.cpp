@@ -81,7 +81,7 @@ BatchDecodeResult run_batched_decode(model::Transformer& model, const BatchDecod
   const SchedulerStats& s = scheduler.stats();
   const model::KvBlockPool& pool = scheduler.pool();
   r.kv_bytes_per_token = scheduler.kv_bytes_per_token();
-  r.kv_theoretical_bytes_per_token = double(model::KvBlockPool::token_bytes(c.num_layers, pool.row_size()));
+  r.kv_theoretical_bytes_per_token = double(model::KvBlockPool::token_bytes(c.num_layers, pool.row_size(), pool.with_values()));
   if (o.measure_ceilings) {
     r.read_bandwidth = cpu::measure_read_bandwidth(cpu::ThreadPool::global());
     r.fma_peak = cpu::measure_fma_peak(cpu::ThreadPool::global());

@@ -20,7 +20,7 @@ struct BatchDecodeResult {
   double flops_per_step = 0;          // weight multiply-adds (x2) of the step's tokens
   double read_bandwidth = 0, fma_peak = 0;  // measured now (0 when the caller skips them)
   double kv_bytes_per_token = 0;      // pool blocks in use at full occupancy per token held
-  double kv_theoretical_bytes_per_token = 0;  // layers x kv heads x head_dim x 2 x 4 bytes
+  double kv_theoretical_bytes_per_token = 0;  // layers x kv heads x head_dim x 2 x 4 bytes (x 1 for MLA's latent)
   // Tokens/s if a step took only its weight reads at the read bandwidth, or only its FLOPs at peak.
   double bandwidth_bound() const { return weight_bytes_per_step > 0 && read_bandwidth > 0 ? batch * read_bandwidth / weight_bytes_per_step : 0; }
   double compute_bound() const { return flops_per_step > 0 && fma_peak > 0 ? batch * fma_peak / flops_per_step : 0; }

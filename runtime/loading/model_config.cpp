@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -21,6 +22,8 @@ class Fields {
   Fields(const json& doc, std::string_view source) : doc_(doc), source_(source) {}
 
   bool has(const char* key) const { return doc_.contains(key) && !doc_.at(key).is_null(); }
+  // Written as null (which some fields read differently from absent, e.g. q_lora_rank).
+  bool is_null(const char* key) const { return doc_.contains(key) && doc_.at(key).is_null(); }
 
   int get_int(const char* key, int fallback, int min_value = 0, int max_value = 1 << 30) const {
     if (!has(key)) return fallback;
@@ -102,6 +105,8 @@ bool parse_family(std::string_view model_type, ModelFamily* family) {
       {"deepseek", ModelFamily::kDeepseekMoe},  {"moe_plus_plus", ModelFamily::kMoePlusPlus},
       {"MoE++", ModelFamily::kMoePlusPlus},     {"ds_moe", ModelFamily::kDsMoe},
       {"bam", ModelFamily::kBam},
+      {"deepseek_v2", ModelFamily::kDeepseekV2}, {"deepseek_v3", ModelFamily::kDeepseekV3},
+      {"kimi_k2", ModelFamily::kDeepseekV3},  // Kimi-K2 is DeepseekV3ForCausalLM
   };
   for (const Entry& e : kFamilies) {
     if (e.name == model_type) {
@@ -134,6 +139,8 @@ RopeConfig parse_rope(const Fields& top, const json& doc, double default_theta) 
   rope.attention_factor = p.get_double("attention_factor", 0.0);
   rope.mscale = p.get_double("mscale", 0.0);
   rope.mscale_all_dim = p.get_double("mscale_all_dim", 0.0);
+  // YaRN's correction range is floored and ceiled unless truncate is false (not implemented).
+  MOE_CHECK(p.get_bool("truncate", true), ErrorCode::kUnsupported, "{}: rope truncate = false is not supported", top.source());
   static constexpr std::string_view kKnown[] = {"default", "linear", "dynamic", "yarn", "llama3"};
   bool known = false;
   for (std::string_view k : kKnown) known = known || rope.type == k;
@@ -195,6 +202,13 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
       }
       break;
     }
+    case ModelFamily::kDeepseekV2:
+    case ModelFamily::kDeepseekV3: {
+      // transformers: sparse from first_k_dense_replace on (moe_layer_freq other than 1 is refused).
+      const int first_dense = f.get_int("first_k_dense_replace", c->family == ModelFamily::kDeepseekV3 ? 3 : 0);
+      for (int l = 0; l < c->num_layers; ++l) c->sparse_layers[static_cast<size_t>(l)] = l >= first_dense;
+      break;
+    }
     case ModelFamily::kDeepseekMoe: {
       // DeepSeek's remote code: sparse when layer >= first_k_dense_replace and layer % freq == 0.
       const int first_dense = f.get_int("first_k_dense_replace", 0);
@@ -203,6 +217,98 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
         c->sparse_layers[static_cast<size_t>(l)] = c->num_experts > 0 && l >= first_dense && l % freq == 0;
       break;
     }
+  }
+}
+
+// DeepSeek-V2 and V3 as transformers' DeepseekV2Config / DeepseekV3Config (and their modeling
+// code) read them: multi-head latent attention, grouped routing, shared experts, dense first
+// layers. Fields that transformers ignores but DeepSeek's released code honours (norm_topk_prob
+// on V2, moe_layer_freq, topk_method on V3) are refused unless they leave the math unchanged.
+void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
+  constexpr int kMaxDim = 1 << 20;
+  const bool v3 = c->family == ModelFamily::kDeepseekV3;
+  const std::string_view src = f.source();
+  if (f.has("quantization_config")) {
+    const json& q = f.raw("quantization_config");
+    const std::string method = q.is_object() && q.contains("quant_method") && q.at("quant_method").is_string()
+                                   ? q.at("quant_method").get<std::string>() : q.dump();
+    fail(ErrorCode::kUnsupported, "{}: quantization_config (quant_method '{}') is not supported yet; use bf16 or f32 weights",
+         src, method);
+  }
+  MlaConfig& m = c->mla;
+  m.q_lora_rank = f.is_null("q_lora_rank") ? 0 : f.get_int("q_lora_rank", 1536, 1, kMaxDim);
+  m.kv_lora_rank = f.get_int("kv_lora_rank", 512, 1, kMaxDim);
+  m.qk_nope_head_dim = f.get_int("qk_nope_head_dim", 128, 0, kMaxDim);
+  m.qk_rope_head_dim = f.get_int("qk_rope_head_dim", 64, 2, kMaxDim);
+  m.v_head_dim = f.get_int("v_head_dim", 128, 1, kMaxDim);
+  MOE_CHECK(m.qk_rope_head_dim % 2 == 0, ErrorCode::kCorrupt, "{}: qk_rope_head_dim = {} must be even", src,
+            m.qk_rope_head_dim);
+  m.rope_interleave = v3 ? f.get_bool("rope_interleave", true) : true;  // V2's complex product pairs (2i, 2i+1)
+  // transformers builds every head's k and v from kv_b_proj: its repeat_kv needs as many KV heads as heads.
+  MOE_CHECK(c->num_kv_heads == c->num_heads, ErrorCode::kUnsupported,
+            "{}: num_key_value_heads = {} is not supported with multi-head latent attention (it must equal num_attention_heads, {})",
+            src, c->num_kv_heads, c->num_heads);
+  MOE_CHECK(c->rope.partial_rotary_factor == 1.0, ErrorCode::kUnsupported,
+            "{}: partial_rotary_factor = {} is not supported with multi-head latent attention (qk_rope_head_dim is the rotary part)",
+            src, c->rope.partial_rotary_factor);
+  // transformers' yarn_apply_mscale: any non-default rope type with mscale_all_dim scales the softmax.
+  m.softmax_scale = 1.0 / std::sqrt(double(m.qk_head_dim()));
+  if (c->rope.type != "default" && c->rope.mscale_all_dim != 0) {
+    const double factor = c->rope.factor;
+    const double mscale = factor <= 1 ? 1.0 : 0.1 * c->rope.mscale_all_dim * std::log(factor) + 1.0;
+    m.softmax_scale *= mscale * mscale;
+  }
+  c->num_kv_heads = 1;  // the cache's latent row (model_config.h)
+  c->head_dim = m.kv_lora_rank + m.qk_rope_head_dim;
+  c->attention_bias = c->output_bias = f.get_bool("attention_bias", false);  // q_a, kv_a and o_proj
+  if (!v3)
+    MOE_CHECK(!f.get_bool("mlp_bias", false), ErrorCode::kUnsupported, "{}: mlp_bias = true is not supported", src);
+
+  c->moe_intermediate_size = f.get_int("moe_intermediate_size", v3 ? 2048 : 1407, 1, kMaxDim);
+  c->num_experts = f.get_int("n_routed_experts", f.get_int("num_local_experts", v3 ? 256 : 64, 1, 1 << 16), 1, 1 << 16);
+  if (v3 && !f.has("num_experts_per_tok")) c->num_experts_per_tok = 8;
+  MOE_CHECK(v3 || f.has("num_experts_per_tok"), ErrorCode::kCorrupt, "{} has no 'num_experts_per_tok'", src);
+  const int shared = f.get_int("n_shared_experts", v3 ? 1 : 2, 0, 1024);
+  c->shared_expert_intermediate_size = shared * c->moe_intermediate_size;
+  const int freq = f.get_int("moe_layer_freq", 1, 1);
+  MOE_CHECK(freq == 1, ErrorCode::kUnsupported,
+            "{}: moe_layer_freq = {} is not supported (transformers makes every layer from first_k_dense_replace on sparse)",
+            src, freq);
+
+  GroupRoutingConfig& g = c->group_routing;
+  g.sigmoid = v3;
+  g.routed_scaling_factor = f.get_double("routed_scaling_factor", v3 ? 2.5 : 1.0);
+  const std::string scoring = f.get_string("scoring_func", v3 ? "sigmoid" : "softmax");
+  MOE_CHECK(scoring == (v3 ? "sigmoid" : "softmax"), ErrorCode::kUnsupported, "{}: scoring_func '{}' is not supported ({} only)",
+            src, scoring, v3 ? "sigmoid" : "softmax");
+  const int E = c->num_experts;
+  bool grouped = true;
+  if (v3) {
+    const std::string method = f.get_string("topk_method", "noaux_tc");
+    MOE_CHECK(method == "noaux_tc", ErrorCode::kUnsupported, "{}: topk_method '{}' is not supported (noaux_tc only)", src, method);
+    c->norm_topk_prob = f.get_bool("norm_topk_prob", true);
+    MOE_CHECK(!f.is_null("n_group") && !f.is_null("topk_group"), ErrorCode::kCorrupt,
+              "{}: n_group and topk_group must be numbers", src);
+  } else {
+    const std::string method = f.get_string("topk_method", "greedy");
+    MOE_CHECK(method == "greedy" || method == "group_limited_greedy", ErrorCode::kUnsupported,
+              "{}: topk_method '{}' is not supported (greedy, group_limited_greedy)", src, method);
+    grouped = method == "group_limited_greedy";
+    // transformers' V2 router never renormalises; DeepSeek's released code does: refused as ambiguous.
+    MOE_CHECK(!f.get_bool("norm_topk_prob", false), ErrorCode::kUnsupported,
+              "{}: norm_topk_prob = true is not supported for deepseek_v2 (transformers ignores it)", src);
+    c->norm_topk_prob = false;
+  }
+  if (grouped) {
+    g.n_group = f.get_int("n_group", v3 ? 8 : 1, 1, E);
+    g.topk_group = f.get_int("topk_group", v3 ? 4 : 1, 1, g.n_group);
+    MOE_CHECK(E % g.n_group == 0, ErrorCode::kCorrupt, "{}: n_routed_experts = {} does not split into n_group = {} groups", src,
+              E, g.n_group);
+    MOE_CHECK(!v3 || E / g.n_group >= 2, ErrorCode::kUnsupported,
+              "{}: n_group = {} leaves fewer than two experts per group (a V3 group scores its best two)", src, g.n_group);
+    MOE_CHECK(c->num_experts_per_tok <= g.topk_group * (E / g.n_group), ErrorCode::kCorrupt,
+              "{}: num_experts_per_tok = {} exceeds the {} experts of topk_group = {} groups", src, c->num_experts_per_tok,
+              g.topk_group * (E / g.n_group), g.topk_group);
   }
 }
 
@@ -218,6 +324,8 @@ std::string_view family_name(ModelFamily family) {
     case ModelFamily::kMoePlusPlus: return "moe_plus_plus";
     case ModelFamily::kDsMoe: return "ds_moe";
     case ModelFamily::kBam: return "bam";
+    case ModelFamily::kDeepseekV2: return "deepseek_v2";
+    case ModelFamily::kDeepseekV3: return "deepseek_v3";
   }
   return "?";
 }
@@ -252,7 +360,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   ModelConfig c;
   c.model_type = f.get_string("model_type", "");
   MOE_CHECK(parse_family(c.model_type, &c.family), ErrorCode::kUnsupported,
-            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, moe_plus_plus, ds_moe, bam)",
+            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, deepseek_v2, deepseek_v3, kimi_k2, moe_plus_plus, ds_moe, bam)",
             source_name, c.model_type);
 
   constexpr int kMaxDim = 1 << 20;
@@ -355,6 +463,8 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     }
     case ModelFamily::kMoePlusPlus:
     case ModelFamily::kDsMoe:
+    case ModelFamily::kDeepseekV2:
+    case ModelFamily::kDeepseekV3:
       break;  // below, once the common fields are known
     case ModelFamily::kBam: {
       c.moe_intermediate_size = c.intermediate_size;
@@ -424,13 +534,15 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     }
   }
   c.rope = parse_rope(f, doc, default_theta);
+  if (c.family == ModelFamily::kDeepseekV2 || c.family == ModelFamily::kDeepseekV3) parse_deepseek_v2(f, &c);
   MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,
             "{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source_name, c.num_experts_per_tok,
             c.num_experts);
   // Each family's name for the experts' width: absent, it was 0, and the error came later, about
   // tensor shapes.
   const bool own_width = c.family == ModelFamily::kQwen2Moe || c.family == ModelFamily::kQwen3Moe ||
-                         c.family == ModelFamily::kDeepseekMoe;
+                         c.family == ModelFamily::kDeepseekMoe || c.family == ModelFamily::kDeepseekV2 ||
+                         c.family == ModelFamily::kDeepseekV3;
   MOE_CHECK(c.num_experts == 0 || c.moe_intermediate_size > 0, ErrorCode::kCorrupt,
             "{} has no '{}' (the width of its {} experts)", source_name,
             own_width ? "moe_intermediate_size" : "intermediate_size", c.num_experts);

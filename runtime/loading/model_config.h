@@ -13,7 +13,7 @@
 
 namespace moe::loading {
 
-enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe, kBam };
+enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe, kBam, kDeepseekV2, kDeepseekV3 };
 std::string_view family_name(ModelFamily family);
 
 // Where the q/k normalisation applies: none, per head over head_dim (Qwen3), or over the whole
@@ -65,6 +65,31 @@ struct BamConfig {
   bool expert_kv = true;
 };
 
+// DeepSeek-V2/V3 multi-head latent attention, as transformers' DeepseekV2Attention computes it:
+// q = q_b(norm(q_a(x))) (or q_proj(x) when q_lora_rank is null), [latent, k_pe] =
+// kv_a_proj_with_mqa(x) with the latent RMS-normed (kv_a_layernorm), k and v of each head from
+// kv_b_proj(latent); each head's q and k end in a RoPE part of qk_rope_head_dim, k's shared by
+// the heads. The KV cache keeps [latent, rotated k_pe] (ModelConfig's head_dim, one KV head).
+struct MlaConfig {
+  int q_lora_rank = 0;   // 0: q_proj directly
+  int kv_lora_rank = 0;  // 0: not MLA
+  int qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  bool rope_interleave = true;  // RoPE pairs (2i, 2i+1) (V2; V3 by default); false: (i, i + d/2)
+  double softmax_scale = 0;     // qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 under YaRN
+  int qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+};
+
+// DeepSeek-V2/V3 routing (transformers' DeepseekV2TopkRouter / DeepseekV3TopkRouter): V2 takes
+// the softmax's top-k, from the best `topk_group` of `n_group` groups (a group's score: its best
+// expert) under group_limited_greedy; V3 the sigmoid's, chosen with e_score_correction_bias added
+// (a group's score: its two best), weighted by the unbiased scores, renormalised when
+// norm_topk_prob. Both multiply the weights by routed_scaling_factor.
+struct GroupRoutingConfig {
+  bool sigmoid = false;          // V3 (noaux_tc); false: V2's softmax
+  int n_group = 1, topk_group = 1;  // 1, 1: no group limit
+  double routed_scaling_factor = 1.0;
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::kMixtral;
   std::string model_type;
@@ -72,8 +97,8 @@ struct ModelConfig {
   int hidden_size = 0;
   int num_layers = 0;
   int num_heads = 0;
-  int num_kv_heads = 0;
-  int head_dim = 0;
+  int num_kv_heads = 0;  // MLA: 1 (the latent row is the one KV head)
+  int head_dim = 0;      // MLA: kv_lora_rank + qk_rope_head_dim (the cache's row, MlaConfig)
   int max_position_embeddings = 4096;
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
@@ -98,10 +123,16 @@ struct ModelConfig {
   MoePlusPlusConfig moe_plus_plus;  // family kMoePlusPlus only
   DsMoeConfig ds_moe;               // family kDsMoe only
   BamConfig bam;                    // family kBam only
-  // KV heads a layer's cache holds: BAM's Expert-KV keeps one set per attention expert.
+  MlaConfig mla;                    // families kDeepseekV2 and kDeepseekV3 only
+  GroupRoutingConfig group_routing; // families kDeepseekV2 and kDeepseekV3 only
+  bool is_mla() const { return mla.kv_lora_rank > 0; }
+  // KV heads a layer's cache holds: BAM's Expert-KV keeps one set per attention expert; MLA one
+  // latent row (num_kv_heads 1, head_dim kv_lora_rank + qk_rope_head_dim) that is both its keys
+  // and its values, so its pool stores no separate values (kv_values_stored).
   int kv_cache_heads() const {
     return family == ModelFamily::kBam && bam.expert_kv ? num_kv_heads * bam.attention_experts : num_kv_heads;
   }
+  bool kv_values_stored() const { return !is_mla(); }
   // Router outputs: the FFN experts plus MoE++'s zero-computation experts.
   int router_outputs() const {
     return num_experts + (family == ModelFamily::kMoePlusPlus ? moe_plus_plus.zero_computation_experts() : 0);

@@ -15,10 +15,10 @@ uint64_t next_generation() {
 }
 }  // namespace
 
-KvCache::KvCache(int num_layers, int num_kv_heads, int head_dim, int64_t capacity)
+KvCache::KvCache(int num_layers, int num_kv_heads, int head_dim, int64_t capacity, bool with_values)
     : capacity_(capacity), generation_(next_generation()) {
   MOE_CHECK(capacity > 0, ErrorCode::kInvalidArgument, "the KV cache needs room for at least one token");
-  pool_ = std::make_shared<KvBlockPool>(num_layers, int64_t{num_kv_heads} * head_dim, capacity, 1);
+  pool_ = std::make_shared<KvBlockPool>(num_layers, int64_t{num_kv_heads} * head_dim, capacity, 1, with_values);
   private_pool_ = true;
 }
 
@@ -36,7 +36,8 @@ KvCache& KvCache::operator=(const KvCache& other) {
   if (this == &other) return *this;
   release_blocks();
   // A private pool is copied whole; a shared one lends the copy blocks of its own.
-  pool_ = other.private_pool_ ? std::make_shared<KvBlockPool>(other.num_layers(), other.row_size(), other.block_tokens(), 1)
+  pool_ = other.private_pool_ ? std::make_shared<KvBlockPool>(other.num_layers(), other.row_size(), other.block_tokens(), 1,
+                                                             other.pool_->with_values())
                               : other.pool_;
   private_pool_ = other.private_pool_;
   capacity_ = other.capacity_;
@@ -47,7 +48,7 @@ KvCache& KvCache::operator=(const KvCache& other) {
   for (int l = 0; l < num_layers(); ++l)
     for (int64_t p = 0; p < other.length_; ++p) {
       std::memcpy(key_row(l, p), other.key_row(l, p), bytes);
-      std::memcpy(value_row(l, p), other.value_row(l, p), bytes);
+      if (pool_->with_values()) std::memcpy(value_row(l, p), other.value_row(l, p), bytes);
     }
   length_ = other.length_;
   return *this;

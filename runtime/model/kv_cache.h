@@ -1,6 +1,7 @@
 #pragma once
-// One sequence's keys and values for every layer, f32, in blocks of a KvBlockPool: a block
-// table maps the sequence's i-th block of tokens to a pool block. A cache made on its own owns a
+// One sequence's keys and values for every layer (keys only under multi-head latent attention,
+// whose latent row is both), f32, in blocks of a KvBlockPool: a block table maps the sequence's
+// i-th block of tokens to a pool block. A cache made on its own owns a
 // private pool of one block as long as its capacity (the single-sequence path: one contiguous
 // run of rows per layer); a cache made in a shared pool takes blocks as it grows and returns
 // them when cleared or destroyed.
@@ -17,8 +18,8 @@ namespace moe::model {
 
 class KvCache {
  public:
-  // A cache with a private pool of `capacity` tokens.
-  KvCache(int num_layers, int num_kv_heads, int head_dim, int64_t capacity);
+  // A cache with a private pool of `capacity` tokens (keys only when !with_values: KvBlockPool).
+  KvCache(int num_layers, int num_kv_heads, int head_dim, int64_t capacity, bool with_values = true);
   // A cache in a shared pool, holding at most `capacity` tokens.
   KvCache(std::shared_ptr<KvBlockPool> pool, int64_t capacity);
   ~KvCache();

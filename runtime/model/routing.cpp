@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/router.h"
 #include "runtime/core/error.h"
 
@@ -55,6 +57,67 @@ RoutingDecision route_top_k(const float* logits, int64_t num_tokens, int64_t num
     cpu::top_k(probs.data(), num_experts, options.top_k, ids.data(), values.data());
     if (options.renormalize) renormalize_largest_first(values, options.renormalize_epsilon);
     decision.add_token(ids, values);
+  }
+  return decision;
+}
+
+RoutingDecision route_grouped(const float* logits, int64_t num_tokens, int64_t num_experts, const GroupedTopK& o) {
+  const int64_t E = num_experts, G = o.n_group;
+  MOE_CHECK(G >= 1 && E % G == 0 && o.topk_group >= 1 && o.topk_group <= G, ErrorCode::kInvalidArgument,
+            "{} experts do not split into {} groups of which {} are kept", E, G, o.topk_group);
+  const int64_t per_group = E / G;
+  MOE_CHECK(o.top_k >= 1 && o.top_k <= o.topk_group * per_group, ErrorCode::kInvalidArgument,
+            "top-k of {} is impossible with {} experts in {} of {} groups", o.top_k, o.topk_group * per_group, o.topk_group, G);
+  MOE_CHECK(!o.sigmoid || G == 1 || per_group >= 2, ErrorCode::kInvalidArgument,
+            "a sigmoid router's groups score their best two experts; {} per group are too few", per_group);
+  // Best first; equal values by lower index, as a stable ranking.
+  const auto ranked = [](const std::vector<float>& v, int64_t k, std::vector<int32_t>& ids) {
+    ids.resize(v.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+      return v[size_t(a)] > v[size_t(b)] || (v[size_t(a)] == v[size_t(b)] && a < b);
+    });
+    ids.resize(size_t(k));
+  };
+  RoutingDecision decision;
+  std::vector<float> scores(static_cast<size_t>(E)), choice(static_cast<size_t>(E)), group_scores(static_cast<size_t>(G)),
+      masked(static_cast<size_t>(E)), weights;
+  std::vector<int32_t> groups, chosen;
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    std::copy_n(logits + t * E, E, scores.begin());
+    if (o.sigmoid) {
+      for (float& v : scores) v = cpu::sigmoid(v);
+    } else {
+      cpu::softmax(scores.data(), E);
+    }
+    for (int64_t e = 0; e < E; ++e) choice[size_t(e)] = o.bias ? scores[size_t(e)] + o.bias[e] : scores[size_t(e)];
+    if (G > 1) {
+      for (int64_t g = 0; g < G; ++g) {
+        const auto first = choice.begin() + g * per_group;
+        std::vector<float> members(first, first + per_group);
+        std::sort(members.begin(), members.end(), std::greater<>());
+        group_scores[size_t(g)] = o.sigmoid ? members[0] + members[1] : members[0];
+      }
+      ranked(group_scores, o.topk_group, groups);
+      // transformers masks the other groups with -inf (V3) or 0 (V2's probabilities, all above 0).
+      const float fill = o.sigmoid ? -std::numeric_limits<float>::infinity() : 0.0f;
+      std::fill(masked.begin(), masked.end(), fill);
+      for (int32_t g : groups)
+        std::copy_n(choice.begin() + g * per_group, per_group, masked.begin() + g * per_group);
+    } else {
+      masked = choice;
+    }
+    ranked(masked, o.top_k, chosen);
+    weights.resize(chosen.size());
+    for (size_t i = 0; i < chosen.size(); ++i) weights[i] = o.sigmoid ? scores[size_t(chosen[i])] : masked[size_t(chosen[i])];
+    if (o.renormalize) {
+      float sum = 0.0f;
+      for (float w : weights) sum += w;
+      sum += 1e-20f;
+      for (float& w : weights) w /= sum;
+    }
+    for (float& w : weights) w *= o.scaling;
+    decision.add_token(chosen, weights);
   }
   return decision;
 }

@@ -38,6 +38,25 @@ struct TopKRouting {
 RoutingDecision route_top_k(const float* logits, int64_t num_tokens, int64_t num_experts,
                             const TopKRouting& options);
 
+// DeepSeek-V2/V3's routing (loading::GroupRoutingConfig) over router logits [num_tokens,
+// num_experts], as transformers' DeepseekV2TopkRouter / DeepseekV3TopkRouter compute it:
+//   scores   softmax (V2) or sigmoid (V3) of the logits, in f32
+//   choice   scores + bias (V3's e_score_correction_bias; none when null)
+//   groups   with n_group > 1, only the best topk_group groups compete: a group scores its best
+//            choice (V2, group_limited_greedy) or the sum of its best two (V3)
+//   top-k    the top_k best choices of those groups
+//   weights  the chosen experts' scores (never the bias), divided by (their sum + 1e-20) when
+//            renormalize (V3's norm_topk_prob), times scaling (routed_scaling_factor)
+struct GroupedTopK {
+  int top_k = 1;
+  bool sigmoid = false;
+  int n_group = 1, topk_group = 1;
+  const float* bias = nullptr;  // [num_experts]
+  bool renormalize = false;
+  float scaling = 1.0f;
+};
+RoutingDecision route_grouped(const float* logits, int64_t num_tokens, int64_t num_experts, const GroupedTopK& options);
+
 // DS-MoE's inference-time routing modes (arXiv 2404.05567), selectable for any family:
 //   default         the family's own top-k
 //   dense           every expert, weighted by its softmax probability

@@ -10,6 +10,7 @@
 #include "runtime/core/error.h"
 #include "runtime/model/bam.h"
 #include "runtime/model/ds_moe.h"
+#include "runtime/model/mla.h"
 #include "runtime/model/moe_plus_plus.h"
 #include "runtime/model/resident_experts.h"
 #include "runtime/model/weight_matrix.h"
@@ -31,7 +32,7 @@ const float* or_null(const std::vector<float>& v) { return v.empty() ? nullptr :
 
 cpu::RopeParams rope_params_of(const loading::ModelConfig& c) {
   cpu::RopeParams p;
-  p.rotary_dim = static_cast<int>(std::lround(c.head_dim * c.rope.partial_rotary_factor));
+  p.rotary_dim = c.is_mla() ? c.mla.qk_rope_head_dim : static_cast<int>(std::lround(c.head_dim * c.rope.partial_rotary_factor));
   p.theta = c.rope.theta;
   p.type = c.rope.type;
   p.factor = c.rope.factor;
@@ -58,6 +59,7 @@ struct Transformer::Layer {
   bool sparse = false;
   GatedMlpMatrices dense_mlp;
   cpu::WeightMatrix router;
+  std::vector<float> router_bias;  // DeepSeek-V3's e_score_correction_bias
   bool has_shared = false;
   GatedMlpMatrices shared;
   bool shared_gated = false;
@@ -65,6 +67,7 @@ struct Transformer::Layer {
   std::unique_ptr<MoePlusPlusLayer> moe_plus_plus;
   std::unique_ptr<DsMoeLayer> ds;
   std::unique_ptr<BamAttentionLayer> bam;
+  std::unique_ptr<MlaLayer> mla;
 };
 
 Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
@@ -95,6 +98,8 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
     }
     if (config_.family == loading::ModelFamily::kBam) {
       layer.bam = std::make_unique<BamAttentionLayer>(bam_attention_layer(w.bam, config_));
+    } else if (config_.is_mla()) {
+      layer.mla = std::make_unique<MlaLayer>(mla_layer(w.mla, config_));
     } else {
       const AttentionWeights& a = w.attention;
       layer.q = matrix_of(a.q);
@@ -111,6 +116,7 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
     layer.sparse = w.sparse;
     if (w.sparse) {
       layer.router = cpu::weight_matrix(w.moe.router.weight);
+      layer.router_bias = floats_of(w.moe.router_bias);
       if (config_.family == loading::ModelFamily::kMoePlusPlus)
         layer.moe_plus_plus = std::make_unique<MoePlusPlusLayer>(moe_plus_plus_layer(w.moe, config_));
       layer.has_shared = w.moe.has_shared();
@@ -137,6 +143,9 @@ Transformer::~Transformer() = default;
 void Transformer::set_routing_mode(const RoutingMode& mode) {
   MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || config_.family != loading::ModelFamily::kMoePlusPlus,
             ErrorCode::kUnsupported, "MoE++ keeps its own routing (top-2 over FFN and zero-computation experts)");
+  MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || !grouped_routing(), ErrorCode::kUnsupported,
+            "{} keeps its own routing (grouped top-k with routed_scaling_factor); --routing {} is not supported",
+            loading::family_name(config_.family), mode.describe());
   MOE_CHECK(mode.kind != RoutingMode::Kind::kTopK || mode.k <= config_.num_experts, ErrorCode::kInvalidArgument,
             "topk:{} is impossible with {} experts", mode.k, config_.num_experts);
   routing_mode_ = mode;
@@ -152,7 +161,7 @@ void Transformer::set_expert_runner(ExpertRunner* runner) {
 }
 
 KvCache Transformer::make_cache(int64_t capacity) const {
-  return KvCache(config_.num_layers, config_.kv_cache_heads(), config_.head_dim, capacity);
+  return KvCache(config_.num_layers, config_.kv_cache_heads(), config_.head_dim, capacity, config_.kv_values_stored());
 }
 
 int64_t Transformer::max_positions() const {
@@ -163,7 +172,7 @@ int64_t Transformer::max_positions() const {
 
 std::shared_ptr<KvBlockPool> Transformer::make_kv_pool(int64_t block_tokens, int64_t num_blocks) const {
   return std::make_shared<KvBlockPool>(config_.num_layers, int64_t{config_.kv_cache_heads()} * config_.head_dim,
-                                       block_tokens, num_blocks);
+                                       block_tokens, num_blocks, config_.kv_values_stored());
 }
 
 std::vector<float> Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, LogitsWanted wanted) {
@@ -276,6 +285,10 @@ std::vector<float> Transformer::forward(std::span<const SequenceStep> batch) {
 
 void Transformer::attention(const Layer& layer, int index, const float* x, std::span<const int64_t> positions,
                             std::span<const TokenSpan> sequences, float* out) {
+  if (layer.mla) {  // DeepSeek-V2/V3
+    mla_attention(*layer.mla, config_, rope_params_, index, x, positions, sequences, out, linear_, attention_backend_);
+    return;
+  }
   const int64_t n = int64_t(positions.size());
   const loading::ModelConfig& c = config_;
   const int64_t hd = c.head_dim, q_width = int64_t{c.num_heads} * hd, kv_width = int64_t{c.num_kv_heads} * hd;
@@ -399,9 +412,29 @@ void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, 
                       float* out, std::vector<float>& gate_residual) {
   if (layer.moe_plus_plus) return moe_plus_plus(layer, index, x, n, positions, out, gate_residual);
   const loading::ModelConfig& c = config_;
-  const int64_t hidden = c.hidden_size;
   std::vector<float> logits(size_t(n * c.num_experts));
   cpu::matmul(x, n, layer.router, logits.data());
+  RoutingDecision decision;
+  if (grouped_routing()) {  // DeepSeek-V2/V3
+    GroupedTopK grouped;
+    grouped.top_k = c.num_experts_per_tok;
+    grouped.sigmoid = c.group_routing.sigmoid;
+    grouped.n_group = c.group_routing.n_group;
+    grouped.topk_group = c.group_routing.topk_group;
+    grouped.bias = or_null(layer.router_bias);
+    grouped.renormalize = c.norm_topk_prob;
+    grouped.scaling = float(c.group_routing.routed_scaling_factor);
+    decision = route_grouped(logits.data(), n, c.num_experts, grouped);
+  } else {
+    decision = family_route(logits.data(), n);
+  }
+  if (routing_hook_) routing_hook_(index, positions, decision);
+  run_routed_experts(index, x, decision, out);
+  add_shared_experts(layer, x, n, out);
+}
+
+RoutingDecision Transformer::family_route(const float* logits, int64_t n) const {
+  const loading::ModelConfig& c = config_;
   TopKRouting options;
   options.top_k = c.num_experts_per_tok;
   // Mixtral always renormalises; the others follow norm_topk_prob (DeepSeek adds 1e-20).
@@ -410,11 +443,11 @@ void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, 
     options.renormalize = c.norm_topk_prob && c.num_experts_per_tok > 1;
     options.renormalize_epsilon = 1e-20f;
   }
-  RoutingDecision decision = route_with_mode(logits.data(), n, c.num_experts, effective_routing_, options);
-  if (routing_hook_) routing_hook_(index, positions, decision);
+  return route_with_mode(logits, n, c.num_experts, effective_routing_, options);
+}
 
-  run_routed_experts(index, x, decision, out);
-
+void Transformer::add_shared_experts(const Layer& layer, const float* x, int64_t n, float* out) {
+  const int64_t hidden = config_.hidden_size;
   if (layer.has_shared) {
     std::vector<float> shared(size_t(n * hidden)), scratch;
     run_gated_mlp(layer.shared, x, n, shared.data(), scratch, linear_);

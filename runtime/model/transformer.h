@@ -1,6 +1,6 @@
 #pragma once
-// The forward pass of a decoder-only MoE transformer on the CPU: Mixtral, Qwen2/3-MoE, OLMoE
-// and DeepSeek-MoE, as transformers computes them, in f32 over weights in their stored dtype.
+// The forward pass of a decoder-only MoE transformer on the CPU: Mixtral, Qwen2/3-MoE, OLMoE,
+// DeepSeek-MoE and DeepSeek-V2/V3 (multi-head latent attention, mla.h), as transformers computes them, in f32 over weights in their stored dtype.
 //
 // Bit-determinism: every kernel's result for a token is independent of the batch it is
 // computed in and of the thread count, and experts are combined in expert-index order, so a
@@ -90,6 +90,13 @@ class Transformer {
   void run_routed_experts(int index, const float* x, const RoutingDecision& decision, float* out);
   void moe(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions, float* out,
            std::vector<float>& gate_residual);
+  // The family's top-k (and DS-MoE's modes) over router logits [n, num_experts].
+  RoutingDecision family_route(const float* logits, int64_t n) const;
+  // out += the layer's shared experts of x (Qwen2-MoE's gated), when it has them.
+  void add_shared_experts(const Layer& layer, const float* x, int64_t n, float* out);
+  bool grouped_routing() const {
+    return config_.family == loading::ModelFamily::kDeepseekV2 || config_.family == loading::ModelFamily::kDeepseekV3;
+  }
   void moe_plus_plus(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
                      float* out, std::vector<float>& gate_residual);
 

@@ -19,6 +19,8 @@ void walk(W& w, const Visit& visit) {
   };
   for (auto& layer : w.layers) {
     attention(layer.attention);
+    for (auto* l : {&layer.mla.q, &layer.mla.q_a, &layer.mla.q_b, &layer.mla.kv_a, &layer.mla.kv_b, &layer.mla.o})
+      linear(*l, WeightPart::kDense);
     linear(layer.bam.router, WeightPart::kRouter);
     for (auto& a : layer.bam.experts) attention(a);
     linear(layer.bam.shared_k, WeightPart::kDense);

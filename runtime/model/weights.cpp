@@ -62,6 +62,22 @@ void load_attention(const Loader& ld, const ModelConfig& c, const std::string& p
   }
 }
 
+void load_mla(const Loader& ld, const ModelConfig& c, const std::string& p, MlaWeights* a) {
+  const loading::MlaConfig& m = c.mla;
+  const int64_t h = c.hidden_size, heads = c.num_heads, q_out = heads * m.qk_head_dim();
+  if (m.q_lora_rank > 0) {
+    a->q_a = ld.linear(p + "q_a_proj", m.q_lora_rank, h, c.attention_bias);
+    a->q_a_norm = ld.get(p + "q_a_layernorm.weight", {m.q_lora_rank});
+    a->q_b = ld.linear(p + "q_b_proj", q_out, m.q_lora_rank, false);
+  } else {
+    a->q = ld.linear(p + "q_proj", q_out, h, false);
+  }
+  a->kv_a = ld.linear(p + "kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, c.attention_bias);
+  a->kv_a_norm = ld.get(p + "kv_a_layernorm.weight", {m.kv_lora_rank});
+  a->kv_b = ld.linear(p + "kv_b_proj", heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, false);
+  a->o = ld.linear(p + "o_proj", h, heads * m.v_head_dim, c.output_bias);
+}
+
 // MoE++ in the released layout: router wg (or wg.0 and wg.2), gate_map, FFN experts with gate
 // and up fused in up_proj [2I, H] (gate first), constant experts after them.
 void load_moe_plus_plus(const Loader& ld, const ModelConfig& c, int layer, const LoadOptions& options, MoeWeights* m) {
@@ -96,6 +112,7 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
   const std::string p = fmt::format("model.layers.{}.", layer);
   const std::string block = c.family == ModelFamily::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
   m->router = ld.linear(block + "gate", c.num_experts, c.hidden_size, false);
+  if (c.family == ModelFamily::kDeepseekV3) m->router_bias = ld.get(block + "gate.e_score_correction_bias", {c.num_experts});
   if (options.load_routed_experts) {
     m->experts.reserve(static_cast<size_t>(c.num_experts));
     for (int e = 0; e < c.num_experts; ++e) {
@@ -105,7 +122,9 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
     }
   }
   if (c.shared_expert_intermediate_size > 0) {
-    const std::string s = c.family == ModelFamily::kDeepseekMoe ? block + "shared_experts." : block + "shared_expert.";
+    const bool deepseek = c.family == ModelFamily::kDeepseekMoe || c.family == ModelFamily::kDeepseekV2 ||
+                          c.family == ModelFamily::kDeepseekV3;
+    const std::string s = deepseek ? block + "shared_experts." : block + "shared_expert.";
     m->shared = ld.mlp(s + "gate_proj", s + "up_proj", s + "down_proj", c.shared_expert_intermediate_size);
     if (c.shared_expert_gated) m->shared_gate = ld.linear(block + "shared_expert_gate", 1, c.hidden_size, false);
   }
@@ -220,7 +239,8 @@ ModelWeights load_weights(const ModelConfig& c, const loading::WeightSource& sou
       }
     } else {
       layer.post_attention_norm = ld.get(p + "post_attention_layernorm.weight", {h});
-      load_attention(ld, c, p + "self_attn.", &layer.attention);
+      if (c.is_mla()) load_mla(ld, c, p + "self_attn.", &layer.mla);
+      else load_attention(ld, c, p + "self_attn.", &layer.attention);
     }
     layer.sparse = c.is_sparse(l);
     if (layer.sparse) {
@@ -260,7 +280,15 @@ WeightBytes weight_bytes(const ModelConfig& c) {
   }
   uint64_t resident = uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
   for (int l = 0; l < c.num_layers; ++l) {
-    if (c.family == ModelFamily::kBam) {  // one norm; A attention experts (own or shared k/v)
+    if (c.is_mla()) {
+      const loading::MlaConfig& m = c.mla;
+      const uint64_t heads = uint64_t(c.num_heads);
+      resident += 2 * h + uint64_t(m.kv_lora_rank) + h * uint64_t(m.kv_lora_rank + m.qk_rope_head_dim) +
+                  uint64_t(m.kv_lora_rank) * heads * uint64_t(m.qk_nope_head_dim + m.v_head_dim) +
+                  heads * uint64_t(m.v_head_dim) * h;
+      resident += m.q_lora_rank > 0 ? uint64_t(m.q_lora_rank) * (h + 1 + heads * uint64_t(m.qk_head_dim()))
+                                    : h * heads * uint64_t(m.qk_head_dim());
+    } else if (c.family == ModelFamily::kBam) {  // one norm; A attention experts (own or shared k/v)
       const uint64_t A = uint64_t(c.bam.attention_experts);
       resident += h + A * h + A * 2 * h * q_out + (c.bam.expert_kv ? A : 1) * 2 * h * kv_out;
     } else {
@@ -268,6 +296,7 @@ WeightBytes weight_bytes(const ModelConfig& c) {
     }
     if (c.is_sparse(l)) {
       resident += uint64_t(c.num_experts) * h + 3 * h * uint64_t(c.shared_expert_intermediate_size);
+      if (c.family == ModelFamily::kDeepseekV3) resident += uint64_t(c.num_experts);  // e_score_correction_bias
       b.all_experts += uint64_t(c.num_experts) * b.per_expert;
     } else {
       resident += 3 * h * uint64_t(c.intermediate_size);

@@ -39,6 +39,20 @@ struct AttentionWeights {
   Tensor q_norm, k_norm;  // per head [head_dim] or full [heads * head_dim]; undefined when absent
 };
 
+// DeepSeek-V2/V3 multi-head latent attention (loading::MlaConfig), in transformers' names under
+// self_attn.: q_proj, or q_a_proj, q_a_layernorm and q_b_proj; kv_a_proj_with_mqa, kv_a_layernorm,
+// kv_b_proj and o_proj. q_a, kv_a and o carry biases with attention_bias.
+struct MlaWeights {
+  Linear q;          // [heads * qk_head_dim, hidden] when q_lora_rank is null
+  Linear q_a, q_b;   // [q_lora_rank, hidden], [heads * qk_head_dim, q_lora_rank]
+  Tensor q_a_norm;   // [q_lora_rank]
+  Linear kv_a;       // [kv_lora_rank + qk_rope_head_dim, hidden]
+  Tensor kv_a_norm;  // [kv_lora_rank]
+  Linear kv_b;       // [heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank]
+  Linear o;          // [hidden, heads * v_head_dim]
+  bool defined() const { return kv_a.weight.defined(); }
+};
+
 // A MoE++ constant expert: softmax(mix x) . [x, constant].
 struct ConstantExpert {
   Tensor constant;  // [hidden]
@@ -47,6 +61,7 @@ struct ConstantExpert {
 
 struct MoeWeights {
   Linear router;                   // [num_experts, hidden] (MoE++ two-layer gate: its first layer)
+  Tensor router_bias;              // DeepSeek-V3: e_score_correction_bias [num_experts], for the choice only
   std::vector<GatedMlp> experts;   // resident routed experts (empty when an expert store serves them)
   GatedMlp shared;                 // shared expert(s); undefined weights when absent
   Linear shared_gate;              // Qwen2-MoE: sigmoid gate [1, hidden]
@@ -78,6 +93,7 @@ struct LayerWeights {
   BamAttentionWeights bam;  // family kBam only
   DsMoeWeights ds;  // family kDsMoe only
   AttentionWeights attention;
+  MlaWeights mla;  // families kDeepseekV2 and kDeepseekV3 only
   bool sparse = false;
   GatedMlp dense_mlp;  // when !sparse
   MoeWeights moe;      // when sparse

@@ -39,12 +39,12 @@ def spread_weights(model, seed):
                 p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
 
 
-def write_fixture(name, model, shard_bytes=None):
+def write_fixture(name, model, shard_bytes=None, dtype=torch.bfloat16):
     out = ROOT / name
     out.mkdir(parents=True, exist_ok=True)
     for f in out.glob("*.safetensors*"):
         f.unlink()
-    model = model.to(torch.bfloat16)
+    model = model.to(dtype)
     if shard_bytes:
         model.save_pretrained(out, max_shard_size=shard_bytes)
     else:
@@ -60,7 +60,8 @@ def write_fixture(name, model, shard_bytes=None):
     (out / "expected.json").write_text(json.dumps({
         "prompt": PROMPT, "generated": generated,
         "transformers": transformers.__version__, "torch": torch.__version__,
-        "note": "f32 reference over bf16 weights, eager attention; see tests/reference/make_hf_fixtures.py",
+        "note": f"f32 reference over {'bf16' if dtype == torch.bfloat16 else 'f32'} weights, eager attention; "
+                "see tests/reference/make_hf_fixtures.py",
     }, indent=1) + "\n")
     (out / "generation_config.json").unlink(missing_ok=True)
     print(f"{name}: {sum(f.stat().st_size for f in out.iterdir())} bytes, generated {generated}")

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "runtime/core/error.h"
 #include "runtime/loading/model_config.h"
 #include "tests/unit/model/tiny_configs.h"
@@ -97,6 +99,91 @@ TEST(ModelConfig, RefusesValuesThatMakeNaNsAndNamesWhatIsMissing) {
   expect_error("olmoe", R"("intermediate_size": 40, )", "", "has no 'intermediate_size'");
   expect_error("qwen3_moe", R"("moe_intermediate_size": 24,)", "", "has no 'moe_intermediate_size'");
   expect_error("deepseek", R"("moe_intermediate_size": 24,)", "", "has no 'moe_intermediate_size'");
+}
+
+// DeepSeek-V2/V3 as DeepseekV2Config / DeepseekV3Config and their modeling code read them: the
+// cache's latent row as the one KV head, the softmax scale under YaRN, routing per version.
+TEST(ModelConfig, DeepSeekV2AndV3) {
+  const ModelConfig v2 = parse_model_config(moe::testing::tiny_config("deepseek_v2"), "v2");
+  EXPECT_EQ(v2.family, ModelFamily::kDeepseekV2);
+  ASSERT_TRUE(v2.is_mla());
+  EXPECT_EQ(v2.mla.q_lora_rank, 0);  // null: q_proj
+  EXPECT_EQ(v2.num_kv_heads, 1);
+  EXPECT_EQ(v2.head_dim, 16 + 4);
+  EXPECT_FALSE(v2.kv_values_stored());
+  EXPECT_TRUE(v2.mla.rope_interleave);
+  EXPECT_DOUBLE_EQ(v2.mla.softmax_scale, 1 / std::sqrt(12.0));
+  EXPECT_EQ(v2.sparse_layers, (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(v2.shared_expert_intermediate_size, 24);
+  EXPECT_FALSE(v2.group_routing.sigmoid);
+  EXPECT_EQ(v2.group_routing.n_group, 3);
+  EXPECT_EQ(v2.group_routing.topk_group, 2);
+  EXPECT_DOUBLE_EQ(v2.group_routing.routed_scaling_factor, 1.5);
+  const ModelConfig v3 = parse_model_config(moe::testing::tiny_config("deepseek_v3"), "v3");
+  EXPECT_EQ(v3.family, ModelFamily::kDeepseekV3);
+  EXPECT_EQ(v3.mla.q_lora_rank, 12);
+  EXPECT_TRUE(v3.group_routing.sigmoid);
+  EXPECT_TRUE(v3.norm_topk_prob);
+  // Absent fields take DeepseekV3Config's defaults: q_lora_rank 1536, first_k_dense_replace 3.
+  const ModelConfig defaults = parse_model_config(
+      R"({"model_type": "deepseek_v3", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 2,
+          "intermediate_size": 8})", "v3");
+  EXPECT_EQ(defaults.mla.q_lora_rank, 1536);
+  EXPECT_EQ(defaults.sparse_layers, (std::vector<bool>{false, false, false, true}));
+  EXPECT_EQ(defaults.num_experts, 256);
+  EXPECT_EQ(defaults.num_experts_per_tok, 8);
+  EXPECT_EQ(defaults.group_routing.n_group, 8);
+  EXPECT_DOUBLE_EQ(defaults.group_routing.routed_scaling_factor, 2.5);
+  std::string kimi = moe::testing::tiny_config("deepseek_v3");
+  kimi.replace(kimi.find("deepseek_v3"), 11, "kimi_k2");
+  EXPECT_EQ(parse_model_config(kimi, "k2").family, ModelFamily::kDeepseekV3);
+  // yarn_apply_mscale: the softmax scale times mscale(factor, mscale_all_dim)^2.
+  const std::string yarn = R"({"rope_scaling": {"type": "yarn", "factor": 40, "mscale": 0.707, "mscale_all_dim": 0.707,
+      "original_max_position_embeddings": 4096}, )";
+  const ModelConfig scaled = parse_model_config(yarn + moe::testing::tiny_config("deepseek_v2").substr(1), "v2");
+  const double m = 0.1 * 0.707 * std::log(40.0) + 1.0;
+  EXPECT_DOUBLE_EQ(scaled.mla.softmax_scale, m * m / std::sqrt(12.0));
+  EXPECT_EQ(scaled.rope.type, "yarn");
+}
+
+// Every DeepSeek-V2/V3 field that changes the math and is not implemented is refused, naming the
+// field and its value; so are those that transformers and DeepSeek's own code read differently.
+TEST(ModelConfig, DeepSeekV2AndV3RefuseWhatTheyDoNotRun) {
+  const auto message = [](const std::string& model_type, const std::string& extra) {
+    try {
+      const std::string tiny = moe::testing::tiny_config(model_type);  // the extra fields last: they win
+      parse_model_config(tiny.substr(0, tiny.size() - 1) + ", " + extra + "}", "config.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const auto expect_error = [&](const std::string& model_type, const std::string& extra, const std::string& says) {
+    const std::string m = message(model_type, extra);
+    EXPECT_NE(m.find(says), std::string::npos) << model_type << " with " << extra << ": " << m;
+  };
+  expect_error("deepseek_v3", R"("quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]})",
+               "quantization_config (quant_method 'fp8') is not supported");
+  expect_error("deepseek_v2", R"("norm_topk_prob": true)", "norm_topk_prob = true is not supported for deepseek_v2");
+  expect_error("deepseek_v3", R"("moe_layer_freq": 2)", "moe_layer_freq = 2 is not supported");
+  expect_error("deepseek_v3", R"("topk_method": "greedy")", "topk_method 'greedy' is not supported");
+  expect_error("deepseek_v2", R"("topk_method": "noaux_tc")", "topk_method 'noaux_tc' is not supported");
+  expect_error("deepseek_v3", R"("scoring_func": "softmax")", "scoring_func 'softmax' is not supported");
+  expect_error("deepseek_v2", R"("scoring_func": "sigmoid")", "scoring_func 'sigmoid' is not supported");
+  expect_error("deepseek_v2", R"("mlp_bias": true)", "mlp_bias = true is not supported");
+  expect_error("deepseek_v3", R"("partial_rotary_factor": 0.5)", "partial_rotary_factor = 0.5 is not supported");
+  expect_error("deepseek_v3", R"("num_experts_per_tok": 5)", "num_experts_per_tok = 5 exceeds the 4 experts");
+  expect_error("deepseek_v3", R"("n_group": 6)", "n_group = 6 leaves fewer than two experts per group");
+  expect_error("deepseek_v2", R"("n_group": 4)", "does not split into n_group = 4 groups");
+  expect_error("deepseek_v3", R"("qk_rope_head_dim": 5)", "qk_rope_head_dim = 5 must be even");
+  expect_error("deepseek_v3", R"("n_group": null)", "n_group and topk_group must be numbers");
+  expect_error("deepseek_v3", R"("rope_scaling": {"type": "yarn", "factor": 4, "truncate": false})",
+               "rope truncate = false is not supported");
+  expect_error("deepseek_v2", R"("num_key_value_heads": 2)", "num_key_value_heads = 2 is not supported");
+  // What leaves the math alone is accepted: V2's greedy with groups given, V3's noaux_tc, MTP layers.
+  EXPECT_EQ(message("deepseek_v2", R"("topk_method": "greedy", "norm_topk_prob": false)"), "accepted");
+  EXPECT_EQ(message("deepseek_v3", R"("topk_method": "noaux_tc", "num_nextn_predict_layers": 1, "scoring_func": "sigmoid")"),
+            "accepted");
 }
 
 }  // namespace

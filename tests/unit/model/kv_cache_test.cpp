@@ -39,6 +39,27 @@ TEST(KvBlockPool, SizesItsBudget) {
 
 // Random sequences grow, shrink (clear) and end against a reference of who holds what: no block
 // is ever held twice, every block comes back, and a cache that cannot grow is left unchanged.
+// A pool without values (multi-head latent attention): half the bytes, values() are the keys,
+// and caches made in it or copied from one keep their rows.
+TEST(KvBlockPool, KeysOnlyPoolsHoldHalfTheBytes) {
+  KvBlockPool pool(3, 10, 4, 5, /*with_values=*/false);
+  EXPECT_FALSE(pool.with_values());
+  EXPECT_EQ(pool.block_bytes(), uint64_t(3 * 10 * 4 * sizeof(float)));
+  EXPECT_EQ(KvBlockPool::block_bytes(3, 10, 4), 2 * pool.block_bytes());
+  EXPECT_EQ(KvBlockPool::token_bytes(3, 10, false), uint64_t(3 * 10 * sizeof(float)));
+  EXPECT_EQ(KvBlockPool::blocks_within(10 * pool.block_bytes(), 3, 10, 4, false), 10);
+  EXPECT_EQ(pool.values(2), pool.keys(2));
+  KvCache private_cache(3, 1, 10, 6, /*with_values=*/false);
+  private_cache.advance(6);
+  for (int l = 0; l < 3; ++l)
+    for (int64_t p = 0; p < 6; ++p) std::fill_n(private_cache.key_row(l, p), 10, float(l * 100 + p));
+  EXPECT_EQ(private_cache.value_row(1, 2), private_cache.key_row(1, 2));
+  const KvCache copy = private_cache;
+  EXPECT_FALSE(copy.pool().with_values());
+  EXPECT_EQ(copy.key_row(2, 5)[9], 205.0f);
+  EXPECT_EQ(copy.blocks(1).values, copy.blocks(1).keys);
+}
+
 TEST(KvCache, RandomWorkloadAgainstAReferenceModel) {
   std::mt19937 rng(3);
   const int64_t block_tokens = 5, blocks = 40;

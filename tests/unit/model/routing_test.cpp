@@ -10,6 +10,63 @@
 namespace moe::model {
 namespace {
 
+// DeepSeek-V2 greedy: the softmax's top-k, each weight times routed_scaling_factor, never renormalised.
+TEST(RouteGrouped, V2GreedyIsTheSoftmaxTopKScaled) {
+  const float logits[] = {0.0f, 2.0f, 1.0f, 3.0f};
+  const RoutingDecision d = route_grouped(logits, 1, 4, {.top_k = 2, .scaling = 1.5f});
+  ASSERT_EQ(d.experts, (std::vector<int32_t>{1, 3}));
+  const double z = std::exp(0.0) + std::exp(2.0) + std::exp(1.0) + std::exp(3.0);
+  EXPECT_NEAR(d.weights[0], 1.5 * std::exp(2.0) / z, 1e-6);
+  EXPECT_NEAR(d.weights[1], 1.5 * std::exp(3.0) / z, 1e-6);
+}
+
+// group_limited_greedy: a group scores its best expert; only the best topk_group groups compete,
+// so the second-best expert overall loses to a weaker one of a kept group.
+TEST(RouteGrouped, V2GroupLimitedKeepsTheBestGroupsByTheirBestExpert) {
+  // Groups {0,1} {2,3} {4,5}, their bests 3.0, 2.9, 2.95: without groups the top-3 is 0, 5, 2.
+  const float logits[] = {3.0f, 2.8f, 2.9f, 0.1f, 0.5f, 2.95f};
+  const RoutingDecision wide = route_grouped(logits, 1, 6, {.top_k = 3});
+  EXPECT_EQ(wide.experts, (std::vector<int32_t>{0, 2, 5}));
+  const RoutingDecision grouped = route_grouped(logits, 1, 6, {.top_k = 3, .n_group = 3, .topk_group = 2});
+  // Groups 0 and 2 are kept: expert 2 (2.9) is out, expert 1 (2.8) in.
+  EXPECT_EQ(grouped.experts, (std::vector<int32_t>{0, 1, 5}));
+  double z = 0;
+  for (float l : logits) z += std::exp(double(l));
+  EXPECT_NEAR(grouped.weights[1], std::exp(2.8) / z, 1e-6);  // the unmasked probability
+  // A top-k larger than the kept groups' experts is refused (transformers would pick masked zeros).
+  EXPECT_THROW(route_grouped(logits, 1, 6, {.top_k = 5, .n_group = 3, .topk_group = 2}), Error);
+  EXPECT_THROW(route_grouped(logits, 1, 6, {.top_k = 2, .n_group = 4, .topk_group = 2}), Error);
+}
+
+// DeepSeek-V3 noaux_tc: sigmoid scores; the correction bias changes which experts are chosen
+// (groups by the sum of their two best biased scores) but never the weights, which are the
+// unbiased scores renormalised (+1e-20) and scaled.
+TEST(RouteGrouped, V3BiasChoosesButTheUnbiasedScoresWeigh) {
+  const float logits[] = {1.0f, 0.9f, 0.0f, -0.1f, 0.8f, 0.7f, -2.0f, -3.0f};
+  const float bias[] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 2.0f, 2.5f};
+  const auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  const RoutingDecision plain = route_grouped(logits, 1, 8, {.top_k = 2, .sigmoid = true});
+  EXPECT_EQ(plain.experts, (std::vector<int32_t>{0, 1}));
+  // With the bias, experts 6 and 7 rank first (sigmoid + 2 > 1) though their scores are tiny.
+  const RoutingDecision biased =
+      route_grouped(logits, 1, 8, {.top_k = 2, .sigmoid = true, .bias = bias, .renormalize = true, .scaling = 2.5f});
+  ASSERT_EQ(biased.experts, (std::vector<int32_t>{6, 7}));
+  const double s6 = sigmoid(-2.0), s7 = sigmoid(-3.0);
+  EXPECT_NEAR(biased.weights[0], 2.5 * s6 / (s6 + s7), 1e-6);
+  EXPECT_NEAR(biased.weights[1], 2.5 * s7 / (s6 + s7), 1e-6);
+  // Four groups of two, two kept by the sum of their biased scores: group 3 (6, 7: 4.67) and
+  // group 0 (0, 1: 1.44) beat group 2 (4, 5: 1.36); the top-3 of those is 7, 6, 0.
+  const RoutingDecision grouped =
+      route_grouped(logits, 1, 8, {.top_k = 3, .sigmoid = true, .n_group = 4, .topk_group = 2, .bias = bias});
+  EXPECT_EQ(grouped.experts, (std::vector<int32_t>{0, 6, 7}));
+  EXPECT_NEAR(grouped.weights[0], sigmoid(1.0), 1e-6);  // not renormalised, scaling 1
+  // One group kept: group 3, whose experts win although their own scores are the smallest.
+  const RoutingDecision one = route_grouped(logits, 1, 8, {.top_k = 2, .sigmoid = true, .n_group = 4, .topk_group = 1, .bias = bias});
+  EXPECT_EQ(one.experts, (std::vector<int32_t>{6, 7}));
+  // A sigmoid group of one expert has no second best.
+  EXPECT_THROW(route_grouped(logits, 1, 8, {.top_k = 2, .sigmoid = true, .n_group = 8, .topk_group = 2}), Error);
+}
+
 TEST(RouteTopK, PicksTheLargestAndSortsByExpert) {
   // softmax of {0, 2, 1, 3}: experts 3 and 1 win.
   const float logits[] = {0.0f, 2.0f, 1.0f, 3.0f};

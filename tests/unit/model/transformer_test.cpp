@@ -226,7 +226,7 @@ TEST(LinearBackend, TakesBamsAttentionExperts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
-                         ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek"));
+                         ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek", "deepseek_v2", "deepseek_v3"));
 
 TEST(Transformer, ReplacedRoutingChangesTheResult) {
   LoadedModel m = tiny_model("mixtral");
