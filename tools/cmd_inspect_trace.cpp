@@ -1,4 +1,5 @@
 // `moe inspect TRACE [--plot FILE.svg]`: routing statistics of a router trace.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -25,6 +26,10 @@ void inspect_trace(const std::filesystem::path& path, const InspectOptions& opti
     MOE_CHECK(!out.fail(), ErrorCode::kIo, "cannot write {}", options.plot_path);
   }
   const int64_t keys = int64_t(s.model.num_layers) * s.model.num_experts;
+  int max_ahead = 0;  // recorded gate guesses (moe profile), the farthest ahead
+  for (const auto& t : trace.tokens)
+    for (const auto& l : t.layers)
+      for (const auto& g : l.guesses) max_ahead = std::max(max_ahead, g.ahead);
   if (options.json) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : s.layers)
@@ -35,6 +40,7 @@ void inspect_trace(const std::filesystem::path& path, const InspectOptions& opti
     print_json({{"kind", "trace"}, {"path", path.string()}, {"source", source}, {"model", s.model.name},
                 {"layers", s.model.num_layers}, {"experts", s.model.num_experts}, {"top_k", s.model.top_k},
                 {"tokens", s.tokens}, {"sequences", s.sequences}, {"gaps", s.gaps}, {"activations", s.activations},
+                {"gate_guesses_ahead", max_ahead},
                 {"mean_transition_accuracy", nan_as_null(s.mean_transition_accuracy)},
                 {"median_reuse_distance", s.median_reuse_distance()}, {"cold_uses", s.cold_uses},
                 {"reuse_histogram", s.reuse_histogram}, {"lru_hit_rate_by_cache_share", lru}, {"per_layer", layers}});
@@ -50,8 +56,10 @@ void inspect_trace(const std::filesystem::path& path, const InspectOptions& opti
   fmt::print("model     {}: {} MoE layers x {} experts, {}\n", s.model.name, s.model.num_layers, s.model.num_experts,
              routing);
   fmt::print("tokens    {} in {} sequences, {} expert activations, {} gaps\n", s.tokens, s.sequences, s.activations, s.gaps);
-  fmt::print("next layer: the most frequent successor is right {:.1f}% of the time (mean over layers)\n",
+  fmt::print("next layer: the most frequent successor is right {:.1f}% of the time (mean over layers, in-sample: moe "
+             "predict eval judges predictors on another trace)\n",
              100 * s.mean_transition_accuracy);
+  if (max_ahead > 0) fmt::print("guesses   the gates' guesses for 1 to {} layers ahead are recorded (moe profile)\n", max_ahead);
   fmt::print("reuse     median {} distinct experts between two uses; LRU hit rate with 10/25/50/75% of experts cached: "
              "{:.1f} / {:.1f} / {:.1f} / {:.1f}%\n",
              s.median_reuse_distance(), 100 * s.lru_hit_rate(keys / 10), 100 * s.lru_hit_rate(keys / 4),

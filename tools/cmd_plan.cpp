@@ -58,7 +58,9 @@ void setup(CLI::App& app) {
   app.add_option("--admission", o->planner.sim.admission, "cache admission the prediction assumes (frequency, all)")
       ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", o->planner.sim.prefetch,
-                 "prefetcher the prediction assumes: none (default), stats, or oracle (reads the trace: an upper bound)");
+                 "prefetcher the prediction assumes: none (default); gate (the guesses moe profile recorded in the trace); "
+                 "stats, history or popularity (learnt from the first half of the trace's sequences, the plan judged on the "
+                 "rest); NAME:D for D layers ahead; or oracle (reads the trace: an upper bound)");
   app.add_flag("--explain", o->explain, "say where the memory and the time go");
   app.add_flag("--json", o->json, "print the plan as JSON");
   app.callback([o] { run(*o); });

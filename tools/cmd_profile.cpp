@@ -4,9 +4,11 @@
 #include <fstream>
 
 #include "runtime/core/error.h"
+#include "offload/executor/routing_trace.h"
 #include "runtime/core/progress.h"
 #include "runtime/model/generator.h"
 #include "runtime/model/model_loader.h"
+#include "runtime/model/resident_experts.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/command.h"
 #include "tools/numeric_flags.h"
@@ -18,6 +20,7 @@ namespace {
 struct Flags {
   std::string model, prompts, output;
   int max_new_tokens = 32;
+  int guess_depth = 3;
   bool json = false;
   WeightFlags weights;
 };
@@ -32,13 +35,29 @@ void run(const Flags& f) {
 
   model::LoadedModel loaded = model::load_model(f.model, f.weights.load_options());
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
+  // The routing, and what the gates of the next layers guess from each MoE layer's input
+  // (recorded beside it, so `moe sim --prefetch gate` and `moe predict eval` judge a real
+  // predictor). Installed before the engine, which chains its hook after ours and undoes both.
+  model::Transformer& transformer = *loaded.transformer;
+  const std::string name = std::filesystem::path(f.model).filename().string();
+  offload::TraceRecorder recorder(f.output, loaded.config, name, "moe profile " + name);
+  transformer.set_routing_hook(recorder.hook());
+  model::ResidentExperts resident(transformer.weights(), loaded.config.activation);
+  // 2 x top-k ranked experts a guess, so a prefetcher of more than top-k can be judged too.
+  offload::GateGuessRecorder guesses(transformer, resident, recorder, f.guess_depth,
+                                     std::min(loaded.config.num_experts, 2 * std::max(1, loaded.config.num_experts_per_tok)));
+  // Offloaded-style runners compute SwiGLU only (Transformer::set_expert_runner): other
+  // activations keep the model's own runner and record the routing alone.
+  const bool record_guesses = f.guess_depth > 0 && loaded.config.activation == cpu::Activation::kSilu &&
+                              loaded.config.num_sparse_layers() > 1;
+  if (record_guesses) transformer.set_expert_runner(&guesses);
   OffloadFlags flags;
-  flags.trace_out = f.output;
-  engine::Engine session(loaded, flags, std::filesystem::path(f.model).filename().string());
+  engine::Engine session(loaded, flags, name);
   ProgressBar progress("profiling", prompts.size());
   int64_t tokens = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     session.begin_sequence(int64_t(i));
+    recorder.begin_sequence(int64_t(i));
     model::GenerationOptions options;
     options.max_new_tokens = f.max_new_tokens;
     const auto result = model::generate(*loaded.transformer, tokenizer->encode(prompts[i]), options, [](int32_t) { return true; });
@@ -46,11 +65,16 @@ void run(const Flags& f) {
     progress.advance(1);
   }
   session.finish();
+  recorder.finish();
+  const int depth = record_guesses ? std::min(f.guess_depth, loaded.config.num_sparse_layers() - 1) : 0;
   if (f.json) {
-    print_json({{"trace", f.output}, {"prompts", prompts.size()}, {"tokens", tokens}, {"stats", session.stats_json()}});
+    print_json({{"trace", f.output}, {"prompts", prompts.size()}, {"tokens", tokens}, {"gate_guesses_ahead", depth},
+                {"stats", session.stats_json()}});
     return;
   }
-  fmt::print("{}: {} prompts, {} tokens of routing recorded\n", f.output, prompts.size(), tokens);
+  fmt::print("{}: {} prompts, {} tokens of routing recorded", f.output, prompts.size(), tokens);
+  if (depth > 0) fmt::print(", with the gate guesses for 1 to {} layers ahead", depth);
+  fmt::print("\n");
   if (!loaded.quantization.empty()) fmt::print("{}\n", loaded.quantization.describe());
 }
 
@@ -60,6 +84,9 @@ void setup(CLI::App& app) {
   app.add_option("--prompts", f->prompts, "text file, one prompt per line")->required()->check(CLI::ExistingFile);
   app.add_option("-o,--output", f->output, "trace file to write")->required();
   app.add_option("-n,--max-new-tokens", f->max_new_tokens, "tokens generated per prompt (greedy)")->capture_default_str()->check(whole_number(0, 1 << 20));
+  app.add_option("--guesses-ahead", f->guess_depth,
+                 "record what the routers of the next 1 to N MoE layers guess from each layer's input (0: routing only)")
+      ->capture_default_str()->check(whole_number(0, 8));
   app.add_flag("--json", f->json, "print one JSON document");
   add_weight_options(app, f->weights);
   app.callback([f] { run(*f); });

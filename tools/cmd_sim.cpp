@@ -27,6 +27,9 @@ void run(const Options& o) {
   placement::Trace profile;
   placement::SimOptions options = o.sim;
   if (!o.profile.empty()) {
+    std::error_code ec;
+    MOE_CHECK(!std::filesystem::equivalent(o.profile, o.trace, ec), ErrorCode::kInvalidArgument,
+              "--profile-trace is the replayed trace: the prefetcher would be judged on the routing it learnt from");
     profile = placement::load_any_trace(o.profile);
     options.profile = &profile;
   }
@@ -45,6 +48,7 @@ void run(const Options& o) {
                 {"bytes_nvme_to_host", r.bytes_nvme_to_host}, {"bytes_host_to_gpu", r.bytes_host_to_gpu},
                 {"bytes_peer", r.bytes_peer}, {"prefetches", r.prefetches},
                 {"prefetch_precision", r.prefetch_precision()}, {"prefetch_recall", r.prefetch_recall()},
+                {"training", r.training.empty() ? (o.profile.empty() ? "" : "learnt from " + o.profile) : r.training},
                 {"seconds_breakdown", {{"attention", r.attention_seconds}, {"head", r.head_seconds},
                                        {"experts", r.expert_seconds}, {"stall", r.stall_seconds},
                                        {"communication", r.communication_seconds}}}});
@@ -54,6 +58,8 @@ void run(const Options& o) {
              o.sim.batch > 0 ? o.sim.batch : plan.batch(), hw.name, o.sim.policy,
              o.sim.policy == "belady" ? "belady's bypass" : o.sim.admission, o.sim.prefetch, bound ? ": reads the trace, an upper bound" : "");
   if (bound) fmt::print("  upper bound: the oracle prefetcher knows the next layer's experts; no predictor does\n");
+  if (!r.training.empty()) fmt::print("  {}\n", r.training);
+  if (o.sim.prefetch.rfind("gate", 0) == 0) fmt::print("  gate: the guesses recorded in the trace (the next layers' routers applied to each layer's input)\n");
   fmt::print("  {:.2f} tokens/s, {:.1f}% of the time waiting for copies\n", r.tokens_per_second(), 100 * r.stall_fraction());
   fmt::print("  expert uses: {:.1f}% on a GPU (cache hit rate {:.1f}% of offloaded uses), {:.1f}% from host, {:.1f}% from NVMe\n",
              100 * r.gpu_hit_rate(), 100 * r.cache_hit_rate(), 100 * r.host_hit_rate(), 100 * r.nvme_rate());
@@ -78,8 +84,11 @@ void setup(CLI::App& app) {
                  "the victim) or all (every miss evicts)")
       ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", o->sim.prefetch,
-                 "none, stats (transition counts) or oracle (reads the true next-layer experts from the trace: an upper "
-                 "bound, not a predictor)");
+                 "none; gate (replays the guesses moe profile recorded in the trace: the next layer's router applied to "
+                 "this layer's input); stats (transitions from this layer), history (this and the previous layer, the "
+                 "sequence's own recent experts, matched training windows) or popularity, learnt from --profile-trace; "
+                 "NAME:D prefetches D layers ahead (1 to 3); oracle reads the true next-layer experts from the trace (an "
+                 "upper bound, not a predictor)");
   app.add_option("--cache-slots", o->sim.cache_slots, "expert cache slots per GPU (default: the plan's)")
       ->check(whole_number<int64_t>(0, int64_t(1) << 30));
   app.add_option("--cache-scope", o->sim.cache_scope,
@@ -87,7 +96,10 @@ void setup(CLI::App& app) {
       ->check(CLI::IsMember({"shared", "layer"}));
   app.add_option("--batch", o->sim.batch, "tokens per step: that many sequences decoded together (default: the plan's batch)")
       ->check(whole_number(1, 1 << 20));
-  app.add_option("--profile-trace", o->profile, "trace the stats prefetcher learns from (default: the replayed one)");
+  app.add_option("--profile-trace", o->profile,
+                 "trace the stats, history and popularity prefetchers learn from (default: the replayed trace's first half "
+                 "of sequences, the other half replayed; a trace of one sequence needs this)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--json", o->json, "print one JSON document");
   app.callback([o] { run(*o); });
 }

@@ -4,6 +4,7 @@
 #include <numeric>
 #include <set>
 
+#include "placement/predict/routing_predictor.h"
 #include "runtime/core/error.h"
 
 namespace moe::offload {
@@ -15,19 +16,12 @@ class GatePredictor final : public Predictor {
   std::vector<ExpertKey> predict(int layer, const float* x, int64_t m, const model::RoutingDecision&) override {
     std::vector<ExpertKey> out;
     const auto at = std::find(sparse_.begin(), sparse_.end(), layer);
-    const int E = t_.config().num_experts, k = t_.config().num_experts_per_tok;
+    const int k = t_.config().num_experts_per_tok;
     for (int ahead = 1; ahead <= depth_ && at != sparse_.end() && at + ahead < sparse_.end(); ++ahead) {
       const int next = *(at + ahead);
-      logits_.resize(size_t(m * E));
-      t_.router_logits(next, x, m, logits_.data());
+      gate_guesses(t_, next, x, m, k, guesses_);
       std::set<int32_t> chosen;
-      std::vector<int32_t> order(static_cast<size_t>(E));
-      for (int64_t row = 0; row < m; ++row) {
-        std::iota(order.begin(), order.end(), 0);
-        const float* r = logits_.data() + row * E;
-        std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return r[a] > r[b]; });
-        chosen.insert(order.begin(), order.begin() + std::min(k, E));
-      }
+      for (const auto& g : guesses_) chosen.insert(g.begin(), g.end());
       for (int32_t e : chosen) out.push_back({next, e});
     }
     return out;
@@ -38,48 +32,50 @@ class GatePredictor final : public Predictor {
   const model::Transformer& t_;
   int depth_;
   std::vector<int> sparse_;
-  std::vector<float> logits_;
+  std::vector<std::vector<int32_t>> guesses_;
 };
 
-class StatsPredictor final : public Predictor {
+// A routing predictor learnt from a profile trace, fed the routing of the run: each token's
+// path through this step's MoE layers, and the tokens of earlier steps as its history.
+class LearntPredictor final : public Predictor {
  public:
-  StatsPredictor(const model::Transformer& t, const placement::Trace& trace) : sparse_(t.config().moe_layers()) {
-    E_ = t.config().num_experts;
-    MOE_CHECK(trace.model.num_layers == int(sparse_.size()) && trace.model.num_experts == E_, ErrorCode::kInvalidArgument,
-              "the profile trace has {} MoE layers x {} experts, the model {} x {}", trace.model.num_layers,
-              trace.model.num_experts, sparse_.size(), E_);
-    counts_.assign(sparse_.size(), std::vector<double>(size_t(E_) * size_t(E_), 0.0));
-    for (const auto& token : trace.tokens)
-      for (size_t i = 0; i + 1 < token.layers.size(); ++i)
-        if (token.layers[i + 1].layer == token.layers[i].layer + 1)
-          for (int32_t e : token.layers[i].experts)
-            for (int32_t f : token.layers[i + 1].experts) counts_[size_t(token.layers[i].layer)][size_t(e * E_ + f)] += 1;
-  }
-  std::vector<ExpertKey> predict(int layer, const float*, int64_t, const model::RoutingDecision& routing) override {
-    const auto at = std::find(sparse_.begin(), sparse_.end(), layer);
-    if (at == sparse_.end() || at + 1 == sparse_.end()) return {};
-    const auto& c = counts_[size_t(at - sparse_.begin())];
-    std::vector<std::pair<double, int32_t>> score(static_cast<size_t>(E_));
-    std::set<int32_t> used(routing.experts.begin(), routing.experts.end());
-    for (int f = 0; f < E_; ++f) {
-      score[size_t(f)] = {0.0, f};
-      for (int32_t e : routing.experts) {
-        double row = 0;
-        for (int g = 0; g < E_; ++g) row += c[size_t(e * E_ + g)];
-        if (row > 0) score[size_t(f)].first += c[size_t(e * E_ + f)] / row;
-      }
+  LearntPredictor(const model::Transformer& t, std::unique_ptr<placement::RoutingPredictor> p, int depth)
+      : t_(t), predictor_(std::move(p)), depth_(depth), sparse_(t.config().moe_layers()) {}
+  std::vector<ExpertKey> predict(int layer, const float*, int64_t m, const model::RoutingDecision& routing) override {
+    const int s = t_.config().moe_layer_index(layer);
+    if (s < 0) return {};
+    if (s == 0 || int64_t(paths_.size()) != m) {  // a new step: the last one's tokens are history
+      if (s == 0)
+        for (const auto& token : paths_) predictor_->observe(0, token);
+      paths_.assign(size_t(m), placement::TokenRecord{});
     }
-    std::stable_sort(score.begin(), score.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (int64_t t = 0; t < m; ++t) {
+      const auto e = routing.experts_of(t);
+      paths_[size_t(t)].layers.push_back({s, {e.begin(), e.end()}, {}});
+    }
     std::vector<ExpertKey> out;
-    for (size_t i = 0; i < used.size() && i < score.size() && score[i].first > 0; ++i) out.push_back({*(at + 1), score[i].second});
+    const int k = std::max(1, t_.config().num_experts_per_tok);
+    for (int ahead = 1; ahead <= depth_ && s + ahead < int(sparse_.size()); ++ahead) {
+      std::set<int32_t> chosen;
+      for (const auto& token : paths_) {
+        predictor_->predict(0, token.layers, s, ahead, k, guess_);
+        chosen.insert(guess_.begin(), guess_.end());
+      }
+      for (int32_t e : chosen) out.push_back({sparse_[size_t(s + ahead)], e});
+    }
     return out;
   }
-  std::string name() const override { return "stats"; }
+  std::string name() const override {
+    return predictor_->name() + (depth_ > 1 ? ":" + std::to_string(depth_) : std::string());
+  }
 
  private:
+  const model::Transformer& t_;
+  std::unique_ptr<placement::RoutingPredictor> predictor_;
+  int depth_;
   std::vector<int> sparse_;
-  int E_ = 0;
-  std::vector<std::vector<double>> counts_;
+  std::vector<placement::TokenRecord> paths_;  // this step's tokens, their MoE layers so far
+  std::vector<int32_t> guess_;
 };
 
 class UnionPredictor final : public Predictor {
@@ -99,26 +95,69 @@ class UnionPredictor final : public Predictor {
 
 }  // namespace
 
+void gate_guesses(const model::Transformer& transformer, int target, const float* x, int64_t m, int count,
+                  std::vector<std::vector<int32_t>>& out) {
+  const int E = transformer.config().num_experts;
+  std::vector<float> logits(size_t(m * E));
+  transformer.router_logits(target, x, m, logits.data());
+  out.resize(size_t(m));
+  std::vector<int32_t> order(static_cast<size_t>(E));
+  for (int64_t row = 0; row < m; ++row) {
+    std::iota(order.begin(), order.end(), 0);
+    const float* r = logits.data() + row * E;
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return r[a] > r[b]; });
+    out[size_t(row)].assign(order.begin(), order.begin() + std::min(std::max(count, 0), E));
+  }
+}
+
+namespace {
+// "name" or "name:D": the depth, or 0 when malformed.
+int depth_of(const std::string& spec, const std::string& name, int max) {
+  if (spec == name) return 1;
+  if (spec.rfind(name + ":", 0) != 0) return -1;
+  int depth = 0;
+  try {
+    size_t used = 0;
+    depth = std::stoi(spec.substr(name.size() + 1), &used);
+    if (used != spec.size() - name.size() - 1) depth = 0;
+  } catch (const std::exception&) {
+  }
+  return depth >= 1 && depth <= max ? depth : 0;
+}
+}  // namespace
+
 std::unique_ptr<Predictor> make_predictor(const std::string& spec, const model::Transformer& transformer,
                                           const placement::Trace* profile) {
   if (spec == "none" || spec.empty()) return nullptr;
+  if (const auto plus = spec.find('+'); plus != std::string::npos) {
+    auto a = make_predictor(spec.substr(0, plus), transformer, profile);
+    auto b = make_predictor(spec.substr(plus + 1), transformer, profile);
+    MOE_CHECK(a && b, ErrorCode::kInvalidArgument, "predictor '{}': 'none' in a union", spec);
+    return std::make_unique<UnionPredictor>(std::move(a), std::move(b));
+  }
   if (spec == "next-layer") return std::make_unique<GatePredictor>(transformer, 1);
-  if (spec.rfind("stacked:", 0) == 0) {
-    int depth = 0;
-    try {
-      depth = std::stoi(spec.substr(8));
-    } catch (const std::exception&) {
-    }
-    MOE_CHECK(depth >= 1 && depth <= 8, ErrorCode::kInvalidArgument, "stacked:D needs a depth from 1 to 8, not '{}'", spec);
+  for (const char* gate : {"stacked", "gate"}) {
+    const int depth = depth_of(spec, gate, 8);
+    if (depth < 0 || (depth == 1 && spec == "stacked")) continue;
+    MOE_CHECK(depth >= 1, ErrorCode::kInvalidArgument, "{}:D needs a depth from 1 to 8, not '{}'", gate, spec);
     return std::make_unique<GatePredictor>(transformer, depth);
   }
-  if (spec == "stats" || spec == "next-layer+stats") {
+  for (const char* learnt : {"stats", "history", "popularity"}) {
+    const int depth = depth_of(spec, learnt, 3);
+    if (depth < 0) continue;
+    MOE_CHECK(depth >= 1, ErrorCode::kInvalidArgument, "{}:D needs a depth from 1 to 3, not '{}'", learnt, spec);
     MOE_CHECK(profile != nullptr, ErrorCode::kInvalidArgument, "the {} predictor needs a profile trace (--profile-trace)", spec);
-    auto stats = std::make_unique<StatsPredictor>(transformer, *profile);
-    if (spec == "stats") return stats;
-    return std::make_unique<UnionPredictor>(std::make_unique<GatePredictor>(transformer, 1), std::move(stats));
+    const loading::ModelConfig& c = transformer.config();
+    MOE_CHECK(profile->model.num_layers == c.num_sparse_layers() && profile->model.num_experts == c.num_experts,
+              ErrorCode::kInvalidArgument, "the profile trace has {} MoE layers x {} experts, the model {} x {}",
+              profile->model.num_layers, profile->model.num_experts, c.num_sparse_layers(), c.num_experts);
+    return std::make_unique<LearntPredictor>(transformer, placement::make_routing_predictor(learnt, *profile, profile->model),
+                                             depth);
   }
-  fail(ErrorCode::kInvalidArgument, "unknown predictor '{}' (none, next-layer, stacked:D, stats, next-layer+stats)", spec);
+  fail(ErrorCode::kInvalidArgument,
+       "unknown predictor '{}' (none, next-layer, stacked:D, gate[:D], stats[:D], history[:D], popularity[:D], or two "
+       "joined by +)",
+       spec);
 }
 
 }  // namespace moe::offload

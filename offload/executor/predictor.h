@@ -3,7 +3,9 @@
 //  - next-layer gate: the next layer's router applied to this layer's input (the hidden state
 //    changes little from one layer to the next, so its top-k is usually right);
 //  - stacked gates (HOBBIT): the same for several layers ahead;
-//  - trace statistics: transition counts layer l -> l + 1 from a recorded trace;
+//  - routing predictors learnt from a profile trace (placement/predict/routing_predictor.h):
+//    stats (transitions from this layer), history (this and the previous layer, the sequence's
+//    recent experts, matched training windows), popularity;
 //  - a combination: the union of two predictors' guesses.
 #include <memory>
 #include <string>
@@ -25,9 +27,18 @@ class Predictor {
   virtual std::string name() const = 0;
 };
 
-// spec: "none" (returns null), "next-layer", "stacked:D", "stats" (needs `profile`),
-// "next-layer+stats". Throws moe::Error(kInvalidArgument) for anything else.
+// spec: "none" (returns null), "next-layer" (= "gate"), "stacked:D" (= "gate:D", D from 1 to
+// 8), "stats[:D]", "history[:D]", "popularity[:D]" (D from 1 to 3; need `profile`), or two of
+// them joined by "+" (the union, e.g. "next-layer+stats"). The learnt ones keep the history of
+// the tokens they have seen (every sequence of the run, decaying). Throws
+// moe::Error(kInvalidArgument) for anything else.
 std::unique_ptr<Predictor> make_predictor(const std::string& spec, const model::Transformer& transformer,
                                           const placement::Trace* profile);
+
+// The experts the router of MoE layer `target` (a model layer index) ranks best for each token
+// of x [m, hidden], `count` a token, best first: what the gate predictors guess and what
+// `moe profile` records. out[t] is token t's list.
+void gate_guesses(const model::Transformer& transformer, int target, const float* x, int64_t m, int count,
+                  std::vector<std::vector<int32_t>>& out);
 
 }  // namespace moe::offload

@@ -1,5 +1,8 @@
 #include "offload/executor/routing_trace.h"
 
+#include <algorithm>
+
+#include "offload/executor/predictor.h"
 #include "runtime/core/error.h"
 
 namespace moe::offload {
@@ -34,6 +37,29 @@ model::RoutingHook TraceRecorder::hook() {
       pending_[size_t(t)].layers.push_back({config_->moe_layer_index(layer), {e.begin(), e.end()}, {w.begin(), w.end()}});
     }
   };
+}
+
+void TraceRecorder::add_guesses(int64_t token, std::vector<placement::GateGuess> guesses) {
+  MOE_CHECK(token >= 0 && token < int64_t(pending_.size()) && !pending_[size_t(token)].layers.empty(), ErrorCode::kInternal,
+            "gate guesses for token {} of a step of {}", token, pending_.size());
+  pending_[size_t(token)].layers.back().guesses = std::move(guesses);
+}
+
+GateGuessRecorder::GateGuessRecorder(const model::Transformer& transformer, model::ExpertRunner& inner,
+                                     TraceRecorder& recorder, int depth, int count)
+    : transformer_(transformer), inner_(inner), recorder_(recorder), depth_(depth), count_(count),
+      sparse_(transformer.config().moe_layers()) {}
+
+void GateGuessRecorder::run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) {
+  const auto at = std::find(sparse_.begin(), sparse_.end(), layer);
+  const int64_t m = routing.num_tokens();
+  std::vector<std::vector<placement::GateGuess>> guesses(static_cast<size_t>(m));
+  for (int ahead = 1; ahead <= depth_ && at != sparse_.end() && at + ahead < sparse_.end(); ++ahead) {
+    gate_guesses(transformer_, *(at + ahead), x, m, count_, ranked_);
+    for (int64_t t = 0; t < m; ++t) guesses[size_t(t)].push_back({ahead, std::move(ranked_[size_t(t)])});
+  }
+  for (int64_t t = 0; t < m; ++t) recorder_.add_guesses(t, std::move(guesses[size_t(t)]));
+  inner_.run(layer, x, hidden, routing, out);
 }
 
 void TraceRecorder::flush() {

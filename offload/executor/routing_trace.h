@@ -22,6 +22,9 @@ class TraceRecorder {
   void begin_sequence(int64_t id) { sequence_ = id; }
   void finish();  // flushes the last tokens and renames the file into place
   int64_t tokens() const { return written_; }
+  // Attaches gate guesses to the current forward call's token `token` at the MoE layer its hook
+  // saw last (GateGuessRecorder calls it between the hook and the experts).
+  void add_guesses(int64_t token, std::vector<placement::GateGuess> guesses);
 
  private:
   void flush();
@@ -30,6 +33,25 @@ class TraceRecorder {
   int first_sparse_ = -1;
   int64_t sequence_ = 0, written_ = 0;
   std::vector<placement::TokenRecord> pending_;  // the current forward call's tokens
+};
+
+// An expert runner that, before handing a MoE layer to `inner`, applies the routers of the next
+// `depth` MoE layers to the layer's input and records each token's best `count` experts of each
+// in the recorder's trace: what the next-layer and stacked-gate predictors guess, beside what
+// the model then chose. Install the recorder's hook first; all three must outlive its use.
+class GateGuessRecorder final : public model::ExpertRunner {
+ public:
+  GateGuessRecorder(const model::Transformer& transformer, model::ExpertRunner& inner, TraceRecorder& recorder, int depth,
+                    int count);
+  void run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) override;
+
+ private:
+  const model::Transformer& transformer_;
+  model::ExpertRunner& inner_;
+  TraceRecorder& recorder_;
+  int depth_, count_;
+  std::vector<int> sparse_;
+  std::vector<std::vector<int32_t>> ranked_;
 };
 
 // Collects the routing in memory (for predictions made in the same run), chaining the hook

@@ -1,5 +1,7 @@
 #include "placement/sim/simulator.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <list>
 #include <map>
@@ -9,6 +11,8 @@
 #include <unordered_set>
 
 #include "offload/cache/admission_filter.h"
+#include "placement/predict/predict_eval.h"
+#include "placement/predict/routing_predictor.h"
 #include "placement/sim/belady_policy.h"
 #include "runtime/core/error.h"
 
@@ -73,6 +77,7 @@ struct Step {
   // Per MoE layer: expert -> tokens of this step that chose it (ascending expert ids).
   std::vector<std::map<int32_t, int>> layers;
   int tokens = 0;
+  size_t first = 0;  // the step's tokens are trace.tokens[first, first + tokens)
 };
 
 std::vector<Step> make_steps(const Trace& trace, int batch, int64_t max_steps) {
@@ -80,6 +85,7 @@ std::vector<Step> make_steps(const Trace& trace, int batch, int64_t max_steps) {
   for (size_t i = 0; i < trace.tokens.size(); i += size_t(batch)) {
     if (max_steps > 0 && int64_t(steps.size()) == max_steps) break;
     Step s;
+    s.first = i;
     s.layers.resize(size_t(trace.model.num_layers));
     for (size_t t = i; t < std::min(trace.tokens.size(), i + size_t(batch)); ++t) {
       ++s.tokens;
@@ -89,26 +95,6 @@ std::vector<Step> make_steps(const Trace& trace, int batch, int64_t max_steps) {
     steps.push_back(std::move(s));
   }
   return steps;
-}
-
-// Transition counts layer l -> l + 1 from a profile trace, for the stats predictor.
-std::vector<std::vector<double>> transition_probabilities(const Trace& trace) {
-  const int L = trace.model.num_layers, E = trace.model.num_experts;
-  std::vector<std::vector<double>> p(size_t(std::max(L - 1, 0)), std::vector<double>(size_t(E) * size_t(E), 0.0));
-  for (const TokenRecord& t : trace.tokens)
-    for (size_t i = 0; i + 1 < t.layers.size(); ++i) {
-      if (t.layers[i + 1].layer != t.layers[i].layer + 1) continue;
-      for (int32_t e : t.layers[i].experts)
-        for (int32_t f : t.layers[i + 1].experts) p[size_t(t.layers[i].layer)][size_t(e) * size_t(E) + size_t(f)] += 1;
-    }
-  for (auto& layer : p)
-    for (int e = 0; e < E; ++e) {
-      double sum = 0;
-      for (int f = 0; f < E; ++f) sum += layer[size_t(e) * size_t(E) + size_t(f)];
-      if (sum > 0)
-        for (int f = 0; f < E; ++f) layer[size_t(e) * size_t(E) + size_t(f)] /= sum;
-    }
-  return p;
 }
 
 class Simulation {
@@ -130,8 +116,7 @@ class Simulation {
     MOE_CHECK(options.prefetch != "next-layer", ErrorCode::kInvalidArgument,
               "the simulator has no next-layer predictor: the prefetcher that reads the next layer's experts from the "
               "trace is --prefetch oracle, an upper bound");
-    MOE_CHECK(options.prefetch == "none" || options.prefetch == "oracle" || options.prefetch == "stats",
-              ErrorCode::kInvalidArgument, "unknown prefetcher '{}' (none, oracle or stats)", options.prefetch);
+    parse_prefetch(options.prefetch, trace);
     MOE_CHECK(options.admission == "frequency" || options.admission == "all", ErrorCode::kInvalidArgument,
               "unknown cache admission '{}' (frequency or all)", options.admission);
     MOE_CHECK(options.cache_scope == "shared" || options.cache_scope == "layer", ErrorCode::kInvalidArgument,
@@ -141,7 +126,15 @@ class Simulation {
     MOE_CHECK(options.batch >= 0, ErrorCode::kInvalidArgument, "a batch of {} tokens", options.batch);
     options_batch_ = options.batch;
     steps_ = make_steps(trace, options.batch > 0 ? options.batch : plan.batch(), options.max_steps);
-    if (options.prefetch == "stats") transitions_ = transition_probabilities(options.profile ? *options.profile : trace);
+    trace_ = &trace;
+    if (predictor_needs_training(prefetch_)) {
+      MOE_CHECK(options.profile != nullptr, ErrorCode::kInvalidArgument,
+                "the {} prefetcher needs a training trace other than the replayed one", prefetch_);
+      predictor_ = make_routing_predictor(prefetch_, *options.profile, trace.model);
+    } else if (prefetch_ == "gate") {
+      predictor_ = make_routing_predictor(prefetch_, trace, trace.model);
+    }
+    guess_count_ = default_guess_count(trace);
 
     per_layer_ = options.cache_scope == "layer";
     devices_.resize(size_t(plan.devices_size()));
@@ -197,6 +190,9 @@ class Simulation {
       result_.head_seconds += head;
       t += head;
       result_.tokens += step.tokens;
+      if (predictor_)  // the step's tokens are history for the next ones
+        for (size_t i = step.first; i < step.first + size_t(step.tokens); ++i)
+          predictor_->observe(trace_->tokens[i].sequence_id, trace_->tokens[i]);
     }
     result_.steps = int64_t(steps_.size());
     result_.seconds = t;
@@ -347,26 +343,54 @@ class Simulation {
     return end + comm;
   }
 
-  // Predicts layer + 1's experts and starts their copies behind this layer's demand copies.
-  void prefetch(size_t s, int layer, double t, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use) {
-    if (options_.prefetch == "none") return;
-    const Step& step = steps_[s];
-    std::vector<int32_t> predicted;
-    if (options_.prefetch == "oracle") {
-      for (const auto& [e, n] : step.layers[size_t(layer) + 1]) predicted.push_back(e);
-    } else {
-      const int E = plan_.num_experts();
-      const auto& p = transitions_[size_t(layer)];
-      std::vector<std::pair<double, int32_t>> score(static_cast<size_t>(E));
-      for (int f = 0; f < E; ++f) score[size_t(f)] = {0.0, f};
-      for (const auto& [e, n] : step.layers[size_t(layer)])
-        for (int f = 0; f < E; ++f) score[size_t(f)].first += n * p[size_t(e) * size_t(E) + size_t(f)];
-      std::stable_sort(score.begin(), score.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-      const size_t want = std::min(score.size(), std::max<size_t>(1, step.layers[size_t(layer)].size()));
-      for (size_t i = 0; i < want && score[i].first > 0; ++i) predicted.push_back(score[i].second);
+  // "name" or "name:D" (D layers ahead, 1 to 3); oracle reads layer + 1 only.
+  void parse_prefetch(const std::string& spec, const Trace& trace) {
+    const auto colon = spec.find(':');
+    prefetch_ = spec.substr(0, colon);
+    if (colon != std::string::npos) {
+      const std::string depth = spec.substr(colon + 1);
+      depth_ = depth.size() == 1 && depth[0] >= '1' && depth[0] <= '3' ? depth[0] - '0' : 0;
+      MOE_CHECK(depth_ > 0 && prefetch_ != "none" && prefetch_ != "oracle", ErrorCode::kInvalidArgument,
+                "prefetcher '{}': a depth is 1 to 3 layers ahead, after gate, stats, history or popularity", spec);
     }
-    for (int32_t e : predicted) {
-      const ExpertKey k{layer + 1, e};
+    MOE_CHECK(prefetch_ == "none" || prefetch_ == "oracle" || prefetch_ == "gate" || predictor_needs_training(prefetch_),
+              ErrorCode::kInvalidArgument,
+              "unknown prefetcher '{}' (none, oracle, gate[:D], stats[:D], history[:D] or popularity[:D])", spec);
+    if (prefetch_ == "gate") {
+      bool recorded = false;
+      for (const TokenRecord& t : trace.tokens)
+        for (const LayerRouting& l : t.layers) recorded |= !l.guesses.empty();
+      MOE_CHECK(recorded, ErrorCode::kInvalidArgument,
+                "the replayed trace holds no recorded gate guesses (moe profile records them)");
+    }
+  }
+
+  // Predicts the experts of the next layers (the next one, or `depth_` of them) and starts
+  // their copies behind this layer's demand copies, nearest layer first.
+  void prefetch(size_t s, int layer, double t, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use) {
+    if (prefetch_ == "none") return;
+    const Step& step = steps_[s];
+    std::vector<ExpertKey> predicted;
+    if (prefetch_ == "oracle") {
+      for (const auto& [e, n] : step.layers[size_t(layer) + 1]) predicted.push_back({layer + 1, e});
+    } else {
+      std::vector<int32_t> guess;
+      for (int ahead = 1; ahead <= depth_ && layer + ahead < plan_.num_layers(); ++ahead)
+        for (size_t i = step.first; i < step.first + size_t(step.tokens); ++i) {
+          const TokenRecord& token = trace_->tokens[i];
+          size_t end = 0;  // the token's layers up to this one
+          while (end < token.layers.size() && token.layers[end].layer <= layer) ++end;
+          if (end == 0 || token.layers[end - 1].layer != layer) continue;
+          const int count = guess_count_;
+          predictor_->predict(token.sequence_id, std::span<const LayerRouting>(token.layers.data(), end), layer, ahead, count,
+                              guess);
+          for (int32_t e : guess) {
+            const ExpertKey k{layer + ahead, e};
+            if (std::find(predicted.begin(), predicted.end(), k) == predicted.end()) predicted.push_back(k);
+          }
+        }
+    }
+    for (const ExpertKey k : predicted) {
       if (pinned(k)) continue;
       Cache& dev = cache_of(k);
       if (dev.cache.count(k)) continue;
@@ -384,7 +408,11 @@ class Simulation {
   std::unordered_map<ExpertKey, const proto::ExpertPlacement*, ExpertKeyHash> placement_;
   std::vector<Step> steps_;
   int options_batch_ = 0;  // SimOptions::batch: overrides the plan's
-  std::vector<std::vector<double>> transitions_;
+  const Trace* trace_ = nullptr;
+  std::string prefetch_;  // the prefetcher's name, without its depth
+  int depth_ = 1;         // layers ahead it prefetches
+  int guess_count_ = 1;   // experts it guesses per token and layer: the trace's mean choice
+  std::unique_ptr<RoutingPredictor> predictor_;  // gate, stats, history or popularity
   std::vector<Device> devices_;
   bool per_layer_ = false;  // one cache per MoE layer on each device
   HostTier host_;
@@ -394,7 +422,18 @@ class Simulation {
 }  // namespace
 
 SimResult simulate(const PlacementPlan& plan, const Trace& trace, const CostModel& cost, const SimOptions& options) {
-  return Simulation(plan, trace, cost, options).run();
+  const std::string name = options.prefetch.substr(0, options.prefetch.find(':'));
+  if (!predictor_needs_training(name) || options.profile != nullptr) return Simulation(plan, trace, cost, options).run();
+  // Never trained on the routing it replays: half the sequences train, the other half replay.
+  const TraceSplit split = split_by_sequence(trace);
+  SimOptions o = options;
+  o.profile = &split.train;
+  SimResult r = Simulation(plan, split.test, cost, o).run();
+  r.training = fmt::format(
+      "the {} prefetcher learnt from {} of the trace's {} sequences ({} tokens); the other {} ({} tokens) were replayed",
+      name, split.train_sequences, split.train_sequences + split.test_sequences, split.train.tokens.size(),
+      split.test_sequences, split.test.tokens.size());
+  return r;
 }
 
 }  // namespace moe::placement

@@ -20,9 +20,16 @@ struct SimOptions {
   // frequency (the engine's default) or all: which misses a full cache takes
   // (offload/cache/admission_filter.h); Belady decides by its own bypass and ignores it.
   std::string admission = "frequency";
-  std::string prefetch = "none";  // none; oracle (reads the true next-layer experts from the
-                                  // trace: an upper bound, no predictor); stats (transition counts)
-  const Trace* profile = nullptr;  // trace the stats predictor learns from; default: the replayed one
+  // none; oracle (reads the true next-layer experts from the trace: an upper bound, no
+  // predictor); gate (the guesses `moe profile` recorded in the replayed trace: the next layer's
+  // router applied to this layer's input); stats, history or popularity (routing predictors
+  // learnt from `profile`, placement/predict/routing_predictor.h). ":D" prefetches D layers
+  // ahead (1 to 3; not oracle).
+  std::string prefetch = "none";
+  // Trace the learning prefetchers learn from. Null: the replayed trace is split by sequence,
+  // the first half learnt from and the rest replayed (SimResult::training says so); a trace of
+  // one sequence is refused. Never the replayed routing itself.
+  const Trace* profile = nullptr;
   int64_t max_steps = 0;           // 0: the whole trace
   int batch = 0;                   // tokens per step; 0: the plan's batch
   int64_t cache_slots = -1;        // slots per GPU; -1: the plan's
@@ -45,6 +52,7 @@ struct SimResult {
   std::vector<int64_t> bytes_host_to_gpu;  // per device
   double bytes_peer = 0;
   int64_t prefetches = 0, prefetches_used = 0, offloaded_uses = 0, offloaded_uses_prefetched = 0;
+  std::string training;  // how a learning prefetcher was trained when the replayed trace was split
 
   double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0; }
   double stall_fraction() const { return seconds > 0 ? stall_seconds / seconds : 0; }

@@ -15,11 +15,20 @@ struct ModelIdentity {
   int top_k = 0;             // nominal experts per token (0 when it varies)
 };
 
+// What a hidden-state predictor guessed from this layer's input for a later layer: the router
+// of layer + ahead applied to the input of this layer (`moe profile` records ahead 1 to 3), its
+// experts ranked by logit, best first (a few more than top-k, so a caller may take more).
+struct GateGuess {
+  int32_t ahead = 1;
+  std::vector<int32_t> experts;
+};
+
 // One (token, layer) routing decision.
 struct LayerRouting {
   int32_t layer = 0;
   std::vector<int32_t> experts;
   std::vector<float> weights;  // same length as experts
+  std::vector<GateGuess> guesses;  // empty unless recorded (ascending ahead, each once)
 };
 
 struct TokenRecord {

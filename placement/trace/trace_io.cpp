@@ -54,6 +54,11 @@ proto::TokenRouting to_proto(const TokenRecord& t) {
     c->set_layer(l.layer);
     c->mutable_experts()->Add(l.experts.begin(), l.experts.end());
     c->mutable_weights()->Add(l.weights.begin(), l.weights.end());
+    for (const GateGuess& g : l.guesses) {
+      auto* q = c->add_guesses();
+      q->set_ahead(g.ahead);
+      q->mutable_experts()->Add(g.experts.begin(), g.experts.end());
+    }
   }
   return p;
 }
@@ -68,6 +73,7 @@ TokenRecord from_proto(const proto::TokenRouting& p) {
     l.layer = c.layer();
     l.experts.assign(c.experts().begin(), c.experts().end());
     l.weights.assign(c.weights().begin(), c.weights().end());
+    for (const auto& q : c.guesses()) l.guesses.push_back({q.ahead(), {q.experts().begin(), q.experts().end()}});
     t.layers.push_back(std::move(l));
   }
   return t;
@@ -94,6 +100,20 @@ void validate_token(const ModelIdentity& model, const TokenRecord& token, const 
     }
     for (float w : l.weights)
       MOE_CHECK(std::isfinite(w), ErrorCode::kCorrupt, "{}: layer {} has a non-finite weight", where, l.layer);
+    int32_t ahead = 0;
+    for (const GateGuess& g : l.guesses) {
+      MOE_CHECK(g.ahead > ahead && l.layer + int64_t(g.ahead) < model.num_layers, ErrorCode::kCorrupt,
+                "{}: layer {} has a guess {} layers ahead (ascending, within the model's {} layers)", where, l.layer,
+                g.ahead, model.num_layers);
+      ahead = g.ahead;
+      for (size_t i = 0; i < g.experts.size(); ++i) {
+        MOE_CHECK(g.experts[i] >= 0 && g.experts[i] < model.num_experts, ErrorCode::kCorrupt,
+                  "{}: layer {} guesses expert {}, outside the model's {}", where, l.layer, g.experts[i], model.num_experts);
+        for (size_t j = 0; j < i; ++j)
+          MOE_CHECK(g.experts[j] != g.experts[i], ErrorCode::kCorrupt, "{}: layer {} guesses expert {} twice", where,
+                    l.layer, g.experts[i]);
+      }
+    }
   }
 }
 

@@ -16,6 +16,7 @@
 #include "offload/store/model_layout.h"
 #include "runtime/core/error.h"
 #include "runtime/model/model_loader.h"
+#include "runtime/model/resident_experts.h"
 #include "runtime/model/routing.h"
 #include "tests/unit/model/greedy_logits.h"
 
@@ -104,7 +105,8 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
         o.plan = &plan;
         o.host_bytes = uint64_t(total) * expert;  // room for every host-homed expert
       }
-      const std::string predictor = std::vector<std::string>{"none", "next-layer", "stacked:2", "stats", "next-layer+stats"}[rng() % 5];
+      const std::string predictor = std::vector<std::string>{"none",    "next-layer", "stacked:2",       "stats",
+                                                             "history", "gate:2",     "next-layer+stats", "history:2+next-layer"}[rng() % 8];
       SCOPED_TRACE(fmt::format("{} trial {}: {} devices, {} slots, host {} experts, {} ({}), miss {}, plan {}, predictor {}",
                                fixture, trial, o.devices, slots, o.host_bytes / expert, o.policy, o.admission, o.miss,
                                with_plan, predictor));
@@ -402,6 +404,51 @@ TEST(Executor, ImpossibleBudgetsFailAtStartWithTheNumbers) {
   EXPECT_THROW(OffloadedExperts(*m.transformer, o), Error);
   EXPECT_THROW(make_predictor("stats", *m.transformer, nullptr), Error);
   EXPECT_THROW(make_predictor("stacked:99", *m.transformer, nullptr), Error);
+  EXPECT_THROW(make_predictor("history:4", *m.transformer, nullptr), Error);
+  EXPECT_THROW(make_predictor("gate:0", *m.transformer, nullptr), Error);
+  EXPECT_THROW(make_predictor("none+next-layer", *m.transformer, nullptr), Error);
+  EXPECT_NE(make_predictor("gate:2+next-layer", *m.transformer, nullptr), nullptr);
+}
+
+// `moe profile`'s recording: beside each MoE layer's routing, what the next layers' routers
+// guess from its input (gate_guesses, as the gate predictors), ranked; recording changes no logit.
+TEST(Executor, GateGuessesAreRecordedBesideTheRouting) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  model::Transformer& t = *m.transformer;
+  const std::vector<float> reference = run(t);
+  const auto path = std::filesystem::temp_directory_path() / "moe_exec_guesses.trace";
+  const int L = t.config().num_sparse_layers(), E = t.config().num_experts;
+  {
+    TraceRecorder recorder(path, t.config(), "mixtral", "test");
+    t.set_routing_hook(recorder.hook());
+    model::ResidentExperts resident(t.weights(), t.config().activation);
+    GateGuessRecorder guesses(t, resident, recorder, 3, 4);
+    t.set_expert_runner(&guesses);
+    EXPECT_TRUE(bit_equal(run(t), reference));
+    recorder.finish();
+    t.set_expert_runner(nullptr);
+    t.set_routing_hook({});
+  }
+  const placement::Trace trace = placement::read_trace(path);
+  ASSERT_EQ(trace.tokens.size(), kPrompt.size() + 5);
+  int64_t hits = 0, guessed = 0;
+  for (const auto& token : trace.tokens)
+    for (const auto& l : token.layers) {
+      ASSERT_EQ(int(l.guesses.size()), std::min(3, L - 1 - l.layer)) << "layer " << l.layer;
+      for (size_t g = 0; g < l.guesses.size(); ++g) {
+        EXPECT_EQ(l.guesses[g].ahead, int(g) + 1);
+        EXPECT_EQ(int(l.guesses[g].experts.size()), std::min(4, E));
+        const auto& truth = token.layers[size_t(l.layer) + g + 1].experts;
+        for (int i = 0; i < 2; ++i) {
+          hits += std::count(truth.begin(), truth.end(), l.guesses[g].experts[size_t(i)]);
+          ++guessed;
+        }
+      }
+    }
+  EXPECT_GT(guessed, 0);
+  std::printf("recorded gate guesses on the random-weight fixture: %.1f%% of top-2 right (random: %.1f%%)\n",
+              100.0 * double(hits) / double(guessed), 100.0 * 2 / E);
+  std::filesystem::remove(path);
 }
 
 TEST(Executor, ReplayedTraceReproducesTheRecordedRun) {

@@ -204,7 +204,8 @@ TEST(Simulator, PrefetchAccountingAndTheLinkBound) {
   const PlacementPlan plan = cache_plan(s, 12);
   const auto none = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "none"});
   const auto exact = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "oracle"});
-  const auto stats = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "stats"});
+  const Trace train = random_trace(4, 8, 2, 200, 0.8, 4);  // learnt from other routing than the replayed
+  const auto stats = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "stats", .profile = &train});
   EXPECT_EQ(none.prefetches, 0);
   EXPECT_GT(exact.prefetches, 0);
   EXPECT_GT(exact.prefetch_recall(), 0.4);  // layer 0 and uses already cached are not prefetched
