@@ -35,9 +35,12 @@ echo
 echo "| trace | policy | prefetch | tokens/s | cache hit rate | stall fraction | prefetch precision | prefetch recall |"
 echo "|---|---|---|---|---|---|---|---|"
 for t in humaneval_2_routing humaneval_routing routing_raw; do
+  # The statistical predictors learn from another trace than the one replayed (moe sim refuses
+  # the same one); the oracle reads the replayed trace's future and is a bound.
+  learn="$plan_trace"; [[ "$work/$t.trace" == "$plan_trace" ]] && learn="$work/routing_raw.trace"
   for policy in lru lfu multi belady; do
-    for prefetch in none next-layer stats; do
-      echo "| $t | $policy | $prefetch | $("$moe" sim --plan "$work/half.plan" --trace "$work/$t.trace" --hardware "$hw" --model "$model" --policy "$policy" --prefetch "$prefetch" --profile-trace "$plan_trace" --json | field tokens_per_second cache_hit_rate stall_fraction prefetch_precision prefetch_recall) |"
+    for prefetch in none oracle stats history; do
+      echo "| $t | $policy | $prefetch | $("$moe" sim --plan "$work/half.plan" --trace "$work/$t.trace" --hardware "$hw" --model "$model" --policy "$policy" --prefetch "$prefetch" --profile-trace "$learn" --json | field tokens_per_second cache_hit_rate stall_fraction prefetch_precision prefetch_recall) |"
     done
   done
 done

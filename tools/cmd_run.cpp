@@ -96,7 +96,8 @@ void run_prompts(const RunFlags& flags) {
     jobs.push_back(std::move(j));
   }
   const loading::ModelConfig& c = loaded.config;
-  const uint64_t token_bytes = model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim);
+  const uint64_t token_bytes =
+      model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim, c.kv_values_stored());
   const uint64_t kv_bytes = !flags.kv_mem.empty() ? parse_byte_size(flags.kv_mem) : uint64_t(kv_tokens) * token_bytes;
   OffloadFlags offload = flags.offload;
   offload.context = std::max<int64_t>(longest, int64_t(kv_bytes / token_bytes));  // a GPU keeps room for the whole pool
@@ -146,7 +147,7 @@ void run_prompts(const RunFlags& flags) {
   const engine::SchedulerStats& st = scheduler->stats();
   const model::KvBlockPool& pool = scheduler->pool();
   const double kv_per_token = scheduler->kv_bytes_per_token();
-  const double kv_theory = double(model::KvBlockPool::token_bytes(c.num_layers, pool.row_size()));
+  const double kv_theory = double(model::KvBlockPool::token_bytes(c.num_layers, pool.row_size(), pool.with_values()));
   if (flags.json) {
     nlohmann::json doc = session.stats_json();
     doc.update(nlohmann::json{{"model", use_default ? std::string("default") : dir.string()},

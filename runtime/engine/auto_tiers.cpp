@@ -40,6 +40,19 @@ TierChoice choose_tiers(const TierInputs& in) {
                                 format_bytes(fixed + all_experts)));
     return c;
   }
+  // Room for one step's experts beside the dense part: the kernel's page cache keeps the hot
+  // ones in place (measured: as few disk reads as the slots' hits, no copies, and no squeeze on
+  // the dense weights' pages). Below one step's experts its LRU cycles, and the slots' admission
+  // filter, which holds a stable subset, wins (scripts/bench_memlimit.sh, docs/PERF.md).
+  const uint64_t step_experts = uint64_t(std::max<int64_t>(in.streamed_per_layer, 1)) * uint64_t(std::max(in.sparse_layers, 1)) *
+                                in.expert_bytes;
+  if (in.limit > fixed && in.limit - fixed >= step_experts) {
+    c.why.push_back(fmt::format("the model does not fit ({} + {} experts = {}), but the {} left beside the dense part holds one "
+                                "step's experts ({}): runs in place, the page cache keeps the hot experts without copies",
+                                sizes, format_bytes(all_experts), format_bytes(fixed + all_experts),
+                                format_bytes(in.limit - fixed), format_bytes(step_experts)));
+    return c;
+  }
   // Streamed experts pass through buffers of their own (and, read from a mapped checkpoint, the
   // page cache): room for one layer's worth of them.
   const uint64_t streaming = uint64_t(std::max<int64_t>(in.streamed_per_layer, 1)) * in.expert_bytes;

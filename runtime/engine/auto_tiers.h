@@ -1,7 +1,9 @@
 #pragma once
 // The split of one memory limit into the engine's tiers, chosen when the user gives no budget
 // flags (or only --mem-limit): run in place when the model fits, else keep the dense weights
-// resident, give what is left to the devices' expert caches and stream the rest. On the CPU
+// resident, give what is left to the devices' expert caches and stream the rest. A mapped model
+// that misses the limit by less than one step's experts also runs in place: the page cache then
+// keeps the hot experts as well as the slots would, without copying them. On the CPU
 // backend a virtual device's slots are host memory, so no host pool is kept beside them (it
 // would hold the same bytes twice); under CUDA the GPU holds the cache and the host pool takes
 // what the host limit leaves. Pure: the engine measures the inputs, this decides and says why.
@@ -19,6 +21,7 @@ struct TierInputs {
   uint64_t expert_bytes = 0;   // one routed expert as the executor copies it
   int64_t experts = 0;         // routed experts in all layers
   int64_t streamed_per_layer = 0;  // most experts one layer's step may stream through at once
+  int sparse_layers = 0;       // layers with routed experts (a step's experts: streamed_per_layer in each)
   uint64_t kv_bytes = 0;       // the KV cache the run keeps room for
   uint64_t runtime_bytes = 0;  // code, tokenizer, activations: an estimate
   int devices = 1;

@@ -22,11 +22,23 @@
 #endif
 
 namespace moe::engine {
+namespace {
+
+// What the KV cache keeps per token (f32, every layer) for multi-head latent attention, and
+// what full K/V of every head would take.
+std::pair<uint64_t, uint64_t> mla_kv_bytes_per_token(const loading::ModelConfig& c) {
+  const uint64_t latent = model::KvBlockPool::token_bytes(c.num_layers, c.head_dim, c.kv_values_stored());
+  const uint64_t full =
+      sizeof(float) * uint64_t(c.num_layers) * uint64_t(c.num_heads) * uint64_t(c.mla.qk_head_dim() + c.mla.v_head_dim);
+  return {latent, full};
+}
+
+}  // namespace
 
 std::unique_ptr<Scheduler> Engine::make_scheduler(uint64_t kv_bytes, int64_t kv_block_tokens, const SchedulerOptions& options) {
   const loading::ModelConfig& c = model_.config;
   const int64_t row = int64_t{c.kv_cache_heads()} * c.head_dim;
-  const int64_t blocks = model::KvBlockPool::blocks_within(kv_bytes, c.num_layers, row, kv_block_tokens);
+  const int64_t blocks = model::KvBlockPool::blocks_within(kv_bytes, c.num_layers, row, kv_block_tokens, c.kv_values_stored());
   return std::make_unique<Scheduler>(*model_.transformer, model_.transformer->make_kv_pool(kv_block_tokens, blocks), options);
 }
 
@@ -76,9 +88,10 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
       not_offloadable = fmt::format("the experts cannot be offloaded ({}): the model runs in place", e.what());
     }
   }
+  in.sparse_layers = c.num_sparse_layers();
   in.streamed_per_layer = std::min<int64_t>(c.num_experts, int64_t(std::max(c.num_experts_per_tok, 1)) * std::max<int64_t>(f.batch, 1));
   in.kv_bytes = uint64_t(std::max<int64_t>(f.context, 1)) *
-                model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim);
+                model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim, c.kv_values_stored());
   // The anonymous pages now (the CUDA libraries' relocated data, the tokenizer) and a working
   // set of code pages; the rest of the resident set is mapped files the kernel can reclaim.
   const uint64_t baseline = (anonymous_resident_bytes() ? anonymous_resident_bytes() : current_resident_bytes()) + (uint64_t(32) << 20);
@@ -268,6 +281,10 @@ nlohmann::json Engine::stats_json() const {
                     {"experts_per_token_per_layer", per},
                     {"active_parameters_per_token", active_parameters(model_.config, per)}};
   }
+  if (const loading::ModelConfig& c = model_.config; c.is_mla()) {
+    const auto [latent, full] = mla_kv_bytes_per_token(c);
+    j["kv_cache"] = {{"bytes_per_token", latent}, {"full_kv_bytes_per_token", full}};
+  }
   if (!placement_.empty()) j["placement"] = placement_;
   if (recorder_) j["trace_tokens_written"] = recorder_->tokens();
   if (replayer_) j["trace_tokens_replayed"] = replayer_->replayed();
@@ -304,6 +321,11 @@ std::string Engine::stats_text() const {
     out += fmt::format("[routing {}: {:.2f} of {} experts per token and layer, {:.3g} active parameters per token]\n",
                        model_.transformer->effective_routing_mode().describe(), per, model_.config.num_experts,
                        active_parameters(model_.config, per));
+  }
+  if (const loading::ModelConfig& c = model_.config; c.is_mla()) {
+    const auto [latent, full] = mla_kv_bytes_per_token(c);
+    out += fmt::format("[KV cache: {} per token, the latent and rope key of multi-head latent attention; full K/V would take {}]\n",
+                       format_bytes(latent), format_bytes(full));
   }
   if (recorder_) out += fmt::format("[trace: {} tokens recorded]\n", recorder_->tokens());
   if (replayer_) out += fmt::format("[trace: routing of {} tokens replayed]\n", replayer_->replayed());

@@ -9,7 +9,8 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t(1) << 20;
 
-// A Mixtral-like shape: 256 experts of 5 MiB, 100 MiB of dense weights.
+// A Mixtral-like shape: 32 layers of 8 experts of 5 MiB (top-2: a step uses 64, 320 MiB), 100 MiB
+// of dense weights.
 TierInputs mixtral_like(uint64_t limit) {
   TierInputs in;
   in.limit = limit;
@@ -19,6 +20,7 @@ TierInputs mixtral_like(uint64_t limit) {
   in.expert_bytes = 5 * kMiB;
   in.experts = 256;
   in.streamed_per_layer = 2;
+  in.sparse_layers = 32;
   in.kv_bytes = 10 * kMiB;
   in.runtime_bytes = 70 * kMiB;
   return in;
@@ -30,24 +32,34 @@ TEST(AutoTiers, RunsInPlaceWhenTheModelFits) {
   EXPECT_NE(c.why.back().find("fits"), std::string::npos);
 }
 
-TEST(AutoTiers, GivesTheExpertsWhatIsLeftBelowTheModelSize) {
-  const TierInputs in = mixtral_like(180 * kMiB + 256 * 5 * kMiB - 1);  // one byte short
+TEST(AutoTiers, RunsInPlaceWhileThePageCacheHoldsOneStepsExperts) {
+  // One byte short of the model, and half of it: both leave room for a step's 64 experts, which
+  // the page cache keeps in place as well as slots would.
+  for (const uint64_t experts_room : {256 * 5 * kMiB - 1, 128 * 5 * kMiB, 64 * 5 * kMiB}) {
+    const TierChoice c = choose_tiers(mixtral_like(180 * kMiB + experts_room));
+    EXPECT_FALSE(c.offload) << experts_room;
+    EXPECT_NE(c.why.back().find("one step's experts"), std::string::npos) << c.why.back();
+  }
+}
+
+TEST(AutoTiers, BelowOneStepsExpertsGivesTheCachesWhatIsLeft) {
+  const TierInputs in = mixtral_like(180 * kMiB + 64 * 5 * kMiB - 1);
   const TierChoice c = choose_tiers(in);
   ASSERT_TRUE(c.offload);
   EXPECT_EQ(c.host_bytes, 0u);  // a CPU device's slots are host memory already
   // Everything the limit leaves after the dense part and two streaming buffers, whole experts only.
   EXPECT_EQ(c.device_bytes, (in.limit - 180 * kMiB - 2 * 5 * kMiB) / (5 * kMiB) * (5 * kMiB));
-  EXPECT_LE(180 * kMiB + 10 * kMiB + c.device_bytes, in.limit);
-  const TierChoice half = choose_tiers(mixtral_like(180 * kMiB + 128 * 5 * kMiB));
-  EXPECT_EQ(half.device_bytes, 126 * 5 * kMiB);
+  EXPECT_EQ(c.device_bytes, 61 * 5 * kMiB);
+  EXPECT_EQ(c.streaming_bytes, 2 * 5 * kMiB);
+  EXPECT_LE(180 * kMiB + c.streaming_bytes + c.device_bytes, in.limit);
 }
 
 TEST(AutoTiers, SplitsTheExpertRoomOverDevices) {
-  TierInputs in = mixtral_like(180 * kMiB + 10 * kMiB + 101 * 5 * kMiB);
+  TierInputs in = mixtral_like(180 * kMiB + 10 * kMiB + 51 * 5 * kMiB);
   in.devices = 2;
   const TierChoice c = choose_tiers(in);
   ASSERT_TRUE(c.offload);
-  EXPECT_EQ(c.device_bytes, 50 * 5 * kMiB);  // 101 experts of room: 50 per device
+  EXPECT_EQ(c.device_bytes, 25 * 5 * kMiB);  // 51 experts of room: 25 per device
 }
 
 TEST(AutoTiers, RefusesAGivenLimitBelowTheDensePart) {
