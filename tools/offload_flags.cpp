@@ -28,7 +28,7 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
                  "or all (every miss evicts)")
       ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", f.prefetch, "predictor: none, gate[:D] (the next layers' routers on this layer's input; next-layer, stacked:D), stats[:D], history[:D], popularity[:D] (learn from --profile-trace), or A+B (both)")->capture_default_str();
-  app.add_option("--profile-trace", f.profile_trace, "trace the stats predictor learns from")->check(CLI::ExistingFile);
+  app.add_option("--profile-trace", f.profile_trace, "recorded routing (moe profile): what the statistical predictors learn from, and, under the automatic tiers, which experts are pinned")->check(CLI::ExistingFile);
   app.add_option("--miss", f.miss, "on a miss: wait, cpu (compute on the host), hobbit (lossy: int8 copy or skip)")
       ->check(CLI::IsMember({"wait", "cpu", "hobbit"}))->capture_default_str();
   app.add_option("--hobbit-t1", f.hobbit_t1, "hobbit: importance (normalised gate mass of the expert and those ranked below it) at or above which a missing expert is waited for (above 1: none is)")

@@ -78,7 +78,6 @@ BatchDecodeResult run_batched_decode(model::Transformer& model, const BatchDecod
   r.weight_bytes_per_step = w.resident_bytes + r.experts_per_step * w.expert_bytes;
   r.flops_per_step = 2 * (double(o.batch) * w.dense_params + double(assignments) / o.decode_steps * w.expert_params +
                           double(o.batch) * w.lm_head_params);
-  const SchedulerStats& s = scheduler.stats();
   const model::KvBlockPool& pool = scheduler.pool();
   r.kv_bytes_per_token = scheduler.kv_bytes_per_token();
   r.kv_theoretical_bytes_per_token = double(model::KvBlockPool::token_bytes(c.num_layers, pool.row_size(), pool.with_values()));

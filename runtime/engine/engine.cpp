@@ -4,6 +4,7 @@
 
 #include "placement/cost/gpu_memory.h"
 #include "placement/cost/model_shape.h"
+#include "placement/plan/slot_split.h"
 #include "placement/trace/importers.h"
 #include "runtime/core/error.h"
 #include "runtime/core/memory_limit.h"
@@ -120,6 +121,27 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
   return choice;
 }
 
+// The automatic tiers given routing statistics: the slots split between the trace's hottest
+// experts, pinned, and a cache, as held-out routing says is best (placement/plan/slot_split.h).
+void Engine::pin_from_routing(const EngineOptions& f, offload::OffloadOptions& o) {
+  const uint64_t expert = placement_["expert_bytes"].get<uint64_t>();
+  const int slots = int(o.device_bytes / std::max<uint64_t>(expert, 1));
+  placement::SimOptions sim;
+  sim.policy = f.policy;
+  sim.admission = f.admission;
+  try {
+    placement::SlotSplit split =
+        placement::choose_slot_split(placement::model_shape(model_.config, ""), profile_, o.devices, slots, sim);
+    for (const std::string& line : split.why) placement_["why"].push_back("routing " + f.profile_trace + ": " + line);
+    placement_["pinned_per_device"] = split.pinned_per_device;
+    placement_["held_out_hit_rate"] = split.held_out_hit_rate;
+    plan_ = std::move(split.plan);
+    o.plan = &plan_;
+  } catch (const Error& e) {
+    placement_["why"].push_back(fmt::format("routing {} not used for pinning: {}", f.profile_trace, e.what()));
+  }
+}
+
 std::string Engine::placement_text() const {
   if (placement_.empty()) return "[placement: as the budget flags say]\n";
   std::string out = "[placement:";
@@ -176,6 +198,7 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
     o.release_read_pages = true;
   }
   if (!f.profile_trace.empty()) profile_ = placement::load_any_trace(f.profile_trace);
+  if (tiers && tiers->offload && f.backend != "cuda" && !f.profile_trace.empty()) pin_from_routing(f, o);
   if (f.backend == "cuda") {
 #if MOE_HAVE_CUDA
     // One arena per GPU for the budget: GPU 0 holds the resident dense weights and the KV mirror

@@ -34,6 +34,18 @@ if [[ -s "$work/three.json" ]]; then
   [[ "$(field "$work/three.json" "d['offload']['setup'].startswith('automatic')")" == "True" ]] || fail "setup does not say automatic"
 fi
 
+# Given recorded routing, the slots split between the trace's hottest experts and a cache as
+# held-out routing says, with the same tokens.
+printf 'The history of science\nIn the beginning the world\nA recipe for bread needs\nOnce upon a time\n' >"$work/prompts"
+"$moe" profile --model "$2/models/bam-tiny" --prompts "$work/prompts" -o "$work/bam.trace" >/dev/null 2>&1 || fail "moe profile"
+"${run[@]}" --mem-limit "$half" --profile-trace "$work/bam.trace" >"$work/pinned.json" 2>"$work/err" || fail "run with a trace: $(cat "$work/err")"
+if [[ -s "$work/pinned.json" ]]; then
+  [[ "$(field "$work/pinned.json" "'pinned_per_device' in $p and any('held-out' in w for w in $p['why'])")" == "True" ]] \
+    && echo "ok: a routing trace decides the pinned share on held-out routing" || fail "no slot split: $(head -c 600 "$work/pinned.json")"
+  [[ "$(field "$work/pinned.json" "d['tokens']")" == "$(field "$work/fits.json" "d['tokens']")" ]] \
+    && echo "ok: the same tokens with the trace's pins" || fail "tokens differ with the trace's pins"
+fi
+
 "$moe" run --model "$2/models/bam-tiny" -p "Once upon a time" -n 12 --mem-limit "$half" --explain >"$work/out" 2>&1 || fail "--explain run failed"
 grep -qF "[placement:" "$work/out" && grep -qF "does not fit" "$work/out" && echo "ok: --explain says why" \
   || fail "--explain: $(head -c 600 "$work/out")"
