@@ -14,6 +14,7 @@
 #include "placement/sim/simulator.h"
 #include "placement/trace/trace_io.h"
 #include "runtime/core/error.h"
+#include "tests/unit/placement/tiny_shape.h"
 
 namespace moe::placement {
 namespace {
@@ -201,23 +202,7 @@ TEST(RoutingPredictors, SplitBySequenceAndUnknownNames) {
 
 // --- the simulator replays the same predictors -------------------------------------------
 
-ModelShape shape() {
-  ModelShape s;
-  s.name = "tiny";
-  s.num_layers = s.num_sparse_layers = kLayers;
-  s.sparse_layers.assign(size_t(kLayers), true);
-  s.num_experts = kExperts;
-  s.top_k = kTopK;
-  s.hidden = 1024;
-  s.num_heads = 8;
-  s.num_kv_heads = 2;
-  s.head_dim = 128;
-  s.vocab = 1000;
-  s.expert_params = 3 * 1024 * 2048;
-  s.attention_params = 1024 * 1024 * 3;
-  s.dense_params = kLayers * s.attention_params + 2 * 1000 * 1024;
-  return s;
-}
+ModelShape shape() { return testing::tiny_shape(kLayers, kExperts, kTopK); }
 
 HardwareProfile hardware() {
   HardwareProfile h;

@@ -3,27 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "runtime/core/error.h"
+#include "tests/unit/placement/tiny_shape.h"
 
 namespace moe::placement {
 namespace {
 
-ModelShape shape(int layers, int experts) {
-  ModelShape s;
-  s.name = "tiny";
-  s.num_layers = s.num_sparse_layers = layers;
-  s.sparse_layers.assign(size_t(layers), true);
-  s.num_experts = experts;
-  s.top_k = 1;
-  s.hidden = 256;
-  s.num_heads = 4;
-  s.num_kv_heads = 4;
-  s.head_dim = 64;
-  s.vocab = 100;
-  s.expert_params = 3 * 256 * 512;
-  s.attention_params = 4 * 256 * 256;
-  s.dense_params = layers * s.attention_params + 2 * 100 * 256;
-  return s;
-}
+ModelShape shape(int layers, int experts) { return testing::tiny_shape(layers, experts, 1); }
 
 // `sequences` of `tokens` each over 4 layers x 8 experts, top-1: each token uses hot(sequence)
 // in every layer except every third token, which uses one of experts 1..7 in turn.
