@@ -89,4 +89,17 @@ bool MappedFile::release_pages(const void* p, size_t bytes) {
   return true;
 }
 
+bool MappedFile::read_ahead(const void* p, size_t bytes) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
+  static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = begin / page * page;
+  if (p == nullptr || bytes == 0) return false;
+  std::lock_guard lock(registry().mutex);
+  auto it = registry().ranges.upper_bound(begin);
+  if (it == registry().ranges.begin()) return false;
+  --it;
+  if (end > it->second) return false;
+  return ::madvise(reinterpret_cast<void*>(first), end - first, MADV_WILLNEED) == 0;
+}
+
 }  // namespace moe

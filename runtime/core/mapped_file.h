@@ -23,6 +23,10 @@ class MappedFile {
   // else, heap or anonymous memory whose contents DONTNEED would zero, is left alone: false.
   // Used once a copy of the bytes is kept elsewhere, so they are not held twice.
   static bool release_pages(const void* p, size_t bytes);
+  // Asks the kernel to start reading [p, p + bytes) of a mapping now (MADV_WILLNEED: readahead
+  // in large requests, asynchronous), so that the faults of a later read find it in flight.
+  // A hint: returns false (and does nothing) outside a live file mapping.
+  static bool read_ahead(const void* p, size_t bytes);
   const std::filesystem::path& path() const { return path_; }
 
  private:

@@ -51,6 +51,9 @@ TierChoice choose_tiers(const TierInputs& in) {
                                 "step's experts ({}): runs in place, the page cache keeps the hot experts without copies",
                                 sizes, format_bytes(all_experts), format_bytes(fixed + all_experts),
                                 format_bytes(in.limit - fixed), format_bytes(step_experts)));
+    c.read_ahead = true;
+    c.why.push_back("each layer's chosen experts are read ahead as soon as the router picks them (MADV_WILLNEED: large "
+                    "requests, not one page fault at a time)");
     return c;
   }
   // Streamed experts pass through buffers of their own (and, read from a mapped checkpoint, the
@@ -64,6 +67,7 @@ TierChoice choose_tiers(const TierInputs& in) {
     c.why.push_back(fmt::format("the limit cannot hold even the dense part ({} + streaming {} + one expert per device): "
                                 "runs in place and lets the kernel page the weights",
                                 sizes, format_bytes(streaming)));
+    c.read_ahead = true;
     return c;
   }
   c.offload = true;

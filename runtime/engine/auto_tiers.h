@@ -34,6 +34,7 @@ struct TierChoice {
   uint64_t device_bytes = 0;   // per device: its routed experts (pinned and cache slots)
   uint64_t host_bytes = 0;     // host pool (cuda only)
   uint64_t streaming_bytes = 0;  // kept free for experts streamed through without a slot
+  bool read_ahead = false;       // in place but not all in memory: read the chosen experts ahead
   std::vector<std::string> why;  // sentences, for --explain
 };
 

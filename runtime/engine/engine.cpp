@@ -7,6 +7,7 @@
 #include "placement/plan/slot_split.h"
 #include "placement/trace/importers.h"
 #include "runtime/core/error.h"
+#include "runtime/core/mapped_file.h"
 #include "runtime/core/memory_limit.h"
 #include "runtime/core/memory_usage.h"
 #include "runtime/core/size_parse.h"
@@ -142,6 +143,24 @@ void Engine::pin_from_routing(const EngineOptions& f, offload::OffloadOptions& o
   }
 }
 
+// In place under a limit the model exceeds, a layer's chosen experts are partly on disk: asking
+// for all their pages as soon as the router has chosen turns one fault per 128 KiB into large
+// asynchronous reads that overlap the first expert's compute.
+void Engine::read_chosen_experts_ahead() {
+  model::Transformer& t = *model_.transformer;
+  t.set_routing_hook([previous = t.routing_hook(), &t](int layer, std::span<const int64_t> positions, model::RoutingDecision& d) {
+    if (previous) previous(layer, positions, d);
+    const auto& experts = t.weights().layers[size_t(layer)].moe.experts;
+    std::vector<bool> seen(experts.size(), false);
+    for (const int32_t e : d.experts) {
+      if (e < 0 || size_t(e) >= experts.size() || seen[size_t(e)]) continue;
+      seen[size_t(e)] = true;
+      for (const model::Linear* m : {&experts[size_t(e)].gate, &experts[size_t(e)].up, &experts[size_t(e)].down})
+        if (m->weight.defined()) MappedFile::read_ahead(m->weight.raw(), m->weight.nbytes());
+    }
+  });
+}
+
 std::string Engine::placement_text() const {
   if (placement_.empty()) return "[placement: as the budget flags say]\n";
   std::string out = "[placement:";
@@ -175,6 +194,7 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   if (!f.offloading() && !(tiers && tiers->offload)) {
     MOE_CHECK((f.prefetch == "none" && f.miss == "wait") || tiers, ErrorCode::kInvalidArgument,
               "--prefetch and --miss need offloading (--gpu-mem, --plan or --devices)");
+    if (tiers && tiers->read_ahead) read_chosen_experts_ahead();
     return;
   }
   offload::OffloadOptions o;

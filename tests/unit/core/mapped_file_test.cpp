@@ -29,11 +29,15 @@ TEST(MappedFile, ReleasesOnlyPagesOfLiveFileMappings) {
     EXPECT_FALSE(MappedFile::release_pages(data + 1, page / 2));        // no whole page inside
     EXPECT_FALSE(MappedFile::release_pages(data + page, 4 * page));     // runs past the mapping
     EXPECT_TRUE(std::equal(pattern.begin(), pattern.end(), data));      // read back from the file
+    EXPECT_TRUE(MappedFile::read_ahead(data + 1, 2 * page));            // any part of a live mapping
+    EXPECT_FALSE(MappedFile::read_ahead(data + page, 4 * page));        // runs past it
+    EXPECT_TRUE(std::equal(pattern.begin(), pattern.end(), data));      // a hint: the bytes stay
   }
   std::vector<uint8_t> heap(pattern.size() + page);
   uint8_t* aligned = heap.data() + (page - reinterpret_cast<uintptr_t>(heap.data()) % page);
   std::copy(pattern.begin(), pattern.begin() + std::ptrdiff_t(2 * page), aligned);
   EXPECT_FALSE(MappedFile::release_pages(aligned, 2 * page));
+  EXPECT_FALSE(MappedFile::read_ahead(aligned, 2 * page));
   EXPECT_TRUE(std::equal(pattern.begin(), pattern.begin() + std::ptrdiff_t(2 * page), aligned));  // not zeroed
   std::filesystem::remove(path);
 }
