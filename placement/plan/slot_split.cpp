@@ -3,34 +3,28 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <map>
 #include <numeric>
 
 #include "placement/cost/cost_model.h"
 #include "placement/hardware/hardware_profile.h"
 #include "placement/plan/planner.h"
+#include "placement/predict/routing_predictor.h"
 #include "runtime/core/error.h"
 
 namespace moe::placement {
 namespace {
 
-// The trace's tokens split by sequence: the first half of its sequences, and the rest (a trace of
-// one sequence splits at its middle token).
-std::pair<Trace, Trace> split_by_sequence(const Trace& trace) {
-  std::vector<int64_t> sequences;
-  for (const TokenRecord& t : trace.tokens)
-    if (sequences.empty() || std::find(sequences.begin(), sequences.end(), t.sequence_id) == sequences.end())
-      sequences.push_back(t.sequence_id);
-  Trace first{trace.model, {}, 0}, second{trace.model, {}, 0};
-  if (sequences.size() >= 2) {
-    const std::vector<int64_t> early(sequences.begin(), sequences.begin() + int64_t(sequences.size() / 2));
-    for (const TokenRecord& t : trace.tokens)
-      (std::find(early.begin(), early.end(), t.sequence_id) != early.end() ? first : second).tokens.push_back(t);
-  } else {
-    const size_t half = trace.tokens.size() / 2;
-    first.tokens.assign(trace.tokens.begin(), trace.tokens.begin() + int64_t(half));
-    second.tokens.assign(trace.tokens.begin() + int64_t(half), trace.tokens.end());
+// The first half of the trace's sequences and the rest (placement/predict's split); a trace of
+// one sequence (a single `moe run --trace-out`) splits at its middle token.
+std::pair<Trace, Trace> split_in_two(const Trace& trace) {
+  if (count_sequences(trace) >= 2) {
+    TraceSplit split = split_by_sequence(trace);
+    return {std::move(split.train), std::move(split.test)};
   }
+  Trace first{trace.model, {}, 0}, second{trace.model, {}, 0};
+  const auto middle = trace.tokens.begin() + std::ptrdiff_t(trace.tokens.size() / 2);
+  first.tokens.assign(trace.tokens.begin(), middle);
+  second.tokens.assign(middle, trace.tokens.end());
   return {std::move(first), std::move(second)};
 }
 
@@ -95,7 +89,7 @@ SlotSplit choose_slot_split(const ModelShape& shape, const Trace& trace, int dev
             trace.model.num_layers, trace.model.num_experts, shape.num_sparse_layers, shape.num_experts);
   MOE_CHECK(trace.tokens.size() >= 2 && slots >= 1, ErrorCode::kInvalidArgument,
             "a slot split needs a trace of two tokens or more and one slot");
-  const auto [train, test] = split_by_sequence(trace);
+  const auto [train, test] = split_in_two(trace);
   const std::vector<int64_t> train_counts = use_counts(train, shape.num_sparse_layers, shape.num_experts);
   const CostModel cost(shape, nominal_machine(devices));
   SlotSplit best;
