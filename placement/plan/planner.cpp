@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "placement/predict/routing_predictor.h"
 #include "runtime/core/error.h"
 
 namespace moe::placement {
@@ -63,7 +64,48 @@ class Planner {
         for (int32_t e : l.experts) load_[index(l.layer, e)] += 1.0 / double(trace.tokens.size());
   }
 
+  // The candidate with the least time per token replaying `judge`, with that replay.
+  struct Choice {
+    Candidate candidate;
+    SimResult result;
+    double seconds_per_token = INFINITY;
+    std::vector<std::string> tried;
+  };
+  Choice choose(const Trace& judge) const {
+    Choice best;
+    for (const Candidate& c : candidates()) {
+      const SimResult r = simulate(build(c), judge, cost_, options_.sim);
+      const double per_token = r.seconds / double(std::max<int64_t>(r.tokens, 1));
+      best.tried.push_back(fmt::format("{:.0f}% pinned, {} on GPU, {} offloaded: {:.2f} tokens/s", 100 * c.pinned_share,
+                                       format_name(c.gpu_format), format_name(c.offload_format), 1.0 / per_token));
+      if (per_token < best.seconds_per_token * (1 - 1e-9)) {
+        best.seconds_per_token = per_token;
+        best.candidate = c;
+        best.result = r;
+      }
+    }
+    return best;
+  }
+
+  // The plan of `c` over this planner's trace, its in-sample prediction, and `notes` (held-out
+  // figures) with the explanation.
+  PlacementPlan run_candidate(const Candidate& c, const std::vector<std::string>& tried, const std::vector<std::string>& notes) {
+    PlacementPlan plan = build(c);
+    best_ = simulate(plan, trace_, cost_, options_.sim);
+    record_prediction(plan, best_);
+    explain(plan, tried);
+    for (const std::string& n : notes) plan.add_explanation(n);
+    validate_plan(plan, "the planner's plan");
+    return plan;
+  }
+
   PlacementPlan run() {
+    const Choice c = choose(trace_);
+    return run_candidate(c.candidate, c.tried, {});
+  }
+
+ private:
+  std::vector<Candidate> candidates() const {
     std::vector<Candidate> candidates;
     if (options_.strategy == "optimized") {
       for (ExpertFormat g : options_.formats)
@@ -77,28 +119,9 @@ class Planner {
     } else {
       fail(ErrorCode::kInvalidArgument, "unknown strategy '{}' (optimized, frequency or uniform)", options_.strategy);
     }
-    PlacementPlan best;
-    double best_seconds = INFINITY;
-    std::vector<std::string> tried;
-    for (const Candidate& c : candidates) {
-      PlacementPlan plan = build(c);
-      const SimResult r = simulate(plan, trace_, cost_, options_.sim);
-      const double per_token = r.seconds / double(std::max<int64_t>(r.tokens, 1));
-      tried.push_back(fmt::format("{:.0f}% pinned, {} on GPU, {} offloaded: {:.2f} tokens/s", 100 * c.pinned_share,
-                                  format_name(c.gpu_format), format_name(c.offload_format), 1.0 / per_token));
-      if (per_token < best_seconds * (1 - 1e-9)) {
-        best_seconds = per_token;
-        record_prediction(plan, r);
-        best_ = r;
-        best = std::move(plan);
-      }
-    }
-    explain(best, tried);
-    validate_plan(best, "the planner's plan");
-    return best;
+    return candidates;
   }
 
- private:
   size_t index(int layer, int expert) const { return size_t(layer) * size_t(shape_.num_experts) + size_t(expert); }
 
   // Experts in the order they deserve GPU memory.
@@ -304,7 +327,35 @@ class Planner {
 
 PlacementPlan make_plan(const ModelShape& shape, const Trace& trace, const HardwareProfile& hardware,
                         const PlannerOptions& options) {
-  return Planner(shape, trace, hardware, options).run();
+  if (options.strategy == "uniform" || count_sequences(trace) < 2) {
+    PlacementPlan plan = Planner(shape, trace, hardware, options).run();
+    plan.add_explanation(options.strategy == "uniform"
+                             ? "Held out: nothing to hold out (the uniform plan reads no routing)."
+                             : "Held out: nothing (the trace holds one sequence): every figure here is in-sample.");
+    return plan;
+  }
+  // Candidates are ranked on routing their ranking has not seen: planned from the first half of
+  // the trace's sequences, replayed on the rest; the uniform plan, which reads no routing, is
+  // judged on the same half, and wins when the trace's plan does worse there.
+  const TraceSplit split = split_by_sequence(trace);
+  const auto choice = Planner(shape, split.train, hardware, options).choose(split.test);
+  PlannerOptions uniform = options;
+  uniform.strategy = "uniform";
+  const auto baseline = Planner(shape, split.train, hardware, uniform).choose(split.test);
+  const bool keep = choice.seconds_per_token <= baseline.seconds_per_token * (1 + 1e-9);
+  const std::vector<std::string> notes = {
+      fmt::format("Held out: planned on {} sequences ({} tokens), judged on the other {} ({} tokens): {} {:.2f} tokens/s, "
+                  "uniform {:.2f}; the in-sample prediction above replays the whole trace.",
+                  split.train_sequences, split.train.tokens.size(), split.test_sequences, split.test.tokens.size(),
+                  options.strategy, 1.0 / choice.seconds_per_token, 1.0 / baseline.seconds_per_token),
+      keep ? fmt::format("Chosen by the held-out figure: {:.0f}% pinned.", 100 * choice.candidate.pinned_share)
+           : std::string("The uniform plan does better on held-out routing than the trace's plan: it is the plan.")};
+  if (!keep) {
+    PlacementPlan plan = Planner(shape, trace, hardware, uniform).run_candidate(baseline.candidate, baseline.tried, notes);
+    plan.set_strategy(options.strategy + " (uniform won on held-out routing)");
+    return plan;
+  }
+  return Planner(shape, trace, hardware, options).run_candidate(choice.candidate, choice.tried, notes);
 }
 
 PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, int64_t host_bytes, int batch, int context) {
