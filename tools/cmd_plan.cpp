@@ -14,7 +14,7 @@ namespace moe::tools {
 namespace {
 
 struct Options {
-  std::string model, trace, hardware, output, formats = "bf16";
+  std::string model, trace, hardware, output, formats = "bf16", dense_format = "bf16";
   placement::PlannerOptions planner;
   bool json = false, explain = false;
 };
@@ -26,6 +26,7 @@ void run(Options& o) {
   o.planner.formats.clear();
   std::stringstream list(o.formats);
   for (std::string f; std::getline(list, f, ',');) o.planner.formats.push_back(placement::parse_expert_format(f));
+  o.planner.dense_format = placement::parse_expert_format(o.dense_format);
   const placement::PlacementPlan plan = placement::make_plan(shape, trace, hw, o.planner);
   placement::save_plan(o.output, plan);
   if (o.json) {
@@ -49,7 +50,9 @@ void setup(CLI::App& app) {
   app.add_option("--batch", o->planner.batch, "sequences decoded together")->check(whole_number(1, 1 << 16));
   app.add_option("--context", o->planner.context, "tokens of context per sequence (sizes the KV cache)")->check(whole_number(1, 1 << 24));
   app.add_option("--devices", o->planner.devices, "GPUs to use (default: all of the profile's)")->check(whole_number(1, 1024));
-  app.add_option("--formats", o->formats, "expert formats allowed, e.g. bf16,int4 (int8/int4 are lossy)");
+  app.add_option("--formats", o->formats, "expert formats allowed, e.g. bf16,int4 (int8/int4 are lossy; int8 has FP8's bytes)");
+  app.add_option("--dense-format", o->dense_format, "format of the dense weights on the GPU: bf16, int8 or int4 (as moe run "
+                 "--weights F --quantize all; lossy)")->check(CLI::IsMember({"bf16", "int8", "int4"}));
   app.add_option("--strategy", o->planner.strategy, "optimized, frequency or uniform")
       ->check(CLI::IsMember({"optimized", "frequency", "uniform"}));
   app.add_option("--pinned-share", o->planner.pinned_share, "fix the share of GPU expert memory pinned (0..1) instead of searching")

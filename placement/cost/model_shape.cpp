@@ -34,6 +34,16 @@ int64_t ModelShape::expert_bytes(ExpertFormat format) const {
   return 0;
 }
 
+int64_t ModelShape::dense_bytes(ExpertFormat format) const {
+  const int64_t scales = dense_params / 32 * 4;
+  switch (format) {
+    case ExpertFormat::kBF16: return 2 * dense_params;
+    case ExpertFormat::kInt8: return dense_params + scales;
+    case ExpertFormat::kInt4: return dense_params / 2 + scales;
+  }
+  return 0;
+}
+
 int64_t ModelShape::kv_cache_bytes(int batch, int context) const {
   return int64_t(batch) * context * num_layers * kv_bytes_per_token_layer();
 }

@@ -31,6 +31,8 @@ struct ModelShape {
 
   int64_t expert_bytes(ExpertFormat format) const;
   int64_t dense_bytes() const { return 2 * dense_params; }  // bf16
+  // In `format` (--weights int8|int4 --quantize all: groups of 32 with f32 scales).
+  int64_t dense_bytes(ExpertFormat format) const;
   // bf16 KV cache of `batch` sequences of `context` tokens.
   int64_t kv_cache_bytes(int batch, int context) const;
   int64_t kv_bytes_per_token_layer() const { return int64_t(2) * num_kv_heads * head_dim * 2; }

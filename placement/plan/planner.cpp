@@ -44,7 +44,7 @@ class Planner {
     MOE_CHECK(gpus_ <= hw.gpu_count, ErrorCode::kInvalidArgument, "{} GPUs asked for, the profile {} has {}", gpus_, hw.name,
               hw.gpu_count);
     budget_.memory = int64_t(hw.gpu_memory_bytes);
-    budget_.dense = shape.dense_bytes();
+    budget_.dense = shape.dense_bytes(options.dense_format);
     budget_.kv = shape.kv_cache_bytes((options.batch + gpus_ - 1) / gpus_, options.context);
     budget_.workspace = std::max<int64_t>(int64_t(256) << 20, int64_t(options.workspace_fraction * hw.gpu_memory_bytes));
     budget_.experts = budget_.memory - budget_.dense - budget_.kv - budget_.workspace;
@@ -282,8 +282,9 @@ class Planner {
       else ++nvme;
     }
     const auto& p = plan.prediction();
-    plan.add_explanation(fmt::format("{} on {} ({} GPU{}), batch {}, context {}, strategy {}.", shape_.name, hw_.name, gpus_,
-                                     gpus_ > 1 ? "s" : "", options_.batch, options_.context, options_.strategy));
+    plan.add_explanation(fmt::format("{} on {} ({} GPU{}), batch {}, context {}, strategy {}, dense weights in {}.", shape_.name,
+                                     hw_.name, gpus_, gpus_ > 1 ? "s" : "", options_.batch, options_.context, options_.strategy,
+                                     format_name(options_.dense_format)));
     for (const auto& d : plan.devices())
       plan.add_explanation(fmt::format(
           "GPU {}: {:.2f} GiB = dense {:.2f} + KV cache {:.2f} + workspace {:.2f} + pinned experts {:.2f} + {} cache slots {:.2f} "

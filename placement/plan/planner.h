@@ -19,6 +19,7 @@ struct PlannerOptions {
   int context = 4096;
   int devices = 0;  // GPUs to use; 0: all of the profile's
   std::vector<ExpertFormat> formats = {ExpertFormat::kBF16};  // int8/int4 are lossy: opt-in
+  ExpertFormat dense_format = ExpertFormat::kBF16;  // of the weights every token reads (--weights ... --quantize all)
   // optimized: the search above; frequency: every GPU byte pins the most used experts;
   // uniform: the same number of experts pinned per layer, chosen without the trace.
   std::string strategy = "optimized";
