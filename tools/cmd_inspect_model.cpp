@@ -65,6 +65,14 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
   if (c.family == loading::ModelFamily::kDsMoe)
     fmt::print("             + {} attention experts per layer (one query head per KV head each); default routing {}\n",
                c.num_experts, c.ds_moe.default_routing);
+  if (c.family == loading::ModelFamily::kGptOss) {
+    int sliding = 0;
+    for (int l = 0; l < c.num_layers; ++l) sliding += c.window_of(l) > 0 ? 1 : 0;
+    fmt::print("             biased, clamped SwiGLU (alpha {}, limit {}), stored {}; attention sinks, window {} on {} of {} layers\n",
+               c.gpt_oss.swiglu_alpha, c.gpt_oss.swiglu_limit,
+               c.gpt_oss.mxfp4_experts ? "mxfp4 (e2m1, an e8m0 scale per 32)" : std::string(dtype_name(c.dtype)), c.sliding_window,
+               sliding, c.num_layers);
+  }
   if (c.shared_expert_intermediate_size > 0)
     fmt::print("shared       width {}{}\n", c.shared_expert_intermediate_size, c.shared_expert_gated ? ", gated" : "");
   if (c.is_mla()) {  // the cache's row, beside what full K/V of every head would take

@@ -44,13 +44,13 @@ RowRun row_run(const KvBlocks& kv, int64_t j, int64_t limit) {
 
 void attention(const float* q, const KvBlocks& kv, int64_t n_tokens, int64_t first_position, int64_t n_heads,
                int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t sliding_window,
-               const uint8_t* head_mask) {
+               const uint8_t* head_mask, const float* sinks) {
   const AttentionSequence one{q, kv, n_tokens, first_position, out, head_mask};
-  attention(std::span(&one, 1), n_heads, n_kv_heads, head_dim, scale, sliding_window);
+  attention(std::span(&one, 1), n_heads, n_kv_heads, head_dim, scale, sliding_window, sinks);
 }
 
 void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale,
-               int64_t sliding_window) {
+               int64_t sliding_window, const float* sinks) {
   MOE_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, ErrorCode::kInvalidArgument,
             "attention: {} heads cannot share {} kv heads", n_heads, n_kv_heads);
   const int64_t group = n_heads / n_kv_heads;
@@ -107,7 +107,8 @@ void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, in
         std::fill_n(o, head_dim, 0.0f);
         if (head_mask && !head_mask[head]) continue;
         float* s = scores.data() + g * keys;
-        float max = -INFINITY;
+        const float sink = sinks ? sinks[kv_head * group + g] : -INFINITY;
+        float max = sink;
         for (int64_t j = 0; j < keys; ++j) {
           s[j] *= scale;
           max = std::max(max, s[j]);
@@ -117,6 +118,7 @@ void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, in
           s[j] = std::exp(s[j] - max);
           sum += s[j];
         }
+        if (sinks) sum += std::exp(sink - max);  // the sink's share of the softmax, given to no value
         for (int64_t j = 0; j < keys; ++j) accumulate(o, s[j] / sum, value_rows[size_t(j)], head_dim);
       }
     }

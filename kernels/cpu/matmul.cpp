@@ -8,7 +8,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "kernels/cpu/matmul_mxfp4.h"
 #include "kernels/cpu/matmul_paths.h"
+#include "kernels/cpu/mxfp4.h"
 #include "kernels/cpu/thread_pool.h"
 #include "runtime/core/error.h"
 
@@ -74,7 +76,8 @@ std::atomic<Isa>& isa_state() {
 
 void check(const WeightMatrix& w) {
   MOE_CHECK(w.data != nullptr && w.rows > 0 && w.cols > 0, ErrorCode::kInvalidArgument, "matmul: empty weight matrix");
-  MOE_CHECK(w.row_stride == 0 || (w.row_stride >= w.cols && w.dtype != DType::kI8 && w.dtype != DType::kI4),
+  MOE_CHECK(w.row_stride == 0 || (w.row_stride >= w.cols && w.dtype != DType::kI8 && w.dtype != DType::kI4 &&
+                                  w.dtype != DType::kMxfp4),
             ErrorCode::kInvalidArgument, "matmul: a row stride of {} does not fit rows of {} {} columns", w.row_stride,
             w.cols, dtype_name(w.dtype));
   if (w.dtype == DType::kI8 || w.dtype == DType::kI4) {
@@ -82,6 +85,9 @@ void check(const WeightMatrix& w) {
               ErrorCode::kInvalidArgument,
               "matmul: quantised weights need scales and a group size that is a multiple of 8 dividing {} columns",
               w.cols);
+  } else if (w.dtype == DType::kMxfp4) {
+    MOE_CHECK(w.exponents != nullptr && w.cols % kMxfp4Block == 0, ErrorCode::kInvalidArgument,
+              "matmul: MXFP4 weights need their e8m0 scales and a multiple of 32 columns, not {}", w.cols);
   } else {
     MOE_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16, ErrorCode::kUnsupported,
               "matmul: weights of dtype {} are not supported", dtype_name(w.dtype));
@@ -135,6 +141,8 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   check(w);
   if (m <= 0) return;
   const detail::MatmulJob job{x, m, &w, y, bias};
+  if (w.dtype == DType::kMxfp4)  // one path for every instruction set (its dot product is cloned per ISA)
+    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_mxfp4(job, r0, r1); });
   switch (active_isa()) {
     case Isa::kAvx512: {
       thread_local detail::AlignedFloats storage;
@@ -155,6 +163,9 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
 void row_to_f32(const WeightMatrix& w, int64_t row, float* out) {
   check(w);
   MOE_CHECK(row >= 0 && row < w.rows, ErrorCode::kInvalidArgument, "row {} is outside a matrix of {} rows", row, w.rows);
+  if (w.dtype == DType::kMxfp4)
+    return mxfp4_dequantize_row(static_cast<const uint8_t*>(w.data) + row * (w.cols / 2),
+                                w.exponents + row * (w.cols / kMxfp4Block), w.cols, out);
   for (int64_t c = 0; c < w.cols; ++c) out[c] = detail::weight_at(w, row, c);
 }
 

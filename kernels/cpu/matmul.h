@@ -1,5 +1,5 @@
 #pragma once
-// y = x W^T (+ b) with f32 activations and weights in f32, bf16, f16, int8 or int4.
+// y = x W^T (+ b) with f32 activations and weights in f32, bf16, f16, int8, int4 or MXFP4 (mxfp4.h).
 //
 // Determinism contract: every output element is one dot product summed in 32 lanes
 // (element c goes to lane c % 32, accumulated with fused multiply-add in increasing c), then
@@ -22,6 +22,7 @@ struct WeightMatrix {
   const float* scales = nullptr;  // int8/int4: [rows, cols / group_size]
   int group_size = 0;
   int64_t row_stride = 0;  // elements from one row to the next (f32/bf16/f16); 0: cols
+  const uint8_t* exponents = nullptr;  // mxfp4: e8m0 scales [rows, cols / 32]; data holds the e2m1 blocks
   int64_t stride() const { return row_stride > 0 ? row_stride : cols; }
 };
 

@@ -39,8 +39,14 @@ RopeTable yarn(const RopeParams& p) {
   const auto correction_dim = [&](double rotations) {
     return (dim * std::log(original / (rotations * 2 * std::numbers::pi))) / (2 * std::log(base));
   };
-  double low = std::max(std::floor(correction_dim(p.beta_fast)), 0.0);
-  double high = std::min(std::ceil(correction_dim(p.beta_slow)), double(dim - 1));
+  // transformers' find_correction_range: floored and ceiled unless truncate is false, then clipped.
+  double low = correction_dim(p.beta_fast), high = correction_dim(p.beta_slow);
+  if (p.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, double(dim - 1));
   if (low == high) high += 0.001;
   RopeTable t;
   t.attention_scaling = float(attention);

@@ -16,6 +16,7 @@ struct RopeParams {
   int max_position_embeddings = 0;
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
   double beta_fast = 32.0, beta_slow = 1.0;              // yarn
+  bool truncate = true;                                  // yarn: floor/ceil the correction range (gpt-oss: false)
   double attention_factor = 0.0;                         // yarn; 0: derived
   double mscale = 0.0, mscale_all_dim = 0.0;             // yarn (DeepSeek)
 };

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/mxfp4.h"
 #include "kernels/cpu/quantize.h"
 #include "runtime/core/error.h"
 
@@ -30,6 +31,15 @@ EncodedMatrix encode_matrix(const float* values, int64_t rows, int64_t cols, DTy
       quantize_rows(values, rows, cols, f, m.data.data(), m.scales.data());
       m.matrix.scales = m.scales.data();
       m.matrix.group_size = group_size;
+      break;
+    }
+    case DType::kMxfp4: {
+      MOE_CHECK(cols % kMxfp4Block == 0, ErrorCode::kInvalidArgument, "MXFP4 rows need a multiple of 32 columns, not {}", cols);
+      m.data.resize(size_t(rows * cols / 2));
+      m.exponents.resize(size_t(rows * cols / kMxfp4Block));
+      for (int64_t r = 0; r < rows; ++r)
+        mxfp4_quantize_row(values + r * cols, cols, m.data.data() + r * cols / 2, m.exponents.data() + r * cols / kMxfp4Block);
+      m.matrix.exponents = m.exponents.data();
       break;
     }
     default: fail(ErrorCode::kUnsupported, "matmul weights cannot be {}", dtype_name(dtype));

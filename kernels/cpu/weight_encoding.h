@@ -11,6 +11,7 @@ namespace moe::cpu {
 struct EncodedMatrix {
   std::vector<uint8_t> data;
   std::vector<float> scales;  // int8/int4
+  std::vector<uint8_t> exponents;  // mxfp4: e8m0 scales
   WeightMatrix matrix;        // views data and scales: movable, not copyable
 
   EncodedMatrix() = default;
@@ -21,7 +22,7 @@ struct EncodedMatrix {
 };
 
 // values: [rows, cols]. bf16/f16 round to nearest even; int8/int4 quantise by quantize.h in
-// groups of `group_size` (ignored for float formats).
+// groups of `group_size` (ignored for float formats); mxfp4 by mxfp4.h (cols % 32 == 0).
 EncodedMatrix encode_matrix(const float* values, int64_t rows, int64_t cols, DType dtype, int group_size = 0);
 
 }  // namespace moe::cpu

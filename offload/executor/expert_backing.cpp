@@ -21,6 +21,9 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
     : weights_(weights), store_(std::move(store)) {
   bool first = true;
   for (const auto& layer : weights.layers)
+    MOE_CHECK(!layer.moe.gpt_oss.defined(), ErrorCode::kUnsupported,
+              "gpt-oss's experts (fused gate_up with biases, clamped SwiGLU, MXFP4) cannot be offloaded yet");
+  for (const auto& layer : weights.layers)
     for (const auto& e : layer.moe.experts) {
       const ExpertLayout l = ExpertLayout::of(e);
       MOE_CHECK(first || l == layout_, ErrorCode::kUnsupported, "routed experts of different shapes or dtypes cannot be offloaded");

@@ -12,6 +12,8 @@ int dtype_bits(DType dtype) {
     case DType::kI8: return 8;
     case DType::kI4: return 4;
     case DType::kI32: return 32;
+    case DType::kU8: return 8;
+    case DType::kMxfp4: return 4;  // the packed values; the scales are another 8 bits per 32
   }
   return 0;
 }
@@ -28,6 +30,8 @@ std::string_view dtype_name(DType dtype) {
     case DType::kI8: return "int8";
     case DType::kI4: return "int4";
     case DType::kI32: return "i32";
+    case DType::kU8: return "u8";
+    case DType::kMxfp4: return "mxfp4";
   }
   return "?";
 }
@@ -42,7 +46,8 @@ bool parse_dtype(std::string_view name, DType* out) {
       {"f16", DType::kF16},   {"F16", DType::kF16},   {"float16", DType::kF16},
       {"bf16", DType::kBF16}, {"BF16", DType::kBF16}, {"bfloat16", DType::kBF16},
       {"int8", DType::kI8},   {"I8", DType::kI8},     {"int4", DType::kI4},
-      {"i32", DType::kI32},   {"I32", DType::kI32},
+      {"i32", DType::kI32},   {"I32", DType::kI32},   {"u8", DType::kU8},     {"U8", DType::kU8},
+      {"mxfp4", DType::kMxfp4},
   };
   for (const Entry& e : kEntries) {
     if (e.name == name) {

@@ -14,6 +14,8 @@ enum class DType : uint8_t {
   kI8,   // symmetric per-group quantised, scales stored beside (see QuantFormat)
   kI4,   // two values per byte, low nibble first, symmetric per-group
   kI32,  // indices (token ids, expert ids)
+  kU8,   // raw bytes (MXFP4's packed blocks and e8m0 scales as a checkpoint stores them)
+  kMxfp4,  // OCP MX e2m1 pairs (low nibble first) with one e8m0 scale per 32 values (kernels/cpu/mxfp4.h)
 };
 
 // Bits per element: 4 for kI4, so byte sizes go through dtype_bytes().

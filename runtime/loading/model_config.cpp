@@ -107,6 +107,7 @@ bool parse_family(std::string_view model_type, ModelFamily* family) {
       {"bam", ModelFamily::kBam},
       {"deepseek_v2", ModelFamily::kDeepseekV2}, {"deepseek_v3", ModelFamily::kDeepseekV3},
       {"kimi_k2", ModelFamily::kDeepseekV3},  // Kimi-K2 is DeepseekV3ForCausalLM
+      {"gpt_oss", ModelFamily::kGptOss},
   };
   for (const Entry& e : kFamilies) {
     if (e.name == model_type) {
@@ -139,8 +140,8 @@ RopeConfig parse_rope(const Fields& top, const json& doc, double default_theta) 
   rope.attention_factor = p.get_double("attention_factor", 0.0);
   rope.mscale = p.get_double("mscale", 0.0);
   rope.mscale_all_dim = p.get_double("mscale_all_dim", 0.0);
-  // YaRN's correction range is floored and ceiled unless truncate is false (not implemented).
-  MOE_CHECK(p.get_bool("truncate", true), ErrorCode::kUnsupported, "{}: rope truncate = false is not supported", top.source());
+  // YaRN's correction range is floored and ceiled unless truncate is false (gpt-oss).
+  rope.truncate = p.get_bool("truncate", true);
   static constexpr std::string_view kKnown[] = {"default", "linear", "dynamic", "yarn", "llama3"};
   bool known = false;
   for (std::string_view k : kKnown) known = known || rope.type == k;
@@ -188,6 +189,7 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
     case ModelFamily::kMoePlusPlus:
     case ModelFamily::kDsMoe:
     case ModelFamily::kBam:
+    case ModelFamily::kGptOss:
       c->sparse_layers.assign(static_cast<size_t>(c->num_layers), true);
       break;
     case ModelFamily::kQwen2Moe:
@@ -312,6 +314,67 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
   }
 }
 
+// gpt-oss as transformers' GptOssConfig and modeling code read it. Its defaults are the class's
+// (the 20b/120b shapes), not the common ones: head_dim 64, 4 experts a token, eps 1e-5, the
+// release's YaRN (factor 32 over 4096 positions, truncate false), sliding windows of 128 on the
+// even layers.
+void parse_gpt_oss(const Fields& f, ModelConfig* c) {
+  constexpr int kMaxDim = 1 << 20;
+  const std::string_view src = f.source();
+  if (!f.has("head_dim") && !f.is_null("head_dim")) c->head_dim = 64;
+  c->num_experts_per_tok = f.get_int("num_experts_per_tok", 4, 1, 4096);
+  c->rms_norm_eps = f.get_positive("rms_norm_eps", 1e-5);
+  c->max_position_embeddings = f.get_int("max_position_embeddings", 131072, 1, 1 << 24);
+  c->num_experts = f.get_int("num_local_experts", f.get_int("num_experts", 128, 1, 1 << 16), 1, 1 << 16);
+  c->intermediate_size = f.get_int("intermediate_size", 2880, 1, kMaxDim);
+  c->moe_intermediate_size = c->intermediate_size;  // the experts' width; every layer is sparse
+  c->attention_bias = c->output_bias = f.get_bool("attention_bias", true);
+  if (!f.has("rope_parameters") && !f.has("rope_scaling")) {  // GptOssConfig.__post_init__'s rope
+    c->rope.type = "yarn";
+    c->rope.factor = 32.0;
+    c->rope.beta_fast = 32.0;
+    c->rope.beta_slow = 1.0;
+    c->rope.truncate = false;
+    c->rope.original_max_position_embeddings = 4096;
+  }
+  MOE_CHECK(c->rope.partial_rotary_factor == 1.0, ErrorCode::kUnsupported,
+            "{}: partial_rotary_factor = {} is not supported for gpt_oss", src, c->rope.partial_rotary_factor);
+  GptOssConfig& g = c->gpt_oss;
+  g.swiglu_alpha = f.get_double("swiglu_alpha", 1.702);
+  g.swiglu_limit = f.get_double("swiglu_limit", 7.0);
+  MOE_CHECK(g.swiglu_limit > 0, ErrorCode::kUnsupported, "{}: swiglu_limit = {} is not supported (it must be positive)", src,
+            g.swiglu_limit);
+  if (f.has("quantization_config")) {
+    const json& q = f.raw("quantization_config");
+    const std::string method = q.is_object() && q.contains("quant_method") && q.at("quant_method").is_string()
+                                   ? q.at("quant_method").get<std::string>() : q.dump();
+    MOE_CHECK(method == "mxfp4", ErrorCode::kUnsupported,
+              "{}: quantization_config quant_method '{}' is not supported for gpt_oss (mxfp4 experts, or bf16/f32)", src, method);
+    g.mxfp4_experts = true;
+  }
+  // layer_types (absent: GptOssConfig's alternation, sliding on the even layers) and the window.
+  std::vector<bool> sliding(static_cast<size_t>(c->num_layers), false);
+  if (f.has("layer_types")) {
+    const json& types = f.raw("layer_types");
+    MOE_CHECK(types.is_array() && types.size() == sliding.size(), ErrorCode::kCorrupt,
+              "{}: layer_types must list one type for each of the {} layers", src, c->num_layers);
+    for (size_t l = 0; l < sliding.size(); ++l) {
+      const std::string t = types[l].is_string() ? types[l].get<std::string>() : types[l].dump();
+      MOE_CHECK(t == "full_attention" || t == "sliding_attention", ErrorCode::kUnsupported,
+                "{}: layer_types[{}] = '{}' is not supported (full_attention, sliding_attention)", src, l, t);
+      sliding[l] = t == "sliding_attention";
+    }
+  } else {
+    for (size_t l = 0; l < sliding.size(); ++l) sliding[l] = l % 2 == 0;
+  }
+  bool any = false;
+  for (bool s : sliding) any = any || s;
+  MOE_CHECK(!any || !f.is_null("sliding_window"), ErrorCode::kUnsupported,
+            "{}: sliding_window = null is not supported with sliding_attention layers", src);
+  c->sliding_window = any ? f.get_int("sliding_window", 128, 1) : 0;
+  if (any) c->sliding_layers = std::move(sliding);
+}
+
 }  // namespace
 
 std::string_view family_name(ModelFamily family) {
@@ -326,6 +389,7 @@ std::string_view family_name(ModelFamily family) {
     case ModelFamily::kBam: return "bam";
     case ModelFamily::kDeepseekV2: return "deepseek_v2";
     case ModelFamily::kDeepseekV3: return "deepseek_v3";
+    case ModelFamily::kGptOss: return "gpt_oss";
   }
   return "?";
 }
@@ -360,7 +424,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   ModelConfig c;
   c.model_type = f.get_string("model_type", "");
   MOE_CHECK(parse_family(c.model_type, &c.family), ErrorCode::kUnsupported,
-            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, deepseek_v2, deepseek_v3, kimi_k2, moe_plus_plus, ds_moe, bam)",
+            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, deepseek_v2, deepseek_v3, kimi_k2, gpt_oss, moe_plus_plus, ds_moe, bam)",
             source_name, c.model_type);
 
   constexpr int kMaxDim = 1 << 20;
@@ -394,7 +458,9 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   } else
   for (const char* required : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"})
     MOE_CHECK(f.has(required), ErrorCode::kCorrupt, "{} has no '{}'", source_name, required);
-  if (c.family != ModelFamily::kDsMoe) {  // DS-MoE names its activation below
+  // DS-MoE names its activation below; gpt-oss's experts apply their clamped SwiGLU whatever
+  // hidden_act says (transformers' GptOssExperts never reads it).
+  if (c.family != ModelFamily::kDsMoe && c.family != ModelFamily::kGptOss) {
     // Every other family's MLPs and experts are act(gate(x)) * up(x), act by its ACT2FN name.
     const std::string act = f.get_string("hidden_act", "silu");
     if (act == "silu" || act == "swish") c.activation = cpu::Activation::kSilu;
@@ -466,6 +532,9 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
     case ModelFamily::kDeepseekV2:
     case ModelFamily::kDeepseekV3:
       break;  // below, once the common fields are known
+    case ModelFamily::kGptOss:
+      default_theta = 150000.0;
+      break;  // below
     case ModelFamily::kBam: {
       c.moe_intermediate_size = c.intermediate_size;
       c.num_experts = f.get_int("num_experts", 0, 1, 1 << 16);
@@ -535,6 +604,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   }
   c.rope = parse_rope(f, doc, default_theta);
   if (c.family == ModelFamily::kDeepseekV2 || c.family == ModelFamily::kDeepseekV3) parse_deepseek_v2(f, &c);
+  if (c.family == ModelFamily::kGptOss) parse_gpt_oss(f, &c);
   MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,
             "{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source_name, c.num_experts_per_tok,
             c.num_experts);

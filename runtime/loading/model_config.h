@@ -13,7 +13,7 @@
 
 namespace moe::loading {
 
-enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe, kBam, kDeepseekV2, kDeepseekV3 };
+enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe, kBam, kDeepseekV2, kDeepseekV3, kGptOss };
 std::string_view family_name(ModelFamily family);
 
 // Where the q/k normalisation applies: none, per head over head_dim (Qwen3), or over the whole
@@ -29,6 +29,7 @@ struct RopeConfig {
   int original_max_position_embeddings = 0;  // 0: absent
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
   double beta_fast = 32.0, beta_slow = 1.0;               // yarn
+  bool truncate = true;                                   // yarn: floor/ceil the correction range
   double attention_factor = 0.0;                          // yarn; 0: derive from factor
   double mscale = 0.0, mscale_all_dim = 0.0;              // yarn (DeepSeek); 0: absent
 };
@@ -90,6 +91,16 @@ struct GroupRoutingConfig {
   double routed_scaling_factor = 1.0;
 };
 
+// gpt-oss (transformers' GptOssConfig): attention sinks on every layer, biased experts whose
+// gate_up_proj interleaves gate (even columns) and up (odd), and its clamped SwiGLU:
+//   gate = min(gate, limit), up = clamp(up, -limit, limit), out = (up + 1) * gate * sigmoid(alpha * gate)
+// The router has a bias and weights the top-k by a softmax over the chosen logits. Experts are
+// bf16/f32 tensors, or MXFP4 as released (quantization_config quant_method "mxfp4").
+struct GptOssConfig {
+  double swiglu_alpha = 1.702, swiglu_limit = 7.0;
+  bool mxfp4_experts = false;
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::kMixtral;
   std::string model_type;
@@ -107,7 +118,7 @@ struct ModelConfig {
   QkNorm qk_norm = QkNorm::kNone;
   double clip_qkv = 0.0;        // OLMoE: clamp q, k, v to [-c, c]; 0: off
   int sliding_window = 0;       // 0: off
-  // Layers that slide (Qwen2-MoE's layer_types); empty: every layer when sliding_window > 0.
+  // Layers that slide (Qwen2-MoE's and gpt-oss's layer_types); empty: every layer when sliding_window > 0.
   std::vector<bool> sliding_layers;
   int window_of(int layer) const {
     return sliding_layers.empty() || sliding_layers.at(static_cast<size_t>(layer)) ? sliding_window : 0;
@@ -125,6 +136,8 @@ struct ModelConfig {
   BamConfig bam;                    // family kBam only
   MlaConfig mla;                    // families kDeepseekV2 and kDeepseekV3 only
   GroupRoutingConfig group_routing; // families kDeepseekV2 and kDeepseekV3 only
+  GptOssConfig gpt_oss;             // family kGptOss only
+  bool attention_sinks() const { return family == ModelFamily::kGptOss; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }
   // KV heads a layer's cache holds: BAM's Expert-KV keeps one set per attention expert; MLA one
   // latent row (num_kv_heads 1, head_dim kv_lora_rank + qk_rope_head_dim) that is both its keys

@@ -47,6 +47,7 @@ bool engine_dtype(StDType st, DType* out) {
     case StDType::kF16: *out = DType::kF16; return true;
     case StDType::kBF16: *out = DType::kBF16; return true;
     case StDType::kI8: *out = DType::kI8; return true;
+    case StDType::kU8: *out = DType::kU8; return true;
     case StDType::kI32: *out = DType::kI32; return true;
     default: return false;
   }

@@ -78,6 +78,10 @@ int fitting_group(const std::vector<int64_t>& widths, int limit) {
 
 std::vector<QuantizedPart> quantize_weights(ModelWeights& weights, const WeightFormat& format) {
   if (!format.quantized()) return {};
+  for (const LayerWeights& layer : weights.layers)
+    MOE_CHECK(!selected(format, WeightPart::kExpert) || !layer.moe.gpt_oss.defined(), ErrorCode::kUnsupported,
+              "--weights {}: gpt-oss's experts (fused gate_up with biases, or MXFP4) cannot be converted to int8/int4 yet",
+              describe(format));
   const int group = format.format.group_size;
   std::vector<std::pair<Linear*, WeightPart>> todo;
   std::vector<int64_t> widths;

@@ -10,6 +10,7 @@
 #include "runtime/core/error.h"
 #include "runtime/model/bam.h"
 #include "runtime/model/ds_moe.h"
+#include "runtime/model/gpt_oss.h"
 #include "runtime/model/mla.h"
 #include "runtime/model/moe_plus_plus.h"
 #include "runtime/model/resident_experts.h"
@@ -42,6 +43,7 @@ cpu::RopeParams rope_params_of(const loading::ModelConfig& c) {
   p.high_freq_factor = c.rope.high_freq_factor;
   p.beta_fast = c.rope.beta_fast;
   p.beta_slow = c.rope.beta_slow;
+  p.truncate = c.rope.truncate;
   p.attention_factor = c.rope.attention_factor;
   p.mscale = c.rope.mscale;
   p.mscale_all_dim = c.rope.mscale_all_dim;
@@ -56,10 +58,12 @@ struct Transformer::Layer {
   std::vector<float> input_norm, post_attention_norm;
   cpu::WeightMatrix q, k, v, o;
   std::vector<float> q_bias, k_bias, v_bias, o_bias, q_norm, k_norm;
+  std::vector<float> sinks;  // gpt-oss: [heads]
   bool sparse = false;
   GatedMlpMatrices dense_mlp;
   cpu::WeightMatrix router;
   std::vector<float> router_bias;  // DeepSeek-V3's e_score_correction_bias
+  std::vector<float> router_logit_bias;  // gpt-oss: the router's own bias, added to its logits
   bool has_shared = false;
   GatedMlpMatrices shared;
   bool shared_gated = false;
@@ -112,11 +116,13 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
       layer.o_bias = floats_of(a.o.bias);
       layer.q_norm = floats_of(a.q_norm);
       layer.k_norm = floats_of(a.k_norm);
+      layer.sinks = floats_of(a.sinks);
     }
     layer.sparse = w.sparse;
     if (w.sparse) {
       layer.router = cpu::weight_matrix(w.moe.router.weight);
       layer.router_bias = floats_of(w.moe.router_bias);
+      layer.router_logit_bias = floats_of(w.moe.router.bias);
       if (config_.family == loading::ModelFamily::kMoePlusPlus)
         layer.moe_plus_plus = std::make_unique<MoePlusPlusLayer>(moe_plus_plus_layer(w.moe, config_));
       layer.has_shared = w.moe.has_shared();
@@ -132,8 +138,11 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
   lm_head_ = matrix_of(weights_.lm_head);
   rope_params_ = rope_params_of(config_);
   bool experts_resident = false;
-  for (const LayerWeights& w : weights_.layers) experts_resident |= !w.moe.experts.empty();
-  if (experts_resident) resident_experts_ = std::make_unique<ResidentExperts>(weights_, config_.activation);
+  for (const LayerWeights& w : weights_.layers) experts_resident |= !w.moe.experts.empty() || w.moe.gpt_oss.defined();
+  if (experts_resident && config_.family == ModelFamily::kGptOss)
+    resident_experts_ = std::make_unique<GptOssExpertRunner>(weights_, config_);
+  else if (experts_resident)
+    resident_experts_ = std::make_unique<ResidentExperts>(weights_, config_.activation);
   experts_ = resident_experts_.get();
   set_routing_mode(RoutingMode{});  // the model's own routing
 }
@@ -143,6 +152,9 @@ Transformer::~Transformer() = default;
 void Transformer::set_routing_mode(const RoutingMode& mode) {
   MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || config_.family != loading::ModelFamily::kMoePlusPlus,
             ErrorCode::kUnsupported, "MoE++ keeps its own routing (top-2 over FFN and zero-computation experts)");
+  MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || config_.family != loading::ModelFamily::kGptOss,
+            ErrorCode::kUnsupported, "gpt_oss keeps its own routing (top-k softmax over the chosen logits); --routing {} is not supported",
+            mode.describe());
   MOE_CHECK(mode.kind == RoutingMode::Kind::kDefault || !grouped_routing(), ErrorCode::kUnsupported,
             "{} keeps its own routing (grouped top-k with routed_scaling_factor); --routing {} is not supported",
             loading::family_name(config_.family), mode.describe());
@@ -153,7 +165,17 @@ void Transformer::set_routing_mode(const RoutingMode& mode) {
   effective_routing_ = model_default ? parse_routing_mode(config_.ds_moe.default_routing) : mode;
 }
 
+void Transformer::set_attention_backend(AttentionBackend* backend) {
+  MOE_CHECK(backend == nullptr || !config_.attention_sinks(), ErrorCode::kUnsupported,
+            "gpt-oss's attention sinks run on the CPU attention kernel only; --backend cuda is not supported for it yet");
+  attention_backend_ = backend;
+}
+
 void Transformer::set_expert_runner(ExpertRunner* runner) {
+  // gpt-oss's experts (fused, biased, clamped SwiGLU, MXFP4) have their own resident runner only.
+  MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.family != ModelFamily::kGptOss,
+            ErrorCode::kUnsupported,
+            "gpt-oss's experts run resident only: offloading them (--gpu-mem, --host-mem, --devices, --plan) is not supported yet");
   // The offloading executor's devices (CPU and CUDA) compute SwiGLU only, for now.
   MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.activation == cpu::Activation::kSilu,
             ErrorCode::kUnsupported, "offloaded experts run only hidden_act silu; this model's experts must stay resident");
@@ -357,7 +379,7 @@ void Transformer::attention(const Layer& layer, int index, const float* x, std::
     step.head_mask = smask;
     attention_backend_->attend(*s.cache, step, sout);
   }
-  if (!on_cpu.empty()) cpu::attention(on_cpu, c.num_heads, c.num_kv_heads, hd, scale, c.window_of(index));
+  if (!on_cpu.empty()) cpu::attention(on_cpu, c.num_heads, c.num_kv_heads, hd, scale, c.window_of(index), or_null(layer.sinks));
   if (layer.ds) weight_attention_heads(c, head_routing, heads.data(), n);
   linear(linear_, heads.data(), n, layer.o, out, or_null(layer.o_bias));
 }
@@ -372,7 +394,7 @@ void Transformer::router_logits(int layer, const float* x, int64_t m, float* out
     for (int64_t r = 0; r < m; ++r) std::copy_n(all.data() + r * E, config_.num_experts, out + r * config_.num_experts);
     return;
   }
-  cpu::matmul(x, m, l.router, out);
+  cpu::matmul(x, m, l.router, out, or_null(l.router_logit_bias));
 }
 
 void Transformer::moe_plus_plus(const Layer& layer, int index, const float* x, int64_t n,
@@ -413,9 +435,12 @@ void Transformer::moe(const Layer& layer, int index, const float* x, int64_t n, 
   if (layer.moe_plus_plus) return moe_plus_plus(layer, index, x, n, positions, out, gate_residual);
   const loading::ModelConfig& c = config_;
   std::vector<float> logits(size_t(n * c.num_experts));
-  cpu::matmul(x, n, layer.router, logits.data());
+  cpu::matmul(x, n, layer.router, logits.data(), or_null(layer.router_logit_bias));
   RoutingDecision decision;
-  if (grouped_routing()) {  // DeepSeek-V2/V3
+  if (c.family == ModelFamily::kGptOss) {
+    MOE_CHECK(effective_routing_.kind == RoutingMode::Kind::kDefault, ErrorCode::kInternal, "gpt-oss keeps its own routing");
+    decision = route_gpt_oss(logits.data(), n, c.num_experts, c.num_experts_per_tok);
+  } else if (grouped_routing()) {  // DeepSeek-V2/V3
     GroupedTopK grouped;
     grouped.top_k = c.num_experts_per_tok;
     grouped.sigmoid = c.group_routing.sigmoid;

@@ -1,6 +1,6 @@
 #pragma once
 // The forward pass of a decoder-only MoE transformer on the CPU: Mixtral, Qwen2/3-MoE, OLMoE,
-// DeepSeek-MoE and DeepSeek-V2/V3 (multi-head latent attention, mla.h), as transformers computes them, in f32 over weights in their stored dtype.
+// DeepSeek-MoE, DeepSeek-V2/V3 (multi-head latent attention, mla.h) and gpt-oss (gpt_oss.h), as transformers computes them, in f32 over weights in their stored dtype.
 //
 // Bit-determinism: every kernel's result for a token is independent of the batch it is
 // computed in and of the thread count, and experts are combined in expert-index order, so a
@@ -51,8 +51,9 @@ class Transformer {
   // Where attention's projections, dense and shared MLPs and the LM head run (not owned); the
   // CPU kernels when null.
   void set_linear_backend(LinearBackend* backend) { linear_ = backend; }
-  // Where attention over the KV cache runs (not owned); the CPU kernel when null.
-  void set_attention_backend(AttentionBackend* backend) { attention_backend_ = backend; }
+  // Where attention over the KV cache runs (not owned); the CPU kernel when null. gpt-oss's
+  // attention sinks run on the CPU kernel only (refused otherwise).
+  void set_attention_backend(AttentionBackend* backend);
   void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
   const RoutingHook& routing_hook() const { return routing_hook_; }  // to chain hooks
   // DS-MoE's routing modes at run time (routing.h); MoE++ keeps its own routing.

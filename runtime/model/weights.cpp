@@ -30,6 +30,19 @@ class Loader {
     return t;
   }
 
+  std::string describe() const { return source_.describe(); }
+
+  // Raw bytes (MXFP4's blocks and scales).
+  Tensor bytes(const std::string& name, const Shape& shape) const {
+    MOE_CHECK(source_.has(name), ErrorCode::kNotFound, "{} lacks tensor '{}'", source_.describe(), name);
+    Tensor t = source_.tensor(name, shape);
+    MOE_CHECK(t.shape() == shape, ErrorCode::kCorrupt, "{}: tensor '{}' has shape {}, the config implies {}",
+              source_.describe(), name, shape_to_string(t.shape()), shape_to_string(shape));
+    MOE_CHECK(t.dtype() == DType::kU8, ErrorCode::kUnsupported, "{}: tensor '{}' has dtype {}; MXFP4 blocks and scales are u8",
+              source_.describe(), name, dtype_name(t.dtype()));
+    return t;
+  }
+
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
     Linear l;
     l.weight = get(prefix + ".weight", {out, in});
@@ -53,6 +66,7 @@ void load_attention(const Loader& ld, const ModelConfig& c, const std::string& p
   a->k = ld.linear(p + "k_proj", kv_out, h, c.attention_bias);
   a->v = ld.linear(p + "v_proj", kv_out, h, c.attention_bias);
   a->o = ld.linear(p + "o_proj", h, q_out, c.output_bias);
+  if (c.attention_sinks()) a->sinks = ld.get(p + "sinks", {c.num_heads});
   if (c.qk_norm == loading::QkNorm::kPerHead) {
     a->q_norm = ld.get(p + "q_norm.weight", {c.head_dim});
     a->k_norm = ld.get(p + "k_norm.weight", {c.head_dim});
@@ -60,6 +74,38 @@ void load_attention(const Loader& ld, const ModelConfig& c, const std::string& p
     a->q_norm = ld.get(p + "q_norm.weight", {q_out});
     a->k_norm = ld.get(p + "k_norm.weight", {kv_out});
   }
+}
+
+// [E, A, B] -> [E, B, A] in the same dtype (gpt-oss's x @ W expert tensors as rows of outputs).
+Tensor transposed_experts(const Tensor& t) {
+  const int64_t E = t.dim(0), A = t.dim(1), B = t.dim(2);
+  const size_t element = dtype_bytes(t.dtype(), 1);
+  Tensor out = Tensor::empty(t.dtype(), {E, B, A});
+  const auto* src = t.data<std::byte>();
+  auto* dst = out.data<std::byte>();
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t b = 0; b < B; ++b)
+        std::memcpy(dst + size_t((e * B + b) * A + a) * element, src + size_t((e * A + a) * B + b) * element, element);
+  return out;
+}
+
+void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, const std::string& p, GptOssExpertWeights* x) {
+  const int64_t E = c.num_experts, h = c.hidden_size, I = c.moe_intermediate_size;
+  if (c.gpt_oss.mxfp4_experts) {
+    constexpr int64_t kBlock = 32;
+    MOE_CHECK(h % kBlock == 0 && I % kBlock == 0, ErrorCode::kCorrupt,
+              "{}: MXFP4 experts need hidden_size ({}) and intermediate_size ({}) to be multiples of 32", ld.describe(), h, I);
+    x->gate_up = ld.bytes(p + "gate_up_proj_blocks", {E, 2 * I, h / kBlock, 16});
+    x->gate_up_scales = ld.bytes(p + "gate_up_proj_scales", {E, 2 * I, h / kBlock});
+    x->down = ld.bytes(p + "down_proj_blocks", {E, h, I / kBlock, 16});
+    x->down_scales = ld.bytes(p + "down_proj_scales", {E, h, I / kBlock});
+  } else {
+    x->gate_up = transposed_experts(ld.get(p + "gate_up_proj", {E, h, 2 * I}));
+    x->down = transposed_experts(ld.get(p + "down_proj", {E, I, h}));
+  }
+  x->gate_up_bias = ld.get(p + "gate_up_proj_bias", {E, 2 * I});
+  x->down_bias = ld.get(p + "down_proj_bias", {E, h});
 }
 
 void load_mla(const Loader& ld, const ModelConfig& c, const std::string& p, MlaWeights* a) {
@@ -111,6 +157,11 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
   if (c.family == ModelFamily::kMoePlusPlus) return load_moe_plus_plus(ld, c, layer, options, m);
   const std::string p = fmt::format("model.layers.{}.", layer);
   const std::string block = c.family == ModelFamily::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
+  if (c.family == ModelFamily::kGptOss) {
+    m->router = ld.linear(block + "router", c.num_experts, c.hidden_size, true);
+    if (options.load_routed_experts) load_gpt_oss_experts(ld, c, block + "experts.", &m->gpt_oss);
+    return;
+  }
   m->router = ld.linear(block + "gate", c.num_experts, c.hidden_size, false);
   if (c.family == ModelFamily::kDeepseekV3) m->router_bias = ld.get(block + "gate.e_score_correction_bias", {c.num_experts});
   if (options.load_routed_experts) {
@@ -137,6 +188,9 @@ ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int exper
             "MoE++ experts keep gate and up in one tensor; packing them into a store is not supported yet");
   MOE_CHECK(c.family != ModelFamily::kDsMoe, ErrorCode::kUnsupported,
             "DS-MoE's experts are slices of the fused c_fc and c_proj; packing them into a store is not supported yet");
+  MOE_CHECK(c.family != ModelFamily::kGptOss, ErrorCode::kUnsupported,
+            "gpt-oss keeps a layer's experts in fused gate_up_proj and down_proj tensors (with biases, or MXFP4 blocks and "
+            "scales); packing them into a store is not supported yet");
   if (c.family == ModelFamily::kMixtral) {
     const std::string p = fmt::format("model.layers.{}.block_sparse_moe.experts.{}.", layer, expert);
     return {p + "w1.weight", p + "w3.weight", p + "w2.weight"};
@@ -276,6 +330,15 @@ WeightBytes weight_bytes(const ModelConfig& c) {
     b.resident = (uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) +
                   (c.ds_moe.learned_positions ? uint64_t(c.max_position_embeddings) * h : 0) + 2 * h +
                   uint64_t(c.num_layers) * (attention + 4 * h + E * h + h)) * elem;
+    return b;
+  }
+  if (c.family == ModelFamily::kGptOss) {  // fused biased experts, MXFP4 as released or the stored dtype
+    const uint64_t I = uint64_t(c.moe_intermediate_size), matrix = 3 * h * I;
+    b.per_expert = (c.gpt_oss.mxfp4_experts ? matrix / 2 + matrix / 32 : matrix * elem) + (2 * I + h) * elem;
+    b.all_experts = uint64_t(c.num_layers) * uint64_t(c.num_experts) * b.per_expert;
+    const uint64_t attention = 2 * h * q_out + 2 * h * kv_out + q_out + 2 * kv_out + h + uint64_t(c.num_heads);
+    b.resident = (uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h +
+                  uint64_t(c.num_layers) * (2 * h + attention + uint64_t(c.num_experts) * (h + 1))) * elem;
     return b;
   }
   uint64_t resident = uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;

@@ -37,6 +37,7 @@ struct GatedMlp {
 struct AttentionWeights {
   Linear q, k, v, o;
   Tensor q_norm, k_norm;  // per head [head_dim] or full [heads * head_dim]; undefined when absent
+  Tensor sinks;           // gpt-oss: one attention-sink logit per head [heads]
 };
 
 // DeepSeek-V2/V3 multi-head latent attention (loading::MlaConfig), in transformers' names under
@@ -59,8 +60,28 @@ struct ConstantExpert {
   Linear mix;       // [2, hidden]
 };
 
+// gpt-oss's routed experts (transformers' GptOssExperts): all of a layer's in one set of
+// tensors, as rows of outputs: gate_up [E, 2I, H], whose rows interleave gate (even) and up
+// (odd), and down [E, H, I], with biases [E, 2I] and [E, H]. A bf16/f32 checkpoint stores
+// gate_up_proj [E, H, 2I] and down_proj [E, I, H] (x @ W): the loader keeps transposed copies in
+// the stored dtype. An MXFP4 one stores *_blocks [E, rows, cols / 32, 16] and *_scales [E, rows,
+// cols / 32] (kernels/cpu/mxfp4.h), already rows of outputs: viewed in place (kU8 tensors).
+struct GptOssExpertWeights {
+  Tensor gate_up, down;                // bf16/f32 matrices, or MXFP4 blocks
+  Tensor gate_up_scales, down_scales;  // MXFP4's e8m0 scales; undefined otherwise
+  Tensor gate_up_bias, down_bias;
+  bool defined() const { return gate_up.defined(); }
+  bool mxfp4() const { return gate_up_scales.defined(); }
+  size_t nbytes() const {
+    size_t n = 0;
+    for (const Tensor* t : {&gate_up, &down, &gate_up_scales, &down_scales, &gate_up_bias, &down_bias})
+      n += t->defined() ? t->nbytes() : 0;
+    return n;
+  }
+};
+
 struct MoeWeights {
-  Linear router;                   // [num_experts, hidden] (MoE++ two-layer gate: its first layer)
+  Linear router;                   // [num_experts, hidden] (MoE++ two-layer gate: its first layer; gpt-oss's has a bias)
   Tensor router_bias;              // DeepSeek-V3: e_score_correction_bias [num_experts], for the choice only
   std::vector<GatedMlp> experts;   // resident routed experts (empty when an expert store serves them)
   GatedMlp shared;                 // shared expert(s); undefined weights when absent
@@ -68,6 +89,7 @@ struct MoeWeights {
   Linear router2;                  // MoE++ two-layer gate: [router outputs, 8 x router outputs]
   Linear gate_map;                 // MoE++ gating residual: [router outputs, router outputs]
   std::vector<ConstantExpert> constants;  // MoE++
+  GptOssExpertWeights gpt_oss;     // gpt-oss's routed experts (never in `experts`: they are not SwiGLU)
   bool has_shared() const { return shared.gate.weight.defined(); }
 };
 

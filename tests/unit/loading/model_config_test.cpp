@@ -177,12 +177,83 @@ TEST(ModelConfig, DeepSeekV2AndV3RefuseWhatTheyDoNotRun) {
   expect_error("deepseek_v2", R"("n_group": 4)", "does not split into n_group = 4 groups");
   expect_error("deepseek_v3", R"("qk_rope_head_dim": 5)", "qk_rope_head_dim = 5 must be even");
   expect_error("deepseek_v3", R"("n_group": null)", "n_group and topk_group must be numbers");
-  expect_error("deepseek_v3", R"("rope_scaling": {"type": "yarn", "factor": 4, "truncate": false})",
-               "rope truncate = false is not supported");
+  // YaRN's truncate: false (gpt-oss's default) is implemented for every family now.
+  EXPECT_EQ(message("deepseek_v3", R"("rope_scaling": {"type": "yarn", "factor": 4, "truncate": false})"), "accepted");
   expect_error("deepseek_v2", R"("num_key_value_heads": 2)", "num_key_value_heads = 2 is not supported");
   // What leaves the math alone is accepted: V2's greedy with groups given, V3's noaux_tc, MTP layers.
   EXPECT_EQ(message("deepseek_v2", R"("topk_method": "greedy", "norm_topk_prob": false)"), "accepted");
   EXPECT_EQ(message("deepseek_v3", R"("topk_method": "noaux_tc", "num_nextn_predict_layers": 1, "scoring_func": "sigmoid")"),
+            "accepted");
+}
+
+// gpt-oss as GptOssConfig reads it: its own defaults (head_dim 64, 4 experts a token, the release's
+// YaRN with truncate false, the even layers sliding by 128), every field that changes the math.
+TEST(ModelConfig, GptOssDefaultsAndFields) {
+  const std::string base = R"({"model_type": "gpt_oss", "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3,
+      "num_attention_heads": 4, "num_key_value_heads": 2, "num_local_experts": 8, "intermediate_size": 32)";
+  const ModelConfig d = parse_model_config(base + "}", "config.json");
+  EXPECT_EQ(d.family, ModelFamily::kGptOss);
+  EXPECT_EQ(d.head_dim, 64);
+  EXPECT_EQ(d.num_experts_per_tok, 4);
+  EXPECT_EQ(d.num_experts, 8);
+  EXPECT_EQ(d.moe_intermediate_size, 32);
+  EXPECT_DOUBLE_EQ(d.rms_norm_eps, 1e-5);
+  EXPECT_TRUE(d.attention_bias && d.output_bias);
+  EXPECT_TRUE(d.attention_sinks());
+  EXPECT_EQ(d.rope.type, "yarn");
+  EXPECT_DOUBLE_EQ(d.rope.factor, 32.0);
+  EXPECT_DOUBLE_EQ(d.rope.theta, 150000.0);
+  EXPECT_FALSE(d.rope.truncate);
+  EXPECT_EQ(d.rope.original_max_position_embeddings, 4096);
+  EXPECT_EQ(d.sliding_window, 128);
+  EXPECT_EQ(d.window_of(0), 128);
+  EXPECT_EQ(d.window_of(1), 0);
+  EXPECT_EQ(d.window_of(2), 128);
+  EXPECT_DOUBLE_EQ(d.gpt_oss.swiglu_alpha, 1.702);
+  EXPECT_DOUBLE_EQ(d.gpt_oss.swiglu_limit, 7.0);
+  EXPECT_FALSE(d.gpt_oss.mxfp4_experts);
+  EXPECT_EQ(d.num_sparse_layers(), 3);
+
+  const ModelConfig g = parse_model_config(base + R"(, "head_dim": 8, "num_experts_per_tok": 3, "sliding_window": 5,
+      "layer_types": ["full_attention", "full_attention", "sliding_attention"], "swiglu_alpha": 1.5, "swiglu_limit": 2.0,
+      "attention_bias": false, "hidden_act": "anything: the experts never read it",
+      "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32, "rope_theta": 10000.0},
+      "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]}})", "config.json");
+  EXPECT_EQ(g.head_dim, 8);
+  EXPECT_EQ(g.num_experts_per_tok, 3);
+  EXPECT_EQ(g.window_of(0), 0);
+  EXPECT_EQ(g.window_of(2), 5);
+  EXPECT_DOUBLE_EQ(g.gpt_oss.swiglu_alpha, 1.5);
+  EXPECT_DOUBLE_EQ(g.gpt_oss.swiglu_limit, 2.0);
+  EXPECT_FALSE(g.attention_bias || g.output_bias);
+  EXPECT_TRUE(g.rope.truncate);
+  EXPECT_DOUBLE_EQ(g.rope.factor, 4.0);
+  EXPECT_TRUE(g.gpt_oss.mxfp4_experts);
+
+  const auto message = [&](const std::string& extra) {
+    try {
+      parse_model_config(base + ", " + extra + "}", "config.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const auto expect_error = [&](const std::string& extra, const std::string& says) {
+    const std::string m = message(extra);
+    EXPECT_NE(m.find(says), std::string::npos) << extra << ": " << m;
+  };
+  expect_error(R"("quantization_config": {"quant_method": "fp8"})", "quant_method 'fp8' is not supported for gpt_oss");
+  expect_error(R"("swiglu_limit": -1.0)", "swiglu_limit = -1 is not supported");
+  expect_error(R"("partial_rotary_factor": 0.5)", "partial_rotary_factor = 0.5 is not supported for gpt_oss");
+  expect_error(R"("layer_types": ["full_attention", "chunked_attention", "full_attention"])",
+               "layer_types[1] = 'chunked_attention' is not supported");
+  expect_error(R"("layer_types": ["full_attention"])", "layer_types must list one type for each of the 3 layers");
+  expect_error(R"("sliding_window": null)", "sliding_window = null is not supported with sliding_attention layers");
+  expect_error(R"("num_experts_per_tok": 9)", "num_experts_per_tok (9) exceeds the number of experts (8)");
+  // What transformers' gpt-oss never reads at inference is accepted.
+  EXPECT_EQ(message(R"("router_aux_loss_coef": 0.9, "output_router_logits": true, "attention_dropout": 0.5, "use_cache": false)"),
+            "accepted");
+  EXPECT_EQ(message(R"("sliding_window": null, "layer_types": ["full_attention", "full_attention", "full_attention"])"),
             "accepted");
 }
 
