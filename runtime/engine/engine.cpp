@@ -83,7 +83,9 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
   in.dense_bytes = uint64_t(totals.resident_bytes) + (tied ? 0 : w.embed_tokens.nbytes());
   in.experts = int64_t(c.num_sparse_layers()) * c.num_experts;
   std::string not_offloadable = in.experts > 0 ? "" : "no routed experts: nothing to offload";
-  if (in.experts > 0) {
+  if (in.experts > 0 && c.activation != cpu::Activation::kSilu)
+    not_offloadable = "the experts' activation is not SiLU and offloaded devices compute SwiGLU only: the model runs in place";
+  if (not_offloadable.empty() && in.experts > 0) {
     try {
       in.expert_bytes = offload::ExpertBacking(w, nullptr).layout().bytes;
     } catch (const Error& e) {
