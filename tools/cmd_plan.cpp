@@ -58,6 +58,8 @@ void setup(CLI::App& app) {
   app.add_option("--pinned-share", o->planner.pinned_share, "fix the share of GPU expert memory pinned (0..1) instead of searching")
       ->check(number(0, 1));
   app.add_option("--policy", o->planner.sim.policy, "cache policy the prediction assumes (lru, lfu, multi)");
+  app.add_option("--miss", o->planner.sim.miss, "what the prediction does with a missed expert: wait (copy it) or cpu "
+                 "(compute it on the host, as moe run --miss cpu)")->check(CLI::IsMember({"wait", "cpu"}));
   app.add_option("--admission", o->planner.sim.admission, "cache admission the prediction assumes (frequency, all)")
       ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", o->planner.sim.prefetch,

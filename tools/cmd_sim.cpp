@@ -44,7 +44,8 @@ void run(const Options& o) {
                 {"tokens_per_second", r.tokens_per_second()}, {"stall_fraction", r.stall_fraction()},
                 {"gpu_hit_rate", r.gpu_hit_rate()}, {"cache_hit_rate", r.cache_hit_rate()},
                 {"host_hit_rate", r.host_hit_rate()}, {"nvme_rate", r.nvme_rate()}, {"ready_hits", r.ready_hits}, {"late_hits", r.late_hits},
-                {"misses", r.misses()}, {"late_hit_rate", r.late_hit_rate()},
+                {"misses", r.misses()}, {"late_hit_rate", r.late_hit_rate()}, {"miss", o.sim.miss},
+                {"cpu_computed", r.cpu_computed}, {"cpu_seconds", r.cpu_seconds},
                 {"bytes_nvme_to_host", r.bytes_nvme_to_host}, {"bytes_host_to_gpu", r.bytes_host_to_gpu},
                 {"bytes_peer", r.bytes_peer}, {"prefetches", r.prefetches},
                 {"prefetch_precision", r.prefetch_precision()}, {"prefetch_recall", r.prefetch_recall()},
@@ -65,6 +66,8 @@ void run(const Options& o) {
              100 * r.gpu_hit_rate(), 100 * r.cache_hit_rate(), 100 * r.host_hit_rate(), 100 * r.nvme_rate());
   fmt::print("  offloaded uses: {} ready hits, {} late hits ({:.1f}%: copy still in flight, a stall), {} misses\n", r.ready_hits,
              r.late_hits, 100 * r.late_hit_rate(), r.misses());
+  if (o.sim.miss == "cpu")
+    fmt::print("  misses computed on the host: {} ({:.2f} s of its expert compute)\n", r.cpu_computed, r.cpu_seconds);
   fmt::print("  bytes: NVMe->host {:.2f} GB, host->GPU {:.2f} GB, between GPUs {:.2f} GB\n", r.bytes_nvme_to_host / 1e9,
              h2d / 1e9, r.bytes_peer / 1e9);
   if (o.sim.prefetch != "none")
@@ -79,6 +82,8 @@ void setup(CLI::App& app) {
   app.add_option("--hardware", o->hardware, "hardware profile: a file, or a name in configs/hardware/")->required();
   app.add_option("--model", o->model, "model folder or config.json (shapes)")->required();
   app.add_option("--policy", o->sim.policy, "expert cache policy")->check(CLI::IsMember({"lru", "lfu", "multi", "belady"}));
+  app.add_option("--miss", o->sim.miss, "a missed expert: wait (copied to its GPU) or cpu (computed on the host, no copy)")
+      ->check(CLI::IsMember({"wait", "cpu"}));
   app.add_option("--admission", o->sim.admission,
                  "which misses a full cache takes, as the engine's --admission: frequency (only one used more often than "
                  "the victim) or all (every miss evicts)")

@@ -298,10 +298,13 @@ class Planner {
     plan.add_explanation(fmt::format(
         "Predicted {:.2f} tokens/s ({:.2f} ms per token step): attention and head {:.2f} ms, expert compute {:.2f} ms, "
         "waiting for copies {:.2f} ms, all-to-all {:.2f} ms; {:.1f}% of expert uses on the GPU, {:.1f}% from host, "
-        "{:.1f}% from NVMe (policy {}, prefetch {}).",
+        "{:.1f}% from NVMe (policy {}, prefetch {}, misses {}).",
         p.tokens_per_second(), 1e3 * p.seconds_per_token(), 1e3 * p.attention_seconds(), 1e3 * p.expert_compute_seconds(),
         1e3 * p.transfer_stall_seconds(), 1e3 * p.communication_seconds(), 100 * p.gpu_hit_rate(), 100 * p.host_hit_rate(),
-        100 * p.nvme_rate(), options_.sim.policy, options_.sim.prefetch));
+        100 * p.nvme_rate(), options_.sim.policy, options_.sim.prefetch,
+        options_.sim.miss == "cpu" ? fmt::format("computed on the host: {} of them, {:.2f} ms per token", best_.cpu_computed,
+                                                 1e3 * best_.cpu_seconds / double(std::max<int64_t>(best_.tokens, 1)))
+                                   : std::string("copied to the GPU")));
     plan.add_explanation(fmt::format(
         "Offloaded uses: {} ready hits, {} late hits (copy still in flight: counted as stall, not as hits), {} misses; "
         "hit rate {:.1f}% ready, {:.1f}% late.",

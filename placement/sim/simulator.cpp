@@ -117,6 +117,8 @@ class Simulation {
               "the simulator has no next-layer predictor: the prefetcher that reads the next layer's experts from the "
               "trace is --prefetch oracle, an upper bound");
     parse_prefetch(options.prefetch, trace);
+    MOE_CHECK(options.miss == "wait" || options.miss == "cpu", ErrorCode::kInvalidArgument,
+              "unknown miss handling '{}' (wait or cpu)", options.miss);
     MOE_CHECK(options.admission == "frequency" || options.admission == "all", ErrorCode::kInvalidArgument,
               "unknown cache admission '{}' (frequency or all)", options.admission);
     MOE_CHECK(options.cache_scope == "shared" || options.cache_scope == "layer", ErrorCode::kInvalidArgument,
@@ -265,6 +267,7 @@ class Simulation {
     const Step& step = steps_[s];
     const int G = plan_.devices_size();
     std::vector<std::vector<std::pair<double, double>>> work(static_cast<size_t>(G));  // (ready, compute seconds)
+    std::vector<std::pair<double, double>> cpu_work;  // miss cpu: the host's experts
     std::vector<int> replica_tokens(static_cast<size_t>(G), 0);
     std::unordered_set<ExpertKey, ExpertKeyHash> in_use;
     for (Device& dev : devices_) {
@@ -304,6 +307,22 @@ class Simulation {
         ++(it->second.ready > t ? result_.late_hits : result_.ready_hits);
         ready = std::max(t, it->second.ready);
         dev.policy->on_access(k);
+      } else if (options_.miss == "cpu") {
+        // Computed where it is: on the host, from host memory (after an NVMe read if needed).
+        ++result_.cpu_computed;
+        double host_ready = t;
+        if (host_.holds(k)) {
+          ++result_.host_hits;
+        } else {
+          ++result_.nvme_reads;
+          const double start = std::max(t, host_.nvme_free);
+          host_.nvme_free = start + cost_.nvme_to_host_seconds(bytes(k));
+          host_ready = host_.nvme_free;
+          result_.bytes_nvme_to_host += bytes(k);
+          host_.insert(k, bytes(k));
+        }
+        cpu_work.push_back({host_ready, cost_.expert_cpu_seconds(format, n)});
+        continue;
       } else {
         ready = fetch(k, d, t, /*count_tier=*/true);
         // Demand misses may reuse the slot of an expert computed earlier in this layer (its
@@ -335,6 +354,17 @@ class Simulation {
         if (serial > clock) waited += serial - clock, clock = serial;
       }
       if (clock > end) end = clock, stall = waited;
+    }
+    // The host's experts (miss cpu), one after another on all its cores, beside the GPUs: the
+    // layer waits for the later of the two.
+    if (!cpu_work.empty()) {
+      std::stable_sort(cpu_work.begin(), cpu_work.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      double clock = t;
+      for (const auto& [ready, seconds] : cpu_work) {
+        clock = std::max(clock, ready) + seconds;
+        result_.cpu_seconds += seconds;
+      }
+      if (clock > end) stall += clock - end, end = clock;
     }
     result_.stall_seconds += stall;
     const double comm = G > 1 ? cost_.all_to_all_seconds(step.tokens) : 0.0;

@@ -35,6 +35,10 @@ struct SimOptions {
   int64_t cache_slots = -1;        // slots per GPU; -1: the plan's
   std::string cache_scope = "shared";  // shared: one cache per GPU for all layers; layer: the
                                        // slots split evenly into one cache per MoE layer
+  // wait: a missed expert is copied to its GPU and computed there; cpu: it is computed on the
+  // host from host memory (read from NVMe first when it lives there) while the GPUs compute the
+  // rest, and no copy is made (Fiddler, KTransformers; the engine's --miss cpu).
+  std::string miss = "wait";
 };
 
 // True for prefetchers that read the trace's future (their figures are bounds, not predictions).
@@ -46,6 +50,8 @@ struct SimResult {
   double attention_seconds = 0, expert_seconds = 0, stall_seconds = 0, communication_seconds = 0, head_seconds = 0;
   // Expert uses (one per expert per layer per step on the device that computes it).
   int64_t uses = 0, pinned_hits = 0, host_hits = 0, nvme_reads = 0;
+  int64_t cpu_computed = 0;  // misses computed on the host (miss cpu)
+  double cpu_seconds = 0;    // the host's expert compute
   // Offloaded uses found in a GPU cache: ready (landed) or late (still in flight: it waited).
   int64_t cache_hits = 0, ready_hits = 0, late_hits = 0;
   int64_t bytes_nvme_to_host = 0;

@@ -341,3 +341,33 @@ TEST(Simulator, NextLayerIsRefusedAndNamesTheOracle) {
 
 }  // namespace
 }  // namespace moe::placement
+
+namespace moe::placement {
+namespace {
+
+// --miss cpu: a missed expert is computed on the host, never copied; the slower the host, the
+// slower the token, and with no cache slots every offloaded use is a host computation.
+TEST(Simulator, MissesComputedOnTheHostCopyNothing) {
+  const ModelShape s = tiny_shape(4, 8, 2);
+  const Trace trace = random_trace(4, 8, 2, 64, 1.0, 5);
+  SimOptions cpu;
+  cpu.miss = "cpu";
+  HardwareProfile fast = tiny_hardware(), slow = tiny_hardware();
+  slow.cpu_flops /= 10;
+  slow.host_memory_bandwidth /= 10;
+  const PlacementPlan plan = cache_plan(s, 0);
+  const SimResult r = simulate(plan, trace, CostModel(s, fast), cpu);
+  EXPECT_EQ(r.cpu_computed, r.offloaded_uses);
+  EXPECT_GT(r.cpu_computed, 0);
+  int64_t copied = 0;
+  for (const int64_t b : r.bytes_host_to_gpu) copied += b;
+  EXPECT_EQ(copied, 0);
+  EXPECT_GT(r.cpu_seconds, 0);
+  EXPECT_LT(simulate(plan, trace, CostModel(s, slow), cpu).tokens_per_second(), r.tokens_per_second());
+  SimOptions unknown;
+  unknown.miss = "skip";
+  EXPECT_THROW(simulate(plan, trace, CostModel(s, fast), unknown), Error);
+}
+
+}  // namespace
+}  // namespace moe::placement
