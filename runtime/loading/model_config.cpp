@@ -107,7 +107,7 @@ bool parse_family(std::string_view model_type, ModelFamily* family) {
       {"bam", ModelFamily::kBam},
       {"deepseek_v2", ModelFamily::kDeepseekV2}, {"deepseek_v3", ModelFamily::kDeepseekV3},
       {"kimi_k2", ModelFamily::kDeepseekV3},  // Kimi-K2 is DeepseekV3ForCausalLM
-      {"gpt_oss", ModelFamily::kGptOss},
+      {"gpt_oss", ModelFamily::kGptOss},       {"glm4_moe", ModelFamily::kGlm4Moe},
   };
   for (const Entry& e : kFamilies) {
     if (e.name == model_type) {
@@ -205,9 +205,12 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
       break;
     }
     case ModelFamily::kDeepseekV2:
-    case ModelFamily::kDeepseekV3: {
+    case ModelFamily::kDeepseekV3:
+    case ModelFamily::kGlm4Moe: {
       // transformers: sparse from first_k_dense_replace on (moe_layer_freq other than 1 is refused).
-      const int first_dense = f.get_int("first_k_dense_replace", c->family == ModelFamily::kDeepseekV3 ? 3 : 0);
+      const int first_dense = f.get_int("first_k_dense_replace", c->family == ModelFamily::kDeepseekV3 ? 3
+                                                                 : c->family == ModelFamily::kGlm4Moe  ? 1
+                                                                                                        : 0);
       for (int l = 0; l < c->num_layers; ++l) c->sparse_layers[static_cast<size_t>(l)] = l >= first_dense;
       break;
     }
@@ -314,6 +317,50 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
   }
 }
 
+// GLM-4.5 / 4.5-Air as transformers' Glm4MoeConfig and modeling code read them: grouped sigmoid
+// routing with a correction bias (DeepSeek-V3's router), shared experts, dense first layers;
+// grouped-query attention with q/k/v biases (o_proj never has one), per-head QK norm when
+// use_qk_norm, and partial RoPE (half the head by default) rotating the first dims by halves.
+void parse_glm4_moe(const Fields& f, const json& doc, ModelConfig* c) {
+  constexpr int kMaxDim = 1 << 20;
+  const std::string_view src = f.source();
+  MOE_CHECK(!f.has("quantization_config"), ErrorCode::kUnsupported,
+            "{}: quantization_config is not supported yet; use bf16 or f32 weights", src);
+  // Glm4MoeConfig's default partial_rotary_factor is 0.5 (in rope_parameters), not 1.
+  bool partial_given = f.has("partial_rotary_factor");
+  for (const char* key : {"rope_parameters", "rope_scaling"})
+    if (doc.contains(key) && doc.at(key).is_object() && doc.at(key).contains("partial_rotary_factor")) partial_given = true;
+  if (!partial_given) c->rope.partial_rotary_factor = 0.5;
+  const double rotary = c->head_dim * c->rope.partial_rotary_factor;
+  MOE_CHECK(c->rope.partial_rotary_factor > 0 && c->rope.partial_rotary_factor <= 1 && std::lround(rotary) % 2 == 0,
+            ErrorCode::kUnsupported, "{}: partial_rotary_factor = {} must rotate an even number of the {} head dims", src,
+            c->rope.partial_rotary_factor, c->head_dim);
+  c->attention_bias = f.get_bool("attention_bias", false);
+  c->output_bias = false;
+  c->qk_norm = f.get_bool("use_qk_norm", false) ? QkNorm::kPerHead : QkNorm::kNone;
+  c->moe_intermediate_size = f.get_int("moe_intermediate_size", 1408, 1, kMaxDim);
+  c->num_experts = f.get_int("n_routed_experts", f.get_int("num_local_experts", 128, 1, 1 << 16), 1, 1 << 16);
+  if (!f.has("num_experts_per_tok")) c->num_experts_per_tok = 8;
+  c->shared_expert_intermediate_size = f.get_int("n_shared_experts", 1, 0, 1024) * c->moe_intermediate_size;
+  c->norm_topk_prob = f.get_bool("norm_topk_prob", true);
+  MOE_CHECK(!f.get_bool("mlp_bias", false), ErrorCode::kUnsupported, "{}: mlp_bias = true is not supported", src);
+  const int freq = f.get_int("moe_layer_freq", 1, 1);
+  MOE_CHECK(freq == 1, ErrorCode::kUnsupported, "{}: moe_layer_freq = {} is not supported", src, freq);
+  GroupRoutingConfig& g = c->group_routing;
+  g.sigmoid = true;
+  g.routed_scaling_factor = f.get_double("routed_scaling_factor", 1.0);
+  const int E = c->num_experts;
+  g.n_group = f.get_int("n_group", 1, 1, E);
+  g.topk_group = f.get_int("topk_group", 1, 1, g.n_group);
+  MOE_CHECK(E % g.n_group == 0, ErrorCode::kCorrupt, "{}: n_routed_experts = {} does not split into n_group = {} groups", src, E,
+            g.n_group);
+  MOE_CHECK(E / g.n_group >= 2, ErrorCode::kUnsupported,
+            "{}: n_group = {} leaves fewer than two experts per group (a group scores its best two)", src, g.n_group);
+  MOE_CHECK(c->num_experts_per_tok <= g.topk_group * (E / g.n_group), ErrorCode::kCorrupt,
+            "{}: num_experts_per_tok = {} exceeds the {} experts of topk_group = {} groups", src, c->num_experts_per_tok,
+            g.topk_group * (E / g.n_group), g.topk_group);
+}
+
 // gpt-oss as transformers' GptOssConfig and modeling code read it. Its defaults are the class's
 // (the 20b/120b shapes), not the common ones: head_dim 64, 4 experts a token, eps 1e-5, the
 // release's YaRN (factor 32 over 4096 positions, truncate false), sliding windows of 128 on the
@@ -389,6 +436,7 @@ std::string_view family_name(ModelFamily family) {
     case ModelFamily::kBam: return "bam";
     case ModelFamily::kDeepseekV2: return "deepseek_v2";
     case ModelFamily::kDeepseekV3: return "deepseek_v3";
+    case ModelFamily::kGlm4Moe: return "glm4_moe";
     case ModelFamily::kGptOss: return "gpt_oss";
   }
   return "?";
@@ -424,7 +472,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   ModelConfig c;
   c.model_type = f.get_string("model_type", "");
   MOE_CHECK(parse_family(c.model_type, &c.family), ErrorCode::kUnsupported,
-            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, deepseek_v2, deepseek_v3, kimi_k2, gpt_oss, moe_plus_plus, ds_moe, bam)",
+            "{}: model_type '{}' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek, deepseek_v2, deepseek_v3, kimi_k2, glm4_moe, gpt_oss, moe_plus_plus, ds_moe, bam)",
             source_name, c.model_type);
 
   constexpr int kMaxDim = 1 << 20;
@@ -527,6 +575,10 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
                 "{}: multi-head latent attention (kv_lora_rank) is not supported yet", source_name);
       break;
     }
+    case ModelFamily::kGlm4Moe:
+      c.rms_norm_eps = f.get_positive("rms_norm_eps", 1e-5);
+      c.max_position_embeddings = f.get_int("max_position_embeddings", 131072, 1, 1 << 24);
+      break;  // below, once the common fields are known
     case ModelFamily::kMoePlusPlus:
     case ModelFamily::kDsMoe:
     case ModelFamily::kDeepseekV2:
@@ -605,6 +657,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   c.rope = parse_rope(f, doc, default_theta);
   if (c.family == ModelFamily::kDeepseekV2 || c.family == ModelFamily::kDeepseekV3) parse_deepseek_v2(f, &c);
   if (c.family == ModelFamily::kGptOss) parse_gpt_oss(f, &c);
+  if (c.family == ModelFamily::kGlm4Moe) parse_glm4_moe(f, doc, &c);
   MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,
             "{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source_name, c.num_experts_per_tok,
             c.num_experts);
@@ -612,7 +665,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   // tensor shapes.
   const bool own_width = c.family == ModelFamily::kQwen2Moe || c.family == ModelFamily::kQwen3Moe ||
                          c.family == ModelFamily::kDeepseekMoe || c.family == ModelFamily::kDeepseekV2 ||
-                         c.family == ModelFamily::kDeepseekV3;
+                         c.family == ModelFamily::kDeepseekV3 || c.family == ModelFamily::kGlm4Moe;
   MOE_CHECK(c.num_experts == 0 || c.moe_intermediate_size > 0, ErrorCode::kCorrupt,
             "{} has no '{}' (the width of its {} experts)", source_name,
             own_width ? "moe_intermediate_size" : "intermediate_size", c.num_experts);

@@ -13,7 +13,7 @@
 
 namespace moe::loading {
 
-enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe, kBam, kDeepseekV2, kDeepseekV3, kGptOss };
+enum class ModelFamily { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekMoe, kMoePlusPlus, kDsMoe, kBam, kDeepseekV2, kDeepseekV3, kGptOss, kGlm4Moe };
 std::string_view family_name(ModelFamily family);
 
 // Where the q/k normalisation applies: none, per head over head_dim (Qwen3), or over the whole
@@ -135,7 +135,7 @@ struct ModelConfig {
   DsMoeConfig ds_moe;               // family kDsMoe only
   BamConfig bam;                    // family kBam only
   MlaConfig mla;                    // families kDeepseekV2 and kDeepseekV3 only
-  GroupRoutingConfig group_routing; // families kDeepseekV2 and kDeepseekV3 only
+  GroupRoutingConfig group_routing; // families kDeepseekV2, kDeepseekV3 and kGlm4Moe only
   GptOssConfig gpt_oss;             // family kGptOss only
   bool attention_sinks() const { return family == ModelFamily::kGptOss; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }

@@ -96,7 +96,8 @@ class Transformer {
   // out += the layer's shared experts of x (Qwen2-MoE's gated), when it has them.
   void add_shared_experts(const Layer& layer, const float* x, int64_t n, float* out);
   bool grouped_routing() const {
-    return config_.family == loading::ModelFamily::kDeepseekV2 || config_.family == loading::ModelFamily::kDeepseekV3;
+    return config_.family == loading::ModelFamily::kDeepseekV2 || config_.family == loading::ModelFamily::kDeepseekV3 ||
+           config_.family == loading::ModelFamily::kGlm4Moe;
   }
   void moe_plus_plus(const Layer& layer, int index, const float* x, int64_t n, std::span<const int64_t> positions,
                      float* out, std::vector<float>& gate_residual);

@@ -163,7 +163,8 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
     return;
   }
   m->router = ld.linear(block + "gate", c.num_experts, c.hidden_size, false);
-  if (c.family == ModelFamily::kDeepseekV3) m->router_bias = ld.get(block + "gate.e_score_correction_bias", {c.num_experts});
+  if (c.family == ModelFamily::kDeepseekV3 || c.family == ModelFamily::kGlm4Moe)
+    m->router_bias = ld.get(block + "gate.e_score_correction_bias", {c.num_experts});
   if (options.load_routed_experts) {
     m->experts.reserve(static_cast<size_t>(c.num_experts));
     for (int e = 0; e < c.num_experts; ++e) {
@@ -174,7 +175,7 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
   }
   if (c.shared_expert_intermediate_size > 0) {
     const bool deepseek = c.family == ModelFamily::kDeepseekMoe || c.family == ModelFamily::kDeepseekV2 ||
-                          c.family == ModelFamily::kDeepseekV3;
+                          c.family == ModelFamily::kDeepseekV3 || c.family == ModelFamily::kGlm4Moe;
     const std::string s = deepseek ? block + "shared_experts." : block + "shared_expert.";
     m->shared = ld.mlp(s + "gate_proj", s + "up_proj", s + "down_proj", c.shared_expert_intermediate_size);
     if (c.shared_expert_gated) m->shared_gate = ld.linear(block + "shared_expert_gate", 1, c.hidden_size, false);
@@ -359,7 +360,8 @@ WeightBytes weight_bytes(const ModelConfig& c) {
     }
     if (c.is_sparse(l)) {
       resident += uint64_t(c.num_experts) * h + 3 * h * uint64_t(c.shared_expert_intermediate_size);
-      if (c.family == ModelFamily::kDeepseekV3) resident += uint64_t(c.num_experts);  // e_score_correction_bias
+      if (c.family == ModelFamily::kDeepseekV3 || c.family == ModelFamily::kGlm4Moe)
+        resident += uint64_t(c.num_experts);  // e_score_correction_bias
       b.all_experts += uint64_t(c.num_experts) * b.per_expert;
     } else {
       resident += 3 * h * uint64_t(c.intermediate_size);

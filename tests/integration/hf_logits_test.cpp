@@ -65,7 +65,7 @@ INSTANTIATE_TEST_SUITE_P(Families, HfFixture,
                          ::testing::Values("mixtral", "mixtral-sharded", "qwen2_moe", "qwen3_moe", "qwen3_moe-yarn",
                                            "olmoe", "deepseek", "moe_plus_plus", "ds_moe", "ds_moe-att2", "bam-expert-kv",
                                            "bam-shared-kv", "qwen3_moe-attention-bias", "olmoe-attention-bias",
-                                           "qwen2_moe-no-qkv-bias", "qwen2_moe-sliding", "mixtral-gelu"),
+                                           "qwen2_moe-no-qkv-bias", "qwen2_moe-sliding", "mixtral-gelu", "glm4_moe", "glm4_moe-plain"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) if (c == '-') c = '_';

@@ -116,7 +116,7 @@ TEST_P(EveryFamily, BatchedTokensAreTheTokensAlone) {
 
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
                          ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek", "deepseek_v2", "deepseek_v3",
-                                           "ds_moe", "ds_moe-att2",
+                                           "glm4_moe", "ds_moe", "ds_moe-att2",
                                            "bam-expert-kv", "bam-shared-kv", "moe_plus_plus"));
 
 // The offloading executor under a batched step: every expert fetched once for the step's tokens,

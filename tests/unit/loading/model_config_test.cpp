@@ -188,6 +188,50 @@ TEST(ModelConfig, DeepSeekV2AndV3RefuseWhatTheyDoNotRun) {
 
 // gpt-oss as GptOssConfig reads it: its own defaults (head_dim 64, 4 experts a token, the release's
 // YaRN with truncate false, the even layers sliding by 128), every field that changes the math.
+TEST(ModelConfig, Glm4MoeDefaultsAndFields) {
+  const std::string base = R"({"model_type": "glm4_moe", "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3,
+      "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 40, "n_routed_experts": 8)";
+  const ModelConfig d = parse_model_config(base + "}", "config.json");
+  EXPECT_EQ(d.family, ModelFamily::kGlm4Moe);
+  EXPECT_DOUBLE_EQ(d.rope.partial_rotary_factor, 0.5);  // Glm4MoeConfig's default
+  EXPECT_EQ(d.qk_norm, QkNorm::kNone);
+  EXPECT_FALSE(d.attention_bias || d.output_bias);
+  EXPECT_EQ(d.num_experts_per_tok, 8);
+  EXPECT_EQ(d.moe_intermediate_size, 1408);
+  EXPECT_EQ(d.shared_expert_intermediate_size, 1408);  // one shared expert
+  EXPECT_TRUE(d.norm_topk_prob);
+  EXPECT_TRUE(d.group_routing.sigmoid);
+  EXPECT_EQ(d.group_routing.n_group, 1);
+  EXPECT_DOUBLE_EQ(d.rms_norm_eps, 1e-5);
+  EXPECT_FALSE(d.is_sparse(0));  // first_k_dense_replace 1
+  EXPECT_TRUE(d.is_sparse(1) && d.is_sparse(2));
+
+  const ModelConfig g = parse_model_config(base + R"(, "use_qk_norm": true, "attention_bias": true, "n_group": 4,
+      "topk_group": 2, "num_experts_per_tok": 3, "moe_intermediate_size": 16, "n_shared_experts": 2,
+      "first_k_dense_replace": 2, "routed_scaling_factor": 2.5, "norm_topk_prob": false,
+      "rope_parameters": {"rope_type": "default", "rope_theta": 5000.0, "partial_rotary_factor": 1.0}})", "config.json");
+  EXPECT_EQ(g.qk_norm, QkNorm::kPerHead);
+  EXPECT_TRUE(g.attention_bias);
+  EXPECT_FALSE(g.output_bias);  // o_proj never has one
+  EXPECT_DOUBLE_EQ(g.rope.partial_rotary_factor, 1.0);
+  EXPECT_EQ(g.group_routing.n_group, 4);
+  EXPECT_EQ(g.group_routing.topk_group, 2);
+  EXPECT_DOUBLE_EQ(g.group_routing.routed_scaling_factor, 2.5);
+  EXPECT_EQ(g.shared_expert_intermediate_size, 32);
+  EXPECT_FALSE(g.norm_topk_prob);
+  EXPECT_EQ(g.num_sparse_layers(), 1);
+
+  for (const char* bad : {R"(, "n_group": 3})", R"(, "quantization_config": {"quant_method": "fp8"}})",
+                          R"(, "mlp_bias": true})", R"(, "partial_rotary_factor": 0.3})"}) {
+    try {
+      parse_model_config(base + bad, "config.json");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ModelConfig, GptOssDefaultsAndFields) {
   const std::string base = R"({"model_type": "gpt_oss", "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3,
       "num_attention_heads": 4, "num_key_value_heads": 2, "num_local_experts": 8, "intermediate_size": 32)";

@@ -74,7 +74,8 @@ TEST_P(QuantisedFixture, RunsLikeItsDequantisedWeightsBitForBit) {
 INSTANTIATE_TEST_SUITE_P(EveryFamily, QuantisedFixture,
                          ::testing::Combine(::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek", "olmoe",
                                                               "moe_plus_plus", "ds_moe", "bam-expert-kv", "bam-shared-kv",
-                                                              "deepseek_v2-lite", "deepseek_v2-group", "deepseek_v3", "deepseek_v3-plain"),
+                                                              "deepseek_v2-lite", "deepseek_v2-group", "deepseek_v3", "deepseek_v3-plain",
+                                                              "glm4_moe", "glm4_moe-plain"),
                                             ::testing::Values("int8:16", "int4:16")),
                          [](const auto& test) {
                            std::string name = std::get<0>(test.param) + "_" + std::get<1>(test.param);

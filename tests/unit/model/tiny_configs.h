@@ -33,6 +33,10 @@ inline std::string tiny_config(const std::string& model_type) {
   if (model_type == "deepseek_v3")
     return R"({"model_type": "deepseek_v3", "q_lora_rank": 12, "num_experts_per_tok": 2, "n_shared_experts": 1,
       "n_group": 3, "topk_group": 2, "routed_scaling_factor": 2.5, "norm_topk_prob": true, )" + mla + "}";
+  if (model_type == "glm4_moe")  // partial RoPE (half the head), QK norm, grouped sigmoid routing, one dense layer
+    return R"({"model_type": "glm4_moe", "n_routed_experts": 6, "num_experts_per_tok": 2, "moe_intermediate_size": 24,
+      "n_shared_experts": 1, "first_k_dense_replace": 1, "n_group": 3, "topk_group": 2, "routed_scaling_factor": 1.5,
+      "use_qk_norm": true, "attention_bias": true, )" + common + "}";
   return "{}";
 }
 

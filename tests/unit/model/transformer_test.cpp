@@ -226,7 +226,8 @@ TEST(LinearBackend, TakesBamsAttentionExperts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
-                         ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek", "deepseek_v2", "deepseek_v3"));
+                         ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek", "deepseek_v2", "deepseek_v3",
+                                           "glm4_moe"));
 
 TEST(Transformer, ReplacedRoutingChangesTheResult) {
   LoadedModel m = tiny_model("mixtral");
