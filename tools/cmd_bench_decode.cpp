@@ -36,6 +36,7 @@ struct Flags {
   std::string budgets;  // --gpu-mem A,B,C: one run per budget
   bool predict = false;  // beside each run, moe sim's prediction from a profile measured now
   bool shared_expert_bytes = false;  // --config: experts share their bytes (fits Mixtral-8x7B in RAM)
+  int layers = 0;                    // --config: keep the first N layers (0: all)
   std::string batches;  // --batch 1,4,16: aggregate decode of that many sequences stepped together
   int64_t kv_block = 16;
   OffloadFlags offload;
@@ -258,13 +259,15 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
 void run(const Flags& f) {
   MOE_CHECK(!f.shared_expert_bytes || !f.config.empty(), ErrorCode::kInvalidArgument,
             "--shared-expert-bytes applies to synthetic weights: give --config");
+  MOE_CHECK(f.layers == 0 || !f.config.empty(), ErrorCode::kInvalidArgument, "--layers applies to --config shapes");
   model::LoadedModel m;
   std::string what;
   if (!f.config.empty()) {
-    const auto config = loading::load_model_config(f.config);
+    const auto config = f.layers > 0 ? loading::load_model_config(f.config, f.layers) : loading::load_model_config(f.config);
     m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1, f.shared_expert_bytes),
                           f.offload.load_options());
-    what = f.config + (f.shared_expert_bytes ? " (synthetic weights, experts sharing bytes)" : " (synthetic weights)");
+    what = f.config + (f.layers > 0 ? fmt::format(" (first {} layers)", f.layers) : std::string()) +
+           (f.shared_expert_bytes ? " (synthetic weights, experts sharing bytes)" : " (synthetic weights)");
   } else {
     const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
     m = model::load_model(dir, f.offload.load_options());
@@ -316,6 +319,8 @@ void setup(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   app.add_option("--model,-m", f->model, "model folder (default: the embedded model)");
   app.add_option("--config", f->config, "config.json of a shape to run with synthetic weights instead");
+  app.add_option("--layers", f->layers, "with --config: keep only the first N decoder layers (a scaled-down shape)")
+      ->check(whole_number(1, 4096));
   app.add_option("--prompt-tokens", f->prompt_tokens, "prompt length")->capture_default_str()->check(whole_number(1, 1 << 20));
   app.add_option("-n,--decode-tokens", f->decode_tokens, "decode steps timed")->capture_default_str()->check(whole_number(1, 1 << 20));
   app.add_flag("--json", f->json, "print one JSON document");

@@ -689,4 +689,18 @@ ModelConfig load_model_config(const std::filesystem::path& model) {
   return parse_model_config(read_file(path, "model config"), path.string());
 }
 
+ModelConfig load_model_config(const std::filesystem::path& model, int layers) {
+  const std::filesystem::path path = std::filesystem::is_directory(model) ? model / "config.json" : model;
+  const ModelConfig full = load_model_config(model);
+  MOE_CHECK(layers >= 1 && layers <= full.num_layers, ErrorCode::kInvalidArgument,
+            "{} has {} layers: keep 1 to {} of them, not {}", path.string(), full.num_layers, full.num_layers, layers);
+  json doc = json::parse(read_file(path, "model config"));
+  for (const char* key : {"num_hidden_layers", "n_layer"})
+    if (doc.contains(key)) doc[key] = layers;
+  if (doc.contains("layer_types") && doc["layer_types"].is_array()) doc["layer_types"].get_ref<json::array_t&>().resize(size_t(layers));
+  if (doc.contains("max_window_layers") && doc["max_window_layers"].is_number_integer())
+    doc["max_window_layers"] = std::min(doc["max_window_layers"].get<int64_t>(), int64_t(layers));
+  return parse_model_config(doc.dump(), path.string() + fmt::format(" (first {} layers)", layers));
+}
+
 }  // namespace moe::loading

@@ -176,5 +176,9 @@ struct ModelConfig {
 ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name);
 // A model folder (its config.json) or a config.json file.
 ModelConfig load_model_config(const std::filesystem::path& model);
+// The same shape with only its first `layers` decoder layers (a scaled-down model for speed
+// runs on small machines: per-layer lists such as layer_types are cut to match). Throws
+// moe::Error(kInvalidArgument) for a count outside 1..num_hidden_layers.
+ModelConfig load_model_config(const std::filesystem::path& model, int layers);
 
 }  // namespace moe::loading

@@ -62,6 +62,13 @@ check "DeepSeek-V3 in bf16 does not fit one RTX 4090" "does not fit on rtx4090-2
 check "DeepSeek-V3 with 8-bit dense weights on one RTX 4090" "dense weights in int8" "$work/out"
 check "and its held-out figure" "Held out: planned on 1 sequences" "$work/out"
 
+# A scaled-down shape for speed runs here: the first layers of a config, synthetic weights.
+"$moe" bench decode --config "$src/configs/models/mixtral-32l-mini.json" --layers 2 --prompt-tokens 2 -n 2 --json \
+  >"$work/out" 2>&1
+check "bench decode --layers keeps the first layers" "(first 2 layers)" "$work/out"
+"$moe" bench decode --config "$src/configs/models/mixtral-32l-mini.json" --layers 33 -n 1 >"$work/out" 2>&1
+check "--layers beyond the model is refused" "has 32 layers: keep 1 to 32 of them, not 33" "$work/out"
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"
   exit 1
