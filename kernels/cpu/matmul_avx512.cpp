@@ -4,11 +4,14 @@
 // while every token passes over it.
 //
 // Lane layouts: in the natural layout register 0 holds lanes 0..15 (columns c..c+15 of a
-// 32-column block) and register 1 lanes 16..31. Formats that pack two elements into 32 bits
-// (bf16, int4) use the paired layout instead: register 0 holds the block's even columns
-// (lanes 0, 2, .., 30), register 1 its odd ones, which saves a shuffle per element. Either
-// way each lane sums its own columns in increasing order with one fused multiply-add each;
-// the lanes are put back in natural order before the fixed tree of matmul_paths.h.
+// 32-column block) and register 1 lanes 16..31. bf16, two elements to 32 bits, uses the paired
+// layout instead: register 0 holds the block's even columns (lanes 0, 2, .., 30), register 1 its
+// odd ones, which saves a shuffle per element. int4 uses the nibble layout, chosen so that a
+// block's 16 bytes broadcast to every 128-bit quarter and one variable shift per register put
+// each slot's nibble in its low bits (no byte-widening shuffle): slot j of register 0 holds
+// column 8 (j % 4) + j / 4, of register 1 the column 4 further. Whatever the layout, each lane
+// sums its own columns in increasing order with one fused multiply-add each; the lanes are put
+// back in natural order before the fixed tree of matmul_paths.h.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -25,9 +28,22 @@ constexpr int kMaxRows = 4;    // weight rows in a register tile
 constexpr int kMaxTokens = 3;  // tokens in a register tile
 constexpr int kPackFrom = 4;   // batches of this many tokens widen their weights once, into a panel
 
-enum class Layout { kNatural, kPaired };
+enum class Layout { kNatural, kPaired, kNibble };
 
-Layout layout_of(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kI4 ? Layout::kPaired : Layout::kNatural; }
+Layout layout_of(DType dtype) {
+  return dtype == DType::kBF16 ? Layout::kPaired : dtype == DType::kI4 ? Layout::kNibble : Layout::kNatural;
+}
+
+// Where lane (column in its block) c lives in a layout: slots 0..15 are register 0's, 16..31
+// register 1's.
+constexpr int slot_of(Layout layout, int c) {
+  switch (layout) {
+    case Layout::kNatural: return c;
+    case Layout::kPaired: return (c % 2) * 16 + c / 2;
+    case Layout::kNibble: return (c % 8 / 4) * 16 + 4 * (c % 4) + c / 8;
+  }
+  return c;
+}
 
 }  // namespace
 
@@ -53,13 +69,13 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
   const int64_t stride = padded + (job.m >= kPackFrom ? 16 : 0);
   float* const prepared = storage.get(size_t(job.m * stride));
   std::fill_n(prepared, job.m * stride, 0.0f);
-  const bool paired = layout_of(w.dtype) == Layout::kPaired;
+  const Layout layout = layout_of(w.dtype);
   for (int64_t t = 0; t < job.m; ++t) {
     const float* src = job.x + t * w.cols;
     float* dst = prepared + t * stride;
     for (int64_t c0 = 0; c0 < w.cols; c0 += kLanes) {
       const int lanes = int(std::min<int64_t>(kLanes, w.cols - c0));
-      for (int lane = 0; lane < lanes; ++lane) dst[c0 + (paired ? (lane % 2) * 16 + lane / 2 : lane)] = src[c0 + lane];
+      for (int lane = 0; lane < lanes; ++lane) dst[c0 + slot_of(layout, lane)] = src[c0 + lane];
     }
   }
   input.x = prepared;
@@ -93,9 +109,14 @@ inline void tail_masks(int n, __mmask16& k0, __mmask16& k1) {
   if constexpr (L == Layout::kNatural) {
     k0 = __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1);
     k1 = __mmask16(n > 16 ? (1u << (n - 16)) - 1 : 0);
-  } else {
+  } else if constexpr (L == Layout::kPaired) {
     k0 = __mmask16((1u << ((n + 1) / 2)) - 1);
     k1 = __mmask16((1u << (n / 2)) - 1);
+  } else {
+    uint32_t bits = 0;
+    for (int c = 0; c < n; ++c) bits |= 1u << slot_of(L, c);
+    k0 = __mmask16(bits & 0xFFFF);
+    k1 = __mmask16(bits >> 16);
   }
 }
 
@@ -107,6 +128,9 @@ inline __mmask32 first_bits32(int n) { return n >= 32 ? ~__mmask32(0) : (__mmask
 // Where block b of row r starts, for rows of T elements `ld` apart and blocks of kBlockElements.
 template <class T, int kBlockElements = kLanes>
 struct RowBlocks {
+  using Element = T;
+  static constexpr bool kGrouped = false;  // quant_tile's rows: each block in one scale group
+  static constexpr int kElements = kBlockElements;
   static constexpr int kBlockBytes = kBlockElements * int(sizeof(T));
   const T* base;
   int64_t ld;
@@ -171,20 +195,15 @@ struct RowScales {
   const float* scales;
   int64_t groups_per_row;
   const int32_t* groups;  // block -> group, or chunk -> group
+  int64_t group_blocks;   // blocks a group (when every block lies in one)
   const float* of(int64_t r) const { return scales + r * groups_per_row; }
 };
-
-// Four chunk scales [s0, s1, s2, s3] of block b spread over 16 slots: slots 4j..4j+3 get s_j.
-inline __m512 chunk_scales_by_quarter(const float* row, const int32_t* groups, int64_t b) {
-  const int32_t* g = groups + 4 * b;
-  const __m128 s = _mm_setr_ps(row[g[0]], row[g[1]], row[g[2]], row[g[3]]);
-  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_zextps128_ps512(s));
-}
 
 template <bool kUniform>
 struct I8Rows : RowBlocks<int8_t> {
   static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNatural;
+  static constexpr bool kGrouped = kUniform;
   RowScales s;
   void scales(int64_t r, int64_t b, __m512& sa, __m512& sc) const {
     const float* row = s.of(r);
@@ -197,6 +216,12 @@ struct I8Rows : RowBlocks<int8_t> {
     }
   }
   static __m512 widen(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+  // For quant_tile: a group's factor (int8: the scale itself), then a block widened with it.
+  static __m512 group_factor(float scale) { return _mm512_set1_ps(scale); }
+  static void widen_block(const int8_t* p, __m512 scale, __m512& a, __m512& c) {
+    a = _mm512_mul_ps(widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), scale);
+    c = _mm512_mul_ps(widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))), scale);
+  }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
     const int8_t* p = at(r, b);
     __m512 sa, sc;
@@ -215,27 +240,43 @@ struct I8Rows : RowBlocks<int8_t> {
   }
 };
 
-// int4: byte j of a block holds columns 2j (low nibble) and 2j+1 (high), which is the paired
-// layout. A nibble indexes a 16-entry table of its value times the scale (the same product,
-// rounded once, as q * scale), so widening, sign and scale take one permute.
+// int4: byte j of a block holds columns 2j (low nibble) and 2j+1 (high). The block's 16 bytes
+// go to every 128-bit quarter of a register (a broadcast load, no shuffle), and a variable
+// shift brings slot j's nibble down: in the nibble layout slot j holds 32-bit word j % 4 of
+// the block (columns 8 (j % 4) .. + 7), of which register 0 takes nibble j / 4 and register 1
+// nibble 4 + j / 4. A nibble then indexes a 16-entry table of its value times the scale (the
+// same product, rounded once, as q * scale), read by a permute that looks at an index's low 4
+// bits only, so widening, sign and scale take one permute.
 template <bool kUniform>
 struct I4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
   static constexpr bool kByHalf = false;
-  static constexpr Layout kLayout = Layout::kPaired;
+  static constexpr Layout kLayout = Layout::kNibble;
+  static constexpr bool kGrouped = kUniform;
   RowScales s;
   static __m512 values() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1); }
+  static __m512i shifts0() { return _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12); }
+  static __m512i shifts1() { return _mm512_setr_epi32(16, 16, 16, 16, 20, 20, 20, 20, 24, 24, 24, 24, 28, 28, 28, 28); }
+  static __m512i broadcast(__m128i bytes) { return _mm512_broadcast_i32x4(bytes); }
+  // For quant_tile: a group's factor (the table of its scale), then a block widened with it.
+  static __m512 group_factor(float scale) { return _mm512_mul_ps(values(), _mm512_set1_ps(scale)); }
+  static void widen_block(const uint8_t* p, __m512 table, __m512& a, __m512& c) {
+    const __m512i d = broadcast(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    a = _mm512_permutexvar_ps(_mm512_srlv_epi32(d, shifts0()), table);
+    c = _mm512_permutexvar_ps(_mm512_srlv_epi32(d, shifts1()), table);
+  }
   void widen(int64_t r, int64_t b, __m128i bytes, __m512& a, __m512& c) const {
-    const __m512i lo = _mm512_cvtepu8_epi32(bytes);  // the permute reads an index's low 4 bits
-    const __m512i hi = _mm512_srli_epi32(lo, 4);
+    const __m512i d = broadcast(bytes);
+    const __m512i i0 = _mm512_srlv_epi32(d, shifts0()), i1 = _mm512_srlv_epi32(d, shifts1());
     const float* row = s.of(r);
     if constexpr (kUniform) {
-      const __m512 table = _mm512_mul_ps(values(), _mm512_set1_ps(row[s.groups[b]]));
-      a = _mm512_permutexvar_ps(lo, table);
-      c = _mm512_permutexvar_ps(hi, table);
-    } else {  // slot j holds columns 2j and 2j+1, both in chunk j / 4
-      const __m512 scale = chunk_scales_by_quarter(row, s.groups, b);
-      a = _mm512_mul_ps(_mm512_permutexvar_ps(lo, values()), scale);
-      c = _mm512_mul_ps(_mm512_permutexvar_ps(hi, values()), scale);
+      const __m512 table = group_factor(row[s.groups[b]]);
+      a = _mm512_permutexvar_ps(i0, table);
+      c = _mm512_permutexvar_ps(i1, table);
+    } else {  // slot j of either register holds word j % 4 of the block: chunk j % 4
+      const int32_t* g = s.groups + 4 * b;
+      const __m512 scale = _mm512_broadcast_f32x4(_mm_setr_ps(row[g[0]], row[g[1]], row[g[2]], row[g[3]]));
+      a = _mm512_mul_ps(_mm512_permutexvar_ps(i0, values()), scale);
+      c = _mm512_mul_ps(_mm512_permutexvar_ps(i1, values()), scale);
     }
   }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
@@ -249,6 +290,7 @@ struct I4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
 // Rows already widened into an f32 panel (in their source's layout), zero past the columns.
 template <Layout L>
 struct PanelRows {
+  static constexpr bool kGrouped = false;
   static constexpr bool kByHalf = true;
   static constexpr Layout kLayout = L;
   const float* base;
@@ -271,11 +313,18 @@ struct PanelRows {
 // v[i] = (l[i] + l[8+i]) + (l[16+i] + l[24+i]): the tree's first two levels.
 template <Layout L>
 inline __m256 quarter_sums(__m512 a, __m512 c) {
-  if constexpr (L == Layout::kPaired) {  // back to natural: interleave evens and odds
-    const __m512 lo = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), c);
-    const __m512 hi = _mm512_permutex2var_ps(a, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), c);
-    a = lo;
-    c = hi;
+  if constexpr (L != Layout::kNatural) {  // back to natural: lane i comes from slot slot_of(L, i)
+    const __m512i lo = _mm512_setr_epi32(slot_of(L, 0), slot_of(L, 1), slot_of(L, 2), slot_of(L, 3), slot_of(L, 4),
+                                         slot_of(L, 5), slot_of(L, 6), slot_of(L, 7), slot_of(L, 8), slot_of(L, 9),
+                                         slot_of(L, 10), slot_of(L, 11), slot_of(L, 12), slot_of(L, 13), slot_of(L, 14),
+                                         slot_of(L, 15));
+    const __m512i hi = _mm512_setr_epi32(slot_of(L, 16), slot_of(L, 17), slot_of(L, 18), slot_of(L, 19), slot_of(L, 20),
+                                         slot_of(L, 21), slot_of(L, 22), slot_of(L, 23), slot_of(L, 24), slot_of(L, 25),
+                                         slot_of(L, 26), slot_of(L, 27), slot_of(L, 28), slot_of(L, 29), slot_of(L, 30),
+                                         slot_of(L, 31));
+    const __m512 natural0 = _mm512_permutex2var_ps(a, lo, c), natural1 = _mm512_permutex2var_ps(a, hi, c);
+    a = natural0;
+    c = natural1;
   }
   const __m256 p = _mm256_add_ps(_mm512_extractf32x8_ps(a, 0), _mm512_extractf32x8_ps(a, 1));  // l[i] + l[8+i]
   const __m256 q = _mm256_add_ps(_mm512_extractf32x8_ps(c, 0), _mm512_extractf32x8_ps(c, 1));  // l[16+i] + l[24+i]
@@ -314,6 +363,7 @@ struct TileArgs {
 // harmless (prefetches never fault).
 template <class Rows>
 constexpr int64_t kBlocksPerLine = Rows::kBlockBytes >= 64 ? 1 : 64 / Rows::kBlockBytes;
+constexpr int64_t kAheadRows = 2 * kMaxRows;
 
 // One block of weight registers (wa: the first 16 lanes, wc: the other 16) against each token
 // of the tile: masked lanes keep their sums untouched (the tail; whole blocks pass all ones).
@@ -332,8 +382,27 @@ inline void multiply_add_block(__m512 (&acc)[R][T][2], const __m512 (&wa)[R], co
   }
 }
 
+// A tile's outputs, in token-major order, reduced eight at a time by the fixed tree (the last
+// group padded with zeros), plus the bias.
+template <Layout L, int R, int T>
+inline void store_tile(__m512 (&acc)[R][T][2], const TileArgs& t) {
+  constexpr int kOutputs = R * T, kGroups = (kOutputs + 7) / 8;
+  __m256 v[kGroups * 8];
+#pragma GCC unroll 12
+  for (int o = 0; o < kGroups * 8; ++o)
+    v[o] = o < kOutputs ? quarter_sums<L>(acc[o % R][o / R][0], acc[o % R][o / R][1]) : _mm256_setzero_ps();
+  alignas(32) float sums[kGroups * 8];
+#pragma GCC unroll 2
+  for (int g = 0; g < kGroups; ++g) _mm256_store_ps(sums + 8 * g, finish_tree8(v + 8 * g));
+#pragma GCC unroll 12
+  for (int o = 0; o < kOutputs; ++o) {
+    const int r = o % R, k = o / R;
+    t.y[k * t.y_stride + r] = t.bias ? sums[o] + t.bias[r] : sums[o];
+  }
+}
+
 template <int R, int T, class Rows>
-void tile(const Rows& w, int64_t row, const TileArgs& t) {
+void any_tile(const Rows& w, int64_t row, const TileArgs& t) {
   __m512 acc[R][T][2];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -391,20 +460,87 @@ void tile(const Rows& w, int64_t row, const TileArgs& t) {
     for (int r = 0; r < R; ++r) w.load_tail(row + r, b, t.tail, wa[r], wc[r]);
     multiply_add_block<R, T>(acc, wa, wc, t, b, k0, k1);
   }
-  // Outputs in token-major order, reduced eight at a time (the last group padded with zeros).
-  constexpr int kOutputs = R * T, kGroups = (kOutputs + 7) / 8;
-  __m256 v[kGroups * 8];
-#pragma GCC unroll 12
-  for (int o = 0; o < kGroups * 8; ++o)
-    v[o] = o < kOutputs ? quarter_sums<Rows::kLayout>(acc[o % R][o / R][0], acc[o % R][o / R][1]) : _mm256_setzero_ps();
-  alignas(32) float sums[kGroups * 8];
-#pragma GCC unroll 2
-  for (int g = 0; g < kGroups; ++g) _mm256_store_ps(sums + 8 * g, finish_tree8(v + 8 * g));
-#pragma GCC unroll 12
-  for (int o = 0; o < kOutputs; ++o) {
-    const int r = o % R, k = o / R;
-    t.y[k * t.y_stride + r] = t.bias ? sums[o] + t.bias[r] : sums[o];
+  store_tile<Rows::kLayout, R, T>(acc, t);
+}
+
+// One block of R rows, each widened with its group's factor, against every token of the tile.
+template <int R, int T, class Rows>
+[[gnu::always_inline]] inline void quant_block(__m512 (&acc)[R][T][2], const typename Rows::Element* p, int64_t ld,
+                                               const __m512 (&factor)[R], const float* x, int64_t x_stride) {
+  __m512 wa[R], wc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) Rows::widen_block(p + r * ld, factor[r], wa[r], wc[r]);
+#pragma GCC unroll 4
+  for (int k = 0; k < T; ++k) {
+    const float* xk = x + k * x_stride;
+    __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
+    if constexpr (R > 1) {  // loaded once for the R rows, not folded into each multiply-add
+      MOE_PIN(x0);
+      MOE_PIN(x1);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      acc[r][k][0] = _mm512_fmadd_ps(x0, wa[r], acc[r][k][0]);
+      acc[r][k][1] = _mm512_fmadd_ps(x1, wc[r], acc[r][k][1]);
+    }
   }
+}
+
+// The streamed tile of int8/int4 rows in groups of 32 columns (a block a group, no tail): the
+// same sums as `any_tile`, with addressing a compiler keeps in registers. The rows, their scales and
+// the activations are walked by pointers, a line of each row a step; each row's scale (int4: its
+// table) is fetched once a block, and the weights and the scales of the rows kAheadRows further
+// are asked for as the tile goes (the hardware's prefetchers alone get half the bandwidth here).
+template <int R, int T, class Rows>
+void quant_tile(const Rows& w, int64_t row, const TileArgs& t) {
+  using E = typename Rows::Element;
+  __m512 acc[R][T][2];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int k = 0; k < T; ++k) acc[r][k][0] = acc[r][k][1] = _mm512_setzero_ps();
+  const int64_t ld = w.ld, scale_ld = w.s.groups_per_row;
+  const E* p = w.at(row, t.first_block);
+  const float* scale = w.s.of(row) + t.first_block;
+  const float* x = t.x + t.first_block * kLanes;
+  const auto ask_rows = [&](const E* at) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(at + (kAheadRows + r) * ld), _MM_HINT_T1);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(at + r * ld) + 128, _MM_HINT_T0);  // L1: two steps on
+  };
+  const auto ask_scales = [&](const float* at) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(at + (kAheadRows + r) * scale_ld), _MM_HINT_T1);
+  };
+  constexpr int kLine = int(kBlocksPerLine<Rows>);  // blocks a step: a line of each row
+  int64_t b = t.first_block;
+  for (; b + kLine <= t.end_block; b += kLine) {
+    ask_rows(p);
+    ask_scales(scale);
+#pragma GCC unroll 4
+    for (int i = 0; i < kLine; ++i, p += Rows::kElements, x += kLanes, ++scale) {
+      __m512 factor[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) factor[r] = Rows::group_factor(scale[r * scale_ld]);
+      quant_block<R, T, Rows>(acc, p, ld, factor, x, t.x_stride);
+    }
+  }
+  for (; b < t.end_block; ++b, p += Rows::kElements, x += kLanes, ++scale) {
+    __m512 factor[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) factor[r] = Rows::group_factor(scale[r * scale_ld]);
+    quant_block<R, T, Rows>(acc, p, ld, factor, x, t.x_stride);
+  }
+  store_tile<Rows::kLayout, R, T>(acc, t);
+}
+
+template <int R, int T, class Rows>
+void tile(const Rows& w, int64_t row, const TileArgs& t) {
+  if constexpr (Rows::kGrouped) {  // streamed: never in passes
+    if (w.s.group_blocks == 1) return quant_tile<R, T>(w, row, t);
+  }
+  any_tile<R, T>(w, row, t);
 }
 
 template <class Rows>
@@ -539,13 +675,13 @@ void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_
     case DType::kF16: return rows_with(F16Rows{{static_cast<const uint16_t*>(w.data), w.stride()}}, job, in, r0, r1);
     case DType::kBF16: return rows_with(Bf16Rows{{static_cast<const uint16_t*>(w.data), w.stride()}}, job, in, r0, r1);
     case DType::kI8: {
-      const RowScales s{w.scales, w.cols / w.group_size, in.groups.data()};
+      const RowScales s{w.scales, w.cols / w.group_size, in.groups.data(), w.group_size / kLanes};
       const auto* base = static_cast<const int8_t*>(w.data);
       if (in.block_uniform) return rows_with(I8Rows<true>{{base, w.cols}, s}, job, in, r0, r1);
       return rows_with(I8Rows<false>{{base, w.cols}, s}, job, in, r0, r1);
     }
     case DType::kI4: {
-      const RowScales s{w.scales, w.cols / w.group_size, in.groups.data()};
+      const RowScales s{w.scales, w.cols / w.group_size, in.groups.data(), w.group_size / kLanes};
       const auto* base = static_cast<const uint8_t*>(w.data);
       if (in.block_uniform) return rows_with(I4Rows<true>{{base, w.cols / 2}, s}, job, in, r0, r1);
       return rows_with(I4Rows<false>{{base, w.cols / 2}, s}, job, in, r0, r1);

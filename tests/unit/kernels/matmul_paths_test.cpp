@@ -105,6 +105,26 @@ TEST(MatmulPaths, LongRowsGiveThePortableBits) {
     }
 }
 
+// int8/int4 rows in groups of 32 (a scale a block: the streamed decode tiles walk them a cache
+// line of each row at a time, whatever is left over after) at the models' lengths, in every
+// small batch and with rows left over after the last whole tile.
+TEST(MatmulPaths, GroupOf32RowsGiveThePortableBits) {
+  std::mt19937 rng(13);
+  ThreadPool two(2);
+  for (DType dtype : {DType::kI8, DType::kI4})
+    for (int64_t cols : {int64_t{96}, int64_t{1024}, int64_t{3584}, int64_t{1056}}) {
+      const EncodedMatrix w = random_matrix(dtype, 23, cols, 32, rng);
+      for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{3}}) {
+        std::vector<float> x(size_t(m * cols));
+        for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+        const auto expected = run(Isa::kPortable, x.data(), m, w.matrix, nullptr, two);
+        for (Isa isa : available_isas())
+          EXPECT_TRUE(same_bits(expected, run(isa, x.data(), m, w.matrix, nullptr, two)))
+              << isa_name(isa) << " " << dtype_name(dtype) << " cols " << cols << " m " << m;
+      }
+    }
+}
+
 // Weights and activations that end right before an unmapped page: no path reads past a row's
 // last column (the tails are masked loads, not whole blocks).
 TEST(MatmulPaths, NoPathReadsPastTheEndOfItsInputs) {
