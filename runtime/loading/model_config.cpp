@@ -225,6 +225,24 @@ void fill_sparse_layers(const Fields& f, ModelConfig* c) {
   }
 }
 
+// n_group and topk_group of grouped routing (GroupRoutingConfig), checked against the experts:
+// the groups split them evenly, a sigmoid router's group holds the two experts it is scored by,
+// and the chosen groups hold at least top-k experts.
+void parse_groups(const Fields& f, int default_groups, int default_topk, ModelConfig* c) {
+  GroupRoutingConfig& g = c->group_routing;
+  const int E = c->num_experts;
+  const std::string_view src = f.source();
+  g.n_group = f.get_int("n_group", default_groups, 1, E);
+  g.topk_group = f.get_int("topk_group", default_topk, 1, g.n_group);
+  MOE_CHECK(E % g.n_group == 0, ErrorCode::kCorrupt, "{}: n_routed_experts = {} does not split into n_group = {} groups", src, E,
+            g.n_group);
+  MOE_CHECK(!g.sigmoid || E / g.n_group >= 2, ErrorCode::kUnsupported,
+            "{}: n_group = {} leaves fewer than two experts per group (a group scores its best two)", src, g.n_group);
+  MOE_CHECK(c->num_experts_per_tok <= g.topk_group * (E / g.n_group), ErrorCode::kCorrupt,
+            "{}: num_experts_per_tok = {} exceeds the {} experts of topk_group = {} groups", src, c->num_experts_per_tok,
+            g.topk_group * (E / g.n_group), g.topk_group);
+}
+
 // DeepSeek-V2 and V3 as transformers' DeepseekV2Config / DeepseekV3Config (and their modeling
 // code) read them: multi-head latent attention, grouped routing, shared experts, dense first
 // layers. Fields that transformers ignores but DeepSeek's released code honours (norm_topk_prob
@@ -286,7 +304,6 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
   const std::string scoring = f.get_string("scoring_func", v3 ? "sigmoid" : "softmax");
   MOE_CHECK(scoring == (v3 ? "sigmoid" : "softmax"), ErrorCode::kUnsupported, "{}: scoring_func '{}' is not supported ({} only)",
             src, scoring, v3 ? "sigmoid" : "softmax");
-  const int E = c->num_experts;
   bool grouped = true;
   if (v3) {
     const std::string method = f.get_string("topk_method", "noaux_tc");
@@ -304,17 +321,7 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
               "{}: norm_topk_prob = true is not supported for deepseek_v2 (transformers ignores it)", src);
     c->norm_topk_prob = false;
   }
-  if (grouped) {
-    g.n_group = f.get_int("n_group", v3 ? 8 : 1, 1, E);
-    g.topk_group = f.get_int("topk_group", v3 ? 4 : 1, 1, g.n_group);
-    MOE_CHECK(E % g.n_group == 0, ErrorCode::kCorrupt, "{}: n_routed_experts = {} does not split into n_group = {} groups", src,
-              E, g.n_group);
-    MOE_CHECK(!v3 || E / g.n_group >= 2, ErrorCode::kUnsupported,
-              "{}: n_group = {} leaves fewer than two experts per group (a V3 group scores its best two)", src, g.n_group);
-    MOE_CHECK(c->num_experts_per_tok <= g.topk_group * (E / g.n_group), ErrorCode::kCorrupt,
-              "{}: num_experts_per_tok = {} exceeds the {} experts of topk_group = {} groups", src, c->num_experts_per_tok,
-              g.topk_group * (E / g.n_group), g.topk_group);
-  }
+  if (grouped) parse_groups(f, v3 ? 8 : 1, v3 ? 4 : 1, c);
 }
 
 // GLM-4.5 / 4.5-Air as transformers' Glm4MoeConfig and modeling code read them: grouped sigmoid
@@ -349,16 +356,7 @@ void parse_glm4_moe(const Fields& f, const json& doc, ModelConfig* c) {
   GroupRoutingConfig& g = c->group_routing;
   g.sigmoid = true;
   g.routed_scaling_factor = f.get_double("routed_scaling_factor", 1.0);
-  const int E = c->num_experts;
-  g.n_group = f.get_int("n_group", 1, 1, E);
-  g.topk_group = f.get_int("topk_group", 1, 1, g.n_group);
-  MOE_CHECK(E % g.n_group == 0, ErrorCode::kCorrupt, "{}: n_routed_experts = {} does not split into n_group = {} groups", src, E,
-            g.n_group);
-  MOE_CHECK(E / g.n_group >= 2, ErrorCode::kUnsupported,
-            "{}: n_group = {} leaves fewer than two experts per group (a group scores its best two)", src, g.n_group);
-  MOE_CHECK(c->num_experts_per_tok <= g.topk_group * (E / g.n_group), ErrorCode::kCorrupt,
-            "{}: num_experts_per_tok = {} exceeds the {} experts of topk_group = {} groups", src, c->num_experts_per_tok,
-            g.topk_group * (E / g.n_group), g.topk_group);
+  parse_groups(f, 1, 1, c);
 }
 
 // gpt-oss as transformers' GptOssConfig and modeling code read it. Its defaults are the class's
