@@ -28,7 +28,7 @@ if [[ -s "$work/three.json" ]]; then
   [[ "$(field "$work/three.json" "$p['offload']")" == "True" ]] && echo "ok: below the model's size the experts are offloaded" \
     || fail "not offloaded below the model's size: $(head -c 600 "$work/three.json")"
   slots=$(field "$work/three.json" "$p['device_expert_bytes'] // $p['expert_bytes']")
-  [[ $slots -eq 2 ]] && echo "ok: $slots of 20 experts get a slot" || fail "$slots slots, not 2"
+  [[ $slots -ge 1 && $slots -le 3 ]] && echo "ok: $slots of 20 experts get a slot" || fail "$slots slots, not 1 to 3"
   [[ "$(field "$work/three.json" "d['tokens']")" == "$(field "$work/fits.json" "d['tokens']")" ]] \
     && echo "ok: the same tokens in place and offloaded" || fail "offloaded tokens differ"
   [[ "$(field "$work/three.json" "d['offload']['setup'].startswith('automatic')")" == "True" ]] || fail "setup does not say automatic"
