@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "runtime/core/error.h"
@@ -19,11 +20,19 @@ using nlohmann::json;
 // an out-of-range value is an error naming the field.
 class Fields {
  public:
-  Fields(const json& doc, std::string_view source) : doc_(doc), source_(source) {}
+  // read: when given, collects the name of every field asked about (the strict-config test).
+  Fields(const json& doc, std::string_view source, std::set<std::string>* read = nullptr)
+      : doc_(doc), source_(source), read_(read) {}
 
-  bool has(const char* key) const { return doc_.contains(key) && !doc_.at(key).is_null(); }
+  bool has(const char* key) const {
+    if (read_) read_->insert(key);
+    return doc_.contains(key) && !doc_.at(key).is_null();
+  }
   // Written as null (which some fields read differently from absent, e.g. q_lora_rank).
-  bool is_null(const char* key) const { return doc_.contains(key) && doc_.at(key).is_null(); }
+  bool is_null(const char* key) const {
+    if (read_) read_->insert(key);
+    return doc_.contains(key) && doc_.at(key).is_null();
+  }
 
   int get_int(const char* key, int fallback, int min_value = 0, int max_value = 1 << 30) const {
     if (!has(key)) return fallback;
@@ -81,17 +90,22 @@ class Fields {
   }
 
   const json& object(const char* key) const {
+    if (read_) read_->insert(key);
     const json& v = doc_.at(key);
     MOE_CHECK(v.is_object(), ErrorCode::kCorrupt, "{}: field '{}' must be an object", source_, key);
     return v;
   }
 
-  const json& raw(const char* key) const { return doc_.at(key); }
+  const json& raw(const char* key) const {
+    if (read_) read_->insert(key);
+    return doc_.at(key);
+  }
   std::string_view source() const { return source_; }
 
  private:
   const json& doc_;
   std::string_view source_;
+  std::set<std::string>* read_;
 };
 
 bool parse_family(std::string_view model_type, ModelFamily* family) {
@@ -156,7 +170,12 @@ RopeConfig parse_rope(const Fields& top, const json& doc, double default_theta) 
 // "sliding_attention" slide; absent, the even layers below max_window_layers do.
 void parse_qwen2_sliding(const Fields& f, ModelConfig* c) {
   const bool use = f.get_bool("use_sliding_window", false);
-  const int window = use ? f.get_int("sliding_window", 4096, 1) : 0;
+  // Read (and type-checked) either way; without use_sliding_window they change nothing.
+  const int window_field = f.get_int("sliding_window", 4096, 0);
+  const int below = f.get_int("max_window_layers", 28);
+  MOE_CHECK(!use || window_field >= 1, ErrorCode::kCorrupt, "{}: use_sliding_window needs a sliding_window of at least 1",
+            f.source());
+  const int window = use ? window_field : 0;
   std::vector<bool> sliding(static_cast<size_t>(c->num_layers), false);
   if (f.has("layer_types")) {
     const json& types = f.raw("layer_types");
@@ -169,7 +188,6 @@ void parse_qwen2_sliding(const Fields& f, ModelConfig* c) {
       sliding[l] = t == "sliding_attention";
     }
   } else {
-    const int below = f.get_int("max_window_layers", 28);
     for (int l = 0; l < c->num_layers; ++l) sliding[static_cast<size_t>(l)] = use && (l + 1) % 2 == 1 && l < below;
   }
   bool any = false;
@@ -264,6 +282,10 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
   m.qk_nope_head_dim = f.get_int("qk_nope_head_dim", 128, 0, kMaxDim);
   m.qk_rope_head_dim = f.get_int("qk_rope_head_dim", 64, 2, kMaxDim);
   m.v_head_dim = f.get_int("v_head_dim", 128, 1, kMaxDim);
+  // transformers writes the derived query/key head width too: it must agree.
+  MOE_CHECK(!f.has("qk_head_dim") || f.get_int("qk_head_dim", 0, 0, kMaxDim) == m.qk_nope_head_dim + m.qk_rope_head_dim,
+            ErrorCode::kCorrupt, "{}: qk_head_dim = {} is not qk_nope_head_dim + qk_rope_head_dim = {}", src,
+            f.get_int("qk_head_dim", 0, 0, kMaxDim), m.qk_nope_head_dim + m.qk_rope_head_dim);
   MOE_CHECK(m.qk_rope_head_dim % 2 == 0, ErrorCode::kCorrupt, "{}: qk_rope_head_dim = {} must be even", src,
             m.qk_rope_head_dim);
   m.rope_interleave = v3 ? f.get_bool("rope_interleave", true) : true;  // V2's complex product pairs (2i, 2i+1)
@@ -321,7 +343,12 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
               "{}: norm_topk_prob = true is not supported for deepseek_v2 (transformers ignores it)", src);
     c->norm_topk_prob = false;
   }
-  if (grouped) parse_groups(f, v3 ? 8 : 1, v3 ? 4 : 1, c);
+  if (grouped) {
+    parse_groups(f, v3 ? 8 : 1, v3 ? 4 : 1, c);
+  } else {  // greedy ignores the groups: read for their types only
+    f.get_int("n_group", 1, 1, c->num_experts);
+    f.get_int("topk_group", 1, 1, c->num_experts);
+  }
 }
 
 // GLM-4.5 / 4.5-Air as transformers' Glm4MoeConfig and modeling code read them: grouped sigmoid
@@ -460,11 +487,11 @@ int ModelConfig::num_sparse_layers() const {
   return n;
 }
 
-ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name) {
+ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name, std::set<std::string>* fields_read) {
   json doc = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   MOE_CHECK(!doc.is_discarded(), ErrorCode::kCorrupt, "{} is not valid JSON", source_name);
   MOE_CHECK(doc.is_object(), ErrorCode::kCorrupt, "{} must hold a JSON object", source_name);
-  const Fields f(doc, source_name);
+  const Fields f(doc, source_name, fields_read);
   MOE_CHECK(f.has("model_type"), ErrorCode::kCorrupt, "{} has no 'model_type'", source_name);
 
   ModelConfig c;
@@ -548,7 +575,7 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
       c.norm_topk_prob = f.get_bool("norm_topk_prob", false);
       c.attention_bias = c.output_bias = f.get_bool("attention_bias", false);
       c.qk_norm = QkNorm::kPerHead;
-      if (f.get_bool("use_sliding_window", false)) c.sliding_window = f.get_int("sliding_window", 0);
+      if (const int window = f.get_int("sliding_window", 0); f.get_bool("use_sliding_window", false)) c.sliding_window = window;
       break;
     case ModelFamily::kOlmoe:
       c.moe_intermediate_size = c.intermediate_size;

@@ -4,6 +4,7 @@
 // (and DeepSeek's released remote code for model_type "deepseek").
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -173,7 +174,10 @@ struct ModelConfig {
 
 // Throws moe::Error(kCorrupt) for malformed JSON or impossible values, (kUnsupported) for an
 // unknown model_type, naming the source.
-ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name);
+// fields_read: when given, receives the name of every top-level field the parse looked at, read
+// or refused (the strict-config test checks that no field is silently ignored).
+ModelConfig parse_model_config(std::string_view json_text, std::string_view source_name,
+                               std::set<std::string>* fields_read = nullptr);
 // A model folder (its config.json) or a config.json file.
 ModelConfig load_model_config(const std::filesystem::path& model);
 // The same shape with only its first `layers` decoder layers (a scaled-down model for speed
