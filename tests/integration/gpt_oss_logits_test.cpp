@@ -10,53 +10,39 @@
 
 #include <cmath>
 #include <cstring>
-#include <map>
 
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/predictor.h"
 #include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
-#include "runtime/core/read_file.h"
-#include "runtime/engine/scheduler.h"
-#include "runtime/loading/safetensors.h"
-#include "runtime/model/generator.h"
 #include "runtime/model/gpt_oss.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/resident_experts.h"
+#include "tests/integration/hf_fixture.h"
 
 namespace moe {
 namespace {
 
-const std::filesystem::path kFixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
-
-std::vector<int32_t> ints(const std::filesystem::path& dir, const char* key) {
-  return nlohmann::json::parse(read_file(dir / "expected.json")).at(key).get<std::vector<int32_t>>();
-}
-
-std::vector<float> prompt_logits(model::Transformer& t, const std::vector<int32_t>& prompt) {
-  model::KvCache cache = t.make_cache(int64_t(prompt.size()));
-  return t.forward(prompt, cache, model::LogitsWanted::kAll);
-}
+using testing::all_logits;
+using testing::expected_ints;
+using testing::kFixtures;
 
 class GptOssFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GptOssFixture, LogitsAndGreedyTokensMatchTransformers) {
   const auto dir = kFixtures / GetParam();
-  const std::vector<int32_t> prompt = ints(dir, "prompt"), generated = ints(dir, "generated");
+  const std::vector<int32_t> prompt = expected_ints(dir, "prompt"), generated = expected_ints(dir, "generated");
   model::LoadedModel m = model::load_model(dir);
   ASSERT_EQ(m.config.family, loading::ModelFamily::kGptOss);
   // The prompt is longer than the window: the sliding layers see fewer keys than the full ones.
   ASSERT_GT(m.config.sliding_window, 0);
   ASSERT_LT(m.config.sliding_window, int(prompt.size()));
-  const std::vector<float> logits = prompt_logits(*m.transformer, prompt);
-  const Tensor reference = loading::SafetensorsFile::open(dir / "expected.safetensors").tensor("logits").to_f32();
+  const std::vector<float> logits = all_logits(*m.transformer, prompt);
+  const Tensor reference = testing::expected_logits(dir);
   ASSERT_EQ(int64_t(logits.size()), reference.numel());
-  double max_ref = 0, max_diff = 0;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    max_ref = std::max(max_ref, double(std::fabs(reference.data<float>()[i])));
-    max_diff = std::max(max_diff, double(std::fabs(logits[i] - reference.data<float>()[i])));
-  }
-  const double error = max_diff / max_ref;
+  double max_diff = 0;
+  for (size_t i = 0; i < logits.size(); ++i) max_diff = std::max(max_diff, double(std::fabs(logits[i] - reference.data<float>()[i])));
+  const double error = testing::relative_error(logits, reference);
   RecordProperty("relative_error", std::to_string(error));
   std::printf("%s: max |logit - transformers| = %.3g, relative to max |transformers| %.3g\n", GetParam().c_str(), max_diff,
               error);
@@ -112,8 +98,8 @@ TEST(GptOss, ConfigAndExpertsAsStored) {
 TEST(GptOss, PrefillEqualsStepByStepDecode) {
   for (const char* name : {"gpt_oss", "gpt_oss-mxfp4"}) {
     model::LoadedModel m = model::load_model(kFixtures / name);
-    const std::vector<int32_t> prompt = ints(kFixtures / name, "prompt");
-    const std::vector<float> together = prompt_logits(*m.transformer, prompt);
+    const std::vector<int32_t> prompt = expected_ints(kFixtures / name, "prompt");
+    const std::vector<float> together = all_logits(*m.transformer, prompt);
     model::KvCache one = m.transformer->make_cache(int64_t(prompt.size()));
     const int64_t vocab = m.config.vocab_size;
     for (size_t i = 0; i < prompt.size(); ++i) {
@@ -128,25 +114,11 @@ TEST(GptOss, PrefillEqualsStepByStepDecode) {
 TEST(GptOss, BatchedDecodeThroughTheSchedulerMatchesAlone) {
   const auto dir = kFixtures / "gpt_oss-mxfp4";
   model::LoadedModel m = model::load_model(dir);
-  const std::vector<int32_t> prompt = ints(dir, "prompt"), generated = ints(dir, "generated");
+  const std::vector<int32_t> prompt = expected_ints(dir, "prompt"), generated = expected_ints(dir, "generated");
   std::vector<std::vector<int32_t>> prompts = {prompt, {5, 9, 200}, {77}, {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9}};
   model::GenerationOptions options;
   options.max_new_tokens = int(generated.size());
-  std::vector<std::vector<int32_t>> alone;
-  for (const auto& p : prompts) alone.push_back(model::generate(*m.transformer, p, options).tokens);
-  EXPECT_EQ(alone[0], generated);
-  engine::SchedulerOptions so;
-  so.max_batch = 3;
-  so.max_step_tokens = 9;
-  engine::Scheduler scheduler(*m.transformer, m.transformer->make_kv_pool(4, 12), so);
-  std::map<engine::SequenceId, size_t> index;
-  for (size_t i = 0; i < prompts.size(); ++i) index[scheduler.submit(prompts[i], options)] = i;
-  for (int steps = 0; !scheduler.idle() && steps < 1000; ++steps) scheduler.step();
-  ASSERT_TRUE(scheduler.idle());
-  for (const auto& [id, i] : index) {
-    const std::vector<int32_t>& all = scheduler.tokens(id);
-    EXPECT_EQ(std::vector<int32_t>(all.begin() + int64_t(prompts[i].size()), all.end()), alone[i]) << "sequence " << i;
-  }
+  EXPECT_EQ(testing::expect_batched_decode_matches_alone(*m.transformer, prompts, options, 4, 12)[0], generated);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -181,7 +153,7 @@ TEST(GptOss, OffloadingAndPackingAreRefusedClearly) {
   EXPECT_NE(error_of([&] { t.set_expert_runner(&other); }).find("gpt-oss's experts run resident only"), std::string::npos);
   EXPECT_NE(error_of([&] { t.set_routing_mode(model::parse_routing_mode("topk:2")); }).find("gpt_oss keeps its own routing"),
             std::string::npos);
-  EXPECT_EQ(model::generate(t, ints(dir, "prompt"), {}).tokens.empty(), false);
+  EXPECT_EQ(model::generate(t, expected_ints(dir, "prompt"), {}).tokens.empty(), false);
 }
 
 // The clamped SwiGLU and the router's softmax over the chosen logits, by their formulas.

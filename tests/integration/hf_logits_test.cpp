@@ -14,38 +14,18 @@
 #include "runtime/model/generator.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/perplexity.h"
+#include "tests/integration/hf_fixture.h"
 
 namespace moe {
 namespace {
 
-const std::filesystem::path kFixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
+using testing::all_logits;
+using testing::expected_json;
+using testing::expected_logits;
+using testing::kFixtures;
+using testing::relative_error;
 
-nlohmann::json expected_json(const std::filesystem::path& dir) { return nlohmann::json::parse(read_file(dir / "expected.json")); }
-
-std::vector<int32_t> prompt_of(const std::filesystem::path& dir) {
-  return expected_json(dir).at("prompt").get<std::vector<int32_t>>();
-}
-
-Tensor expected_logits(const std::filesystem::path& dir, const std::string& name = "logits") {
-  return loading::SafetensorsFile::open(dir / "expected.safetensors").tensor(name).to_f32();
-}
-
-std::vector<float> all_logits(model::Transformer& t, const std::vector<int32_t>& prompt) {
-  model::KvCache cache = t.make_cache(int64_t(prompt.size()));
-  return t.forward(prompt, cache, model::LogitsWanted::kAll);
-}
-
-// max |got - reference| / max |reference|
-double relative_error(const std::vector<float>& got, const Tensor& reference) {
-  EXPECT_EQ(int64_t(got.size()), reference.numel());
-  const float* ref = reference.data<float>();
-  double max_ref = 0, max_err = 0;
-  for (size_t i = 0; i < got.size() && int64_t(i) < reference.numel(); ++i) {
-    max_ref = std::max(max_ref, double(std::fabs(ref[i])));
-    max_err = std::max(max_err, double(std::fabs(got[i] - ref[i])));
-  }
-  return max_err / max_ref;
-}
+std::vector<int32_t> prompt_of(const std::filesystem::path& dir) { return testing::expected_ints(dir, "prompt"); }
 
 class HfFixture : public ::testing::TestWithParam<std::string> {};
 

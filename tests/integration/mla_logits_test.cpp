@@ -9,52 +9,32 @@
 
 #include <cmath>
 #include <cstring>
-#include <map>
 
 #include "offload/executor/expert_backing.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/predictor.h"
 #include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
-#include "runtime/core/read_file.h"
-#include "runtime/engine/scheduler.h"
-#include "runtime/loading/safetensors.h"
-#include "runtime/model/generator.h"
 #include "runtime/model/model_loader.h"
+#include "tests/integration/hf_fixture.h"
 
 namespace moe {
 namespace {
 
-const std::filesystem::path kFixtures = std::filesystem::path(MOE_SOURCE_DIR) / "tests" / "fixtures";
-
-nlohmann::json expected_json(const std::filesystem::path& dir) { return nlohmann::json::parse(read_file(dir / "expected.json")); }
-
-std::vector<int32_t> ints(const std::filesystem::path& dir, const char* key) {
-  return expected_json(dir).at(key).get<std::vector<int32_t>>();
-}
-
-// max |got - reference| / max |reference|
-double relative_error(const std::vector<float>& got, const Tensor& reference) {
-  EXPECT_EQ(int64_t(got.size()), reference.numel());
-  const float* ref = reference.data<float>();
-  double max_ref = 0, max_err = 0;
-  for (size_t i = 0; i < got.size() && int64_t(i) < reference.numel(); ++i) {
-    max_ref = std::max(max_ref, double(std::fabs(ref[i])));
-    max_err = std::max(max_err, double(std::fabs(got[i] - ref[i])));
-  }
-  return max_err / max_ref;
-}
+using testing::all_logits;
+using testing::expected_ints;
+using testing::kFixtures;
+using testing::relative_error;
 
 class MlaFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(MlaFixture, LogitsAndGreedyTokensMatchTransformers) {
   const auto dir = kFixtures / GetParam();
-  const std::vector<int32_t> prompt = ints(dir, "prompt"), generated = ints(dir, "generated");
+  const std::vector<int32_t> prompt = expected_ints(dir, "prompt"), generated = expected_ints(dir, "generated");
   model::LoadedModel m = model::load_model(dir);
   ASSERT_TRUE(m.config.is_mla());
-  model::KvCache cache = m.transformer->make_cache(int64_t(prompt.size()));
-  const std::vector<float> logits = m.transformer->forward(prompt, cache, model::LogitsWanted::kAll);
-  const Tensor reference = loading::SafetensorsFile::open(dir / "expected.safetensors").tensor("logits").to_f32();
+  const std::vector<float> logits = all_logits(*m.transformer, prompt);
+  const Tensor reference = testing::expected_logits(dir);
   const double error = relative_error(logits, reference);
   double max_diff = 0;
   for (size_t i = 0; i < logits.size() && int64_t(i) < reference.numel(); ++i)
@@ -102,7 +82,7 @@ TEST(Mla, CacheKeepsTheLatentAndTheRopeKeyOnly) {
 TEST(Mla, PrefillEqualsStepByStepDecode) {
   for (const char* name : {"deepseek_v2-group", "deepseek_v3"}) {
     model::LoadedModel m = model::load_model(kFixtures / name);
-    const std::vector<int32_t> prompt = ints(kFixtures / name, "prompt");
+    const std::vector<int32_t> prompt = expected_ints(kFixtures / name, "prompt");
     model::KvCache all = m.transformer->make_cache(int64_t(prompt.size()));
     const std::vector<float> together = m.transformer->forward(prompt, all, model::LogitsWanted::kAll);
     model::KvCache one = m.transformer->make_cache(int64_t(prompt.size()));
@@ -122,34 +102,12 @@ TEST(Mla, PrefillEqualsStepByStepDecode) {
 TEST(Mla, BatchedDecodeThroughTheSchedulerMatchesAlone) {
   const auto dir = kFixtures / "deepseek_v3";
   model::LoadedModel m = model::load_model(dir);
-  const std::vector<int32_t> prompt = ints(dir, "prompt"), generated = ints(dir, "generated");
+  const std::vector<int32_t> prompt = expected_ints(dir, "prompt"), generated = expected_ints(dir, "generated");
   std::vector<std::vector<int32_t>> prompts = {prompt, {5, 9, 200}, {77}, {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2}};
   model::GenerationOptions options;
   options.max_new_tokens = int(generated.size());
-  std::vector<std::vector<int32_t>> alone;
-  for (const auto& p : prompts) alone.push_back(model::generate(*m.transformer, p, options).tokens);
-  EXPECT_EQ(alone[0], generated);
-
   // Few blocks of 4 tokens: the sequences share them, and the youngest are preempted.
-  engine::SchedulerOptions so;
-  so.max_batch = 3;
-  so.max_step_tokens = 9;
-  engine::Scheduler scheduler(*m.transformer, m.transformer->make_kv_pool(4, 10), so);
-  std::map<engine::SequenceId, size_t> index;
-  for (size_t i = 0; i < prompts.size(); ++i) index[scheduler.submit(prompts[i], options)] = i;
-  for (int steps = 0; !scheduler.idle() && steps < 1000; ++steps) scheduler.step();
-  ASSERT_TRUE(scheduler.idle());
-  for (const auto& [id, i] : index) {
-    const std::vector<int32_t>& all = scheduler.tokens(id);
-    const std::vector<int32_t> produced(all.begin() + int64_t(prompts[i].size()), all.end());
-    EXPECT_EQ(produced, alone[i]) << "sequence " << i;
-  }
-  EXPECT_GT(scheduler.stats().max_running, 1);
-}
-
-std::vector<float> prompt_logits(model::Transformer& t, const std::vector<int32_t>& prompt) {
-  model::KvCache cache = t.make_cache(int64_t(prompt.size()));
-  return t.forward(prompt, cache, model::LogitsWanted::kAll);
+  EXPECT_EQ(testing::expect_batched_decode_matches_alone(*m.transformer, prompts, options, 4, 10)[0], generated);
 }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
@@ -162,10 +120,10 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 TEST(Mla, OffloadedAndPackedExpertsGiveTheSameBits) {
   for (const char* name : {"deepseek_v2-group", "deepseek_v3"}) {
     const auto dir = kFixtures / name;
-    const std::vector<int32_t> prompt = ints(dir, "prompt");
+    const std::vector<int32_t> prompt = expected_ints(dir, "prompt");
     model::LoadedModel m = model::load_model(dir);
     model::Transformer& t = *m.transformer;
-    const std::vector<float> reference = prompt_logits(t, prompt);
+    const std::vector<float> reference = all_logits(t, prompt);
     const uint64_t expert = offload::ExpertBacking(t.weights()).layout().bytes;
     for (const auto& [devices, slots, predictor] : {std::tuple{1, 1, "none"}, {2, 3, "next-layer"}, {3, 7, "none"}}) {
       offload::OffloadOptions o;
@@ -174,7 +132,7 @@ TEST(Mla, OffloadedAndPackedExpertsGiveTheSameBits) {
       o.host_bytes = 2 * expert;
       offload::OffloadedExperts runner(t, o, offload::make_predictor(predictor, t, nullptr));
       t.set_expert_runner(&runner);
-      const std::vector<float> got = prompt_logits(t, prompt);
+      const std::vector<float> got = all_logits(t, prompt);
       t.set_expert_runner(nullptr);
       EXPECT_TRUE(same_bits(got, reference)) << name << ": " << devices << " devices, " << slots << " slots";
       EXPECT_GT(runner.stats().offloaded_uses, 0u);
@@ -187,7 +145,7 @@ TEST(Mla, OffloadedAndPackedExpertsGiveTheSameBits) {
     const uint64_t mtp_bytes = 2 * (64 + 64 * 128 + 16 * 64);
     EXPECT_EQ(packed_summary.unused_bytes, std::string_view(name) == "deepseek_v3" ? mtp_bytes : 0u) << name;
     model::LoadedModel packed = model::load_model(store);
-    EXPECT_TRUE(same_bits(prompt_logits(*packed.transformer, prompt), reference)) << name;
+    EXPECT_TRUE(same_bits(all_logits(*packed.transformer, prompt), reference)) << name;
     std::filesystem::remove(store);
   }
 }
