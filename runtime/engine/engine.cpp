@@ -98,7 +98,8 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
                 model::KvBlockPool::token_bytes(c.num_layers, int64_t{c.kv_cache_heads()} * c.head_dim, c.kv_values_stored());
   // The anonymous pages now (the CUDA libraries' relocated data, the tokenizer) and a working
   // set of code pages; the rest of the resident set is mapped files the kernel can reclaim.
-  const uint64_t baseline = (anonymous_resident_bytes() ? anonymous_resident_bytes() : current_resident_bytes()) + (uint64_t(32) << 20);
+  const uint64_t anonymous = anonymous_resident_bytes();
+  const uint64_t baseline = (anonymous ? anonymous : current_resident_bytes()) + (uint64_t(32) << 20);
   in.runtime_bytes = runtime_estimate(baseline, std::min<int64_t>(f.context, 512), c.hidden_size,
                                       std::max(c.intermediate_size, c.moe_intermediate_size), c.num_heads, f.context);
   in.devices = f.devices;
