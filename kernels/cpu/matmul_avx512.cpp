@@ -45,6 +45,12 @@ constexpr int slot_of(Layout layout, int c) {
   return c;
 }
 
+// Tokens [m, cols] into the lane layout: each 32-column block's slots 0-15 at block (block b
+// at b * 32, or b * 16 when half-major), its slots 16-31 half_offset further; a tail block's
+// slots past the columns are zero. In the AVX-512 region below.
+void relayout_tokens(Layout layout, const float* x, int64_t m, int64_t cols, float* dst, int64_t stride, bool half_major,
+                     int64_t half_offset);
+
 }  // namespace
 
 // Scalar, so outside the AVX-512 region below (whose code generation must not reach the
@@ -63,23 +69,19 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
   if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < kPackFrom) {  // already in layout
     input.x = job.x;
     input.stride = w.cols;
+    input.half_offset = 16;
     return;
   }
-  // Large batches space their tokens a cache line more than 4 KiB apart (see the panel).
-  const int64_t stride = padded + (job.m >= kPackFrom ? 16 : 0);
+  // Large batches go half-major (every block's slots 0-15, then its slots 16-31: the panel
+  // multiplies one half at a time), each half a cache line more than a power of two apart.
+  const bool halves = job.m >= kPackFrom;
+  const int64_t half_offset = halves ? padded / 2 + 16 : 16;
+  const int64_t stride = halves ? 2 * half_offset : padded;
   float* const prepared = storage.get(size_t(job.m * stride));
-  std::fill_n(prepared, job.m * stride, 0.0f);
-  const Layout layout = layout_of(w.dtype);
-  for (int64_t t = 0; t < job.m; ++t) {
-    const float* src = job.x + t * w.cols;
-    float* dst = prepared + t * stride;
-    for (int64_t c0 = 0; c0 < w.cols; c0 += kLanes) {
-      const int lanes = int(std::min<int64_t>(kLanes, w.cols - c0));
-      for (int lane = 0; lane < lanes; ++lane) dst[c0 + slot_of(layout, lane)] = src[c0 + lane];
-    }
-  }
+  relayout_tokens(layout_of(w.dtype), job.x, job.m, w.cols, prepared, stride, halves, half_offset);
   input.x = prepared;
   input.stride = stride;
+  input.half_offset = half_offset;
 }
 
 }  // namespace moe::cpu::detail
@@ -102,6 +104,25 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
 
 namespace moe::cpu::detail {
 namespace {
+
+void relayout_tokens(Layout layout, const float* x, int64_t m, int64_t cols, float* dst, int64_t stride, bool half_major,
+                     int64_t half_offset) {
+  alignas(64) int32_t column_of[kLanes];  // slot -> column: a permutation of the block
+  for (int c = 0; c < kLanes; ++c) column_of[slot_of(layout, c)] = c;
+  const __m512i first = _mm512_load_si512(column_of), second = _mm512_load_si512(column_of + 16);
+  for (int64_t t = 0; t < m; ++t) {
+    const float* src = x + t * cols;
+    float* row = dst + t * stride;
+    for (int64_t c0 = 0; c0 < cols; c0 += kLanes) {
+      const int n = int(std::min<int64_t>(kLanes, cols - c0));
+      const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1), src + c0);
+      const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0), src + c0 + 16);
+      float* block = row + (half_major ? c0 / 2 : c0);
+      _mm512_storeu_ps(block, _mm512_permutex2var_ps(lo, first, hi));
+      _mm512_storeu_ps(block + half_offset, _mm512_permutex2var_ps(lo, second, hi));
+    }
+  }
+}
 
 // Masks of the valid slots of each register for a block holding n < 32 valid columns.
 template <Layout L>
@@ -139,7 +160,6 @@ struct RowBlocks {
 };
 
 struct F32Rows : RowBlocks<float> {
-  static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNatural;
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
     const float* p = at(r, b);
@@ -156,7 +176,6 @@ struct F32Rows : RowBlocks<float> {
 };
 
 struct F16Rows : RowBlocks<uint16_t> {
-  static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNatural;
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
     const uint16_t* p = at(r, b);
@@ -175,7 +194,6 @@ struct F16Rows : RowBlocks<uint16_t> {
 // bf16 is the high half of an f32: the even element of a 32-bit pair shifts up, the odd one
 // is masked in place.
 struct Bf16Rows : RowBlocks<uint16_t> {
-  static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kPaired;
   static void split(__m512i d, __m512& a, __m512& c) {
     a = _mm512_castsi512_ps(_mm512_slli_epi32(d, 16));
@@ -201,7 +219,6 @@ struct RowScales {
 
 template <bool kUniform>
 struct I8Rows : RowBlocks<int8_t> {
-  static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNatural;
   static constexpr bool kGrouped = kUniform;
   RowScales s;
@@ -249,7 +266,6 @@ struct I8Rows : RowBlocks<int8_t> {
 // bits only, so widening, sign and scale take one permute.
 template <bool kUniform>
 struct I4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
-  static constexpr bool kByHalf = false;
   static constexpr Layout kLayout = Layout::kNibble;
   static constexpr bool kGrouped = kUniform;
   RowScales s;
@@ -285,26 +301,6 @@ struct I4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
     widen(r, b, _mm_maskz_loadu_epi8(__mmask16((1u << (n / 2)) - 1), at(r, b)), a, c);
   }
-};
-
-// Rows already widened into an f32 panel (in their source's layout), zero past the columns.
-template <Layout L>
-struct PanelRows {
-  static constexpr bool kGrouped = false;
-  static constexpr bool kByHalf = true;
-  static constexpr Layout kLayout = L;
-  const float* base;
-  int64_t ld;
-  int64_t first_block;  // the panel holds blocks first_block.. of its rows
-  __m512 load_half(int64_t r, int64_t b, int h) const {
-    return _mm512_load_ps(base + r * ld + (b - first_block) * kLanes + 16 * h);
-  }
-  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    const float* p = base + r * ld + (b - first_block) * kLanes;
-    a = _mm512_loadu_ps(p);
-    c = _mm512_loadu_ps(p + 16);
-  }
-  void load_tail(int64_t r, int64_t b, int, __m512& a, __m512& c) const { load(r, b, a, c); }
 };
 
 // ---- reduction: two registers of lanes (in layout L) to one sum, by the fixed tree, eight
@@ -349,9 +345,6 @@ struct TileArgs {
   float* y;        // output of the tile's first token and row
   int64_t y_stride;
   const float* bias;  // of the tile's first row, or null
-  // Long rows go in several passes: `carry` holds the lane sums between them (null: one pass).
-  __m512* carry = nullptr;
-  bool first_pass = true, last_pass = true;
 };
 
 // Keeps a register a register: stops the compiler from re-reading a value from memory at each
@@ -407,49 +400,17 @@ void any_tile(const Rows& w, int64_t row, const TileArgs& t) {
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int k = 0; k < T; ++k)
-#pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) acc[r][k][h] = t.first_pass ? _mm512_setzero_ps() : t.carry[(r * T + k) * 2 + h];
+    for (int k = 0; k < T; ++k) acc[r][k][0] = acc[r][k][1] = _mm512_setzero_ps();
   for (int64_t b = t.first_block; b < t.end_block; ++b) {
-    if constexpr (Rows::kByHalf) {  // f32 panel: a half-block of each row and token at a time
+    if (b % kBlocksPerLine<Rows> == 0)  // ask for the next tile's weights
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) {
-        __m512 wv[R], xv[T];
+        for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(w.address(row + 2 * R + r, b) + off, _MM_HINT_T1);
+    __m512 wa[R], wc[R];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          wv[r] = w.load_half(row + r, b, h);
-          MOE_PIN(wv[r]);
-        }
-#pragma GCC unroll 4
-        for (int k = 0; k < T; ++k) {
-          xv[k] = _mm512_loadu_ps(t.x + k * t.x_stride + b * kLanes + 16 * h);
-          MOE_PIN(xv[k]);
-        }
-#pragma GCC unroll 4
-        for (int k = 0; k < T; ++k)
-#pragma GCC unroll 4
-          for (int r = 0; r < R; ++r) acc[r][k][h] = _mm512_fmadd_ps(xv[k], wv[r], acc[r][k][h]);
-      }
-    } else {  // weights streamed from memory: ask for the next tile's
-      if (b % kBlocksPerLine<Rows> == 0)
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-          for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(w.address(row + 2 * R + r, b) + off, _MM_HINT_T1);
-      __m512 wa[R], wc[R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) w.load(row + r, b, wa[r], wc[r]);
-      multiply_add_block<R, T>(acc, wa, wc, t, b, 0xFFFF, 0xFFFF);
-    }
-  }
-  if (!t.last_pass) {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int k = 0; k < T; ++k)
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) t.carry[(r * T + k) * 2 + h] = acc[r][k][h];
-    return;
+    for (int r = 0; r < R; ++r) w.load(row + r, b, wa[r], wc[r]);
+    multiply_add_block<R, T>(acc, wa, wc, t, b, 0xFFFF, 0xFFFF);
   }
   if (t.tail > 0) {  // masked: lanes past the columns keep their sums untouched
     const int64_t b = t.end_block;
@@ -583,71 +544,172 @@ void rows_direct(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
   }
 }
 
-// Rows of a large batch: each group of kPanelRows rows is widened once into an f32 panel, then
-// every tile of tokens passes over it, a register tile of 4 rows at a time (the tokens read
-// from L2 once per panel, then from L1). Rows longer than a pass are done a pass of columns at a
-// time (the tiles' lane sums carried between passes), so the panel and a tile's tokens stay in
-// L1 whatever the hidden size.
-constexpr int kPanelRows = 2 * kMaxRows;
-constexpr int64_t kPassBlocks = 32;  // 1024 columns: a 32 KiB panel beside 12 KiB of tokens
+// Rows of a large batch. A block's two registers (slots 0-15 and 16-31 of its layout) are
+// independent sums, so the batch path does one after the other: a register tile then holds one
+// register per output, 8 rows x 3 tokens, and each token's register meets 8 rows (8 multiply-adds
+// for each line of tokens read from L2). Each group of kPanelRows rows is widened once into an
+// f32 panel, half-major (the rows' first registers, then their second), a pass of kPassBlocks
+// blocks at a time, so that the half being multiplied (16 KiB) stays in L1 while every tile of
+// tokens streams past it. Sums carry between passes and halves in a per-thread buffer; the last
+// pass of the second half reduces both by the fixed tree.
+constexpr int kPanelRows = 8;
+constexpr int kPanelTokens = 3;
+constexpr int64_t kPassBlocks = 32;  // 1024 columns
+
+struct PanelTileArgs {
+  const float* w;  // the tile's first row in this half of the panel
+  int64_t w_ld;
+  const float* x;  // the tile's first token, this half of it, at the pass's first block
+  int64_t x_stride;
+  int64_t blocks;   // whole blocks of this pass
+  int tail;         // the last pass: valid columns of the partial block after them (0: none)
+  int half;         // 0: slots 0-15 of each block, 1: slots 16-31
+  bool first_pass, last_pass;
+  __m512* sums;        // this tile's [R x T] sums of this half, kept between passes
+  const __m512* other;  // the second half's last pass: the first half's sums
+  float* y;
+  int64_t y_stride;
+  const float* bias;
+};
+
+template <Layout L, int R, int T>
+void panel_tile(const PanelTileArgs& t) {
+  __m512 acc[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int k = 0; k < T; ++k) acc[r][k] = t.first_pass ? _mm512_setzero_ps() : t.sums[r * T + k];
+  const float* w = t.w;
+  const float* x = t.x;
+  for (int64_t b = 0; b < t.blocks; ++b, w += 16, x += 16) {
+    __m512 xv[T];
+#pragma GCC unroll 4
+    for (int k = 0; k < T; ++k) {
+      xv[k] = _mm512_loadu_ps(x + k * t.x_stride);
+      MOE_PIN(xv[k]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      __m512 wv = _mm512_load_ps(w + r * t.w_ld);
+      MOE_PIN(wv);
+#pragma GCC unroll 4
+      for (int k = 0; k < T; ++k) acc[r][k] = _mm512_fmadd_ps(xv[k], wv, acc[r][k]);
+    }
+  }
+  if (t.last_pass && t.tail > 0) {  // masked: slots past the columns keep their sums untouched
+    __mmask16 k0, k1;
+    tail_masks<L>(t.tail, k0, k1);
+    const __mmask16 mask = t.half == 0 ? k0 : k1;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = _mm512_load_ps(w + r * t.w_ld);
+#pragma GCC unroll 4
+      for (int k = 0; k < T; ++k) acc[r][k] = _mm512_mask3_fmadd_ps(_mm512_loadu_ps(x + k * t.x_stride), wv, acc[r][k], mask);
+    }
+  }
+  if (!t.last_pass || t.half == 0) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int k = 0; k < T; ++k) t.sums[r * T + k] = acc[r][k];
+    return;
+  }
+  __m512 both[R][T][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int k = 0; k < T; ++k) {
+      both[r][k][0] = t.other[r * T + k];
+      both[r][k][1] = acc[r][k];
+    }
+  store_tile<L, R, T>(both, TileArgs{nullptr, 0, 0, 0, 0, t.y, t.y_stride, t.bias});
+}
+
+template <Layout L>
+using PanelTileFn = void (*)(const PanelTileArgs&);
+
+template <Layout L, int R, int... Ts>
+constexpr auto panel_row_of_tiles(std::integer_sequence<int, Ts...>) {
+  return std::array<PanelTileFn<L>, sizeof...(Ts)>{&panel_tile<L, R, Ts + 1>...};
+}
+
+template <Layout L, int... Rs>
+constexpr auto panel_tile_table(std::integer_sequence<int, Rs...>) {
+  return std::array{panel_row_of_tiles<L, Rs + 1>(std::make_integer_sequence<int, kPanelTokens>{})...};
+}
+
+template <Layout L>
+PanelTileFn<L> panel_tile_for(int r, int k) {
+  static constexpr auto table = panel_tile_table<L>(std::make_integer_sequence<int, kPanelRows>{});
+  return table[size_t(r - 1)][size_t(k - 1)];
+}
+
+// Rows [r, r + rows) of blocks [b0, b1) widened into the panel: half h of row i's block b at
+// panel + h * half_ld + i * ld + (b - b0) * 16. What is widened next (these rows' next pass, or
+// the next rows' first) is asked for from memory meanwhile.
+template <class Rows>
+void widen_panel(const Rows& w, int64_t r, int rows, int64_t b0, int64_t b1, int64_t full, int tail, float* panel, int64_t ld,
+                 int64_t half_ld) {
+  const bool last = b1 == full + (tail > 0);
+  const int64_t whole_end = std::min(b1, full);
+  for (int i = 0; i < rows; ++i) {
+    float* p0 = panel + i * ld - b0 * 16;
+    float* p1 = p0 + half_ld;
+    for (int64_t b = b0; b < whole_end; ++b) {
+      if (b % kBlocksPerLine<Rows> == 0) {
+        const char* next = last ? w.address(r + kPanelRows + i, b - b0) : w.address(r + i, b + kPassBlocks);
+        for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
+      }
+      __m512 a, c;
+      w.load(r + i, b, a, c);
+      _mm512_store_ps(p0 + b * 16, a);
+      _mm512_store_ps(p1 + b * 16, c);
+    }
+    if (last && tail > 0) {
+      __m512 a, c;
+      w.load_tail(r + i, full, tail, a, c);
+      _mm512_store_ps(p0 + full * 16, a);
+      _mm512_store_ps(p1 + full * 16, c);
+    }
+  }
+}
 
 template <class Rows>
 void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1, int64_t t_begin,
                  int64_t t_end) {
+  constexpr Layout L = Rows::kLayout;
   const WeightMatrix& m = *job.w;
   const int64_t full = m.cols / kLanes;
   const int tail = int(m.cols % kLanes);
   const int64_t blocks = full + (tail > 0);
-  const int64_t pass_blocks = std::min(blocks, kPassBlocks);
-  const int64_t ld = pass_blocks * kLanes + 16;  // rows a line apart in the cache sets, not 4 KiB
-  const int64_t tiles = (t_end - t_begin + kMaxTokens - 1) / kMaxTokens;
-  const bool passes = blocks > kPassBlocks;
-  constexpr int64_t kCarry = kMaxRows * kMaxTokens * 2;  // registers of one tile's lane sums
-  thread_local AlignedFloats panel_scratch, carry_scratch;
-  float* const panel = panel_scratch.get(size_t(kPanelRows * ld));
-  auto* const carry =
-      reinterpret_cast<__m512*>(passes ? carry_scratch.get(size_t(tiles * (kPanelRows / kMaxRows) * kCarry * 16)) : nullptr);
+  const int64_t ld = std::min(blocks, kPassBlocks) * 16 + 16;  // rows a line apart in the cache sets, not 1 KiB
+  const int64_t half_ld = kPanelRows * ld;
+  const int64_t tiles = (t_end - t_begin + kPanelTokens - 1) / kPanelTokens;
+  const bool pairs_at_end = (t_end - t_begin) % kPanelTokens == 1 && t_end - t_begin > kPanelTokens;
+  constexpr int64_t kTileSums = kPanelRows * kPanelTokens;
+  thread_local AlignedFloats panel_scratch, sums_scratch;
+  float* const panel = panel_scratch.get(size_t(2 * half_ld));
+  auto* const sums = reinterpret_cast<__m512*>(sums_scratch.get(size_t(tiles * 2 * kTileSums * 16)));
   for (int64_t r = r0; r < r1; r += kPanelRows) {
     const int rows = int(std::min<int64_t>(kPanelRows, r1 - r));
     for (int64_t b0 = 0; b0 < blocks; b0 += kPassBlocks) {
-      const int64_t b1 = std::min(blocks, b0 + kPassBlocks), whole_end = std::min(b1, full);
+      const int64_t b1 = std::min(blocks, b0 + kPassBlocks);
       const bool last = b1 == blocks;
-      for (int i = 0; i < rows; ++i) {
-        float* p = panel + i * ld - b0 * kLanes;
-        for (int64_t b = b0; b < whole_end; ++b) {
-          // What is widened next (these rows' next pass, or the next rows' first) comes from
-          // memory while this panel's tiles run.
-          if (b % kBlocksPerLine<Rows> == 0) {
-            const char* next = last ? w.address(r + kPanelRows + i, b - b0) : w.address(r + i, b + kPassBlocks);
-            for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
+      widen_panel(w, r, rows, b0, b1, full, tail, panel, ld, half_ld);
+      for (int h = 0; h < 2; ++h)
+        for (int64_t ti = 0; ti < tiles; ++ti) {
+          int64_t t0 = t_begin + ti * kPanelTokens;
+          int tokens = int(std::min<int64_t>(kPanelTokens, t_end - t0));
+          if (pairs_at_end && ti >= tiles - 2) {  // 3k + 1 tokens: the last four as two pairs, not 3 + 1
+            t0 = t_begin + (tiles - 2) * kPanelTokens + (ti - (tiles - 2)) * 2;
+            tokens = 2;
           }
-          __m512 a, c;
-          w.load(r + i, b, a, c);
-          _mm512_storeu_ps(p + b * kLanes, a);
-          _mm512_storeu_ps(p + b * kLanes + 16, c);
+          const PanelTileArgs a{panel + h * half_ld, ld, in.x + t0 * in.stride + h * in.half_offset + b0 * 16, in.stride,
+                                std::min(b1, full) - b0, last ? tail : 0, h, b0 == 0, last,
+                                sums + (ti * 2 + h) * kTileSums, sums + ti * 2 * kTileSums,
+                                job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
+          panel_tile_for<L>(rows, tokens)(a);
         }
-        if (last && tail > 0) {
-          __m512 a, c;
-          w.load_tail(r + i, full, tail, a, c);
-          _mm512_storeu_ps(p + full * kLanes, a);
-          _mm512_storeu_ps(p + full * kLanes + 16, c);
-        }
-      }
-      const PanelRows<Rows::kLayout> packed{panel, ld, b0};
-      for (int64_t ti = 0; ti < tiles; ++ti) {
-        const int64_t t0 = t_begin + ti * kMaxTokens;
-        const int tokens = int(std::min<int64_t>(kMaxTokens, t_end - t0));
-        for (int sub = 0; sub < rows; sub += kMaxRows) {
-          TileArgs a{in.x + t0 * in.stride, in.stride, b0, whole_end, last ? tail : 0, job.y + t0 * m.rows + r + sub, m.rows,
-                     job.bias ? job.bias + r + sub : nullptr};
-          if (passes) {
-            a.carry = carry + (ti * (kPanelRows / kMaxRows) + sub / kMaxRows) * kCarry;
-            a.first_pass = b0 == 0;
-            a.last_pass = last;
-          }
-          tile_for<PanelRows<Rows::kLayout>>(std::min(kMaxRows, rows - sub), tokens)(packed, sub, a);
-        }
-      }
     }
   }
 }
@@ -659,7 +721,7 @@ constexpr int64_t kTokenSliceBytes = 1 << 20;
 template <class Rows>
 void rows_with(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
   if (job.m >= kPackFrom) {
-    const int64_t slice = std::max<int64_t>(kMaxTokens, kTokenSliceBytes / (in.stride * 4) / kMaxTokens * kMaxTokens);
+    const int64_t slice = std::max<int64_t>(kPanelTokens, kTokenSliceBytes / (in.stride * 4) / kPanelTokens * kPanelTokens);
     for (int64_t t0 = 0; t0 < job.m; t0 += slice) rows_packed(w, job, in, r0, r1, t0, std::min(job.m, t0 + slice));
   } else {
     rows_direct(w, job, in, r0, r1);

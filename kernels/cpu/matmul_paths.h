@@ -75,6 +75,9 @@ void rows_avx2(const MatmulJob& job, int64_t r0, int64_t r1);
 struct Avx512Input {
   const float* x = nullptr;  // [m, stride], zero-padded to whole 32-column blocks
   int64_t stride = 0;
+  // Where a block's slots 16-31 are from its slots 0-15: 16 (in place), or half a row on for
+  // the panel's half-major layout.
+  int64_t half_offset = 16;
   std::vector<int32_t> groups;  // int8/int4: the scale group of each 8-column chunk (or 32-column block)
   bool block_uniform = false;   // every 32-column block lies in one scale group
 };
