@@ -645,8 +645,7 @@ PanelTileFn<L> panel_tile_for(int r, int k) {
 }
 
 // Rows [r, r + rows) of blocks [b0, b1) widened into the panel: half h of row i's block b at
-// panel + h * half_ld + i * ld + (b - b0) * 16. What is widened next (these rows' next pass, or
-// the next rows' first) is asked for from memory meanwhile.
+// panel + h * half_ld + i * ld + (b - b0) * 16.
 template <class Rows>
 void widen_panel(const Rows& w, int64_t r, int rows, int64_t b0, int64_t b1, int64_t full, int tail, float* panel, int64_t ld,
                  int64_t half_ld) {
@@ -656,10 +655,6 @@ void widen_panel(const Rows& w, int64_t r, int rows, int64_t b0, int64_t b1, int
     float* p0 = panel + i * ld - b0 * 16;
     float* p1 = p0 + half_ld;
     for (int64_t b = b0; b < whole_end; ++b) {
-      if (b % kBlocksPerLine<Rows> == 0) {
-        const char* next = last ? w.address(r + kPanelRows + i, b - b0) : w.address(r + i, b + kPassBlocks);
-        for (int off = 0; off < Rows::kBlockBytes; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
-      }
       __m512 a, c;
       w.load(r + i, b, a, c);
       _mm512_store_ps(p0 + b * 16, a);
@@ -696,6 +691,9 @@ void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
       const int64_t b1 = std::min(blocks, b0 + kPassBlocks);
       const bool last = b1 == blocks;
       widen_panel(w, r, rows, b0, b1, full, tail, panel, ld, half_ld);
+      const int64_t next_r = last ? r + kPanelRows : r, next_b0 = last ? 0 : b1;
+      const int64_t next_row_lines = ((std::min(blocks, next_b0 + kPassBlocks) - next_b0) * Rows::kBlockBytes + 63) / 64;
+      const int64_t next_lines = next_r < r1 ? kPanelRows * next_row_lines : 0;
       for (int h = 0; h < 2; ++h)
         for (int64_t ti = 0; ti < tiles; ++ti) {
           int64_t t0 = t_begin + ti * kPanelTokens;
@@ -709,6 +707,12 @@ void rows_packed(const Rows& w, const MatmulJob& job, const Avx512Input& in, int
                                 sums + (ti * 2 + h) * kTileSums, sums + ti * 2 * kTileSums,
                                 job.y + t0 * m.rows + r, m.rows, job.bias ? job.bias + r : nullptr};
           panel_tile_for<L>(rows, tokens)(a);
+          // Each tile asks for its share of the lines widened next (these rows' next pass, or
+          // the next rows' first): spread out, the requests find free miss buffers, where a
+          // burst of them during the widening was partly dropped (13% slower from memory).
+          const int64_t call = h * tiles + ti, calls = 2 * tiles;
+          for (int64_t l = next_lines * call / calls; l < next_lines * (call + 1) / calls; ++l)
+            _mm_prefetch(w.address(next_r + l / next_row_lines, next_b0) + (l % next_row_lines) * 64, _MM_HINT_T1);
         }
     }
   }
