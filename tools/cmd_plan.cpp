@@ -37,6 +37,13 @@ void run(Options& o) {
   const bool bound = placement::prefetch_is_oracle(o.planner.sim.prefetch);
   fmt::print("{}: {:.2f} tokens/s {} ({:.1f}% of expert uses on the GPU and ready)\n", o.output, p.tokens_per_second(),
              bound ? "at most (an upper bound: the oracle prefetcher reads the trace)" : "predicted", 100 * p.gpu_hit_rate());
+  if (plan.nodes() > 1)
+    fmt::print("  {} nodes of {} GPUs: {:.1f} KB a token across nodes in-sample{}\n", plan.nodes(), plan.devices_per_node(),
+               p.inter_node_bytes() / 1e3,
+               plan.has_held_out() ? fmt::format(", {:.1f} KB held out (uniform plan {:.1f})",
+                                                 plan.held_out().inter_node_bytes() / 1e3,
+                                                 plan.held_out_uniform().inter_node_bytes() / 1e3)
+                                   : std::string());
   if (o.explain)
     for (const auto& line : plan.explanation()) fmt::print("  {}\n", line);
 }
@@ -49,7 +56,8 @@ void setup(CLI::App& app) {
   app.add_option("-o,--output", o->output, "plan file to write")->required();
   app.add_option("--batch", o->planner.batch, "sequences decoded together")->check(whole_number(1, 1 << 16));
   app.add_option("--context", o->planner.context, "tokens of context per sequence (sizes the KV cache)")->check(whole_number(1, 1 << 24));
-  app.add_option("--devices", o->planner.devices, "GPUs to use (default: all of the profile's)")->check(whole_number(1, 1024));
+  app.add_option("--devices", o->planner.devices, "GPUs to use (default: all of the profile's; with several nodes, up to one "
+                 "node's or a multiple of it)")->check(whole_number(1, 1024));
   app.add_option("--formats", o->formats, "expert formats allowed, e.g. bf16,int4 (int8/int4 are lossy; int8 has FP8's bytes)");
   app.add_option("--dense-format", o->dense_format, "format of the dense weights on the GPU: bf16, int8 or int4 (as moe run "
                  "--weights F --quantize all; lossy)")->check(CLI::IsMember({"bf16", "int8", "int4"}));
@@ -66,6 +74,10 @@ void setup(CLI::App& app) {
                  "prefetcher the prediction assumes: none (default); gate (the guesses moe profile recorded in the trace); "
                  "stats, history or popularity (learnt from the first half of the trace's sequences, the plan judged on the "
                  "rest); NAME:D for D layers ahead; or oracle (reads the trace: an upper bound)");
+  app.add_option("--exchange", o->planner.sim.exchange,
+                 "the expert exchange the prediction assumes: dispatch-combine (rows to the experts' GPUs and back) or "
+                 "results-to-all (the engine's MPI exchange today; no placement keeps rows off the network)")
+      ->check(CLI::IsMember({"dispatch-combine", "results-to-all"}))->capture_default_str();
   app.add_flag("--explain", o->explain, "say where the memory and the time go");
   app.add_flag("--json", o->json, "print the plan as JSON");
   app.callback([o] { run(*o); });

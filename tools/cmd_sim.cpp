@@ -3,6 +3,7 @@
 
 #include "placement/cost/model_shape.h"
 #include "placement/hardware/hardware_profile.h"
+#include "placement/plan/plan_nodes.h"
 #include "placement/sim/simulator.h"
 #include "runtime/core/error.h"
 #include "tools/command.h"
@@ -39,7 +40,7 @@ void run(const Options& o) {
   const bool bound = placement::prefetch_is_oracle(options.prefetch);  // figures from the trace's future
   if (o.json) {
     print_json({{"plan", o.plan}, {"trace", o.trace}, {"hardware", hw.name}, {"policy", o.sim.policy},
-                {"admission", o.sim.admission}, {"prefetch", o.sim.prefetch}, {"upper_bound", bound},
+                {"admission", o.sim.admission}, {"prefetch", o.sim.prefetch}, {"exchange", o.sim.exchange}, {"upper_bound", bound},
                 {"cache_slots", o.sim.cache_slots}, {"cache_scope", o.sim.cache_scope}, {"batch", o.sim.batch > 0 ? o.sim.batch : plan.batch()}, {"tokens", r.tokens}, {"steps", r.steps}, {"seconds", r.seconds},
                 {"tokens_per_second", r.tokens_per_second()}, {"stall_fraction", r.stall_fraction()},
                 {"gpu_hit_rate", r.gpu_hit_rate()}, {"cache_hit_rate", r.cache_hit_rate()},
@@ -47,12 +48,15 @@ void run(const Options& o) {
                 {"misses", r.misses()}, {"late_hit_rate", r.late_hit_rate()}, {"miss", o.sim.miss},
                 {"cpu_computed", r.cpu_computed}, {"cpu_seconds", r.cpu_seconds},
                 {"bytes_nvme_to_host", r.bytes_nvme_to_host}, {"bytes_host_to_gpu", r.bytes_host_to_gpu},
-                {"bytes_peer", r.bytes_peer}, {"prefetches", r.prefetches},
+                {"bytes_peer", r.bytes_peer}, {"bytes_intra_node", r.bytes_intra_node},
+                {"bytes_inter_node", r.bytes_inter_node}, {"nodes", placement::plan_node_count(plan)}, {"prefetches", r.prefetches},
                 {"prefetch_precision", r.prefetch_precision()}, {"prefetch_recall", r.prefetch_recall()},
                 {"training", r.training.empty() ? (o.profile.empty() ? "" : "learnt from " + o.profile) : r.training},
                 {"seconds_breakdown", {{"attention", r.attention_seconds}, {"head", r.head_seconds},
                                        {"experts", r.expert_seconds}, {"stall", r.stall_seconds},
-                                       {"communication", r.communication_seconds}}}});
+                                       {"communication", r.communication_seconds},
+                                       {"intra_node_links", r.intra_node_seconds},
+                                       {"inter_node_links", r.inter_node_seconds}}}});
     return;
   }
   fmt::print("{} tokens in {} steps of {} on {} (policy {}, admission {}, prefetch {}{})\n", r.tokens, r.steps,
@@ -70,6 +74,15 @@ void run(const Options& o) {
     fmt::print("  misses computed on the host: {} ({:.2f} s of its expert compute)\n", r.cpu_computed, r.cpu_seconds);
   fmt::print("  bytes: NVMe->host {:.2f} GB, host->GPU {:.2f} GB, between GPUs {:.2f} GB\n", r.bytes_nvme_to_host / 1e9,
              h2d / 1e9, r.bytes_peer / 1e9);
+  if (plan.devices_size() > 1) {
+    const double tokens = double(std::max<int64_t>(r.tokens, 1));
+    fmt::print("  all-to-all ({}, {} node{} of {} GPUs): inside nodes {:.3f} GB ({:.1f} KB, {:.3f} ms a token), across nodes {:.3f} GB "
+               "({:.1f} KB, {:.3f} ms a token); {:.3f} ms a token on the critical path\n",
+               o.sim.exchange, placement::plan_node_count(plan), placement::plan_node_count(plan) > 1 ? "s" : "",
+               placement::plan_devices_per_node(plan), r.bytes_intra_node / 1e9, r.bytes_intra_node / tokens / 1e3,
+               1e3 * r.intra_node_seconds / tokens, r.bytes_inter_node / 1e9, r.bytes_inter_node / tokens / 1e3,
+               1e3 * r.inter_node_seconds / tokens, 1e3 * r.communication_seconds / tokens);
+  }
   if (o.sim.prefetch != "none")
     fmt::print("  prefetch: {} copies, precision {:.1f}%, recall {:.1f}%\n", r.prefetches, 100 * r.prefetch_precision(),
                100 * r.prefetch_recall());
@@ -105,6 +118,11 @@ void setup(CLI::App& app) {
                  "trace the stats, history and popularity prefetchers learn from (default: the replayed trace's first half "
                  "of sequences, the other half replayed; a trace of one sequence needs this)")
       ->check(CLI::ExistingFile);
+  app.add_option("--exchange", o->sim.exchange,
+                 "the expert exchange between GPUs: dispatch-combine (each token's row to its experts' GPUs and back, "
+                 "data-parallel attention) or results-to-all (the engine's MPI exchange today: the dense part on every "
+                 "rank, each result sent to every other GPU)")
+      ->check(CLI::IsMember({"dispatch-combine", "results-to-all"}))->capture_default_str();
   app.add_flag("--json", o->json, "print one JSON document");
   app.callback([o] { run(*o); });
 }

@@ -44,11 +44,13 @@ double CostModel::nvme_to_host_seconds(int64_t bytes) const {
   return std::max(double(bytes) / hw.nvme_read_bandwidth, requests / hw.nvme_iops) + 80e-6;
 }
 
-double CostModel::all_to_all_seconds(int tokens) const {
-  if (hw.gpu_count <= 1) return 0.0;
-  const double fraction_remote = double(hw.gpu_count - 1) / hw.gpu_count;
-  const double bytes = 2.0 * tokens * shape.top_k * shape.hidden * 2.0 * fraction_remote;  // dispatch and combine, bf16
-  return 2 * kCollectiveLatency + bytes / hw.peer_bandwidth;
+double CostModel::intra_node_seconds(double busiest_gpu_bytes) const {
+  return busiest_gpu_bytes > 0 ? busiest_gpu_bytes / hw.peer_bandwidth : 0.0;
+}
+
+double CostModel::inter_node_seconds(double busiest_gpu_bytes, double busiest_node_bytes) const {
+  if (busiest_gpu_bytes <= 0) return 0.0;
+  return std::max(busiest_gpu_bytes / hw.nic_bandwidth, busiest_node_bytes / (double(hw.nics) * hw.nic_bandwidth));
 }
 
 }  // namespace moe::placement

@@ -23,14 +23,21 @@ struct CostModel {
   // Moving one expert's bytes.
   double host_to_gpu_seconds(int64_t bytes) const;
   double nvme_to_host_seconds(int64_t bytes) const;
-  // Expert-parallel all-to-all of one layer: `tokens` activations out and back, over peers.
-  double all_to_all_seconds(int tokens) const;
+  // Expert-parallel all-to-all: one hidden row (bf16) per token and chosen expert travels from
+  // the token's GPU to the expert's and back. One phase (dispatch or combine) takes the longer
+  // of its two kinds of link, each a fixed cost plus its busiest end: inside a node the GPU
+  // that sends or receives the most over the peer link; between nodes the GPU (its NIC) or the
+  // node (all its NICs) that does.
+  double row_bytes() const { return 2.0 * shape.hidden; }
+  double intra_node_seconds(double busiest_gpu_bytes) const;
+  double inter_node_seconds(double busiest_gpu_bytes, double busiest_node_bytes) const;
 
   ModelShape shape;
   HardwareProfile hw;
   static constexpr double kCopyLatency = 10e-6;      // a cudaMemcpyAsync's fixed cost
   static constexpr double kKernelLatency = 4e-6;     // a kernel launch (graphs remove most of it)
-  static constexpr double kCollectiveLatency = 20e-6;  // an NCCL all-to-all's fixed cost
+  static constexpr double kCollectiveLatency = 20e-6;  // an NCCL all-to-all's fixed cost (inside a node;
+                                                       // across nodes the profile's network latency)
 };
 
 }  // namespace moe::placement

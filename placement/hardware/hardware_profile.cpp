@@ -35,6 +35,7 @@ YAML::Node load_with_base(const std::string& text, const std::string& name, cons
   }
   MOE_CHECK(node.IsMap(), ErrorCode::kCorrupt, "{}: a hardware profile must be a mapping", name);
   if (!node["base"]) return node;
+  MOE_CHECK(node["base"].IsScalar(), ErrorCode::kCorrupt, "{}: `base` must name a profile file", name);
   MOE_CHECK(depth < 4, ErrorCode::kCorrupt, "{}: `base` profiles nest too deeply", name);
   const std::filesystem::path base_path = dir / node["base"].as<std::string>();
   YAML::Node base = load_with_base(read_file(base_path, "hardware profile"), base_path.string(), base_path.parent_path(), depth + 1);
@@ -62,8 +63,19 @@ class Reader {
   std::string text(const char* section, const char* key, const std::string& fallback = {}) const {
     const YAML::Node n = section ? root_[section][key] : root_[key];
     if (!n) return fallback;
-    MOE_CHECK(n.IsScalar(), ErrorCode::kCorrupt, "{}: {} is not text", name_, key);
+    MOE_CHECK(n.IsScalar(), ErrorCode::kCorrupt, "{}: {}{}{} is not text", name_, section ? section : "", section ? "." : "",
+              key);
     return n.as<std::string>();
+  }
+  bool has(const char* section, const char* key) const { return bool(root_[section][key]); }
+  // Refuses a field the section does not have (a typo would otherwise read as absent).
+  void only_fields(const char* section, std::initializer_list<const char*> fields) const {
+    for (const auto& kv : root_[section]) {
+      const std::string key = kv.first.IsScalar() ? kv.first.as<std::string>() : std::string("?");
+      bool known = false;
+      for (const char* f : fields) known |= key == f;
+      MOE_CHECK(known, ErrorCode::kCorrupt, "{}: {}.{} is not a field of `{}`", name_, section, key, section);
+    }
   }
   void require_section(const char* section) const {
     MOE_CHECK(root_[section] && root_[section].IsMap(), ErrorCode::kCorrupt, "{}: section `{}` is missing", name_, section);
@@ -76,10 +88,31 @@ class Reader {
   std::string name_;
 };
 
-}  // namespace
+// Several alike nodes and the network between them: the optional `nodes` section. Without it
+// (every profile before 2026-12-02) the profile is one node and means what it meant.
+void parse_nodes(const YAML::Node& root, const Reader& r, const std::string& name, HardwareProfile& p) {
+  if (!root["nodes"]) return;
+  r.only_fields("nodes", {"count", "network", "nic_gb_per_s", "nics", "latency_us", "source"});  // a typo first
+  r.require_section("nodes");
+  const double count = r.number("nodes", "count", 1);
+  MOE_CHECK(count == std::floor(count) && count <= 256, ErrorCode::kCorrupt,
+            "{}: nodes.count must be a whole number from 1 to 256, not {}", name, count);
+  p.node_count = int(count);
+  p.sources["nodes"] = r.text("nodes", "source");
+  if (p.node_count == 1) return;
+  p.network = r.text("nodes", "network");
+  MOE_CHECK(p.network == "infiniband" || p.network == "roce" || p.network == "ethernet", ErrorCode::kCorrupt,
+            "{}: nodes.network must be infiniband, roce or ethernet, not '{}'", name, p.network);
+  p.nic_bandwidth = r.number("nodes", "nic_gb_per_s", kGB);
+  const double nics = r.has("nodes", "nics") ? r.number("nodes", "nics", 1) : double(p.gpu_count);
+  MOE_CHECK(nics == std::floor(nics) && nics <= p.gpu_count, ErrorCode::kCorrupt,
+            "{}: nodes.nics must be a whole number from 1 to gpu.count ({}), not {}", name, p.gpu_count, nics);
+  p.nics = int(nics);
+  p.network_latency = r.number("nodes", "latency_us", 1e-6, /*positive=*/false);
+  p.gpu_count *= p.node_count;  // gpu.count is per node
+}
 
-HardwareProfile parse_hardware_profile(const std::string& text, const std::string& source_name,
-                                       const std::filesystem::path& base_dir) {
+HardwareProfile parse_profile(const std::string& text, const std::string& source_name, const std::filesystem::path& base_dir) {
   const YAML::Node root = load_with_base(text, source_name, base_dir, 0);
   const Reader r(root, source_name);
   for (const char* section : {"gpu", "peers", "host", "nvme"}) r.require_section(section);
@@ -117,7 +150,19 @@ HardwareProfile parse_hardware_profile(const std::string& text, const std::strin
   p.nvme_read_bandwidth = r.number("nvme", "read_gb_per_s", kGB);
   p.nvme_iops = r.number("nvme", "iops", 1);
   for (const char* section : {"gpu", "peers", "host", "nvme"}) p.sources[section] = r.text(section, "source");
+  parse_nodes(root, r, source_name, p);
   return p;
+}
+
+}  // namespace
+
+HardwareProfile parse_hardware_profile(const std::string& text, const std::string& source_name,
+                                       const std::filesystem::path& base_dir) {
+  try {
+    return parse_profile(text, source_name, base_dir);
+  } catch (const YAML::Exception& e) {  // a shape the checks above did not foresee: still one sentence
+    fail(ErrorCode::kCorrupt, "{}: not a hardware profile ({})", source_name, e.msg);
+  }
 }
 
 HardwareProfile load_hardware_profile(const std::string& path_or_name) {

@@ -2,7 +2,9 @@
 // A machine as the cost model sees it, read from YAML (or JSON) in configs/hardware/. Sizes are
 // in GiB and bandwidths in GB/s in the file; in bytes and bytes per second here. Every section
 // names the source of its numbers. A profile may start from another (`base: FILE`) and
-// override some fields, which is how the multi-GPU variants are written.
+// override some fields, which is how the multi-GPU variants are written. An optional `nodes`
+// section describes several alike nodes (`gpu.count` GPUs each, joined inside by `peers`) and
+// the network between them; without it a profile is one node, as before.
 #include <filesystem>
 #include <map>
 #include <string>
@@ -16,7 +18,7 @@ struct HardwareProfile {
   std::string description;
   // GPUs (all alike).
   std::string gpu_model;
-  int gpu_count = 0;
+  int gpu_count = 0;  // in all: gpus_per_node() on each of node_count nodes
   double gpu_memory_bytes = 0;
   double gpu_memory_bandwidth = 0;  // HBM/GDDR, bytes/s
   double gpu_bf16_flops = 0;        // dense tensor-core peak, FLOP/s
@@ -27,7 +29,15 @@ struct HardwareProfile {
   // Between GPUs.
   PeerLink peer_link = PeerLink::kNone;
   double peer_bandwidth = 0;  // per GPU, one direction, bytes/s
-  // Host.
+  // Between nodes (node_count > 1): each GPU reaches the other nodes through a NIC; `nics` of
+  // them per node, each `nic_bandwidth` one way (a GPU uses one NIC at a time).
+  int node_count = 1;
+  std::string network;            // infiniband, roce or ethernet; empty on one node
+  double nic_bandwidth = 0;       // per NIC, one direction, bytes/s
+  int nics = 0;                   // per node
+  double network_latency = 0;     // seconds: the fixed cost of an all-to-all phase across nodes
+  int gpus_per_node() const { return node_count > 1 ? gpu_count / node_count : gpu_count; }
+  // Host (each node's).
   double host_memory_bytes = 0;
   double host_memory_bandwidth = 0;
   int cpu_cores = 0;
@@ -38,7 +48,8 @@ struct HardwareProfile {
   std::map<std::string, std::string> sources;  // section -> where its numbers come from
 };
 
-// Throws moe::Error(kCorrupt) naming the file and field for malformed or impossible values.
+// Throws moe::Error(kCorrupt) naming the file and field for malformed or impossible values
+// (and for any text yaml-cpp cannot read as a profile: never another exception).
 HardwareProfile parse_hardware_profile(const std::string& text, const std::string& source_name,
                                        const std::filesystem::path& base_dir = {});
 // A path, or a bare name found in configs/hardware/ (with .yaml).

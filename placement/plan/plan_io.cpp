@@ -42,7 +42,17 @@ const char* tier_name(proto::Tier tier) {
 void validate_plan(const PlacementPlan& p, const std::string& where) {
   MOE_CHECK(p.num_layers() > 0 && p.num_layers() <= 4096 && p.num_experts() > 0 && p.num_experts() <= (1 << 16),
             ErrorCode::kCorrupt, "{}: impossible model size ({} layers, {} experts)", where, p.num_layers(), p.num_experts());
-  MOE_CHECK(p.devices_size() > 0 && p.devices_size() <= 64, ErrorCode::kCorrupt, "{}: {} devices", where, p.devices_size());
+  MOE_CHECK(p.devices_size() > 0 && p.devices_size() <= 1024, ErrorCode::kCorrupt, "{}: {} devices", where, p.devices_size());
+  // Nodes: absent (0) in older plans, every device then on node 0; else node-major numbering.
+  MOE_CHECK(p.nodes() >= 0 && p.nodes() <= 256 && p.devices_per_node() >= 0 && (p.nodes() == 0) == (p.devices_per_node() == 0),
+            ErrorCode::kCorrupt, "{}: {} nodes of {} devices", where, p.nodes(), p.devices_per_node());
+  MOE_CHECK(p.nodes() == 0 || int64_t(p.nodes()) * p.devices_per_node() == p.devices_size(), ErrorCode::kCorrupt,
+            "{}: {} nodes of {} devices, but {} devices listed", where, p.nodes(), p.devices_per_node(), p.devices_size());
+  for (int i = 0; i < p.devices_size(); ++i) {
+    const int node = p.nodes() == 0 ? 0 : i / p.devices_per_node();
+    MOE_CHECK(p.devices(i).node() == node, ErrorCode::kCorrupt, "{}: device {} claims node {}, its place says node {}", where, i,
+              p.devices(i).node(), node);
+  }
   MOE_CHECK(p.batch() > 0 && p.context() > 0, ErrorCode::kCorrupt, "{}: batch and context must be positive", where);
   MOE_CHECK(p.expert_bytes_bf16() > 0, ErrorCode::kCorrupt, "{}: expert size is missing", where);
   MOE_CHECK(p.experts_size() == p.num_layers() * p.num_experts(), ErrorCode::kCorrupt,

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "offload/cache/admission_filter.h"
+#include "placement/plan/plan_nodes.h"
 #include "placement/predict/predict_eval.h"
 #include "placement/predict/routing_predictor.h"
 #include "placement/sim/belady_policy.h"
@@ -76,6 +77,8 @@ struct HostTier {
 struct Step {
   // Per MoE layer: expert -> tokens of this step that chose it (ascending expert ids).
   std::vector<std::map<int32_t, int>> layers;
+  // The same, as each choosing token's offset in the step (which GPU it lives on).
+  std::vector<std::map<int32_t, std::vector<int32_t>>> choosers;
   int tokens = 0;
   size_t first = 0;  // the step's tokens are trace.tokens[first, first + tokens)
 };
@@ -87,15 +90,52 @@ std::vector<Step> make_steps(const Trace& trace, int batch, int64_t max_steps) {
     Step s;
     s.first = i;
     s.layers.resize(size_t(trace.model.num_layers));
+    s.choosers.resize(size_t(trace.model.num_layers));
     for (size_t t = i; t < std::min(trace.tokens.size(), i + size_t(batch)); ++t) {
-      ++s.tokens;
       for (const LayerRouting& l : trace.tokens[t].layers)
-        for (int32_t e : l.experts) ++s.layers[size_t(l.layer)][e];
+        for (int32_t e : l.experts) {
+          ++s.layers[size_t(l.layer)][e];
+          s.choosers[size_t(l.layer)][e].push_back(s.tokens);
+        }
+      ++s.tokens;
     }
     steps.push_back(std::move(s));
   }
   return steps;
 }
+
+// One layer's all-to-all, dispatch direction (combine is its mirror: the same busiest ends):
+// bytes each GPU sends and receives inside its node and across nodes, and each node's NICs.
+struct LinkLoad {
+  LinkLoad(const std::vector<int>& node_of, int nodes, double row_bytes)
+      : node_of(node_of), row(row_bytes), intra(node_of.size() * 2, 0.0), inter(node_of.size() * 2, 0.0),
+        nic(size_t(nodes) * 2, 0.0) {}
+  // Rows of the step's tokens `tokens` (offsets: token j lives on GPU j % GPUs) to GPU `to`.
+  void route(const std::vector<int32_t>& tokens, int to) {
+    for (int32_t j : tokens) add(1, size_t(j) % node_of.size(), size_t(to));
+  }
+  // Results-to-all: each token's result computed on GPU `from` goes to every other GPU.
+  void to_every_gpu(const std::vector<int32_t>& tokens, int from) {
+    for (size_t to = 0; to < node_of.size(); ++to) add(int64_t(tokens.size()), size_t(from), to);
+  }
+  // `rows` rows from GPU `from` to GPU `to`.
+  void add(int64_t rows, size_t from, size_t to) {
+    if (from == to || rows == 0) return;
+    const double bytes = row * double(rows);
+    const int a = node_of[from], b = node_of[to];
+    std::vector<double>& link = a == b ? intra : inter;
+    link[2 * from] += bytes;
+    link[2 * to + 1] += bytes;
+    (a == b ? intra_bytes : inter_bytes) += bytes;
+    if (a != b) nic[2 * size_t(a)] += bytes, nic[2 * size_t(b) + 1] += bytes;
+  }
+  static double busiest(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); }
+
+  const std::vector<int>& node_of;
+  double row;
+  std::vector<double> intra, inter, nic;  // [2 * i]: sent by GPU (node) i, [2 * i + 1]: received
+  double intra_bytes = 0, inter_bytes = 0;
+};
 
 class Simulation {
  public:
@@ -108,8 +148,7 @@ class Simulation {
     MOE_CHECK(plan.num_layers() == shape.num_sparse_layers && plan.num_experts() == shape.num_experts,
               ErrorCode::kInvalidArgument, "the plan is for {} MoE layers x {} experts, the model {} has {} x {}",
               plan.num_layers(), plan.num_experts(), shape.name, shape.num_sparse_layers, shape.num_experts);
-    MOE_CHECK(plan.devices_size() <= cost.hw.gpu_count, ErrorCode::kInvalidArgument,
-              "the plan uses {} GPUs, the hardware profile {} has {}", plan.devices_size(), cost.hw.name, cost.hw.gpu_count);
+    check_nodes(plan, cost.hw);
     const std::set<std::string> policies = {"lru", "lfu", "multi", "belady"};
     MOE_CHECK(policies.count(options.policy), ErrorCode::kInvalidArgument, "unknown policy '{}' (lru, lfu, multi or belady)",
               options.policy);
@@ -123,6 +162,9 @@ class Simulation {
               "unknown cache admission '{}' (frequency or all)", options.admission);
     MOE_CHECK(options.cache_scope == "shared" || options.cache_scope == "layer", ErrorCode::kInvalidArgument,
               "unknown cache scope '{}' (shared or layer)", options.cache_scope);
+    MOE_CHECK(options.exchange == "dispatch-combine" || options.exchange == "results-to-all", ErrorCode::kInvalidArgument,
+              "unknown exchange '{}' (dispatch-combine or results-to-all)", options.exchange);
+    results_to_all_ = options.exchange == "results-to-all";
     MOE_CHECK(options.cache_slots >= -1, ErrorCode::kInvalidArgument, "{} cache slots", options.cache_slots);
     for (const auto& e : plan.experts()) placement_[ExpertKey{e.layer(), e.expert()}] = &e;
     MOE_CHECK(options.batch >= 0, ErrorCode::kInvalidArgument, "a batch of {} tokens", options.batch);
@@ -161,13 +203,17 @@ class Simulation {
               options.admission, uint64_t(plan.num_experts()) * uint64_t(per_layer_ ? 1 : plan.num_layers()));
       }
     }
-    int64_t host_home_bytes = 0;
+    for (int d = 0; d < plan.devices_size(); ++d) node_.push_back(plan.devices(d).node());
+    hosts_.resize(size_t(plan_node_count(plan)));
+    std::vector<int64_t> host_home_bytes(hosts_.size(), 0);
     for (const auto& e : plan.experts())
       if (e.home() == proto::TIER_HOST) {
-        host_.resident.insert(ExpertKey{e.layer(), e.expert()});
-        host_home_bytes += plan_expert_bytes(plan, e.format());
+        const size_t n = size_t(node_[size_t(e.devices(0))]);
+        hosts_[n].resident.insert(ExpertKey{e.layer(), e.expert()});
+        host_home_bytes[n] += plan_expert_bytes(plan, e.format());
       }
-    host_.cache_capacity = std::max<int64_t>(0, plan.host_pool_bytes() - host_home_bytes);
+    for (size_t n = 0; n < hosts_.size(); ++n)
+      hosts_[n].cache_capacity = std::max<int64_t>(0, plan.host_pool_bytes() - host_home_bytes[n]);
     result_.bytes_host_to_gpu.assign(size_t(plan.devices_size()), 0);
   }
 
@@ -204,6 +250,21 @@ class Simulation {
  private:
   // The device that computes an offloaded expert (pinned ones may have several replicas).
   int home_device(ExpertKey k) const { return placement_.at(k)->devices(0); }
+  // The host (of the node) that holds an offloaded expert: its device's.
+  HostTier& host_of(ExpertKey k) { return hosts_[size_t(node_[size_t(home_device(k))])]; }
+
+  // A plan of one node fits within one node of the profile; a plan of several nodes needs the
+  // profile's network and nodes at least as large.
+  static void check_nodes(const PlacementPlan& plan, const HardwareProfile& hw) {
+    const int nodes = plan_node_count(plan), per_node = plan_devices_per_node(plan);
+    MOE_CHECK(per_node <= hw.gpus_per_node(), ErrorCode::kInvalidArgument,
+              "the plan puts {} GPUs on a node, the hardware profile {} has {} a node", per_node, hw.name, hw.gpus_per_node());
+    MOE_CHECK(nodes <= hw.node_count, ErrorCode::kInvalidArgument, "the plan spans {} nodes, the hardware profile {} has {}",
+              nodes, hw.name, hw.node_count);
+    for (const auto& d : plan.devices())  // a plan made in memory has not been through validate_plan
+      MOE_CHECK(d.node() >= 0 && d.node() < nodes, ErrorCode::kInvalidArgument, "device {} is on node {} of a plan of {} nodes",
+                d.device(), d.node(), nodes);
+  }
   bool pinned(ExpertKey k) const { return placement_.at(k)->home() == proto::TIER_GPU; }
   int64_t bytes(ExpertKey k) const { return plan_expert_bytes(plan_, placement_.at(k)->format()); }
 
@@ -229,17 +290,18 @@ class Simulation {
   // Copies k towards device d, starting no earlier than `t`; returns when it lands.
   double fetch(ExpertKey k, int d, double t, bool count_tier) {
     Device& dev = devices_[size_t(d)];
+    HostTier& host = host_of(k);
     const int64_t b = bytes(k);
     double host_ready = t;
-    if (host_.holds(k)) {
+    if (host.holds(k)) {
       if (count_tier) ++result_.host_hits;
     } else {
       if (count_tier) ++result_.nvme_reads;
-      const double start = std::max(t, host_.nvme_free);
-      host_.nvme_free = start + cost_.nvme_to_host_seconds(b);
-      host_ready = host_.nvme_free;
+      const double start = std::max(t, host.nvme_free);
+      host.nvme_free = start + cost_.nvme_to_host_seconds(b);
+      host_ready = host.nvme_free;
       result_.bytes_nvme_to_host += b;
-      host_.insert(k, b);
+      host.insert(k, b);
     }
     const double start = std::max(host_ready, dev.link_free);
     dev.link_free = start + cost_.host_to_gpu_seconds(b);
@@ -269,6 +331,11 @@ class Simulation {
     std::vector<std::vector<std::pair<double, double>>> work(static_cast<size_t>(G));  // (ready, compute seconds)
     std::vector<std::pair<double, double>> cpu_work;  // miss cpu: the host's experts
     std::vector<int> replica_tokens(static_cast<size_t>(G), 0);
+    LinkLoad links(node_, int(hosts_.size()), cost_.row_bytes());
+    const auto route = [&](const std::vector<int32_t>& tokens, int device) {
+      if (results_to_all_) links.to_every_gpu(tokens, device);
+      else links.route(tokens, device);
+    };
     std::unordered_set<ExpertKey, ExpertKeyHash> in_use;
     for (Device& dev : devices_) {
       for (Cache& c : dev.caches) c.policy->set_current_layer(layer);
@@ -280,12 +347,24 @@ class Simulation {
       const auto format = ExpertFormat(int(p->format()));
       ++result_.uses;
       if (p->home() == proto::TIER_GPU) {
-        int best = p->devices(0);
-        for (int d : p->devices())
-          if (replica_tokens[size_t(d)] < replica_tokens[size_t(best)]) best = d;
-        replica_tokens[size_t(best)] += n;
+        // The tokens of each node go to the replica on their node with the fewest tokens so far
+        // (on one node: all of them, as the engine's executor sends them), or, when their node
+        // has none, to the least loaded replica anywhere.
+        std::map<int, std::vector<int32_t>> by_node;
+        for (int32_t j : step.choosers[size_t(layer)].at(e)) by_node[node_[size_t(j % G)]].push_back(j);
+        for (const auto& [node, tokens] : by_node) {
+          int best = -1;
+          for (bool local : {true, false}) {
+            for (int d : p->devices())
+              if ((!local || node_[size_t(d)] == node) && (best < 0 || replica_tokens[size_t(d)] < replica_tokens[size_t(best)]))
+                best = d;
+            if (best >= 0) break;
+          }
+          replica_tokens[size_t(best)] += int(tokens.size());
+          work[size_t(best)].push_back({t, cost_.expert_gpu_seconds(format, int(tokens.size()))});
+          route(tokens, best);
+        }
         ++result_.pinned_hits;
-        work[size_t(best)].push_back({t, cost_.expert_gpu_seconds(format, n)});
         continue;
       }
       const int d = p->devices(0);
@@ -310,18 +389,20 @@ class Simulation {
       } else if (options_.miss == "cpu") {
         // Computed where it is: on the host, from host memory (after an NVMe read if needed).
         ++result_.cpu_computed;
+        HostTier& host = host_of(k);
         double host_ready = t;
-        if (host_.holds(k)) {
+        if (host.holds(k)) {
           ++result_.host_hits;
         } else {
           ++result_.nvme_reads;
-          const double start = std::max(t, host_.nvme_free);
-          host_.nvme_free = start + cost_.nvme_to_host_seconds(bytes(k));
-          host_ready = host_.nvme_free;
+          const double start = std::max(t, host.nvme_free);
+          host.nvme_free = start + cost_.nvme_to_host_seconds(bytes(k));
+          host_ready = host.nvme_free;
           result_.bytes_nvme_to_host += bytes(k);
-          host_.insert(k, bytes(k));
+          host.insert(k, bytes(k));
         }
         cpu_work.push_back({host_ready, cost_.expert_cpu_seconds(format, n)});
+        route(step.choosers[size_t(layer)].at(e), d);  // to its node's host, counted as to its GPU
         continue;
       } else {
         ready = fetch(k, d, t, /*count_tier=*/true);
@@ -334,6 +415,7 @@ class Simulation {
         }
       }
       work[size_t(d)].push_back({ready, cost_.expert_gpu_seconds(format, n)});
+      route(step.choosers[size_t(layer)].at(e), d);
     }
     if (layer + 1 < plan_.num_layers()) prefetch(s, layer, t, in_use);
 
@@ -367,10 +449,27 @@ class Simulation {
       if (clock > end) stall += clock - end, end = clock;
     }
     result_.stall_seconds += stall;
-    const double comm = G > 1 ? cost_.all_to_all_seconds(step.tokens) : 0.0;
-    if (G > 1) result_.bytes_peer += 2.0 * step.tokens * cost_.shape.top_k * cost_.shape.hidden * 2.0 * (G - 1) / G;
-    result_.communication_seconds += comm;
-    return end + comm;
+    return end + all_to_all(links);
+  }
+
+  // Dispatch then combine (or the results alone), each the longer of its links (fixed cost plus
+  // busiest end); one GPU has no all-to-all.
+  double all_to_all(const LinkLoad& links) {
+    if (plan_.devices_size() < 2) return 0.0;
+    const double intra = CostModel::kCollectiveLatency + cost_.intra_node_seconds(LinkLoad::busiest(links.intra));
+    const double inter =
+        links.inter_bytes > 0
+            ? cost_.hw.network_latency + cost_.inter_node_seconds(LinkLoad::busiest(links.inter), LinkLoad::busiest(links.nic))
+            : 0.0;
+    const double n = results_to_all_ ? 1 : 2;  // phases: results only, or dispatch and combine
+    result_.bytes_intra_node += n * links.intra_bytes;
+    result_.bytes_inter_node += n * links.inter_bytes;
+    result_.bytes_peer += n * (links.intra_bytes + links.inter_bytes);
+    result_.intra_node_seconds += n * intra;
+    result_.inter_node_seconds += n * inter;
+    const double phases = n * std::max(intra, inter);
+    result_.communication_seconds += phases;
+    return phases;
   }
 
   // "name" or "name:D" (D layers ahead, 1 to 3); oracle reads layer + 1 only.
@@ -445,7 +544,9 @@ class Simulation {
   std::unique_ptr<RoutingPredictor> predictor_;  // gate, stats, history or popularity
   std::vector<Device> devices_;
   bool per_layer_ = false;  // one cache per MoE layer on each device
-  HostTier host_;
+  std::vector<int> node_;        // per device: its node
+  bool results_to_all_ = false;  // SimOptions::exchange
+  std::vector<HostTier> hosts_;  // per node
   SimResult result_;
 };
 

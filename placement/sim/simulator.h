@@ -5,6 +5,8 @@
 // in order of arrival; copies queue on their link. Prints what the engine would see: time per
 // token, stalls, hits per tier, bytes per link, prefetch precision and recall. A cached expert
 // whose copy has not landed when it is used is a late hit: its wait is a stall, not a hit.
+// Token j of a step lives on GPU j % GPUs; its row goes to each chosen expert's GPU and back,
+// counted per link (inside a node, across nodes). Each node has its own host pool and NVMe.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,6 +41,13 @@ struct SimOptions {
   // host from host memory (read from NVMe first when it lives there) while the GPUs compute the
   // rest, and no copy is made (Fiddler, KTransformers; the engine's --miss cpu).
   std::string miss = "wait";
+  // The expert exchange across GPUs. dispatch-combine (DeepEP's shape, data-parallel attention):
+  // token j lives on GPU j % GPUs, its row goes to each chosen expert's GPU and the result comes
+  // back (two phases; a replica on the token's node is used when there is one). results-to-all
+  // (the engine's exchange across MPI ranks today, one GPU a rank: the dense part replicated,
+  // so every GPU holds every row and sends each result it computed to every other GPU; one
+  // phase, and no placement keeps a row off the network).
+  std::string exchange = "dispatch-combine";
 };
 
 // True for prefetchers that read the trace's future (their figures are bounds, not predictions).
@@ -56,7 +65,12 @@ struct SimResult {
   int64_t cache_hits = 0, ready_hits = 0, late_hits = 0;
   int64_t bytes_nvme_to_host = 0;
   std::vector<int64_t> bytes_host_to_gpu;  // per device
-  double bytes_peer = 0;
+  double bytes_peer = 0;  // between GPUs: bytes_intra_node + bytes_inter_node
+  // The expert all-to-all (dispatch and combine), by link: hidden rows that leave their token's
+  // GPU for a GPU of the same node, or of another node, and the time each kind of link took
+  // (its fixed cost plus its busiest end, per phase: CostModel::intra/inter_node_seconds).
+  double bytes_intra_node = 0, bytes_inter_node = 0;
+  double intra_node_seconds = 0, inter_node_seconds = 0;
   int64_t prefetches = 0, prefetches_used = 0, offloaded_uses = 0, offloaded_uses_prefetched = 0;
   std::string training;  // how a learning prefetcher was trained when the replayed trace was split
 
