@@ -26,7 +26,12 @@ namespace {
 
 constexpr int kMaxRows = 4;    // weight rows in a register tile
 constexpr int kMaxTokens = 3;  // tokens in a register tile
-constexpr int kPackFrom = 4;   // batches of this many tokens widen their weights once, into a panel
+
+// Batches of this many tokens widen their weights once, into a panel; smaller ones stream them
+// through the register tiles (3 rows x 3 tokens), which is faster up to where the panel's
+// widening is shared by enough tokens (2 threads, weights from memory: bf16 up to 12 tokens
+// 1.1-1.9x the panel, int4 up to 8, even at 12; int8's costlier widening pays from 8).
+int pack_from(DType dtype) { return dtype == DType::kI8 ? 8 : dtype == DType::kI4 ? 12 : 14; }
 
 enum class Layout { kNatural, kPaired, kNibble };
 
@@ -66,7 +71,7 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
     // Chunks past the columns (a tail block's) take the last group: read, then masked away.
     for (size_t i = 0; i < input.groups.size(); ++i) input.groups[i] = int32_t(std::min<int64_t>(int64_t(i) * unit / gs, last));
   }
-  if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < kPackFrom) {  // already in layout
+  if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < pack_from(w.dtype)) {  // already in layout
     input.x = job.x;
     input.stride = w.cols;
     input.half_offset = 16;
@@ -74,7 +79,7 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
   }
   // Large batches go half-major (every block's slots 0-15, then its slots 16-31: the panel
   // multiplies one half at a time), each half a cache line more than a power of two apart.
-  const bool halves = job.m >= kPackFrom;
+  const bool halves = job.m >= pack_from(w.dtype);
   const int64_t half_offset = halves ? padded / 2 + 16 : 16;
   const int64_t stride = halves ? 2 * half_offset : padded;
   float* const prepared = storage.get(size_t(job.m * stride));
@@ -724,7 +729,7 @@ constexpr int64_t kTokenSliceBytes = 1 << 20;
 
 template <class Rows>
 void rows_with(const Rows& w, const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_t r1) {
-  if (job.m >= kPackFrom) {
+  if (job.m >= pack_from(job.w->dtype)) {
     const int64_t slice = std::max<int64_t>(kPanelTokens, kTokenSliceBytes / (in.stride * 4) / kPanelTokens * kPanelTokens);
     for (int64_t t0 = 0; t0 < job.m; t0 += slice) rows_packed(w, job, in, r0, r1, t0, std::min(job.m, t0 + slice));
   } else {

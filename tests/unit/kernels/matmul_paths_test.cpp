@@ -58,14 +58,14 @@ TEST(MatmulPaths, EveryIsaGivesThePortableBits) {
   ThreadPool two(2);
   const DType dtypes[] = {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4};
   const int groups[] = {8, 16, 24, 32, 64, 128};
-  const int64_t batches[] = {1, 2, 3, 4, 5, 7, 9, 16, 33};
+  const int64_t batches[] = {1, 2, 3, 4, 5, 7, 9, 13, 14, 16, 33};
   for (int it = 0; it < 300; ++it) {
     const DType dtype = dtypes[it % 5];
     const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
     const int group = quantised ? groups[rng() % 6] : 0;
     const int64_t rows = 1 + int64_t(rng() % 41);
     const int64_t cols = quantised ? group * (1 + int64_t(rng() % 6)) : 1 + int64_t(rng() % 300);
-    const int64_t m = batches[rng() % 9];
+    const int64_t m = batches[rng() % 11];
     const EncodedMatrix w = random_matrix(dtype, rows, cols, group, rng);
     std::uniform_real_distribution<float> d(-1, 1);
     std::vector<float> x(size_t(m * cols)), bias(static_cast<size_t>(rows));
@@ -94,7 +94,7 @@ TEST(MatmulPaths, LongRowsGiveThePortableBits) {
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4})
     for (int64_t cols : {int64_t{1032}, int64_t{2048}, int64_t{3112}}) {  // a tail alone in the last pass; none; both
       const EncodedMatrix w = random_matrix(dtype, 9, cols, 8, rng);
-      for (int64_t m : {int64_t{4}, int64_t{7}}) {
+      for (int64_t m : {int64_t{4}, int64_t{7}, int64_t{16}}) {  // the streamed tiles and the panel
         std::vector<float> x(size_t(m * cols));
         for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
         const auto expected = run(Isa::kPortable, x.data(), m, w.matrix, nullptr, two);
