@@ -17,7 +17,7 @@ namespace {
 
 struct Flags {
   std::string config = std::string(MOE_SOURCE_DIR) + "/configs/models/mixtral-1b-shape.json";
-  std::string dtypes = "bf16,f16,f32,int8,int4";
+  std::string dtypes = "bf16,f16,f32,int8,int4,fp8";
   std::vector<int64_t> batches{1, 64};
   int group_size = 32;
   std::string weight_bytes = "1GiB";
@@ -31,7 +31,7 @@ std::vector<DType> parse_dtypes(const std::string& list) {
   for (std::string name; std::getline(in, name, ',');) {
     DType d;
     MOE_CHECK(parse_dtype(name, &d) && d != DType::kI32, ErrorCode::kInvalidArgument,
-              "--dtypes: '{}' is not a weight format (f32, bf16, f16, int8, int4)", name);
+              "--dtypes: '{}' is not a weight format (f32, bf16, f16, int8, int4, fp8)", name);
     out.push_back(d);
   }
   return out;

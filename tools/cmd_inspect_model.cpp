@@ -45,6 +45,7 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
                 {"head_dim", c.head_dim},
                 {"vocab_size", c.vocab_size},
                 {"dtype", std::string(dtype_name(c.dtype))},
+                {"fp8_block", c.fp8.enabled() ? nlohmann::json{c.fp8.block_rows, c.fp8.block_cols} : nlohmann::json()},
                 {"expert_bytes", bytes.per_expert},
                 {"all_experts_bytes", bytes.all_experts},
                 {"resident_bytes", bytes.resident},
@@ -87,7 +88,9 @@ void inspect_model(const std::filesystem::path& dir, const InspectOptions& optio
   } else {
     fmt::print("attention    {} heads, {} kv heads, head dim {}\n", c.num_heads, c.num_kv_heads, c.head_dim);
   }
-  fmt::print("hidden       {}, vocabulary {}, {}\n", c.hidden_size, c.vocab_size, dtype_name(c.dtype));
+  fmt::print("hidden       {}, vocabulary {}, {}{}\n", c.hidden_size, c.vocab_size, dtype_name(c.dtype),
+             c.fp8.enabled() ? fmt::format("; FP8 e4m3 Linears with {} x {} block scales", c.fp8.block_rows, c.fp8.block_cols)
+                             : std::string());
   fmt::print("expert bytes {} each, {} in all\n", format_bytes(bytes.per_expert), format_bytes(bytes.all_experts));
   fmt::print("resident     {} (attention, norms, routers, shared experts, embeddings)\n", format_bytes(bytes.resident));
 }

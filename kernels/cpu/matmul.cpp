@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "kernels/cpu/fp8.h"
+#include "kernels/cpu/matmul_fp8.h"
 #include "kernels/cpu/matmul_mxfp4.h"
 #include "kernels/cpu/matmul_paths.h"
 #include "kernels/cpu/mxfp4.h"
@@ -88,6 +90,11 @@ void check(const WeightMatrix& w) {
   } else if (w.dtype == DType::kMxfp4) {
     MOE_CHECK(w.exponents != nullptr && w.cols % kMxfp4Block == 0, ErrorCode::kInvalidArgument,
               "matmul: MXFP4 weights need their e8m0 scales and a multiple of 32 columns, not {}", w.cols);
+  } else if (w.dtype == DType::kF8E4M3) {
+    MOE_CHECK(w.block_scales != nullptr && w.block_rows > 0 && w.block_cols > 0 && w.block_stride > 0 && w.block_row0 >= 0 &&
+                  w.block_col0 >= 0 && fp8_blocks(w.cols + w.block_col0, w.block_cols) <= w.block_stride,
+              ErrorCode::kInvalidArgument, "matmul: FP8 weights need their block scales and a block grid covering {} columns",
+              w.cols);
   } else {
     MOE_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16, ErrorCode::kUnsupported,
               "matmul: weights of dtype {} are not supported", dtype_name(w.dtype));
@@ -143,6 +150,8 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   const detail::MatmulJob job{x, m, &w, y, bias};
   if (w.dtype == DType::kMxfp4)  // one path for every instruction set (its dot product is cloned per ISA)
     return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_mxfp4(job, r0, r1); });
+  if (w.dtype == DType::kF8E4M3)  // likewise
+    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_fp8(job, r0, r1); });
   switch (active_isa()) {
     case Isa::kAvx512: {
       thread_local detail::AlignedFloats storage;
@@ -166,6 +175,7 @@ void row_to_f32(const WeightMatrix& w, int64_t row, float* out) {
   if (w.dtype == DType::kMxfp4)
     return mxfp4_dequantize_row(static_cast<const uint8_t*>(w.data) + row * (w.cols / 2),
                                 w.exponents + row * (w.cols / kMxfp4Block), w.cols, out);
+  if (w.dtype == DType::kF8E4M3) return fp8_dequantize_row(w, row, out);
   for (int64_t c = 0; c < w.cols; ++c) out[c] = detail::weight_at(w, row, c);
 }
 

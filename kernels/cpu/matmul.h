@@ -1,5 +1,6 @@
 #pragma once
-// y = x W^T (+ b) with f32 activations and weights in f32, bf16, f16, int8, int4 or MXFP4 (mxfp4.h).
+// y = x W^T (+ b) with f32 activations and weights in f32, bf16, f16, int8, int4, MXFP4 (mxfp4.h) or
+// FP8 e4m3 with block scales (fp8.h).
 //
 // Determinism contract: every output element is one dot product summed in 32 lanes
 // (element c goes to lane c % 32, accumulated with fused multiply-add in increasing c), then
@@ -23,6 +24,12 @@ struct WeightMatrix {
   int group_size = 0;
   int64_t row_stride = 0;  // elements from one row to the next (f32/bf16/f16); 0: cols
   const uint8_t* exponents = nullptr;  // mxfp4: e8m0 scales [rows, cols / 32]; data holds the e2m1 blocks
+  // fp8 (e4m3fn): element (r, c) is data[r][c] x block_scales[(r + block_row0) / block_rows][(c + block_col0) /
+  // block_cols], the block grid's rows block_stride scales apart; the offsets place a slice of a
+  // bigger matrix in its grid (DeepSeek's weight_scale_inv, kernels/cpu/fp8.h).
+  const float* block_scales = nullptr;
+  int block_rows = 0, block_cols = 0;
+  int64_t block_stride = 0, block_row0 = 0, block_col0 = 0;
   int64_t stride() const { return row_stride > 0 ? row_stride : cols; }
 };
 

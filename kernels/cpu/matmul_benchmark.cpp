@@ -40,6 +40,7 @@ MatrixSet make_set(DType dtype, int64_t rows, int64_t cols, int group_size, int 
     WeightMatrix w = one.matrix;
     w.data = s.data.data() + stride * size_t(i);
     if (quantised) w.scales = s.scales.data() + one.scales.size() * size_t(i);
+    if (dtype == DType::kF8E4M3) w.block_scales = s.scales.data() + one.scales.size() * size_t(i);  // 128 x 128 blocks
     s.matrices.push_back(w);
   }
   return s;

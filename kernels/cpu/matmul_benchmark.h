@@ -34,7 +34,7 @@ struct MatmulBenchmark {
   std::vector<MatmulBenchmarkRow> rows;
 };
 
-// Each dtype (f32, bf16, f16, int8, int4; int8/int4 with `group_size`) x shape x batch.
+// Each dtype (f32, bf16, f16, int8, int4, fp8; int8/int4 with `group_size`, fp8 in 128 x 128 blocks) x shape x batch.
 MatmulBenchmark run_matmul_benchmark(const std::vector<DType>& dtypes, const std::vector<MatmulShape>& shapes,
                                      const std::vector<int64_t>& batches, int group_size, size_t weight_bytes,
                                      double seconds_per_row, ThreadPool& pool);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/fp8.h"
 #include "kernels/cpu/mxfp4.h"
 #include "kernels/cpu/quantize.h"
 #include "runtime/core/error.h"
@@ -40,6 +41,16 @@ EncodedMatrix encode_matrix(const float* values, int64_t rows, int64_t cols, DTy
       for (int64_t r = 0; r < rows; ++r)
         mxfp4_quantize_row(values + r * cols, cols, m.data.data() + r * cols / 2, m.exponents.data() + r * cols / kMxfp4Block);
       m.matrix.exponents = m.exponents.data();
+      break;
+    }
+    case DType::kF8E4M3: {  // square blocks of group_size (128, the releases', when 0)
+      const int block = group_size > 0 ? group_size : 128;
+      m.data.resize(n);
+      m.scales.resize(size_t(fp8_blocks(rows, block) * fp8_blocks(cols, block)));
+      fp8_quantize_blocks(values, rows, cols, block, block, m.data.data(), m.scales.data());
+      m.matrix.block_scales = m.scales.data();
+      m.matrix.block_rows = m.matrix.block_cols = block;
+      m.matrix.block_stride = fp8_blocks(cols, block);
       break;
     }
     default: fail(ErrorCode::kUnsupported, "matmul weights cannot be {}", dtype_name(dtype));

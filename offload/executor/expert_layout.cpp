@@ -20,6 +20,11 @@ MatrixPlacement place(const Tensor& w, uint64_t& cursor) {
 void place(const model::Linear& l, MatrixPlacement& data, MatrixPlacement& scales, uint64_t& cursor) {
   data = place(l.weight, cursor);
   if (l.quantized()) scales = place(l.scales, cursor);
+  if (l.fp8()) {
+    scales = place(l.block_scales, cursor);
+    data.block_rows = l.block_rows;
+    data.block_cols = l.block_cols;
+  }
 }
 
 cpu::WeightMatrix view(const MatrixPlacement& p, const MatrixPlacement& scales, const std::byte* base) {
@@ -28,7 +33,12 @@ cpu::WeightMatrix view(const MatrixPlacement& p, const MatrixPlacement& scales, 
   m.dtype = p.dtype;
   m.rows = p.rows;
   m.cols = p.cols;
-  if (scales.bytes) {
+  if (p.dtype == DType::kF8E4M3) {
+    m.block_scales = reinterpret_cast<const float*>(base + scales.offset);
+    m.block_rows = p.block_rows;
+    m.block_cols = p.block_cols;
+    m.block_stride = scales.cols;
+  } else if (scales.bytes) {
     m.scales = reinterpret_cast<const float*>(base + scales.offset);
     m.group_size = int(p.cols / scales.cols);
   }
@@ -58,11 +68,11 @@ ExpertLayout ExpertLayout::of(const model::GatedMlp& e) {
 void ExpertLayout::pack(const model::GatedMlp& e, std::byte* dst) const {
   MOE_CHECK(ExpertLayout::of(e) == *this, ErrorCode::kInternal, "an expert's shapes differ from the layer's layout");
   copy(gate, e.gate.weight, dst);
-  copy(gate_scales, e.gate.scales, dst);
+  copy(gate_scales, e.gate.fp8() ? e.gate.block_scales : e.gate.scales, dst);
   copy(up, e.up.weight, dst);
-  copy(up_scales, e.up.scales, dst);
+  copy(up_scales, e.up.fp8() ? e.up.block_scales : e.up.scales, dst);
   copy(down, e.down.weight, dst);
-  copy(down_scales, e.down.scales, dst);
+  copy(down_scales, e.down.fp8() ? e.down.block_scales : e.down.scales, dst);
   copy(up_bias, e.up.bias, dst);
 }
 
@@ -76,6 +86,7 @@ model::GatedMlpMatrices ExpertLayout::views(const std::byte* base) const {
 }
 
 std::string ExpertLayout::format() const {
+  if (up.dtype == DType::kF8E4M3) return fmt::format("fp8:{}x{}", up.block_rows, up.block_cols);
   if (!up_scales.bytes) return std::string(dtype_name(up.dtype));
   return fmt::format("{}:g{}", dtype_name(up.dtype), up.cols / up_scales.cols);
 }

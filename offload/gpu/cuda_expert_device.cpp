@@ -65,10 +65,15 @@ class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
 
 CudaExpertDevice::CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout)
     : arena_(arena), id_(cuda::select_device(arena.device())), hidden_(layout.up.cols), width_(layout.up.rows) {
-  for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down})
+  for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down}) {
+    // FP8 checkpoints: the kernels' scales are per row group, not 2-D blocks; int8 holds FP8's bytes.
+    MOE_CHECK(p->bytes == 0 || p->dtype != DType::kF8E4M3, ErrorCode::kUnsupported,
+              "the CUDA backend does not compute FP8 experts yet; add --weights int8 (converted at load, the same bytes "
+              "as FP8) or run them on the CPU backend");
     MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16 || p->dtype == DType::kI8 || p->dtype == DType::kI4,
               ErrorCode::kUnsupported, "the CUDA backend computes bf16, int8 and int4 experts; this model's experts are {}",
               dtype_name(p->dtype));
+  }
   // The kernels unpack 16 int8 or 32 int4 values at a time, each run under one scale.
   if (layout.up_scales.bytes) {
     const int64_t group = layout.up.cols / layout.up_scales.cols, unit = layout.up.dtype == DType::kI8 ? 16 : 32;

@@ -7,9 +7,20 @@
 #include <fstream>
 
 #include "offload/store/store_format.h"
+#include "offload/store/store_writer.h"
 #include "runtime/core/error.h"
 
 namespace moe::offload {
+namespace {
+
+// An "fp8:RxC" piece's block grid [ceil(rows / R), ceil(cols / C)]; empty for other formats.
+Shape fp8_grid(std::string_view format, const store::MatrixPiece& p) {
+  int r = 0, c = 0;
+  if (!parse_fp8_store_format(format, &r, &c)) return {};
+  return {(p.rows() + r - 1) / r, (p.cols() + c - 1) / c};
+}
+
+}  // namespace
 
 std::shared_ptr<const ExpertStore> ExpertStore::open(const std::filesystem::path& path) {
   auto s = std::shared_ptr<ExpertStore>(new ExpertStore());
@@ -25,7 +36,10 @@ std::shared_ptr<const ExpertStore> ExpertStore::open(const std::filesystem::path
     MOE_CHECK(s->blobs_.emplace(std::make_pair(ExpertKey{e.layer(), e.expert()}, e.format()), i).second, ErrorCode::kCorrupt,
               "{}: expert ({}, {}) {} appears twice", path.string(), e.layer(), e.expert(), e.format());
     if (e.format() == native)
-      for (int m = 0; m < e.matrices_size(); ++m) s->expert_tensors_.emplace(e.matrices(m).name(), Piece{i, m});
+      for (int m = 0; m < e.matrices_size(); ++m) {
+        s->expert_tensors_.emplace(e.matrices(m).name(), Piece{i, m});
+        if (native.rfind("fp8:", 0) == 0) s->expert_tensors_.emplace(fp8_scales_name(e.matrices(m).name()), Piece{i, m, true});
+      }
   }
   const size_t pieces = size_t(s->manifest_.resident_size() + s->manifest_.experts_size() + s->manifest_.files_size());
   s->checked_ = std::make_unique<std::atomic<bool>[]>(pieces);
@@ -106,8 +120,10 @@ ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int
             blob.format());
   const store::MatrixPiece& p = blob.matrices(index);
   const int64_t groups = f.group_size > 0 && p.cols() % f.group_size == 0 ? p.cols() / f.group_size : 0;
+  const Shape grid = fp8_grid(blob.format(), p);
   MOE_CHECK(p.rows() > 0 && p.cols() > 0 && dtype_bytes(f.dtype, size_t(p.rows() * p.cols())) == p.data_bytes() &&
-                (f.group_size == 0 || (groups > 0 && p.scales_bytes() == uint64_t(p.rows() * groups) * sizeof(float))),
+                (f.group_size == 0 || (groups > 0 && p.scales_bytes() == uint64_t(p.rows() * groups) * sizeof(float))) &&
+                (grid.empty() || p.scales_bytes() == uint64_t(shape_numel(grid)) * sizeof(float)),
             ErrorCode::kCorrupt, "{}: matrix '{}' has the wrong size for {}", path_.string(), p.name(), blob.format());
   if (const auto it = blobs_.find({ExpertKey{blob.layer(), blob.expert()}, blob.format()}); it != blobs_.end())
     check_once(size_t(manifest_.resident_size() + it->second), mapped(blob), blob.xxh64(),
@@ -116,6 +132,7 @@ ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int
   StoredMatrix m;
   m.data = Tensor::view(base + p.data_offset(), f.dtype, {p.rows(), p.cols()}, file_);
   if (f.group_size > 0) m.scales = Tensor::view(base + p.scales_offset(), DType::kF32, {p.rows(), groups}, file_);
+  if (!grid.empty()) m.scales = Tensor::view(base + p.scales_offset(), DType::kF32, grid, file_);
   return m;
 }
 
@@ -139,9 +156,12 @@ Tensor ExpertStore::tensor(std::string_view name) const {
   const auto it = expert_tensors_.find(name);
   MOE_CHECK(it != expert_tensors_.end(), ErrorCode::kNotFound, "{} has no tensor '{}'", path_.string(), name);
   const auto& blob = manifest_.experts(it->second.blob);
+  if (it->second.scales) return matrix(blob, it->second.matrix).scales;  // checked there
   const auto& piece = blob.matrices(it->second.matrix);
-  DType dtype;
-  MOE_CHECK(parse_dtype(blob.format(), &dtype), ErrorCode::kCorrupt, "{}: bad format '{}'", path_.string(), blob.format());
+  QuantFormat format;
+  MOE_CHECK(parse_store_format(blob.format(), &format) && format.group_size == 0, ErrorCode::kCorrupt, "{}: bad format '{}'",
+            path_.string(), blob.format());
+  const DType dtype = format.dtype;
   MOE_CHECK(dtype_bytes(dtype, size_t(piece.rows() * piece.cols())) == piece.data_bytes(), ErrorCode::kCorrupt,
             "{}: matrix '{}' has the wrong size", path_.string(), name);
   check_once(size_t(manifest_.resident_size() + it->second.blob), mapped(blob), blob.xxh64(),

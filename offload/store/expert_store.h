@@ -40,7 +40,8 @@ class ExpertStore {
   std::span<const std::byte> mapped(const store::ExpertBlob& blob) const;
 
   // Matrix `index` (gate, up, down) of a blob viewed through the mapping: int8/int4 data with
-  // its f32 scales [rows, cols / group], or the native dtype without scales. Throws
+  // its f32 scales [rows, cols / group], FP8 with its f32 block scales [ceil(rows / R),
+  // ceil(cols / C)] (format "fp8:RxC"), or the native dtype without scales. Throws
   // moe::Error(kCorrupt) when the manifest's sizes do not match the format.
   struct StoredMatrix {
     Tensor data, scales;
@@ -71,6 +72,7 @@ class ExpertStore {
   struct Piece {
     int blob;
     int matrix;
+    bool scales = false;  // an FP8 matrix's block scales (its weight_scale_inv), not its data
   };
   std::map<std::string, Piece, std::less<>> expert_tensors_;  // native format only
   std::map<std::pair<ExpertKey, std::string>, int> blobs_;

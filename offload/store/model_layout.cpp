@@ -12,6 +12,10 @@ StoreLayout store_layout_for(const loading::ModelConfig& config) {
   layout.num_layers = config.num_layers;
   layout.num_experts = config.num_experts;
   layout.sparse = config.sparse_layers;
+  if (config.family == loading::ModelFamily::kGptOss) {  // fused experts: resident tensors, MXFP4 kept as released
+    layout.experts_resident = true;
+    layout.sparse.assign(layout.sparse.size(), false);
+  }
   layout.expert_names = [config](int layer, int expert) {
     const model::ExpertTensorNames n = model::expert_tensor_names(config, layer, expert);
     return std::array<std::string, 3>{n.gate, n.up, n.down};
@@ -28,6 +32,8 @@ StoreLayout store_layout_for(const loading::ModelConfig& config) {
       layer = layer * 10 + (name[i] - '0');
     return layer >= layers;
   };
+  layout.fp8_block_rows = config.fp8.block_rows;
+  layout.fp8_block_cols = config.fp8.block_cols;
   return layout;
 }
 

@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -27,7 +29,31 @@ bool inside(uint64_t offset, uint64_t bytes, uint64_t file_size) { return offset
 
 uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
 
+std::string fp8_store_format_name(int block_rows, int block_cols) { return fmt::format("fp8:{}x{}", block_rows, block_cols); }
+
+bool parse_fp8_store_format(std::string_view name, int* block_rows, int* block_cols) {
+  constexpr std::string_view kPrefix = "fp8:";
+  if (name.substr(0, kPrefix.size()) != kPrefix) return false;
+  const std::string_view blocks = name.substr(kPrefix.size());
+  const size_t x = blocks.find('x');
+  if (x == std::string_view::npos) return false;
+  int r = 0, c = 0;
+  const auto [end_r, ec_r] = std::from_chars(blocks.data(), blocks.data() + x, r);
+  const auto [end_c, ec_c] = std::from_chars(blocks.data() + x + 1, blocks.data() + blocks.size(), c);
+  if (ec_r != std::errc() || ec_c != std::errc() || end_r != blocks.data() + x || end_c != blocks.data() + blocks.size() ||
+      r <= 0 || c <= 0)
+    return false;
+  *block_rows = r;
+  *block_cols = c;
+  return true;
+}
+
 bool parse_store_format(std::string_view name, QuantFormat* out) {
+  int block_rows = 0, block_cols = 0;
+  if (parse_fp8_store_format(name, &block_rows, &block_cols)) {
+    *out = QuantFormat{DType::kF8E4M3, 0};
+    return true;
+  }
   const size_t colon = name.find(":g");
   DType dtype;
   if (!parse_dtype(name.substr(0, colon), &dtype)) return false;

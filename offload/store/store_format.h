@@ -43,7 +43,13 @@ bool looks_like_store(const std::filesystem::path& path);
 
 uint64_t align_up(uint64_t value, uint64_t alignment);
 
-// A format's name inside a store ("bf16", "int8:g128") back to the format; false for others.
+// A format's name inside a store ("bf16", "int8:g128", "fp8:128x128") back to the format; false
+// for others. FP8's block shape is not part of QuantFormat: parse_fp8_store_format.
 bool parse_store_format(std::string_view name, QuantFormat* out);
+
+// "fp8:RxC": float8_e4m3fn experts, each matrix followed by its f32 block scales
+// [ceil(rows / R), ceil(cols / C)] (kernels/cpu/fp8.h), as the checkpoint stores them.
+std::string fp8_store_format_name(int block_rows, int block_cols);
+bool parse_fp8_store_format(std::string_view name, int* block_rows, int* block_cols);
 
 }  // namespace moe::offload

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "kernels/cpu/fp8.h"
 #include "kernels/cpu/quantize.h"
 #include "offload/store/store_format.h"
 #include "runtime/core/error.h"
@@ -66,7 +67,41 @@ struct PartialFile {
 
 std::string dtype_label(DType d) { return std::string(dtype_name(d)); }
 
+// An expert matrix of the checkpoint: its tensor and, for FP8, its block scales.
+struct ExpertMatrix {
+  Tensor data, block_scales;
+};
+
+// The matrix's values in f32 (FP8: each value times its block's scale, kernels/cpu/fp8.h).
+std::vector<float> matrix_f32(const ExpertMatrix& m, const StoreLayout& layout) {
+  const int64_t rows = m.data.dim(0), cols = m.data.dim(1);
+  std::vector<float> out(size_t(rows * cols));
+  if (!m.block_scales.defined()) {
+    const Tensor x = m.data.to_f32();
+    std::copy_n(x.data<float>(), out.size(), out.data());
+    return out;
+  }
+  cpu::WeightMatrix w;
+  w.data = m.data.raw();
+  w.dtype = DType::kF8E4M3;
+  w.rows = rows;
+  w.cols = cols;
+  w.block_scales = m.block_scales.data<float>();
+  w.block_rows = layout.fp8_block_rows;
+  w.block_cols = layout.fp8_block_cols;
+  w.block_stride = m.block_scales.dim(1);
+  for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(w, r, out.data() + r * cols);
+  return out;
+}
+
 }  // namespace
+
+std::string fp8_scales_name(const std::string& weight_name) {
+  constexpr std::string_view kSuffix = ".weight";
+  const bool ends = weight_name.size() >= kSuffix.size() &&
+                    weight_name.compare(weight_name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+  return (ends ? weight_name.substr(0, weight_name.size() - kSuffix.size()) : weight_name) + ".weight_scale_inv";
+}
 
 std::string store_format_name(const QuantFormat& f) {
   if (f.dtype == DType::kI8 || f.dtype == DType::kI4) return fmt::format("{}:g{}", dtype_name(f.dtype), f.group_size);
@@ -78,6 +113,9 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   for (const QuantFormat& f : options.extra_formats)
     MOE_CHECK((f.dtype == DType::kI8 || f.dtype == DType::kI4) && f.group_size > 0 && f.group_size % 8 == 0,
               ErrorCode::kInvalidArgument, "extra store formats are int8 or int4 with a group size that is a multiple of 8");
+  MOE_CHECK(!layout.experts_resident || options.extra_formats.empty(), ErrorCode::kUnsupported,
+            "gpt-oss's fused experts are packed as the checkpoint stores them (MXFP4 or bf16); int8/int4 copies of them are "
+            "not supported yet");
   const loading::Checkpoint checkpoint = loading::Checkpoint::open(model_dir);
   PartialFile partial{partial_path(out)};
   Output file(partial.path);
@@ -106,15 +144,18 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     file.write(bytes.data(), bytes.size());
   }
 
-  std::set<std::string> expert_tensors;
+  std::set<std::string> expert_tensors, expert_scales;  // FP8 experts' block scales travel in their blobs
   for (int l = 0; l < layout.num_layers; ++l)
     if (layout.sparse.at(size_t(l)))
       for (int e = 0; e < layout.num_experts; ++e)
-        for (const std::string& n : layout.expert_names(l, e)) expert_tensors.insert(n);
+        for (const std::string& n : layout.expert_names(l, e)) {
+          expert_tensors.insert(n);
+          if (checkpoint.has(fp8_scales_name(n))) expert_scales.insert(fp8_scales_name(n));
+        }
 
   PackSummary summary;
   for (const std::string& name : checkpoint.names()) {
-    if (expert_tensors.count(name)) continue;
+    if (expert_tensors.count(name) || expert_scales.count(name)) continue;
     const loading::TensorInfo& info = checkpoint.info(name);
     if (layout.unused && layout.unused(name)) {
       summary.unused_bytes += info.nbytes();
@@ -140,11 +181,19 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
       native = checkpoint.tensor(layout.expert_names(l, 0)[0]).dtype();
       break;
     }
+  const bool fp8 = native == DType::kF8E4M3;
+  MOE_CHECK(!fp8 || (layout.fp8_block_rows > 0 && layout.fp8_block_cols > 0), ErrorCode::kUnsupported,
+            "{}: the experts are float8_e4m3fn, but the config has no quantization_config with quant_method 'fp8'",
+            model_dir.string());
   std::vector<QuantFormat> formats{QuantFormat{native, 0}};
   formats.insert(formats.end(), options.extra_formats.begin(), options.extra_formats.end());
+  if (layout.experts_resident) formats.clear();
+  std::vector<std::string> format_names;
   for (const QuantFormat& f : formats) {
-    manifest.add_formats(store_format_name(f));
-    summary.format_bytes.emplace_back(store_format_name(f), 0);
+    format_names.push_back(fp8 && format_names.empty() ? fp8_store_format_name(layout.fp8_block_rows, layout.fp8_block_cols)
+                                                       : store_format_name(f));
+    manifest.add_formats(format_names.back());
+    summary.format_bytes.emplace_back(format_names.back(), 0);
   }
 
   ProgressBar progress("packing", uint64_t(expert_tensors.size() / 3 * formats.size()));
@@ -152,11 +201,22 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     if (!layout.sparse.at(size_t(l))) continue;
     for (int e = 0; e < layout.num_experts; ++e) {
       const auto names = layout.expert_names(l, e);
-      std::array<Tensor, 3> matrices;
+      std::array<ExpertMatrix, 3> matrices;
       for (size_t i = 0; i < 3; ++i) {
-        matrices[i] = checkpoint.tensor(names[i]);
-        MOE_CHECK(matrices[i].rank() == 2 && matrices[i].dtype() == native, ErrorCode::kCorrupt,
+        Tensor& m = matrices[i].data;
+        m = checkpoint.tensor(names[i]);
+        MOE_CHECK(m.rank() == 2 && m.dtype() == native, ErrorCode::kCorrupt,
                   "{}: expert tensor '{}' must be a {} matrix", model_dir.string(), names[i], dtype_label(native));
+        if (!fp8) continue;
+        const std::string scales = fp8_scales_name(names[i]);
+        MOE_CHECK(checkpoint.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')",
+                  model_dir.string(), scales, names[i]);
+        matrices[i].block_scales = checkpoint.tensor(scales);
+        const Shape grid{cpu::fp8_blocks(m.dim(0), layout.fp8_block_rows), cpu::fp8_blocks(m.dim(1), layout.fp8_block_cols)};
+        MOE_CHECK(matrices[i].block_scales.shape() == grid && matrices[i].block_scales.dtype() == DType::kF32, ErrorCode::kCorrupt,
+                  "{}: tensor '{}' is {} {}; blocks of {} x {} over the {} weight imply f32 {}", model_dir.string(), scales,
+                  dtype_name(matrices[i].block_scales.dtype()), shape_to_string(matrices[i].block_scales.shape()),
+                  layout.fp8_block_rows, layout.fp8_block_cols, shape_to_string(m.shape()), shape_to_string(grid));
       }
       for (size_t fi = 0; fi < formats.size(); ++fi) {
         const QuantFormat& f = formats[fi];
@@ -165,7 +225,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
         auto* entry = manifest.add_experts();
         double err_max = 0, ref_max = 0, err_sq = 0, ref_sq = 0;
         for (size_t i = 0; i < 3; ++i) {
-          const Tensor& m = matrices[i];
+          const Tensor& m = matrices[i].data;
           const int64_t rows = m.dim(0), cols = m.dim(1);
           auto* piece = entry->add_matrices();
           piece->set_name(names[i]);
@@ -173,20 +233,26 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
           piece->set_cols(cols);
           blob.resize(size_t(align_up(blob.size(), 64)), '\0');
           piece->set_data_offset(blob.size());
-          if (!quantised) {
+          if (!quantised) {  // the checkpoint's bytes (FP8: then its block scales, where the slot layout has them)
             piece->set_data_bytes(m.nbytes());
             blob.append(static_cast<const char*>(m.raw()), m.nbytes());
+            if (const Tensor& s = matrices[i].block_scales; s.defined()) {
+              blob.resize(size_t(align_up(blob.size(), 64)), '\0');
+              piece->set_scales_offset(blob.size());
+              piece->set_scales_bytes(s.nbytes());
+              blob.append(static_cast<const char*>(s.raw()), s.nbytes());
+            }
             continue;
           }
           MOE_CHECK(cols % f.group_size == 0, ErrorCode::kInvalidArgument,
                     "group size {} does not divide the {} columns of '{}'", f.group_size, cols, names[i]);
-          const Tensor x = m.to_f32();
+          const std::vector<float> x = matrix_f32(matrices[i], layout);
           std::vector<uint8_t> data(cpu::quantized_data_bytes(f, rows, cols));
           std::vector<float> scales(cpu::quantized_scale_count(f, rows, cols)), back(size_t(rows * cols));
-          cpu::quantize_rows(x.data<float>(), rows, cols, f, data.data(), scales.data());
+          cpu::quantize_rows(x.data(), rows, cols, f, data.data(), scales.data());
           cpu::dequantize_rows(data.data(), scales.data(), rows, cols, f, back.data());
           for (size_t k = 0; k < back.size(); ++k) {
-            const double ref = x.data<float>()[k], diff = back[k] - ref;
+            const double ref = x[k], diff = back[k] - ref;
             err_max = std::max(err_max, std::fabs(diff));
             ref_max = std::max(ref_max, std::fabs(ref));
             err_sq += diff * diff;
@@ -202,7 +268,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
         file.pad_to(kBlobAlignment);
         entry->set_layer(l);
         entry->set_expert(e);
-        entry->set_format(store_format_name(f));
+        entry->set_format(format_names[fi]);
         entry->set_offset(file.position());
         entry->set_nbytes(blob.size());
         entry->set_xxh64(XXH64(blob.data(), blob.size(), 0));

@@ -14,6 +14,7 @@ int dtype_bits(DType dtype) {
     case DType::kI32: return 32;
     case DType::kU8: return 8;
     case DType::kMxfp4: return 4;  // the packed values; the scales are another 8 bits per 32
+    case DType::kF8E4M3: return 8;  // the values; the block scales are 32 bits per block
   }
   return 0;
 }
@@ -32,6 +33,7 @@ std::string_view dtype_name(DType dtype) {
     case DType::kI32: return "i32";
     case DType::kU8: return "u8";
     case DType::kMxfp4: return "mxfp4";
+    case DType::kF8E4M3: return "fp8";
   }
   return "?";
 }
@@ -47,7 +49,7 @@ bool parse_dtype(std::string_view name, DType* out) {
       {"bf16", DType::kBF16}, {"BF16", DType::kBF16}, {"bfloat16", DType::kBF16},
       {"int8", DType::kI8},   {"I8", DType::kI8},     {"int4", DType::kI4},
       {"i32", DType::kI32},   {"I32", DType::kI32},   {"u8", DType::kU8},     {"U8", DType::kU8},
-      {"mxfp4", DType::kMxfp4},
+      {"mxfp4", DType::kMxfp4}, {"fp8", DType::kF8E4M3}, {"F8_E4M3", DType::kF8E4M3},
   };
   for (const Entry& e : kEntries) {
     if (e.name == name) {

@@ -16,6 +16,7 @@ enum class DType : uint8_t {
   kI32,  // indices (token ids, expert ids)
   kU8,   // raw bytes (MXFP4's packed blocks and e8m0 scales as a checkpoint stores them)
   kMxfp4,  // OCP MX e2m1 pairs (low nibble first) with one e8m0 scale per 32 values (kernels/cpu/mxfp4.h)
+  kF8E4M3,  // float8_e4m3fn, one byte a value, with f32 block scales beside (kernels/cpu/fp8.h)
 };
 
 // Bits per element: 4 for kI4, so byte sizes go through dtype_bytes().
@@ -23,7 +24,7 @@ int dtype_bits(DType dtype);
 // Bytes for `count` elements (rounded up for sub-byte types).
 size_t dtype_bytes(DType dtype, size_t count);
 std::string_view dtype_name(DType dtype);
-// "f32", "bf16", "f16", "int8", "int4", "i32" (and the safetensors spellings "F32", "BF16", ...).
+// "f32", "bf16", "f16", "int8", "int4", "i32", "fp8" (and the safetensors spellings "F32", "BF16", "F8_E4M3", ...).
 bool parse_dtype(std::string_view name, DType* out);
 
 // A storage format for expert weights: a dtype plus, for integer types, the group size of the

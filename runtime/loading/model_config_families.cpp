@@ -25,6 +25,44 @@ void parse_groups(const Fields& f, int default_groups, int default_topk, ModelCo
             g.topk_group * (E / g.n_group), g.topk_group);
 }
 
+// quantization_config of an FP8 checkpoint (Fp8Config); any other method is refused. Fields
+// transformers' FineGrainedFP8Config writes that do not change the math here
+// (modules_to_not_convert: each tensor's dtype says; dequantize) are accepted, others refused.
+void parse_fp8_quantization(const Fields& f, ModelConfig* c) {
+  const std::string_view src = f.source();
+  const json& q = f.raw("quantization_config");
+  const std::string method = q.is_object() && q.contains("quant_method") && q.at("quant_method").is_string()
+                                 ? q.at("quant_method").get<std::string>() : q.dump();
+  MOE_CHECK(method == "fp8", ErrorCode::kUnsupported,
+            "{}: quantization_config (quant_method '{}') is not supported; use fp8 (e4m3 with block scales), bf16 or f32 weights",
+            src, method);
+  for (const auto& [key, value] : q.items())
+    MOE_CHECK(key == "quant_method" || key == "fmt" || key == "activation_scheme" || key == "weight_block_size" ||
+                  key == "modules_to_not_convert" || key == "dequantize",
+              ErrorCode::kUnsupported, "{}: quantization_config field '{}' is not supported", src, key);
+  const auto text = [&](const char* key, const char* fallback) {
+    if (!q.contains(key) || q.at(key).is_null()) return std::string(fallback);
+    return q.at(key).is_string() ? q.at(key).get<std::string>() : q.at(key).dump();
+  };
+  const std::string fmt = text("fmt", "e4m3"), scheme = text("activation_scheme", "dynamic");
+  MOE_CHECK(fmt == "e4m3", ErrorCode::kUnsupported, "{}: quantization_config fmt '{}' is not supported (e4m3 only)", src, fmt);
+  MOE_CHECK(scheme == "dynamic", ErrorCode::kUnsupported,
+            "{}: quantization_config activation_scheme '{}' is not supported (dynamic only)", src, scheme);
+  int block[2] = {128, 128};  // FineGrainedFP8Config's default
+  if (q.contains("weight_block_size")) {
+    const json& b = q.at("weight_block_size");
+    const bool ok = b.is_array() && b.size() == 2 && b[0].is_number_integer() && b[1].is_number_integer() &&
+                    b[0].get<int64_t>() >= 1 && b[1].get<int64_t>() >= 1 && b[0].get<int64_t>() <= (1 << 20) &&
+                    b[1].get<int64_t>() <= (1 << 20);
+    MOE_CHECK(ok, ErrorCode::kUnsupported,
+              "{}: quantization_config weight_block_size {} is not supported (two positive integers: rows, columns)", src, b.dump());
+    block[0] = int(b[0].get<int64_t>());
+    block[1] = int(b[1].get<int64_t>());
+  }
+  c->fp8.block_rows = block[0];
+  c->fp8.block_cols = block[1];
+}
+
 }  // namespace
 
 // DeepSeek-V2 and V3 as transformers' DeepseekV2Config / DeepseekV3Config (and their modeling
@@ -35,13 +73,7 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
   constexpr int kMaxDim = 1 << 20;
   const bool v3 = c->family == ModelFamily::kDeepseekV3;
   const std::string_view src = f.source();
-  if (f.has("quantization_config")) {
-    const json& q = f.raw("quantization_config");
-    const std::string method = q.is_object() && q.contains("quant_method") && q.at("quant_method").is_string()
-                                   ? q.at("quant_method").get<std::string>() : q.dump();
-    fail(ErrorCode::kUnsupported, "{}: quantization_config (quant_method '{}') is not supported yet; use bf16 or f32 weights",
-         src, method);
-  }
+  if (f.has("quantization_config")) parse_fp8_quantization(f, c);
   MlaConfig& m = c->mla;
   m.q_lora_rank = f.is_null("q_lora_rank") ? 0 : f.get_int("q_lora_rank", 1536, 1, kMaxDim);
   m.kv_lora_rank = f.get_int("kv_lora_rank", 512, 1, kMaxDim);

@@ -49,6 +49,7 @@ bool engine_dtype(StDType st, DType* out) {
     case StDType::kI8: *out = DType::kI8; return true;
     case StDType::kU8: *out = DType::kU8; return true;
     case StDType::kI32: *out = DType::kI32; return true;
+    case StDType::kF8E4M3: *out = DType::kF8E4M3; return true;  // float8_e4m3fn, dequantised by its block scales
     default: return false;
   }
 }

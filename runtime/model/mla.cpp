@@ -66,14 +66,29 @@ MlaLayer mla_layer(const MlaWeights& w, const loading::ModelConfig& c) {
       for (int64_t j = 0; j < r; ++j)
         std::memcpy(dst + size_t((h * r + j) * nope + i) * element, src + size_t(j) * element, element);
     }
+  // An FP8 kv_b stays FP8: W_UK_h^T's element (j, i) takes the scale of kv_b's block (row h *
+  // per_head + i, column j), so each head's matrix sits in the transposed grid at column h * per_head.
+  if (w.kv_b.fp8()) {
+    const Tensor& s = w.kv_b.block_scales;
+    layer.uk_t_block_scales = Tensor::empty(DType::kF32, {s.dim(1), s.dim(0)});
+    for (int64_t a = 0; a < s.dim(0); ++a)
+      for (int64_t b = 0; b < s.dim(1); ++b) layer.uk_t_block_scales.data<float>()[b * s.dim(0) + a] = s.data<float>()[a * s.dim(1) + b];
+  }
   for (int64_t h = 0; h < heads; ++h) {
     cpu::WeightMatrix uk;
     uk.data = dst + size_t(h * r * nope) * element;
     uk.dtype = dtype;
     uk.rows = r;
     uk.cols = nope;
+    if (w.kv_b.fp8()) {
+      uk.block_scales = layer.uk_t_block_scales.data<float>();
+      uk.block_rows = w.kv_b.block_cols;
+      uk.block_cols = w.kv_b.block_rows;
+      uk.block_stride = layer.uk_t_block_scales.dim(1);
+      uk.block_col0 = h * per_head;
+    }
     layer.uk_t.push_back(uk);
-    layer.uv.push_back(matrix_of(weight_rows(w.kv_b, h * per_head + nope, (h + 1) * per_head)));
+    layer.uv.push_back(matrix_rows(w.kv_b, h * per_head + nope, (h + 1) * per_head));
   }
   return layer;
 }

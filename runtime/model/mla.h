@@ -29,6 +29,7 @@ struct MlaLayer {
   std::vector<cpu::WeightMatrix> uk_t;  // per head: W_UK_h^T [kv_lora_rank, qk_nope_head_dim], in uk_t_storage
   std::vector<cpu::WeightMatrix> uv;    // per head: W_UV_h [v_head_dim, kv_lora_rank], rows of kv_b_proj
   Tensor uk_t_storage;                  // kv_b_proj's key rows transposed (its dtype; f32 for int8/int4)
+  Tensor uk_t_block_scales;             // FP8 kv_b_proj: its block scales transposed, for uk_t
 };
 
 MlaLayer mla_layer(const MlaWeights& w, const loading::ModelConfig& config);

@@ -63,6 +63,8 @@ std::vector<RowError> quantize_linear(Linear& l, QuantFormat format) {
   });
   l.weight = std::move(data);
   l.scales = std::move(scales);
+  l.block_scales = Tensor();  // an FP8 weight's, now dequantised into the copy
+  l.block_rows = l.block_cols = 0;
   return errors;
 }
 

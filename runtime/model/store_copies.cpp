@@ -36,6 +36,8 @@ QuantizedPart use_store_copies(ModelWeights& weights, const loading::ModelConfig
                   store_format, l, e, dtype_name(mats[i]->weight.dtype()));
         mats[i]->weight = m.data;
         mats[i]->scales = m.scales;
+        mats[i]->block_scales = Tensor();  // an FP8 matrix's, replaced by the copy's group scales
+        mats[i]->block_rows = mats[i]->block_cols = 0;
       }
       part.bytes_after += x.nbytes();
       part.matrices += 3;

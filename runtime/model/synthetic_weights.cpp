@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "kernels/cpu/fp8.h"
 #include "runtime/core/error.h"
 
 namespace moe::model {
@@ -30,11 +31,21 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 SyntheticWeights::SyntheticWeights(const loading::ModelConfig& config, uint64_t seed, bool shared_expert_bytes)
     : dtype_(config.dtype == DType::kF32 ? DType::kF32 : DType::kBF16),
+      fp8_(config.fp8),
       seed_(seed),
       tied_(config.tie_word_embeddings),
       shared_expert_bytes_(shared_expert_bytes) {}
 
-bool SyntheticWeights::has(std::string_view name) const { return !(tied_ && name == "lm_head.weight"); }
+bool SyntheticWeights::has(std::string_view name) const {
+  if (ends_with(name, ".weight_scale_inv"))  // beside an FP8 weight only
+    return fp8_weight(std::string(name.substr(0, name.size() - 10)), {1, 1});
+  return !(tied_ && name == "lm_head.weight");
+}
+
+bool SyntheticWeights::fp8_weight(std::string_view name, const Shape& shape) const {
+  return fp8_.enabled() && shape.size() == 2 && name.substr(0, 13) == "model.layers." && ends_with(name, ".weight") &&
+         !ends_with(name, "mlp.gate.weight") && name.find("norm") == std::string_view::npos;
+}
 
 Tensor SyntheticWeights::tensor(std::string_view name) const {
   fail(ErrorCode::kInternal, "synthetic weights need the expected shape of '{}'", name);
@@ -67,8 +78,20 @@ Tensor SyntheticWeights::generate(std::string_view name, const Shape& shape) con
   const bool is_embedding = name == "model.embed_tokens.weight";
   const double fan_in = shape.size() == 2 ? double(shape[1]) : 1.0;
   const double scale = is_norm ? 0.1 : is_bias ? 0.02 : is_embedding ? 1.0 : 1.0 / std::sqrt(fan_in);
-  Tensor t = Tensor::empty(dtype_, shape);
   uint64_t state = seed_ ^ name_hash(name);
+  if (ends_with(name, ".weight_scale_inv")) {  // every block spans +-1/sqrt(fan_in) over its +-448 codes
+    Tensor s = Tensor::empty(DType::kF32, shape);
+    const double fan = double(shape.at(1)) * fp8_.block_cols;
+    for (int64_t i = 0; i < s.numel(); ++i) s.data<float>()[i] = float(1.0 / std::sqrt(fan) / 448.0);
+    return s;
+  }
+  if (fp8_weight(name, shape)) {
+    Tensor q = Tensor::empty(DType::kF8E4M3, shape);
+    for (int64_t i = 0; i < q.numel(); ++i)
+      q.data<uint8_t>()[i] = cpu::e4m3_code(float(448.0 * (double(splitmix64(state) >> 11) * 0x1.0p-53 * 2.0 - 1.0)));
+    return q;
+  }
+  Tensor t = Tensor::empty(dtype_, shape);
   const int64_t n = t.numel();
   for (int64_t i = 0; i < n; ++i) {
     const double u = double(splitmix64(state) >> 11) * 0x1.0p-53 * 2.0 - 1.0;  // [-1, 1)

@@ -18,6 +18,8 @@ class SyntheticWeights final : public loading::WeightSource {
   // for all layers and experts, so a Mixtral-8x7B shape fits in a few GB of host memory for
   // speed benchmarks: the experts stay distinct to the caches and every copy and kernel moves
   // the same bytes, only the logits lose meaning (benchmarks replay the routing anyway).
+  // An FP8 config (loading::Fp8Config) gets FP8 decoder Linears with their block scales, as
+  // DeepSeek-V3's release has them (routers, norms, embeddings and the LM head as the dtype).
   SyntheticWeights(const loading::ModelConfig& config, uint64_t seed, bool shared_expert_bytes = false);
 
   bool has(std::string_view name) const override;
@@ -27,7 +29,9 @@ class SyntheticWeights final : public loading::WeightSource {
 
  private:
   Tensor generate(std::string_view name, const Shape& shape) const;
+  bool fp8_weight(std::string_view name, const Shape& shape) const;
   DType dtype_;
+  loading::Fp8Config fp8_;
   uint64_t seed_;
   bool tied_;
   bool shared_expert_bytes_;

@@ -120,7 +120,7 @@ Transformer::Transformer(loading::ModelConfig config, ModelWeights weights)
     }
     layer.sparse = w.sparse;
     if (w.sparse) {
-      layer.router = cpu::weight_matrix(w.moe.router.weight);
+      layer.router = matrix_of(w.moe.router);  // an FP8 router (none released) with its block scales
       layer.router_bias = floats_of(w.moe.router_bias);
       layer.router_logit_bias = floats_of(w.moe.router.bias);
       if (config_.family == loading::ModelFamily::kMoePlusPlus)

@@ -1,6 +1,7 @@
 #include "runtime/model/weights.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -43,10 +44,47 @@ class Loader {
     return t;
   }
 
+  // A weight [out, in] in f32/bf16/f16, or float8_e4m3fn with its block scales (Fp8Config).
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
     Linear l;
-    l.weight = get(prefix + ".weight", {out, in});
+    const std::string name = prefix + ".weight", scales = prefix + ".weight_scale_inv";
+    MOE_CHECK(source_.has(name), ErrorCode::kNotFound, "{} lacks tensor '{}'", source_.describe(), name);
+    if (source_.tensor(name, {out, in}).dtype() == DType::kF8E4M3) {
+      l = fp8_linear(name, scales, out, in);
+    } else {
+      l.weight = get(name, {out, in});
+      MOE_CHECK(!source_.has(scales), ErrorCode::kCorrupt, "{}: tensor '{}' is given but '{}' is {}, not float8_e4m3fn",
+                source_.describe(), scales, name, dtype_name(l.weight.dtype()));
+    }
     if (bias) l.bias = get(prefix + ".bias", {out});
+    return l;
+  }
+
+  Linear fp8_linear(const std::string& name, const std::string& scales, int64_t out, int64_t in) const {
+    const loading::Fp8Config& fp8 = config_.fp8;
+    const std::string src = source_.describe();
+    MOE_CHECK(fp8.enabled(), ErrorCode::kUnsupported,
+              "{}: tensor '{}' is float8_e4m3fn, but the config has no quantization_config with quant_method 'fp8'", src, name);
+    Linear l;
+    l.weight = source_.tensor(name, {out, in});
+    MOE_CHECK((l.weight.shape() == Shape{out, in}), ErrorCode::kCorrupt, "{}: tensor '{}' has shape {}, the config implies {}", src,
+              name, shape_to_string(l.weight.shape()), shape_to_string({out, in}));
+    MOE_CHECK(source_.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')", src,
+              scales, name);
+    const Shape grid{(out + fp8.block_rows - 1) / fp8.block_rows, (in + fp8.block_cols - 1) / fp8.block_cols};
+    l.block_scales = source_.tensor(scales, grid);
+    MOE_CHECK(l.block_scales.shape() == grid, ErrorCode::kCorrupt,
+              "{}: tensor '{}' has shape {}; blocks of {} x {} over the {} weight imply {}", src, scales,
+              shape_to_string(l.block_scales.shape()), fp8.block_rows, fp8.block_cols, shape_to_string({out, in}),
+              shape_to_string(grid));
+    MOE_CHECK(l.block_scales.dtype() == DType::kF32, ErrorCode::kUnsupported, "{}: tensor '{}' has dtype {}; FP8 block scales are f32",
+              src, scales, dtype_name(l.block_scales.dtype()));
+    const float* s = l.block_scales.data<float>();
+    for (int64_t i = 0; i < l.block_scales.numel(); ++i)
+      MOE_CHECK(std::isfinite(s[i]), ErrorCode::kCorrupt, "{}: tensor '{}' holds a non-finite scale ({}) at block [{}, {}]", src,
+                scales, s[i], i / grid[1], i % grid[1]);
+    l.block_rows = fp8.block_rows;
+    l.block_cols = fp8.block_cols;
     return l;
   }
 
@@ -322,6 +360,11 @@ WeightBytes weight_bytes(const ModelConfig& c) {
   const uint64_t q_out = uint64_t(c.num_heads) * uint64_t(c.head_dim), kv_out = uint64_t(c.num_kv_heads) * uint64_t(c.head_dim);
   WeightBytes b;
   b.per_expert = 3 * h * uint64_t(c.moe_intermediate_size) * elem;
+  if (c.fp8.enabled()) {  // FP8 experts: a byte a value and an f32 scale a block (the dense weights are estimated as stored)
+    const auto blocks = [](uint64_t n, int block) { return (n + uint64_t(block) - 1) / uint64_t(block); };
+    const uint64_t I = uint64_t(c.moe_intermediate_size), br = uint64_t(c.fp8.block_rows), bc = uint64_t(c.fp8.block_cols);
+    b.per_expert = 3 * h * I + 4 * (2 * blocks(I, int(br)) * blocks(h, int(bc)) + blocks(h, int(br)) * blocks(I, int(bc)));
+  }
   if (c.family == ModelFamily::kDsMoe) {  // GeLU experts: c_fc rows + their bias (f32), c_proj columns
     const uint64_t I = uint64_t(c.moe_intermediate_size), E = uint64_t(c.num_experts);
     b.per_expert = 2 * h * I * elem + I * sizeof(float);

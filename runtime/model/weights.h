@@ -11,17 +11,22 @@
 namespace moe::model {
 
 // y = x W^T + b, W stored [out_features, in_features] as in torch.nn.Linear. An int8/int4 weight
-// (--weights) carries its group scales beside it, in the layout of kernels/cpu/quantize.h.
+// (--weights) carries its group scales beside it, in the layout of kernels/cpu/quantize.h; an FP8
+// one (a checkpoint's float8_e4m3fn) its block scales (loading::Fp8Config, kernels/cpu/fp8.h).
 struct Linear {
   Tensor weight;
   Tensor bias;    // undefined when absent
   Tensor scales;  // int8/int4 weights: f32 [out_features, in_features / group size]; else undefined
+  Tensor block_scales;  // fp8 weights: f32 weight_scale_inv [ceil(out / block_rows), ceil(in / block_cols)]
+  int block_rows = 0, block_cols = 0;
   int64_t out_features() const { return weight.dim(0); }
   int64_t in_features() const { return weight.dim(1); }
   bool quantized() const { return scales.defined(); }
+  bool fp8() const { return block_scales.defined(); }
   int group_size() const { return quantized() ? int(in_features() / scales.dim(1)) : 0; }
   size_t nbytes() const {
-    return weight.nbytes() + (bias.defined() ? bias.nbytes() : 0) + (scales.defined() ? scales.nbytes() : 0);
+    return weight.nbytes() + (bias.defined() ? bias.nbytes() : 0) + (scales.defined() ? scales.nbytes() : 0) +
+           (block_scales.defined() ? block_scales.nbytes() : 0);
   }
 };
 

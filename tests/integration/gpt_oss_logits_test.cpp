@@ -3,8 +3,8 @@
 // blocks + scales layout, read in place), their logits and greedy continuations, with attention
 // sinks, sliding and full layers whose window lies inside the prompt, YaRN with and without
 // truncation, biased experts with the clamped SwiGLU and the router's top-k softmax. Prefill
-// equals step-by-step decode and batched decode through the scheduler; offloading and packing
-// are refused with one sentence.
+// equals step-by-step decode and batched decode through the scheduler; moe pack keeps the MXFP4
+// experts as released; offloading and int8/int4 copies are refused with one sentence.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -131,7 +131,7 @@ std::string error_of(const std::function<void()>& f) {
   return "no error";
 }
 
-// The offloading executor (--gpu-mem, --devices) and moe pack do not take gpt-oss's fused experts
+// The offloading executor (--gpu-mem, --devices) and moe pack's int8/int4 copies do not take gpt-oss's fused experts
 // yet: each refuses in one sentence, and the resident model still runs.
 TEST(GptOss, OffloadingAndPackingAreRefusedClearly) {
   const auto dir = kFixtures / "gpt_oss-mxfp4";
@@ -145,15 +145,40 @@ TEST(GptOss, OffloadingAndPackingAreRefusedClearly) {
   EXPECT_NE(offload.find("gpt-oss's experts"), std::string::npos) << offload;
   EXPECT_NE(offload.find("cannot be offloaded yet"), std::string::npos) << offload;
   const auto store = std::filesystem::temp_directory_path() / "moe_gpt_oss_refused.moe";
-  const std::string pack =
-      error_of([&] { offload::pack_store(dir, store, offload::store_layout_for(m.config), offload::PackOptions{}); });
-  EXPECT_NE(pack.find("packing them into a store is not supported yet"), std::string::npos) << pack;
+  offload::PackOptions int8;
+  int8.extra_formats = {QuantFormat{DType::kI8, 32}};
+  const std::string pack = error_of([&] { offload::pack_store(dir, store, offload::store_layout_for(m.config), int8); });
+  EXPECT_NE(pack.find("int8/int4 copies of them are not supported yet"), std::string::npos) << pack;
   EXPECT_FALSE(std::filesystem::exists(store));
   model::ResidentExperts other(t.weights());
   EXPECT_NE(error_of([&] { t.set_expert_runner(&other); }).find("gpt-oss's experts run resident only"), std::string::npos);
   EXPECT_NE(error_of([&] { t.set_routing_mode(model::parse_routing_mode("topk:2")); }).find("gpt_oss keeps its own routing"),
             std::string::npos);
   EXPECT_EQ(model::generate(t, expected_ints(dir, "prompt"), {}).tokens.empty(), false);
+}
+
+// moe pack keeps gpt-oss's experts as released (MXFP4 blocks and e8m0 scales, byte for byte,
+// among the resident tensors): the store runs with the folder's bits and is not larger.
+TEST(GptOss, PackKeepsMxfp4ExpertsAsReleased) {
+  const auto dir = kFixtures / "gpt_oss-mxfp4";
+  const std::vector<int32_t> prompt = expected_ints(dir, "prompt");
+  model::LoadedModel m = model::load_model(dir);
+  model::KvCache cache = m.transformer->make_cache(int64_t(prompt.size()));
+  const std::vector<float> reference = m.transformer->forward(prompt, cache, model::LogitsWanted::kAll);
+  const auto path = std::filesystem::temp_directory_path() / "moe_gpt_oss_mxfp4.moe";
+  const offload::PackSummary s = offload::pack_store(dir, path, offload::store_layout_for(m.config), offload::PackOptions{});
+  EXPECT_TRUE(s.format_bytes.empty());
+  EXPECT_LT(s.file_bytes, std::filesystem::file_size(dir / "model.safetensors") + 64 * 1024);
+  {
+    model::LoadedModel packed = model::load_model(path);
+    const model::GptOssExpertWeights& e = packed.transformer->weights().layers[1].moe.gpt_oss;
+    EXPECT_TRUE(e.mxfp4());
+    EXPECT_EQ(e.gate_up.dtype(), DType::kU8);
+    model::KvCache c = packed.transformer->make_cache(int64_t(prompt.size()));
+    const std::vector<float> got = packed.transformer->forward(prompt, c, model::LogitsWanted::kAll);
+    EXPECT_EQ(std::memcmp(got.data(), reference.data(), sizeof(float) * reference.size()), 0);
+  }
+  std::filesystem::remove(path);
 }
 
 // The clamped SwiGLU and the router's softmax over the chosen logits, by their formulas.

@@ -146,6 +146,26 @@ TEST(ModelConfig, DeepSeekV2AndV3) {
   EXPECT_EQ(scaled.rope.type, "yarn");
 }
 
+// DeepSeek-V3's and Kimi-K2's quantization_config: FP8 e4m3 weights with 128 x 128 block scales
+// (the default when weight_block_size is absent), or blocks of another shape.
+TEST(ModelConfig, DeepSeekFp8QuantizationConfig) {
+  const std::string tiny = moe::testing::tiny_config("deepseek_v3");
+  const auto parse = [&](const std::string& q) {
+    return parse_model_config(tiny.substr(0, tiny.size() - 1) + ", \"quantization_config\": " + q + "}", "config.json");
+  };
+  const ModelConfig released = parse(
+      R"({"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]})");
+  EXPECT_TRUE(released.fp8.enabled());
+  EXPECT_EQ(released.fp8.block_rows, 128);
+  EXPECT_EQ(released.fp8.block_cols, 128);
+  const ModelConfig plain = parse(R"({"quant_method": "fp8", "modules_to_not_convert": ["lm_head"]})");
+  EXPECT_EQ(plain.fp8.block_rows, 128);
+  const ModelConfig small = parse(R"({"quant_method": "fp8", "weight_block_size": [16, 32]})");
+  EXPECT_EQ(small.fp8.block_rows, 16);
+  EXPECT_EQ(small.fp8.block_cols, 32);
+  EXPECT_FALSE(parse_model_config(tiny, "config.json").fp8.enabled());
+}
+
 // Every DeepSeek-V2/V3 field that changes the math and is not implemented is refused, naming the
 // field and its value; so are those that transformers and DeepSeek's own code read differently.
 TEST(ModelConfig, DeepSeekV2AndV3RefuseWhatTheyDoNotRun) {
@@ -162,8 +182,18 @@ TEST(ModelConfig, DeepSeekV2AndV3RefuseWhatTheyDoNotRun) {
     const std::string m = message(model_type, extra);
     EXPECT_NE(m.find(says), std::string::npos) << model_type << " with " << extra << ": " << m;
   };
-  expect_error("deepseek_v3", R"("quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]})",
-               "quantization_config (quant_method 'fp8') is not supported");
+  expect_error("deepseek_v3", R"("quantization_config": {"quant_method": "awq", "bits": 4})",
+               "quantization_config (quant_method 'awq') is not supported");
+  expect_error("deepseek_v3", R"("quantization_config": {"quant_method": "fp8", "fmt": "e5m2"})",
+               "quantization_config fmt 'e5m2' is not supported (e4m3 only)");
+  expect_error("deepseek_v3", R"("quantization_config": {"quant_method": "fp8", "activation_scheme": "static"})",
+               "quantization_config activation_scheme 'static' is not supported");
+  expect_error("deepseek_v2", R"("quantization_config": {"quant_method": "fp8", "weight_block_size": [128]})",
+               "quantization_config weight_block_size [128] is not supported");
+  expect_error("deepseek_v3", R"("quantization_config": {"quant_method": "fp8", "weight_block_size": [0, 128]})",
+               "weight_block_size [0,128] is not supported");
+  expect_error("deepseek_v3", R"("quantization_config": {"quant_method": "fp8", "group_size": 64})",
+               "quantization_config field 'group_size' is not supported");
   expect_error("deepseek_v2", R"("norm_topk_prob": true)", "norm_topk_prob = true is not supported for deepseek_v2");
   expect_error("deepseek_v3", R"("moe_layer_freq": 2)", "moe_layer_freq = 2 is not supported");
   expect_error("deepseek_v3", R"("topk_method": "greedy")", "topk_method 'greedy' is not supported");
