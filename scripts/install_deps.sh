@@ -7,6 +7,7 @@ packages=(
   liburing-dev libboost-dev protobuf-compiler libprotobuf-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libxxhash-dev libzstd-dev
   libyaml-cpp-dev libsentencepiece-dev libpcre2-dev
+  libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "offload/executor/process_group.h"
 #include "placement/plan/planner.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
@@ -41,6 +42,38 @@ struct Flags {
   int64_t kv_block = 16;
   OffloadFlags offload;
 };
+
+// Under mpirun: the timed decode steps' exchanges of expert results (bytes this rank sent, the
+// executor's whole exchange and the collective's call per step), beside the same exchanges
+// made again through the bare collective (MPI_Alltoallv; NCCL's send/receive group), every
+// rank together. Null outside mpirun.
+struct RankFigures {
+  nlohmann::json json;
+  std::string text;
+};
+std::optional<RankFigures> rank_figures(const engine::Engine& session, const offload::OffloadStats& before, int steps) {
+  const offload::OffloadedExperts* runner = session.runner();
+  offload::RankCommunicator* ranks = runner ? runner->ranks() : nullptr;
+  if (!ranks) return std::nullopt;
+  const offload::OffloadStats after = runner->stats();
+  const double bare = ranks->replay_bare();
+  const uint64_t exchanges = after.rank_exchanges - before.rank_exchanges;
+  const double per_step = 1.0 / std::max(steps, 1);
+  const double bytes = double(after.bytes_between_ranks - before.bytes_between_ranks) * per_step;
+  const double whole = (after.rank_exchange_seconds - before.rank_exchange_seconds) * per_step;
+  const double collective = (after.rank_collective_seconds - before.rank_collective_seconds) * per_step;
+  const double bare_step = bare * per_step;
+  RankFigures f;
+  f.json = {{"ranks", ranks->size()}, {"exchanges_per_step", double(exchanges) * per_step}, {"bytes_sent_per_step", bytes},
+            {"exchange_seconds_per_step", whole}, {"collective_seconds_per_step", collective},
+            {"packing_seconds_per_step", whole - collective}, {"bare_collective_seconds_per_step", bare_step}};
+  f.text = fmt::format("ranks    {} ranks, per decode step: {:.0f} exchanges, {} sent by rank 0, {:.3f} ms in them: the "
+                       "collective {:.3f} ms (waiting for the slowest rank included), packing and placing rows {:.3f} ms; the "
+                       "same exchanges through the bare collective, back to back: {:.3f} ms\n",
+                       ranks->size(), double(exchanges) * per_step, format_bytes(uint64_t(bytes)), 1e3 * whole, 1e3 * collective,
+                       1e3 * (whole - collective), 1e3 * bare_step);
+  return f;
+}
 
 std::vector<int> parse_batches(const std::string& list) {
   std::vector<int> out;
@@ -148,7 +181,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
         // The same decode steps in the simulator: a cache-only plan of the same slots stepping
         // `batch` tokens at a time, the steps' routing as recorded (the prefill step left out).
         const placement::ModelShape shape = placement::model_shape(m.config, what);
-        const auto plan = placement::cache_only_plan(shape, off.devices, session.runner()->cache_slots(0),
+        const auto plan = placement::cache_only_plan(shape, off.devices, session.runner()->cache_slots(session.runner()->first_device()),
                                                      int64_t(parse_byte_size(off.host_mem)), 1, off.context);
         placement::Trace decode = collector.trace();
         decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
@@ -221,14 +254,19 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     engine::Engine session(m, o, what);
     offload::TraceCollector collector(m.config, m.transformer->routing_hook());
     m.transformer->set_routing_hook(collector.hook());
-    const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens);
+    offload::OffloadStats at_decode;
+    const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, false, nullptr, [&] {
+      at_decode = session.runner()->stats();
+      if (auto* ranks = session.runner()->ranks()) ranks->start_recording();
+    });
+    const std::optional<RankFigures> exchange = rank_figures(session, at_decode, f.decode_tokens);
     const offload::OffloadStats s = session.runner()->stats();
     double predicted = 0;
     if (profile) {
       // The same run in the simulator: a cache-only plan of the same slots, the decode steps'
       // routing as recorded.
       const placement::ModelShape shape = placement::model_shape(m.config, what);
-      const auto plan = placement::cache_only_plan(shape, o.devices, session.runner()->cache_slots(0),
+      const auto plan = placement::cache_only_plan(shape, o.devices, session.runner()->cache_slots(session.runner()->first_device()),
                                                    int64_t(parse_byte_size(o.host_mem)), 1, f.prompt_tokens + f.decode_tokens);
       placement::Trace decode = collector.trace();
       decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + f.prompt_tokens);
@@ -248,10 +286,12 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
                     {"link_bound_tokens_per_second", bound}, {"memcpy_bytes_per_second", b.memcpy_bandwidth},
                     {"link_bytes_per_second", link}, {"link", h2d > 0 ? "pinned host-to-device copy" : "memcpy"},
                     {"predicted_tokens_per_second", predicted}, {"stats", session.stats_json()}});
+    if (exchange) rows.back()["rank_exchange"] = exchange->json;
     if (!f.json)
       fmt::print("{:>10} {:>9.1f} {:>8.1f}% {:>8.3f} {:>12} {:>12.1f} {:>6.2f}{}\n", budget, b.decode_tokens_per_second, 100 * hit,
                  s.stall_seconds, format_bytes(uint64_t(copied)), bound, bound > 0 ? b.decode_tokens_per_second / bound : 0.0,
                  profile ? fmt::format(" {:>10.1f} {:>+5.0f}%", predicted, 100 * (predicted / b.decode_tokens_per_second - 1)) : "");
+    if (!f.json && exchange) fmt::print("{}", exchange->text);
   }
   if (f.json) print_json({{"benchmark", "decode-budgets"}, {"model", what}, {"rows", rows}});
 }
@@ -260,19 +300,22 @@ void run(const Flags& f) {
   MOE_CHECK(!f.shared_expert_bytes || !f.config.empty(), ErrorCode::kInvalidArgument,
             "--shared-expert-bytes applies to synthetic weights: give --config");
   MOE_CHECK(f.layers == 0 || !f.config.empty(), ErrorCode::kInvalidArgument, "--layers applies to --config shapes");
+  start_ranks(f.offload);  // under mpirun: a plan that does not fit the ranks is refused before any weight is read
   model::LoadedModel m;
   std::string what;
-  if (!f.config.empty()) {
-    const auto config = f.layers > 0 ? loading::load_model_config(f.config, f.layers) : loading::load_model_config(f.config);
-    m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1, f.shared_expert_bytes),
-                          f.offload.load_options());
-    what = f.config + (f.layers > 0 ? fmt::format(" (first {} layers)", f.layers) : std::string()) +
-           (f.shared_expert_bytes ? " (synthetic weights, experts sharing bytes)" : " (synthetic weights)");
-  } else {
-    const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
-    m = model::load_model(dir, f.offload.load_options());
-    what = f.model.empty() ? "default model" : f.model;
-  }
+  offload::on_every_rank("load", [&] {
+    if (!f.config.empty()) {
+      const auto config = f.layers > 0 ? loading::load_model_config(f.config, f.layers) : loading::load_model_config(f.config);
+      m = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1, f.shared_expert_bytes),
+                            f.offload.load_options());
+      what = f.config + (f.layers > 0 ? fmt::format(" (first {} layers)", f.layers) : std::string()) +
+             (f.shared_expert_bytes ? " (synthetic weights, experts sharing bytes)" : " (synthetic weights)");
+    } else {
+      const auto dir = f.model.empty() ? model::default_model_dir() : std::filesystem::path(f.model);
+      m = model::load_model(dir, f.offload.load_options());
+      what = f.model.empty() ? "default model" : f.model;
+    }
+  });
   if (!f.batches.empty()) return run_batches(f, m, what);
   if (!f.budgets.empty()) return run_budgets(f, m, what);
   OffloadFlags o = f.offload;
@@ -280,8 +323,14 @@ void run(const Flags& f) {
   engine::Engine session(m, o, what);
   explain_placement(session, o, f.json);
   const bool warm_up = session.runner() == nullptr && o.replay_trace.empty() && o.trace_out.empty();
-  const model::DecodeBenchmark b =
-      model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, warm_up, session.logit_comparison());
+  offload::OffloadStats at_decode;
+  const model::DecodeBenchmark b = model::run_decode_benchmark(
+      *m.transformer, f.prompt_tokens, f.decode_tokens, warm_up, session.logit_comparison(), [&] {
+        if (!session.runner()) return;
+        at_decode = session.runner()->stats();
+        if (auto* ranks = session.runner()->ranks()) ranks->start_recording();
+      });
+  const std::optional<RankFigures> exchange = rank_figures(session, at_decode, f.decode_tokens);
   if (f.json) {
     nlohmann::json doc = session.stats_json();
     doc.update(nlohmann::json{{"benchmark", "decode"},
@@ -299,6 +348,7 @@ void run(const Flags& f) {
                 {"read_bytes_per_second", b.read_bandwidth},
                 {"read_ratio", b.read_ratio()},
                 {"ratio", b.ratio()}});
+    if (exchange) doc["rank_exchange"] = exchange->json;
     print_json(doc);
     return;
   }
@@ -309,6 +359,7 @@ void run(const Flags& f) {
              b.prefill_ratio());
   fmt::print("decode   {}: {:.1f} tokens/s over {} tokens after a {}-token prompt\n", what, b.decode_tokens_per_second,
              b.decode_tokens, b.prompt_tokens);
+  if (exchange) fmt::print("{}", exchange->text);
   fmt::print("weights  {:.2f} MB read per token -> {:.2f} GB/s\n", b.bytes_per_token / 1e6, b.achieved_bandwidth / 1e9);
   fmt::print("ceiling  memcpy {:.2f} GB/s (measured now): ratio {:.2f}\n", b.memcpy_bandwidth / 1e9, b.ratio());
   fmt::print("         all threads reading {:.2f} GB/s (measured now): ratio {:.2f}\n", b.read_bandwidth / 1e9,

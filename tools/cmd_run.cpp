@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
+#include "offload/executor/process_group.h"
 #include "runtime/core/error.h"
 #include "runtime/core/memory_usage.h"
 #include "runtime/core/size_parse.h"
@@ -29,6 +31,7 @@ struct RunFlags {
   double temperature = 0.0;
   double top_p = 1.0;
   bool json = false;
+  std::string logits_out;  // every step's logits, f32
   OffloadFlags offload;
   // --prompts: many sequences at once through the scheduler.
   std::string prompts;
@@ -65,7 +68,9 @@ void run_prompts(const RunFlags& flags) {
   MOE_CHECK(flags.offload.trace_out.empty() && flags.offload.replay_trace.empty(), ErrorCode::kUnsupported,
             "--trace-out and --replay-trace follow one sequence at a time: run them without --prompts");
   if (use_default && !flags.json) fmt::print(stderr, "note: running {}\n", model::default_model_description());
-  model::LoadedModel loaded = model::load_model(dir, flags.offload.load_options());
+  start_ranks(flags.offload);
+  model::LoadedModel loaded;
+  offload::on_every_rank("load", [&] { loaded = model::load_model(dir, flags.offload.load_options()); });
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   const model::GenerationOptions defaults = generation_options(flags, loaded, *tokenizer);
 
@@ -184,16 +189,41 @@ void run(const RunFlags& flags) {
   const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(flags.model);
   if (use_default && !flags.json) fmt::print(stderr, "note: running {}\n", model::default_model_description());
 
-  model::LoadedModel loaded = model::load_model(dir, flags.offload.load_options());
-  const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
-  const std::vector<int32_t> prompt = tokenizer->encode(flags.prompt);
-  check_context(loaded, prompt.size(), flags.max_new_tokens);
+  start_ranks(flags.offload);  // under mpirun: a plan that does not fit the ranks is refused before any weight is read
+  // Every rank loads the dense weights and its own experts; under mpirun they agree that all
+  // did before any runs (a rank that failed is named, with its cause, by rank 0).
+  std::optional<model::LoadedModel> loaded_model;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
+  std::vector<int32_t> prompt;
   OffloadFlags offload = flags.offload;
-  offload.context = int64_t(prompt.size()) + flags.max_new_tokens + 1;
-  engine::Engine session(loaded, offload, use_default ? "default" : dir.filename().string());
+  std::unique_ptr<engine::Engine> engine;
+  offload::on_every_rank("load", [&] {
+    loaded_model.emplace(model::load_model(dir, flags.offload.load_options()));
+    tokenizer = tokenizer::load_tokenizer(loaded_model->files_dir);
+    prompt = tokenizer->encode(flags.prompt);
+    check_context(*loaded_model, prompt.size(), flags.max_new_tokens);
+    offload.context = int64_t(prompt.size()) + flags.max_new_tokens + 1;
+    engine = std::make_unique<engine::Engine>(*loaded_model, offload, use_default ? "default" : dir.filename().string());
+  });
+  model::LoadedModel& loaded = *loaded_model;
+  engine::Engine& session = *engine;
   explain_placement(session, offload, flags.json);
 
-  const model::GenerationOptions options = generation_options(flags, loaded, *tokenizer);
+  model::GenerationOptions options = generation_options(flags, loaded, *tokenizer);
+  if (offload::ProcessGroup* group = offload::process_group())
+    options.agree_token = [group](int32_t token) {  // rank 0's token on every rank
+      group->broadcast(&token, sizeof token, 0);
+      return token;
+    };
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> logits_file(nullptr, std::fclose);
+  if (!flags.logits_out.empty()) {
+    logits_file.reset(std::fopen(flags.logits_out.c_str(), "wb"));
+    MOE_CHECK(logits_file != nullptr, ErrorCode::kIo, "cannot write --logits-out {}", flags.logits_out);
+    options.on_logits = [&](std::span<const float> logits) {
+      MOE_CHECK(std::fwrite(logits.data(), sizeof(float), logits.size(), logits_file.get()) == logits.size(), ErrorCode::kIo,
+                "cannot write --logits-out {}", flags.logits_out);
+    };
+  }
 
   tokenizer::StreamDecoder stream(*tokenizer);
   if (!flags.json) {
@@ -216,6 +246,7 @@ void run(const RunFlags& flags) {
   const std::string tail = stream.flush();
   const model::GenerationStats& s = result.stats;
   const uint64_t decode_read = tokens_seen > 0 ? disk_read_bytes() - read_at_first_token : 0;
+  if (logits_file) MOE_CHECK(std::fclose(logits_file.release()) == 0, ErrorCode::kIo, "cannot write --logits-out {}", flags.logits_out);
   session.finish();
   if (flags.json) {
     nlohmann::json doc = session.stats_json();
@@ -257,6 +288,9 @@ void setup(CLI::App& app) {
   app.add_option("--temperature,-t", flags->temperature, "0 is greedy")->capture_default_str()->check(number(0, 100));
   app.add_option("--top-p", flags->top_p, "nucleus sampling mass")->capture_default_str()->check(number_above(0, 1));
   app.add_flag("--json", flags->json, "print one machine-readable JSON document instead of streaming");
+  app.add_option("--logits-out", flags->logits_out,
+                 "write each generated token's logits to this file (f32 rows of the vocabulary, this machine's byte order): "
+                 "to compare runs bit for bit");
   app.add_option("--prompts", flags->prompts,
                  "generate every prompt of this file concurrently: one a line, or JSONL lines {\"prompt\", \"max_tokens\", "
                  "\"temperature\", \"top_p\", \"seed\", \"stop_token_ids\"} (the flags give the defaults)")

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "offload/executor/process_group.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
 #include "runtime/model/default_model.h"
@@ -34,6 +35,12 @@ struct ServeFlags {
 };
 
 void serve(const ServeFlags& f) {
+  // Every rank would have to follow each step's batch as rank 0's scheduler forms it: not yet.
+  if (offload::process_count() > 1)
+    throw offload::AgreedError(ErrorCode::kUnsupported,
+                               fmt::format("moe serve runs in one process: under mpirun with {} ranks it is not supported yet "
+                                           "(moe run and moe bench decode are)",
+                                           offload::process_count()));
   MOE_CHECK(f.config.empty() || f.model.empty(), ErrorCode::kInvalidArgument, "give --model or --config, not both");
   const bool use_default = f.model.empty();
   const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(f.model);

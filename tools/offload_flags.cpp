@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "offload/executor/process_group.h"
+#include "runtime/engine/rank_layout.h"
 #include "tools/numeric_flags.h"
 
 
@@ -40,7 +42,20 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--trace-out", f.trace_out, "record the router's choices to this trace file");
   app.add_option("--replay-trace", f.replay_trace, "force the router's choices from this trace")->check(CLI::ExistingFile);
+  app.add_option("--rank-timeout", f.rank_timeout,
+                 "under mpirun: seconds any exchange waits for the other ranks before the run fails, naming the rank "
+                 "that waited (loading waits ten times as long)")
+      ->check(number(0.1, 86400))->capture_default_str();
   add_weight_options(app, f.weights);
+}
+
+void start_ranks(const OffloadFlags& flags) {
+  offload::on_every_rank("start", [&] {
+    if (offload::ProcessGroup* group = offload::process_group()) {
+      group->set_timeout(flags.rank_timeout);
+      engine::rank_layout_of_flags(flags.devices, flags.plan, group->size(), group->rank());
+    }
+  });
 }
 
 void explain_placement(const engine::Engine& engine, const OffloadFlags& flags, bool json) {

@@ -14,6 +14,9 @@ struct OffloadFlags : engine::EngineOptions {
 };
 
 void add_offload_options(CLI::App& app, OffloadFlags& flags);
+// Under mpirun, before any weight is read: every rank takes --rank-timeout and refuses, together,
+// a plan whose devices are not ranks x --devices (rank 0 says why, once). Alone: nothing.
+void start_ranks(const OffloadFlags& flags);
 // --explain: the automatic split's reasons on stderr (the --json document carries them as "placement").
 void explain_placement(const engine::Engine& engine, const OffloadFlags& flags, bool json);
 

@@ -54,7 +54,8 @@ struct OffloadedExperts::Task {
   // kReady: in the device's memory; kPending: being copied there; kHost: computed on the host
   // (miss cpu); kStream: through the device from a host copy (no slot free); kLowPrecision,
   // kSkip: HOBBIT's.
-  enum Kind { kReady, kPending, kHost, kStream, kLowPrecision, kSkip } kind = kReady;
+  // kRemote: on another rank's device (its result arrives from that rank).
+  enum Kind { kReady, kPending, kHost, kStream, kLowPrecision, kSkip, kRemote } kind = kReady;
   const model::ExpertGroup* group = nullptr;
   ExpertKey key;
   int device = 0;
@@ -86,9 +87,19 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
   MOE_CHECK(options_.device_bytes >= slot, ErrorCode::kOutOfMemory,
             "a device budget of {:.2f} MiB holds no expert: one takes {:.2f} MiB", options_.device_bytes / kMiB, slot / kMiB);
   const std::vector<int> model_layer_of = config.moe_layers();
+  local_devices_ = options_.devices;
+  if (options_.ranks) {
+    const int ranks = options_.ranks->size();
+    MOE_CHECK(options_.local_devices >= 1 && options_.local_devices * ranks == options_.devices, ErrorCode::kInvalidArgument,
+              "{} devices are not {} ranks x {} devices", options_.devices, ranks, options_.local_devices);
+    local_devices_ = options_.local_devices;
+    first_device_ = options_.ranks->rank() * local_devices_;
+  }
 
-  // The plan's homes: pinned experts per device, host-homed experts loaded now.
+  // The plan's homes: pinned experts per device, host-homed experts loaded now (those of this
+  // process's devices).
   std::vector<std::vector<ExpertKey>> pinned(static_cast<size_t>(options_.devices));
+  pinned_on_.resize(size_t(options_.devices));
   if (const auto* plan = options_.plan) {
     MOE_CHECK(plan->num_layers() == int(model_layer_of.size()) && plan->num_experts() == config.num_experts,
               ErrorCode::kInvalidArgument, "the plan is for {} MoE layers x {} experts, the model has {} x {}",
@@ -98,9 +109,10 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
     for (const auto& e : plan->experts()) {
       const ExpertKey key{model_layer_of[size_t(e.layer())], e.expert()};
       homes_[key].assign(e.devices().begin(), e.devices().end());
+      const bool here = std::any_of(e.devices().begin(), e.devices().end(), [&](int d) { return owns(d); });
       if (e.home() == placement::proto::TIER_GPU)
-        for (int d : e.devices()) pinned[size_t(d)].push_back(key);
-      else if (e.home() == placement::proto::TIER_HOST)
+        for (int d : e.devices()) pinned[size_t(d)].push_back(key), pinned_on_[size_t(d)].insert(key);
+      else if (e.home() == placement::proto::TIER_HOST && (here || e.devices().empty()))
         MOE_CHECK(host_.pin(key), ErrorCode::kOutOfMemory,
                   "the plan homes more experts on the host than --host-mem {:.2f} MiB holds ({:.2f} MiB each)",
                   options_.host_bytes / kMiB, slot / kMiB);
@@ -109,7 +121,8 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
   const ExpertDeviceFactory make_device =
       options_.make_device ? options_.make_device : [](int, const ExpertLayout&) { return std::make_unique<CpuExpertDevice>(); };
   std::vector<std::byte> staging;  // the plan's pinned experts on their way to a device
-  for (int d = 0; d < options_.devices; ++d) {
+  devices_.resize(size_t(options_.devices));
+  for (int d = first_device_; d < first_device_ + local_devices_; ++d) {
     auto dev = std::make_unique<Device>();
     dev->device = make_device(d, backing_.layout());
     const uint64_t pinned_bytes = pinned[size_t(d)].size() * slot;
@@ -139,9 +152,9 @@ OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, Offloa
         *dev->cache, [this, raw](ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled) {
           return fill(*raw, key, dst, cancelled);
         });
-    devices_.push_back(std::move(dev));
+    devices_[size_t(d)] = std::move(dev);
   }
-  if (options_.make_communicator && options_.devices > 1) communicator_ = options_.make_communicator(options_.devices);
+  if (options_.make_communicator && options_.devices > 1 && !options_.ranks) communicator_ = options_.make_communicator(options_.devices);
   else communicator_ = std::make_unique<InProcessCommunicator>(options_.devices);
 }
 
@@ -158,7 +171,8 @@ bool OffloadedExperts::fill(Device& device, ExpertKey key, std::byte* dst, const
 }
 
 OffloadedExperts::~OffloadedExperts() {
-  for (auto& d : devices_) d->engine.reset();  // copy threads stop before the caches go
+  for (auto& d : devices_)
+    if (d) d->engine.reset();  // copy threads stop before the caches go
 }
 
 int OffloadedExperts::device_of(ExpertKey key, std::vector<int64_t>* load) const {
@@ -168,7 +182,7 @@ int OffloadedExperts::device_of(ExpertKey key, std::vector<int64_t>* load) const
   // EPLB balances them); an offloaded expert has one device.
   int best = -1;
   for (int d : it->second)
-    if (devices_[size_t(d)]->pinned.count(key) && (best < 0 || (load && (*load)[size_t(d)] < (*load)[size_t(best)]))) best = d;
+    if (pinned_on_[size_t(d)].count(key) && (best < 0 || (load && (*load)[size_t(d)] < (*load)[size_t(best)]))) best = d;
   return best >= 0 ? best : it->second.front();
 }
 
@@ -217,7 +231,8 @@ void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, i
 
 void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) {
   const int sparse = transformer_.config().moe_layer_index(layer);
-  for (auto& d : devices_) d->cache->set_current_layer(sparse);
+  for (auto& d : devices_)
+    if (d) d->cache->set_current_layer(sparse);
   const std::vector<model::ExpertGroup> groups = model::group_by_expert(routing);
   // Bypass and host copies go to buffers kept across layers (a fresh 5-50 MiB buffer per expert
   // would cost its page faults on every use); a member, so it outlives the tasks' copies. It
@@ -237,6 +252,10 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     t.key = ExpertKey{layer, groups[i].expert};
     t.device = device_of(t.key, &load);
     load[size_t(t.device)] += int64_t(groups[i].tokens.size());
+    if (!owns(t.device)) {
+      t.kind = Task::kRemote;
+      continue;
+    }
     Device& dev = *devices_[size_t(t.device)];
     ++stats_.uses;
     if (const auto it = dev.pinned.find(t.key); it != dev.pinned.end()) {
@@ -299,8 +318,12 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   std::vector<std::vector<float>>& rows = rows_;  // reused across layers: their capacity stays
   std::vector<std::vector<float>>& results = results_;
   if (rows.size() < tasks.size()) rows.resize(tasks.size()), results.resize(tasks.size());
-  if (N == 1) {
-    for (size_t i = 0; i < tasks.size(); ++i) model::gather_rows(x, hidden, *tasks[i].group, rows[i]);
+  // Across processes every rank holds every token (the dense part is replicated), so its tasks
+  // gather their rows where they are.
+  const bool ranked = options_.ranks != nullptr;
+  if (N == 1 || ranked) {
+    for (size_t i = 0; i < tasks.size(); ++i)
+      if (tasks[i].kind != Task::kRemote) model::gather_rows(x, hidden, *tasks[i].group, rows[i]);
   } else {
     dispatch(tasks, x, hidden, rows);
   }
@@ -345,24 +368,63 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       t.handle.release();
     }
   };
-  bool concurrent = N > 1;
-  for (const auto& dev : devices_) concurrent = concurrent && dev->device->concurrent();
+  const int first = first_device_, last = first_device_ + local_devices_;
+  bool concurrent = local_devices_ > 1;
+  for (int d = first; d < last; ++d) concurrent = concurrent && devices_[size_t(d)]->device->concurrent();
   if (concurrent) {
     std::vector<std::future<void>> running;
-    for (int d = 0; d < N; ++d) running.push_back(std::async(std::launch::async, work, d));
+    for (int d = first; d < last; ++d) running.push_back(std::async(std::launch::async, work, d));
     for (auto& r : running) r.wait();
     for (auto& r : running) r.get();  // the first device's error, after every device stopped
   } else {
-    for (int d = 0; d < N; ++d) work(d);
+    for (int d = first; d < last; ++d) work(d);
   }
   for (double s : stalled) stats_.stall_seconds += s;
 
   // The results go back where their tokens live and land in the assignments' rows.
   if (N == 1) {
     for (size_t i = 0; i < tasks.size(); ++i) model::scatter_rows(results[i].data(), hidden, *tasks[i].group, out);
+  } else if (ranked) {
+    exchange_with_ranks(tasks, results, hidden, out);
   } else {
     combine(tasks, results, hidden, out);
   }
+}
+
+// Across processes: each rank's results land in its own `out` at their assignments, and travel
+// to every other rank (each runs the rest of the layer on every token) in one exchange, where
+// they land at theirs. A row lands where it would in one process, so the sums downstream add
+// the same values in the same order: the same bits whatever the ranks.
+void OffloadedExperts::exchange_with_ranks(const std::vector<Task>& tasks, const std::vector<std::vector<float>>& results,
+                                           int64_t hidden, float* out) {
+  const auto start = std::chrono::steady_clock::now();
+  RankCommunicator& ranks = *options_.ranks;
+  const int R = ranks.size(), me = ranks.rank();
+  const auto rank_of = [&](int device) { return device / local_devices_; };
+  std::vector<int64_t> rows_of(size_t(R), 0);  // result rows each rank computed, in task order
+  for (const Task& t : tasks) rows_of[size_t(rank_of(t.device))] += int64_t(t.group->tokens.size());
+  rank_send_.resize(size_t(rows_of[size_t(me)] * hidden));
+  float* at = rank_send_.data();
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    if (tasks[i].kind == Task::kRemote) continue;
+    model::scatter_rows(results[i].data(), hidden, *tasks[i].group, out);
+    at = std::copy(results[i].begin(), results[i].end(), at);
+  }
+  // The same rows to every other rank (all from offset 0); each peer's rows after the last.
+  std::vector<int64_t> send_rows(size_t(R), rows_of[size_t(me)]), send_offsets(size_t(R), 0);
+  std::vector<int64_t> recv_rows = rows_of, recv_offsets(size_t(R), 0);
+  send_rows[size_t(me)] = recv_rows[size_t(me)] = 0;
+  for (int r = 1; r < R; ++r) recv_offsets[size_t(r)] = recv_offsets[size_t(r) - 1] + recv_rows[size_t(r) - 1];
+  rank_recv_.resize(size_t((recv_offsets.back() + recv_rows.back()) * hidden));
+  ranks.all_to_all(rank_send_.data(), send_rows, send_offsets, rank_recv_.data(), recv_rows, recv_offsets, hidden);
+  std::vector<int64_t> cursor = recv_offsets;
+  for (const Task& t : tasks) {
+    if (t.kind != Task::kRemote) continue;
+    int64_t& row = cursor[size_t(rank_of(t.device))];
+    for (size_t j = 0; j < t.group->tokens.size(); ++j, ++row)
+      std::copy_n(rank_recv_.data() + row * hidden, hidden, out + int64_t(t.group->assignments[j]) * hidden);
+  }
+  stats_.rank_exchange_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // Token t's rows go from device t % N to the device of each of its experts' tasks; each task's
@@ -428,6 +490,7 @@ void OffloadedExperts::prefetch(int layer, const float* x, int64_t m, const mode
   }
   for (const ExpertKey key : predictor_->predict(layer, x, m, routing)) {
     const int d = device_of(key, nullptr);
+    if (!owns(d)) continue;  // another rank's: it guesses the same and copies it there
     Device& dev = *devices_[size_t(d)];
     if (dev.pinned.count(key) || dev.cache->state(key) != ExpertCache::State::kAbsent) continue;
     std::byte* slot = dev.cache->reserve(key);
@@ -445,11 +508,19 @@ OffloadStats OffloadedExperts::stats() const {
   s.bytes_host_to_device = bytes_h2d_.load();
   s.bytes_nvme_to_host = backing_.bytes_read();
   s.bytes_between_devices = communicator_->bytes_moved();
+  if (const RankCommunicator* ranks = options_.ranks.get()) {
+    s.bytes_between_ranks = ranks->bytes_sent();
+    s.rank_exchanges = ranks->exchanges();
+    s.rank_collective_seconds = ranks->seconds();
+  }
   return s;
 }
 
 }  // namespace moe::offload
 
 namespace moe::offload {
-int OffloadedExperts::cache_slots(int device) const { return devices_.at(size_t(device))->cache->slots(); }
+int OffloadedExperts::cache_slots(int device) const {
+  MOE_CHECK(owns(device), ErrorCode::kInvalidArgument, "device {} belongs to another rank", device);
+  return devices_[size_t(device)]->cache->slots();
+}
 }  // namespace moe::offload

@@ -57,6 +57,12 @@ struct OffloadOptions {
   ExpertDeviceFactory make_device;  // the devices' backend; CPU virtual devices when empty
   // The all-to-all among the devices (NCCL for GPUs); in-process when empty.
   std::function<std::unique_ptr<Communicator>(int devices)> make_communicator;
+  // Several processes (mpirun): `devices` counts every rank's devices, rank r owning
+  // `local_devices` of them from r * local_devices. This process builds slots, pins and host
+  // copies for its own devices only and computes their tasks; the other ranks' results arrive
+  // through `ranks`, one exchange per MoE layer. Null: one process owning every device.
+  std::shared_ptr<RankCommunicator> ranks;
+  int local_devices = 0;  // with `ranks`: devices per rank
 };
 
 struct OffloadStats {
@@ -67,6 +73,11 @@ struct OffloadStats {
   uint64_t prefetches = 0, prefetches_used = 0, prefetches_cancelled = 0;
   uint64_t offloaded_uses = 0, offloaded_uses_prefetched = 0;
   uint64_t late_hits = 0;  // a prefetch still in flight when used: it waited (a stall), not a hit
+  // Under mpirun: this rank's share of the uses above (its own devices' tasks), and its exchanges
+  // of results with the other ranks.
+  uint64_t bytes_between_ranks = 0, rank_exchanges = 0;
+  double rank_exchange_seconds = 0;    // the executor's whole exchange: packing, the collective, unpacking
+  double rank_collective_seconds = 0;  // the collective's call alone (waiting for the slowest rank included)
   double precision() const { return prefetches ? double(prefetches_used) / double(prefetches) : 0; }
   double recall() const { return offloaded_uses ? double(offloaded_uses_prefetched) / double(offloaded_uses) : 0; }
 };
@@ -80,7 +91,9 @@ class OffloadedExperts final : public model::ExpertRunner {
 
   void run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) override;
   OffloadStats stats() const;
-  int cache_slots(int device) const;
+  int cache_slots(int device) const;  // a device of this process
+  int first_device() const { return first_device_; }  // this process's first device
+  RankCommunicator* ranks() const { return options_.ranks.get(); }
   uint64_t expert_bytes() const { return backing_.layout().bytes; }
   std::string expert_format() const { return backing_.format(); }  // "bf16", "int8:g32"
   bool experts_from_store() const { return backing_.from_store(); }
@@ -92,6 +105,9 @@ class OffloadedExperts final : public model::ExpertRunner {
   void compute(const Task& task, const float* rows, int64_t m, int64_t hidden, float* results);
   void dispatch(const std::vector<Task>& tasks, const float* x, int64_t hidden, std::vector<std::vector<float>>& rows);
   void combine(const std::vector<Task>& tasks, const std::vector<std::vector<float>>& results, int64_t hidden, float* out);
+  void exchange_with_ranks(const std::vector<Task>& tasks, const std::vector<std::vector<float>>& results, int64_t hidden,
+                           float* out);
+  bool owns(int device) const { return device >= first_device_ && device < first_device_ + local_devices_; }
   void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
   void fetch_into(ExpertKey key, std::byte* dst);  // from the host tier, counting where it came from
   std::shared_future<void> stream_in(ExpertKey key, std::vector<std::byte>& buffer);
@@ -103,7 +119,10 @@ class OffloadedExperts final : public model::ExpertRunner {
   std::unique_ptr<Predictor> predictor_;
   ExpertBacking backing_;
   HostTier host_;
-  std::vector<std::unique_ptr<Device>> devices_;
+  std::vector<std::unique_ptr<Device>> devices_;  // null for another rank's devices
+  int first_device_ = 0, local_devices_ = 0;     // the devices this process owns
+  std::vector<std::unordered_set<ExpertKey, ExpertKeyHash>> pinned_on_;  // per device, from the plan: every rank knows all
+  std::vector<float> rank_send_, rank_recv_;      // reused across layers
   std::unique_ptr<Communicator> communicator_;
   std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
   std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used

@@ -11,6 +11,8 @@
 #include "runtime/core/memory_limit.h"
 #include "runtime/core/memory_usage.h"
 #include "runtime/core/size_parse.h"
+#include "offload/executor/process_group.h"
+#include "runtime/engine/rank_layout.h"
 #include "runtime/engine/weight_report.h"
 #include "runtime/model/synthetic_weights.h"
 #include "runtime/model/weight_walk.h"
@@ -18,6 +20,7 @@
 #include "kernels/cuda/device.h"
 #include "offload/gpu/cuda_expert_device.h"
 #include "offload/gpu/nccl_communicator.h"
+#include "offload/gpu/nccl_rank_communicator.h"
 #include "runtime/cuda/cuda_attention.h"
 #include "runtime/cuda/cuda_linear.h"
 #include "runtime/cuda/device_arena.h"
@@ -60,6 +63,11 @@ const char* experts_in_process_memory(const model::LoadedModel& m) {
 std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f) {
   const bool cuda = f.backend == "cuda";
   if (f.mem_limit == "none") return std::nullopt;  // the user asks for the weights in place (or the hand budgets)
+  if (offload::process_count() > 1) {  // the split is one process's; under mpirun the flags decide
+    MOE_CHECK(f.mem_limit.empty(), ErrorCode::kUnsupported,
+              "--mem-limit splits one process's memory: under mpirun give --gpu-mem (and --host-mem) per rank");
+    return std::nullopt;
+  }
   if (!f.auto_tiers || (cuda ? !f.plan.empty() || f.host_mem != "0" : f.hand_budgets())) {
     MOE_CHECK(f.mem_limit.empty(), ErrorCode::kInvalidArgument,
               "--mem-limit chooses the split itself: give it without {}", cuda ? "--host-mem and --plan" : "--gpu-mem, --host-mem and --plan");
@@ -194,7 +202,10 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
     routed->second += d.num_assignments();
   });
   const std::optional<TierChoice> tiers = choose_automatic_tiers(f);
-  if (!f.offloading() && !(tiers && tiers->offload)) {
+  offload::ProcessGroup* group = offload::process_group();
+  if (group) group->set_timeout(f.rank_timeout);
+  const bool ranked = group && group->size() > 1;  // experts sharded over the ranks' devices
+  if (!f.offloading() && !ranked && !(tiers && tiers->offload)) {
     MOE_CHECK((f.prefetch == "none" && f.miss == "wait") || tiers, ErrorCode::kInvalidArgument,
               "--prefetch and --miss need offloading (--gpu-mem, --plan or --devices)");
     if (tiers && tiers->read_ahead) read_chosen_experts_ahead();
@@ -211,8 +222,12 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   if (!f.plan.empty()) {
     plan_ = placement::load_plan(f.plan);
     o.plan = &plan_;
-    if (f.devices == 1) o.devices = plan_.devices_size();
   }
+  const RankLayout layout = rank_layout(f.devices, o.plan, ranked ? group->size() : 1, ranked ? group->rank() : 0);
+  o.devices = layout.devices();
+  o.local_devices = layout.local_devices;
+  const int first_device = layout.rank * layout.local_devices;
+  local_devices_ = layout.local_devices;
   if (const auto* store = dynamic_cast<const offload::StoreWeightSource*>(model.source.get())) o.store = store->store();
   o.device_bytes = f.gpu_mem.empty() ? uint64_t(1) << 62 : parse_byte_size(f.gpu_mem);
   if (tiers && tiers->offload) {
@@ -224,28 +239,33 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   if (tiers && tiers->offload && f.backend != "cuda" && !f.profile_trace.empty()) pin_from_routing(f, o);
   if (f.backend == "cuda") {
 #if MOE_HAVE_CUDA
+    // This rank's GPUs: the ranks of one node take its GPUs in turn.
+    const int first_gpu = ranked ? group->node_rank() * layout.local_devices : 0;
     // One arena per GPU for the budget: GPU 0 holds the resident dense weights and the KV mirror
     // too; the expert cache of every GPU gets what is left (placement/cost/gpu_memory.h).
     uint64_t budget = o.device_bytes;
     if (f.gpu_mem.empty()) {  // what every GPU has free, less 1 GiB for the CUDA context, cuBLAS and NCCL
       budget = UINT64_MAX;
-      for (int d = 0; d < o.devices; ++d) budget = std::min(budget, cuda::free_memory(d));
+      for (int d = 0; d < layout.local_devices; ++d) budget = std::min(budget, cuda::free_memory(first_gpu + d));
       budget = budget > (uint64_t(1) << 30) ? budget - (uint64_t(1) << 30) : 0;
     }
     const placement::ModelShape shape = placement::model_shape(model.config, "");
     const uint64_t slot = offload::ExpertBacking(t.weights(), nullptr).layout().bytes;  // as the executor cuts them
     const placement::GpuMemorySplit split = placement::split_gpu_memory(shape, budget, f.context, slot);
     std::vector<cuda::DeviceArena*> arenas;
-    for (int d = 0; d < o.devices; ++d) {
-      arenas_.push_back(std::make_shared<cuda::DeviceArena>(d, split.arena(d)));
+    for (int d = 0; d < layout.local_devices; ++d) {
+      arenas_.push_back(std::make_shared<cuda::DeviceArena>(first_gpu + d, split.arena(d)));  // each rank runs the dense part on its first GPU
       arenas.push_back(arenas_.back().get());
     }
     gpu_split_ = fmt::format("budget {}: dense weights {}, KV cache {} ({} tokens), scratch {}, experts {}", format_bytes(budget),
                              format_bytes(split.dense), format_bytes(split.kv), f.context, format_bytes(split.scratch),
                              format_bytes(split.experts));
     o.device_bytes = split.experts;
-    o.make_device = offload::cuda_expert_devices(std::move(arenas));
+    o.make_device = [local = offload::cuda_expert_devices(std::move(arenas)), first_device](int d, const offload::ExpertLayout& l) {
+      return local(d - first_device, l);  // the executor numbers every rank's devices
+    };
     o.make_communicator = [](int devices) { return std::make_unique<offload::NcclCommunicator>(devices); };
+    if (ranked) o.ranks = std::make_shared<offload::NcclRankCommunicator>(*group, first_gpu);
     // Attention's projections, dense and shared MLPs and the LM head resident on GPU 0, and
     // attention over a device copy of the KV cache, both in GPU 0's arena.
     linear_ = std::make_unique<cuda::CudaLinear>(*arenas_.front());
@@ -256,10 +276,11 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
     fail(ErrorCode::kUnsupported, "--backend cuda: this build has no CUDA backend (nvcc was not found when it was built)");
 #endif
   }
+  if (ranked && !o.ranks) o.ranks = group->make_communicator();
   runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
   t.set_expert_runner(runner_.get());
   summary_ = fmt::format("{}{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {} (admission {}), prefetch {}, miss {}",
-                         tiers && tiers->offload ? "automatic (--explain says why): " : "", f.backend, o.devices, runner_->cache_slots(0), format_bytes(runner_->expert_bytes()),
+                         tiers && tiers->offload ? "automatic (--explain says why): " : "", f.backend, o.devices, runner_->cache_slots(first_device), format_bytes(runner_->expert_bytes()),
                          runner_->expert_format(), runner_->experts_from_store() ? " read from the store" : "",
                          format_bytes(o.host_bytes), o.policy, o.admission, f.prefetch, o.miss);
 }
@@ -354,6 +375,10 @@ nlohmann::json Engine::stats_json() const {
                   {"prefetches", s.prefetches},
                   {"prefetch_precision", s.precision()},
                   {"prefetch_recall", s.recall()}};
+  if (const offload::RankCommunicator* ranks = runner_->ranks())
+    j["ranks"] = {{"ranks", ranks->size()}, {"rank", ranks->rank()}, {"first_device", runner_->first_device()},
+                  {"exchanges", s.rank_exchanges}, {"bytes_sent", s.bytes_between_ranks},
+                  {"exchange_seconds", s.rank_exchange_seconds}, {"collective_seconds", s.rank_collective_seconds}};
   if (const nlohmann::json gpu = gpu_json(); !gpu.empty()) j["gpu"] = gpu;
   return j;
 }
@@ -386,6 +411,11 @@ std::string Engine::stats_text() const {
   out += fmt::format("[bytes: NVMe->host {}, host->device {}, between devices {}; prefetch {} copies, precision {:.1f}%, recall {:.1f}%]\n",
                      format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),
                      format_bytes(s.bytes_between_devices), s.prefetches, 100 * s.precision(), 100 * s.recall());
+  if (const offload::RankCommunicator* ranks = runner_->ranks())
+    out += fmt::format("[ranks: {} processes, figures above are rank {}'s (devices {}..{}); {} exchanges of expert results, "
+                       "{} sent, {:.3f} s exchanging]\n",
+                       ranks->size(), ranks->rank(), runner_->first_device(), runner_->first_device() + local_devices_ - 1,
+                       s.rank_exchanges, format_bytes(s.bytes_between_ranks), s.rank_exchange_seconds);
   if (const nlohmann::json g = gpu_json(); !g.empty())
     out += fmt::format(
         "[gpu {}: {}; arena {} of {} used: expert slots {}, resident dense weights {} ({} products left on the CPU), KV cache "

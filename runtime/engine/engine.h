@@ -40,6 +40,8 @@ struct EngineOptions {
   std::string mem_limit;    // a size, "" (what the machine allows) or "none" (no split: in place)
   bool auto_tiers = true;  // false: the hand flags alone (benchmarks that sweep budgets)
   bool explain = false;    // callers print Engine::placement_text()
+  // Under mpirun: seconds any exchange waits for the other ranks before the run fails.
+  double rank_timeout = 60;
   bool offloading() const { return !gpu_mem.empty() || !plan.empty() || devices > 1 || backend != "cpu"; }
   bool hand_budgets() const { return !gpu_mem.empty() || !plan.empty() || host_mem != "0"; }
 };
@@ -94,6 +96,7 @@ class Engine {
   std::unique_ptr<model::LoadedModel> reference_;
   std::unique_ptr<model::LogitComparison> comparison_;
   std::string summary_;
+  int local_devices_ = 1;  // devices this process owns (under mpirun, of ranks x local_devices)
   nlohmann::json placement_;
 };
 

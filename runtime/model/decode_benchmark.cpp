@@ -12,7 +12,7 @@
 namespace moe::model {
 
 DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens, bool warm_up,
-                                     LogitComparison* compare) {
+                                     LogitComparison* compare, const std::function<void()>& on_decode_start) {
   const loading::ModelConfig& c = model.config();
   DecodeBenchmark b;
   b.prompt_tokens = prompt_tokens;
@@ -45,6 +45,7 @@ DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int 
     seen.reserve(size_t(decode_tokens + 1) * logits.size());
     seen = logits;
   }
+  if (on_decode_start) on_decode_start();
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < decode_tokens; ++i) {
     const int32_t token = argmax(logits);

@@ -5,6 +5,7 @@
 // threads can read memory, both measured in the same run. The prompt's prefill is timed too,
 // its weight multiply-adds per second beside the f32 FMA peak of all threads, measured now.
 #include <cstdint>
+#include <functional>
 
 #include "runtime/model/logit_comparison.h"
 #include "runtime/model/transformer.h"
@@ -31,7 +32,8 @@ struct DecodeBenchmark {
 // warm_up: run the prompt once untimed first (leave it off where that would change what is
 // measured: a replayed trace's position, an offloading cache's contents). With `compare`, the
 // decoded sequence and its logits go to it after the timing (int8/int4 weights against the checkpoint's).
+// `on_decode_start` runs between the prefill and the first timed decode step.
 DecodeBenchmark run_decode_benchmark(Transformer& model, int prompt_tokens, int decode_tokens, bool warm_up = false,
-                                     LogitComparison* compare = nullptr);
+                                     LogitComparison* compare = nullptr, const std::function<void()>& on_decode_start = {});
 
 }  // namespace moe::model

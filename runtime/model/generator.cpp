@@ -39,7 +39,9 @@ Generation generate(Transformer& model, std::span<const int32_t> prompt, const G
       const int32_t previous = result.tokens.back();
       logits = model.forward(std::span(&previous, 1), cache);
     }
-    const int32_t token = sampler.sample(logits);
+    if (options.on_logits) options.on_logits(logits);
+    int32_t token = sampler.sample(logits);
+    if (options.agree_token) token = options.agree_token(token);
     result.tokens.push_back(token);
     const bool keep_going = !on_token || on_token(token);
     if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) != options.stop_tokens.end()) {

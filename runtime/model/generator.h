@@ -16,6 +16,11 @@ struct GenerationOptions {
   int max_new_tokens = 32;
   SamplingOptions sampling;
   std::vector<int32_t> stop_tokens;  // generation ends after producing one of these
+  // Each step's logits before its token is sampled (`moe run --logits-out`).
+  std::function<void(std::span<const float> logits)> on_logits;
+  // Several processes: the sampled token goes through this and generation continues with what
+  // it returns (rank 0's token, broadcast), so ranks can never diverge.
+  std::function<int32_t(int32_t token)> agree_token;
 };
 
 struct GenerationStats {
