@@ -3,6 +3,7 @@
 // the metrics' exposition format.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 
 #include "runtime/core/error.h"
@@ -131,11 +132,18 @@ TEST(ServingEngine, GivesEachRequestItsTokensAloneAndFreesCancelledOnes) {
   const std::vector<int32_t> a = {1, 2, 3}, b = {4, 5};
   const auto alone_a = model::generate(t, a, o).tokens, alone_b = model::generate(t, b, o).tokens;
   ServingEngine engine(std::make_unique<engine::Scheduler>(t, t.make_kv_pool(4, 32)), 8);
+  // Steps slowed until the cancel lands: the tiny model's 60 tokens take well under a
+  // millisecond, so a test thread descheduled between submit and cancel saw them all finish.
+  std::atomic<bool> cancelled{false};
+  engine.set_step_observer([&](int64_t, double) {
+    if (!cancelled.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
   auto sa = engine.submit(a, o), sb = engine.submit(b, o);
   model::GenerationOptions long_one = o;
   long_one.max_new_tokens = 60;
   auto sc = engine.submit({7, 8, 9}, long_one);
   sc->cancel();
+  cancelled = true;
   std::string reason;
   EXPECT_EQ(drain(*sa), alone_a);
   EXPECT_EQ(drain(*sb), alone_b);
