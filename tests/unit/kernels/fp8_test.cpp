@@ -95,6 +95,70 @@ TEST(Fp8, BlockScalesCoverPartialEdgeBlocks) {
 
 // The FP8 path and the same values as f32 through the ordinary kernels: the same bits, on odd
 // shapes with partial blocks, any batch, every instruction set.
+// Every byte value, in every column position of a block, with scales that are tiny, ordinary,
+// large and at the edge of the range: the kernels' widening (bit moves, the block scale with its
+// 2^8 folded in) gives the dequantised matrix's bits; a NaN byte gives a NaN.
+TEST(Fp8, EveryCodeAndScaleGivesTheDequantisedBits) {
+  const int64_t rows = 8, cols = 256 + 19;
+  std::vector<uint8_t> codes(size_t(rows * cols));
+  for (size_t i = 0; i < codes.size(); ++i) {
+    codes[i] = uint8_t((i * 37 + i / size_t(cols)) % 256);
+    if ((codes[i] & 0x7F) == 0x7F) codes[i] ^= 0x01;  // NaN bytes apart, below
+  }
+  for (const float scale : {1e-30f, 3.7e-3f, 0.37f, 1e20f, 0x1p119f, 0x1p125f}) {
+    const int block = 64;
+    std::vector<float> scales(size_t(fp8_blocks(rows, block) * fp8_blocks(cols, block)), scale);
+    scales[1] = scale / 3;
+    WeightMatrix w;
+    w.data = codes.data();
+    w.dtype = DType::kF8E4M3;
+    w.rows = rows;
+    w.cols = cols;
+    w.block_scales = scales.data();
+    w.block_rows = w.block_cols = block;
+    w.block_stride = fp8_blocks(cols, block);
+    std::vector<float> dequantised(size_t(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        dequantised[size_t(r * cols + c)] = e4m3_value(codes[size_t(r * cols + c)]) * scales[size_t(r / block * w.block_stride + c / block)];
+    WeightMatrix f32;
+    f32.data = dequantised.data();
+    f32.dtype = DType::kF32;
+    f32.rows = rows;
+    f32.cols = cols;
+    for (int64_t m : {1, 5}) {
+      const std::vector<float> x = random_floats(size_t(m * cols), 5 + uint32_t(m), 1e-3f);
+      std::vector<float> want(size_t(m * rows)), got(size_t(m * rows));
+      for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) {
+        set_isa(isa);
+        matmul(x.data(), m, f32, want.data());
+        matmul(x.data(), m, w, got.data());
+        EXPECT_TRUE(same_bits(got, want)) << "scale " << scale << " m " << m << " " << isa_name(active_isa());
+      }
+      set_isa(Isa::kAvx512);
+    }
+  }
+  std::vector<uint8_t> nan_row(64, 0x38);
+  nan_row[17] = 0xFF;
+  const float one = 1.0f;
+  WeightMatrix w;
+  w.data = nan_row.data();
+  w.dtype = DType::kF8E4M3;
+  w.rows = 1;
+  w.cols = 64;
+  w.block_scales = &one;
+  w.block_rows = w.block_cols = 128;
+  w.block_stride = 1;
+  const std::vector<float> x(64, 1.0f);
+  for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) {
+    set_isa(isa);
+    float y = 0;
+    matmul(x.data(), 1, w, &y);
+    EXPECT_TRUE(std::isnan(y)) << isa_name(active_isa());
+  }
+  set_isa(Isa::kAvx512);
+}
+
 TEST(Fp8, MatmulGivesTheDequantisedMatrixsBits) {
   for (const auto& [rows, cols, block] : {std::tuple{37, 45, 16}, {64, 128, 128}, {130, 200, 128}, {9, 31, 8}}) {
     const std::vector<float> values = random_floats(size_t(rows * cols), 7 + rows, 0.05f);
