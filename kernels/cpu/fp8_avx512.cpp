@@ -22,19 +22,13 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/cpu/fp8_widen_avx512.h"  // inside the region: its code is AVX-512
+
 namespace moe::cpu::detail {
 namespace {
 
 // 16 e4m3 values at q as exact f32.
-inline __m512 widen16(const uint8_t* q) {
-  const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-  const __m512i magnitude = _mm512_and_si512(c, _mm512_set1_epi32(0x7F));
-  const __m512i bits = _mm512_or_si512(_mm512_slli_epi32(magnitude, 20),
-                                       _mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x80)), 24));
-  const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(0x1p120f));
-  const __mmask16 nan = _mm512_cmpeq_epi32_mask(magnitude, _mm512_set1_epi32(0x7F));
-  return _mm512_mask_blend_ps(nan, v, _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN()));
-}
+inline __m512 widen16(const uint8_t* q) { return e4m3_widen16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))); }
 
 // The scales of columns [c, c + 16) for increasing c, walking the row's blocks (no division on
 // the hot path; a chunk across a block edge, rare, is filled element by element).

@@ -31,7 +31,7 @@ constexpr int kMaxTokens = 3;  // tokens in a register tile
 // through the register tiles (3 rows x 3 tokens), which is faster up to where the panel's
 // widening is shared by enough tokens (2 threads, weights from memory: bf16 up to 12 tokens
 // 1.1-1.9x the panel, int4 up to 8, even at 12; int8's costlier widening pays from 8).
-int pack_from(DType dtype) { return dtype == DType::kI8 ? 8 : dtype == DType::kI4 ? 12 : 14; }
+int pack_from(DType dtype) { return dtype == DType::kI8 || dtype == DType::kF8E4M3 ? 8 : dtype == DType::kI4 ? 12 : 14; }
 
 enum class Layout { kNatural, kPaired, kNibble };
 
@@ -71,6 +71,13 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
     // Chunks past the columns (a tail block's) take the last group: read, then masked away.
     for (size_t i = 0; i < input.groups.size(); ++i) input.groups[i] = int32_t(std::min<int64_t>(int64_t(i) * unit / gs, last));
   }
+  if (w.dtype == DType::kF8E4M3) {
+    input.groups.resize(size_t(padded / kLanes));
+    for (size_t b = 0; b < input.groups.size(); ++b)  // a tail block's columns past the end take its first's
+      input.groups[b] = int32_t((int64_t(b) * kLanes + w.block_col0) / w.block_cols);
+    input.scale_rows.resize(size_t(w.rows));
+    for (int64_t r = 0; r < w.rows; ++r) input.scale_rows[size_t(r)] = (r + w.block_row0) / w.block_rows * w.block_stride;
+  }
   if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < pack_from(w.dtype)) {  // already in layout
     input.x = job.x;
     input.stride = w.cols;
@@ -87,6 +94,11 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
   input.x = prepared;
   input.stride = stride;
   input.half_offset = half_offset;
+}
+
+bool avx512_takes_fp8(const MatmulJob& job) {
+  const WeightMatrix& w = *job.w;
+  return job.m >= pack_from(DType::kF8E4M3) && w.block_cols % kLanes == 0 && w.block_col0 % kLanes == 0;
 }
 
 }  // namespace moe::cpu::detail
@@ -106,6 +118,8 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+
+#include "kernels/cpu/fp8_widen_avx512.h"  // inside the region: its code is AVX-512
 
 namespace moe::cpu::detail {
 namespace {
@@ -305,6 +319,30 @@ struct I4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
   }
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
     widen(r, b, _mm_maskz_loadu_epi8(__mmask16((1u << (n / 2)) - 1), at(r, b)), a, c);
+  }
+};
+
+// FP8 (e4m3fn) with block scales: a 32-column block lies in one scale block (avx512_takes_fp8),
+// whose scale multiplies each exact value once, as the portable path does.
+struct Fp8Rows : RowBlocks<uint8_t> {
+  static constexpr Layout kLayout = Layout::kNatural;
+  const float* scales;
+  const int64_t* scale_rows;  // per row
+  const int32_t* columns;     // per block: its scale's column
+  __m512 scale(int64_t r, int64_t b) const { return _mm512_set1_ps(scales[scale_rows[r] + columns[b]]); }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    const uint8_t* p = at(r, b);
+    const __m512 s = scale(r, b);
+    a = _mm512_mul_ps(e4m3_widen16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), s);
+    c = _mm512_mul_ps(e4m3_widen16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))), s);
+  }
+  void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
+    __mmask16 k0, k1;
+    tail_masks<kLayout>(n, k0, k1);
+    const uint8_t* p = at(r, b);
+    const __m512 s = scale(r, b);
+    a = _mm512_mul_ps(e4m3_widen16(_mm_maskz_loadu_epi8(k0, p)), s);
+    c = _mm512_mul_ps(e4m3_widen16(_mm_maskz_loadu_epi8(k1, p + 16)), s);
   }
 };
 
@@ -757,6 +795,9 @@ void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_
       if (in.block_uniform) return rows_with(I4Rows<true>{{base, w.cols / 2}, s}, job, in, r0, r1);
       return rows_with(I4Rows<false>{{base, w.cols / 2}, s}, job, in, r0, r1);
     }
+    case DType::kF8E4M3:
+      return rows_with(Fp8Rows{{static_cast<const uint8_t*>(w.data), w.stride()}, w.block_scales, in.scale_rows.data(), in.groups.data()},
+                       job, in, r0, r1);
     default: return;
   }
 }

@@ -78,10 +78,15 @@ struct Avx512Input {
   // Where a block's slots 16-31 are from its slots 0-15: 16 (in place), or half a row on for
   // the panel's half-major layout.
   int64_t half_offset = 16;
-  std::vector<int32_t> groups;  // int8/int4: the scale group of each 8-column chunk (or 32-column block)
+  std::vector<int32_t> groups;  // int8/int4: the scale group of each 8-column chunk (or 32-column block);
+                                // fp8: the block-scale column of each 32-column block
+  std::vector<int64_t> scale_rows;  // fp8: where each weight row's block scales start
   bool block_uniform = false;   // every 32-column block lies in one scale group
 };
 void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input);
+// FP8 batches whose 32-column blocks each lie in one scale block go through the panel (and its
+// widening once for all the tokens); others take matmul_fp8.h's path.
+bool avx512_takes_fp8(const MatmulJob& job);
 void rows_avx512(const MatmulJob& job, const Avx512Input& input, int64_t r0, int64_t r1);
 
 bool cpu_has_avx2();
