@@ -98,7 +98,7 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
 
 bool avx512_takes_fp8(const MatmulJob& job) {
   const WeightMatrix& w = *job.w;
-  return job.m >= pack_from(DType::kF8E4M3) && w.block_cols % kLanes == 0 && w.block_col0 % kLanes == 0;
+  return w.block_cols % kLanes == 0 && w.block_col0 % kLanes == 0;
 }
 
 }  // namespace moe::cpu::detail

@@ -84,8 +84,8 @@ struct Avx512Input {
   bool block_uniform = false;   // every 32-column block lies in one scale group
 };
 void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input);
-// FP8 batches whose 32-column blocks each lie in one scale block go through the panel (and its
-// widening once for all the tokens); others take matmul_fp8.h's path.
+// FP8 whose 32-column blocks each lie in one scale block (DeepSeek's 128 x 128) takes the
+// AVX-512 tiles and panel like any other format; other block shapes take matmul_fp8.h's path.
 bool avx512_takes_fp8(const MatmulJob& job);
 void rows_avx512(const MatmulJob& job, const Avx512Input& input, int64_t r0, int64_t r1);
 
