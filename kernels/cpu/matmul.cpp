@@ -148,7 +148,7 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   check(w);
   if (m <= 0) return;
   const detail::MatmulJob job{x, m, &w, y, bias};
-  if (w.dtype == DType::kMxfp4)  // one path for every instruction set (its dot product is cloned per ISA)
+  if (w.dtype == DType::kMxfp4 && active_isa() != Isa::kAvx512)  // AVX-512 widens it in its tiles, as int4
     return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_mxfp4(job, r0, r1); });
   if (w.dtype == DType::kF8E4M3 && !(active_isa() == Isa::kAvx512 && detail::avx512_takes_fp8(job)))  // likewise
     return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_fp8(job, r0, r1); });

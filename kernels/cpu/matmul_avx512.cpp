@@ -31,12 +31,16 @@ constexpr int kMaxTokens = 3;  // tokens in a register tile
 // through the register tiles (3 rows x 3 tokens), which is faster up to where the panel's
 // widening is shared by enough tokens (2 threads, weights from memory: bf16 up to 12 tokens
 // 1.1-1.9x the panel, int4 up to 8, even at 12; int8's costlier widening pays from 8).
-int pack_from(DType dtype) { return dtype == DType::kI8 || dtype == DType::kF8E4M3 ? 8 : dtype == DType::kI4 ? 12 : 14; }
+int pack_from(DType dtype) {
+  return dtype == DType::kI8 || dtype == DType::kF8E4M3 ? 8 : dtype == DType::kI4 || dtype == DType::kMxfp4 ? 12 : 14;
+}
 
 enum class Layout { kNatural, kPaired, kNibble };
 
 Layout layout_of(DType dtype) {
-  return dtype == DType::kBF16 ? Layout::kPaired : dtype == DType::kI4 ? Layout::kNibble : Layout::kNatural;
+  return dtype == DType::kBF16                                ? Layout::kPaired
+         : dtype == DType::kI4 || dtype == DType::kMxfp4 ? Layout::kNibble
+                                                              : Layout::kNatural;
 }
 
 // Where lane (column in its block) c lives in a layout: slots 0..15 are register 0's, 16..31
@@ -313,6 +317,36 @@ struct I4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
       a = _mm512_mul_ps(_mm512_permutexvar_ps(i0, values()), scale);
       c = _mm512_mul_ps(_mm512_permutexvar_ps(i1, values()), scale);
     }
+  }
+  void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
+    widen(r, b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at(r, b))), a, c);
+  }
+  void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
+    widen(r, b, _mm_maskz_loadu_epi8(__mmask16((1u << (n / 2)) - 1), at(r, b)), a, c);
+  }
+};
+
+// MXFP4 (mxfp4.h): a 32-column block is one e2m1 block, its 16 bytes in int4's nibble order
+// (column 2j low, 2j+1 high), so it widens as int4 does, by one permute of a 16-entry table:
+// the e2m1 values times the block's e8m0 scale 2^(e - 127), each product the portable path's
+// (a power of two: exact, subnormal for e == 0; 0xFF NaN).
+struct Mxfp4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
+  static constexpr Layout kLayout = Layout::kNibble;
+  const uint8_t* exponents;  // [rows, blocks]
+  int64_t blocks_per_row;
+  static __m512 values() {
+    return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
+  }
+  __m512 table(int64_t r, int64_t b) const {
+    const uint32_t e = exponents[r * blocks_per_row + b];
+    const uint32_t bits = e == 0xFF ? 0x7FC00000u : e == 0 ? 0x00400000u : e << 23;
+    return _mm512_mul_ps(values(), _mm512_castsi512_ps(_mm512_set1_epi32(int32_t(bits))));
+  }
+  void widen(int64_t r, int64_t b, __m128i bytes, __m512& a, __m512& c) const {
+    const __m512i d = I4Rows<true>::broadcast(bytes);
+    const __m512 t = table(r, b);
+    a = _mm512_permutexvar_ps(_mm512_srlv_epi32(d, I4Rows<true>::shifts0()), t);
+    c = _mm512_permutexvar_ps(_mm512_srlv_epi32(d, I4Rows<true>::shifts1()), t);
   }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
     widen(r, b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at(r, b))), a, c);
@@ -795,6 +829,8 @@ void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_
       if (in.block_uniform) return rows_with(I4Rows<true>{{base, w.cols / 2}, s}, job, in, r0, r1);
       return rows_with(I4Rows<false>{{base, w.cols / 2}, s}, job, in, r0, r1);
     }
+    case DType::kMxfp4:
+      return rows_with(Mxfp4Rows{{static_cast<const uint8_t*>(w.data), w.cols / 2}, w.exponents, w.cols / kLanes}, job, in, r0, r1);
     case DType::kF8E4M3:
       return rows_with(Fp8Rows{{static_cast<const uint8_t*>(w.data), w.stride()}, w.block_scales, in.scale_rows.data(), in.groups.data()},
                        job, in, r0, r1);

@@ -17,6 +17,7 @@ namespace {
 struct MatrixSet {
   std::vector<uint8_t> data;
   std::vector<float> scales;
+  std::vector<uint8_t> exponents;  // mxfp4
   std::vector<WeightMatrix> matrices;
   size_t bytes_each = 0;
 };
@@ -30,10 +31,11 @@ MatrixSet make_set(DType dtype, int64_t rows, int64_t cols, int group_size, int 
   const bool quantised = dtype == DType::kI8 || dtype == DType::kI4;
   const EncodedMatrix one = encode_matrix(values.data(), rows, cols, dtype, quantised ? group_size : 0);
   MatrixSet s;
-  s.bytes_each = one.data.size() + one.scales.size() * sizeof(float);
+  s.bytes_each = one.data.size() + one.scales.size() * sizeof(float) + one.exponents.size();
   const size_t stride = (one.data.size() + 63) / 64 * 64;  // each matrix on its own cache lines
   s.data.resize(stride * size_t(count));
   s.scales.resize(one.scales.size() * size_t(count));
+  s.exponents.resize(one.exponents.size() * size_t(count));
   for (int i = 0; i < count; ++i) {
     std::copy(one.data.begin(), one.data.end(), s.data.begin() + ptrdiff_t(stride * size_t(i)));
     std::copy(one.scales.begin(), one.scales.end(), s.scales.begin() + ptrdiff_t(one.scales.size() * size_t(i)));
@@ -41,6 +43,10 @@ MatrixSet make_set(DType dtype, int64_t rows, int64_t cols, int group_size, int 
     w.data = s.data.data() + stride * size_t(i);
     if (quantised) w.scales = s.scales.data() + one.scales.size() * size_t(i);
     if (dtype == DType::kF8E4M3) w.block_scales = s.scales.data() + one.scales.size() * size_t(i);  // 128 x 128 blocks
+    if (dtype == DType::kMxfp4) {  // its own copy: `one`'s goes when this returns
+      std::copy(one.exponents.begin(), one.exponents.end(), s.exponents.begin() + ptrdiff_t(one.exponents.size() * size_t(i)));
+      w.exponents = s.exponents.data() + one.exponents.size() * size_t(i);
+    }
     s.matrices.push_back(w);
   }
   return s;

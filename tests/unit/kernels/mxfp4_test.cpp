@@ -134,6 +134,36 @@ TEST(Mxfp4, MatmulEqualsTheDequantisedF32Matmul) {
   EXPECT_THROW(matmul(x.data(), m, bad, got.data()), Error);
 }
 
+// Every code in every slot of a block and scales from 2^-127 (a subnormal) to 2^127, through
+// the decode tiles and the batch panel (16 tokens): the dequantised matrix's bits.
+TEST(Mxfp4, EveryCodeAndScaleGivesTheDequantisedBits) {
+  const int64_t rows = 11, cols = 128;
+  std::vector<uint8_t> blocks(size_t(rows * cols / 2)), exponents(size_t(rows * cols / kMxfp4Block));
+  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = uint8_t((i * 29 + i / 7) % 256);
+  const uint8_t chosen[] = {0, 1, 100, 127, 130, 200, 254};
+  for (size_t i = 0; i < exponents.size(); ++i) exponents[i] = chosen[i % 7];
+  WeightMatrix q;
+  q.data = blocks.data();
+  q.dtype = DType::kMxfp4;
+  q.rows = rows;
+  q.cols = cols;
+  q.exponents = exponents.data();
+  std::vector<float> dequantised(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) row_to_f32(q, r, dequantised.data() + r * cols);
+  const EncodedMatrix f = encode_matrix(dequantised.data(), rows, cols, DType::kF32);
+  for (int64_t m : {1, 5, 16}) {
+    const std::vector<float> x = random_floats(size_t(m * cols), 21 + uint32_t(m), 1e-20f);
+    std::vector<float> want(size_t(m * rows)), got(size_t(m * rows));
+    for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) {
+      set_isa(isa);
+      matmul(x.data(), m, f.matrix, want.data());
+      matmul(x.data(), m, q, got.data());
+      EXPECT_TRUE(same_bits(got, want)) << "m " << m << " " << isa_name(active_isa());
+    }
+  }
+  set_isa(Isa::kAvx512);
+}
+
 // Sinks: one more logit per head in the softmax's denominator and max, weighing no value.
 TEST(Attention, SinksJoinTheSoftmaxAndWeighNoValue) {
   const int64_t n = 6, heads = 4, kv_heads = 2, dim = 8, group = heads / kv_heads;
