@@ -79,8 +79,15 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
     input.groups.resize(size_t(padded / kLanes));
     for (size_t b = 0; b < input.groups.size(); ++b)  // a tail block's columns past the end take its first's
       input.groups[b] = int32_t((int64_t(b) * kLanes + w.block_col0) / w.block_cols);
-    input.scale_rows.resize(size_t(w.rows));
-    for (int64_t r = 0; r < w.rows; ++r) input.scale_rows[size_t(r)] = (r + w.block_row0) / w.block_rows * w.block_stride;
+    input.scale_rows.resize(size_t(w.rows));  // a row walk, not a division a row (an lm head has 129 K rows)
+    int64_t block = w.block_row0 / w.block_rows, next = (block + 1) * w.block_rows - w.block_row0;
+    for (int64_t r = 0; r < w.rows; ++r) {
+      if (r == next) {
+        ++block;
+        next += w.block_rows;
+      }
+      input.scale_rows[size_t(r)] = block * w.block_stride;
+    }
   }
   if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < pack_from(w.dtype)) {  // already in layout
     input.x = job.x;
