@@ -7,7 +7,6 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/matmul_fp8.h"
 
 namespace moe::cpu {
 namespace {
@@ -38,17 +37,6 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void widen(const uin
   for (int64_t c = 0; c < n; ++c) out[c] = lut[q[c]] * scale;
 }
 
-// Lane c % 32 accumulates x[c] * w[c] with fused multiply-adds in increasing c (a partial last
-// group fills the first lanes), then the fixed tree: the portable path's order exactly.
-__attribute__((target_clones("arch=x86-64-v3", "default"))) float dot_lanes(const float* __restrict x,
-                                                                            const float* __restrict w, int64_t cols) {
-  float lanes[detail::kLanes] = {};
-  const int64_t whole = cols / detail::kLanes * detail::kLanes;
-  for (int64_t c = 0; c < whole; c += detail::kLanes)
-    for (int l = 0; l < detail::kLanes; ++l) lanes[l] = std::fma(x[c + l], w[c + l], lanes[l]);
-  for (int64_t c = whole; c < cols; ++c) lanes[c - whole] = std::fma(x[c], w[c], lanes[c - whole]);
-  return detail::reduce_lanes(lanes);
-}
 
 }  // namespace
 
@@ -97,29 +85,4 @@ void fp8_quantize_blocks(const float* values, int64_t rows, int64_t cols, int bl
     }
 }
 
-namespace detail {
-
-void rows_fp8(const MatmulJob& job, int64_t r0, int64_t r1) {
-  switch (active_isa()) {
-    case Isa::kAvx512: return rows_fp8_avx512(job, r0, r1);
-    case Isa::kAvx2:
-    case Isa::kPortable: return rows_fp8_portable(job, r0, r1);
-  }
-}
-
-void rows_fp8_portable(const MatmulJob& job, int64_t r0, int64_t r1) {
-  const WeightMatrix& w = *job.w;
-  thread_local std::vector<float> row;
-  row.resize(static_cast<size_t>(w.cols));
-  for (int64_t r = r0; r < r1; ++r) {
-    fp8_dequantize_row(w, r, row.data());
-    for (int64_t t = 0; t < job.m; ++t) {
-      float sum = dot_lanes(job.x + t * w.cols, row.data(), w.cols);
-      if (job.bias) sum += job.bias[r];
-      job.y[t * w.rows + r] = sum;
-    }
-  }
-}
-
-}  // namespace detail
 }  // namespace moe::cpu

@@ -2,7 +2,7 @@
 // 16 float8_e4m3fn bytes widened to exact f32 in a 512-bit register (internal to kernels/cpu):
 // the 7 magnitude bits are placed under f32's exponent and mantissa and multiplied by 2^120
 // (exact, e4m3's subnormals included), the sign moved to bit 31, 0x7F/0xFF made NaN. Include it
-// inside an AVX-512 target region (fp8_avx512.cpp, matmul_avx512.cpp).
+// inside an AVX-512 target region (matmul_avx512.cpp).
 #include <immintrin.h>
 
 #include <limits>

@@ -9,8 +9,6 @@
 #include <spdlog/spdlog.h>
 
 #include "kernels/cpu/fp8.h"
-#include "kernels/cpu/matmul_fp8.h"
-#include "kernels/cpu/matmul_mxfp4.h"
 #include "kernels/cpu/matmul_paths.h"
 #include "kernels/cpu/mxfp4.h"
 #include "kernels/cpu/thread_pool.h"
@@ -101,6 +99,15 @@ void check(const WeightMatrix& w) {
   }
 }
 
+// Row `row` widened to f32, exactly.
+void widen_row(const WeightMatrix& w, int64_t row, float* out) {
+  if (w.dtype == DType::kMxfp4)
+    return mxfp4_dequantize_row(static_cast<const uint8_t*>(w.data) + row * (w.cols / 2),
+                                w.exponents + row * (w.cols / kMxfp4Block), w.cols, out);
+  if (w.dtype == DType::kF8E4M3) return fp8_dequantize_row(w, row, out);
+  for (int64_t c = 0; c < w.cols; ++c) out[c] = detail::weight_at(w, row, c);
+}
+
 // Below this many multiply-adds a hand-off to the other threads costs more than it saves.
 constexpr int64_t kParallelFrom = 1 << 16;
 constexpr int64_t kRowAlign = 4;  // row chunks start on whole register tiles
@@ -148,10 +155,10 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   check(w);
   if (m <= 0) return;
   const detail::MatmulJob job{x, m, &w, y, bias};
-  if (w.dtype == DType::kMxfp4 && active_isa() != Isa::kAvx512)  // AVX-512 widens it in its tiles, as int4
-    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_mxfp4(job, r0, r1); });
-  if (w.dtype == DType::kF8E4M3 && !(active_isa() == Isa::kAvx512 && detail::avx512_takes_fp8(job)))  // likewise
-    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_fp8(job, r0, r1); });
+  // MXFP4 and FP8 widen inside the AVX-512 tiles (FP8 where its blocks allow), else a row at a time.
+  const bool avx512 = active_isa() == Isa::kAvx512;
+  if ((w.dtype == DType::kMxfp4 && !avx512) || (w.dtype == DType::kF8E4M3 && !(avx512 && detail::avx512_takes_fp8(job))))
+    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_widened(job, r0, r1, &widen_row); });
   switch (active_isa()) {
     case Isa::kAvx512: {
       thread_local detail::AlignedFloats storage;
@@ -172,11 +179,7 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
 void row_to_f32(const WeightMatrix& w, int64_t row, float* out) {
   check(w);
   MOE_CHECK(row >= 0 && row < w.rows, ErrorCode::kInvalidArgument, "row {} is outside a matrix of {} rows", row, w.rows);
-  if (w.dtype == DType::kMxfp4)
-    return mxfp4_dequantize_row(static_cast<const uint8_t*>(w.data) + row * (w.cols / 2),
-                                w.exponents + row * (w.cols / kMxfp4Block), w.cols, out);
-  if (w.dtype == DType::kF8E4M3) return fp8_dequantize_row(w, row, out);
-  for (int64_t c = 0; c < w.cols; ++c) out[c] = detail::weight_at(w, row, c);
+  widen_row(w, row, out);
 }
 
 }  // namespace moe::cpu

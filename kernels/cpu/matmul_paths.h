@@ -68,6 +68,9 @@ class AlignedFloats {
 };
 
 void rows_portable(const MatmulJob& job, int64_t r0, int64_t r1);
+// Each row widened to f32 once by `widen_row` (exactly), then dotted with every token in the
+// 32 lanes (matmul_widened.cpp): MXFP4 and FP8 where the register paths do not take them.
+void rows_widened(const MatmulJob& job, int64_t r0, int64_t r1, void (*widen_row)(const WeightMatrix&, int64_t, float*));
 void rows_avx2(const MatmulJob& job, int64_t r0, int64_t r1);
 
 // AVX-512 reads the activations in its own lane layout, prepared once per call (on the calling
@@ -85,7 +88,7 @@ struct Avx512Input {
 };
 void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input);
 // FP8 whose 32-column blocks each lie in one scale block (DeepSeek's 128 x 128) takes the
-// AVX-512 tiles and panel like any other format; other block shapes take matmul_fp8.h's path.
+// AVX-512 tiles and panel like any other format; other block shapes are widened a row at a time.
 bool avx512_takes_fp8(const MatmulJob& job);
 void rows_avx512(const MatmulJob& job, const Avx512Input& input, int64_t r0, int64_t r1);
 

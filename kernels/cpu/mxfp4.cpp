@@ -5,22 +5,12 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/matmul_mxfp4.h"
 
 namespace moe::cpu {
 namespace {
 
 constexpr float kE2m1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
-// Lane c % 32 accumulates x[c] * w[c] with fused multiply-adds in increasing c, then the fixed
-// tree: the portable path's order exactly, whatever the clone's vector width.
-__attribute__((target_clones("arch=x86-64-v3", "default"))) float dot_lanes(const float* __restrict x,
-                                                                            const float* __restrict w, int64_t cols) {
-  float lanes[detail::kLanes] = {};
-  for (int64_t c = 0; c < cols; c += detail::kLanes)
-    for (int l = 0; l < detail::kLanes; ++l) lanes[l] = std::fma(x[c + l], w[c + l], lanes[l]);
-  return detail::reduce_lanes(lanes);
-}
 
 }  // namespace
 
@@ -77,21 +67,4 @@ void mxfp4_quantize_row(const float* values, int64_t cols, uint8_t* blocks, uint
   }
 }
 
-namespace detail {
-
-void rows_mxfp4(const MatmulJob& job, int64_t r0, int64_t r1) {
-  const WeightMatrix& w = *job.w;
-  const auto* blocks = static_cast<const uint8_t*>(w.data);
-  std::vector<float> row(static_cast<size_t>(w.cols));
-  for (int64_t r = r0; r < r1; ++r) {
-    mxfp4_dequantize_row(blocks + r * (w.cols / 2), w.exponents + r * (w.cols / kMxfp4Block), w.cols, row.data());
-    for (int64_t t = 0; t < job.m; ++t) {
-      float sum = dot_lanes(job.x + t * w.cols, row.data(), w.cols);
-      if (job.bias) sum += job.bias[r];
-      job.y[t * w.rows + r] = sum;
-    }
-  }
-}
-
-}  // namespace detail
 }  // namespace moe::cpu
