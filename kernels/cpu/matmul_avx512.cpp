@@ -30,7 +30,8 @@ constexpr int kMaxTokens = 3;  // tokens in a register tile
 // Batches of this many tokens widen their weights once, into a panel; smaller ones stream them
 // through the register tiles (3 rows x 3 tokens), which is faster up to where the panel's
 // widening is shared by enough tokens (2 threads, weights from memory: bf16 up to 12 tokens
-// 1.1-1.9x the panel, int4 up to 8, even at 12; int8's costlier widening pays from 8).
+// 1.1-1.9x the panel, int4 up to 8, even at 12; int8's costlier widening pays from 8). FP8 and
+// MXFP4 take int8's and int4's thresholds by the likeness of their widening, not measured.
 int pack_from(DType dtype) {
   return dtype == DType::kI8 || dtype == DType::kF8E4M3 ? 8 : dtype == DType::kI4 || dtype == DType::kMxfp4 ? 12 : 14;
 }
