@@ -8,12 +8,14 @@
 # the same run, and the ceiling those reads imply (bandwidth / bytes per token).
 #
 # usage: scripts/bench_memlimit.sh [--model DIR] [--fractions 100,75,50,30] [--prompt P] [--gen N]
-#                                  [--threads T] [--reps R] [--no-llama] [--json]
+#                                  [--threads T] [--reps R] [--auto-prefetch SPEC] [--no-llama] [--json]
 #   --model DIR    Hugging Face Mixtral-family folder (default: the random-weight checkpoint of
 #                  configs/models/mixtral-1b-shape.json that scripts/bench_llamacpp.sh makes)
 #   --fractions    limits, in percent of the model's weight files (default 100,75,50,30)
 #   --prompt P     words of prompt (default 16)     --gen N   tokens to generate (default 32)
 #   --threads T    CPU threads (default: nproc)     --reps R  repetitions, interleaved; medians (default 1)
+#   --auto-prefetch SPEC  also the automatic placement with --prefetch SPEC (e.g. next-layer: in
+#                  place, the guessed experts of later layers are read ahead), printed beside auto
 #   --no-llama     skip llama.cpp (then --model is needed unless the default checkpoint exists)
 #   --json         print one JSON document instead of the table
 # Needs root (a cgroup of its own, v2 or v1 memory, made and removed by the script; the page
@@ -28,7 +30,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 die() { echo "bench_memlimit: error: $*" >&2; exit 1; }
 say() { echo "bench_memlimit: $*" >&2; }
 
-model="" fractions="100,75,50,30" prompt=16 gen=32 threads="$(nproc)" reps=1 llama=1 json=0
+model="" fractions="100,75,50,30" prompt=16 gen=32 threads="$(nproc)" reps=1 llama=1 json=0 auto_prefetch=""
 while (($#)); do
   case "$1" in
     --model) model="${2:-}"; shift 2 || die "--model needs a value" ;;
@@ -37,6 +39,7 @@ while (($#)); do
     --gen) gen="${2:-}"; shift 2 || die "--gen needs a value" ;;
     --threads) threads="${2:-}"; shift 2 || die "--threads needs a value" ;;
     --reps) reps="${2:-}"; shift 2 || die "--reps needs a value" ;;
+    --auto-prefetch) auto_prefetch="${2:-}"; shift 2 || die "--auto-prefetch needs a value" ;;
     --no-llama) llama=0; shift ;;
     --json) json=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -135,6 +138,7 @@ for ((r = 1; r <= reps; r++)); do
     run "plain-$pct-$r" "$limit" "${moe_run[@]}" --model "$model" --mem-limit none
     run "auto-$pct-$r" "$limit" "${moe_run[@]}" --model "$model"
     run "auto_store-$pct-$r" "$limit" "${moe_run[@]}" --model "$store"
+    [[ -n "$auto_prefetch" ]] && run "auto_prefetch-$pct-$r" "$limit" "${moe_run[@]}" --model "$model" --prefetch "$auto_prefetch"
     for share in 25 50 75; do
       run "hand${share}-$pct-$r" "$limit" "${moe_run[@]}" --model "$store" --gpu-mem $((limit * share / 100))
     done
@@ -144,11 +148,11 @@ for ((r = 1; r <= reps; r++)); do
   done
 done
 
-python3 - "$work" "$fractions" "$reps" "$gen" "$size" "$disk_bps" "$json" "$model" "$kind" <<'PY'
+python3 - "$work" "$fractions" "$reps" "$gen" "$size" "$disk_bps" "$json" "$model" "$kind" "$auto_prefetch" <<'PY'
 import glob, json, os, statistics, sys
-work, fractions, reps, gen, size, disk, as_json, model, kind = sys.argv[1:]
+work, fractions, reps, gen, size, disk, as_json, model, kind, auto_prefetch = sys.argv[1:]
 reps, gen, size, disk = int(reps), int(gen), int(size), float(disk)
-runs = ["auto", "auto_store", "plain", "hand25", "hand50", "hand75", "llama"]
+runs = ["auto", "auto_prefetch", "auto_store", "plain", "hand25", "hand50", "hand75", "llama"]
 
 def one(name):
     base = os.path.join(work, name)
@@ -190,10 +194,10 @@ for pct in fractions.split(","):
     hands = [r for r in ("hand25", "hand50", "hand75") if "tokens_per_second" in row.get(r, {})]
     if hands:
         row["best_hand"] = max(hands, key=lambda r: row[r]["tokens_per_second"])
-    a = row.get("auto", {})
-    if "tokens_per_second" in a:
-        per = a["bytes_read_per_token"]
-        a["disk_bound_tokens_per_second"] = disk / per if per > 0 else None
+    for a in (row.get("auto", {}), row.get("auto_prefetch", {})):
+        if "tokens_per_second" in a:
+            per = a["bytes_read_per_token"]
+            a["disk_bound_tokens_per_second"] = disk / per if per > 0 else None
     rows.append(row)
 
 if as_json == "1":
@@ -230,6 +234,11 @@ for row in rows:
     print(f"{row['percent']:>4}% {row['limit_bytes'] / 2**20:>5.0f}MiB {cell('auto'):>12} {cell('auto_store'):>12}"
           f" {cell('plain'):>12} {hand:>18} {cell('llama'):>12} {ratio(row, 'auto', 'plain'):>10}"
           f" {ratio(row, 'auto', best) if best else '-':>9} {ratio(row, 'auto', 'llama'):>10} {vs_disk:>15}")
+    ap = row.get("auto_prefetch", {})
+    if "tokens_per_second" in ap:
+        bound = ap.get("disk_bound_tokens_per_second")
+        print(f"      auto --prefetch {auto_prefetch}: {ap['tokens_per_second']:.1f} tok/s ({mb(row, 'auto_prefetch')} MB a token),"
+              f" {ratio(row, 'auto_prefetch', 'auto')} x auto" + (f", {ap['tokens_per_second'] / bound:.2f} of its disk bound {bound:.1f}" if bound else ""))
     for r in runs:
         if "error" in row.get(r, {}):
             print(f"      {r}: {row[r]['error']}")

@@ -156,19 +156,33 @@ void Engine::pin_from_routing(const EngineOptions& f, offload::OffloadOptions& o
 
 // In place under a limit the model exceeds, a layer's chosen experts are partly on disk: asking
 // for all their pages as soon as the router has chosen turns one fault per 128 KiB into large
-// asynchronous reads that overlap the first expert's compute.
-void Engine::read_chosen_experts_ahead() {
+// asynchronous reads that overlap the first expert's compute. With --prefetch, the experts the
+// predictor guesses for later layers are asked for too, a layer or more before their router runs,
+// so that their reads overlap this layer's compute (a wrong guess costs disk reads, not bits).
+void Engine::read_chosen_experts_ahead(const EngineOptions& f) {
   model::Transformer& t = *model_.transformer;
-  t.set_routing_hook([previous = t.routing_hook(), &t](int layer, std::span<const int64_t> positions, model::RoutingDecision& d) {
-    if (previous) previous(layer, positions, d);
+  const auto read_expert = [&t](int layer, int32_t e) {
     const auto& experts = t.weights().layers[size_t(layer)].moe.experts;
-    std::vector<bool> seen(experts.size(), false);
-    for (const int32_t e : d.experts) {
-      if (e < 0 || size_t(e) >= experts.size() || seen[size_t(e)]) continue;
-      seen[size_t(e)] = true;
-      for (const model::Linear* m : {&experts[size_t(e)].gate, &experts[size_t(e)].up, &experts[size_t(e)].down})
-        if (m->weight.defined()) MappedFile::read_ahead(m->weight.raw(), m->weight.nbytes());
-    }
+    if (e < 0 || size_t(e) >= experts.size()) return;
+    for (const model::Linear* m : {&experts[size_t(e)].gate, &experts[size_t(e)].up, &experts[size_t(e)].down})
+      if (m->weight.defined()) MappedFile::read_ahead(m->weight.raw(), m->weight.nbytes());
+  };
+  t.set_routing_hook([previous = t.routing_hook(), read_expert, &t](int layer, std::span<const int64_t> positions,
+                                                                    model::RoutingDecision& d) {
+    if (previous) previous(layer, positions, d);
+    std::vector<bool> seen(t.weights().layers[size_t(layer)].moe.experts.size(), false);
+    for (const int32_t e : d.experts)
+      if (e >= 0 && size_t(e) < seen.size() && !seen[size_t(e)]) {
+        seen[size_t(e)] = true;
+        read_expert(layer, e);
+      }
+  });
+  std::shared_ptr<offload::Predictor> predictor =
+      offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_);
+  if (!predictor) return;
+  placement_["why"].push_back("the experts --prefetch " + f.prefetch + " guesses for later layers are read ahead too");
+  t.set_expert_input_hook([predictor, read_expert](int layer, const float* x, int64_t n, const model::RoutingDecision& d) {
+    for (const offload::ExpertKey& key : predictor->predict(layer, x, n, d)) read_expert(key.layer, key.expert);
   });
 }
 
@@ -208,7 +222,10 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
   if (!f.offloading() && !ranked && !(tiers && tiers->offload)) {
     MOE_CHECK((f.prefetch == "none" && f.miss == "wait") || tiers, ErrorCode::kInvalidArgument,
               "--prefetch and --miss need offloading (--gpu-mem, --plan or --devices)");
-    if (tiers && tiers->read_ahead) read_chosen_experts_ahead();
+    if (tiers && !tiers->read_ahead && f.prefetch != "none")
+      placement_["why"].push_back("--prefetch " + f.prefetch + " has nothing to do: every weight stays in memory");
+    if (!f.profile_trace.empty()) profile_ = placement::load_any_trace(f.profile_trace);
+    if (tiers && tiers->read_ahead) read_chosen_experts_ahead(f);
     return;
   }
   offload::OffloadOptions o;

@@ -79,7 +79,7 @@ class Engine {
   // The automatic tiers, when they apply (no hand budgets); fills placement_.
   std::optional<TierChoice> choose_automatic_tiers(const EngineOptions& options);
   void pin_from_routing(const EngineOptions& options, offload::OffloadOptions& o);
-  void read_chosen_experts_ahead();
+  void read_chosen_experts_ahead(const EngineOptions& options);
   nlohmann::json gpu_json() const;  // what --backend cuda put on GPU 0; empty otherwise
   model::LoadedModel& model_;
   placement::PlacementPlan plan_;

@@ -420,6 +420,7 @@ void Transformer::moe_plus_plus(const Layer& layer, int index, const float* x, i
 void Transformer::run_routed_experts(int index, const float* x, const RoutingDecision& decision, float* out) {
   MOE_CHECK(experts_ != nullptr, ErrorCode::kInternal, "no expert runner: routed experts were not loaded");
   const int64_t hidden = config_.hidden_size, n = decision.num_tokens();
+  if (expert_input_hook_) expert_input_hook_(index, x, n, decision);
   std::vector<float> expert_out(size_t(decision.num_assignments() * hidden));
   experts_->run(index, x, hidden, decision, expert_out.data());
   // Weighted combine in expert-index order: out = 0 + w0*y0 + w1*y1 + ..., each product

@@ -27,6 +27,9 @@ namespace moe::model {
 // Sees (and may replace) each MoE layer's routing decision before the experts run: the
 // profiler records it, trace replay overrides it.
 using RoutingHook = std::function<void(int layer, std::span<const int64_t> positions, RoutingDecision& decision)>;
+// Sees each MoE layer's expert input x [n, hidden] with its final routing just before the
+// experts run: what a predictor needs to guess later layers' experts (the in-place read-ahead).
+using ExpertInputHook = std::function<void(int layer, const float* x, int64_t n, const RoutingDecision& decision)>;
 
 enum class LogitsWanted { kLast, kAll, kNone };
 
@@ -56,6 +59,7 @@ class Transformer {
   void set_attention_backend(AttentionBackend* backend);
   void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
   const RoutingHook& routing_hook() const { return routing_hook_; }  // to chain hooks
+  void set_expert_input_hook(ExpertInputHook hook) { expert_input_hook_ = std::move(hook); }
   // DS-MoE's routing modes at run time (routing.h); MoE++ keeps its own routing.
   void set_routing_mode(const RoutingMode& mode);
   const RoutingMode& routing_mode() const { return routing_mode_; }
@@ -113,6 +117,7 @@ class Transformer {
   LinearBackend* linear_ = nullptr;
   AttentionBackend* attention_backend_ = nullptr;
   RoutingHook routing_hook_;
+  ExpertInputHook expert_input_hook_;
   RoutingMode routing_mode_;
   RoutingMode effective_routing_;  // routing_mode_ with DS-MoE's `default` resolved once
 };

@@ -46,6 +46,21 @@ if [[ -s "$work/pinned.json" ]]; then
     && echo "ok: the same tokens with the trace's pins" || fail "tokens differ with the trace's pins"
 fi
 
+# Room for one step's experts (4) and a little more: in place, each layer's chosen experts read
+# ahead; with --prefetch, the predictor's guesses for later layers too, with the same tokens.
+ahead=$(field "$work/fits.json" "$p['dense_bytes'] + $p['kv_bytes'] + $p['runtime_bytes'] + 11 * $p['expert_bytes'] // 2")
+"${run[@]}" --mem-limit "$ahead" --prefetch next-layer >"$work/ahead.json" 2>"$work/err" || fail "the read-ahead run: $(cat "$work/err")"
+if [[ -s "$work/ahead.json" ]]; then
+  [[ "$(field "$work/ahead.json" "not $p['offload'] and any('next-layer guesses for later layers are read ahead' in w for w in $p['why'])")" == "True" ]] \
+    && echo "ok: in place under the limit, the next layers' guessed experts are read ahead" \
+    || fail "no predicted read-ahead: $(head -c 600 "$work/ahead.json")"
+  [[ "$(field "$work/ahead.json" "d['tokens']")" == "$(field "$work/fits.json" "d['tokens']")" ]] \
+    && echo "ok: the same tokens with the predicted read-ahead" || fail "tokens differ with the predicted read-ahead"
+fi
+"${run[@]}" --mem-limit 64GiB --prefetch next-layer >"$work/idle.json" 2>"$work/err" || fail "--prefetch on a model that fits: $(cat "$work/err")"
+[[ -s "$work/idle.json" && "$(field "$work/idle.json" "any('has nothing to do' in w for w in $p['why'])")" == "True" ]] \
+  && echo "ok: --prefetch on a model that fits says it has nothing to do" || fail "an idle --prefetch is not explained"
+
 "$moe" run --model "$2/models/bam-tiny" -p "Once upon a time" -n 12 --mem-limit "$half" --explain >"$work/out" 2>&1 || fail "--explain run failed"
 grep -qF "[placement:" "$work/out" && grep -qF "does not fit" "$work/out" && echo "ok: --explain says why" \
   || fail "--explain: $(head -c 600 "$work/out")"
