@@ -262,3 +262,88 @@ def parallel_config(vocab_size, attention_experts=1, experts=1, **overrides):
          "num_experts_per_tok": 1, "bos_token_id": 0, "eos_token_id": 0}
     c.update(overrides)
     return c
+
+
+class MixtralBlock(nn.Module):
+    """transformers' Mixtral decoder layer: x += attn(norm(x)); x += MoE(norm(x)), the MoE a
+    softmax router's top-k SwiGLU experts (w1 gate, w3 up, w2 down) renormalised over the k."""
+
+    def __init__(self, c):
+        super().__init__()
+        H, E = c["hidden_size"], c["num_local_experts"]
+        self.input_layernorm = nn.RMSNorm(H, eps=c["rms_norm_eps"])
+        self.attn = Attention(c)
+        self.post_attention_layernorm = nn.RMSNorm(H, eps=c["rms_norm_eps"])
+        self.gate = nn.Linear(H, E, bias=False)
+        # one module per expert: indexing a stacked [E, ...] parameter would make autograd fill a
+        # full-size zero gradient per expert and layer (most of a step's time)
+        self.experts = nn.ModuleList(SwiGlu(H, c["intermediate_size"]) for _ in range(E))
+        self.E, self.top_k = E, c["num_experts_per_tok"]
+
+    def forward(self, x, cos, sin, aux):
+        x = x + self.attn(self.input_layernorm(x), cos, sin)
+        h = self.post_attention_layernorm(x)
+        p = torch.softmax(self.gate(h).float(), dim=-1)
+        w, idx = p.topk(self.top_k, dim=-1)
+        aux.append(load_balancing_loss(p, idx, self.E))
+        w = (w / w.sum(-1, keepdim=True)).to(h.dtype)
+        flat = h.reshape(-1, h.shape[-1])
+        # one sort by expert, then each expert's rows as one contiguous slice
+        order = idx.reshape(-1).argsort(stable=True)
+        rows = order // self.top_k
+        counts = torch.bincount(idx.reshape(-1), minlength=self.E).tolist()
+        outs, begin = [], 0
+        for e, n in enumerate(counts):
+            xe = flat[rows[begin:begin + n]]
+            outs.append(self.experts[e](xe))
+            begin += n
+        y = torch.cat(outs) * w.reshape(-1)[order, None]
+        moe = torch.zeros_like(flat).index_add(0, rows, y)
+        return x + moe.view_as(h)
+
+
+class MixtralMoe(nn.Module):
+    """A small Mixtral (model_type mixtral) with tied embeddings."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = c = config
+        self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
+        self.layers = nn.ModuleList(MixtralBlock(c) for _ in range(c["num_hidden_layers"]))
+        self.norm = nn.RMSNorm(c["hidden_size"], eps=c["rms_norm_eps"])
+        nn.init.normal_(self.embed_tokens.weight, std=0.02)
+
+    def forward(self, ids, routing=None):
+        """Logits [B, T, V] and the routers' load-balancing losses."""
+        c = self.config
+        cos, sin = (t.to(ids.device) for t in
+                    rope_tables(ids.shape[1], c["hidden_size"] // c["num_attention_heads"], c["rope_theta"]))
+        x, aux = self.embed_tokens(ids), []
+        for layer in self.layers:
+            x = layer(x, cos, sin, aux)
+        return F.linear(self.norm(x), self.embed_tokens.weight), aux
+
+    def tensors(self):
+        """transformers' Mixtral tensor names."""
+        out = {"model.embed_tokens.weight": self.embed_tokens.weight, "model.norm.weight": self.norm.weight}
+        for l, layer in enumerate(self.layers):
+            a = f"model.layers.{l}."
+            out[a + "input_layernorm.weight"] = layer.input_layernorm.weight
+            out[a + "post_attention_layernorm.weight"] = layer.post_attention_layernorm.weight
+            for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                out[a + f"self_attn.{name}.weight"] = getattr(layer.attn, name).weight
+            out[a + "block_sparse_moe.gate.weight"] = layer.gate.weight
+            for e, expert in enumerate(layer.experts):
+                for name, linear in (("w1", expert.gate_proj), ("w2", expert.down_proj), ("w3", expert.up_proj)):
+                    out[a + f"block_sparse_moe.experts.{e}.{name}.weight"] = linear.weight
+        return out
+
+
+def mixtral_config(vocab_size, **overrides):
+    c = {"model_type": "mixtral", "architectures": ["MixtralForCausalLM"], "vocab_size": vocab_size,
+         "hidden_size": 64, "num_hidden_layers": 8, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "intermediate_size": 96, "num_local_experts": 16, "num_experts_per_tok": 2, "hidden_act": "silu",
+         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 1024, "tie_word_embeddings": True,
+         "router_aux_loss_coef": 0.02, "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "bfloat16"}
+    c.update(overrides)
+    return c

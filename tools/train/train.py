@@ -8,11 +8,12 @@ Stages: tokenizer (byte-level BPE on the train splits), ds-moe (DS-MoE trained d
 mutual-information loss), seed (a dense parallel Llama), branches (the seed continued on each
 domain), btx (FFN-only upcycling of the branches), bam (BAM: FFN and attention experts from the
 branches), dense (the seed continued for as many steps as branches + mixture: the compute-matched
-dense baseline), fixtures (held-out snippets and PyTorch's perplexities of the exported models on
+dense baseline), mixtral (a Mixtral of 8 layers x 16 experts, top-2, from scratch with Switch
+load balancing: the model the routing predictors are judged on), fixtures (held-out snippets and PyTorch's perplexities of the exported models on
 them, the oracle of tests/integration/trained_models_test.cpp). Checkpoints go to WORK;
 exported models (config.json, bf16 safetensors, the tokenizer, train.json with the recipe and
 PyTorch's held-out perplexities) to models/<name>/. Steps scale with --scale (1.0: 81 minutes
-for every stage on 2 CPU cores, DS-MoE 25 of them).
+for every stage on 2 CPU cores, DS-MoE 25 of them; mixtral 16 more).
 """
 import argparse
 import copy
@@ -37,9 +38,10 @@ SEQ_LEN = 256
 BATCH = 16
 EVAL_TOKENS = 8192  # per domain, in windows of SEQ_LEN
 # base steps of each stage (times --scale)
-STEPS = {"ds-moe": 1200, "seed": 800, "branch": 200, "mixture": 300}
+STEPS = {"ds-moe": 1200, "seed": 800, "branch": 200, "mixture": 300, "mixtral": 1500}
 MI_WEIGHT = 0.01  # DS-MoE's mutual-information loss weight
 BALANCE_WEIGHT = 0.01  # Switch load balancing on the upcycled FFN routers
+MIXTRAL_BALANCE_WEIGHT = 0.02  # router_aux_loss_coef of Mixtral-8x7B's released config.json
 DEVICE = torch.device("cpu")  # where training runs (--device); evaluation and export stay on the CPU
 
 
@@ -246,7 +248,7 @@ SNIPPET_CHARS = 4000
 CHECKED = {"ds-moe-tiny": {"dense": None, "default": ("threshold", 0.5), "topk:1": ("top_k", 1),
                            "topk:2": ("top_k", 2), "threshold:1": ("threshold", 1.0)},
            "seed-tiny": {"default": None}, "dense-tiny": {"default": None}, "btx-tiny": {"default": None},
-           "bam-tiny": {"default": None}}
+           "bam-tiny": {"default": None}, "mixtral-tiny": {"default": None}}
 
 
 def load_exported(name):
@@ -254,12 +256,26 @@ def load_exported(name):
     from safetensors.torch import load_file
     folder = MODELS / name
     config = json.loads((folder / "config.json").read_text())
-    model = models.DsMoe(config) if config["model_type"] == "ds_moe" else models.ParallelMoe(config)
+    kinds = {"ds_moe": models.DsMoe, "mixtral": models.MixtralMoe}
+    model = kinds.get(config["model_type"], models.ParallelMoe)(config)
     stored = load_file(str(folder / "model.safetensors"))
     with torch.no_grad():
         for key, param in model.tensors().items():
             param.copy_(stored[key].float())
     return model.eval()
+
+
+def stage_mixtral(args):
+    """A Mixtral of 8 layers x 16 experts, top-2, trained from scratch with Switch load balancing: enough
+    experts a layer for the predictors of docs/PERF.md to mean something (the others have 4-5)."""
+    corpus = load_corpus(args.work)
+    n = steps("mixtral", args)
+    model = models.MixtralMoe(models.mixtral_config(vocab_size(args.work)))
+    train(model, corpus, n, 3e-3, list(data.DOMAINS), 5, MIXTRAL_BALANCE_WEIGHT, "mixtral")
+    torch.save(model.state_dict(), args.work / "mixtral.pt")
+    export(model, "mixtral-tiny", args.work,
+           {"stage": "mixtral", "steps": n, "batch": BATCH, "seq_len": SEQ_LEN, "lr": 3e-3,
+            "balance_weight": MIXTRAL_BALANCE_WEIGHT, "domains": "all, uniform"}, corpus)
 
 
 def stage_fixtures(args):
@@ -299,7 +315,7 @@ def perplexity_of_text(model, tokenizer, text, routing):
 
 STAGES = {"tokenizer": stage_tokenizer, "ds-moe": stage_ds_moe, "seed": stage_seed, "branches": stage_branches,
           "btx": lambda a: stage_mixture(a, "btx", False), "bam": lambda a: stage_mixture(a, "bam", True),
-          "dense": stage_dense, "fixtures": stage_fixtures}
+          "dense": stage_dense, "mixtral": stage_mixtral, "fixtures": stage_fixtures}
 
 
 def main():
