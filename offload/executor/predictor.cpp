@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 #include <set>
+#include <unordered_map>
 
 #include "placement/predict/routing_predictor.h"
 #include "runtime/core/error.h"
@@ -36,7 +37,7 @@ class GatePredictor final : public Predictor {
 };
 
 // A routing predictor learnt from a profile trace, fed the routing of the run: each token's
-// path through this step's MoE layers, and the tokens of earlier steps as its history.
+// path through this step's MoE layers, and the earlier tokens of its own sequence as its history.
 class LearntPredictor final : public Predictor {
  public:
   LearntPredictor(const model::Transformer& t, std::unique_ptr<placement::RoutingPredictor> p, int depth)
@@ -46,8 +47,8 @@ class LearntPredictor final : public Predictor {
     if (s < 0) return {};
     if (s == 0 || int64_t(paths_.size()) != m) {  // a new step: the last one's tokens are history
       if (s == 0)
-        for (const auto& token : paths_) predictor_->observe(0, token);
-      paths_.assign(size_t(m), placement::TokenRecord{});
+        for (size_t t = 0; t < paths_.size(); ++t) predictor_->observe(sequence_of_[t], paths_[t]);
+      begin_step(m);
     }
     for (int64_t t = 0; t < m; ++t) {
       const auto e = routing.experts_of(t);
@@ -57,8 +58,8 @@ class LearntPredictor final : public Predictor {
     const int k = std::max(1, t_.config().num_experts_per_tok);
     for (int ahead = 1; ahead <= depth_ && s + ahead < int(sparse_.size()); ++ahead) {
       std::set<int32_t> chosen;
-      for (const auto& token : paths_) {
-        predictor_->predict(0, token.layers, s, ahead, k, guess_);
+      for (size_t t = 0; t < paths_.size(); ++t) {
+        predictor_->predict(sequence_of_[t], paths_[t].layers, s, ahead, k, guess_);
         chosen.insert(guess_.begin(), guess_.end());
       }
       for (int32_t e : chosen) out.push_back({sparse_[size_t(s + ahead)], e});
@@ -70,11 +71,48 @@ class LearntPredictor final : public Predictor {
   }
 
  private:
+  // Steps after which a sequence not seen again is forgotten (its request ended).
+  static constexpr int64_t kForgetAfterSteps = 256;
+
+  // Each row's sequence id. A cache seen before keeps its id unless a row starts it again
+  // (position 0: a new request in a reused cache), which forgets the old request's history.
+  void begin_step(int64_t m) {
+    ++step_;
+    paths_.assign(size_t(m), placement::TokenRecord{});
+    sequence_of_.assign(size_t(m), 0);
+    const auto rows = t_.step_rows();
+    if (int64_t(rows.size()) != m) return;  // not the transformer's own step: one shared history
+    for (int64_t t = 0; t < m; ++t) {
+      const model::StepRow& row = rows[size_t(t)];
+      auto [it, fresh] = sequences_.try_emplace(row.sequence, Seen{next_id_, step_});
+      if (!fresh && row.position == 0) {
+        predictor_->forget(it->second.id);
+        it->second.id = next_id_;
+        fresh = true;
+      }
+      if (fresh) ++next_id_;
+      it->second.step = step_;
+      sequence_of_[size_t(t)] = it->second.id;
+    }
+    if (step_ % kForgetAfterSteps == 0)
+      std::erase_if(sequences_, [&](const auto& entry) {
+        const bool stale = entry.second.step + kForgetAfterSteps < step_;
+        if (stale) predictor_->forget(entry.second.id);
+        return stale;
+      });
+  }
+
+  struct Seen {
+    int64_t id = 0, step = 0;  // its sequence id, and the last step it ran in
+  };
   const model::Transformer& t_;
   std::unique_ptr<placement::RoutingPredictor> predictor_;
   int depth_;
   std::vector<int> sparse_;
   std::vector<placement::TokenRecord> paths_;  // this step's tokens, their MoE layers so far
+  std::vector<int64_t> sequence_of_;           // this step's tokens' sequence ids
+  std::unordered_map<const model::KvCache*, Seen> sequences_;
+  int64_t next_id_ = 0, step_ = 0;
   std::vector<int32_t> guess_;
 };
 

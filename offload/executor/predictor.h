@@ -29,8 +29,8 @@ class Predictor {
 
 // spec: "none" (returns null), "next-layer" (= "gate"), "stacked:D" (= "gate:D", D from 1 to
 // 8), "stats[:D]", "history[:D]", "popularity[:D]" (D from 1 to 3; need `profile`), or two of
-// them joined by "+" (the union, e.g. "next-layer+stats"). The learnt ones keep the history of
-// the tokens they have seen (every sequence of the run, decaying). Throws
+// them joined by "+" (the union, e.g. "next-layer+stats"). The learnt ones keep each sequence's
+// own history (a cache starting again at position 0 is a new sequence). Throws
 // moe::Error(kInvalidArgument) for anything else.
 std::unique_ptr<Predictor> make_predictor(const std::string& spec, const model::Transformer& transformer,
                                           const placement::Trace* profile);

@@ -197,6 +197,7 @@ class StatisticalPredictor final : public RoutingPredictor {
   std::string name() const override { return mode_; }
 
   void reset() override { states_.clear(); }
+  void forget(int64_t sequence) override { states_.erase(sequence); }
 
   void observe(int64_t sequence, const TokenRecord& token) override {
     if (mode_ != "history") return;

@@ -36,6 +36,8 @@ class RoutingPredictor {
   virtual void observe(int64_t sequence, const TokenRecord& token) { (void)sequence, (void)token; }
   // Forgets every sequence's history (a fresh run).
   virtual void reset() {}
+  // Forgets one sequence's history (it ended; its id is not used again).
+  virtual void forget(int64_t sequence) { (void)sequence; }
   // What it learnt, in a line (history: its mixture weights); empty when there is nothing to say.
   virtual std::string describe() const { return {}; }
 };

@@ -219,6 +219,9 @@ std::vector<float> Transformer::forward(std::span<const SequenceStep> batch) {
     tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
   }
   const int64_t n = int64_t(tokens.size());
+  step_rows_.clear();
+  for (const TokenSpan& s : sequences)
+    for (int64_t i = 0; i < s.count; ++i) step_rows_.push_back({s.cache, positions[size_t(s.first + i)]});
   for (const TokenSpan& s : sequences) s.cache->reserve_more(s.count);
 
   // Embedding rows, converted to f32.

@@ -41,6 +41,13 @@ struct SequenceStep {
   LogitsWanted logits = LogitsWanted::kLast;
 };
 
+// Whose a row of the running step is: its sequence's cache (an identity only) and its position
+// there (0: the sequence begins with this row).
+struct StepRow {
+  const KvCache* sequence = nullptr;
+  int64_t position = 0;
+};
+
 class Transformer {
  public:
   Transformer(loading::ModelConfig config, ModelWeights weights);
@@ -86,6 +93,9 @@ class Transformer {
   // The router logits of `layer` for the routed FFN experts, [m, num_experts], for normalised
   // hidden states x [m, hidden] (the next-layer predictor of the prefetcher calls this).
   void router_logits(int layer, const float* x, int64_t m, float* out) const;
+  // The rows of the step now running (or last run), in row order: which sequence each belongs
+  // to, so a predictor that learns a sequence's own history can tell sequences apart.
+  std::span<const StepRow> step_rows() const { return step_rows_; }
 
  private:
   struct Layer;
@@ -118,6 +128,7 @@ class Transformer {
   AttentionBackend* attention_backend_ = nullptr;
   RoutingHook routing_hook_;
   ExpertInputHook expert_input_hook_;
+  std::vector<StepRow> step_rows_;
   RoutingMode routing_mode_;
   RoutingMode effective_routing_;  // routing_mode_ with DS-MoE's `default` resolved once
 };
