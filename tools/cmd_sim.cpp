@@ -50,6 +50,7 @@ void run(const Options& o) {
                 {"bytes_nvme_to_host", r.bytes_nvme_to_host}, {"bytes_host_to_gpu", r.bytes_host_to_gpu},
                 {"bytes_peer", r.bytes_peer}, {"bytes_intra_node", r.bytes_intra_node},
                 {"bytes_inter_node", r.bytes_inter_node}, {"nodes", placement::plan_node_count(plan)}, {"prefetches", r.prefetches},
+                {"prefetches_cancelled", r.prefetches_cancelled},
                 {"prefetch_precision", r.prefetch_precision()}, {"prefetch_recall", r.prefetch_recall()},
                 {"training", r.training.empty() ? (o.profile.empty() ? "" : "learnt from " + o.profile) : r.training},
                 {"seconds_breakdown", {{"attention", r.attention_seconds}, {"head", r.head_seconds},
@@ -84,8 +85,8 @@ void run(const Options& o) {
                1e3 * r.inter_node_seconds / tokens, 1e3 * r.communication_seconds / tokens);
   }
   if (o.sim.prefetch != "none")
-    fmt::print("  prefetch: {} copies, precision {:.1f}%, recall {:.1f}%\n", r.prefetches, 100 * r.prefetch_precision(),
-               100 * r.prefetch_recall());
+    fmt::print("  prefetch: {} copies ({} wrong ones stopped before landing), precision {:.1f}%, recall {:.1f}%\n",
+               r.prefetches, r.prefetches_cancelled, 100 * r.prefetch_precision(), 100 * r.prefetch_recall());
 }
 
 void setup(CLI::App& app) {
@@ -107,6 +108,10 @@ void setup(CLI::App& app) {
                  "sequence's own recent experts, matched training windows) or popularity, learnt from --profile-trace; "
                  "NAME:D prefetches D layers ahead (1 to 3); oracle reads the true next-layer experts from the trace (an "
                  "upper bound, not a predictor)");
+  app.add_option("--guesses", o->sim.guesses,
+                 "experts the prefetcher guesses per token and layer (default: the trace's experts per token; gate "
+                 "replays at most the ranked guesses moe profile recorded, twice top-k)")
+      ->check(whole_number(1, 1 << 20));
   app.add_option("--cache-slots", o->sim.cache_slots, "expert cache slots per GPU (default: the plan's)")
       ->check(whole_number<int64_t>(0, int64_t(1) << 30));
   app.add_option("--cache-scope", o->sim.cache_scope,

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -15,6 +16,7 @@
 #include "placement/predict/predict_eval.h"
 #include "placement/predict/routing_predictor.h"
 #include "placement/sim/belady_policy.h"
+#include "placement/sim/host_link.h"
 #include "runtime/core/error.h"
 
 namespace moe::placement {
@@ -42,7 +44,7 @@ struct Cache {
 // One GPU: a compute stream, a host link and one cache (shared scope) or one per MoE layer.
 struct Device {
   std::vector<Cache> caches;
-  double link_free = 0;
+  HostLink link;
   double copy_seconds = 0;  // copies started during the current layer (when they share the compute)
 };
 
@@ -178,7 +180,9 @@ class Simulation {
     } else if (prefetch_ == "gate") {
       predictor_ = make_routing_predictor(prefetch_, trace, trace.model);
     }
-    guess_count_ = default_guess_count(trace);
+    MOE_CHECK(options.guesses >= 0 && options.guesses <= trace.model.num_experts, ErrorCode::kInvalidArgument,
+              "{} guesses per token and layer for a model of {} experts", options.guesses, trace.model.num_experts);
+    guess_count_ = options.guesses > 0 ? options.guesses : default_guess_count(trace);
 
     per_layer_ = options.cache_scope == "layer";
     devices_.resize(size_t(plan.devices_size()));
@@ -288,34 +292,67 @@ class Simulation {
   }
 
   // Copies k towards device d, starting no earlier than `t`; returns when it lands.
-  double fetch(ExpertKey k, int d, double t, bool count_tier) {
+  double fetch(ExpertKey k, int d, double t, bool demand) {
     Device& dev = devices_[size_t(d)];
     HostTier& host = host_of(k);
     const int64_t b = bytes(k);
     double host_ready = t;
     if (host.holds(k)) {
-      if (count_tier) ++result_.host_hits;
+      if (demand) ++result_.host_hits;
     } else {
-      if (count_tier) ++result_.nvme_reads;
+      if (demand) ++result_.nvme_reads;
       const double start = std::max(t, host.nvme_free);
       host.nvme_free = start + cost_.nvme_to_host_seconds(b);
       host_ready = host.nvme_free;
       result_.bytes_nvme_to_host += b;
       host.insert(k, b);
     }
-    const double start = std::max(host_ready, dev.link_free);
-    dev.link_free = start + cost_.host_to_gpu_seconds(b);
-    dev.copy_seconds += cost_.host_to_gpu_seconds(b);
+    const double seconds = cost_.host_to_gpu_seconds(b);
+    dev.copy_seconds += seconds;
     result_.bytes_host_to_gpu[size_t(d)] += b;
-    return dev.link_free;
+    return demand ? dev.link.demand(t, host_ready, seconds) : dev.link.prefetch(t, k, host_ready, seconds);
+  }
+
+  // When a cached expert's copy lands: a prefetch's moves while later demand copies go ahead.
+  double ready_of(ExpertKey k, const CachedExpert& c, double t) {
+    const double lands = devices_[size_t(home_device(k))].link.landing(t, k);
+    return lands >= 0 ? lands : c.ready;
+  }
+
+  // Unused prefetches of layers up to `layer` not chosen by this step stop copying (the
+  // engine cancels them when the layer's routing is known); their slots come back.
+  void cancel_wrong_prefetches(const Step& step, int layer, double t) {
+    for (auto it = prefetched_.begin(); it != prefetched_.end();) {
+      if (it->layer > layer) {
+        ++it;
+        continue;
+      }
+      const ExpertKey k = *it;
+      it = prefetched_.erase(it);
+      if (k.layer == layer && step.layers[size_t(layer)].count(k.expert)) continue;  // used below
+      Cache& cache = cache_of(k);
+      const auto c = cache.cache.find(k);
+      if (c == cache.cache.end() || !c->second.unused_prefetch) continue;
+      Device& dev = devices_[size_t(home_device(k))];
+      if (ready_of(k, c->second, t) <= t) continue;  // landed: it stays cached
+      const double unused = dev.link.cancel(t, k);
+      const double seconds = cost_.host_to_gpu_seconds(bytes(k));
+      result_.bytes_host_to_gpu[size_t(home_device(k))] -= int64_t(double(bytes(k)) * (seconds > 0 ? unused / seconds : 1));
+      cache.cache.erase(c);
+      cache.policy->on_remove(k);
+      ++result_.prefetches_cancelled;
+    }
   }
 
   // Makes room for k in its cache; false when nothing may go (or Belady bypasses).
-  bool make_room(Cache& dev, ExpertKey k, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use) {
+  bool make_room(Cache& dev, ExpertKey k, const std::unordered_set<ExpertKey, ExpertKeyHash>& in_use, double t) {
     if (dev.capacity == 0) return false;
     if (int64_t(dev.cache.size()) < dev.capacity) return true;
-    // Policies remember experts beyond residency (LFU counts): only cached ones may go.
-    const auto evictable = [&](ExpertKey key) { return dev.cache.count(key) && !in_use.count(key); };
+    // Policies remember experts beyond residency (LFU counts): only cached ones may go, and not
+    // a prefetch still copying (the engine's slot is filling).
+    const auto evictable = [&](ExpertKey key) {
+      return dev.cache.count(key) && !in_use.count(key) && devices_[size_t(home_device(key))].link.landing(t, key) <= t;
+    };
     if (dev.belady && dev.belady->should_bypass(k, evictable)) return false;
     const auto victim = dev.policy->victim(evictable);
     if (!victim) return false;
@@ -337,6 +374,8 @@ class Simulation {
       else links.route(tokens, device);
     };
     std::unordered_set<ExpertKey, ExpertKeyHash> in_use;
+    std::vector<std::tuple<int, size_t, ExpertKey>> in_flight_hits;  // (device, its work item, expert)
+    if (prefetch_ != "none") cancel_wrong_prefetches(step, layer, t);
     for (Device& dev : devices_) {
       for (Cache& c : dev.caches) c.policy->set_current_layer(layer);
       dev.copy_seconds = 0;
@@ -383,9 +422,11 @@ class Simulation {
           it->second.unused_prefetch = false;
         }
         // Still in flight: the compute below waits for it (a stall), so it is no plain hit.
-        ++(it->second.ready > t ? result_.late_hits : result_.ready_hits);
-        ready = std::max(t, it->second.ready);
+        ready = ready_of(k, it->second, t);
+        ++(ready > t ? result_.late_hits : result_.ready_hits);
+        ready = std::max(t, ready);
         dev.policy->on_access(k);
+        if (prefetch_ != "none") in_flight_hits.push_back({d, work[size_t(d)].size(), k});
       } else if (options_.miss == "cpu") {
         // Computed where it is: on the host, from host memory (after an NVMe read if needed).
         ++result_.cpu_computed;
@@ -405,17 +446,22 @@ class Simulation {
         route(step.choosers[size_t(layer)].at(e), d);  // to its node's host, counted as to its GPU
         continue;
       } else {
-        ready = fetch(k, d, t, /*count_tier=*/true);
+        ready = fetch(k, d, t, /*demand=*/true);
         // Demand misses may reuse the slot of an expert computed earlier in this layer (its
         // compute is done by the time the copy lands), so the access stream is a plain
         // sequence and Belady is exactly optimal on it. Prefetches must spare this layer.
-        if (make_room(dev, k, {})) {
+        if (make_room(dev, k, {}, t)) {
           dev.cache[k] = CachedExpert{ready, false};
           dev.policy->on_insert(k, format == ExpertFormat::kBF16);
         }
       }
       work[size_t(d)].push_back({ready, cost_.expert_gpu_seconds(format, n)});
       route(step.choosers[size_t(layer)].at(e), d);
+    }
+    // A used prefetch still queued lands after this layer's demand copies, which went ahead.
+    for (const auto& [d, i, k] : in_flight_hits) {
+      const auto it = cache_of(k).cache.find(k);
+      if (it != cache_of(k).cache.end()) work[size_t(d)][i].first = std::max(work[size_t(d)][i].first, ready_of(k, it->second, t));
     }
     if (layer + 1 < plan_.num_layers()) prefetch(s, layer, t, in_use);
 
@@ -523,8 +569,9 @@ class Simulation {
       if (pinned(k)) continue;
       Cache& dev = cache_of(k);
       if (dev.cache.count(k)) continue;
-      if (!make_room(dev, k, in_use)) continue;
-      const double ready = fetch(k, home_device(k), t, /*count_tier=*/false);
+      if (!make_room(dev, k, in_use, t)) continue;
+      const double ready = fetch(k, home_device(k), t, /*demand=*/false);
+      prefetched_.insert(k);
       dev.cache[k] = CachedExpert{ready, true};
       dev.policy->on_insert(k, placement_.at(k)->format() == proto::FORMAT_BF16);
       ++result_.prefetches;
@@ -540,8 +587,9 @@ class Simulation {
   const Trace* trace_ = nullptr;
   std::string prefetch_;  // the prefetcher's name, without its depth
   int depth_ = 1;         // layers ahead it prefetches
-  int guess_count_ = 1;   // experts it guesses per token and layer: the trace's mean choice
+  int guess_count_ = 1;   // experts it guesses per token and layer (SimOptions::guesses)
   std::unique_ptr<RoutingPredictor> predictor_;  // gate, stats, history or popularity
+  std::set<ExpertKey> prefetched_;                // prefetches not yet judged by their layer's routing
   std::vector<Device> devices_;
   bool per_layer_ = false;  // one cache per MoE layer on each device
   std::vector<int> node_;        // per device: its node

@@ -2,7 +2,8 @@
 // A discrete-event replay of a router trace against a placement plan on a hardware profile.
 // Each GPU has a compute stream, a host link and an expert cache; the host has a pool and an
 // NVMe queue. Per layer, experts already on the GPU are computed while missing ones arrive,
-// in order of arrival; copies queue on their link. Prints what the engine would see: time per
+// in order of arrival; copies queue on their link, demand copies ahead of prefetches not yet
+// started, and a wrong prefetch stops when its layer's routing shows it unused. Prints what the engine would see: time per
 // token, stalls, hits per tier, bytes per link, prefetch precision and recall. A cached expert
 // whose copy has not landed when it is used is a late hit: its wait is a stall, not a hit.
 // Token j of a step lives on GPU j % GPUs; its row goes to each chosen expert's GPU and back,
@@ -28,6 +29,9 @@ struct SimOptions {
   // learnt from `profile`, placement/predict/routing_predictor.h). ":D" prefetches D layers
   // ahead (1 to 3; not oracle).
   std::string prefetch = "none";
+  // Experts a prefetcher guesses per token and layer; 0: the trace's mean choice (top-k). More
+  // guesses find more of the experts used (recall) and copy more wrong ones (precision).
+  int guesses = 0;
   // Trace the learning prefetchers learn from. Null: the replayed trace is split by sequence,
   // the first half learnt from and the rest replayed (SimResult::training says so); a trace of
   // one sequence is refused. Never the replayed routing itself.
@@ -72,6 +76,7 @@ struct SimResult {
   double bytes_intra_node = 0, bytes_inter_node = 0;
   double intra_node_seconds = 0, inter_node_seconds = 0;
   int64_t prefetches = 0, prefetches_used = 0, offloaded_uses = 0, offloaded_uses_prefetched = 0;
+  int64_t prefetches_cancelled = 0;  // wrong guesses stopped before they landed (their copy time given back)
   std::string training;  // how a learning prefetcher was trained when the replayed trace was split
 
   double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0; }

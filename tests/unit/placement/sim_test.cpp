@@ -371,3 +371,40 @@ TEST(Simulator, MissesComputedOnTheHostCopyNothing) {
 
 }  // namespace
 }  // namespace moe::placement
+
+namespace moe::placement {
+namespace {
+
+TEST(Simulator, WrongPrefetchesStopWhenTheirLayerShowsThemUnused) {
+  // Copies slower than compute, a predictor learnt from routing with other favourites: most
+  // guesses are wrong, and the link stops them when their layer's routing is known, as the
+  // engine cancels them, so they move fewer bytes than whole copies would.
+  const ModelShape s = tiny_shape(4, 8, 2);
+  HardwareProfile hw = tiny_hardware();
+  hw.host_to_device_bandwidth = 1e9;
+  const CostModel cost(s, hw);
+  const Trace t = random_trace(4, 8, 2, 120, 1.2, 21);
+  const Trace other = random_trace(4, 8, 2, 120, 1.2, 22);
+  const PlacementPlan plan = cache_plan(s, 8);
+  const auto r = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "popularity:2", .profile = &other});
+  ASSERT_GT(r.prefetches, 0);
+  EXPECT_LT(r.prefetch_precision(), 0.6);
+  EXPECT_GT(r.prefetches_cancelled, 0);
+  EXPECT_LE(r.prefetches_cancelled + r.prefetches_used, r.prefetches);
+  const int64_t expert = s.expert_bytes(ExpertFormat::kBF16);
+  EXPECT_LT(r.bytes_host_to_gpu[0], (r.misses() + r.prefetches) * expert);  // stopped copies moved less
+  EXPECT_GE(r.bytes_host_to_gpu[0], (r.misses() + r.prefetches - r.prefetches_cancelled) * expert);
+  EXPECT_GE(r.seconds, double(r.bytes_host_to_gpu[0]) / hw.host_to_device_bandwidth * 0.999);
+  EXPECT_EQ(r.ready_hits + r.late_hits + r.misses(), r.offloaded_uses);
+  // More guesses a token copy more experts and find more of those used.
+  const auto wide = simulate(plan, t, cost, {.policy = "lru", .admission = "all", .prefetch = "popularity:2", .guesses = 4,
+                                             .profile = &other});
+  EXPECT_GT(wide.prefetches, r.prefetches);
+  EXPECT_GE(wide.prefetch_recall(), r.prefetch_recall());
+  EXPECT_THROW(simulate(plan, t, cost, {.prefetch = "popularity", .guesses = 9, .profile = &other}), Error);
+  // Without a prefetcher nothing is cancelled.
+  EXPECT_EQ(simulate(plan, t, cost, {.policy = "lru", .admission = "all"}).prefetches_cancelled, 0);
+}
+
+}  // namespace
+}  // namespace moe::placement
