@@ -7,7 +7,9 @@
 #include <optional>
 
 #include "offload/executor/process_group.h"
+#include "offload/executor/routing_trace.h"
 #include "placement/plan/planner.h"
+#include "placement/trace/importers.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
 #include "kernels/cpu/compute_peak.h"
@@ -42,6 +44,62 @@ struct Flags {
   int64_t kv_block = 16;
   OffloadFlags offload;
 };
+
+// moe sim's replay of the engine's predictor `spec`: the gate kinds from the guesses this run
+// records (the same routers on the same inputs, top-k each, as the engine guesses), the learnt
+// ones trained on the same profile trace. A union, or a gate deeper than the simulator's three
+// layers, has no replay: the trace oracle stands in, and the prediction is a bound.
+struct SimPredictor {
+  std::string prefetch = "none";
+  int record_depth = 0;  // gate: layers ahead whose guesses the run records
+  bool bound = false;
+};
+SimPredictor sim_predictor(const std::string& spec) {
+  if (spec == "none" || spec.empty()) return {};
+  if (spec.find('+') != std::string::npos) return {"oracle", 0, true};
+  const auto colon = spec.find(':');
+  const std::string name = spec.substr(0, colon);
+  const int depth = colon == std::string::npos ? 1 : std::stoi(spec.substr(colon + 1));  // make_predictor checked it
+  if (name == "next-layer" || name == "gate" || name == "stacked")
+    return depth <= 3 ? SimPredictor{fmt::format("gate:{}", depth), depth, false} : SimPredictor{"oracle", 0, true};
+  return {spec, 0, false};  // stats, history, popularity
+}
+
+// While alive, records the gate guesses `p` replays into `collector` (chaining the transformer's
+// expert-input hook, restored on destruction).
+class GuessRecording {
+ public:
+  GuessRecording(model::Transformer& t, offload::TraceCollector& collector, const SimPredictor& p)
+      : t_(t), previous_(t.expert_input_hook()) {
+    if (p.record_depth == 0) return;
+    const int depth = p.record_depth, count = std::max(1, t.config().num_experts_per_tok);
+    t.set_expert_input_hook([this, &collector, depth, count](int layer, const float* x, int64_t n, const model::RoutingDecision& d) {
+      if (previous_) previous_(layer, x, n, d);
+      offload::gate_guesses_ahead(t_, layer, x, n, depth, count, guesses_);
+      for (int64_t i = 0; i < n; ++i) collector.add_guesses(i, std::move(guesses_[size_t(i)]));
+    });
+  }
+  ~GuessRecording() { t_.set_expert_input_hook(previous_); }
+  GuessRecording(const GuessRecording&) = delete;
+  GuessRecording& operator=(const GuessRecording&) = delete;
+
+ private:
+  model::Transformer& t_;
+  model::ExpertInputHook previous_;
+  std::vector<std::vector<placement::GateGuess>> guesses_;
+};
+
+// The simulator's options for the engine's: policy, admission, and the predictor's replay with
+// the engine's guesses per token and layer (top-k).
+placement::SimOptions sim_options(const OffloadFlags& o, const SimPredictor& p, const placement::Trace* profile, int top_k) {
+  placement::SimOptions sim;
+  sim.policy = o.policy;
+  sim.admission = o.admission;
+  sim.prefetch = p.prefetch;
+  sim.guesses = p.prefetch == "none" || p.prefetch == "oracle" ? 0 : std::max(1, top_k);
+  sim.profile = profile;
+  return sim;
+}
 
 // Under mpirun: the timed decode steps' exchanges of expert results (bytes this rank sent, the
 // executor's whole exchange and the collective's call per step), beside the same exchanges
@@ -170,13 +228,18 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
       off.context = resident.context;
       off.auto_tiers = false;
       engine::Engine session(m, off, what);
-      offload::TraceCollector collector(m.config, m.transformer->routing_hook());
+      offload::TraceCollector collector(m.config, m.transformer->routing_hook(), m.transformer.get());
       m.transformer->set_routing_hook(collector.hook());
+      const SimPredictor replay = sim_predictor(off.prefetch);
+      std::optional<GuessRecording> recording;
+      if (profile) recording.emplace(*m.transformer, collector, replay);
       offload::OffloadStats before;
       o.on_decode_start = [&] { before = session.runner()->stats(); };
       const engine::BatchDecodeResult d = engine::run_batched_decode(*m.transformer, o);
       const offload::OffloadStats after = session.runner()->stats();
+      recording.reset();
       double predicted = 0;
+      bool predicted_is_bound = false;
       if (profile) {
         // The same decode steps in the simulator: a cache-only plan of the same slots stepping
         // `batch` tokens at a time, the steps' routing as recorded (the prefill step left out).
@@ -185,13 +248,11 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
                                                      int64_t(parse_byte_size(off.host_mem)), 1, off.context);
         placement::Trace decode = collector.trace();
         decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
-        placement::SimOptions sim;
-        sim.policy = off.policy;
-        sim.admission = off.admission;
-        // Any engine predictor is simulated as the trace oracle: the prediction is a bound there.
-        sim.prefetch = off.prefetch == "none" ? "none" : "oracle";
+        const placement::Trace learnt_from = off.profile_trace.empty() ? placement::Trace{} : placement::load_any_trace(off.profile_trace);
+        placement::SimOptions sim = sim_options(off, replay, off.profile_trace.empty() ? nullptr : &learnt_from, m.config.num_experts_per_tok);
         sim.batch = batch;  // as `moe sim --batch`
         predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
+        predicted_is_bound = replay.bound;
       }
       const double generated = double(batch) * f.decode_tokens;
       const double copied = double(after.bytes_host_to_device - before.bytes_host_to_device) / generated;
@@ -202,13 +263,14 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
                           {"bytes_copied_per_token", copied}, {"link_bytes_per_second", link},
                           {"link_bound_tokens_per_second", bound}, {"ratio", bound > 0 ? d.tokens_per_second / bound : 0},
                           {"vs_resident", d.tokens_per_second / r.tokens_per_second},
-                          {"predicted_tokens_per_second", predicted}, {"stats", session.stats_json()}};
+                          {"predicted_tokens_per_second", predicted}, {"predicted_is_bound", predicted_is_bound},
+                          {"stats", session.stats_json()}};
       if (!f.json)
         fmt::print(" | {:>10.1f} {:>8.1f}% {:>11} {:>10.1f} {:>6.2f} {:>7.2f}", d.tokens_per_second, 100 * hit,
                    format_bytes(uint64_t(copied)), bound, bound > 0 ? d.tokens_per_second / bound : 0.0,
                    d.tokens_per_second / r.tokens_per_second);
       if (!f.json && profile)
-        fmt::print("  {:>9.1f} {:>+5.0f}%", predicted, 100 * (predicted / d.tokens_per_second - 1));
+        fmt::print("  {:>9.1f}{} {:>+5.0f}%", predicted, predicted_is_bound ? "*" : " ", 100 * (predicted / d.tokens_per_second - 1));
     }
     if (!f.json) {
       fmt::print("\n");
@@ -252,8 +314,11 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     o.context = f.prompt_tokens + f.decode_tokens + 1;
     o.auto_tiers = false;
     engine::Engine session(m, o, what);
-    offload::TraceCollector collector(m.config, m.transformer->routing_hook());
+    offload::TraceCollector collector(m.config, m.transformer->routing_hook(), m.transformer.get());
     m.transformer->set_routing_hook(collector.hook());
+    const SimPredictor replay = sim_predictor(o.prefetch);
+    std::optional<GuessRecording> recording;
+    if (profile) recording.emplace(*m.transformer, collector, replay);
     offload::OffloadStats at_decode;
     const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, false, nullptr, [&] {
       at_decode = session.runner()->stats();
@@ -261,6 +326,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     });
     const std::optional<RankFigures> exchange = rank_figures(session, at_decode, f.decode_tokens);
     const offload::OffloadStats s = session.runner()->stats();
+    recording.reset();
     double predicted = 0;
     if (profile) {
       // The same run in the simulator: a cache-only plan of the same slots, the decode steps'
@@ -270,10 +336,8 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
                                                    int64_t(parse_byte_size(o.host_mem)), 1, f.prompt_tokens + f.decode_tokens);
       placement::Trace decode = collector.trace();
       decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + f.prompt_tokens);
-      placement::SimOptions sim;
-      sim.policy = o.policy;
-      sim.admission = o.admission;
-      sim.prefetch = o.prefetch == "none" ? "none" : "oracle";  // a bound for any engine predictor
+      const placement::Trace learnt_from = o.profile_trace.empty() ? placement::Trace{} : placement::load_any_trace(o.profile_trace);
+      const placement::SimOptions sim = sim_options(o, replay, o.profile_trace.empty() ? nullptr : &learnt_from, m.config.num_experts_per_tok);
       predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
     }
     const double tokens = double(b.prompt_tokens + b.decode_tokens);
@@ -285,15 +349,21 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
                     {"cache_hit_rate", hit}, {"stall_seconds", s.stall_seconds}, {"bytes_copied_per_token", copied},
                     {"link_bound_tokens_per_second", bound}, {"memcpy_bytes_per_second", b.memcpy_bandwidth},
                     {"link_bytes_per_second", link}, {"link", h2d > 0 ? "pinned host-to-device copy" : "memcpy"},
-                    {"predicted_tokens_per_second", predicted}, {"stats", session.stats_json()}});
+                    {"predicted_tokens_per_second", predicted}, {"predicted_is_bound", replay.bound},
+                    {"stats", session.stats_json()}});
     if (exchange) rows.back()["rank_exchange"] = exchange->json;
     if (!f.json)
       fmt::print("{:>10} {:>9.1f} {:>8.1f}% {:>8.3f} {:>12} {:>12.1f} {:>6.2f}{}\n", budget, b.decode_tokens_per_second, 100 * hit,
                  s.stall_seconds, format_bytes(uint64_t(copied)), bound, bound > 0 ? b.decode_tokens_per_second / bound : 0.0,
-                 profile ? fmt::format(" {:>10.1f} {:>+5.0f}%", predicted, 100 * (predicted / b.decode_tokens_per_second - 1)) : "");
+                 profile ? fmt::format(" {:>10.1f}{} {:>+5.0f}%", predicted, replay.bound ? "*" : " ",
+                                       100 * (predicted / b.decode_tokens_per_second - 1))
+                         : "");
     if (!f.json && exchange) fmt::print("{}", exchange->text);
   }
   if (f.json) print_json({{"benchmark", "decode-budgets"}, {"model", what}, {"rows", rows}});
+  else if (profile && sim_predictor(f.offload.prefetch).bound)
+    fmt::print("* the simulator cannot replay --prefetch {}: the trace oracle stands in, so the prediction is a bound\n",
+               f.offload.prefetch);
 }
 
 void run(const Flags& f) {

@@ -47,18 +47,24 @@ void TraceRecorder::add_guesses(int64_t token, std::vector<placement::GateGuess>
 
 GateGuessRecorder::GateGuessRecorder(const model::Transformer& transformer, model::ExpertRunner& inner,
                                      TraceRecorder& recorder, int depth, int count)
-    : transformer_(transformer), inner_(inner), recorder_(recorder), depth_(depth), count_(count),
-      sparse_(transformer.config().moe_layers()) {}
+    : transformer_(transformer), inner_(inner), recorder_(recorder), depth_(depth), count_(count) {}
+
+void gate_guesses_ahead(const model::Transformer& transformer, int layer, const float* x, int64_t m, int depth, int count,
+                        std::vector<std::vector<placement::GateGuess>>& out) {
+  const std::vector<int> sparse = transformer.config().moe_layers();
+  const auto at = std::find(sparse.begin(), sparse.end(), layer);
+  out.assign(size_t(m), {});
+  std::vector<std::vector<int32_t>> ranked;
+  for (int ahead = 1; ahead <= depth && at != sparse.end() && at + ahead < sparse.end(); ++ahead) {
+    gate_guesses(transformer, *(at + ahead), x, m, count, ranked);
+    for (int64_t t = 0; t < m; ++t) out[size_t(t)].push_back({ahead, std::move(ranked[size_t(t)])});
+  }
+}
 
 void GateGuessRecorder::run(int layer, const float* x, int64_t hidden, const model::RoutingDecision& routing, float* out) {
-  const auto at = std::find(sparse_.begin(), sparse_.end(), layer);
   const int64_t m = routing.num_tokens();
-  std::vector<std::vector<placement::GateGuess>> guesses(static_cast<size_t>(m));
-  for (int ahead = 1; ahead <= depth_ && at != sparse_.end() && at + ahead < sparse_.end(); ++ahead) {
-    gate_guesses(transformer_, *(at + ahead), x, m, count_, ranked_);
-    for (int64_t t = 0; t < m; ++t) guesses[size_t(t)].push_back({ahead, std::move(ranked_[size_t(t)])});
-  }
-  for (int64_t t = 0; t < m; ++t) recorder_.add_guesses(t, std::move(guesses[size_t(t)]));
+  gate_guesses_ahead(transformer_, layer, x, m, depth_, count_, guesses_);
+  for (int64_t t = 0; t < m; ++t) recorder_.add_guesses(t, std::move(guesses_[size_t(t)]));
   inner_.run(layer, x, hidden, routing, out);
 }
 
@@ -73,8 +79,9 @@ void TraceRecorder::finish() {
   writer_->finish();
 }
 
-TraceCollector::TraceCollector(const loading::ModelConfig& config, model::RoutingHook previous)
-    : previous_(std::move(previous)), config_(&config) {
+TraceCollector::TraceCollector(const loading::ModelConfig& config, model::RoutingHook previous,
+                               const model::Transformer* rows_of)
+    : previous_(std::move(previous)), config_(&config), rows_of_(rows_of) {
   first_sparse_ = first_moe_layer(config);
   trace_.model = {"collected", config.num_sparse_layers(), config.num_experts, config.num_experts_per_tok};
 }
@@ -84,7 +91,17 @@ model::RoutingHook TraceCollector::hook() {
     if (previous_) previous_(layer, positions, d);
     if (layer == first_sparse_) {
       batch_begin_ = trace_.tokens.size();
-      for (int64_t p : positions) trace_.tokens.push_back({0, p, {}});
+      const auto rows = rows_of_ ? rows_of_->step_rows() : std::span<const model::StepRow>{};
+      for (size_t i = 0; i < positions.size(); ++i) {
+        int64_t sequence = 0;
+        if (rows.size() == positions.size()) {
+          const auto [it, fresh] = sequence_of_.try_emplace(rows[i].sequence, next_sequence_);
+          if (!fresh && rows[i].position == 0) it->second = next_sequence_;
+          if (it->second == next_sequence_) ++next_sequence_;
+          sequence = it->second;
+        }
+        trace_.tokens.push_back({sequence, positions[i], {}});
+      }
     }
     for (int64_t t = 0; t < d.num_tokens(); ++t) {
       const auto e = d.experts_of(t);
@@ -92,6 +109,13 @@ model::RoutingHook TraceCollector::hook() {
       trace_.tokens[batch_begin_ + size_t(t)].layers.push_back({config_->moe_layer_index(layer), {e.begin(), e.end()}, {w.begin(), w.end()}});
     }
   };
+}
+
+void TraceCollector::add_guesses(int64_t token, std::vector<placement::GateGuess> guesses) {
+  const size_t i = batch_begin_ + size_t(token);
+  MOE_CHECK(token >= 0 && i < trace_.tokens.size() && !trace_.tokens[i].layers.empty(), ErrorCode::kInternal,
+            "gate guesses for token {} of a step the collector has not seen", token);
+  trace_.tokens[i].layers.back().guesses = std::move(guesses);
 }
 
 TraceReplayer::TraceReplayer(placement::Trace trace, const loading::ModelConfig& config)

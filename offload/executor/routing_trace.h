@@ -6,6 +6,7 @@
 // config, which must outlive it.
 #include <filesystem>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "placement/trace/trace_io.h"
@@ -35,6 +36,11 @@ class TraceRecorder {
   std::vector<placement::TokenRecord> pending_;  // the current forward call's tokens
 };
 
+// What the routers of the next `depth` MoE layers after `layer` rank best for each token of its
+// input x [m, hidden], `count` experts each: out[t] holds token t's guesses, nearest layer first.
+void gate_guesses_ahead(const model::Transformer& transformer, int layer, const float* x, int64_t m, int depth, int count,
+                        std::vector<std::vector<placement::GateGuess>>& out);
+
 // An expert runner that, before handing a MoE layer to `inner`, applies the routers of the next
 // `depth` MoE layers to the layer's input and records each token's best `count` experts of each
 // in the recorder's trace: what the next-layer and stacked-gate predictors guess, beside what
@@ -50,22 +56,30 @@ class GateGuessRecorder final : public model::ExpertRunner {
   model::ExpertRunner& inner_;
   TraceRecorder& recorder_;
   int depth_, count_;
-  std::vector<int> sparse_;
-  std::vector<std::vector<int32_t>> ranked_;
+  std::vector<std::vector<placement::GateGuess>> guesses_;
 };
 
 // Collects the routing in memory (for predictions made in the same run), chaining the hook
-// that was installed before it.
+// that was installed before it. Given the transformer, each token carries its sequence's id
+// (its cache's, a new one where a cache starts again at position 0); otherwise every token is
+// of sequence 0.
 class TraceCollector {
  public:
-  TraceCollector(const loading::ModelConfig& config, model::RoutingHook previous);
+  TraceCollector(const loading::ModelConfig& config, model::RoutingHook previous,
+                 const model::Transformer* rows_of = nullptr);
   model::RoutingHook hook();
   const placement::Trace& trace() const { return trace_; }
+  // Attaches gate guesses to token `token` of the current forward call at the MoE layer the hook
+  // saw last (as TraceRecorder::add_guesses).
+  void add_guesses(int64_t token, std::vector<placement::GateGuess> guesses);
 
  private:
   placement::Trace trace_;
   model::RoutingHook previous_;
   const loading::ModelConfig* config_;
+  const model::Transformer* rows_of_;
+  std::unordered_map<const model::KvCache*, int64_t> sequence_of_;
+  int64_t next_sequence_ = 0;
   int first_sparse_ = -1;
   size_t batch_begin_ = 0;
 };

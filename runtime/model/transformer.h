@@ -67,6 +67,7 @@ class Transformer {
   void set_routing_hook(RoutingHook hook) { routing_hook_ = std::move(hook); }
   const RoutingHook& routing_hook() const { return routing_hook_; }  // to chain hooks
   void set_expert_input_hook(ExpertInputHook hook) { expert_input_hook_ = std::move(hook); }
+  const ExpertInputHook& expert_input_hook() const { return expert_input_hook_; }  // to chain hooks
   // DS-MoE's routing modes at run time (routing.h); MoE++ keeps its own routing.
   void set_routing_mode(const RoutingMode& mode);
   const RoutingMode& routing_mode() const { return routing_mode_; }

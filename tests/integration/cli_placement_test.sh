@@ -69,6 +69,21 @@ check "bench decode --layers keeps the first layers" "(first 2 layers)" "$work/o
 "$moe" bench decode --config "$src/configs/models/mixtral-32l-mini.json" --layers 33 -n 1 >"$work/out" 2>&1
 check "--layers beyond the model is refused" "has 32 layers: keep 1 to 32 of them, not 33" "$work/out"
 
+# bench decode --predict replays the engine's own predictor in the simulator: the gate kinds
+# from the guesses recorded in the run, the learnt ones from the same profile trace; only a
+# union falls back to the trace oracle, and says the prediction is a bound.
+tiny="$src/models/mixtral-tiny"
+printf 'The river rose in the night and\ndef parse(line):\n' >"$work/prompts.txt"
+"$moe" profile -m "$tiny" --prompts "$work/prompts.txt" -n 4 -o "$work/tiny.trace" >/dev/null 2>&1
+for p in next-layer gate:2 history; do
+  "$moe" bench decode -m "$tiny" --gpu-mem 600KiB --predict --prefetch "$p" --profile-trace "$work/tiny.trace" \
+    --prompt-tokens 4 -n 4 --json 2>&1 | tr -d ' \n' >"$work/out"
+  check "bench decode --predict replays --prefetch $p itself" '"predicted_is_bound":false' "$work/out"
+done
+"$moe" bench decode -m "$tiny" --gpu-mem 600KiB --predict --prefetch next-layer+history --profile-trace "$work/tiny.trace" \
+  --prompt-tokens 4 -n 4 >"$work/out" 2>&1
+check "a union it cannot replay is a bound" "the trace oracle stands in, so the prediction is a bound" "$work/out"
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"
   exit 1
