@@ -21,6 +21,7 @@ struct Flags {
   std::string model, prompts, output;
   int max_new_tokens = 32;
   int guess_depth = 3;
+  int guess_count = 0;  // ranked experts a guess; 0: twice top-k
   bool json = false;
   WeightFlags weights;
 };
@@ -43,9 +44,9 @@ void run(const Flags& f) {
   offload::TraceRecorder recorder(f.output, loaded.config, name, "moe profile " + name);
   transformer.set_routing_hook(recorder.hook());
   model::ResidentExperts resident(transformer.weights(), loaded.config.activation);
-  // 2 x top-k ranked experts a guess, so a prefetcher of more than top-k can be judged too.
-  offload::GateGuessRecorder guesses(transformer, resident, recorder, f.guess_depth,
-                                     std::min(loaded.config.num_experts, 2 * std::max(1, loaded.config.num_experts_per_tok)));
+  // 2 x top-k ranked experts a guess by default, so a prefetcher of more than top-k can be judged too.
+  const int ranked = f.guess_count > 0 ? f.guess_count : 2 * std::max(1, loaded.config.num_experts_per_tok);
+  offload::GateGuessRecorder guesses(transformer, resident, recorder, f.guess_depth, std::min(loaded.config.num_experts, ranked));
   // Offloaded-style runners compute SwiGLU only (Transformer::set_expert_runner): other
   // activations and gpt-oss's experts keep the model's own runner and record the routing alone.
   const bool record_guesses = f.guess_depth > 0 && loaded.config.activation == cpu::Activation::kSilu &&
@@ -87,6 +88,9 @@ void setup(CLI::App& app) {
   app.add_option("--guesses-ahead", f->guess_depth,
                  "record what the routers of the next 1 to N MoE layers guess from each layer's input (0: routing only)")
       ->capture_default_str()->check(whole_number(0, 8));
+  app.add_option("--guesses-ranked", f->guess_count,
+                 "experts each recorded guess ranks, best first (default: twice the model's experts per token)")
+      ->check(whole_number(1, 1 << 16));
   app.add_flag("--json", f->json, "print one JSON document");
   add_weight_options(app, f->weights);
   app.callback([f] { run(*f); });
