@@ -69,10 +69,10 @@ SimPredictor sim_predictor(const std::string& spec) {
 // expert-input hook, restored on destruction).
 class GuessRecording {
  public:
-  GuessRecording(model::Transformer& t, offload::TraceCollector& collector, const SimPredictor& p)
+  GuessRecording(model::Transformer& t, offload::TraceCollector& collector, const SimPredictor& p, int count)
       : t_(t), previous_(t.expert_input_hook()) {
     if (p.record_depth == 0) return;
-    const int depth = p.record_depth, count = std::max(1, t.config().num_experts_per_tok);
+    const int depth = p.record_depth;
     t.set_expert_input_hook([this, &collector, depth, count](int layer, const float* x, int64_t n, const model::RoutingDecision& d) {
       if (previous_) previous_(layer, x, n, d);
       offload::gate_guesses_ahead(t_, layer, x, n, depth, count, guesses_);
@@ -89,14 +89,20 @@ class GuessRecording {
   std::vector<std::vector<placement::GateGuess>> guesses_;
 };
 
+// The engine's guesses per token and layer (--prefetch-guesses, else the model's top-k).
+int engine_guesses(const OffloadFlags& o, const loading::ModelConfig& c) {
+  return o.prefetch_guesses > 0 ? o.prefetch_guesses : std::max(1, c.num_experts_per_tok);
+}
+
 // The simulator's options for the engine's: policy, admission, and the predictor's replay with
-// the engine's guesses per token and layer (top-k).
-placement::SimOptions sim_options(const OffloadFlags& o, const SimPredictor& p, const placement::Trace* profile, int top_k) {
+// the engine's guesses per token and layer.
+placement::SimOptions sim_options(const OffloadFlags& o, const SimPredictor& p, const placement::Trace* profile,
+                                  const loading::ModelConfig& c) {
   placement::SimOptions sim;
   sim.policy = o.policy;
   sim.admission = o.admission;
   sim.prefetch = p.prefetch;
-  sim.guesses = p.prefetch == "none" || p.prefetch == "oracle" ? 0 : std::max(1, top_k);
+  sim.guesses = p.prefetch == "none" || p.prefetch == "oracle" ? 0 : engine_guesses(o, c);
   sim.profile = profile;
   return sim;
 }
@@ -232,7 +238,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
       m.transformer->set_routing_hook(collector.hook());
       const SimPredictor replay = sim_predictor(off.prefetch);
       std::optional<GuessRecording> recording;
-      if (profile) recording.emplace(*m.transformer, collector, replay);
+      if (profile) recording.emplace(*m.transformer, collector, replay, engine_guesses(off, m.config));
       offload::OffloadStats before;
       o.on_decode_start = [&] { before = session.runner()->stats(); };
       const engine::BatchDecodeResult d = engine::run_batched_decode(*m.transformer, o);
@@ -249,7 +255,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
         placement::Trace decode = collector.trace();
         decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
         const placement::Trace learnt_from = off.profile_trace.empty() ? placement::Trace{} : placement::load_any_trace(off.profile_trace);
-        placement::SimOptions sim = sim_options(off, replay, off.profile_trace.empty() ? nullptr : &learnt_from, m.config.num_experts_per_tok);
+        placement::SimOptions sim = sim_options(off, replay, off.profile_trace.empty() ? nullptr : &learnt_from, m.config);
         sim.batch = batch;  // as `moe sim --batch`
         predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
         predicted_is_bound = replay.bound;
@@ -318,7 +324,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
     m.transformer->set_routing_hook(collector.hook());
     const SimPredictor replay = sim_predictor(o.prefetch);
     std::optional<GuessRecording> recording;
-    if (profile) recording.emplace(*m.transformer, collector, replay);
+    if (profile) recording.emplace(*m.transformer, collector, replay, engine_guesses(o, m.config));
     offload::OffloadStats at_decode;
     const model::DecodeBenchmark b = model::run_decode_benchmark(*m.transformer, f.prompt_tokens, f.decode_tokens, false, nullptr, [&] {
       at_decode = session.runner()->stats();
@@ -337,7 +343,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
       placement::Trace decode = collector.trace();
       decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + f.prompt_tokens);
       const placement::Trace learnt_from = o.profile_trace.empty() ? placement::Trace{} : placement::load_any_trace(o.profile_trace);
-      const placement::SimOptions sim = sim_options(o, replay, o.profile_trace.empty() ? nullptr : &learnt_from, m.config.num_experts_per_tok);
+      const placement::SimOptions sim = sim_options(o, replay, o.profile_trace.empty() ? nullptr : &learnt_from, m.config);
       predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
     }
     const double tokens = double(b.prompt_tokens + b.decode_tokens);

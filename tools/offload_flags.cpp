@@ -30,6 +30,10 @@ void add_offload_options(CLI::App& app, OffloadFlags& f) {
                  "or all (every miss evicts)")
       ->check(CLI::IsMember({"frequency", "all"}))->capture_default_str();
   app.add_option("--prefetch", f.prefetch, "predictor: none, gate[:D] (the next layers' routers on this layer's input; next-layer, stacked:D), stats[:D], history[:D], popularity[:D] (learn from --profile-trace), or A+B (both); in place under a memory limit, the guessed experts are read ahead from disk")->capture_default_str();
+  app.add_option("--prefetch-guesses", f.prefetch_guesses,
+                 "experts the predictor guesses per token and layer (default: the model's experts per token); more find "
+                 "more of the experts used, and the wrong ones are cancelled when their layer's routing is known")
+      ->check(whole_number(1, 1 << 16));
   app.add_option("--profile-trace", f.profile_trace, "recorded routing (moe profile): what the statistical predictors learn from, and, under the automatic tiers, which experts are pinned")->check(CLI::ExistingFile);
   app.add_option("--miss", f.miss, "on a miss: wait, cpu (compute on the host), hobbit (lossy: int8 copy or skip)")
       ->check(CLI::IsMember({"wait", "cpu", "hobbit"}))->capture_default_str();

@@ -13,14 +13,14 @@ namespace {
 
 class GatePredictor final : public Predictor {
  public:
-  GatePredictor(const model::Transformer& t, int depth) : t_(t), depth_(depth), sparse_(t.config().moe_layers()) {}
+  GatePredictor(const model::Transformer& t, int depth, int guesses)
+      : t_(t), depth_(depth), guesses_per_token_(guesses), sparse_(t.config().moe_layers()) {}
   std::vector<ExpertKey> predict(int layer, const float* x, int64_t m, const model::RoutingDecision&) override {
     std::vector<ExpertKey> out;
     const auto at = std::find(sparse_.begin(), sparse_.end(), layer);
-    const int k = t_.config().num_experts_per_tok;
     for (int ahead = 1; ahead <= depth_ && at != sparse_.end() && at + ahead < sparse_.end(); ++ahead) {
       const int next = *(at + ahead);
-      gate_guesses(t_, next, x, m, k, guesses_);
+      gate_guesses(t_, next, x, m, guesses_per_token_, guesses_);
       std::set<int32_t> chosen;
       for (const auto& g : guesses_) chosen.insert(g.begin(), g.end());
       for (int32_t e : chosen) out.push_back({next, e});
@@ -31,7 +31,7 @@ class GatePredictor final : public Predictor {
 
  private:
   const model::Transformer& t_;
-  int depth_;
+  int depth_, guesses_per_token_;
   std::vector<int> sparse_;
   std::vector<std::vector<int32_t>> guesses_;
 };
@@ -40,8 +40,8 @@ class GatePredictor final : public Predictor {
 // path through this step's MoE layers, and the earlier tokens of its own sequence as its history.
 class LearntPredictor final : public Predictor {
  public:
-  LearntPredictor(const model::Transformer& t, std::unique_ptr<placement::RoutingPredictor> p, int depth)
-      : t_(t), predictor_(std::move(p)), depth_(depth), sparse_(t.config().moe_layers()) {}
+  LearntPredictor(const model::Transformer& t, std::unique_ptr<placement::RoutingPredictor> p, int depth, int guesses)
+      : t_(t), predictor_(std::move(p)), depth_(depth), guesses_per_token_(guesses), sparse_(t.config().moe_layers()) {}
   std::vector<ExpertKey> predict(int layer, const float*, int64_t m, const model::RoutingDecision& routing) override {
     const int s = t_.config().moe_layer_index(layer);
     if (s < 0) return {};
@@ -55,11 +55,10 @@ class LearntPredictor final : public Predictor {
       paths_[size_t(t)].layers.push_back({s, {e.begin(), e.end()}, {}});
     }
     std::vector<ExpertKey> out;
-    const int k = std::max(1, t_.config().num_experts_per_tok);
     for (int ahead = 1; ahead <= depth_ && s + ahead < int(sparse_.size()); ++ahead) {
       std::set<int32_t> chosen;
       for (size_t t = 0; t < paths_.size(); ++t) {
-        predictor_->predict(sequence_of_[t], paths_[t].layers, s, ahead, k, guess_);
+        predictor_->predict(sequence_of_[t], paths_[t].layers, s, ahead, guesses_per_token_, guess_);
         chosen.insert(guess_.begin(), guess_.end());
       }
       for (int32_t e : chosen) out.push_back({sparse_[size_t(s + ahead)], e});
@@ -107,7 +106,7 @@ class LearntPredictor final : public Predictor {
   };
   const model::Transformer& t_;
   std::unique_ptr<placement::RoutingPredictor> predictor_;
-  int depth_;
+  int depth_, guesses_per_token_;
   std::vector<int> sparse_;
   std::vector<placement::TokenRecord> paths_;  // this step's tokens, their MoE layers so far
   std::vector<int64_t> sequence_of_;           // this step's tokens' sequence ids
@@ -165,32 +164,35 @@ int depth_of(const std::string& spec, const std::string& name, int max) {
 }  // namespace
 
 std::unique_ptr<Predictor> make_predictor(const std::string& spec, const model::Transformer& transformer,
-                                          const placement::Trace* profile) {
+                                          const placement::Trace* profile, int guesses) {
   if (spec == "none" || spec.empty()) return nullptr;
+  const loading::ModelConfig& config = transformer.config();
+  MOE_CHECK(guesses >= 0 && guesses <= config.num_experts, ErrorCode::kInvalidArgument,
+            "{} guesses per token and layer for a model of {} experts a layer", guesses, config.num_experts);
+  const int k = guesses > 0 ? guesses : std::max(1, config.num_experts_per_tok);
   if (const auto plus = spec.find('+'); plus != std::string::npos) {
-    auto a = make_predictor(spec.substr(0, plus), transformer, profile);
-    auto b = make_predictor(spec.substr(plus + 1), transformer, profile);
+    auto a = make_predictor(spec.substr(0, plus), transformer, profile, guesses);
+    auto b = make_predictor(spec.substr(plus + 1), transformer, profile, guesses);
     MOE_CHECK(a && b, ErrorCode::kInvalidArgument, "predictor '{}': 'none' in a union", spec);
     return std::make_unique<UnionPredictor>(std::move(a), std::move(b));
   }
-  if (spec == "next-layer") return std::make_unique<GatePredictor>(transformer, 1);
+  if (spec == "next-layer") return std::make_unique<GatePredictor>(transformer, 1, k);
   for (const char* gate : {"stacked", "gate"}) {
     const int depth = depth_of(spec, gate, 8);
     if (depth < 0 || (depth == 1 && spec == "stacked")) continue;
     MOE_CHECK(depth >= 1, ErrorCode::kInvalidArgument, "{}:D needs a depth from 1 to 8, not '{}'", gate, spec);
-    return std::make_unique<GatePredictor>(transformer, depth);
+    return std::make_unique<GatePredictor>(transformer, depth, k);
   }
   for (const char* learnt : {"stats", "history", "popularity"}) {
     const int depth = depth_of(spec, learnt, 3);
     if (depth < 0) continue;
     MOE_CHECK(depth >= 1, ErrorCode::kInvalidArgument, "{}:D needs a depth from 1 to 3, not '{}'", learnt, spec);
     MOE_CHECK(profile != nullptr, ErrorCode::kInvalidArgument, "the {} predictor needs a profile trace (--profile-trace)", spec);
-    const loading::ModelConfig& c = transformer.config();
-    MOE_CHECK(profile->model.num_layers == c.num_sparse_layers() && profile->model.num_experts == c.num_experts,
+    MOE_CHECK(profile->model.num_layers == config.num_sparse_layers() && profile->model.num_experts == config.num_experts,
               ErrorCode::kInvalidArgument, "the profile trace has {} MoE layers x {} experts, the model {} x {}",
-              profile->model.num_layers, profile->model.num_experts, c.num_sparse_layers(), c.num_experts);
+              profile->model.num_layers, profile->model.num_experts, config.num_sparse_layers(), config.num_experts);
     return std::make_unique<LearntPredictor>(transformer, placement::make_routing_predictor(learnt, *profile, profile->model),
-                                             depth);
+                                             depth, k);
   }
   fail(ErrorCode::kInvalidArgument,
        "unknown predictor '{}' (none, next-layer, stacked:D, gate[:D], stats[:D], history[:D], popularity[:D], or two "

@@ -32,8 +32,9 @@ class Predictor {
 // them joined by "+" (the union, e.g. "next-layer+stats"). The learnt ones keep each sequence's
 // own history (a cache starting again at position 0 is a new sequence). Throws
 // moe::Error(kInvalidArgument) for anything else.
+// `guesses`: experts guessed per token and layer (0: the model's experts per token).
 std::unique_ptr<Predictor> make_predictor(const std::string& spec, const model::Transformer& transformer,
-                                          const placement::Trace* profile);
+                                          const placement::Trace* profile, int guesses = 0);
 
 // The experts the router of MoE layer `target` (a model layer index) ranks best for each token
 // of x [m, hidden], `count` a token, best first: what the gate predictors guess and what

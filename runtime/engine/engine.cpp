@@ -178,7 +178,7 @@ void Engine::read_chosen_experts_ahead(const EngineOptions& f) {
       }
   });
   std::shared_ptr<offload::Predictor> predictor =
-      offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_);
+      offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_, f.prefetch_guesses);
   if (!predictor) return;
   placement_["why"].push_back("the experts --prefetch " + f.prefetch + " guesses for later layers are read ahead too");
   t.set_expert_input_hook([predictor, read_expert](int layer, const float* x, int64_t n, const model::RoutingDecision& d) {
@@ -294,7 +294,7 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
 #endif
   }
   if (ranked && !o.ranks) o.ranks = group->make_communicator();
-  runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_));
+  runner_ = std::make_unique<offload::OffloadedExperts>(t, o, offload::make_predictor(f.prefetch, t, f.profile_trace.empty() ? nullptr : &profile_, f.prefetch_guesses));
   t.set_expert_runner(runner_.get());
   summary_ = fmt::format("{}{} {} device(s) x {} cache slots of {} ({} experts{}), host pool {}, policy {} (admission {}), prefetch {}, miss {}",
                          tiers && tiers->offload ? "automatic (--explain says why): " : "", f.backend, o.devices, runner_->cache_slots(first_device), format_bytes(runner_->expert_bytes()),

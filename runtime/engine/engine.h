@@ -28,6 +28,7 @@ namespace moe::engine {
 struct EngineOptions {
   std::string gpu_mem, host_mem = "0", plan, policy = "lru", prefetch = "none", profile_trace, miss = "wait";
   std::string admission = "frequency";  // which misses a full device cache takes (admission_filter.h)
+  int prefetch_guesses = 0;  // experts the predictor guesses per token and layer; 0: the model's top-k
   int devices = 1;
   double hobbit_t1 = 0.5, hobbit_t2 = 0.1;
   std::string trace_out, replay_trace;

@@ -110,7 +110,8 @@ TEST(Executor, BitIdenticalAtEveryBudgetDeviceCountPlanAndPredictor) {
       SCOPED_TRACE(fmt::format("{} trial {}: {} devices, {} slots, host {} experts, {} ({}), miss {}, plan {}, predictor {}",
                                fixture, trial, o.devices, slots, o.host_bytes / expert, o.policy, o.admission, o.miss,
                                with_plan, predictor));
-      OffloadedExperts runner(t, o, make_predictor(predictor, t, &profile));
+      const int guesses = int(rng() % 4);  // 0: top-k
+      OffloadedExperts runner(t, o, make_predictor(predictor, t, &profile, std::min(guesses, t.config().num_experts)));
       t.set_expert_runner(&runner);
       const std::vector<float> got = run(t);
       t.set_expert_runner(nullptr);
@@ -407,6 +408,7 @@ TEST(Executor, ImpossibleBudgetsFailAtStartWithTheNumbers) {
   EXPECT_THROW(make_predictor("history:4", *m.transformer, nullptr), Error);
   EXPECT_THROW(make_predictor("gate:0", *m.transformer, nullptr), Error);
   EXPECT_THROW(make_predictor("none+next-layer", *m.transformer, nullptr), Error);
+  EXPECT_THROW(make_predictor("next-layer", *m.transformer, nullptr, m.config.num_experts + 1), Error);
   EXPECT_NE(make_predictor("gate:2+next-layer", *m.transformer, nullptr), nullptr);
 }
 
