@@ -411,7 +411,7 @@ class Simulation {
         // sequence and Belady is exactly optimal on it. Prefetches must spare this layer.
         if (make_room(dev, k, {})) {
           dev.cache[k] = CachedExpert{ready, false};
-          dev.policy->on_insert(k, format == ExpertFormat::kBF16);
+          dev.policy->on_insert(k, released_precision(format));
         }
       }
       work[size_t(d)].push_back({ready, cost_.expert_gpu_seconds(format, n)});
@@ -526,7 +526,7 @@ class Simulation {
       if (!make_room(dev, k, in_use)) continue;
       const double ready = fetch(k, home_device(k), t, /*count_tier=*/false);
       dev.cache[k] = CachedExpert{ready, true};
-      dev.policy->on_insert(k, placement_.at(k)->format() == proto::FORMAT_BF16);
+      dev.policy->on_insert(k, released_precision(ExpertFormat(int(placement_.at(k)->format()))));
       ++result_.prefetches;
     }
   }
