@@ -1,7 +1,7 @@
-// FP8 checkpoints (DeepSeek-V3's and Kimi-K2's float8_e4m3fn weights with weight_scale_inv block
-// scales) against Hugging Face transformers on the dequantised weights: the tiny random
-// checkpoints of tests/reference/make_hf_fp8_fixtures.py (the releases' 128 x 128 blocks over
-// shapes that leave partial edge blocks, and 16 x 32 blocks), read in place; logits and greedy
+// FP8 checkpoints (DeepSeek-V3's, Kimi-K2's and Qwen3/GLM-4.5's FP8 releases' float8_e4m3fn weights
+// with weight_scale_inv block scales) against Hugging Face transformers on the dequantised weights:
+// the tiny random checkpoints of tests/reference/make_hf_fp8_fixtures.py (the releases' 128 x 128
+// blocks over shapes that leave partial edge blocks, and 16 x 32 blocks), read in place; logits and greedy
 // continuations; offloaded experts at every budget give the resident bits; malformed checkpoints
 // give one clear error naming the tensor.
 #include <gtest/gtest.h>
@@ -173,12 +173,16 @@ TEST_P(Fp8Fixture, PackedStoreKeepsFp8AndGivesTheFoldersBits) {
   fs::remove(path);
 }
 
-INSTANTIATE_TEST_SUITE_P(DeepSeekV3, Fp8Fixture, ::testing::Values("deepseek_v3-fp8", "deepseek_v3-fp8-blocks"),
-                         [](const auto& param_info) {
-                           std::string name = param_info.param;
-                           for (char& c : name) if (c == '-') c = '_';
-                           return name;
-                         });
+std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name) if (c == '-') c = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(DeepSeekV3, Fp8Fixture, ::testing::Values("deepseek_v3-fp8", "deepseek_v3-fp8-blocks"), fixture_name);
+// Qwen3-30B-A3B-FP8's and GLM-4.5-Air-FP8's layout: the same blocks over grouped-query attention
+// (q/k/v/o FP8, GLM's biases bf16), one dense layer, partial edge blocks.
+INSTANTIATE_TEST_SUITE_P(Qwen3AndGlm, Fp8Fixture, ::testing::Values("qwen3_moe-fp8", "glm4_moe-fp8"), fixture_name);
 
 // Synthetic weights of an FP8 config (moe bench decode --config) are FP8 where the releases are,
 // and run: finite logits, the FP8 expert layout.
