@@ -49,12 +49,14 @@ inline ScaleGrid scale_grid(const DeviceWeights& w) {
              : ScaleGrid{w.scales, w.cols, w.group_size};
 }
 
-// The scale of the chunk whose first value is element (row, col).
+// The scale of the chunk whose first value is element (row, col). fp8 divides in 32 bits (a
+// fraction of the 64-bit cost, once per 16-byte load; valid_weights bounds the indices).
 template <WeightFormat F>
 __device__ inline float chunk_scale(const ScaleGrid& g, int64_t row, int64_t col) {
   if constexpr (F == WeightFormat::kBF16) return 1.0f;
   else if constexpr (F == WeightFormat::kFp8)
-    return __ldg(g.scales + ((row + g.row0) / g.block_rows) * g.block_stride + (col + g.col0) / g.group);
+    return __ldg(g.scales + int64_t(uint32_t(row + g.row0) / uint32_t(g.block_rows)) * g.block_stride +
+                 uint32_t(col + g.col0) / uint32_t(g.group));
   else return __ldg(g.scales + (row * g.cols + col) / g.group);
 }
 
@@ -115,7 +117,8 @@ inline bool valid_weights(const DeviceWeights& w) {
   if (w.format == WeightFormat::kBF16) return true;
   if (w.format == WeightFormat::kFp8)
     return w.scales != nullptr && w.block_rows > 0 && w.block_cols >= values && w.block_cols % values == 0 &&
-           w.block_row0 >= 0 && w.block_col0 >= 0 && w.block_col0 % values == 0 &&
+           w.block_row0 >= 0 && w.block_col0 >= 0 && w.block_col0 % values == 0 && w.block_row0 + w.rows <= UINT32_MAX &&
+           w.block_col0 + w.cols <= UINT32_MAX &&
            w.block_stride >= (w.block_col0 + w.cols + w.block_cols - 1) / w.block_cols;
   return w.scales != nullptr && w.group_size >= values && w.group_size % values == 0 && w.cols % w.group_size == 0;
 }
