@@ -21,6 +21,7 @@
 #include "offload/store/expert_store.h"
 #include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
+#include "runtime/loading/safetensors.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/synthetic_weights.h"
 #include "runtime/model/weight_format.h"
@@ -74,6 +75,19 @@ TEST_P(Fp8Fixture, WeightsStayFp8WithTheirBlockScales) {
     ++fp8;
   });
   EXPECT_GT(fp8, 40);
+}
+
+// The size estimate (moe inspect, the tiers) counts FP8 projections at a byte and a scale a block,
+// as stored: within 1% of the checkpoint's bytes for the dense part and exact for an expert.
+TEST_P(Fp8Fixture, WeightBytesCountFp8AsStored) {
+  const auto dir = kFixtures / GetParam();
+  const model::WeightBytes estimate = model::weight_bytes(loading::load_model_config(dir));
+  const loading::Checkpoint checkpoint = loading::Checkpoint::open(dir);
+  uint64_t dense = 0, experts = 0;
+  for (const std::string& name : checkpoint.names())
+    (name.find(".experts.") != std::string::npos ? experts : dense) += checkpoint.info(name).nbytes();
+  EXPECT_NEAR(double(estimate.resident), double(dense), 0.01 * double(dense));
+  EXPECT_EQ(estimate.all_experts, experts);
 }
 
 // Prefill equals step-by-step decode, bit for bit.
