@@ -69,6 +69,12 @@ class Loader {
     l.weight = source_.tensor(name, {out, in});
     MOE_CHECK((l.weight.shape() == Shape{out, in}), ErrorCode::kCorrupt, "{}: tensor '{}' has shape {}, the config implies {}", src,
               name, shape_to_string(l.weight.shape()), shape_to_string({out, in}));
+    // AutoFP8 / compressed-tensors checkpoints (some FP8 releases) scale per tensor or channel instead.
+    const std::string per_tensor = name + "_scale";
+    MOE_CHECK(source_.has(scales) || !source_.has(per_tensor), ErrorCode::kUnsupported,
+              "{}: tensor '{}' is float8_e4m3fn with a per-tensor or per-channel scale '{}' (AutoFP8 / compressed-tensors); "
+              "only block scales (weight_scale_inv, as DeepSeek-V3 releases them) are supported",
+              src, name, per_tensor);
     MOE_CHECK(source_.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')", src,
               scales, name);
     const Shape grid{(out + fp8.block_rows - 1) / fp8.block_rows, (in + fp8.block_cols - 1) / fp8.block_cols};

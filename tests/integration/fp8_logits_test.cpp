@@ -285,6 +285,13 @@ TEST(Fp8, MalformedCheckpointsGiveOneClearErrorNamingTheTensor) {
   EXPECT_EQ(load_error([](StTensors&) {}), "loaded");
   expect(load_error([&](StTensors& t) { t.erase(scales); }),
          "lacks tensor '" + scales + "' (the block scales of the float8_e4m3fn '" + kv_b + "')");
+  // A per-tensor scale where the block grid should be (AutoFP8 / compressed-tensors checkpoints).
+  expect(load_error([&](StTensors& t) {
+           t["model.layers.1.self_attn.kv_b_proj.weight_scale"] = t[scales];
+           t.erase(scales);
+         }),
+         "tensor '" + kv_b + "' is float8_e4m3fn with a per-tensor or per-channel scale '" + kv_b +
+             "_scale' (AutoFP8 / compressed-tensors); only block scales (weight_scale_inv");
   expect(load_error([&](StTensors& t) {
            t[expert].shape = {t[expert].shape[1], t[expert].shape[0]};  // [5, 1] -> [1, 5]
          }),
