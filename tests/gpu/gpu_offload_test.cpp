@@ -20,6 +20,8 @@
 #include <random>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/fp8.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cuda/device.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/gpu/cuda_expert_device.h"
@@ -173,8 +175,8 @@ TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
 }
 
 // The FP8 checkpoint of DeepSeek-V3's layout (128 x 128 blocks over shapes that leave partial
-// edge blocks): its experts in GPU slots and its dense FP8 matrices resident (CudaLinear; kv_b's
-// per-head value rows are slices at block offsets), against the CPU's FP8 kernels on the same
+// edge blocks): its experts in GPU slots and its dense FP8 matrices resident (CudaLinear; those
+// whose rows are not whole 16-byte loads stay on the CPU), against the CPU's FP8 kernels on the same
 // bytes to 1e-5 (the same dequantised values, summed in another order); 100 tokens take the
 // grouped GEMM and cuBLAS over the widened weights. Fewer slots give the same bits. The 16 x 32
 // block fixture, whose widths are not whole 16-byte loads of FP8, is refused in one sentence.
@@ -218,6 +220,57 @@ TEST_F(GpuOffload, Fp8CheckpointMatchesTheCpu) {
     EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
     EXPECT_NE(std::string(e.what()).find("multiples of 16"), std::string::npos) << e.what();
   }
+}
+
+// CudaLinear keeps FP8 slices of a bigger matrix resident with the grid rows under them (a fused
+// tensor's rows: a row offset inside a block; a transposed head's columns: a column offset on a
+// 16-column step), GEMV and cuBLAS alike, against the CPU on the same views; a column offset that
+// splits a 16-byte load stays on the CPU and gives the CPU's bits.
+TEST_F(GpuOffload, CudaLinearTakesFp8SlicesAtBlockOffsets) {
+  const int64_t rows = 300, cols = 448;
+  const int block = 128;
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> values(size_t(rows * cols));
+  for (float& v : values) v = d(rng);
+  std::vector<uint8_t> data(values.size());
+  const int64_t grid_cols = cpu::fp8_blocks(cols, block);
+  std::vector<float> grid(size_t(cpu::fp8_blocks(rows, block) * grid_cols));
+  cpu::fp8_quantize_blocks(values.data(), rows, cols, block, block, data.data(), grid.data());
+  struct Slice {
+    int64_t row0, rows, col0, cols;
+    bool on_gpu;
+  };
+  cuda::DeviceArena arena(0, uint64_t(64) << 20);
+  cuda::CudaLinear linear(arena);
+  std::vector<std::vector<uint8_t>> held;  // the slices' bytes live as long as the linear's keys
+  int64_t fallbacks = 0;
+  for (const Slice sl : {Slice{130, 150, 0, 448, true}, Slice{13, 40, 144, 160, true}, Slice{0, 64, 8, 96, false}}) {
+    held.emplace_back(size_t(sl.rows * sl.cols));
+    for (int64_t r = 0; r < sl.rows; ++r)
+      std::memcpy(held.back().data() + r * sl.cols, data.data() + (sl.row0 + r) * cols + sl.col0, size_t(sl.cols));
+    cpu::WeightMatrix w{held.back().data(), DType::kF8E4M3, sl.rows, sl.cols};
+    w.block_scales = grid.data();
+    w.block_rows = w.block_cols = block;
+    w.block_stride = grid_cols;
+    w.block_row0 = sl.row0;
+    w.block_col0 = sl.col0;
+    for (const int64_t m : {int64_t{1}, int64_t{40}}) {  // the GEMV, then cuBLAS over the widened slice
+      std::vector<float> x(size_t(m * sl.cols));
+      for (float& v : x) v = d(rng);
+      std::vector<float> want(size_t(m * sl.rows)), got(want.size(), NAN);
+      cpu::matmul(x.data(), m, w, want.data());
+      linear.matmul(x.data(), m, w, got.data(), nullptr);
+      if (sl.on_gpu) {
+        EXPECT_LT(relative_error(got, want), 1e-5) << "slice at " << sl.row0 << ", " << sl.col0 << " m " << m;
+      } else {
+        ++fallbacks;
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "m " << m;
+      }
+    }
+  }
+  EXPECT_GT(linear.resident_bytes(), 0u);
+  EXPECT_EQ(linear.cpu_fallbacks(), fallbacks);
 }
 
 // The device KV cache follows the host one: set mid-sequence, switched between caches, reused
