@@ -14,7 +14,7 @@ namespace moe::tools {
 namespace {
 
 struct Options {
-  std::string model, trace, hardware, output, formats = "bf16", dense_format = "bf16";
+  std::string model, trace, hardware, output, formats, dense_format;  // empty: the release's (ModelShape)
   placement::PlannerOptions planner;
   bool json = false, explain = false;
 };
@@ -24,9 +24,9 @@ void run(Options& o) {
   const placement::Trace trace = placement::load_any_trace(o.trace);
   const placement::HardwareProfile hw = placement::load_hardware_profile(o.hardware);
   o.planner.formats.clear();
-  std::stringstream list(o.formats);
+  std::stringstream list(o.formats.empty() ? placement::format_name(shape.released_format) : o.formats);
   for (std::string f; std::getline(list, f, ',');) o.planner.formats.push_back(placement::parse_expert_format(f));
-  o.planner.dense_format = placement::parse_expert_format(o.dense_format);
+  o.planner.dense_format = o.dense_format.empty() ? shape.released_dense_format : placement::parse_expert_format(o.dense_format);
   const placement::PlacementPlan plan = placement::make_plan(shape, trace, hw, o.planner);
   placement::save_plan(o.output, plan);
   if (o.json) {
@@ -58,9 +58,12 @@ void setup(CLI::App& app) {
   app.add_option("--context", o->planner.context, "tokens of context per sequence (sizes the KV cache)")->check(whole_number(1, 1 << 24));
   app.add_option("--devices", o->planner.devices, "GPUs to use (default: all of the profile's; with several nodes, up to one "
                  "node's or a multiple of it)")->check(whole_number(1, 1024));
-  app.add_option("--formats", o->formats, "expert formats allowed, e.g. bf16,int4 (int8/int4 are lossy; int8 has FP8's bytes)");
-  app.add_option("--dense-format", o->dense_format, "format of the dense weights on the GPU: bf16, int8 or int4 (as moe run "
-                 "--weights F --quantize all; lossy)")->check(CLI::IsMember({"bf16", "int8", "int4"}));
+  app.add_option("--formats", o->formats, "expert formats allowed, comma-separated: bf16, fp8 (e4m3, an f32 scale per 128x128 "
+                 "block), mxfp4 (4.25 bits), int8, int4 (lossy copies, moe pack --formats); default: the model's release "
+                 "(its config's quantization_config: fp8 for DeepSeek-V3/Kimi-K2, mxfp4 for gpt-oss, else bf16)");
+  app.add_option("--dense-format", o->dense_format, "format of the dense weights on the GPU: bf16, fp8, int8 or int4 (int8/int4 "
+                 "as moe run --weights F --quantize all; lossy); default: the release's (fp8 for FP8 releases, else bf16)")
+      ->check(CLI::IsMember({"bf16", "fp8", "int8", "int4"}));
   app.add_option("--strategy", o->planner.strategy, "optimized, frequency or uniform")
       ->check(CLI::IsMember({"optimized", "frequency", "uniform"}));
   app.add_option("--pinned-share", o->planner.pinned_share, "fix the share of GPU expert memory pinned (0..1) instead of searching")

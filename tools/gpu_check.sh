@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU path in one command: builds with CUDA (or takes a bundle), runs the GPU tests
-# (kernels against the CPU, the executor's CUDA device, the offloading invariant with dense
-# products and attention on the GPU, NCCL), the GPU benchmarks and an end-to-end run, and prints
+# (kernels against the CPU in every weight format FP8 included, the executor's CUDA device, the
+# offloading invariant with dense products and attention on the GPU, NCCL), the GPU benchmarks
+# and end-to-end runs (the default model, an FP8 checkpoint), and prints
 # a short table (also written to gpu_check.md in the build folder or bundle, and to $OUT when
 # that is set).
 #
@@ -102,6 +103,12 @@ if ((checks)); then
     echo "End to end, the default model with its experts, dense products and attention on the GPU:"
     echo '```'
     timeout 120 "$moe" run -n 24 --backend cuda 2>&1 | tail -3 || status=$?
+    echo '```'
+    echo
+    echo "End to end, the DeepSeek-V3-layout FP8 fixture (FP8 experts and dense matrices on the GPU; gpu_offload_test checks its logits):"
+    echo '```'
+    timeout 120 "$moe" bench decode -m "$root/tests/fixtures/deepseek_v3-fp8" --prompt-tokens 8 -n 8 --backend cuda 2>&1 | tail -3 \
+      || status=$?
     echo '```'
   } >>"$report" 2>&1  # not a pipe: a subshell would lose `status`
   publish

@@ -14,8 +14,8 @@ constexpr int kRowsPerBlock = 4;  // one warp per output row
 
 template <WeightFormat F, int M>
 __global__ void __launch_bounds__(kWarp * kRowsPerBlock)
-    gemv_kernel(const uint8_t* __restrict__ w, const float* __restrict__ scales, int64_t rows, int64_t cols, int group,
-                const float* __restrict__ x, float* __restrict__ y) {
+    gemv_kernel(const uint8_t* __restrict__ w, const ScaleGrid grid, int64_t rows, int64_t cols, const float* __restrict__ x,
+                float* __restrict__ y) {
   constexpr int V = Chunk<F>::kValues;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kWarp * kRowsPerBlock)
   for (int64_t s = lane; s < steps; s += kWarp) {
     const uint4 raw = __ldg(wr + s);
     const int64_t c0 = s * V;
-    const float scale = F == WeightFormat::kBF16 ? 1.0f : __ldg(scales + (row * cols + c0) / group);
+    const float scale = chunk_scale<F>(grid, row, c0);
     float wv[V];
     unpack<F>(raw, scale, wv);
 #pragma unroll
@@ -59,7 +59,7 @@ cudaError_t launch(const DeviceWeights& w, const float* x, int m, float* y, cuda
   const auto* data = static_cast<const uint8_t*>(w.data);
   switch (m) {
 #define MOE_GEMV_CASE(M) \
-  case M: gemv_kernel<F, M><<<grid, block, 0, stream>>>(data, w.scales, w.rows, w.cols, w.group_size, x, y); break;
+  case M: gemv_kernel<F, M><<<grid, block, 0, stream>>>(data, scale_grid(w), w.rows, w.cols, x, y); break;
     MOE_GEMV_CASE(1)
     MOE_GEMV_CASE(2)
     MOE_GEMV_CASE(3)
@@ -76,13 +76,13 @@ cudaError_t launch(const DeviceWeights& w, const float* x, int m, float* y, cuda
 
 // One 16-byte chunk of a row per thread, widened by the GEMV's own unpack.
 template <WeightFormat F>
-__global__ void dequantize_kernel(const uint8_t* __restrict__ w, const float* __restrict__ scales, int64_t rows, int64_t cols,
-                                  int group, float* __restrict__ out) {
+__global__ void dequantize_kernel(const uint8_t* __restrict__ w, const ScaleGrid grid, int64_t rows, int64_t cols,
+                                  float* __restrict__ out) {
   constexpr int V = Chunk<F>::kValues;
   const int64_t chunks = rows * (cols / V);
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c0 = i * V;  // element index in the flattened matrix (rows are whole chunks)
-    const float scale = F == WeightFormat::kBF16 ? 1.0f : __ldg(scales + c0 / group);
+    const float scale = chunk_scale<F>(grid, c0 / cols, c0 % cols);
     float v[V];
     unpack<F>(__ldg(reinterpret_cast<const uint4*>(w) + i), scale, v);
 #pragma unroll
@@ -95,8 +95,7 @@ cudaError_t launch_dequantize(const DeviceWeights& w, float* out, cudaStream_t s
   const int64_t chunks = w.rows * (w.cols / Chunk<F>::kValues);
   const int threads = 256;
   const unsigned blocks = unsigned(std::min<int64_t>((chunks + threads - 1) / threads, 65535));
-  dequantize_kernel<F><<<blocks, threads, 0, stream>>>(static_cast<const uint8_t*>(w.data), w.scales, w.rows, w.cols,
-                                                       w.group_size, out);
+  dequantize_kernel<F><<<blocks, threads, 0, stream>>>(static_cast<const uint8_t*>(w.data), scale_grid(w), w.rows, w.cols, out);
   return cudaGetLastError();
 }
 
@@ -108,6 +107,7 @@ cudaError_t dequantize_weights(const DeviceWeights& w, float* out, cudaStream_t 
     case WeightFormat::kBF16: return launch_dequantize<WeightFormat::kBF16>(w, out, stream);
     case WeightFormat::kInt8: return launch_dequantize<WeightFormat::kInt8>(w, out, stream);
     case WeightFormat::kInt4: return launch_dequantize<WeightFormat::kInt4>(w, out, stream);
+    case WeightFormat::kFp8: return launch_dequantize<WeightFormat::kFp8>(w, out, stream);
   }
   return cudaErrorInvalidValue;
 }
@@ -118,6 +118,7 @@ cudaError_t expert_gemv(const DeviceWeights& w, const float* x, int m, float* y,
     case WeightFormat::kBF16: return launch<WeightFormat::kBF16>(w, x, m, y, stream);
     case WeightFormat::kInt8: return launch<WeightFormat::kInt8>(w, x, m, y, stream);
     case WeightFormat::kInt4: return launch<WeightFormat::kInt4>(w, x, m, y, stream);
+    case WeightFormat::kFp8: return launch<WeightFormat::kFp8>(w, x, m, y, stream);
   }
   return cudaErrorInvalidValue;
 }

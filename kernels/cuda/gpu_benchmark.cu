@@ -71,14 +71,17 @@ GpuBenchmark run_gpu_benchmark(int64_t rows, int64_t cols, int repeats) {
     WeightFormat format;
     size_t bytes;
   };
-  const int group = 128;
+  const int group = 128, block = 128;  // fp8: DeepSeek-V3's 128 x 128 blocks
   const size_t scales_bytes = size_t(rows * cols / group) * sizeof(float);
+  const int64_t grid_cols = (cols + block - 1) / block;
+  const size_t grid_bytes = size_t((rows + block - 1) / block * grid_cols) * sizeof(float);
   for (const Format f : {Format{"gemv bf16", WeightFormat::kBF16, size_t(rows * cols * 2)},
                          Format{"gemv int8 g128", WeightFormat::kInt8, size_t(rows * cols) + scales_bytes},
-                         Format{"gemv int4 g128", WeightFormat::kInt4, size_t(rows * cols / 2) + scales_bytes}}) {
+                         Format{"gemv int4 g128", WeightFormat::kInt4, size_t(rows * cols / 2) + scales_bytes},
+                         Format{"gemv fp8 128x128", WeightFormat::kFp8, size_t(rows * cols) + grid_bytes}}) {
     std::vector<std::unique_ptr<Device>> weights;
     std::vector<uint8_t> random_bytes(f.bytes);
-    for (auto& v : random_bytes) v = uint8_t(rng() & 0x3F);  // small values: finite bf16, any int
+    for (auto& v : random_bytes) v = uint8_t(rng() & 0x3F);  // small values: finite bf16 and fp8, any int
     for (int s = 0; s < kSets; ++s) {
       weights.push_back(std::make_unique<Device>(f.bytes));
       check(cudaMemcpy(weights.back()->ptr, random_bytes.data(), f.bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
@@ -87,9 +90,14 @@ GpuBenchmark run_gpu_benchmark(int64_t rows, int64_t cols, int repeats) {
     const double seconds = median_seconds(
         [&] {
           auto* base = static_cast<uint8_t*>(weights[size_t(set++ % kSets)]->ptr);
-          const size_t data_bytes = f.format == WeightFormat::kBF16 ? f.bytes : f.bytes - scales_bytes;
-          const DeviceWeights w{base, f.format == WeightFormat::kBF16 ? nullptr : reinterpret_cast<const float*>(base + data_bytes),
-                                f.format, rows, cols, f.format == WeightFormat::kBF16 ? 0 : group};
+          const bool fp8 = f.format == WeightFormat::kFp8;
+          const size_t data_bytes = f.format == WeightFormat::kBF16 ? f.bytes : f.bytes - (fp8 ? grid_bytes : scales_bytes);
+          DeviceWeights w{base, f.format == WeightFormat::kBF16 ? nullptr : reinterpret_cast<const float*>(base + data_bytes),
+                          f.format, rows, cols, f.format == WeightFormat::kBF16 || fp8 ? 0 : group};
+          if (fp8) {
+            w.block_rows = w.block_cols = block;
+            w.block_stride = grid_cols;
+          }
           check(expert_gemv(w, static_cast<float*>(dx.ptr), 1, static_cast<float*>(dy.ptr), stream), "expert_gemv");
         },
         repeats, stream);

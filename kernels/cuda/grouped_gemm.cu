@@ -24,7 +24,7 @@ struct Problem {
   const float* x;
   float* y;
   int64_t rows, cols, m;
-  int group, tiles_m;
+  int group, block_rows, block_stride, tiles_m;  // ScaleGrid's, flat: 48 problems must fit the parameters
 };
 
 struct Batch {
@@ -50,6 +50,7 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(const __grid_con
   const int64_t r0 = int64_t(local / p.tiles_m) * kTileN;
   const int tx = int(threadIdx.x) % kStride, ty = int(threadIdx.x) / kStride;
   const int64_t stride_bytes = row_bytes<F>(p.cols);
+  const ScaleGrid grid{p.scales, p.cols, p.group, p.block_rows, p.block_stride};
 
   float acc[kPer][kPer];
 #pragma unroll
@@ -74,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(const __grid_con
       float v[V];
       if (r0 + r < p.rows && k0 + c < p.cols) {
         const uint8_t* chunk = p.w + (r0 + r) * stride_bytes + row_bytes<F>(k0 + c);
-        const float scale = F == WeightFormat::kBF16 ? 1.0f : __ldg(p.scales + ((r0 + r) * p.cols + k0 + c) / p.group);
+        const float scale = chunk_scale<F>(grid, r0 + r, k0 + c);
         unpack<F>(__ldg(reinterpret_cast<const uint4*>(chunk)), scale, v);
       } else {
 #pragma unroll
@@ -119,8 +120,9 @@ cudaError_t launch(const std::vector<const GemmProblem*>& problems, cudaStream_t
     for (int i = 0; i < count; ++i) {
       const GemmProblem& g = *problems[begin + size_t(i)];
       const int64_t tiles_m = (g.m + kTileM - 1) / kTileM, tiles_n = (g.w.rows + kTileN - 1) / kTileN;
-      batch.p[i] = {static_cast<const uint8_t*>(g.w.data), g.w.scales, g.x, g.y, g.w.rows, g.w.cols, g.m, g.w.group_size,
-                    int(tiles_m)};
+      const ScaleGrid grid = scale_grid(g.w);
+      batch.p[i] = {static_cast<const uint8_t*>(g.w.data), g.w.scales, g.x, g.y, g.w.rows, g.w.cols, g.m, grid.group,
+                    grid.block_rows, int(grid.block_stride), int(tiles_m)};
       batch.tile_begin[i] = int(tiles);
       tiles += tiles_m * tiles_n;
       if (tiles > INT_MAX) return cudaErrorInvalidValue;
@@ -137,18 +139,20 @@ cudaError_t launch(const std::vector<const GemmProblem*>& problems, cudaStream_t
 
 cudaError_t grouped_expert_gemm(const GemmProblem* problems, int count, cudaStream_t stream) {
   if (count < 0 || (count > 0 && problems == nullptr)) return cudaErrorInvalidValue;
-  std::vector<const GemmProblem*> by_format[3];
+  std::vector<const GemmProblem*> by_format[4];
   for (int i = 0; i < count; ++i) {
     const GemmProblem& g = problems[i];
     if (g.m < 0) return cudaErrorInvalidValue;
     if (g.m == 0) continue;
-    if (!valid_weights(g.w) || g.x == nullptr || g.y == nullptr || reinterpret_cast<uintptr_t>(g.x) % 16 != 0)
+    if (!valid_weights(g.w) || g.x == nullptr || g.y == nullptr || reinterpret_cast<uintptr_t>(g.x) % 16 != 0 ||
+        g.w.block_stride > INT_MAX || g.w.block_row0 != 0 || g.w.block_col0 != 0)
       return cudaErrorInvalidValue;
     by_format[int(g.w.format)].push_back(&g);
   }
   if (const cudaError_t rc = launch<WeightFormat::kBF16>(by_format[0], stream); rc != cudaSuccess) return rc;
   if (const cudaError_t rc = launch<WeightFormat::kInt8>(by_format[1], stream); rc != cudaSuccess) return rc;
-  return launch<WeightFormat::kInt4>(by_format[2], stream);
+  if (const cudaError_t rc = launch<WeightFormat::kInt4>(by_format[2], stream); rc != cudaSuccess) return rc;
+  return launch<WeightFormat::kFp8>(by_format[3], stream);
 }
 
 }  // namespace moe::cuda

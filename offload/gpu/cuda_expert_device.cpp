@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/fp8.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/grouped_gemm.h"
 #include "kernels/cuda/ops.h"
@@ -15,7 +16,9 @@ constexpr uint64_t kAlign = 256;  // the streamed expert's matrices within its b
 uint64_t aligned(uint64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
 uint64_t data_bytes(const cpu::WeightMatrix& m) { return dtype_bytes(m.dtype, size_t(m.rows * m.cols)); }
+// int8/int4 group scales, or an fp8 matrix's block grid (a layout's views: its own grid, no offsets).
 uint64_t scale_bytes(const cpu::WeightMatrix& m) {
+  if (m.block_scales) return sizeof(float) * uint64_t(cpu::fp8_blocks(m.rows, m.block_rows)) * uint64_t(m.block_stride);
   return m.scales ? sizeof(float) * uint64_t(m.rows) * uint64_t(m.cols / m.group_size) : 0;
 }
 
@@ -66,22 +69,25 @@ class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
 CudaExpertDevice::CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout)
     : arena_(arena), id_(cuda::select_device(arena.device())), hidden_(layout.up.cols), width_(layout.up.rows) {
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down}) {
-    // FP8 checkpoints: the kernels' scales are per row group, not 2-D blocks; int8 holds FP8's bytes.
-    MOE_CHECK(p->bytes == 0 || p->dtype != DType::kF8E4M3, ErrorCode::kUnsupported,
-              "the CUDA backend does not compute FP8 experts yet; add --weights int8 (converted at load, the same bytes "
-              "as FP8) or run them on the CPU backend");
-    MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16 || p->dtype == DType::kI8 || p->dtype == DType::kI4,
-              ErrorCode::kUnsupported, "the CUDA backend computes bf16, int8 and int4 experts; this model's experts are {}",
+    MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16 || p->dtype == DType::kI8 || p->dtype == DType::kI4 ||
+                  p->dtype == DType::kF8E4M3,
+              ErrorCode::kUnsupported, "the CUDA backend computes bf16, int8, int4 and fp8 experts; this model's experts are {}",
               dtype_name(p->dtype));
+    // The kernels read 16 fp8 values at a time under one block scale (the releases' blocks are 128 x 128).
+    MOE_CHECK(p->bytes == 0 || p->dtype != DType::kF8E4M3 || p->block_cols % 16 == 0, ErrorCode::kUnsupported,
+              "the CUDA expert kernels need fp8 blocks of a multiple of 16 columns, not {}x{}", p->block_rows, p->block_cols);
   }
   // The kernels unpack 16 int8 or 32 int4 values at a time, each run under one scale.
-  if (layout.up_scales.bytes) {
+  if (layout.up_scales.bytes && layout.up.dtype != DType::kF8E4M3) {
     const int64_t group = layout.up.cols / layout.up_scales.cols, unit = layout.up.dtype == DType::kI8 ? 16 : 32;
     MOE_CHECK(group % unit == 0, ErrorCode::kUnsupported, "the CUDA expert kernels need {} groups of a multiple of {} columns, not {}",
               dtype_name(layout.up.dtype), unit, group);
   }
-  MOE_CHECK(hidden_ % 8 == 0 && width_ % 8 == 0, ErrorCode::kUnsupported,
-            "the CUDA expert kernels need hidden and expert widths that are multiples of 8, not {} and {}", hidden_, width_);
+  // Rows are whole 16-byte loads: 8 bf16 values, 16 fp8 ones.
+  const int64_t unit = layout.up.dtype == DType::kF8E4M3 ? 16 : 8;
+  MOE_CHECK(hidden_ % unit == 0 && width_ % unit == 0, ErrorCode::kUnsupported,
+            "the CUDA expert kernels need {} hidden and expert widths that are multiples of {}, not {} and {}",
+            dtype_name(layout.up.dtype), unit, hidden_, width_);
   for (int i = 0; i < kStagingDepth; ++i) {
     staging_[size_t(i)].ensure(kStagingBytes);
     staged_[size_t(i)] = std::make_unique<cuda::Event>();
@@ -203,6 +209,8 @@ void CudaExpertDevice::run_host_expert(const model::GatedMlpMatrices& w, const f
     if (!mats[i]->data) continue;
     dmats[i]->data = upload(mats[i]->data, data_bytes(*mats[i]));
     if (mats[i]->scales) dmats[i]->scales = reinterpret_cast<const float*>(upload(mats[i]->scales, scale_bytes(*mats[i])));
+    if (mats[i]->block_scales)
+      dmats[i]->block_scales = reinterpret_cast<const float*>(upload(mats[i]->block_scales, scale_bytes(*mats[i])));
   }
   if (w.up_bias) d.up_bias = reinterpret_cast<const float*>(upload(w.up_bias, sizeof(float) * uint64_t(w.width())));
   run_expert(d, x, m, out);  // synchronises before returning, so the sources may go

@@ -6,7 +6,8 @@
 // compute. The experts ready in a layer run together: their rows go over in one copy, and each
 // projection is one grouped GEMM launch for the experts with 32 rows or more (prefill) and the
 // expert GEMV, eight rows at a time, for the others (decode).
-// Weights in bf16, int8 or int4 (the group-quantised layout of kernels/cpu/quantize.h).
+// Weights in bf16, int8 or int4 (the group-quantised layout of kernels/cpu/quantize.h), or fp8
+// e4m3 with the checkpoint's f32 block scales (kernels/cpu/fp8.h), dequantised in the kernels.
 #include <array>
 #include <memory>
 #include <string>
@@ -28,7 +29,7 @@ class CudaExpertDevice final : public ExpertDevice {
   static constexpr int64_t kRowsPerPass = 512;  // bounds the activation buffers during prefill
 
   // On the arena's device; slots come from `arena`, which must outlive this. Throws
-  // moe::Error(kUnsupported) for experts in a dtype the kernels do not take (f32, f16).
+  // moe::Error(kUnsupported) for experts in a dtype the kernels do not take (f32, f16, mxfp4).
   CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout);
   ~CudaExpertDevice() override;
 

@@ -13,7 +13,7 @@ double mib(uint64_t bytes) { return double(bytes) / double(1 << 20); }
 GpuMemorySplit split_gpu_memory(const ModelShape& shape, uint64_t budget, int64_t context, uint64_t expert_bytes) {
   GpuMemorySplit s;
   s.budget = budget;
-  s.dense = uint64_t(shape.dense_bytes());
+  s.dense = uint64_t(shape.dense_bytes(shape.released_dense_format));  // FP8 releases' projections stay FP8 on the GPU
   s.kv = 2 * sizeof(float) * uint64_t(shape.num_layers) * uint64_t(std::max<int64_t>(context, 1)) * uint64_t(shape.num_kv_heads) *
          uint64_t(shape.head_dim);
   // The largest dense matrix a prefill widens to f32: the LM head, a q/o projection or an MLP's.

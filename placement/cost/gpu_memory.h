@@ -11,7 +11,7 @@ namespace moe::placement {
 
 struct GpuMemorySplit {
   uint64_t budget = 0;
-  uint64_t dense = 0;    // bf16 dense weights (an upper bound: the embedding table stays on the host)
+  uint64_t dense = 0;    // dense weights as released, bf16 or FP8 (an upper bound: the embedding table stays on the host)
   uint64_t kv = 0;       // f32 keys and values of `context` tokens
   uint64_t scratch = 0;  // per-step buffers, outside the arena
   uint64_t experts = 0;  // the expert cache, per device: the rest, at most every expert

@@ -13,15 +13,17 @@ const char* format_name(ExpertFormat format) {
     case ExpertFormat::kBF16: return "bf16";
     case ExpertFormat::kInt8: return "int8";
     case ExpertFormat::kInt4: return "int4";
+    case ExpertFormat::kFp8: return "fp8";
+    case ExpertFormat::kMxfp4: return "mxfp4";
   }
   return "?";
 }
 
 ExpertFormat parse_expert_format(const std::string& name) {
-  if (name == "bf16") return ExpertFormat::kBF16;
-  if (name == "int8") return ExpertFormat::kInt8;
-  if (name == "int4") return ExpertFormat::kInt4;
-  fail(ErrorCode::kInvalidArgument, "unknown expert format '{}' (bf16, int8 or int4)", name);
+  for (const ExpertFormat f :
+       {ExpertFormat::kBF16, ExpertFormat::kInt8, ExpertFormat::kInt4, ExpertFormat::kFp8, ExpertFormat::kMxfp4})
+    if (name == format_name(f)) return f;
+  fail(ErrorCode::kInvalidArgument, "unknown expert format '{}' (bf16, int8, int4, fp8 or mxfp4)", name);
 }
 
 int64_t ModelShape::expert_bytes(ExpertFormat format) const {
@@ -30,6 +32,8 @@ int64_t ModelShape::expert_bytes(ExpertFormat format) const {
     case ExpertFormat::kBF16: return 2 * expert_params;
     case ExpertFormat::kInt8: return expert_params + scales;
     case ExpertFormat::kInt4: return expert_params / 2 + scales;
+    case ExpertFormat::kFp8: return expert_params + 4 * expert_fp8_blocks;
+    case ExpertFormat::kMxfp4: return expert_params / 2 + expert_params / 32;
   }
   return 0;
 }
@@ -40,6 +44,11 @@ int64_t ModelShape::dense_bytes(ExpertFormat format) const {
     case ExpertFormat::kBF16: return 2 * dense_params;
     case ExpertFormat::kInt8: return dense_params + scales;
     case ExpertFormat::kInt4: return dense_params / 2 + scales;
+    case ExpertFormat::kFp8: {
+      const int64_t blocks = (dense_matrix_params + 16383) / 16384;
+      return 2 * (dense_params - dense_matrix_params) + dense_matrix_params + 4 * blocks;
+    }
+    case ExpertFormat::kMxfp4: fail(ErrorCode::kInvalidArgument, "no release keeps dense weights in mxfp4 (bf16, int8, int4 or fp8)");
   }
   return 0;
 }
@@ -66,6 +75,10 @@ ModelShape model_shape(const loading::ModelConfig& c, const std::string& name) {
   const int64_t h = c.hidden_size;
   const int64_t q_out = int64_t(c.num_heads) * c.head_dim, kv_out = int64_t(c.num_kv_heads) * c.head_dim;
   s.expert_params = 3 * h * c.moe_intermediate_size;
+  const auto blocks = [](int64_t n) { return (n + 127) / 128; };
+  s.expert_fp8_blocks = 3 * blocks(h) * blocks(c.moe_intermediate_size);
+  if (c.fp8.enabled()) s.released_format = s.released_dense_format = ExpertFormat::kFp8;
+  if (c.gpt_oss.mxfp4_experts) s.released_format = ExpertFormat::kMxfp4;
   s.attention_params = 2 * h * q_out + 2 * h * kv_out;
   int64_t per_layer = 2 * h;  // norms (and DS-MoE's shared c_proj bias)
   int64_t dense = int64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
@@ -86,12 +99,15 @@ ModelShape model_shape(const loading::ModelConfig& c, const std::string& name) {
     s.attention_params = A * 2 * h * q_out + (c.bam.expert_kv ? A : 1) * 2 * h * kv_out + h * A;
     per_layer = h;  // one norm feeds both branches
   }
+  int64_t matrices = 0;
   for (int l = 0; l < c.num_layers; ++l) {
     dense += s.attention_params + per_layer;
-    if (c.is_sparse(l)) dense += h * c.num_experts + 3 * h * c.shared_expert_intermediate_size;
-    else dense += 3 * h * c.intermediate_size;
+    const int64_t mlp = 3 * h * (c.is_sparse(l) ? c.shared_expert_intermediate_size : c.intermediate_size);
+    dense += mlp + (c.is_sparse(l) ? h * c.num_experts : 0);
+    matrices += s.attention_params + mlp;
   }
   s.dense_params = dense;
+  s.dense_matrix_params = matrices;
   return s;
 }
 

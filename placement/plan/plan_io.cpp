@@ -26,6 +26,8 @@ int64_t plan_expert_bytes(const PlacementPlan& plan, proto::Format format) {
   switch (format) {
     case proto::FORMAT_INT8: return params + scales;
     case proto::FORMAT_INT4: return params / 2 + scales;
+    case proto::FORMAT_FP8: return plan.expert_bytes_fp8();
+    case proto::FORMAT_MXFP4: return params / 2 + params / 32;
     default: return 2 * params;
   }
 }
@@ -66,6 +68,8 @@ void validate_plan(const PlacementPlan& p, const std::string& where) {
               e.layer(), e.expert());
     MOE_CHECK(proto::Tier_IsValid(e.home()) && proto::Format_IsValid(e.format()), ErrorCode::kCorrupt,
               "{}: expert ({}, {}) has an unknown tier or format", where, e.layer(), e.expert());
+    MOE_CHECK(e.format() != proto::FORMAT_FP8 || p.expert_bytes_fp8() > 0, ErrorCode::kCorrupt,
+              "{}: expert ({}, {}) is fp8 but the plan has no fp8 expert size", where, e.layer(), e.expert());
     MOE_CHECK(e.devices_size() > 0, ErrorCode::kCorrupt, "{}: expert ({}, {}) names no device", where, e.layer(), e.expert());
     MOE_CHECK(e.home() == proto::TIER_GPU || e.devices_size() == 1, ErrorCode::kCorrupt,
               "{}: expert ({}, {}) is offloaded but names {} devices", where, e.layer(), e.expert(), e.devices_size());

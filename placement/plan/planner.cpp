@@ -167,6 +167,8 @@ class Planner {
     plan.set_num_layers(shape_.num_sparse_layers);
     plan.set_num_experts(shape_.num_experts);
     plan.set_expert_bytes_bf16(shape_.expert_bytes(ExpertFormat::kBF16));
+    if (c.gpu_format == ExpertFormat::kFp8 || c.offload_format == ExpertFormat::kFp8)
+      plan.set_expert_bytes_fp8(shape_.expert_bytes(ExpertFormat::kFp8));
 
     plan.set_nodes(nodes_);
     plan.set_devices_per_node(per_node_);

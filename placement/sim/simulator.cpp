@@ -452,7 +452,7 @@ class Simulation {
         // sequence and Belady is exactly optimal on it. Prefetches must spare this layer.
         if (make_room(dev, k, {}, t)) {
           dev.cache[k] = CachedExpert{ready, false};
-          dev.policy->on_insert(k, format == ExpertFormat::kBF16);
+          dev.policy->on_insert(k, released_precision(format));
         }
       }
       work[size_t(d)].push_back({ready, cost_.expert_gpu_seconds(format, n)});
@@ -573,7 +573,7 @@ class Simulation {
       const double ready = fetch(k, home_device(k), t, /*demand=*/false);
       prefetched_.insert(k);
       dev.cache[k] = CachedExpert{ready, true};
-      dev.policy->on_insert(k, placement_.at(k)->format() == proto::FORMAT_BF16);
+      dev.policy->on_insert(k, released_precision(ExpertFormat(int(placement_.at(k)->format()))));
       ++result_.prefetches;
     }
   }

@@ -1,8 +1,9 @@
 #pragma once
 // The transformer's dense products on one GPU: each weight matrix (and bias) is copied once,
 // at first use, into the device arena and stays there (the resident weights); activations travel
-// in and out through pinned buffers. Matrices the kernels do not take (f32, f16) and those the
-// arena has no room for stay on the CPU kernels. Agrees with the CPU to rounding.
+// in and out through pinned buffers: bf16 matrices, and fp8 ones with their block scales. Matrices
+// the kernels do not take (f32, f16, int8/int4 dense parts, strided views) and those the arena has
+// no room for stay on the CPU kernels. Agrees with the CPU to rounding.
 #include <cstdint>
 #include <memory>
 #include <map>
@@ -27,8 +28,10 @@ class CudaLinear final : public model::LinearBackend {
 
  private:
   struct Resident {
-    DeviceArena::Block block;  // the weights, then the bias (empty: on the CPU)
+    DeviceArena::Block block;  // the weights, fp8's block scales, then the bias (empty: on the CPU)
     const float* bias = nullptr;
+    const float* block_scales = nullptr;  // fp8: the grid rows under the matrix's rows
+    int64_t block_row0 = 0;               // fp8: the matrix's first row within them
   };
   const Resident& resident(const cpu::WeightMatrix& w, const float* bias);
 

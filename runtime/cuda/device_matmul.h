@@ -1,6 +1,6 @@
 #pragma once
 // y = x W^T on one CUDA stream, all device memory, for the dense products (CudaLinear): the GEMV
-// (bf16/int8/int4, dequantised in its loop) for fewer than kGemmMinRows rows, in passes of eight;
+// (bf16/int8/int4/fp8, dequantised in its loop) for fewer than kGemmMinRows rows, in passes of eight;
 // from kGemmMinRows rows (prefill) an f32 cuBLAS GEMM over W widened to f32 (exactly the values
 // the GEMV multiplies): a dense matrix is one big problem, which cuBLAS does best, while a
 // layer's experts are many smaller ones (kernels/cuda/grouped_gemm.h). Each row's result depends
@@ -15,7 +15,8 @@
 namespace moe::cuda {
 
 // The device view of a weight matrix whose data (and scales) are in device memory. Throws
-// moe::Error(kUnsupported) for dtypes the kernels do not take (f32, f16).
+// moe::Error(kUnsupported) for dtypes the kernels do not take (f32, f16, mxfp4) and for fp8 blocks
+// (or a slice's column offset in its grid) that are not whole 16-column chunks.
 DeviceWeights device_weights(const cpu::WeightMatrix& m);
 
 class DeviceMatmul {

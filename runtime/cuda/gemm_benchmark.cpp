@@ -48,21 +48,28 @@ std::vector<GpuBenchmarkRow> run_gemm_benchmark(int experts, int64_t tokens, int
   std::vector<GpuBenchmarkRow> out;
   const int group = 128;
   const std::string shape = fmt::format("{} experts x {} rows, {}x{}", experts, tokens, rows, cols);
-  for (const WeightFormat format : {WeightFormat::kBF16, WeightFormat::kInt8, WeightFormat::kInt4}) {
-    const uint64_t data = format == WeightFormat::kBF16 ? 2 * values : format == WeightFormat::kInt8 ? values : values / 2;
-    const uint64_t scales = format == WeightFormat::kBF16 ? 0 : values / group;
+  const int64_t grid_cols = (cols + group - 1) / group;  // fp8: 128 x 128 blocks as DeepSeek-V3's
+  for (const WeightFormat format : {WeightFormat::kBF16, WeightFormat::kInt8, WeightFormat::kInt4, WeightFormat::kFp8}) {
+    const bool fp8 = format == WeightFormat::kFp8;
+    const uint64_t data = format == WeightFormat::kBF16 ? 2 * values : format == WeightFormat::kInt4 ? values / 2 : values;
+    const uint64_t scales = format == WeightFormat::kBF16 ? 0 : fp8 ? uint64_t((rows + group - 1) / group * grid_cols) : values / group;
     DeviceBuffer weights((data + sizeof(float) * scales) * uint64_t(experts));
     check(cudaMemset(weights.get(), 0x3C, weights.bytes()), "cudaMemset");  // every byte 0x3C: finite bf16 and scales
     std::vector<GemmProblem> problems;
     for (int e = 0; e < experts; ++e) {
       std::byte* base = weights.get() + uint64_t(e) * data;
       const auto* scale = reinterpret_cast<const float*>(weights.get() + uint64_t(experts) * data) + uint64_t(e) * scales;
-      problems.push_back({{base, scales ? scale : nullptr, format, rows, cols, scales ? group : 0}, x_of(e), y_of(e), tokens});
+      DeviceWeights w{base, scales ? scale : nullptr, format, rows, cols, scales && !fp8 ? group : 0};
+      if (fp8) {
+        w.block_rows = w.block_cols = group;
+        w.block_stride = grid_cols;
+      }
+      problems.push_back({w, x_of(e), y_of(e), tokens});
     }
     const double seconds = median_seconds(
         [&] { check(grouped_expert_gemm(problems.data(), int(problems.size()), stream.get()), "grouped_expert_gemm"); }, repeats,
         stream.get());
-    static const char* const kNames[] = {"bf16", "int8 g128", "int4 g128"};
+    static const char* const kNames[] = {"bf16", "int8 g128", "int4 g128", "fp8 128x128"};
     out.push_back({fmt::format("grouped gemm {} ({})", kNames[int(format)], shape), flops / seconds, ceiling_row.value,
                    "cuBLAS SGEMM per expert on f32 weights", GpuBenchmarkRow::Unit::kFlops});
   }

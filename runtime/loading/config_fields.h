@@ -107,7 +107,9 @@ class Fields {
 };
 
 // The families parsed in model_config_families.cpp, once the common fields are known: DeepSeek-V2
-// and V3 (and Kimi-K2), GLM-4.5, gpt-oss.
+// and V3 (and Kimi-K2), GLM-4.5, gpt-oss; and the FP8 quantization_config (Fp8Config) of the
+// families with FP8 releases (DeepSeek-V3, Kimi-K2, GLM-4.5, Qwen3), other methods refused.
+void parse_fp8_quantization(const Fields& f, ModelConfig* c);
 void parse_deepseek_v2(const Fields& f, ModelConfig* c);
 void parse_glm4_moe(const Fields& f, const json& doc, ModelConfig* c);
 void parse_gpt_oss(const Fields& f, ModelConfig* c);

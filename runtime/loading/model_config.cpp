@@ -389,6 +389,8 @@ ModelConfig parse_model_config(std::string_view json_text, std::string_view sour
   if (c.family == ModelFamily::kDeepseekV2 || c.family == ModelFamily::kDeepseekV3) detail::parse_deepseek_v2(f, &c);
   if (c.family == ModelFamily::kGptOss) detail::parse_gpt_oss(f, &c);
   if (c.family == ModelFamily::kGlm4Moe) detail::parse_glm4_moe(f, doc, &c);
+  // Qwen3-30B-A3B-FP8 and Qwen3-235B-A22B-FP8: DeepSeek-V3's 128 x 128 blocks.
+  if (c.family == ModelFamily::kQwen3Moe && f.has("quantization_config")) detail::parse_fp8_quantization(f, &c);
   MOE_CHECK(c.num_experts_per_tok <= std::max(c.num_experts, 1), ErrorCode::kCorrupt,
             "{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source_name, c.num_experts_per_tok,
             c.num_experts);

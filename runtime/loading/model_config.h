@@ -102,8 +102,8 @@ struct GptOssConfig {
   bool mxfp4_experts = false;
 };
 
-// FP8 checkpoints (quantization_config quant_method "fp8", fmt "e4m3", as DeepSeek-V3 and Kimi-K2
-// release them): a Linear whose weight is float8_e4m3fn has f32 block scales weight_scale_inv
+// FP8 checkpoints (quantization_config quant_method "fp8", fmt "e4m3", as DeepSeek-V3, Kimi-K2 and
+// the FP8 releases of Qwen3 and GLM-4.5 have them): a Linear whose weight is float8_e4m3fn has f32 block scales weight_scale_inv
 // [ceil(out / block_rows), ceil(in / block_cols)] beside it (kernels/cpu/fp8.h); other tensors
 // (modules_to_not_convert) keep their dtype. Weights only: activations stay f32, as in DeepSeek's
 // reference bf16 GEMM and transformers' dequantize=True (its GPU kernel would also round them to
@@ -149,7 +149,7 @@ struct ModelConfig {
   MlaConfig mla;                    // families kDeepseekV2 and kDeepseekV3 only
   GroupRoutingConfig group_routing; // families kDeepseekV2, kDeepseekV3 and kGlm4Moe only
   GptOssConfig gpt_oss;             // family kGptOss only
-  Fp8Config fp8;                    // families kDeepseekV2 and kDeepseekV3 only
+  Fp8Config fp8;                    // families kDeepseekV2, kDeepseekV3, kGlm4Moe and kQwen3Moe only
   bool attention_sinks() const { return family == ModelFamily::kGptOss; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }
   // KV heads a layer's cache holds: BAM's Expert-KV keeps one set per attention expert; MLA one

@@ -1,5 +1,6 @@
 // The model families parsed after the common config.json fields: DeepSeek-V2/V3 (and Kimi-K2),
-// GLM-4.5 and gpt-oss, as their transformers configuration classes and modeling code read them.
+// GLM-4.5 and gpt-oss, as their transformers configuration classes and modeling code read them;
+// the FP8 quantization_config DeepSeek-V3, Kimi-K2, GLM-4.5 and Qwen3's FP8 releases share.
 #include <cmath>
 
 #include "runtime/loading/config_fields.h"
@@ -24,6 +25,8 @@ void parse_groups(const Fields& f, int default_groups, int default_topk, ModelCo
             "{}: num_experts_per_tok = {} exceeds the {} experts of topk_group = {} groups", src, c->num_experts_per_tok,
             g.topk_group * (E / g.n_group), g.topk_group);
 }
+
+}  // namespace
 
 // quantization_config of an FP8 checkpoint (Fp8Config); any other method is refused. Fields
 // transformers' FineGrainedFP8Config writes that do not change the math here
@@ -62,8 +65,6 @@ void parse_fp8_quantization(const Fields& f, ModelConfig* c) {
   c->fp8.block_rows = block[0];
   c->fp8.block_cols = block[1];
 }
-
-}  // namespace
 
 // DeepSeek-V2 and V3 as transformers' DeepseekV2Config / DeepseekV3Config (and their modeling
 // code) read them: multi-head latent attention, grouped routing, shared experts, dense first
@@ -156,8 +157,7 @@ void parse_deepseek_v2(const Fields& f, ModelConfig* c) {
 void parse_glm4_moe(const Fields& f, const json& doc, ModelConfig* c) {
   constexpr int kMaxDim = 1 << 20;
   const std::string_view src = f.source();
-  MOE_CHECK(!f.has("quantization_config"), ErrorCode::kUnsupported,
-            "{}: quantization_config is not supported yet; use bf16 or f32 weights", src);
+  if (f.has("quantization_config")) parse_fp8_quantization(f, c);  // GLM-4.5(-Air)-FP8: DeepSeek-V3's blocks
   // Glm4MoeConfig's default partial_rotary_factor is 0.5 (in rope_parameters), not 1.
   bool partial_given = f.has("partial_rotary_factor");
   for (const char* key : {"rope_parameters", "rope_scaling"})

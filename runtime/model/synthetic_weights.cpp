@@ -32,6 +32,7 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 SyntheticWeights::SyntheticWeights(const loading::ModelConfig& config, uint64_t seed, bool shared_expert_bytes)
     : dtype_(config.dtype == DType::kF32 ? DType::kF32 : DType::kBF16),
       fp8_(config.fp8),
+      mxfp4_(config.gpt_oss.mxfp4_experts),
       seed_(seed),
       tied_(config.tie_word_embeddings),
       shared_expert_bytes_(shared_expert_bytes) {}
@@ -84,6 +85,19 @@ Tensor SyntheticWeights::generate(std::string_view name, const Shape& shape) con
     const double fan = double(shape.at(1)) * fp8_.block_cols;
     for (int64_t i = 0; i < s.numel(); ++i) s.data<float>()[i] = float(1.0 / std::sqrt(fan) / 448.0);
     return s;
+  }
+  // MXFP4 experts (gpt-oss's [E, rows, cols / 32, 16] blocks and [E, rows, cols / 32] scales):
+  // any e2m1 nibble (|v| <= 6), each block's e8m0 scale putting the values near +-1/sqrt(fan_in).
+  if (mxfp4_ && (ends_with(name, "_proj_blocks") || ends_with(name, "_proj_scales"))) {
+    Tensor b = Tensor::empty(DType::kU8, shape);
+    if (ends_with(name, "_scales")) {
+      const double fan = 32.0 * double(shape.back());  // the row's values
+      const auto code = uint8_t(127 + int(std::floor(std::log2(1.0 / (6.0 * std::sqrt(fan))))));
+      std::fill(b.data<uint8_t>(), b.data<uint8_t>() + b.numel(), code);
+    } else {
+      for (int64_t i = 0; i < b.numel(); ++i) b.data<uint8_t>()[i] = uint8_t(splitmix64(state));
+    }
+    return b;
   }
   if (fp8_weight(name, shape)) {
     Tensor q = Tensor::empty(DType::kF8E4M3, shape);

@@ -19,7 +19,8 @@ class SyntheticWeights final : public loading::WeightSource {
   // speed benchmarks: the experts stay distinct to the caches and every copy and kernel moves
   // the same bytes, only the logits lose meaning (benchmarks replay the routing anyway).
   // An FP8 config (loading::Fp8Config) gets FP8 decoder Linears with their block scales, as
-  // DeepSeek-V3's release has them (routers, norms, embeddings and the LM head as the dtype).
+  // DeepSeek-V3's release has them (routers, norms, embeddings and the LM head as the dtype); a
+  // gpt-oss config with MXFP4 experts (its release's quantization_config) gets them in MXFP4.
   SyntheticWeights(const loading::ModelConfig& config, uint64_t seed, bool shared_expert_bytes = false);
 
   bool has(std::string_view name) const override;
@@ -32,6 +33,7 @@ class SyntheticWeights final : public loading::WeightSource {
   bool fp8_weight(std::string_view name, const Shape& shape) const;
   DType dtype_;
   loading::Fp8Config fp8_;
+  bool mxfp4_ = false;  // gpt-oss as released: MXFP4 experts (u8 blocks and e8m0 scales)
   uint64_t seed_;
   bool tied_;
   bool shared_expert_bytes_;

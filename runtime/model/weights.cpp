@@ -69,6 +69,12 @@ class Loader {
     l.weight = source_.tensor(name, {out, in});
     MOE_CHECK((l.weight.shape() == Shape{out, in}), ErrorCode::kCorrupt, "{}: tensor '{}' has shape {}, the config implies {}", src,
               name, shape_to_string(l.weight.shape()), shape_to_string({out, in}));
+    // AutoFP8 / compressed-tensors checkpoints (some FP8 releases) scale per tensor or channel instead.
+    const std::string per_tensor = name + "_scale";
+    MOE_CHECK(source_.has(scales) || !source_.has(per_tensor), ErrorCode::kUnsupported,
+              "{}: tensor '{}' is float8_e4m3fn with a per-tensor or per-channel scale '{}' (AutoFP8 / compressed-tensors); "
+              "only block scales (weight_scale_inv, as DeepSeek-V3 releases them) are supported",
+              src, name, per_tensor);
     MOE_CHECK(source_.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')", src,
               scales, name);
     const Shape grid{(out + fp8.block_rows - 1) / fp8.block_rows, (in + fp8.block_cols - 1) / fp8.block_cols};
@@ -360,7 +366,7 @@ WeightBytes weight_bytes(const ModelConfig& c) {
   const uint64_t q_out = uint64_t(c.num_heads) * uint64_t(c.head_dim), kv_out = uint64_t(c.num_kv_heads) * uint64_t(c.head_dim);
   WeightBytes b;
   b.per_expert = 3 * h * uint64_t(c.moe_intermediate_size) * elem;
-  if (c.fp8.enabled()) {  // FP8 experts: a byte a value and an f32 scale a block (the dense weights are estimated as stored)
+  if (c.fp8.enabled()) {  // FP8 experts: a byte a value and an f32 scale a block (the projections below likewise)
     const auto blocks = [](uint64_t n, int block) { return (n + uint64_t(block) - 1) / uint64_t(block); };
     const uint64_t I = uint64_t(c.moe_intermediate_size), br = uint64_t(c.fp8.block_rows), bc = uint64_t(c.fp8.block_cols);
     b.per_expert = 3 * h * I + 4 * (2 * blocks(I, int(br)) * blocks(h, int(bc)) + blocks(h, int(br)) * blocks(I, int(bc)));
@@ -385,32 +391,38 @@ WeightBytes weight_bytes(const ModelConfig& c) {
                   uint64_t(c.num_layers) * (2 * h + attention + uint64_t(c.num_experts) * (h + 1))) * elem;
     return b;
   }
-  uint64_t resident = uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h;
+  // Projections (FP8 in an FP8 checkpoint) apart from the rest (embeddings, norms, routers).
+  uint64_t resident = uint64_t(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) + h, projections = 0;
   for (int l = 0; l < c.num_layers; ++l) {
     if (c.is_mla()) {
       const loading::MlaConfig& m = c.mla;
       const uint64_t heads = uint64_t(c.num_heads);
-      resident += 2 * h + uint64_t(m.kv_lora_rank) + h * uint64_t(m.kv_lora_rank + m.qk_rope_head_dim) +
-                  uint64_t(m.kv_lora_rank) * heads * uint64_t(m.qk_nope_head_dim + m.v_head_dim) +
-                  heads * uint64_t(m.v_head_dim) * h;
-      resident += m.q_lora_rank > 0 ? uint64_t(m.q_lora_rank) * (h + 1 + heads * uint64_t(m.qk_head_dim()))
-                                    : h * heads * uint64_t(m.qk_head_dim());
+      resident += 2 * h + uint64_t(m.kv_lora_rank) + (m.q_lora_rank > 0 ? uint64_t(m.q_lora_rank) : 0);
+      projections += h * uint64_t(m.kv_lora_rank + m.qk_rope_head_dim) +
+                     uint64_t(m.kv_lora_rank) * heads * uint64_t(m.qk_nope_head_dim + m.v_head_dim) + heads * uint64_t(m.v_head_dim) * h;
+      projections += m.q_lora_rank > 0 ? uint64_t(m.q_lora_rank) * (h + heads * uint64_t(m.qk_head_dim()))
+                                       : h * heads * uint64_t(m.qk_head_dim());
     } else if (c.family == ModelFamily::kBam) {  // one norm; A attention experts (own or shared k/v)
       const uint64_t A = uint64_t(c.bam.attention_experts);
-      resident += h + A * h + A * 2 * h * q_out + (c.bam.expert_kv ? A : 1) * 2 * h * kv_out;
+      resident += h + A * h;
+      projections += A * 2 * h * q_out + (c.bam.expert_kv ? A : 1) * 2 * h * kv_out;
     } else {
-      resident += 2 * h + 2 * h * q_out + 2 * h * kv_out;
+      resident += 2 * h;
+      projections += 2 * h * q_out + 2 * h * kv_out;
     }
     if (c.is_sparse(l)) {
-      resident += uint64_t(c.num_experts) * h + 3 * h * uint64_t(c.shared_expert_intermediate_size);
+      resident += uint64_t(c.num_experts) * h;
+      projections += 3 * h * uint64_t(c.shared_expert_intermediate_size);
       if (c.family == ModelFamily::kDeepseekV3 || c.family == ModelFamily::kGlm4Moe)
         resident += uint64_t(c.num_experts);  // e_score_correction_bias
       b.all_experts += uint64_t(c.num_experts) * b.per_expert;
     } else {
-      resident += 3 * h * uint64_t(c.intermediate_size);
+      projections += 3 * h * uint64_t(c.intermediate_size);
     }
   }
-  b.resident = resident * elem;
+  // FP8: a byte a weight and an f32 scale a block (counted per block of weights, not per matrix).
+  const uint64_t block = c.fp8.enabled() ? uint64_t(c.fp8.block_rows) * uint64_t(c.fp8.block_cols) : 1;
+  b.resident = resident * elem + (c.fp8.enabled() ? projections + 4 * ((projections + block - 1) / block) : projections * elem);
   return b;
 }
 

@@ -1,8 +1,9 @@
 // The executor's CUDA device against the CPU kernels on a random expert: bf16 slots filled
 // through both upload paths (pageable and pinned sources), int8 and int4 copies streamed from
-// the host, SwiGLU and GeLU forms, at row counts that take the GEMV (1..31, in chunks of eight)
-// and the grouped GEMM (32 and up, over several passes), alone and in batches. Relative error
-// below 1e-5 (the same weights, summed in another order). Skips without a GPU.
+// the host, FP8 experts with block scales in slots and streamed, SwiGLU and GeLU forms, at row
+// counts that take the GEMV (1..31, in chunks of eight) and the grouped GEMM (32 and up, over
+// several passes), alone and in batches. Relative error below 1e-5 (the same weights, summed in
+// another order). Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/fp8.h"
 #include "kernels/cpu/quantize.h"
 #include "kernels/cuda/device.h"
 #include "offload/cache/host_pool.h"
@@ -58,6 +60,26 @@ struct HostExpert {
       const std::vector<float> b = random_floats(size_t(kWidth), 4, 0.5f);
       std::copy(b.begin(), b.end(), mlp.up.bias.data<float>());
     }
+    layout = ExpertLayout::of(mlp);
+    bytes.resize(layout.bytes);
+    layout.pack(mlp, bytes.data());
+  }
+  // An FP8 SwiGLU expert as DeepSeek-V3 releases them: e4m3 bytes and f32 block scales.
+  HostExpert(int block_rows, int block_cols) {
+    model::GatedMlp mlp;
+    const auto fp8 = [&](int64_t rows, int64_t cols, uint32_t seed) {
+      model::Linear l;
+      l.weight = Tensor::empty(DType::kF8E4M3, {rows, cols});
+      l.block_scales = Tensor::empty(DType::kF32, {cpu::fp8_blocks(rows, block_rows), cpu::fp8_blocks(cols, block_cols)});
+      l.block_rows = block_rows;
+      l.block_cols = block_cols;
+      const std::vector<float> v = random_floats(size_t(rows * cols), seed, 0.1f);
+      cpu::fp8_quantize_blocks(v.data(), rows, cols, block_rows, block_cols, l.weight.data<uint8_t>(), l.block_scales.data<float>());
+      return l;
+    };
+    mlp.gate = fp8(kWidth, kHidden, 1);
+    mlp.up = fp8(kWidth, kHidden, 2);
+    mlp.down = fp8(kHidden, kWidth, 3);
     layout = ExpertLayout::of(mlp);
     bytes.resize(layout.bytes);
     layout.pack(mlp, bytes.data());
@@ -177,6 +199,55 @@ TEST_F(CudaDevice, StreamedQuantisedCopiesMatchTheCpu) {
       device.run_host_expert(q, x.data(), m, got.data());
       EXPECT_LT(relative_error(got, want), 1e-5) << dtype_name(format.dtype) << " g" << format.group_size << " m " << m;
     }
+  }
+}
+
+// FP8 experts (the releases' 128 x 128 blocks, and 100 x 48 ones whose edge blocks are partial
+// both ways) in a slot and streamed from the host, at row counts of the GEMV and the grouped
+// GEMM: the CPU's FP8 kernels' results to 1e-5 (the same dequantised values, summed in another
+// order), and a batch gives each expert its bits alone. Blocks that split a 16-byte load are refused.
+TEST_F(CudaDevice, Fp8ExpertsMatchTheCpu) {
+  for (const auto& [block_rows, block_cols] : {std::pair{128, 128}, std::pair{100, 48}}) {
+    const HostExpert expert(block_rows, block_cols);
+    ASSERT_EQ(expert.layout.format(), "fp8:" + std::to_string(block_rows) + "x" + std::to_string(block_cols));
+    cuda::DeviceArena arena(0, expert.layout.bytes);
+    CudaExpertDevice device(arena, expert.layout);
+    std::byte* slot = device.allocate(expert.layout.bytes);
+    {
+      auto upload = device.begin_upload(slot);
+      upload->write(0, expert.bytes.data(), expert.layout.bytes);
+      upload->finish();
+    }
+    const model::GatedMlpMatrices host = expert.layout.views(expert.bytes.data());
+    const model::GatedMlpMatrices on_device = expert.layout.views(slot);
+    std::vector<std::vector<float>> xs, alone;
+    std::vector<ExpertRun> runs;
+    const std::vector<int64_t> counts = {1, 8, 13, 31, 32, 77, 600};
+    for (const int64_t m : counts) {
+      xs.push_back(random_floats(size_t(m * kHidden), uint32_t(300 + m), 1.0f));
+      const std::vector<float> want = cpu_expert(host, xs.back(), m);
+      std::vector<float> got(want.size(), NAN), streamed(want.size(), NAN);
+      device.run_expert(on_device, xs.back().data(), m, got.data());
+      device.run_host_expert(host, xs.back().data(), m, streamed.data());
+      EXPECT_LT(relative_error(got, want), 1e-5) << block_rows << "x" << block_cols << " m " << m;
+      EXPECT_EQ(std::memcmp(got.data(), streamed.data(), got.size() * sizeof(float)), 0) << "m " << m;
+      alone.push_back(std::move(got));
+    }
+    std::vector<std::vector<float>> batched;
+    for (size_t i = 0; i < counts.size(); ++i) batched.emplace_back(alone[i].size(), NAN);
+    for (size_t i = 0; i < counts.size(); ++i) runs.push_back({on_device, xs[i].data(), counts[i], batched[i].data()});
+    device.run_experts(runs);
+    for (size_t i = 0; i < counts.size(); ++i)
+      EXPECT_EQ(std::memcmp(alone[i].data(), batched[i].data(), alone[i].size() * sizeof(float)), 0) << "m " << counts[i];
+  }
+  const HostExpert split(128, 40);  // 40 columns: a block edge inside a 16-byte load
+  cuda::DeviceArena arena(0, 0);
+  try {
+    CudaExpertDevice device(arena, split.layout);
+    ADD_FAILURE() << "fp8 blocks of 40 columns were taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("128x40"), std::string::npos) << e.what();
   }
 }
 

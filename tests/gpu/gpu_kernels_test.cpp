@@ -1,5 +1,7 @@
 // Every CUDA kernel against its CPU counterpart on fresh random inputs, outputs poisoned before
-// each run: relative error below 1e-5 for f32 paths, below 1e-2 where bf16 rounding enters.
+// each run: relative error below 1e-5 for f32 paths, below 1e-2 where bf16 rounding enters. The
+// quantised formats (int8, int4, fp8 with block scales) multiply exactly the CPU's dequantised
+// values (checked bit for bit through the widening), so only the summation order differs: 1e-5.
 // Skips, saying why, when no GPU is present.
 #include <gtest/gtest.h>
 
@@ -12,6 +14,7 @@
 
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/fp8.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/quantize.h"
@@ -71,11 +74,21 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& r
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-// A random weight matrix in one format, on the host (the CPU kernels' view) and on the device.
+// A random weight matrix in one format, on the host (the CPU kernels' view) and on the device;
+// fp8 in square blocks of `group` (DeepSeek-V3's 128 x 128, or smaller to have many per matrix).
 struct TestWeights {
   TestWeights(WeightFormat format, int group, int64_t rows, int64_t cols, uint32_t seed) {
     const auto w = random_floats(size_t(rows * cols), seed);
-    if (format == WeightFormat::kBF16) {
+    if (format == WeightFormat::kFp8) {
+      bytes.resize(size_t(rows * cols));
+      const int64_t grid_cols = cpu::fp8_blocks(cols, group);
+      scales.resize(size_t(cpu::fp8_blocks(rows, group) * grid_cols));
+      cpu::fp8_quantize_blocks(w.data(), rows, cols, group, group, bytes.data(), scales.data());
+      host = {bytes.data(), DType::kF8E4M3, rows, cols};
+      host.block_scales = scales.data();
+      host.block_rows = host.block_cols = group;
+      host.block_stride = grid_cols;
+    } else if (format == WeightFormat::kBF16) {
       bytes.resize(size_t(rows * cols) * 2);
       for (size_t i = 0; i < w.size(); ++i) {
         const uint16_t b = f32_to_bf16(w[i]);
@@ -93,6 +106,11 @@ struct TestWeights {
     device_bytes = std::make_unique<DeviceBuffer<uint8_t>>(bytes);
     device_scales = std::make_unique<DeviceBuffer<float>>(scales.empty() ? std::vector<float>{0.0f} : scales);
     device = {device_bytes->ptr, scales.empty() ? nullptr : device_scales->ptr, format, rows, cols, group};
+    if (format == WeightFormat::kFp8) {
+      device.group_size = 0;
+      device.block_rows = device.block_cols = group;
+      device.block_stride = host.block_stride;
+    }
   }
   std::vector<uint8_t> bytes;
   std::vector<float> scales;
@@ -141,6 +159,7 @@ TEST_P(GemvTest, GroupedGemmMatchesTheCpuMatmul) {
   };
   std::vector<Shape> shapes = {{300, 1024, 1}, {130, 512, 33}, {64, 256, 130}, {70, 256, 0}, {200, 768, 64}};
   if (format == WeightFormat::kBF16) shapes.push_back({70, 40, 65});
+  if (format == WeightFormat::kFp8) shapes.push_back({70, 400, 65});  // partial edge blocks both ways
   std::vector<std::unique_ptr<TestWeights>> weights;
   std::vector<std::unique_ptr<DeviceBuffer<float>>> xs, ys;
   std::vector<std::vector<float>> refs;
@@ -167,14 +186,15 @@ TEST_P(GemvTest, GroupedGemmMatchesTheCpuMatmul) {
 }
 
 std::string gemv_case_name(const ::testing::TestParamInfo<GemvCase>& info) {
-  static const char* const kNames[] = {"bf16", "int8", "int4"};
+  static const char* const kNames[] = {"bf16", "int8", "int4", "fp8"};
   return std::string(kNames[int(info.param.format)]) + "_g" + std::to_string(info.param.group);
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, GemvTest,
                          ::testing::Values(GemvCase{WeightFormat::kBF16, 0}, GemvCase{WeightFormat::kInt8, 128},
                                            GemvCase{WeightFormat::kInt8, 32}, GemvCase{WeightFormat::kInt4, 128},
-                                           GemvCase{WeightFormat::kInt4, 64}),
+                                           GemvCase{WeightFormat::kInt4, 64}, GemvCase{WeightFormat::kFp8, 128},
+                                           GemvCase{WeightFormat::kFp8, 32}),
                          gemv_case_name);
 
 // A row's result is the same bits whether its expert has 33 rows or 130, launched alone or
@@ -216,6 +236,122 @@ TEST_F(Gpu, RejectsBadGemvShapes) {
   DeviceBuffer<float> buf(64);
   EXPECT_EQ(expert_gemv({buf.ptr, nullptr, WeightFormat::kInt4, 2, 32, 0}, buf.ptr, 1, buf.ptr, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(expert_gemv({buf.ptr, nullptr, WeightFormat::kBF16, 2, 12, 0}, buf.ptr, 1, buf.ptr, nullptr), cudaErrorInvalidValue);
+}
+
+// Every e4m3fn byte widens to the CPU's value times its block's scale, bit for bit (NaN codes to
+// NaN): two rows of all 256 codes under two blocks of scales, one of them tiny (products below
+// f32's normal range must not flush to zero).
+TEST_F(Gpu, Fp8DequantisesEveryCodeAsTheCpu) {
+  const int64_t rows = 2, cols = 256;
+  std::vector<uint8_t> codes(size_t(rows * cols));
+  for (size_t i = 0; i < codes.size(); ++i) codes[i] = uint8_t(i % 256);
+  // A [1, 2] grid of 2 x 128 blocks (the first two scales), then a [2, 2] grid of 1 x 128 blocks.
+  const std::vector<float> scales = {0.75f, 3.0e-36f, 1.0f, 448.0f};
+  for (const int block_rows : {2, 1}) {
+    DeviceBuffer<uint8_t> dcodes(codes);
+    DeviceBuffer<float> dscales(scales), out(size_t(rows * cols));
+    out.poison();
+    DeviceWeights w{dcodes.ptr, dscales.ptr, WeightFormat::kFp8, rows, cols, 0};
+    w.block_rows = block_rows;
+    w.block_cols = 128;
+    w.block_stride = 2;
+    check(dequantize_weights(w, out.ptr, nullptr), "dequantize_weights");
+    check(cudaDeviceSynchronize(), "sync");
+    const std::vector<float> got = out.host();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint8_t code = codes[size_t(r * cols + c)];
+        const float want = cpu::e4m3_value(code) * scales[size_t((r / block_rows) * 2 + c / 128)];
+        const float g = got[size_t(r * cols + c)];
+        if (std::isnan(want)) {
+          EXPECT_TRUE(std::isnan(g)) << "code " << int(code);
+        } else {
+          EXPECT_EQ(std::memcmp(&g, &want, sizeof g), 0) << "code " << int(code) << " row " << r << ": " << g << " vs " << want;
+        }
+      }
+  }
+}
+
+// Slices of a bigger FP8 matrix placed in its grid by offsets (a fused tensor's rows, DeepSeek's
+// absorbed per-head W_UK^T at a column offset inside a block), blocks that are not square and
+// edges that cut blocks: the GEMV and the widening against the CPU on the same view; the grouped
+// GEMM refuses offsets (an expert has its own grid).
+TEST_F(Gpu, Fp8SlicesAtBlockOffsetsMatchTheCpu) {
+  const int64_t full_rows = 300, full_cols = 448;
+  const int block_rows = 48, block_cols = 64;
+  const auto values = random_floats(size_t(full_rows * full_cols), 7);
+  std::vector<uint8_t> data(size_t(full_rows * full_cols));
+  const int64_t grid_cols = cpu::fp8_blocks(full_cols, block_cols);
+  std::vector<float> grid(size_t(cpu::fp8_blocks(full_rows, block_rows) * grid_cols));
+  cpu::fp8_quantize_blocks(values.data(), full_rows, full_cols, block_rows, block_cols, data.data(), grid.data());
+  DeviceBuffer<float> dgrid(grid);
+  struct Slice {
+    int64_t row0, rows, col0, cols;
+  };
+  for (const Slice sl : {Slice{0, 300, 0, 448}, Slice{70, 130, 0, 448}, Slice{13, 40, 96, 160}, Slice{250, 50, 432, 16}}) {
+    // The slice's bytes contiguous, as the CPU's views of a fused tensor's rows or a transposed copy are.
+    std::vector<uint8_t> bytes(size_t(sl.rows * sl.cols));
+    for (int64_t r = 0; r < sl.rows; ++r)
+      std::memcpy(bytes.data() + r * sl.cols, data.data() + (sl.row0 + r) * full_cols + sl.col0, size_t(sl.cols));
+    cpu::WeightMatrix host{bytes.data(), DType::kF8E4M3, sl.rows, sl.cols};
+    host.block_scales = grid.data();
+    host.block_rows = block_rows;
+    host.block_cols = block_cols;
+    host.block_stride = grid_cols;
+    host.block_row0 = sl.row0;
+    host.block_col0 = sl.col0;
+    DeviceBuffer<uint8_t> dbytes(bytes);
+    DeviceWeights w{dbytes.ptr, dgrid.ptr, WeightFormat::kFp8, sl.rows, sl.cols, 0};
+    w.block_rows = block_rows;
+    w.block_cols = block_cols;
+    w.block_stride = grid_cols;
+    w.block_row0 = sl.row0;
+    w.block_col0 = sl.col0;
+    for (int m : {1, 5}) {
+      const auto x = random_floats(size_t(m * sl.cols), uint32_t(60 + m));
+      std::vector<float> ref(size_t(m * sl.rows));
+      cpu::matmul(x.data(), m, host, ref.data());
+      DeviceBuffer<float> dx(x), dy(ref.size());
+      dy.poison();
+      check(expert_gemv(w, dx.ptr, m, dy.ptr, nullptr), "expert_gemv");
+      check(cudaDeviceSynchronize(), "sync");
+      EXPECT_LT(relative_error(dy.host(), ref), 1e-5) << "slice at " << sl.row0 << ", " << sl.col0 << " m " << m;
+    }
+    std::vector<float> widened_ref(size_t(sl.rows * sl.cols));
+    for (int64_t r = 0; r < sl.rows; ++r) cpu::row_to_f32(host, r, widened_ref.data() + r * sl.cols);
+    DeviceBuffer<float> dwide(widened_ref.size());
+    dwide.poison();
+    check(dequantize_weights(w, dwide.ptr, nullptr), "dequantize_weights");
+    EXPECT_EQ(relative_error(dwide.host(), widened_ref), 0.0) << "slice at " << sl.row0 << ", " << sl.col0;
+    DeviceBuffer<float> dx(size_t(40 * sl.cols)), dy(size_t(40 * sl.rows));
+    const GemmProblem problem{w, dx.ptr, dy.ptr, 40};
+    if (sl.row0 != 0 || sl.col0 != 0) EXPECT_EQ(grouped_expert_gemm(&problem, 1, nullptr), cudaErrorInvalidValue);
+  }
+}
+
+// FP8 shapes the kernels cannot take, refused before any launch: blocks or a column offset that
+// split a 16-byte load, a row that is not whole loads, a grid narrower than the row's blocks.
+TEST_F(Gpu, RejectsBadFp8Shapes) {
+  DeviceBuffer<float> buf(1024), y(64);
+  check(cudaMemset(buf.ptr, 0, 1024 * sizeof(float)), "cudaMemset");
+  const auto fp8 = [&](int64_t cols, int block_cols, int64_t stride, int64_t col0) {
+    DeviceWeights w{buf.ptr, buf.ptr, WeightFormat::kFp8, 4, cols, 0};
+    w.block_rows = 128;
+    w.block_cols = block_cols;
+    w.block_stride = stride;
+    w.block_col0 = col0;
+    return expert_gemv(w, buf.ptr, 1, y.ptr, nullptr);
+  };
+  EXPECT_EQ(fp8(128, 128, 1, 0), cudaSuccess);
+  check(cudaDeviceSynchronize(), "sync");
+  EXPECT_EQ(fp8(128, 40, 4, 0), cudaErrorInvalidValue);
+  EXPECT_EQ(fp8(120, 128, 1, 0), cudaErrorInvalidValue);
+  EXPECT_EQ(fp8(256, 128, 1, 0), cudaErrorInvalidValue);
+  EXPECT_EQ(fp8(128, 128, 2, 8), cudaErrorInvalidValue);
+  DeviceWeights no_scales{buf.ptr, nullptr, WeightFormat::kFp8, 4, 128, 0};
+  no_scales.block_rows = no_scales.block_cols = 128;
+  no_scales.block_stride = 1;
+  EXPECT_EQ(expert_gemv(no_scales, buf.ptr, 1, y.ptr, nullptr), cudaErrorInvalidValue);
 }
 
 TEST_F(Gpu, RmsNormSiluAndGelu) {

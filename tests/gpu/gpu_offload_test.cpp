@@ -5,7 +5,8 @@
 // predictor the GPU gives the same bits as with every expert on it (the invariant of the CPU
 // executor, on the device). A long prompt takes the grouped GEMM (experts) and cuBLAS (dense).
 // Without room in the arena, dense products and attention fall back to the CPU's bits. Attention
-// over the scattered blocks of a shared KV pool (block tables) agrees with the CPU's.
+// over the scattered blocks of a shared KV pool (block tables) agrees with the CPU's. An FP8
+// checkpoint's experts and dense matrices on the GPU agree with the CPU's FP8 kernels.
 // Skips without a GPU.
 #include <gtest/gtest.h>
 
@@ -19,11 +20,14 @@
 #include <random>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/fp8.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cuda/device.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/gpu/cuda_expert_device.h"
 #include "runtime/cuda/cuda_attention.h"
 #include "runtime/cuda/cuda_linear.h"
+#include "runtime/core/error.h"
 #include "runtime/cuda/device_arena.h"
 #include "runtime/model/kv_block_pool.h"
 #include "runtime/model/kv_cache.h"
@@ -168,6 +172,105 @@ TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
     EXPECT_GT(no_mirror.cpu_fallbacks(), 0);
     EXPECT_EQ(std::memcmp(cpu_attention.data(), cpu.data(), cpu.size() * sizeof(float)), 0) << fixture;
   }
+}
+
+// The FP8 checkpoint of DeepSeek-V3's layout (128 x 128 blocks over shapes that leave partial
+// edge blocks): its experts in GPU slots and its dense FP8 matrices resident (CudaLinear; those
+// whose rows are not whole 16-byte loads stay on the CPU), against the CPU's FP8 kernels on the same
+// bytes to 1e-5 (the same dequantised values, summed in another order); 100 tokens take the
+// grouped GEMM and cuBLAS over the widened weights. Fewer slots give the same bits. The 16 x 32
+// block fixture, whose widths are not whole 16-byte loads of FP8, is refused in one sentence.
+TEST_F(GpuOffload, Fp8CheckpointMatchesTheCpu) {
+  model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / "deepseek_v3-fp8");
+  model::Transformer& t = *m.transformer;
+  ASSERT_TRUE(m.config.fp8.enabled());
+  for (const int prompt : {9, 100}) {
+    const std::vector<float> cpu = logits(t, prompt);
+    cuda::DeviceArena dense(0, uint64_t(1) << 30);
+    cuda::CudaLinear linear(dense);
+    cuda::CudaAttention attention(dense);
+    const OnGpu arenas(all_experts(t));
+    OffloadedExperts experts(t, arenas.options);
+    t.set_linear_backend(&linear);
+    t.set_attention_backend(&attention);
+    const std::vector<float> got = with_runner(t, &experts, prompt);
+    t.set_linear_backend(nullptr);
+    t.set_attention_backend(nullptr);
+    EXPECT_GT(linear.resident_bytes(), 0u);
+    ASSERT_EQ(got.size(), cpu.size());
+    EXPECT_LT(relative_error(got, cpu), 1e-5) << "prompt " << prompt;
+
+    const std::vector<float> reference = with_runner(t, &experts, prompt);  // experts alone on the GPU
+    EXPECT_LT(relative_error(reference, cpu), 1e-5) << "prompt " << prompt;
+    const uint64_t expert = ExpertBacking(t.weights()).layout().bytes;
+    for (const int slots : {1, 3}) {
+      const OnGpu some(uint64_t(slots) * expert);
+      OffloadedExperts runner(t, some.options);
+      const std::vector<float> few = with_runner(t, &runner, prompt);
+      EXPECT_EQ(std::memcmp(few.data(), reference.data(), few.size() * sizeof(float)), 0) << slots << " slots, prompt " << prompt;
+    }
+  }
+
+  model::LoadedModel narrow = model::load_model(kRoot / "tests" / "fixtures" / "deepseek_v3-fp8-blocks");
+  const OnGpu arenas(all_experts(*narrow.transformer));
+  try {
+    OffloadedExperts experts(*narrow.transformer, arenas.options);
+    ADD_FAILURE() << "FP8 experts 72 wide were taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("multiples of 16"), std::string::npos) << e.what();
+  }
+}
+
+// CudaLinear keeps FP8 slices of a bigger matrix resident with the grid rows under them (a fused
+// tensor's rows: a row offset inside a block; a transposed head's columns: a column offset on a
+// 16-column step), GEMV and cuBLAS alike, against the CPU on the same views; a column offset that
+// splits a 16-byte load stays on the CPU and gives the CPU's bits.
+TEST_F(GpuOffload, CudaLinearTakesFp8SlicesAtBlockOffsets) {
+  const int64_t rows = 300, cols = 448;
+  const int block = 128;
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> values(size_t(rows * cols));
+  for (float& v : values) v = d(rng);
+  std::vector<uint8_t> data(values.size());
+  const int64_t grid_cols = cpu::fp8_blocks(cols, block);
+  std::vector<float> grid(size_t(cpu::fp8_blocks(rows, block) * grid_cols));
+  cpu::fp8_quantize_blocks(values.data(), rows, cols, block, block, data.data(), grid.data());
+  struct Slice {
+    int64_t row0, rows, col0, cols;
+    bool on_gpu;
+  };
+  cuda::DeviceArena arena(0, uint64_t(64) << 20);
+  cuda::CudaLinear linear(arena);
+  std::vector<std::vector<uint8_t>> held;  // the slices' bytes live as long as the linear's keys
+  int64_t fallbacks = 0;
+  for (const Slice sl : {Slice{130, 150, 0, 448, true}, Slice{13, 40, 144, 160, true}, Slice{0, 64, 8, 96, false}}) {
+    held.emplace_back(size_t(sl.rows * sl.cols));
+    for (int64_t r = 0; r < sl.rows; ++r)
+      std::memcpy(held.back().data() + r * sl.cols, data.data() + (sl.row0 + r) * cols + sl.col0, size_t(sl.cols));
+    cpu::WeightMatrix w{held.back().data(), DType::kF8E4M3, sl.rows, sl.cols};
+    w.block_scales = grid.data();
+    w.block_rows = w.block_cols = block;
+    w.block_stride = grid_cols;
+    w.block_row0 = sl.row0;
+    w.block_col0 = sl.col0;
+    for (const int64_t m : {int64_t{1}, int64_t{40}}) {  // the GEMV, then cuBLAS over the widened slice
+      std::vector<float> x(size_t(m * sl.cols));
+      for (float& v : x) v = d(rng);
+      std::vector<float> want(size_t(m * sl.rows)), got(want.size(), NAN);
+      cpu::matmul(x.data(), m, w, want.data());
+      linear.matmul(x.data(), m, w, got.data(), nullptr);
+      if (sl.on_gpu) {
+        EXPECT_LT(relative_error(got, want), 1e-5) << "slice at " << sl.row0 << ", " << sl.col0 << " m " << m;
+      } else {
+        ++fallbacks;
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "m " << m;
+      }
+    }
+  }
+  EXPECT_GT(linear.resident_bytes(), 0u);
+  EXPECT_EQ(linear.cpu_fallbacks(), fallbacks);
 }
 
 // The device KV cache follows the host one: set mid-sequence, switched between caches, reused

@@ -50,13 +50,18 @@ check "sim --cache-slots 0: no cache hits" '"ready_hits": 0,' "$work/out"
 "${sim[@]}" --cache-slots 64 --cache-scope layer --json >"$work/out" 2>&1
 check "sim --cache-scope layer" '"cache_scope": "layer"' "$work/out"
 
-# Real shapes with made-up routing: DeepSeek-V3 on one RTX 4090 with 512 GB of host memory needs
-# its dense weights in 8 bits to fit; in bf16 the planner says why it cannot.
+# Real shapes with made-up routing: DeepSeek-V3 on one RTX 4090 with 512 GB of host memory fits
+# in its released FP8 (the default: its config's quantization_config) or with 8-bit dense
+# weights; in bf16 the planner says why it cannot.
 "$moe" trace synth --model "$src/configs/models/deepseek-v3.json" --sequences 2 --tokens 8 -o "$work/v3.trace" >"$work/out" 2>&1
 check "trace synth makes DeepSeek-V3's shape" "58 layers x 256 experts (top-8)" "$work/out"
 "$moe" plan --model "$src/configs/models/deepseek-v3.json" --trace "$work/v3.trace" --hardware rtx4090-24gb-512gb-host \
-  -o "$work/v3.plan" >"$work/out" 2>&1
+  --formats bf16 --dense-format bf16 -o "$work/v3.plan" >"$work/out" 2>&1
 check "DeepSeek-V3 in bf16 does not fit one RTX 4090" "does not fit on rtx4090-24gb-512gb-host" "$work/out"
+"$moe" plan --model "$src/configs/models/deepseek-v3.json" --trace "$work/v3.trace" --hardware rtx4090-24gb-512gb-host \
+  --explain -o "$work/v3.plan" >"$work/out" 2>&1
+check "DeepSeek-V3 as released (FP8) on one RTX 4090" "dense weights in fp8" "$work/out"
+check "with FP8 experts" "fp8 on GPU, fp8 offloaded" "$work/out"
 "$moe" plan --model "$src/configs/models/deepseek-v3.json" --trace "$work/v3.trace" --hardware rtx4090-24gb-512gb-host \
   --formats int8 --dense-format int8 --explain -o "$work/v3.plan" >"$work/out" 2>&1
 check "DeepSeek-V3 with 8-bit dense weights on one RTX 4090" "dense weights in int8" "$work/out"

@@ -1,7 +1,7 @@
-// FP8 checkpoints (DeepSeek-V3's and Kimi-K2's float8_e4m3fn weights with weight_scale_inv block
-// scales) against Hugging Face transformers on the dequantised weights: the tiny random
-// checkpoints of tests/reference/make_hf_fp8_fixtures.py (the releases' 128 x 128 blocks over
-// shapes that leave partial edge blocks, and 16 x 32 blocks), read in place; logits and greedy
+// FP8 checkpoints (DeepSeek-V3's, Kimi-K2's and Qwen3/GLM-4.5's FP8 releases' float8_e4m3fn weights
+// with weight_scale_inv block scales) against Hugging Face transformers on the dequantised weights:
+// the tiny random checkpoints of tests/reference/make_hf_fp8_fixtures.py (the releases' 128 x 128
+// blocks over shapes that leave partial edge blocks, and 16 x 32 blocks), read in place; logits and greedy
 // continuations; offloaded experts at every budget give the resident bits; malformed checkpoints
 // give one clear error naming the tensor.
 #include <gtest/gtest.h>
@@ -21,6 +21,7 @@
 #include "offload/store/expert_store.h"
 #include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
+#include "runtime/loading/safetensors.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/synthetic_weights.h"
 #include "runtime/model/weight_format.h"
@@ -74,6 +75,19 @@ TEST_P(Fp8Fixture, WeightsStayFp8WithTheirBlockScales) {
     ++fp8;
   });
   EXPECT_GT(fp8, 40);
+}
+
+// The size estimate (moe inspect, the tiers) counts FP8 projections at a byte and a scale a block,
+// as stored: within 1% of the checkpoint's bytes for the dense part and exact for an expert.
+TEST_P(Fp8Fixture, WeightBytesCountFp8AsStored) {
+  const auto dir = kFixtures / GetParam();
+  const model::WeightBytes estimate = model::weight_bytes(loading::load_model_config(dir));
+  const loading::Checkpoint checkpoint = loading::Checkpoint::open(dir);
+  uint64_t dense = 0, experts = 0;
+  for (const std::string& name : checkpoint.names())
+    (name.find(".experts.") != std::string::npos ? experts : dense) += checkpoint.info(name).nbytes();
+  EXPECT_NEAR(double(estimate.resident), double(dense), 0.01 * double(dense));
+  EXPECT_EQ(estimate.all_experts, experts);
 }
 
 // Prefill equals step-by-step decode, bit for bit.
@@ -173,12 +187,16 @@ TEST_P(Fp8Fixture, PackedStoreKeepsFp8AndGivesTheFoldersBits) {
   fs::remove(path);
 }
 
-INSTANTIATE_TEST_SUITE_P(DeepSeekV3, Fp8Fixture, ::testing::Values("deepseek_v3-fp8", "deepseek_v3-fp8-blocks"),
-                         [](const auto& param_info) {
-                           std::string name = param_info.param;
-                           for (char& c : name) if (c == '-') c = '_';
-                           return name;
-                         });
+std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name) if (c == '-') c = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(DeepSeekV3, Fp8Fixture, ::testing::Values("deepseek_v3-fp8", "deepseek_v3-fp8-blocks"), fixture_name);
+// Qwen3-30B-A3B-FP8's and GLM-4.5-Air-FP8's layout: the same blocks over grouped-query attention
+// (q/k/v/o FP8, GLM's biases bf16), one dense layer, partial edge blocks.
+INSTANTIATE_TEST_SUITE_P(Qwen3AndGlm, Fp8Fixture, ::testing::Values("qwen3_moe-fp8", "glm4_moe-fp8"), fixture_name);
 
 // Synthetic weights of an FP8 config (moe bench decode --config) are FP8 where the releases are,
 // and run: finite logits, the FP8 expert layout.
@@ -267,6 +285,13 @@ TEST(Fp8, MalformedCheckpointsGiveOneClearErrorNamingTheTensor) {
   EXPECT_EQ(load_error([](StTensors&) {}), "loaded");
   expect(load_error([&](StTensors& t) { t.erase(scales); }),
          "lacks tensor '" + scales + "' (the block scales of the float8_e4m3fn '" + kv_b + "')");
+  // A per-tensor scale where the block grid should be (AutoFP8 / compressed-tensors checkpoints).
+  expect(load_error([&](StTensors& t) {
+           t["model.layers.1.self_attn.kv_b_proj.weight_scale"] = t[scales];
+           t.erase(scales);
+         }),
+         "tensor '" + kv_b + "' is float8_e4m3fn with a per-tensor or per-channel scale '" + kv_b +
+             "_scale' (AutoFP8 / compressed-tensors); only block scales (weight_scale_inv");
   expect(load_error([&](StTensors& t) {
            t[expert].shape = {t[expert].shape[1], t[expert].shape[0]};  // [5, 1] -> [1, 5]
          }),

@@ -166,6 +166,30 @@ TEST(ModelConfig, DeepSeekFp8QuantizationConfig) {
   EXPECT_FALSE(parse_model_config(tiny, "config.json").fp8.enabled());
 }
 
+// Qwen3's and GLM-4.5's FP8 releases (Qwen3-30B-A3B-FP8, Qwen3-235B-A22B-FP8, GLM-4.5-Air-FP8)
+// carry DeepSeek-V3's quantization_config, Qwen3's with a long modules_to_not_convert; other
+// methods are refused by name.
+TEST(ModelConfig, Qwen3AndGlmFp8QuantizationConfig) {
+  for (const char* family : {"qwen3_moe", "glm4_moe"}) {
+    const std::string tiny = moe::testing::tiny_config(family);
+    const auto parse = [&](const std::string& q) {
+      return parse_model_config(tiny.substr(0, tiny.size() - 1) + ", \"quantization_config\": " + q + "}", "config.json");
+    };
+    const ModelConfig released = parse(R"({"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+        "weight_block_size": [128, 128], "modules_to_not_convert": ["lm_head", "model.layers.0.mlp.gate"]})");
+    EXPECT_TRUE(released.fp8.enabled()) << family;
+    EXPECT_EQ(released.fp8.block_rows, 128) << family;
+    EXPECT_EQ(released.fp8.block_cols, 128) << family;
+    EXPECT_FALSE(parse_model_config(tiny, "config.json").fp8.enabled()) << family;
+    try {
+      parse(R"({"quant_method": "gptq", "bits": 4})");
+      ADD_FAILURE() << family << " took gptq";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("quant_method 'gptq') is not supported"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // Every DeepSeek-V2/V3 field that changes the math and is not implemented is refused, naming the
 // field and its value; so are those that transformers and DeepSeek's own code read differently.
 TEST(ModelConfig, DeepSeekV2AndV3RefuseWhatTheyDoNotRun) {
@@ -251,7 +275,7 @@ TEST(ModelConfig, Glm4MoeDefaultsAndFields) {
   EXPECT_FALSE(g.norm_topk_prob);
   EXPECT_EQ(g.num_sparse_layers(), 1);
 
-  for (const char* bad : {R"(, "n_group": 3})", R"(, "quantization_config": {"quant_method": "fp8"}})",
+  for (const char* bad : {R"(, "n_group": 3})", R"(, "quantization_config": {"quant_method": "awq"}})",
                           R"(, "mlp_bias": true})", R"(, "partial_rotary_factor": 0.3})"}) {
     try {
       parse_model_config(base + bad, "config.json");

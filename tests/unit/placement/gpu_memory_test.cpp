@@ -27,6 +27,17 @@ TEST(GpuMemory, Mixtral8x7bIn24GiB) {
   EXPECT_EQ(split_gpu_memory(shape, 200ull << 30, 4096, expert).experts, 256 * expert);
 }
 
+// An FP8 release keeps its dense projections in FP8 on the GPU (CudaLinear), so the dense part
+// is counted so: about half of bf16's for DeepSeek-V3, the rest going to experts.
+TEST(GpuMemory, Fp8ReleasesCountTheirDenseWeightsInFp8) {
+  const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "deepseek-v3.json").string());
+  const uint64_t expert = uint64_t(shape.expert_bytes(ExpertFormat::kFp8)), budget = 80ull << 30;
+  const GpuMemorySplit s = split_gpu_memory(shape, budget, 4096, expert);
+  EXPECT_EQ(s.dense, uint64_t(shape.dense_bytes(ExpertFormat::kFp8)));
+  EXPECT_LT(s.dense, uint64_t(shape.dense_bytes(ExpertFormat::kBF16)) * 6 / 10);
+  EXPECT_EQ(s.dense + s.kv + s.scratch + s.experts, budget);
+}
+
 TEST(GpuMemory, ABudgetWithoutRoomForAnExpertSaysWhatTakesIt) {
   const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
   try {

@@ -187,6 +187,73 @@ TEST(Planner, RefusesImpossibleBudgetsInOneSentence) {
   EXPECT_THROW(make_plan(shape, wrong, hw, {}), Error);
 }
 
+// A made-up trace of `shape`'s layers and experts (two experts a token, spread over all of them).
+Trace trace_of(const ModelShape& shape, int tokens) {
+  Trace t;
+  t.model = {shape.name, shape.num_sparse_layers, shape.num_experts, 2};
+  for (int i = 0; i < tokens; ++i) {
+    TokenRecord r{i % 2, i, {}};
+    for (int l = 0; l < shape.num_sparse_layers; ++l)
+      r.layers.push_back({l, {(i * 7 + l) % shape.num_experts, (i * 7 + l + 1 + i % 5) % shape.num_experts}, {}});
+    t.tokens.push_back(r);
+  }
+  return t;
+}
+
+// The shipped configs say their release's formats (quantization_config): DeepSeek-V3 and Kimi-K2
+// FP8 experts and dense projections (a byte a weight and an f32 scale per 128 x 128 block),
+// gpt-oss MXFP4 experts (4.25 bits), the rest bf16. A plan in FP8 records the expert's size,
+// keeps every budget, and round-trips through its file.
+TEST(Planner, ReleasedFormatsFromTheConfigs) {
+  const auto shape_of = [](const char* name) {
+    return load_model_shape((kRoot / "configs" / "models" / (std::string(name) + ".json")).string());
+  };
+  const ModelShape v3 = shape_of("deepseek-v3");
+  EXPECT_EQ(v3.released_format, ExpertFormat::kFp8);
+  EXPECT_EQ(v3.released_dense_format, ExpertFormat::kFp8);
+  const int64_t v3_params = int64_t(3) * 7168 * 2048;
+  EXPECT_EQ(v3.expert_bytes(ExpertFormat::kFp8), v3_params + 4 * 3 * 56 * 16);  // 7168 / 128 x 2048 / 128 blocks a matrix
+  EXPECT_EQ(v3.expert_bytes(ExpertFormat::kBF16), 2 * v3_params);
+  EXPECT_LT(v3.dense_bytes(ExpertFormat::kFp8), v3.dense_bytes(ExpertFormat::kBF16) * 6 / 10);
+  EXPECT_GT(v3.dense_bytes(ExpertFormat::kFp8), v3.dense_bytes(ExpertFormat::kBF16) / 2);  // embeddings stay bf16
+  EXPECT_EQ(shape_of("kimi-k2").released_format, ExpertFormat::kFp8);
+  for (const char* name : {"gpt-oss-20b", "gpt-oss-120b"}) {
+    const ModelShape g = shape_of(name);
+    EXPECT_EQ(g.released_format, ExpertFormat::kMxfp4) << name;
+    EXPECT_EQ(g.released_dense_format, ExpertFormat::kBF16) << name;
+    EXPECT_EQ(g.expert_bytes(ExpertFormat::kMxfp4), g.expert_params / 2 + g.expert_params / 32) << name;
+    EXPECT_THROW(g.dense_bytes(ExpertFormat::kMxfp4), Error);
+  }
+  for (const char* name : {"qwen3-30b-a3b", "qwen3-235b-a22b", "glm-4.5", "glm-4.5-air", "mixtral-8x7b"})
+    EXPECT_EQ(shape_of(name).released_format, ExpertFormat::kBF16) << name;
+  for (const char* name : {"bf16", "int8", "int4", "fp8", "mxfp4"}) EXPECT_STREQ(format_name(parse_expert_format(name)), name);
+  EXPECT_THROW(parse_expert_format("fp4"), Error);
+
+  const HardwareProfile hw = load_hardware_profile("h100-sxm-80gb-x8-nvlink");
+  PlannerOptions o;
+  o.formats = {ExpertFormat::kFp8};
+  o.dense_format = ExpertFormat::kFp8;
+  const PlacementPlan plan = make_plan(v3, trace_of(v3, 24), hw, o);
+  expect_within_budgets(plan, hw);
+  EXPECT_EQ(plan.expert_bytes_fp8(), v3.expert_bytes(ExpertFormat::kFp8));
+  int64_t pinned = 0;
+  for (const auto& e : plan.experts()) {
+    EXPECT_EQ(e.format(), proto::FORMAT_FP8);
+    if (e.home() == proto::TIER_GPU) pinned += e.devices_size() * v3.expert_bytes(ExpertFormat::kFp8);
+  }
+  int64_t claimed = 0;
+  for (const auto& d : plan.devices()) claimed += d.pinned_expert_bytes();
+  EXPECT_EQ(pinned, claimed);
+  EXPECT_GT(pinned, 0);
+  const auto path = std::filesystem::temp_directory_path() / "moe_plan_fp8_test.plan";
+  save_plan(path, plan);
+  EXPECT_EQ(load_plan(path).SerializeAsString(), plan.SerializeAsString());
+  std::filesystem::remove(path);
+  PlacementPlan unsized = plan;  // an FP8 expert without the size is refused
+  unsized.set_expert_bytes_fp8(0);
+  EXPECT_THROW(validate_plan(unsized, "plan"), Error);
+}
+
 TEST(PlanFile, RoundTripsAndRejectsBrokenPlans) {
   const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
   const PlacementPlan plan = make_plan(shape, mixtral_trace(), load_hardware_profile("rtx4090-24gb"), {});
