@@ -206,17 +206,19 @@ class ParallelBlock(nn.Module):
         return x + attn + moe.view_as(h)
 
 
-class ParallelMoe(nn.Module):
-    def __init__(self, config):
+class TiedDecoder(nn.Module):
+    """Embeddings, a stack of `block` layers with RoPE, a final RMSNorm and the tied LM head."""
+
+    def __init__(self, config, block):
         super().__init__()
         self.config = c = config
         self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
-        self.layers = nn.ModuleList(ParallelBlock(c) for _ in range(c["num_hidden_layers"]))
+        self.layers = nn.ModuleList(block(c) for _ in range(c["num_hidden_layers"]))
         self.norm = nn.RMSNorm(c["hidden_size"], eps=c["rms_norm_eps"])
         nn.init.normal_(self.embed_tokens.weight, std=0.02)
 
     def forward(self, ids, routing=None):
-        """Logits [B, T, V] and the FFN routers' load-balancing losses."""
+        """Logits [B, T, V] and the routers' load-balancing losses."""
         c = self.config
         cos, sin = (t.to(ids.device) for t in
                     rope_tables(ids.shape[1], c["hidden_size"] // c["num_attention_heads"], c["rope_theta"]))
@@ -224,6 +226,11 @@ class ParallelMoe(nn.Module):
         for layer in self.layers:
             x = layer(x, cos, sin, aux)
         return F.linear(self.norm(x), self.embed_tokens.weight), aux
+
+
+class ParallelMoe(TiedDecoder):
+    def __init__(self, config):
+        super().__init__(config, ParallelBlock)
 
     def tensors(self):
         """The engine's `bam` tensor names (tests/reference/bam_reference.py), Expert-KV."""
@@ -302,26 +309,11 @@ class MixtralBlock(nn.Module):
         return x + moe.view_as(h)
 
 
-class MixtralMoe(nn.Module):
+class MixtralMoe(TiedDecoder):
     """A small Mixtral (model_type mixtral) with tied embeddings."""
 
     def __init__(self, config):
-        super().__init__()
-        self.config = c = config
-        self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
-        self.layers = nn.ModuleList(MixtralBlock(c) for _ in range(c["num_hidden_layers"]))
-        self.norm = nn.RMSNorm(c["hidden_size"], eps=c["rms_norm_eps"])
-        nn.init.normal_(self.embed_tokens.weight, std=0.02)
-
-    def forward(self, ids, routing=None):
-        """Logits [B, T, V] and the routers' load-balancing losses."""
-        c = self.config
-        cos, sin = (t.to(ids.device) for t in
-                    rope_tables(ids.shape[1], c["hidden_size"] // c["num_attention_heads"], c["rope_theta"]))
-        x, aux = self.embed_tokens(ids), []
-        for layer in self.layers:
-            x = layer(x, cos, sin, aux)
-        return F.linear(self.norm(x), self.embed_tokens.weight), aux
+        super().__init__(config, MixtralBlock)
 
     def tensors(self):
         """transformers' Mixtral tensor names."""
