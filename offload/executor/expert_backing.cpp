@@ -41,14 +41,16 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
     for (int l = 0; l < int(weights.layers.size()) && !format_.empty(); ++l)
       for (int e = 0; e < int(weights.layers[size_t(l)].moe.experts.size()); ++e) {
         const store::ExpertBlob* blob = store_->blob({l, e}, format_);
-        MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})",
-                  store_->path().string(), format_, l, e);
-        const MatrixPlacement* data[3] = {&layout_.gate, &layout_.up, &layout_.down};
-        const MatrixPlacement* scales[3] = {&layout_.gate_scales, &layout_.up_scales, &layout_.down_scales};
-        for (int i = 0; i < 3; ++i) {
-          const store::MatrixPiece& p = blob->matrices(i);
-          MOE_CHECK(p.data_offset() == data[i]->offset && p.data_bytes() == data[i]->bytes &&
-                        (scales[i]->bytes == 0 || (p.scales_offset() == scales[i]->offset && p.scales_bytes() == scales[i]->bytes)),
+        const std::vector<ExpertLayout::Matrix> pieces = layout_.matrices();
+        MOE_CHECK(blob != nullptr && blob->matrices_size() == int(pieces.size()), ErrorCode::kCorrupt,
+                  "{} has no {} blob of {} matrices for expert ({}, {})", store_->path().string(), format_, pieces.size(), l, e);
+        for (size_t i = 0; i < pieces.size(); ++i) {
+          const store::MatrixPiece& p = blob->matrices(int(i));
+          const MatrixPlacement &data = *pieces[i].data, &scales = *pieces[i].scales;
+          const MatrixPlacement none, &bias = pieces[i].data == &layout_.up ? layout_.up_bias : none;
+          MOE_CHECK(p.data_offset() == data.offset && p.data_bytes() == data.bytes &&
+                        (scales.bytes == 0 || (p.scales_offset() == scales.offset && p.scales_bytes() == scales.bytes)) &&
+                        p.bias_bytes() == bias.bytes && (bias.bytes == 0 || p.bias_offset() == bias.offset),
                     ErrorCode::kCorrupt, "{}: the {} blob of expert ({}, {}) does not hold its matrices where a slot does",
                     store_->path().string(), format_, l, e);
         }
@@ -68,8 +70,10 @@ const model::GatedMlp& ExpertBacking::expert(ExpertKey key) const {
 model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::vector<std::byte>& buffer) const {
   MOE_CHECK(!low_format_.empty(), ErrorCode::kInternal, "no low-precision copy in the store");
   const store::ExpertBlob* blob = store_->blob(key, low_format_);
-  MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})",
-            store_->path().string(), low_format_, key.layer, key.expert);
+  const bool gated = layout_.gate.bytes > 0;
+  MOE_CHECK(blob != nullptr && blob->matrices_size() == (gated ? 3 : 2), ErrorCode::kCorrupt,
+            "{} has no {} blob of {} matrices for expert ({}, {})", store_->path().string(), low_format_, gated ? 3 : 2, key.layer,
+            key.expert);
   const uint64_t needed = ExpertReader::read_bytes(*blob);
   std::byte* at = aligned_region(buffer, needed);
   {
@@ -80,16 +84,18 @@ model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::ve
   QuantFormat format;
   MOE_CHECK(parse_store_format(low_format_, &format), ErrorCode::kCorrupt, "{}: bad format '{}'", store_->path().string(),
             low_format_);
-  cpu::WeightMatrix m[3];
-  for (int i = 0; i < 3; ++i) {
+  model::GatedMlpMatrices q;
+  cpu::WeightMatrix* const gated_order[3] = {&q.gate, &q.up, &q.down};
+  cpu::WeightMatrix* const* m = gated ? gated_order : gated_order + 1;
+  for (int i = 0; i < blob->matrices_size(); ++i) {  // decode_manifest checked every piece lies inside the blob
     const store::MatrixPiece& p = blob->matrices(i);
-    MOE_CHECK(p.data_offset() + p.data_bytes() <= blob->nbytes() && p.scales_offset() + p.scales_bytes() <= blob->nbytes(),
-              ErrorCode::kCorrupt, "{}: a matrix of expert ({}, {}) lies outside its blob", store_->path().string(),
-              key.layer, key.expert);
-    m[i] = cpu::WeightMatrix{at + p.data_offset(), format.dtype, p.rows(), p.cols(),
-                             reinterpret_cast<const float*>(at + p.scales_offset()), format.group_size};
+    *m[i] = cpu::WeightMatrix{at + p.data_offset(), format.dtype, p.rows(), p.cols(),
+                              reinterpret_cast<const float*>(at + p.scales_offset()), format.group_size};
+    if (p.bias_bytes() > 0) q.up_bias = reinterpret_cast<const float*>(at + p.bias_offset());
   }
-  return {m[0], m[1], m[2]};
+  MOE_CHECK(gated || q.up_bias != nullptr, ErrorCode::kCorrupt, "{}: the {} blob of expert ({}, {}) lacks its up bias",
+            store_->path().string(), low_format_, key.layer, key.expert);
+  return q;
 }
 
 void ExpertBacking::read(ExpertKey key, std::byte* dst, uint64_t capacity) const {

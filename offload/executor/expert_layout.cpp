@@ -76,8 +76,17 @@ void ExpertLayout::pack(const model::GatedMlp& e, std::byte* dst) const {
   copy(up_bias, e.up.bias, dst);
 }
 
-model::GatedMlpMatrices ExpertLayout::views(const std::byte* base) const {
+std::vector<ExpertLayout::Matrix> ExpertLayout::matrices() const {
+  std::vector<Matrix> out;
+  if (gate.bytes) out.push_back({&gate, &gate_scales});
+  out.push_back({&up, &up_scales});
+  out.push_back({&down, &down_scales});
+  return out;
+}
+
+model::GatedMlpMatrices ExpertLayout::views(const std::byte* base, cpu::Activation act) const {
   model::GatedMlpMatrices m;
+  m.act = act;
   if (gate.bytes) m.gate = view(gate, gate_scales, base);
   m.up = view(up, up_scales, base);
   m.down = view(down, down_scales, base);

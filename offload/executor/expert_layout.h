@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/model/gated_mlp.h"
 #include "runtime/model/weights.h"
@@ -31,7 +32,13 @@ struct ExpertLayout {
   static ExpertLayout of(const model::GatedMlp& expert);
   // Copies the expert's tensors into `dst` (bytes() long).
   void pack(const model::GatedMlp& expert, std::byte* dst) const;
-  model::GatedMlpMatrices views(const std::byte* base) const;
+  // `act` is the gated form's activation (the model's hidden_act).
+  model::GatedMlpMatrices views(const std::byte* base, cpu::Activation act = cpu::Activation::kSilu) const;
+  // The matrices in a blob's order (store.proto): gate when there is one, up, down; each with its scales.
+  struct Matrix {
+    const MatrixPlacement *data, *scales;
+  };
+  std::vector<Matrix> matrices() const;
   // "bf16", "int8:g32" or "fp8:128x128" as the store names formats.
   std::string format() const;
   bool operator==(const ExpertLayout&) const = default;

@@ -119,6 +119,8 @@ void CudaExpertDevice::run_experts(std::span<const ExpertRun> runs) {
   std::vector<int64_t> rows;
   for (const ExpertRun& r : runs) {
     MOE_CHECK(r.w.up.cols == hidden_ && r.w.width() == width_, ErrorCode::kInternal, "an expert's shape differs from the device's");
+    MOE_CHECK(!r.w.gated() || r.w.act == cpu::Activation::kSilu, ErrorCode::kUnsupported,
+              "the GPU expert kernels compute SwiGLU only: gated experts of another activation run on --backend cpu");
     rows.push_back(r.m);
   }
   for (const std::vector<RunPiece>& pass : split_into_passes(rows, kRowsPerPass)) compute_pass(runs, pass);

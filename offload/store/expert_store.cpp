@@ -38,7 +38,9 @@ std::shared_ptr<const ExpertStore> ExpertStore::open(const std::filesystem::path
     if (e.format() == native)
       for (int m = 0; m < e.matrices_size(); ++m) {
         s->expert_tensors_.emplace(e.matrices(m).name(), Piece{i, m});
-        if (native.rfind("fp8:", 0) == 0) s->expert_tensors_.emplace(fp8_scales_name(e.matrices(m).name()), Piece{i, m, true});
+        if (native.rfind("fp8:", 0) == 0)
+          s->expert_tensors_.emplace(fp8_scales_name(e.matrices(m).name()), Piece{i, m, Piece::kScales});
+        if (e.matrices(m).bias_bytes() > 0) s->expert_tensors_.emplace(e.matrices(m).bias_name(), Piece{i, m, Piece::kBias});
       }
   }
   const size_t pieces = size_t(s->manifest_.resident_size() + s->manifest_.experts_size() + s->manifest_.files_size());
@@ -156,8 +158,13 @@ Tensor ExpertStore::tensor(std::string_view name) const {
   const auto it = expert_tensors_.find(name);
   MOE_CHECK(it != expert_tensors_.end(), ErrorCode::kNotFound, "{} has no tensor '{}'", path_.string(), name);
   const auto& blob = manifest_.experts(it->second.blob);
-  if (it->second.scales) return matrix(blob, it->second.matrix).scales;  // checked there
+  if (it->second.kind == Piece::kScales) return matrix(blob, it->second.matrix).scales;  // checked there
   const auto& piece = blob.matrices(it->second.matrix);
+  if (it->second.kind == Piece::kBias) {  // f32 [rows], its size checked by decode_manifest
+    check_once(size_t(manifest_.resident_size() + it->second.blob), mapped(blob), blob.xxh64(),
+               fmt::format("expert ({}, {}) {}", blob.layer(), blob.expert(), blob.format()));
+    return Tensor::view(file_->bytes().data() + blob.offset() + piece.bias_offset(), DType::kF32, {piece.rows()}, file_);
+  }
   QuantFormat format;
   MOE_CHECK(parse_store_format(blob.format(), &format) && format.group_size == 0, ErrorCode::kCorrupt, "{}: bad format '{}'",
             path_.string(), blob.format());

@@ -49,7 +49,7 @@ class ExpertStore {
   StoredMatrix matrix(const store::ExpertBlob& blob, int index) const;
 
   bool has_tensor(std::string_view name) const;
-  // Resident tensors and the matrices of native-format experts, viewing the mapping. Their bytes
+  // Resident tensors and the matrices (and f32 biases) of native-format experts, viewing the mapping. Their bytes
   // are checked against the manifest's checksum on first use (an expert's whole blob, once),
   // whatever path reads them: moe::Error(kCorrupt) naming the piece when they do not match.
   Tensor tensor(std::string_view name) const;
@@ -72,7 +72,7 @@ class ExpertStore {
   struct Piece {
     int blob;
     int matrix;
-    bool scales = false;  // an FP8 matrix's block scales (its weight_scale_inv), not its data
+    enum Kind { kData, kScales, kBias } kind = kData;  // kScales: an FP8 matrix's block scales (its weight_scale_inv)
   };
   std::map<std::string, Piece, std::less<>> expert_tensors_;  // native format only
   std::map<std::pair<ExpertKey, std::string>, int> blobs_;

@@ -16,10 +16,7 @@ StoreLayout store_layout_for(const loading::ModelConfig& config) {
     layout.experts_resident = true;
     layout.sparse.assign(layout.sparse.size(), false);
   }
-  layout.expert_names = [config](int layer, int expert) {
-    const model::ExpertTensorNames n = model::expert_tensor_names(config, layer, expert);
-    return std::array<std::string, 3>{n.gate, n.up, n.down};
-  };
+  layout.expert_names = [config](int layer, int expert) { return model::expert_tensor_names(config, layer, expert); };
   // Layers past num_hidden_layers (DeepSeek-V3's MTP layers, num_nextn_predict_layers) are never
   // loaded: the engine, like transformers, runs the base model only.
   layout.unused = [layers = config.num_layers](const std::string& name) {

@@ -94,6 +94,22 @@ std::vector<float> matrix_f32(const ExpertMatrix& m, const StoreLayout& layout) 
   return out;
 }
 
+// The names of an expert's matrices in blob order: gate (when it has one), up, down.
+std::vector<std::string> matrix_names(const loading::ExpertTensorNames& n) {
+  std::vector<std::string> names;
+  if (!n.gate.empty()) names.push_back(n.gate);
+  names.push_back(n.up);
+  names.push_back(n.down);
+  return names;
+}
+
+// A checkpoint tensor, or the slice of one that `name` gives.
+Tensor named_tensor(const loading::Checkpoint& checkpoint, const std::string& name, const std::filesystem::path& dir) {
+  const loading::TensorSlice slice = loading::parse_tensor_slice(name);
+  MOE_CHECK(checkpoint.has(slice.tensor), ErrorCode::kNotFound, "{} lacks tensor '{}'", dir.string(), slice.tensor);
+  return loading::cut_slice(checkpoint.tensor(slice.tensor), slice, name);
+}
+
 }  // namespace
 
 std::string fp8_scales_name(const std::string& weight_name) {
@@ -122,7 +138,6 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   file.write(std::string(kHeaderBytes, '\0').data(), kHeaderBytes);
 
   store::StoreManifest manifest;
-  manifest.set_version(kStoreVersion);
   // The model's folder name, not its path: a store is shipped to other machines.
   const std::filesystem::path folder = model_dir.lexically_normal();
   manifest.set_source((folder.has_filename() ? folder.filename() : folder.parent_path().filename()).string());
@@ -144,14 +159,27 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     file.write(bytes.data(), bytes.size());
   }
 
-  std::set<std::string> expert_tensors, expert_scales;  // FP8 experts' block scales travel in their blobs
+  // The checkpoint tensors the experts are made of (a fused tensor whose slices they are, whole),
+  // and FP8 experts' block scales: they travel in the blobs, not among the resident tensors.
+  std::set<std::string> expert_tensors, expert_scales;
+  size_t expert_count = 0;
+  bool gelu_form = false;  // blobs of up (with its bias) and down: store version 2
   for (int l = 0; l < layout.num_layers; ++l)
     if (layout.sparse.at(size_t(l)))
-      for (int e = 0; e < layout.num_experts; ++e)
-        for (const std::string& n : layout.expert_names(l, e)) {
-          expert_tensors.insert(n);
-          if (checkpoint.has(fp8_scales_name(n))) expert_scales.insert(fp8_scales_name(n));
+      for (int e = 0; e < layout.num_experts; ++e) {
+        const loading::ExpertTensorNames n = layout.expert_names(l, e);
+        ++expert_count;
+        gelu_form |= n.gate.empty() || !n.up_bias.empty();
+        std::vector<std::string> names = matrix_names(n);
+        if (!n.up_bias.empty()) names.push_back(n.up_bias);
+        for (const std::string& name : names) {
+          const loading::TensorSlice slice = loading::parse_tensor_slice(name);
+          expert_tensors.insert(slice.tensor);
+          if (slice.whole() && checkpoint.has(fp8_scales_name(name))) expert_scales.insert(fp8_scales_name(name));
         }
+      }
+  const uint32_t version = gelu_form ? kStoreVersion : kStoreVersionGatedOnly;
+  manifest.set_version(version);
 
   PackSummary summary;
   for (const std::string& name : checkpoint.names()) {
@@ -176,9 +204,9 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
 
   // The checkpoint's dtype first, then the quantised formats.
   DType native = DType::kBF16;
-  for (int l = 0; l < layout.num_layers && expert_tensors.size(); ++l)
+  for (int l = 0; l < layout.num_layers && expert_count > 0; ++l)
     if (layout.sparse[size_t(l)]) {
-      native = checkpoint.tensor(layout.expert_names(l, 0)[0]).dtype();
+      native = named_tensor(checkpoint, layout.expert_names(l, 0).up, model_dir).dtype();
       break;
     }
   const bool fp8 = native == DType::kF8E4M3;
@@ -196,15 +224,16 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     summary.format_bytes.emplace_back(format_names.back(), 0);
   }
 
-  ProgressBar progress("packing", uint64_t(expert_tensors.size() / 3 * formats.size()));
+  ProgressBar progress("packing", uint64_t(expert_count * formats.size()));
   for (int l = 0; l < layout.num_layers; ++l) {
     if (!layout.sparse.at(size_t(l))) continue;
     for (int e = 0; e < layout.num_experts; ++e) {
-      const auto names = layout.expert_names(l, e);
-      std::array<ExpertMatrix, 3> matrices;
-      for (size_t i = 0; i < 3; ++i) {
+      const loading::ExpertTensorNames expert_names = layout.expert_names(l, e);
+      const std::vector<std::string> names = matrix_names(expert_names);
+      std::vector<ExpertMatrix> matrices(names.size());
+      for (size_t i = 0; i < names.size(); ++i) {
         Tensor& m = matrices[i].data;
-        m = checkpoint.tensor(names[i]);
+        m = named_tensor(checkpoint, names[i], model_dir);
         MOE_CHECK(m.rank() == 2 && m.dtype() == native, ErrorCode::kCorrupt,
                   "{}: expert tensor '{}' must be a {} matrix", model_dir.string(), names[i], dtype_label(native));
         if (!fp8) continue;
@@ -218,13 +247,21 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
                   dtype_name(matrices[i].block_scales.dtype()), shape_to_string(matrices[i].block_scales.shape()),
                   layout.fp8_block_rows, layout.fp8_block_cols, shape_to_string(m.shape()), shape_to_string(grid));
       }
+      Tensor bias;  // the GeLU form's up bias, in f32 as a slot holds it
+      if (!expert_names.up_bias.empty()) {
+        bias = named_tensor(checkpoint, expert_names.up_bias, model_dir);
+        const int64_t rows = matrices[names.size() - 2].data.dim(0);
+        MOE_CHECK(bias.rank() == 1 && bias.dim(0) == rows, ErrorCode::kCorrupt, "{}: expert bias '{}' has shape {}; its matrix has {} rows",
+                  model_dir.string(), expert_names.up_bias, shape_to_string(bias.shape()), rows);
+        bias = bias.to_f32();
+      }
       for (size_t fi = 0; fi < formats.size(); ++fi) {
         const QuantFormat& f = formats[fi];
         const bool quantised = f.dtype == DType::kI8 || f.dtype == DType::kI4;
         std::string blob;
         auto* entry = manifest.add_experts();
         double err_max = 0, ref_max = 0, err_sq = 0, ref_sq = 0;
-        for (size_t i = 0; i < 3; ++i) {
+        for (size_t i = 0; i < matrices.size(); ++i) {
           const Tensor& m = matrices[i].data;
           const int64_t rows = m.dim(0), cols = m.dim(1);
           auto* piece = entry->add_matrices();
@@ -265,6 +302,14 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
           piece->set_scales_bytes(scales.size() * sizeof(float));
           blob.append(reinterpret_cast<const char*>(scales.data()), scales.size() * sizeof(float));
         }
+        if (bias.defined()) {  // after the matrices, where a slot (ExpertLayout) has it
+          blob.resize(size_t(align_up(blob.size(), 64)), '\0');
+          auto* up = entry->mutable_matrices(int(names.size()) - 2);
+          up->set_bias_name(expert_names.up_bias);
+          up->set_bias_offset(blob.size());
+          up->set_bias_bytes(bias.nbytes());
+          blob.append(static_cast<const char*>(bias.raw()), bias.nbytes());
+        }
         file.pad_to(kBlobAlignment);
         entry->set_layer(l);
         entry->set_expert(e);
@@ -286,6 +331,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   std::string encoded;
   MOE_CHECK(manifest.SerializeToString(&encoded), ErrorCode::kInternal, "cannot serialise the store manifest");
   StoreHeader header;
+  header.version = version;
   header.manifest_offset = file.position();
   header.manifest_bytes = encoded.size();
   header.manifest_xxh64 = XXH64(encoded.data(), encoded.size(), 0);

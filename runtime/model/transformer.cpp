@@ -176,9 +176,8 @@ void Transformer::set_expert_runner(ExpertRunner* runner) {
   MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.family != ModelFamily::kGptOss,
             ErrorCode::kUnsupported,
             "gpt-oss's experts run resident only: offloading them (--gpu-mem, --host-mem, --devices, --plan) is not supported yet");
-  // The offloading executor's devices (CPU and CUDA) compute SwiGLU only, for now.
-  MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.activation == cpu::Activation::kSilu,
-            ErrorCode::kUnsupported, "offloaded experts run only hidden_act silu; this model's experts must stay resident");
+  // Other runners compute gated experts with config().activation (the offloading executor's
+  // views carry it; its GPU devices refuse what their kernels do not compute).
   experts_ = runner ? runner : resident_experts_.get();
 }
 

@@ -32,6 +32,7 @@ class Loader {
   }
 
   std::string describe() const { return source_.describe(); }
+  bool has(const std::string& name) const { return source_.has(name); }
 
   // Raw bytes (MXFP4's blocks and scales).
   Tensor bytes(const std::string& name, const Shape& shape) const {
@@ -225,8 +226,12 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
 ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int expert) {
   MOE_CHECK(c.family != ModelFamily::kMoePlusPlus, ErrorCode::kUnsupported,
             "MoE++ experts keep gate and up in one tensor; packing them into a store is not supported yet");
-  MOE_CHECK(c.family != ModelFamily::kDsMoe, ErrorCode::kUnsupported,
-            "DS-MoE's experts are slices of the fused c_fc and c_proj; packing them into a store is not supported yet");
+  const int64_t I = c.moe_intermediate_size, first = expert * I;
+  if (c.family == ModelFamily::kDsMoe) {  // rows of c_fc (and of its bias), columns of c_proj
+    const std::string p = fmt::format("transformer.h.{}.mlp.", layer);
+    return {"", loading::row_slice_name(p + "c_fc.weight", first, first + I),
+            loading::column_slice_name(p + "c_proj.weight", first, first + I), loading::row_slice_name(p + "c_fc.bias", first, first + I)};
+  }
   MOE_CHECK(c.family != ModelFamily::kGptOss, ErrorCode::kUnsupported,
             "gpt-oss keeps a layer's experts in fused gate_up_proj and down_proj tensors (with biases, or MXFP4 blocks and "
             "scales); packing them into a store is not supported yet");
@@ -258,6 +263,16 @@ GatedMlp ds_moe_expert(const Linear& fc, const Linear& proj, int e, int64_t I) {
   return expert;
 }
 
+// The same expert from a store, which holds the slices ds_moe_expert makes (its bias in f32).
+GatedMlp ds_moe_stored_expert(const Loader& ld, const ExpertTensorNames& n, int64_t h, int64_t I) {
+  GatedMlp expert;
+  expert.up.weight = ld.get(n.up, {I, h});
+  expert.up.bias = ld.get(n.up_bias, {I});
+  if (expert.up.bias.dtype() != DType::kF32) expert.up.bias = expert.up.bias.to_f32();
+  expert.down.weight = ld.get(n.down, {h, I});
+  return expert;
+}
+
 ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& source, const LoadOptions& options) {
   const Loader ld(c, source);
   ModelWeights w;
@@ -279,11 +294,17 @@ ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& sour
     layer.ds.attn_proj = ld.linear(p + "attn.c_proj", h, h, true);
     layer.ds.attn_gate = ld.linear(p + "attn.gate", c.ds_moe.attention_experts, h, false);
     layer.moe.router = ld.linear(p + "mlp.gate", E, h, false);
-    const Linear fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
-    const Linear proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
-    layer.ds.mlp_proj_bias = proj.bias;
-    if (options.load_routed_experts)
-      for (int e = 0; e < E; ++e) layer.moe.experts.push_back(ds_moe_expert(fc, proj, e, I));
+    if (ld.has(p + "mlp.c_fc.weight") || !ld.has(expert_tensor_names(c, l, 0).up)) {  // a folder: the fused tensors
+      const Linear fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
+      const Linear proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
+      layer.ds.mlp_proj_bias = proj.bias;
+      if (options.load_routed_experts)
+        for (int e = 0; e < E; ++e) layer.moe.experts.push_back(ds_moe_expert(fc, proj, e, I));
+    } else {  // an expert store: each expert's slices as moe pack cut them; c_proj's bias stays whole
+      layer.ds.mlp_proj_bias = ld.get(p + "mlp.c_proj.bias", {h});
+      if (options.load_routed_experts)
+        for (int e = 0; e < E; ++e) layer.moe.experts.push_back(ds_moe_stored_expert(ld, expert_tensor_names(c, l, e), h, I));
+    }
     progress.advance();
   }
   progress.finish();

@@ -5,6 +5,7 @@
 
 #include "runtime/core/tensor.h"
 #include "runtime/loading/model_config.h"
+#include "runtime/loading/tensor_slice.h"
 #include "runtime/loading/weight_source.h"
 #include "runtime/model/weight_format.h"
 
@@ -134,10 +135,10 @@ struct ModelWeights {
   Tensor position_embeddings, final_norm_bias;  // DS-MoE: learned positions; LayerNorm's bias
 };
 
-// The Hugging Face names of one routed expert's three matrices, in the order gate, up, down.
-struct ExpertTensorNames {
-  std::string gate, up, down;
-};
+// The names of one routed expert's tensors (gate, up, down; DS-MoE's GeLU experts: up with its
+// bias, and down): the checkpoint's own, or slices of its fused tensors (loading/tensor_slice.h).
+// gpt-oss's experts (fused gate_up with biases) are moe::Error(kUnsupported).
+using loading::ExpertTensorNames;
 ExpertTensorNames expert_tensor_names(const loading::ModelConfig& config, int layer, int expert);
 
 struct LoadOptions {
