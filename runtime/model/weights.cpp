@@ -178,10 +178,15 @@ void load_moe_plus_plus(const Loader& ld, const ModelConfig& c, int layer, const
   if (options.load_routed_experts) {
     for (int e = 0; e < c.num_experts; ++e) {
       const std::string q = fmt::format("{}experts.experts.{}.", p, e);
-      const Tensor fused = ld.get(q + "up_proj.weight", {2 * I, h});
       GatedMlp expert;
-      expert.gate.weight = fused.slice_rows(0, I);
-      expert.up.weight = fused.slice_rows(I, 2 * I);
+      if (const ExpertTensorNames n = expert_tensor_names(c, layer, e); !ld.has(q + "up_proj.weight") && ld.has(n.gate)) {
+        expert.gate.weight = ld.get(n.gate, {I, h});  // an expert store: the halves as moe pack cut them
+        expert.up.weight = ld.get(n.up, {I, h});
+      } else {
+        const Tensor fused = ld.get(q + "up_proj.weight", {2 * I, h});
+        expert.gate.weight = fused.slice_rows(0, I);
+        expert.up.weight = fused.slice_rows(I, 2 * I);
+      }
       expert.down = ld.linear(q + "down_proj", h, I, false);
       m->experts.push_back(std::move(expert));
     }
@@ -224,9 +229,12 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
 }  // namespace
 
 ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int expert) {
-  MOE_CHECK(c.family != ModelFamily::kMoePlusPlus, ErrorCode::kUnsupported,
-            "MoE++ experts keep gate and up in one tensor; packing them into a store is not supported yet");
   const int64_t I = c.moe_intermediate_size, first = expert * I;
+  if (c.family == ModelFamily::kMoePlusPlus) {  // gate then up in the rows of one up_proj
+    const std::string p = fmt::format("model.layers.{}.mlp.moe.experts.experts.{}.", layer, expert);
+    return {loading::row_slice_name(p + "up_proj.weight", 0, I), loading::row_slice_name(p + "up_proj.weight", I, 2 * I),
+            p + "down_proj.weight"};
+  }
   if (c.family == ModelFamily::kDsMoe) {  // rows of c_fc (and of its bias), columns of c_proj
     const std::string p = fmt::format("transformer.h.{}.mlp.", layer);
     return {"", loading::row_slice_name(p + "c_fc.weight", first, first + I),

@@ -2,7 +2,8 @@
 // rows of c_fc with their bias, columns of c_proj: the GeLU form) and MoE++ (gate and up fused
 // in one up_proj). moe pack writes their bf16 experts and int8/int4 copies as blobs; a run from
 // the store, in place or offloaded from it at several budgets, gives the folder's bits, and
-// the copies give the bits of the same format converted at load. Gated experts of an activation
+// the copies give the bits of the same format converted at load (a store of MoE++ is version 1,
+// DS-MoE's GeLU form version 2). Gated experts of an activation
 // other than SiLU (mixtral-gelu) offload with the folder's bits too.
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@
 #include "offload/store/model_layout.h"
 #include "offload/store/store_format.h"
 #include "offload/store/store_writer.h"
+#include "runtime/loading/safetensors.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/weight_format.h"
 #include "tests/integration/hf_fixture.h"
@@ -130,7 +132,7 @@ TEST_P(PackedFamily, CopiesGiveTheBitsOfTheFormatConvertedAtLoad) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fused, PackedFamily, ::testing::Values("ds_moe"), [](const auto& param_info) {
+INSTANTIATE_TEST_SUITE_P(Fused, PackedFamily, ::testing::Values("ds_moe", "moe_plus_plus"), [](const auto& param_info) {
   std::string name = param_info.param;
   for (char& c : name) if (c == '-') c = '_';
   return name;
@@ -185,6 +187,34 @@ TEST(PackedDsMoe, BlobsAreTheGeluFormOfVersionTwo) {
     ADD_FAILURE() << "a version 3 store opened";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("has store version 3; this engine reads versions 1 to 2"), std::string::npos) << e.what();
+  }
+  fs::remove(path);
+}
+
+// MoE++'s store holds each expert's gate and up as the halves of its fused up_proj (the
+// checkpoint's bytes), not up_proj itself; gated experts, so version 1. The constant experts
+// stay resident.
+TEST(PackedMoePlusPlus, GateAndUpAreTheHalvesOfTheFusedUpProj) {
+  const fs::path dir = kFixtures / "moe_plus_plus";
+  const fs::path path = fs::temp_directory_path() / ("moe_packed_moepp_blobs_" + std::to_string(::getpid()) + ".moe");
+  const loading::ModelConfig config = loading::load_model_config(dir);
+  offload::pack_store(dir, path, offload::store_layout_for(config), {});
+  {
+    const auto store = offload::ExpertStore::open(path);
+    EXPECT_EQ(store->manifest().version(), 1u);
+    const std::string q = "model.layers.2.mlp.moe.experts.experts.5.";
+    EXPECT_FALSE(store->has_tensor(q + "up_proj.weight"));
+    EXPECT_TRUE(store->has_tensor(fmt::format("model.layers.2.mlp.moe.experts.experts.{}.constant", config.num_experts)));
+    const int64_t I = config.moe_intermediate_size;
+    const model::ExpertTensorNames n = model::expert_tensor_names(config, 2, 5);
+    EXPECT_EQ(n.gate, q + "up_proj.weight[0:" + std::to_string(I) + "]");
+    EXPECT_EQ(n.up, q + "up_proj.weight[" + std::to_string(I) + ":" + std::to_string(2 * I) + "]");
+    EXPECT_EQ(n.down, q + "down_proj.weight");
+    const Tensor fused = loading::Checkpoint::open(dir).tensor(q + "up_proj.weight");
+    const Tensor gate = store->tensor(n.gate), up = store->tensor(n.up);
+    ASSERT_EQ(gate.shape(), (Shape{I, config.hidden_size}));
+    EXPECT_EQ(std::memcmp(gate.raw(), fused.slice_rows(0, I).raw(), gate.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(up.raw(), fused.slice_rows(I, 2 * I).raw(), up.nbytes()), 0);
   }
   fs::remove(path);
 }
