@@ -46,8 +46,8 @@ void run(const Flags& f) {
   // 2 x top-k ranked experts a guess, so a prefetcher of more than top-k can be judged too.
   offload::GateGuessRecorder guesses(transformer, resident, recorder, f.guess_depth,
                                      std::min(loaded.config.num_experts, 2 * std::max(1, loaded.config.num_experts_per_tok)));
-  // gpt-oss's experts run resident only (Transformer::set_expert_runner): they keep the model's
-  // own runner and record the routing alone.
+  // The recorder computes through ResidentExperts, which does not run gpt-oss's fused experts:
+  // they keep the model's own runner and record the routing alone.
   const bool record_guesses = f.guess_depth > 0 && loaded.config.family != loading::ModelFamily::kGptOss &&
                               loaded.config.num_sparse_layers() > 1;
   if (record_guesses) transformer.set_expert_runner(&guesses);

@@ -20,26 +20,29 @@ std::byte* aligned_region(std::vector<std::byte>& buffer, uint64_t bytes) {
 ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr<const ExpertStore> store)
     : weights_(weights), store_(std::move(store)) {
   bool first = true;
-  for (const auto& layer : weights.layers)
-    MOE_CHECK(!layer.moe.gpt_oss.defined(), ErrorCode::kUnsupported,
-              "gpt-oss's experts (fused gate_up with biases, clamped SwiGLU, MXFP4) cannot be offloaded yet");
-  for (const auto& layer : weights.layers)
-    for (const auto& e : layer.moe.experts) {
+  for (const auto& layer : weights.layers) {
+    const model::GptOssExpertWeights& fused = layer.moe.gpt_oss;
+    gpt_oss_.emplace_back();
+    for (int64_t e = 0; fused.defined() && e < fused.gate_up.dim(0); ++e) gpt_oss_.back().push_back(model::gpt_oss_expert(fused, e));
+  }
+  for (size_t l = 0; l < weights.layers.size(); ++l)
+    for (const auto& e : gpt_oss_[l].empty() ? weights.layers[l].moe.experts : gpt_oss_[l]) {
       const ExpertLayout l = ExpertLayout::of(e);
       MOE_CHECK(first || l == layout_, ErrorCode::kUnsupported, "routed experts of different shapes or dtypes cannot be offloaded");
       layout_ = l;
       first = false;
     }
   MOE_CHECK(!first, ErrorCode::kInvalidArgument, "the model has no routed experts to offload");
-  if (store_) {
-    MOE_CHECK(store_->manifest().formats_size() > 0, ErrorCode::kCorrupt, "{} lists no expert format", store_->path().string());
+  // A store lists no expert format when it keeps the experts among its resident tensors (gpt-oss's
+  // fused ones): they are then copied out of the model's tensors, which view the store.
+  if (store_ && store_->manifest().formats_size() > 0) {
     for (const std::string& f : store_->manifest().formats()) {
       if (f == layout_.format()) format_ = f;
       if (f.rfind("int4:", 0) == 0 || (f.rfind("int8:", 0) == 0 && low_format_.rfind("int4:", 0) != 0)) low_format_ = f;  // int4 first: the fewest bytes
     }
     // Reads land in slots as they are, so every blob must hold its matrices at the layout's offsets.
     for (int l = 0; l < int(weights.layers.size()) && !format_.empty(); ++l)
-      for (int e = 0; e < int(weights.layers[size_t(l)].moe.experts.size()); ++e) {
+      for (int e = 0; e < int(weights.layers[size_t(l)].moe.experts.size()); ++e) {  // gpt-oss's are never blobs
         const store::ExpertBlob* blob = store_->blob({l, e}, format_);
         const std::vector<ExpertLayout::Matrix> pieces = layout_.matrices();
         MOE_CHECK(blob != nullptr && blob->matrices_size() == int(pieces.size()), ErrorCode::kCorrupt,
@@ -61,7 +64,7 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
 }
 
 const model::GatedMlp& ExpertBacking::expert(ExpertKey key) const {
-  const auto& experts = weights_.layers.at(size_t(key.layer)).moe.experts;
+  const auto& experts = gpt_oss_.at(size_t(key.layer)).empty() ? weights_.layers.at(size_t(key.layer)).moe.experts : gpt_oss_[size_t(key.layer)];
   MOE_CHECK(key.expert >= 0 && size_t(key.expert) < experts.size(), ErrorCode::kInternal, "no expert ({}, {})", key.layer,
             key.expert);
   return experts[size_t(key.expert)];
@@ -125,7 +128,7 @@ uint64_t ExpertBacking::release_mapped(ExpertKey key) const {
   uint64_t released = 0;
   const model::GatedMlp& e = expert(key);
   for (const model::Linear* l : {&e.gate, &e.up, &e.down})
-    for (const Tensor* t : {&l->weight, &l->scales})
+    for (const Tensor* t : {&l->weight, &l->scales, &l->exponents})
       if (t->defined() && MappedFile::release_pages(t->data<std::byte>(), t->nbytes())) released += t->nbytes();
   return released;
 }

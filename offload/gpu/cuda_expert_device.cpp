@@ -65,6 +65,9 @@ class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
 
 CudaExpertDevice::CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout)
     : arena_(arena), id_(cuda::select_device(arena.device())), hidden_(layout.up.cols), width_(layout.up.rows) {
+  MOE_CHECK(layout.swiglu_limit == 0 && layout.down_bias.bytes == 0, ErrorCode::kUnsupported,
+            "the CUDA backend does not compute gpt-oss's experts (fused gate_up, clamped SwiGLU, biases) yet; offload them on "
+            "--backend cpu");
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down}) {
     // FP8 checkpoints: the kernels' scales are per row group, not 2-D blocks; int8 holds FP8's bytes.
     MOE_CHECK(p->bytes == 0 || p->dtype != DType::kF8E4M3, ErrorCode::kUnsupported,

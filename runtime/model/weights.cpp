@@ -145,6 +145,8 @@ void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, const std::str
   }
   x->gate_up_bias = ld.get(p + "gate_up_proj_bias", {E, 2 * I});
   x->down_bias = ld.get(p + "down_proj_bias", {E, h});
+  x->swiglu_alpha = float(c.gpt_oss.swiglu_alpha);
+  x->swiglu_limit = float(c.gpt_oss.swiglu_limit);
 }
 
 void load_mla(const Loader& ld, const ModelConfig& c, const std::string& p, MlaWeights* a) {
@@ -226,7 +228,36 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
   }
 }
 
+// Row e of a [E, n] bias in f32.
+Tensor bias_row(const Tensor& bias, int64_t e) { return bias.slice_rows(e, e + 1).to_f32().reshape({bias.dim(1)}); }
+
+// Expert e's [rows, cols] matrix of a [E, rows, cols] matrix or of [E, rows, cols / 32, 16] MXFP4
+// blocks with their [E, rows, cols / 32] exponents.
+Linear gpt_oss_matrix(const Tensor& data, const Tensor& exponents, int64_t e, int64_t rows, int64_t cols) {
+  Linear l;
+  if (!exponents.defined()) {
+    l.weight = data.reshape({data.dim(0) * rows, cols}).slice_rows(e * rows, (e + 1) * rows);
+    return l;
+  }
+  l.weight = Tensor::view(data.data<uint8_t>() + e * rows * (cols / 2), DType::kMxfp4, {rows, cols}, nullptr);
+  l.exponents = exponents.reshape({exponents.dim(0) * rows, cols / 32}).slice_rows(e * rows, (e + 1) * rows);
+  return l;
+}
+
 }  // namespace
+
+GatedMlp gpt_oss_expert(const GptOssExpertWeights& w, int64_t e) {
+  MOE_CHECK(w.defined() && e >= 0 && e < w.gate_up.dim(0), ErrorCode::kInternal, "no gpt-oss expert {}", e);
+  const int64_t two_i = w.gate_up_bias.dim(1), h = w.down_bias.dim(1);
+  GatedMlp x;
+  x.up = gpt_oss_matrix(w.gate_up, w.gate_up_scales, e, two_i, h);
+  x.down = gpt_oss_matrix(w.down, w.down_scales, e, h, two_i / 2);
+  x.up.bias = bias_row(w.gate_up_bias, e);
+  x.down.bias = bias_row(w.down_bias, e);
+  x.swiglu_alpha = w.swiglu_alpha;
+  x.swiglu_limit = w.swiglu_limit;
+  return x;
+}
 
 ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int expert) {
   const int64_t I = c.moe_intermediate_size, first = expert * I;
