@@ -1,5 +1,6 @@
 #include "offload/executor/expert_backing.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "offload/store/store_format.h"
@@ -23,7 +24,7 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
   for (const auto& layer : weights.layers) {
     const model::GptOssExpertWeights& fused = layer.moe.gpt_oss;
     gpt_oss_.emplace_back();
-    for (int64_t e = 0; fused.defined() && e < fused.gate_up.dim(0); ++e) gpt_oss_.back().push_back(model::gpt_oss_expert(fused, e));
+    for (int64_t e = 0; fused.defined() && e < fused.experts(); ++e) gpt_oss_.back().push_back(model::gpt_oss_expert(fused, e));
   }
   for (size_t l = 0; l < weights.layers.size(); ++l)
     for (const auto& e : gpt_oss_[l].empty() ? weights.layers[l].moe.experts : gpt_oss_[l]) {
@@ -42,7 +43,7 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
     }
     // Reads land in slots as they are, so every blob must hold its matrices at the layout's offsets.
     for (int l = 0; l < int(weights.layers.size()) && !format_.empty(); ++l)
-      for (int e = 0; e < int(weights.layers[size_t(l)].moe.experts.size()); ++e) {  // gpt-oss's are never blobs
+      for (int e = 0; e < int(std::max(weights.layers[size_t(l)].moe.experts.size(), gpt_oss_[size_t(l)].size())); ++e) {
         const store::ExpertBlob* blob = store_->blob({l, e}, format_);
         const std::vector<ExpertLayout::Matrix> pieces = layout_.matrices();
         MOE_CHECK(blob != nullptr && blob->matrices_size() == int(pieces.size()), ErrorCode::kCorrupt,
@@ -50,7 +51,9 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
         for (size_t i = 0; i < pieces.size(); ++i) {
           const store::MatrixPiece& p = blob->matrices(int(i));
           const MatrixPlacement &data = *pieces[i].data, &scales = *pieces[i].scales;
-          const MatrixPlacement none, &bias = pieces[i].data == &layout_.up ? layout_.up_bias : none;
+          const MatrixPlacement none, &bias = pieces[i].data == &layout_.up     ? layout_.up_bias
+                                              : pieces[i].data == &layout_.down ? layout_.down_bias
+                                                                                : none;
           MOE_CHECK(p.data_offset() == data.offset && p.data_bytes() == data.bytes &&
                         (scales.bytes == 0 || (p.scales_offset() == scales.offset && p.scales_bytes() == scales.bytes)) &&
                         p.bias_bytes() == bias.bytes && (bias.bytes == 0 || p.bias_offset() == bias.offset),

@@ -41,6 +41,8 @@ std::shared_ptr<const ExpertStore> ExpertStore::open(const std::filesystem::path
         if (native.rfind("fp8:", 0) == 0)
           s->expert_tensors_.emplace(fp8_scales_name(e.matrices(m).name()), Piece{i, m, Piece::kScales});
         if (e.matrices(m).bias_bytes() > 0) s->expert_tensors_.emplace(e.matrices(m).bias_name(), Piece{i, m, Piece::kBias});
+        if (!e.matrices(m).scales_name().empty())
+          s->expert_tensors_.emplace(e.matrices(m).scales_name(), Piece{i, m, Piece::kScales});
       }
   }
   const size_t pieces = size_t(s->manifest_.resident_size() + s->manifest_.experts_size() + s->manifest_.files_size());
@@ -123,9 +125,11 @@ ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int
   const store::MatrixPiece& p = blob.matrices(index);
   const int64_t groups = f.group_size > 0 && p.cols() % f.group_size == 0 ? p.cols() / f.group_size : 0;
   const Shape grid = fp8_grid(blob.format(), p);
+  const bool mxfp4 = f.dtype == DType::kMxfp4;  // its scales piece: e8m0 exponents, a byte per 32 values
   MOE_CHECK(p.rows() > 0 && p.cols() > 0 && dtype_bytes(f.dtype, size_t(p.rows() * p.cols())) == p.data_bytes() &&
                 (f.group_size == 0 || (groups > 0 && p.scales_bytes() == uint64_t(p.rows() * groups) * sizeof(float))) &&
-                (grid.empty() || p.scales_bytes() == uint64_t(shape_numel(grid)) * sizeof(float)),
+                (grid.empty() || p.scales_bytes() == uint64_t(shape_numel(grid)) * sizeof(float)) &&
+                (!mxfp4 || (p.cols() % 32 == 0 && p.scales_bytes() == uint64_t(p.rows() * (p.cols() / 32)))),
             ErrorCode::kCorrupt, "{}: matrix '{}' has the wrong size for {}", path_.string(), p.name(), blob.format());
   if (const auto it = blobs_.find({ExpertKey{blob.layer(), blob.expert()}, blob.format()}); it != blobs_.end())
     check_once(size_t(manifest_.resident_size() + it->second), mapped(blob), blob.xxh64(),
@@ -135,6 +139,7 @@ ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int
   m.data = Tensor::view(base + p.data_offset(), f.dtype, {p.rows(), p.cols()}, file_);
   if (f.group_size > 0) m.scales = Tensor::view(base + p.scales_offset(), DType::kF32, {p.rows(), groups}, file_);
   if (!grid.empty()) m.scales = Tensor::view(base + p.scales_offset(), DType::kF32, grid, file_);
+  if (mxfp4) m.scales = Tensor::view(base + p.scales_offset(), DType::kU8, {p.rows(), p.cols() / 32}, file_);
   return m;
 }
 

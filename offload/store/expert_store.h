@@ -41,7 +41,8 @@ class ExpertStore {
 
   // Matrix `index` (gate, up, down) of a blob viewed through the mapping: int8/int4 data with
   // its f32 scales [rows, cols / group], FP8 with its f32 block scales [ceil(rows / R),
-  // ceil(cols / C)] (format "fp8:RxC"), or the native dtype without scales. Throws
+  // ceil(cols / C)] (format "fp8:RxC"), MXFP4 with its u8 exponents [rows, cols / 32], or the
+  // native dtype without scales. Throws
   // moe::Error(kCorrupt) when the manifest's sizes do not match the format.
   struct StoredMatrix {
     Tensor data, scales;

@@ -12,7 +12,9 @@ StoreLayout store_layout_for(const loading::ModelConfig& config) {
   layout.num_layers = config.num_layers;
   layout.num_experts = config.num_experts;
   layout.sparse = config.sparse_layers;
-  if (config.family == loading::ModelFamily::kGptOss) {  // fused experts: resident tensors, MXFP4 kept as released
+  // gpt-oss's bf16 experts (x @ W, transposed at load): the fused tensors resident; MXFP4 ones are
+  // cut into blobs, kept as released.
+  if (config.family == loading::ModelFamily::kGptOss && !config.gpt_oss.mxfp4_experts) {
     layout.experts_resident = true;
     layout.sparse.assign(layout.sparse.size(), false);
   }

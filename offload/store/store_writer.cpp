@@ -67,10 +67,20 @@ struct PartialFile {
 
 std::string dtype_label(DType d) { return std::string(dtype_name(d)); }
 
-// An expert matrix of the checkpoint: its tensor and, for FP8, its block scales.
+// An expert matrix of the checkpoint: its tensor and, for FP8, its block scales, for MXFP4 its
+// exponents (the data then DType::kMxfp4 [rows, cols]); its bias (f32 [rows]) when it has one.
 struct ExpertMatrix {
-  Tensor data, block_scales;
+  Tensor data, block_scales, exponents, bias;
+  std::string exponents_name, bias_name;
 };
+
+// gpt-oss's MXFP4 blocks of one expert, [1, rows, cols / 32, 16] u8, as the [rows, cols] matrix.
+Tensor mxfp4_matrix(const Tensor& blocks, const std::string& name, const std::filesystem::path& dir) {
+  MOE_CHECK(blocks.dtype() == DType::kU8 && blocks.rank() == 4 && blocks.dim(0) == 1 && blocks.dim(3) == 16 && blocks.is_contiguous(),
+            ErrorCode::kCorrupt, "{}: MXFP4 expert blocks '{}' are {} {}, not u8 [1, rows, cols / 32, 16]", dir.string(), name,
+            dtype_name(blocks.dtype()), shape_to_string(blocks.shape()));
+  return Tensor::view(blocks.raw(), DType::kMxfp4, {blocks.dim(1), blocks.dim(2) * 32}, nullptr);  // the checkpoint outlives it
+}
 
 // The matrix's values in f32 (FP8: each value times its block's scale, kernels/cpu/fp8.h).
 std::vector<float> matrix_f32(const ExpertMatrix& m, const StoreLayout& layout) {
@@ -169,9 +179,10 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
       for (int e = 0; e < layout.num_experts; ++e) {
         const loading::ExpertTensorNames n = layout.expert_names(l, e);
         ++expert_count;
-        gelu_form |= n.gate.empty() || !n.up_bias.empty();
+        gelu_form |= n.gate.empty() || !n.up_bias.empty() || !n.down_bias.empty();
         std::vector<std::string> names = matrix_names(n);
-        if (!n.up_bias.empty()) names.push_back(n.up_bias);
+        for (const std::string* extra : {&n.up_bias, &n.up_scales, &n.down_scales, &n.down_bias})
+          if (!extra->empty()) names.push_back(*extra);
         for (const std::string& name : names) {
           const loading::TensorSlice slice = loading::parse_tensor_slice(name);
           expert_tensors.insert(slice.tensor);
@@ -206,10 +217,13 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   DType native = DType::kBF16;
   for (int l = 0; l < layout.num_layers && expert_count > 0; ++l)
     if (layout.sparse[size_t(l)]) {
-      native = named_tensor(checkpoint, layout.expert_names(l, 0).up, model_dir).dtype();
+      const loading::ExpertTensorNames n = layout.expert_names(l, 0);
+      native = n.up_scales.empty() ? named_tensor(checkpoint, n.up, model_dir).dtype() : DType::kMxfp4;
       break;
     }
   const bool fp8 = native == DType::kF8E4M3;
+  MOE_CHECK(native != DType::kMxfp4 || options.extra_formats.empty(), ErrorCode::kUnsupported,
+            "gpt-oss's MXFP4 experts are packed as released; int8/int4 copies of them are not supported yet");
   MOE_CHECK(!fp8 || (layout.fp8_block_rows > 0 && layout.fp8_block_cols > 0), ErrorCode::kUnsupported,
             "{}: the experts are float8_e4m3fn, but the config has no quantization_config with quant_method 'fp8'",
             model_dir.string());
@@ -234,6 +248,25 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
       for (size_t i = 0; i < names.size(); ++i) {
         Tensor& m = matrices[i].data;
         m = named_tensor(checkpoint, names[i], model_dir);
+        const bool up = i + 2 == names.size(), down = i + 1 == names.size();
+        const std::string& exponents = up ? expert_names.up_scales : down ? expert_names.down_scales : std::string();
+        if (!exponents.empty()) {  // MXFP4: the blocks as a matrix, its exponents [rows, cols / 32] beside
+          m = mxfp4_matrix(m, names[i], model_dir);
+          matrices[i].exponents_name = exponents;
+          const Tensor x = named_tensor(checkpoint, exponents, model_dir);
+          MOE_CHECK(x.dtype() == DType::kU8 && x.numel() == m.dim(0) * m.dim(1) / 32 && x.is_contiguous(), ErrorCode::kCorrupt,
+                    "{}: MXFP4 exponents '{}' are {} {}; the {} blocks imply u8 [{}, {}]", model_dir.string(), exponents,
+                    dtype_name(x.dtype()), shape_to_string(x.shape()), names[i], m.dim(0), m.dim(1) / 32);
+          matrices[i].exponents = x.reshape({m.dim(0), m.dim(1) / 32});
+        }
+        const std::string& bias = up ? expert_names.up_bias : down ? expert_names.down_bias : std::string();
+        if (!bias.empty()) {  // in f32, as a slot holds it
+          const Tensor b = named_tensor(checkpoint, bias, model_dir);
+          MOE_CHECK(b.numel() == m.dim(0) && b.is_contiguous(), ErrorCode::kCorrupt, "{}: expert bias '{}' has shape {}; its matrix has {} rows",
+                    model_dir.string(), bias, shape_to_string(b.shape()), m.dim(0));
+          matrices[i].bias = b.reshape({m.dim(0)}).to_f32();
+          matrices[i].bias_name = bias;
+        }
         MOE_CHECK(m.rank() == 2 && m.dtype() == native, ErrorCode::kCorrupt,
                   "{}: expert tensor '{}' must be a {} matrix", model_dir.string(), names[i], dtype_label(native));
         if (!fp8) continue;
@@ -246,14 +279,6 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
                   "{}: tensor '{}' is {} {}; blocks of {} x {} over the {} weight imply f32 {}", model_dir.string(), scales,
                   dtype_name(matrices[i].block_scales.dtype()), shape_to_string(matrices[i].block_scales.shape()),
                   layout.fp8_block_rows, layout.fp8_block_cols, shape_to_string(m.shape()), shape_to_string(grid));
-      }
-      Tensor bias;  // the GeLU form's up bias, in f32 as a slot holds it
-      if (!expert_names.up_bias.empty()) {
-        bias = named_tensor(checkpoint, expert_names.up_bias, model_dir);
-        const int64_t rows = matrices[names.size() - 2].data.dim(0);
-        MOE_CHECK(bias.rank() == 1 && bias.dim(0) == rows, ErrorCode::kCorrupt, "{}: expert bias '{}' has shape {}; its matrix has {} rows",
-                  model_dir.string(), expert_names.up_bias, shape_to_string(bias.shape()), rows);
-        bias = bias.to_f32();
       }
       for (size_t fi = 0; fi < formats.size(); ++fi) {
         const QuantFormat& f = formats[fi];
@@ -273,8 +298,9 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
           if (!quantised) {  // the checkpoint's bytes (FP8: then its block scales, where the slot layout has them)
             piece->set_data_bytes(m.nbytes());
             blob.append(static_cast<const char*>(m.raw()), m.nbytes());
-            if (const Tensor& s = matrices[i].block_scales; s.defined()) {
+            if (const Tensor& s = matrices[i].block_scales.defined() ? matrices[i].block_scales : matrices[i].exponents; s.defined()) {
               blob.resize(size_t(align_up(blob.size(), 64)), '\0');
+              piece->set_scales_name(matrices[i].exponents_name);  // MXFP4's; FP8's are named by fp8_scales_name
               piece->set_scales_offset(blob.size());
               piece->set_scales_bytes(s.nbytes());
               blob.append(static_cast<const char*>(s.raw()), s.nbytes());
@@ -302,12 +328,14 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
           piece->set_scales_bytes(scales.size() * sizeof(float));
           blob.append(reinterpret_cast<const char*>(scales.data()), scales.size() * sizeof(float));
         }
-        if (bias.defined()) {  // after the matrices, where a slot (ExpertLayout) has it
+        for (size_t i = 0; i < matrices.size(); ++i) {  // biases after the matrices, up's then down's, where a slot has them
+          const Tensor& bias = matrices[i].bias;
+          if (!bias.defined()) continue;
           blob.resize(size_t(align_up(blob.size(), 64)), '\0');
-          auto* up = entry->mutable_matrices(int(names.size()) - 2);
-          up->set_bias_name(expert_names.up_bias);
-          up->set_bias_offset(blob.size());
-          up->set_bias_bytes(bias.nbytes());
+          auto* piece = entry->mutable_matrices(int(i));
+          piece->set_bias_name(matrices[i].bias_name);
+          piece->set_bias_offset(blob.size());
+          piece->set_bias_bytes(bias.nbytes());
           blob.append(static_cast<const char*>(bias.raw()), bias.nbytes());
         }
         file.pad_to(kBlobAlignment);

@@ -28,9 +28,11 @@ std::string column_slice_name(const std::string& tensor, int64_t begin, int64_t 
 Tensor cut_slice(const Tensor& t, const TensorSlice& slice, std::string_view name);
 
 // One routed expert's tensors in the order gate, up, down (an empty gate: DS-MoE's GeLU form,
-// whose up has a bias, up_bias), each a plain name or a slice.
+// whose up has a bias, up_bias; or gpt-oss's MXFP4 expert, whose up is the fused gate_up and
+// whose matrices have their exponents and biases), each a plain name or a slice.
 struct ExpertTensorNames {
   std::string gate, up, down, up_bias;
+  std::string up_scales, down_scales, down_bias;  // gpt-oss's MXFP4 experts
 };
 
 }  // namespace moe::loading

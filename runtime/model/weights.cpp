@@ -34,6 +34,16 @@ class Loader {
   std::string describe() const { return source_.describe(); }
   bool has(const std::string& name) const { return source_.has(name); }
 
+  // An MXFP4 matrix [rows, cols] as an expert store holds it (its blocks as DType::kMxfp4).
+  Tensor mxfp4(const std::string& name, int64_t rows, int64_t cols) const {
+    MOE_CHECK(source_.has(name), ErrorCode::kNotFound, "{} lacks tensor '{}'", source_.describe(), name);
+    Tensor t = source_.tensor(name, {rows, cols});
+    MOE_CHECK(t.dtype() == DType::kMxfp4 && t.shape() == Shape({rows, cols}), ErrorCode::kCorrupt,
+              "{}: tensor '{}' is {} {}, not the mxfp4 [{}, {}] the config implies", source_.describe(), name,
+              dtype_name(t.dtype()), shape_to_string(t.shape()), rows, cols);
+    return t;
+  }
+
   // Raw bytes (MXFP4's blocks and scales).
   Tensor bytes(const std::string& name, const Shape& shape) const {
     MOE_CHECK(source_.has(name), ErrorCode::kNotFound, "{} lacks tensor '{}'", source_.describe(), name);
@@ -129,8 +139,28 @@ Tensor transposed_experts(const Tensor& t) {
   return out;
 }
 
-void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, const std::string& p, GptOssExpertWeights* x) {
+void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, int layer, const std::string& p, GptOssExpertWeights* x) {
   const int64_t E = c.num_experts, h = c.hidden_size, I = c.moe_intermediate_size;
+  x->swiglu_alpha = float(c.gpt_oss.swiglu_alpha);
+  x->swiglu_limit = float(c.gpt_oss.swiglu_limit);
+  const auto f32 = [](Tensor t) { return t.dtype() == DType::kF32 ? t : t.to_f32(); };
+  if (c.gpt_oss.mxfp4_experts && !ld.has(p + "gate_up_proj_blocks") && h % 32 == 0 && I % 32 == 0 &&
+      ld.has(expert_tensor_names(c, layer, 0).up)) {  // an expert store: each expert cut as moe pack cut it
+    for (int e = 0; e < E; ++e) {
+      const ExpertTensorNames n = expert_tensor_names(c, layer, e);
+      GatedMlp g;
+      g.up.weight = ld.mxfp4(n.up, 2 * I, h);
+      g.up.exponents = ld.bytes(n.up_scales, {2 * I, h / 32});
+      g.up.bias = f32(ld.get(n.up_bias, {2 * I}));
+      g.down.weight = ld.mxfp4(n.down, h, I);
+      g.down.exponents = ld.bytes(n.down_scales, {h, I / 32});
+      g.down.bias = f32(ld.get(n.down_bias, {h}));
+      g.swiglu_alpha = x->swiglu_alpha;
+      g.swiglu_limit = x->swiglu_limit;
+      x->cut.push_back(std::move(g));
+    }
+    return;
+  }
   if (c.gpt_oss.mxfp4_experts) {
     constexpr int64_t kBlock = 32;
     MOE_CHECK(h % kBlock == 0 && I % kBlock == 0, ErrorCode::kCorrupt,
@@ -145,8 +175,6 @@ void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, const std::str
   }
   x->gate_up_bias = ld.get(p + "gate_up_proj_bias", {E, 2 * I});
   x->down_bias = ld.get(p + "down_proj_bias", {E, h});
-  x->swiglu_alpha = float(c.gpt_oss.swiglu_alpha);
-  x->swiglu_limit = float(c.gpt_oss.swiglu_limit);
 }
 
 void load_mla(const Loader& ld, const ModelConfig& c, const std::string& p, MlaWeights* a) {
@@ -205,7 +233,7 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
   const std::string block = c.family == ModelFamily::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
   if (c.family == ModelFamily::kGptOss) {
     m->router = ld.linear(block + "router", c.num_experts, c.hidden_size, true);
-    if (options.load_routed_experts) load_gpt_oss_experts(ld, c, block + "experts.", &m->gpt_oss);
+    if (options.load_routed_experts) load_gpt_oss_experts(ld, c, layer, block + "experts.", &m->gpt_oss);
     return;
   }
   m->router = ld.linear(block + "gate", c.num_experts, c.hidden_size, false);
@@ -247,7 +275,8 @@ Linear gpt_oss_matrix(const Tensor& data, const Tensor& exponents, int64_t e, in
 }  // namespace
 
 GatedMlp gpt_oss_expert(const GptOssExpertWeights& w, int64_t e) {
-  MOE_CHECK(w.defined() && e >= 0 && e < w.gate_up.dim(0), ErrorCode::kInternal, "no gpt-oss expert {}", e);
+  MOE_CHECK(w.defined() && e >= 0 && e < w.experts(), ErrorCode::kInternal, "no gpt-oss expert {}", e);
+  if (!w.cut.empty()) return w.cut[size_t(e)];
   const int64_t two_i = w.gate_up_bias.dim(1), h = w.down_bias.dim(1);
   GatedMlp x;
   x.up = gpt_oss_matrix(w.gate_up, w.gate_up_scales, e, two_i, h);
@@ -271,9 +300,20 @@ ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int exper
     return {"", loading::row_slice_name(p + "c_fc.weight", first, first + I),
             loading::column_slice_name(p + "c_proj.weight", first, first + I), loading::row_slice_name(p + "c_fc.bias", first, first + I)};
   }
-  MOE_CHECK(c.family != ModelFamily::kGptOss, ErrorCode::kUnsupported,
-            "gpt-oss keeps a layer's experts in fused gate_up_proj and down_proj tensors (with biases, or MXFP4 blocks and "
-            "scales); packing them into a store is not supported yet");
+  if (c.family == ModelFamily::kGptOss) {  // expert e of the fused MXFP4 tensors: [e:e+1] of each
+    MOE_CHECK(c.gpt_oss.mxfp4_experts, ErrorCode::kUnsupported,
+              "gpt-oss's bf16 experts are x @ W tensors transposed at load; packing them as expert blobs is not supported yet");
+    const std::string p = fmt::format("model.layers.{}.mlp.experts.", layer);
+    const auto one = [&](const char* name) { return loading::row_slice_name(p + name, expert, expert + 1); };
+    ExpertTensorNames n;
+    n.up = one("gate_up_proj_blocks");
+    n.up_scales = one("gate_up_proj_scales");
+    n.up_bias = one("gate_up_proj_bias");
+    n.down = one("down_proj_blocks");
+    n.down_scales = one("down_proj_scales");
+    n.down_bias = one("down_proj_bias");
+    return n;
+  }
   if (c.family == ModelFamily::kMixtral) {
     const std::string p = fmt::format("model.layers.{}.block_sparse_moe.experts.{}.", layer, expert);
     return {p + "w1.weight", p + "w3.weight", p + "w2.weight"};

@@ -83,19 +83,24 @@ struct GptOssExpertWeights {
   Tensor gate_up_scales, down_scales;  // MXFP4's e8m0 scales; undefined otherwise
   Tensor gate_up_bias, down_bias;
   float swiglu_alpha = 0, swiglu_limit = 0;  // loading::GptOssConfig's
-  bool defined() const { return gate_up.defined(); }
-  bool mxfp4() const { return gate_up_scales.defined(); }
+  // From an expert store's MXFP4 blobs: each expert already cut as gpt_oss_expert cuts the fused
+  // tensors, which are then undefined.
+  std::vector<GatedMlp> cut;
+  bool defined() const { return gate_up.defined() || !cut.empty(); }
+  bool mxfp4() const { return gate_up_scales.defined() || (!cut.empty() && cut.front().up.mxfp4()); }
+  int64_t experts() const { return gate_up.defined() ? gate_up.dim(0) : int64_t(cut.size()); }
   size_t nbytes() const {
     size_t n = 0;
     for (const Tensor* t : {&gate_up, &down, &gate_up_scales, &down_scales, &gate_up_bias, &down_bias})
       n += t->defined() ? t->nbytes() : 0;
+    for (const GatedMlp& e : cut) n += e.nbytes();
     return n;
   }
 };
 
 // Expert e of a layer's gpt-oss experts as a GatedMlp of the clamped form: views of the fused
 // tensors (`w` must outlive it; MXFP4 blocks as DType::kMxfp4 with their exponents), the biases
-// copied to f32.
+// copied to f32; or the store's cut expert.
 GatedMlp gpt_oss_expert(const GptOssExpertWeights& w, int64_t e);
 
 struct MoeWeights {
