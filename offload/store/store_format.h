@@ -19,9 +19,10 @@
 namespace moe::offload {
 
 inline constexpr char kStoreMagic[8] = {'M', 'O', 'E', 'S', 'T', 'O', 'R', 'E'};
-// Version 1: every expert blob holds gate, up and down. Version 2 adds the GeLU form (up with
-// its f32 bias, and down: DS-MoE), so an engine reading only version 1 refuses such a store by
-// its version rather than as corrupt; a store without that form is still written as version 1.
+// Version 1: every expert blob holds gate, up and down. Version 2 adds blobs of two matrices
+// with f32 biases (DS-MoE's GeLU experts: up with its bias, and down; gpt-oss's: gate_up and down,
+// each with its bias, MXFP4 with its exponents), so an engine reading only version 1 refuses such
+// a store by its version rather than as corrupt; a store without them is still version 1.
 inline constexpr uint32_t kStoreVersion = 2;  // the newest read and written
 inline constexpr uint32_t kStoreVersionGatedOnly = 1;
 inline constexpr uint64_t kHeaderBytes = 4096;

@@ -120,6 +120,53 @@ Tensor named_tensor(const loading::Checkpoint& checkpoint, const std::string& na
   return loading::cut_slice(checkpoint.tensor(slice.tensor), slice, name);
 }
 
+// An expert's matrices in blob order, read (or cut) from the checkpoint and checked: `native`
+// is their dtype; FP8 ones bring their block scales, MXFP4 ones their exponents, and a matrix
+// with a bias its bias in f32.
+std::vector<ExpertMatrix> expert_matrices(const loading::Checkpoint& checkpoint, const loading::ExpertTensorNames& expert_names,
+                                          DType native, const StoreLayout& layout, const std::filesystem::path& model_dir) {
+  const bool fp8 = native == DType::kF8E4M3;
+  const std::vector<std::string> names = matrix_names(expert_names);
+  std::vector<ExpertMatrix> matrices(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    Tensor& m = matrices[i].data;
+    m = named_tensor(checkpoint, names[i], model_dir);
+    const bool up = i + 2 == names.size(), down = i + 1 == names.size();
+    const std::string& exponents = up ? expert_names.up_scales : down ? expert_names.down_scales : std::string();
+    if (!exponents.empty()) {  // MXFP4: the blocks as a matrix, its exponents [rows, cols / 32] beside
+      m = mxfp4_matrix(m, names[i], model_dir);
+      matrices[i].exponents_name = exponents;
+      const Tensor x = named_tensor(checkpoint, exponents, model_dir);
+      MOE_CHECK(x.dtype() == DType::kU8 && x.numel() == m.dim(0) * m.dim(1) / 32 && x.is_contiguous(), ErrorCode::kCorrupt,
+                "{}: MXFP4 exponents '{}' are {} {}; the {} blocks imply u8 [{}, {}]", model_dir.string(), exponents,
+                dtype_name(x.dtype()), shape_to_string(x.shape()), names[i], m.dim(0), m.dim(1) / 32);
+      matrices[i].exponents = x.reshape({m.dim(0), m.dim(1) / 32});
+    }
+    const std::string& bias = up ? expert_names.up_bias : down ? expert_names.down_bias : std::string();
+    if (!bias.empty()) {  // in f32, as a slot holds it
+      const Tensor b = named_tensor(checkpoint, bias, model_dir);
+      MOE_CHECK(b.numel() == m.dim(0) && b.is_contiguous(), ErrorCode::kCorrupt,
+                "{}: expert bias '{}' has shape {}; its matrix has {} rows", model_dir.string(), bias, shape_to_string(b.shape()),
+                m.dim(0));
+      matrices[i].bias = b.reshape({m.dim(0)}).to_f32();
+      matrices[i].bias_name = bias;
+    }
+    MOE_CHECK(m.rank() == 2 && m.dtype() == native, ErrorCode::kCorrupt,
+              "{}: expert tensor '{}' must be a {} matrix", model_dir.string(), names[i], dtype_label(native));
+    if (!fp8) continue;
+    const std::string scales = fp8_scales_name(names[i]);
+    MOE_CHECK(checkpoint.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')",
+              model_dir.string(), scales, names[i]);
+    matrices[i].block_scales = checkpoint.tensor(scales);
+    const Shape grid{cpu::fp8_blocks(m.dim(0), layout.fp8_block_rows), cpu::fp8_blocks(m.dim(1), layout.fp8_block_cols)};
+    MOE_CHECK(matrices[i].block_scales.shape() == grid && matrices[i].block_scales.dtype() == DType::kF32, ErrorCode::kCorrupt,
+              "{}: tensor '{}' is {} {}; blocks of {} x {} over the {} weight imply f32 {}", model_dir.string(), scales,
+              dtype_name(matrices[i].block_scales.dtype()), shape_to_string(matrices[i].block_scales.shape()),
+              layout.fp8_block_rows, layout.fp8_block_cols, shape_to_string(m.shape()), shape_to_string(grid));
+  }
+  return matrices;
+}
+
 }  // namespace
 
 std::string fp8_scales_name(const std::string& weight_name) {
@@ -173,13 +220,13 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   // and FP8 experts' block scales: they travel in the blobs, not among the resident tensors.
   std::set<std::string> expert_tensors, expert_scales;
   size_t expert_count = 0;
-  bool gelu_form = false;  // blobs of up (with its bias) and down: store version 2
+  bool two_matrices_or_biases = false;  // DS-MoE's GeLU form, gpt-oss's experts: store version 2
   for (int l = 0; l < layout.num_layers; ++l)
     if (layout.sparse.at(size_t(l)))
       for (int e = 0; e < layout.num_experts; ++e) {
         const loading::ExpertTensorNames n = layout.expert_names(l, e);
         ++expert_count;
-        gelu_form |= n.gate.empty() || !n.up_bias.empty() || !n.down_bias.empty();
+        two_matrices_or_biases |= n.gate.empty() || !n.up_bias.empty() || !n.down_bias.empty();
         std::vector<std::string> names = matrix_names(n);
         for (const std::string* extra : {&n.up_bias, &n.up_scales, &n.down_scales, &n.down_bias})
           if (!extra->empty()) names.push_back(*extra);
@@ -189,7 +236,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
           if (slice.whole() && checkpoint.has(fp8_scales_name(name))) expert_scales.insert(fp8_scales_name(name));
         }
       }
-  const uint32_t version = gelu_form ? kStoreVersion : kStoreVersionGatedOnly;
+  const uint32_t version = two_matrices_or_biases ? kStoreVersion : kStoreVersionGatedOnly;
   manifest.set_version(version);
 
   PackSummary summary;
@@ -244,42 +291,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     for (int e = 0; e < layout.num_experts; ++e) {
       const loading::ExpertTensorNames expert_names = layout.expert_names(l, e);
       const std::vector<std::string> names = matrix_names(expert_names);
-      std::vector<ExpertMatrix> matrices(names.size());
-      for (size_t i = 0; i < names.size(); ++i) {
-        Tensor& m = matrices[i].data;
-        m = named_tensor(checkpoint, names[i], model_dir);
-        const bool up = i + 2 == names.size(), down = i + 1 == names.size();
-        const std::string& exponents = up ? expert_names.up_scales : down ? expert_names.down_scales : std::string();
-        if (!exponents.empty()) {  // MXFP4: the blocks as a matrix, its exponents [rows, cols / 32] beside
-          m = mxfp4_matrix(m, names[i], model_dir);
-          matrices[i].exponents_name = exponents;
-          const Tensor x = named_tensor(checkpoint, exponents, model_dir);
-          MOE_CHECK(x.dtype() == DType::kU8 && x.numel() == m.dim(0) * m.dim(1) / 32 && x.is_contiguous(), ErrorCode::kCorrupt,
-                    "{}: MXFP4 exponents '{}' are {} {}; the {} blocks imply u8 [{}, {}]", model_dir.string(), exponents,
-                    dtype_name(x.dtype()), shape_to_string(x.shape()), names[i], m.dim(0), m.dim(1) / 32);
-          matrices[i].exponents = x.reshape({m.dim(0), m.dim(1) / 32});
-        }
-        const std::string& bias = up ? expert_names.up_bias : down ? expert_names.down_bias : std::string();
-        if (!bias.empty()) {  // in f32, as a slot holds it
-          const Tensor b = named_tensor(checkpoint, bias, model_dir);
-          MOE_CHECK(b.numel() == m.dim(0) && b.is_contiguous(), ErrorCode::kCorrupt, "{}: expert bias '{}' has shape {}; its matrix has {} rows",
-                    model_dir.string(), bias, shape_to_string(b.shape()), m.dim(0));
-          matrices[i].bias = b.reshape({m.dim(0)}).to_f32();
-          matrices[i].bias_name = bias;
-        }
-        MOE_CHECK(m.rank() == 2 && m.dtype() == native, ErrorCode::kCorrupt,
-                  "{}: expert tensor '{}' must be a {} matrix", model_dir.string(), names[i], dtype_label(native));
-        if (!fp8) continue;
-        const std::string scales = fp8_scales_name(names[i]);
-        MOE_CHECK(checkpoint.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')",
-                  model_dir.string(), scales, names[i]);
-        matrices[i].block_scales = checkpoint.tensor(scales);
-        const Shape grid{cpu::fp8_blocks(m.dim(0), layout.fp8_block_rows), cpu::fp8_blocks(m.dim(1), layout.fp8_block_cols)};
-        MOE_CHECK(matrices[i].block_scales.shape() == grid && matrices[i].block_scales.dtype() == DType::kF32, ErrorCode::kCorrupt,
-                  "{}: tensor '{}' is {} {}; blocks of {} x {} over the {} weight imply f32 {}", model_dir.string(), scales,
-                  dtype_name(matrices[i].block_scales.dtype()), shape_to_string(matrices[i].block_scales.shape()),
-                  layout.fp8_block_rows, layout.fp8_block_cols, shape_to_string(m.shape()), shape_to_string(grid));
-      }
+      const std::vector<ExpertMatrix> matrices = expert_matrices(checkpoint, expert_names, native, layout, model_dir);
       for (size_t fi = 0; fi < formats.size(); ++fi) {
         const QuantFormat& f = formats[fi];
         const bool quantised = f.dtype == DType::kI8 || f.dtype == DType::kI4;

@@ -219,6 +219,36 @@ TEST(PackedMoePlusPlus, GateAndUpAreTheHalvesOfTheFusedUpProj) {
   fs::remove(path);
 }
 
+// Slice names: rows as views, columns as contiguous copies; malformed ones and slices outside
+// their tensor are one clear error naming the slice.
+TEST(TensorSlice, NamesRowsAndColumns) {
+  EXPECT_TRUE(loading::parse_tensor_slice("a.weight").whole());
+  const loading::TensorSlice rows = loading::parse_tensor_slice(loading::row_slice_name("a.weight", 2, 4));
+  EXPECT_EQ(rows.tensor, "a.weight");
+  EXPECT_EQ(rows.axis, 0);
+  EXPECT_EQ(loading::column_slice_name("b", 1, 3), "b[:, 1:3]");
+  Tensor t = Tensor::empty(DType::kF32, {3, 4});
+  for (int i = 0; i < 12; ++i) t.data<float>()[i] = float(i);
+  const Tensor c = loading::cut_slice(t, loading::parse_tensor_slice("t[:, 1:3]"), "t[:, 1:3]");
+  ASSERT_EQ(c.shape(), (Shape{3, 2}));
+  EXPECT_EQ(std::vector<float>(c.data<float>(), c.data<float>() + 6), (std::vector<float>{1, 2, 5, 6, 9, 10}));
+  EXPECT_EQ(loading::cut_slice(t, loading::parse_tensor_slice("t[1:3]"), "t[1:3]").raw(), t.data<float>() + 4);  // a view
+  for (const char* bad : {"t[", "t[1]", "t[3:1]", "t[:, a:2]", "[0:1]", "t[-1:2]"}) {
+    try {
+      loading::parse_tensor_slice(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is not a tensor slice"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    loading::cut_slice(t, loading::parse_tensor_slice("t[:, 2:9]"), "t[:, 2:9]");
+    ADD_FAILURE() << "a slice outside its tensor was cut";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'t[:, 2:9]' lies outside tensor 't' of shape [3, 4]"), std::string::npos) << e.what();
+  }
+}
+
 // A store of gated experts stays version 1, which older engines read.
 TEST(PackedFamilies, GatedStoresStayVersionOne) {
   const fs::path dir = kFixtures / "mixtral";
