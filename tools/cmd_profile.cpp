@@ -47,10 +47,10 @@ void run(const Flags& f) {
   // 2 x top-k ranked experts a guess by default, so a prefetcher of more than top-k can be judged too.
   const int ranked = f.guess_count > 0 ? f.guess_count : 2 * std::max(1, loaded.config.num_experts_per_tok);
   offload::GateGuessRecorder guesses(transformer, resident, recorder, f.guess_depth, std::min(loaded.config.num_experts, ranked));
-  // Offloaded-style runners compute SwiGLU only (Transformer::set_expert_runner): other
-  // activations and gpt-oss's experts keep the model's own runner and record the routing alone.
-  const bool record_guesses = f.guess_depth > 0 && loaded.config.activation == cpu::Activation::kSilu &&
-                              loaded.config.family != loading::ModelFamily::kGptOss && loaded.config.num_sparse_layers() > 1;
+  // The recorder computes through ResidentExperts, which does not run gpt-oss's fused experts:
+  // they keep the model's own runner and record the routing alone.
+  const bool record_guesses = f.guess_depth > 0 && loaded.config.family != loading::ModelFamily::kGptOss &&
+                              loaded.config.num_sparse_layers() > 1;
   if (record_guesses) transformer.set_expert_runner(&guesses);
   OffloadFlags flags;
   engine::Engine session(loaded, flags, name);

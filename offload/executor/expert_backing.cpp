@@ -1,5 +1,6 @@
 #include "offload/executor/expert_backing.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "offload/store/store_format.h"
@@ -20,35 +21,42 @@ std::byte* aligned_region(std::vector<std::byte>& buffer, uint64_t bytes) {
 ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr<const ExpertStore> store)
     : weights_(weights), store_(std::move(store)) {
   bool first = true;
-  for (const auto& layer : weights.layers)
-    MOE_CHECK(!layer.moe.gpt_oss.defined(), ErrorCode::kUnsupported,
-              "gpt-oss's experts (fused gate_up with biases, clamped SwiGLU, MXFP4) cannot be offloaded yet");
-  for (const auto& layer : weights.layers)
-    for (const auto& e : layer.moe.experts) {
+  for (const auto& layer : weights.layers) {
+    const model::GptOssExpertWeights& fused = layer.moe.gpt_oss;
+    gpt_oss_.emplace_back();
+    for (int64_t e = 0; fused.defined() && e < fused.experts(); ++e) gpt_oss_.back().push_back(model::gpt_oss_expert(fused, e));
+  }
+  for (size_t l = 0; l < weights.layers.size(); ++l)
+    for (const auto& e : gpt_oss_[l].empty() ? weights.layers[l].moe.experts : gpt_oss_[l]) {
       const ExpertLayout l = ExpertLayout::of(e);
       MOE_CHECK(first || l == layout_, ErrorCode::kUnsupported, "routed experts of different shapes or dtypes cannot be offloaded");
       layout_ = l;
       first = false;
     }
   MOE_CHECK(!first, ErrorCode::kInvalidArgument, "the model has no routed experts to offload");
-  if (store_) {
-    MOE_CHECK(store_->manifest().formats_size() > 0, ErrorCode::kCorrupt, "{} lists no expert format", store_->path().string());
+  // A store lists no expert format when it keeps the experts among its resident tensors (gpt-oss's
+  // fused ones): they are then copied out of the model's tensors, which view the store.
+  if (store_ && store_->manifest().formats_size() > 0) {
     for (const std::string& f : store_->manifest().formats()) {
       if (f == layout_.format()) format_ = f;
       if (f.rfind("int4:", 0) == 0 || (f.rfind("int8:", 0) == 0 && low_format_.rfind("int4:", 0) != 0)) low_format_ = f;  // int4 first: the fewest bytes
     }
     // Reads land in slots as they are, so every blob must hold its matrices at the layout's offsets.
     for (int l = 0; l < int(weights.layers.size()) && !format_.empty(); ++l)
-      for (int e = 0; e < int(weights.layers[size_t(l)].moe.experts.size()); ++e) {
+      for (int e = 0; e < int(std::max(weights.layers[size_t(l)].moe.experts.size(), gpt_oss_[size_t(l)].size())); ++e) {
         const store::ExpertBlob* blob = store_->blob({l, e}, format_);
-        MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})",
-                  store_->path().string(), format_, l, e);
-        const MatrixPlacement* data[3] = {&layout_.gate, &layout_.up, &layout_.down};
-        const MatrixPlacement* scales[3] = {&layout_.gate_scales, &layout_.up_scales, &layout_.down_scales};
-        for (int i = 0; i < 3; ++i) {
-          const store::MatrixPiece& p = blob->matrices(i);
-          MOE_CHECK(p.data_offset() == data[i]->offset && p.data_bytes() == data[i]->bytes &&
-                        (scales[i]->bytes == 0 || (p.scales_offset() == scales[i]->offset && p.scales_bytes() == scales[i]->bytes)),
+        const std::vector<ExpertLayout::Matrix> pieces = layout_.matrices();
+        MOE_CHECK(blob != nullptr && blob->matrices_size() == int(pieces.size()), ErrorCode::kCorrupt,
+                  "{} has no {} blob of {} matrices for expert ({}, {})", store_->path().string(), format_, pieces.size(), l, e);
+        for (size_t i = 0; i < pieces.size(); ++i) {
+          const store::MatrixPiece& p = blob->matrices(int(i));
+          const MatrixPlacement &data = *pieces[i].data, &scales = *pieces[i].scales;
+          const MatrixPlacement none, &bias = pieces[i].data == &layout_.up     ? layout_.up_bias
+                                              : pieces[i].data == &layout_.down ? layout_.down_bias
+                                                                                : none;
+          MOE_CHECK(p.data_offset() == data.offset && p.data_bytes() == data.bytes &&
+                        (scales.bytes == 0 || (p.scales_offset() == scales.offset && p.scales_bytes() == scales.bytes)) &&
+                        p.bias_bytes() == bias.bytes && (bias.bytes == 0 || p.bias_offset() == bias.offset),
                     ErrorCode::kCorrupt, "{}: the {} blob of expert ({}, {}) does not hold its matrices where a slot does",
                     store_->path().string(), format_, l, e);
         }
@@ -59,7 +67,7 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
 }
 
 const model::GatedMlp& ExpertBacking::expert(ExpertKey key) const {
-  const auto& experts = weights_.layers.at(size_t(key.layer)).moe.experts;
+  const auto& experts = gpt_oss_.at(size_t(key.layer)).empty() ? weights_.layers.at(size_t(key.layer)).moe.experts : gpt_oss_[size_t(key.layer)];
   MOE_CHECK(key.expert >= 0 && size_t(key.expert) < experts.size(), ErrorCode::kInternal, "no expert ({}, {})", key.layer,
             key.expert);
   return experts[size_t(key.expert)];
@@ -68,8 +76,10 @@ const model::GatedMlp& ExpertBacking::expert(ExpertKey key) const {
 model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::vector<std::byte>& buffer) const {
   MOE_CHECK(!low_format_.empty(), ErrorCode::kInternal, "no low-precision copy in the store");
   const store::ExpertBlob* blob = store_->blob(key, low_format_);
-  MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} blob for expert ({}, {})",
-            store_->path().string(), low_format_, key.layer, key.expert);
+  const bool gated = layout_.gate.bytes > 0;
+  MOE_CHECK(blob != nullptr && blob->matrices_size() == (gated ? 3 : 2), ErrorCode::kCorrupt,
+            "{} has no {} blob of {} matrices for expert ({}, {})", store_->path().string(), low_format_, gated ? 3 : 2, key.layer,
+            key.expert);
   const uint64_t needed = ExpertReader::read_bytes(*blob);
   std::byte* at = aligned_region(buffer, needed);
   {
@@ -80,16 +90,18 @@ model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::ve
   QuantFormat format;
   MOE_CHECK(parse_store_format(low_format_, &format), ErrorCode::kCorrupt, "{}: bad format '{}'", store_->path().string(),
             low_format_);
-  cpu::WeightMatrix m[3];
-  for (int i = 0; i < 3; ++i) {
+  model::GatedMlpMatrices q;
+  cpu::WeightMatrix* const gated_order[3] = {&q.gate, &q.up, &q.down};
+  cpu::WeightMatrix* const* m = gated ? gated_order : gated_order + 1;
+  for (int i = 0; i < blob->matrices_size(); ++i) {  // decode_manifest checked every piece lies inside the blob
     const store::MatrixPiece& p = blob->matrices(i);
-    MOE_CHECK(p.data_offset() + p.data_bytes() <= blob->nbytes() && p.scales_offset() + p.scales_bytes() <= blob->nbytes(),
-              ErrorCode::kCorrupt, "{}: a matrix of expert ({}, {}) lies outside its blob", store_->path().string(),
-              key.layer, key.expert);
-    m[i] = cpu::WeightMatrix{at + p.data_offset(), format.dtype, p.rows(), p.cols(),
-                             reinterpret_cast<const float*>(at + p.scales_offset()), format.group_size};
+    *m[i] = cpu::WeightMatrix{at + p.data_offset(), format.dtype, p.rows(), p.cols(),
+                              reinterpret_cast<const float*>(at + p.scales_offset()), format.group_size};
+    if (p.bias_bytes() > 0) q.up_bias = reinterpret_cast<const float*>(at + p.bias_offset());
   }
-  return {m[0], m[1], m[2]};
+  MOE_CHECK(gated || q.up_bias != nullptr, ErrorCode::kCorrupt, "{}: the {} blob of expert ({}, {}) lacks its up bias",
+            store_->path().string(), low_format_, key.layer, key.expert);
+  return q;
 }
 
 void ExpertBacking::read(ExpertKey key, std::byte* dst, uint64_t capacity) const {
@@ -119,7 +131,7 @@ uint64_t ExpertBacking::release_mapped(ExpertKey key) const {
   uint64_t released = 0;
   const model::GatedMlp& e = expert(key);
   for (const model::Linear* l : {&e.gate, &e.up, &e.down})
-    for (const Tensor* t : {&l->weight, &l->scales})
+    for (const Tensor* t : {&l->weight, &l->scales, &l->exponents})
       if (t->defined() && MappedFile::release_pages(t->data<std::byte>(), t->nbytes())) released += t->nbytes();
   return released;
 }

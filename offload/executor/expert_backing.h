@@ -3,7 +3,10 @@
 // holding blobs in the experts' format (its native one, or the int8/int4 copies a run took with
 // --weights) they are read from NVMe through the store's reader (io_uring, O_DIRECT, checksums);
 // otherwise they are copied out of the model's tensors (a folder's memory-mapped safetensors in
-// the page cache, or the buffers --weights converted at load).
+// the page cache, or the buffers --weights converted at load). gpt-oss's fused experts are cut
+// into one GatedMlp of the clamped form each (model::gpt_oss_expert: views, MXFP4 kept) and copied
+// out of the model's tensors, or read as a store's MXFP4 blobs (bf16 ones: the store keeps the
+// fused tensors among its resident ones, so they are copied out of those).
 // Thread-safe: copy threads read concurrently.
 #include <atomic>
 #include <memory>
@@ -45,6 +48,7 @@ class ExpertBacking {
 
  private:
   const model::ModelWeights& weights_;
+  std::vector<std::vector<model::GatedMlp>> gpt_oss_;  // [layer][expert]: gpt-oss's experts cut from the fused tensors
   ExpertLayout layout_;
   std::shared_ptr<const ExpertStore> store_;
   std::string format_;  // the store's blobs read(): the experts' format; empty when they are not in the store

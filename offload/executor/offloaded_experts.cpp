@@ -203,6 +203,10 @@ std::shared_future<void> OffloadedExperts::stream_in(ExpertKey key, std::vector<
   return std::async(std::launch::async, [this, key, dst = buffer.data()] { fetch_into(key, dst); }).share();
 }
 
+model::GatedMlpMatrices OffloadedExperts::views(const std::byte* data) const {
+  return backing_.layout().views(data, transformer_.config().activation);
+}
+
 // The task's expert on its rows [m, hidden] into results [m, hidden], on its device.
 void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, int64_t hidden, float* results) {
   ExpertDevice& device = *devices_[size_t(task.device)]->device;
@@ -212,20 +216,21 @@ void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, i
   } else if (task.kind == Task::kLowPrecision && !backing_.low_precision_format().empty()) {
     // HOBBIT's low-precision expert: the store's quantised copy, read instead of the full one.
     std::vector<std::byte> buffer;
-    const model::GatedMlpMatrices q = backing_.read_low_precision(task.key, buffer);
+    model::GatedMlpMatrices q = backing_.read_low_precision(task.key, buffer);
+    q.act = transformer_.config().activation;
     device.run_host_expert(q, rows, m, results);
   } else if (task.kind == Task::kLowPrecision) {
     // No quantised copy in the store (or no store): an int8 copy made on the host.
     std::vector<std::vector<int8_t>> data(3);
     std::vector<std::vector<float>> scales(3);
-    const model::GatedMlpMatrices q = quantize_int8(backing_.layout().views(task.data), data, scales);
+    const model::GatedMlpMatrices q = quantize_int8(views(task.data), data, scales);
     device.run_host_expert(q, rows, m, results);
   } else if (task.kind == Task::kHost) {
-    model::run_gated_mlp(backing_.layout().views(task.data), rows, m, results, devices_[size_t(task.device)]->scratch);
+    model::run_gated_mlp(views(task.data), rows, m, results, devices_[size_t(task.device)]->scratch);
   } else if (task.kind == Task::kStream) {
-    device.run_host_expert(backing_.layout().views(task.data), rows, m, results);
+    device.run_host_expert(views(task.data), rows, m, results);
   } else {
-    device.run_expert(backing_.layout().views(task.data), rows, m, results);
+    device.run_expert(views(task.data), rows, m, results);
   }
 }
 
@@ -337,7 +342,7 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     for (size_t i = 0; i < tasks.size(); ++i) {
       if (tasks[i].device != d || tasks[i].kind != Task::kReady) continue;
       results[i].resize(rows[i].size());
-      ready.push_back({backing_.layout().views(tasks[i].data), rows[i].data(), int64_t(tasks[i].group->tokens.size()),
+      ready.push_back({views(tasks[i].data), rows[i].data(), int64_t(tasks[i].group->tokens.size()),
                        results[i].data()});
     }
     devices_[size_t(d)]->device->run_experts(ready);

@@ -113,6 +113,8 @@ class OffloadedExperts final : public model::ExpertRunner {
   std::shared_future<void> stream_in(ExpertKey key, std::vector<std::byte>& buffer);
   bool fill(Device& device, ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled);
   void prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing);
+  // An expert's bytes (a slot, a host copy) as matrices, gated ones with the model's activation.
+  model::GatedMlpMatrices views(const std::byte* data) const;
 
   const model::Transformer& transformer_;
   OffloadOptions options_;

@@ -68,6 +68,9 @@ class CudaExpertDevice::CopyUpload final : public ExpertDevice::Upload {
 
 CudaExpertDevice::CudaExpertDevice(cuda::DeviceArena& arena, const ExpertLayout& layout)
     : arena_(arena), id_(cuda::select_device(arena.device())), hidden_(layout.up.cols), width_(layout.up.rows) {
+  MOE_CHECK(layout.swiglu_limit == 0 && layout.down_bias.bytes == 0, ErrorCode::kUnsupported,
+            "the CUDA backend does not compute gpt-oss's experts (fused gate_up, clamped SwiGLU, biases) yet; offload them on "
+            "--backend cpu");
   for (const MatrixPlacement* p : {&layout.gate, &layout.up, &layout.down}) {
     MOE_CHECK(p->bytes == 0 || p->dtype == DType::kBF16 || p->dtype == DType::kI8 || p->dtype == DType::kI4 ||
                   p->dtype == DType::kF8E4M3,
@@ -125,6 +128,8 @@ void CudaExpertDevice::run_experts(std::span<const ExpertRun> runs) {
   std::vector<int64_t> rows;
   for (const ExpertRun& r : runs) {
     MOE_CHECK(r.w.up.cols == hidden_ && r.w.width() == width_, ErrorCode::kInternal, "an expert's shape differs from the device's");
+    MOE_CHECK(!r.w.gated() || r.w.act == cpu::Activation::kSilu, ErrorCode::kUnsupported,
+              "the GPU expert kernels compute SwiGLU only: gated experts of another activation run on --backend cpu");
     rows.push_back(r.m);
   }
   for (const std::vector<RunPiece>& pass : split_into_passes(rows, kRowsPerPass)) compute_pass(runs, pass);

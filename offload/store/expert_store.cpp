@@ -38,7 +38,11 @@ std::shared_ptr<const ExpertStore> ExpertStore::open(const std::filesystem::path
     if (e.format() == native)
       for (int m = 0; m < e.matrices_size(); ++m) {
         s->expert_tensors_.emplace(e.matrices(m).name(), Piece{i, m});
-        if (native.rfind("fp8:", 0) == 0) s->expert_tensors_.emplace(fp8_scales_name(e.matrices(m).name()), Piece{i, m, true});
+        if (native.rfind("fp8:", 0) == 0)
+          s->expert_tensors_.emplace(fp8_scales_name(e.matrices(m).name()), Piece{i, m, Piece::kScales});
+        if (e.matrices(m).bias_bytes() > 0) s->expert_tensors_.emplace(e.matrices(m).bias_name(), Piece{i, m, Piece::kBias});
+        if (!e.matrices(m).scales_name().empty())
+          s->expert_tensors_.emplace(e.matrices(m).scales_name(), Piece{i, m, Piece::kScales});
       }
   }
   const size_t pieces = size_t(s->manifest_.resident_size() + s->manifest_.experts_size() + s->manifest_.files_size());
@@ -121,9 +125,11 @@ ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int
   const store::MatrixPiece& p = blob.matrices(index);
   const int64_t groups = f.group_size > 0 && p.cols() % f.group_size == 0 ? p.cols() / f.group_size : 0;
   const Shape grid = fp8_grid(blob.format(), p);
+  const bool mxfp4 = f.dtype == DType::kMxfp4;  // its scales piece: e8m0 exponents, a byte per 32 values
   MOE_CHECK(p.rows() > 0 && p.cols() > 0 && dtype_bytes(f.dtype, size_t(p.rows() * p.cols())) == p.data_bytes() &&
                 (f.group_size == 0 || (groups > 0 && p.scales_bytes() == uint64_t(p.rows() * groups) * sizeof(float))) &&
-                (grid.empty() || p.scales_bytes() == uint64_t(shape_numel(grid)) * sizeof(float)),
+                (grid.empty() || p.scales_bytes() == uint64_t(shape_numel(grid)) * sizeof(float)) &&
+                (!mxfp4 || (p.cols() % 32 == 0 && p.scales_bytes() == uint64_t(p.rows() * (p.cols() / 32)))),
             ErrorCode::kCorrupt, "{}: matrix '{}' has the wrong size for {}", path_.string(), p.name(), blob.format());
   if (const auto it = blobs_.find({ExpertKey{blob.layer(), blob.expert()}, blob.format()}); it != blobs_.end())
     check_once(size_t(manifest_.resident_size() + it->second), mapped(blob), blob.xxh64(),
@@ -133,6 +139,7 @@ ExpertStore::StoredMatrix ExpertStore::matrix(const store::ExpertBlob& blob, int
   m.data = Tensor::view(base + p.data_offset(), f.dtype, {p.rows(), p.cols()}, file_);
   if (f.group_size > 0) m.scales = Tensor::view(base + p.scales_offset(), DType::kF32, {p.rows(), groups}, file_);
   if (!grid.empty()) m.scales = Tensor::view(base + p.scales_offset(), DType::kF32, grid, file_);
+  if (mxfp4) m.scales = Tensor::view(base + p.scales_offset(), DType::kU8, {p.rows(), p.cols() / 32}, file_);
   return m;
 }
 
@@ -156,8 +163,13 @@ Tensor ExpertStore::tensor(std::string_view name) const {
   const auto it = expert_tensors_.find(name);
   MOE_CHECK(it != expert_tensors_.end(), ErrorCode::kNotFound, "{} has no tensor '{}'", path_.string(), name);
   const auto& blob = manifest_.experts(it->second.blob);
-  if (it->second.scales) return matrix(blob, it->second.matrix).scales;  // checked there
+  if (it->second.kind == Piece::kScales) return matrix(blob, it->second.matrix).scales;  // checked there
   const auto& piece = blob.matrices(it->second.matrix);
+  if (it->second.kind == Piece::kBias) {  // f32 [rows], its size checked by decode_manifest
+    check_once(size_t(manifest_.resident_size() + it->second.blob), mapped(blob), blob.xxh64(),
+               fmt::format("expert ({}, {}) {}", blob.layer(), blob.expert(), blob.format()));
+    return Tensor::view(file_->bytes().data() + blob.offset() + piece.bias_offset(), DType::kF32, {piece.rows()}, file_);
+  }
   QuantFormat format;
   MOE_CHECK(parse_store_format(blob.format(), &format) && format.group_size == 0, ErrorCode::kCorrupt, "{}: bad format '{}'",
             path_.string(), blob.format());

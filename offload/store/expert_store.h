@@ -41,7 +41,8 @@ class ExpertStore {
 
   // Matrix `index` (gate, up, down) of a blob viewed through the mapping: int8/int4 data with
   // its f32 scales [rows, cols / group], FP8 with its f32 block scales [ceil(rows / R),
-  // ceil(cols / C)] (format "fp8:RxC"), or the native dtype without scales. Throws
+  // ceil(cols / C)] (format "fp8:RxC"), MXFP4 with its u8 exponents [rows, cols / 32], or the
+  // native dtype without scales. Throws
   // moe::Error(kCorrupt) when the manifest's sizes do not match the format.
   struct StoredMatrix {
     Tensor data, scales;
@@ -49,7 +50,7 @@ class ExpertStore {
   StoredMatrix matrix(const store::ExpertBlob& blob, int index) const;
 
   bool has_tensor(std::string_view name) const;
-  // Resident tensors and the matrices of native-format experts, viewing the mapping. Their bytes
+  // Resident tensors and the matrices (and f32 biases) of native-format experts, viewing the mapping. Their bytes
   // are checked against the manifest's checksum on first use (an expert's whole blob, once),
   // whatever path reads them: moe::Error(kCorrupt) naming the piece when they do not match.
   Tensor tensor(std::string_view name) const;
@@ -72,7 +73,7 @@ class ExpertStore {
   struct Piece {
     int blob;
     int matrix;
-    bool scales = false;  // an FP8 matrix's block scales (its weight_scale_inv), not its data
+    enum Kind { kData, kScales, kBias } kind = kData;  // kScales: an FP8 matrix's block scales (its weight_scale_inv)
   };
   std::map<std::string, Piece, std::less<>> expert_tensors_;  // native format only
   std::map<std::pair<ExpertKey, std::string>, int> blobs_;

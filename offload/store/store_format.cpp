@@ -88,8 +88,9 @@ StoreHeader decode_header(std::span<const std::byte> b, uint64_t file_size, std:
   h.manifest_offset = get64(b, 16);
   h.manifest_bytes = get64(b, 24);
   h.manifest_xxh64 = get64(b, 32);
-  MOE_CHECK(h.version == kStoreVersion, ErrorCode::kUnsupported, "{} has store version {}; this engine reads {}", source,
-            h.version, kStoreVersion);
+  MOE_CHECK(h.version >= kStoreVersionGatedOnly && h.version <= kStoreVersion, ErrorCode::kUnsupported,
+            "{} has store version {}; this engine reads versions {} to {}", source, h.version, kStoreVersionGatedOnly,
+            kStoreVersion);
   MOE_CHECK(h.manifest_bytes <= kManifestLimit && inside(h.manifest_offset, h.manifest_bytes, file_size) &&
                 h.manifest_offset >= kHeaderBytes,
             ErrorCode::kCorrupt, "{}: the manifest lies outside the file (truncated store?)", source);
@@ -110,11 +111,14 @@ store::StoreManifest decode_manifest(std::span<const std::byte> file, const Stor
   for (const auto& e : m.experts()) {
     MOE_CHECK(e.offset() % kBlobAlignment == 0 && inside(e.offset(), align_up(e.nbytes(), kBlobAlignment), end),
               ErrorCode::kCorrupt, "{}: expert ({}, {}) {} is misplaced", source, e.layer(), e.expert(), e.format());
-    MOE_CHECK(e.matrices_size() == 3, ErrorCode::kCorrupt, "{}: expert ({}, {}) {} needs three matrices", source, e.layer(),
-              e.expert(), e.format());
+    const bool gelu_form = h.version >= 2 && e.matrices_size() == 2;  // up with its bias, and down
+    MOE_CHECK(e.matrices_size() == 3 || gelu_form, ErrorCode::kCorrupt, "{}: expert ({}, {}) {} needs {} matrices", source,
+              e.layer(), e.expert(), e.format(), h.version >= 2 ? "two or three" : "three");
     for (const auto& p : e.matrices())
-      MOE_CHECK(inside(p.data_offset(), p.data_bytes(), e.nbytes()) && inside(p.scales_offset(), p.scales_bytes(), e.nbytes()),
-                ErrorCode::kCorrupt, "{}: matrix '{}' lies outside its blob", source, p.name());
+      MOE_CHECK(inside(p.data_offset(), p.data_bytes(), e.nbytes()) && inside(p.scales_offset(), p.scales_bytes(), e.nbytes()) &&
+                    inside(p.bias_offset(), p.bias_bytes(), e.nbytes()) &&
+                    (p.bias_bytes() == 0 || (h.version >= 2 && p.bias_bytes() == uint64_t(p.rows()) * sizeof(float))),
+                ErrorCode::kCorrupt, "{}: matrix '{}' (or its bias) lies outside its blob", source, p.name());
   }
   return m;
 }

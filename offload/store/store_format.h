@@ -19,7 +19,12 @@
 namespace moe::offload {
 
 inline constexpr char kStoreMagic[8] = {'M', 'O', 'E', 'S', 'T', 'O', 'R', 'E'};
-inline constexpr uint32_t kStoreVersion = 1;
+// Version 1: every expert blob holds gate, up and down. Version 2 adds blobs of two matrices
+// with f32 biases (DS-MoE's GeLU experts: up with its bias, and down; gpt-oss's: gate_up and down,
+// each with its bias, MXFP4 with its exponents), so an engine reading only version 1 refuses such
+// a store by its version rather than as corrupt; a store without them is still version 1.
+inline constexpr uint32_t kStoreVersion = 2;  // the newest read and written
+inline constexpr uint32_t kStoreVersionGatedOnly = 1;
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kBlobAlignment = 4096;
 inline constexpr uint64_t kManifestLimit = uint64_t{1} << 30;
@@ -32,7 +37,7 @@ struct StoreHeader {
 };
 
 std::string encode_header(const StoreHeader& header);  // kHeaderBytes bytes
-// Validates magic, version and that the manifest lies inside the file; throws
+// Validates magic, version (1 or 2) and that the manifest lies inside the file; throws
 // moe::Error(kCorrupt) naming `source`.
 StoreHeader decode_header(std::span<const std::byte> bytes, uint64_t file_size, std::string_view source);
 // Parses and checks the manifest: every offset and size inside the file, blobs aligned.

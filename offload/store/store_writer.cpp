@@ -67,10 +67,20 @@ struct PartialFile {
 
 std::string dtype_label(DType d) { return std::string(dtype_name(d)); }
 
-// An expert matrix of the checkpoint: its tensor and, for FP8, its block scales.
+// An expert matrix of the checkpoint: its tensor and, for FP8, its block scales, for MXFP4 its
+// exponents (the data then DType::kMxfp4 [rows, cols]); its bias (f32 [rows]) when it has one.
 struct ExpertMatrix {
-  Tensor data, block_scales;
+  Tensor data, block_scales, exponents, bias;
+  std::string exponents_name, bias_name;
 };
+
+// gpt-oss's MXFP4 blocks of one expert, [1, rows, cols / 32, 16] u8, as the [rows, cols] matrix.
+Tensor mxfp4_matrix(const Tensor& blocks, const std::string& name, const std::filesystem::path& dir) {
+  MOE_CHECK(blocks.dtype() == DType::kU8 && blocks.rank() == 4 && blocks.dim(0) == 1 && blocks.dim(3) == 16 && blocks.is_contiguous(),
+            ErrorCode::kCorrupt, "{}: MXFP4 expert blocks '{}' are {} {}, not u8 [1, rows, cols / 32, 16]", dir.string(), name,
+            dtype_name(blocks.dtype()), shape_to_string(blocks.shape()));
+  return Tensor::view(blocks.raw(), DType::kMxfp4, {blocks.dim(1), blocks.dim(2) * 32}, nullptr);  // the checkpoint outlives it
+}
 
 // The matrix's values in f32 (FP8: each value times its block's scale, kernels/cpu/fp8.h).
 std::vector<float> matrix_f32(const ExpertMatrix& m, const StoreLayout& layout) {
@@ -92,6 +102,69 @@ std::vector<float> matrix_f32(const ExpertMatrix& m, const StoreLayout& layout) 
   w.block_stride = m.block_scales.dim(1);
   for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(w, r, out.data() + r * cols);
   return out;
+}
+
+// The names of an expert's matrices in blob order: gate (when it has one), up, down.
+std::vector<std::string> matrix_names(const loading::ExpertTensorNames& n) {
+  std::vector<std::string> names;
+  if (!n.gate.empty()) names.push_back(n.gate);
+  names.push_back(n.up);
+  names.push_back(n.down);
+  return names;
+}
+
+// A checkpoint tensor, or the slice of one that `name` gives.
+Tensor named_tensor(const loading::Checkpoint& checkpoint, const std::string& name, const std::filesystem::path& dir) {
+  const loading::TensorSlice slice = loading::parse_tensor_slice(name);
+  MOE_CHECK(checkpoint.has(slice.tensor), ErrorCode::kNotFound, "{} lacks tensor '{}'", dir.string(), slice.tensor);
+  return loading::cut_slice(checkpoint.tensor(slice.tensor), slice, name);
+}
+
+// An expert's matrices in blob order, read (or cut) from the checkpoint and checked: `native`
+// is their dtype; FP8 ones bring their block scales, MXFP4 ones their exponents, and a matrix
+// with a bias its bias in f32.
+std::vector<ExpertMatrix> expert_matrices(const loading::Checkpoint& checkpoint, const loading::ExpertTensorNames& expert_names,
+                                          DType native, const StoreLayout& layout, const std::filesystem::path& model_dir) {
+  const bool fp8 = native == DType::kF8E4M3;
+  const std::vector<std::string> names = matrix_names(expert_names);
+  std::vector<ExpertMatrix> matrices(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    Tensor& m = matrices[i].data;
+    m = named_tensor(checkpoint, names[i], model_dir);
+    const bool up = i + 2 == names.size(), down = i + 1 == names.size();
+    const std::string& exponents = up ? expert_names.up_scales : down ? expert_names.down_scales : std::string();
+    if (!exponents.empty()) {  // MXFP4: the blocks as a matrix, its exponents [rows, cols / 32] beside
+      m = mxfp4_matrix(m, names[i], model_dir);
+      matrices[i].exponents_name = exponents;
+      const Tensor x = named_tensor(checkpoint, exponents, model_dir);
+      MOE_CHECK(x.dtype() == DType::kU8 && x.numel() == m.dim(0) * m.dim(1) / 32 && x.is_contiguous(), ErrorCode::kCorrupt,
+                "{}: MXFP4 exponents '{}' are {} {}; the {} blocks imply u8 [{}, {}]", model_dir.string(), exponents,
+                dtype_name(x.dtype()), shape_to_string(x.shape()), names[i], m.dim(0), m.dim(1) / 32);
+      matrices[i].exponents = x.reshape({m.dim(0), m.dim(1) / 32});
+    }
+    const std::string& bias = up ? expert_names.up_bias : down ? expert_names.down_bias : std::string();
+    if (!bias.empty()) {  // in f32, as a slot holds it
+      const Tensor b = named_tensor(checkpoint, bias, model_dir);
+      MOE_CHECK(b.numel() == m.dim(0) && b.is_contiguous(), ErrorCode::kCorrupt,
+                "{}: expert bias '{}' has shape {}; its matrix has {} rows", model_dir.string(), bias, shape_to_string(b.shape()),
+                m.dim(0));
+      matrices[i].bias = b.reshape({m.dim(0)}).to_f32();
+      matrices[i].bias_name = bias;
+    }
+    MOE_CHECK(m.rank() == 2 && m.dtype() == native, ErrorCode::kCorrupt,
+              "{}: expert tensor '{}' must be a {} matrix", model_dir.string(), names[i], dtype_label(native));
+    if (!fp8) continue;
+    const std::string scales = fp8_scales_name(names[i]);
+    MOE_CHECK(checkpoint.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')",
+              model_dir.string(), scales, names[i]);
+    matrices[i].block_scales = checkpoint.tensor(scales);
+    const Shape grid{cpu::fp8_blocks(m.dim(0), layout.fp8_block_rows), cpu::fp8_blocks(m.dim(1), layout.fp8_block_cols)};
+    MOE_CHECK(matrices[i].block_scales.shape() == grid && matrices[i].block_scales.dtype() == DType::kF32, ErrorCode::kCorrupt,
+              "{}: tensor '{}' is {} {}; blocks of {} x {} over the {} weight imply f32 {}", model_dir.string(), scales,
+              dtype_name(matrices[i].block_scales.dtype()), shape_to_string(matrices[i].block_scales.shape()),
+              layout.fp8_block_rows, layout.fp8_block_cols, shape_to_string(m.shape()), shape_to_string(grid));
+  }
+  return matrices;
 }
 
 }  // namespace
@@ -122,7 +195,6 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   file.write(std::string(kHeaderBytes, '\0').data(), kHeaderBytes);
 
   store::StoreManifest manifest;
-  manifest.set_version(kStoreVersion);
   // The model's folder name, not its path: a store is shipped to other machines.
   const std::filesystem::path folder = model_dir.lexically_normal();
   manifest.set_source((folder.has_filename() ? folder.filename() : folder.parent_path().filename()).string());
@@ -144,14 +216,28 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     file.write(bytes.data(), bytes.size());
   }
 
-  std::set<std::string> expert_tensors, expert_scales;  // FP8 experts' block scales travel in their blobs
+  // The checkpoint tensors the experts are made of (a fused tensor whose slices they are, whole),
+  // and FP8 experts' block scales: they travel in the blobs, not among the resident tensors.
+  std::set<std::string> expert_tensors, expert_scales;
+  size_t expert_count = 0;
+  bool two_matrices_or_biases = false;  // DS-MoE's GeLU form, gpt-oss's experts: store version 2
   for (int l = 0; l < layout.num_layers; ++l)
     if (layout.sparse.at(size_t(l)))
-      for (int e = 0; e < layout.num_experts; ++e)
-        for (const std::string& n : layout.expert_names(l, e)) {
-          expert_tensors.insert(n);
-          if (checkpoint.has(fp8_scales_name(n))) expert_scales.insert(fp8_scales_name(n));
+      for (int e = 0; e < layout.num_experts; ++e) {
+        const loading::ExpertTensorNames n = layout.expert_names(l, e);
+        ++expert_count;
+        two_matrices_or_biases |= n.gate.empty() || !n.up_bias.empty() || !n.down_bias.empty();
+        std::vector<std::string> names = matrix_names(n);
+        for (const std::string* extra : {&n.up_bias, &n.up_scales, &n.down_scales, &n.down_bias})
+          if (!extra->empty()) names.push_back(*extra);
+        for (const std::string& name : names) {
+          const loading::TensorSlice slice = loading::parse_tensor_slice(name);
+          expert_tensors.insert(slice.tensor);
+          if (slice.whole() && checkpoint.has(fp8_scales_name(name))) expert_scales.insert(fp8_scales_name(name));
         }
+      }
+  const uint32_t version = two_matrices_or_biases ? kStoreVersion : kStoreVersionGatedOnly;
+  manifest.set_version(version);
 
   PackSummary summary;
   for (const std::string& name : checkpoint.names()) {
@@ -176,12 +262,15 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
 
   // The checkpoint's dtype first, then the quantised formats.
   DType native = DType::kBF16;
-  for (int l = 0; l < layout.num_layers && expert_tensors.size(); ++l)
+  for (int l = 0; l < layout.num_layers && expert_count > 0; ++l)
     if (layout.sparse[size_t(l)]) {
-      native = checkpoint.tensor(layout.expert_names(l, 0)[0]).dtype();
+      const loading::ExpertTensorNames n = layout.expert_names(l, 0);
+      native = n.up_scales.empty() ? named_tensor(checkpoint, n.up, model_dir).dtype() : DType::kMxfp4;
       break;
     }
   const bool fp8 = native == DType::kF8E4M3;
+  MOE_CHECK(native != DType::kMxfp4 || options.extra_formats.empty(), ErrorCode::kUnsupported,
+            "gpt-oss's MXFP4 experts are packed as released; int8/int4 copies of them are not supported yet");
   MOE_CHECK(!fp8 || (layout.fp8_block_rows > 0 && layout.fp8_block_cols > 0), ErrorCode::kUnsupported,
             "{}: the experts are float8_e4m3fn, but the config has no quantization_config with quant_method 'fp8'",
             model_dir.string());
@@ -196,35 +285,20 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
     summary.format_bytes.emplace_back(format_names.back(), 0);
   }
 
-  ProgressBar progress("packing", uint64_t(expert_tensors.size() / 3 * formats.size()));
+  ProgressBar progress("packing", uint64_t(expert_count * formats.size()));
   for (int l = 0; l < layout.num_layers; ++l) {
     if (!layout.sparse.at(size_t(l))) continue;
     for (int e = 0; e < layout.num_experts; ++e) {
-      const auto names = layout.expert_names(l, e);
-      std::array<ExpertMatrix, 3> matrices;
-      for (size_t i = 0; i < 3; ++i) {
-        Tensor& m = matrices[i].data;
-        m = checkpoint.tensor(names[i]);
-        MOE_CHECK(m.rank() == 2 && m.dtype() == native, ErrorCode::kCorrupt,
-                  "{}: expert tensor '{}' must be a {} matrix", model_dir.string(), names[i], dtype_label(native));
-        if (!fp8) continue;
-        const std::string scales = fp8_scales_name(names[i]);
-        MOE_CHECK(checkpoint.has(scales), ErrorCode::kNotFound, "{} lacks tensor '{}' (the block scales of the float8_e4m3fn '{}')",
-                  model_dir.string(), scales, names[i]);
-        matrices[i].block_scales = checkpoint.tensor(scales);
-        const Shape grid{cpu::fp8_blocks(m.dim(0), layout.fp8_block_rows), cpu::fp8_blocks(m.dim(1), layout.fp8_block_cols)};
-        MOE_CHECK(matrices[i].block_scales.shape() == grid && matrices[i].block_scales.dtype() == DType::kF32, ErrorCode::kCorrupt,
-                  "{}: tensor '{}' is {} {}; blocks of {} x {} over the {} weight imply f32 {}", model_dir.string(), scales,
-                  dtype_name(matrices[i].block_scales.dtype()), shape_to_string(matrices[i].block_scales.shape()),
-                  layout.fp8_block_rows, layout.fp8_block_cols, shape_to_string(m.shape()), shape_to_string(grid));
-      }
+      const loading::ExpertTensorNames expert_names = layout.expert_names(l, e);
+      const std::vector<std::string> names = matrix_names(expert_names);
+      const std::vector<ExpertMatrix> matrices = expert_matrices(checkpoint, expert_names, native, layout, model_dir);
       for (size_t fi = 0; fi < formats.size(); ++fi) {
         const QuantFormat& f = formats[fi];
         const bool quantised = f.dtype == DType::kI8 || f.dtype == DType::kI4;
         std::string blob;
         auto* entry = manifest.add_experts();
         double err_max = 0, ref_max = 0, err_sq = 0, ref_sq = 0;
-        for (size_t i = 0; i < 3; ++i) {
+        for (size_t i = 0; i < matrices.size(); ++i) {
           const Tensor& m = matrices[i].data;
           const int64_t rows = m.dim(0), cols = m.dim(1);
           auto* piece = entry->add_matrices();
@@ -236,8 +310,9 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
           if (!quantised) {  // the checkpoint's bytes (FP8: then its block scales, where the slot layout has them)
             piece->set_data_bytes(m.nbytes());
             blob.append(static_cast<const char*>(m.raw()), m.nbytes());
-            if (const Tensor& s = matrices[i].block_scales; s.defined()) {
+            if (const Tensor& s = matrices[i].block_scales.defined() ? matrices[i].block_scales : matrices[i].exponents; s.defined()) {
               blob.resize(size_t(align_up(blob.size(), 64)), '\0');
+              piece->set_scales_name(matrices[i].exponents_name);  // MXFP4's; FP8's are named by fp8_scales_name
               piece->set_scales_offset(blob.size());
               piece->set_scales_bytes(s.nbytes());
               blob.append(static_cast<const char*>(s.raw()), s.nbytes());
@@ -265,6 +340,16 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
           piece->set_scales_bytes(scales.size() * sizeof(float));
           blob.append(reinterpret_cast<const char*>(scales.data()), scales.size() * sizeof(float));
         }
+        for (size_t i = 0; i < matrices.size(); ++i) {  // biases after the matrices, up's then down's, where a slot has them
+          const Tensor& bias = matrices[i].bias;
+          if (!bias.defined()) continue;
+          blob.resize(size_t(align_up(blob.size(), 64)), '\0');
+          auto* piece = entry->mutable_matrices(int(i));
+          piece->set_bias_name(matrices[i].bias_name);
+          piece->set_bias_offset(blob.size());
+          piece->set_bias_bytes(bias.nbytes());
+          blob.append(static_cast<const char*>(bias.raw()), bias.nbytes());
+        }
         file.pad_to(kBlobAlignment);
         entry->set_layer(l);
         entry->set_expert(e);
@@ -286,6 +371,7 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   std::string encoded;
   MOE_CHECK(manifest.SerializeToString(&encoded), ErrorCode::kInternal, "cannot serialise the store manifest");
   StoreHeader header;
+  header.version = version;
   header.manifest_offset = file.position();
   header.manifest_bytes = encoded.size();
   header.manifest_xxh64 = XXH64(encoded.data(), encoded.size(), 0);

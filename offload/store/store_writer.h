@@ -2,13 +2,13 @@
 // `moe pack`: writes a Hugging Face checkpoint folder as one expert store file (see
 // store_format.h): embedded config and tokenizer files, resident tensors byte for byte, and
 // every (layer, expert, format) blob 4 KiB aligned with its xxhash64.
-#include <array>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "runtime/core/dtype.h"
+#include "runtime/loading/tensor_slice.h"
 
 namespace moe::offload {
 
@@ -16,8 +16,10 @@ struct StoreLayout {
   int num_layers = 0;
   int num_experts = 0;
   std::vector<bool> sparse;  // per layer
-  // Hugging Face names of an expert's gate, up and down matrices.
-  std::function<std::array<std::string, 3>(int layer, int expert)> expert_names;
+  // The checkpoint names of an expert's gate, up and down matrices, or slices of fused tensors
+  // (loading/tensor_slice.h: those tensors are then left out of the resident ones); no gate and an
+  // up bias: DS-MoE's GeLU form, whose blobs hold the bias in f32 after the matrices.
+  std::function<loading::ExpertTensorNames(int layer, int expert)> expert_names;
   // Checkpoint tensors the engine never reads, left out of the store (DeepSeek-V3's
   // multi-token-prediction layer after the last one); null: none.
   std::function<bool(const std::string& name)> unused;

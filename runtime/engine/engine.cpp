@@ -49,12 +49,16 @@ std::unique_ptr<Scheduler> Engine::make_scheduler(uint64_t kv_bytes, int64_t kv_
 
 namespace {
 
+constexpr const char* kTransposedAtLoad = "gpt-oss's bf16 experts, transposed at load (a store keeps them so too)";
+
 // Routed experts the process holds in its own memory whatever the tiers do (converted at load
 // by --weights, or generated): offloading them would add copies and free nothing.
 const char* experts_in_process_memory(const model::LoadedModel& m) {
   if (dynamic_cast<const model::SyntheticWeights*>(m.source.get())) return "generated (synthetic weights)";
   for (const model::QuantizedPart& p : m.quantization.parts)
     if (p.part == "experts" && p.origin == "converted at load") return "converted at load by --weights";
+  for (const model::LayerWeights& l : m.transformer->weights().layers)
+    if (l.moe.gpt_oss.defined() && !l.moe.gpt_oss.mxfp4()) return kTransposedAtLoad;
   return nullptr;
 }
 
@@ -91,11 +95,13 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
   in.dense_bytes = uint64_t(totals.resident_bytes) + (tied ? 0 : w.embed_tokens.nbytes());
   in.experts = int64_t(c.num_sparse_layers()) * c.num_experts;
   std::string not_offloadable = in.experts > 0 ? "" : "no routed experts: nothing to offload";
-  if (in.experts > 0 && c.activation != cpu::Activation::kSilu)
-    not_offloadable = "the experts' activation is not SiLU and offloaded devices compute SwiGLU only: the model runs in place";
   if (not_offloadable.empty() && in.experts > 0) {
     try {
-      in.expert_bytes = offload::ExpertBacking(w, nullptr).layout().bytes;
+      const offload::ExpertLayout layout = offload::ExpertBacking(w, nullptr).layout();
+      in.expert_bytes = layout.bytes;
+      // The CPU devices compute every activation (and DS-MoE's GeLU form); the GPU kernels SwiGLU and the GeLU form.
+      if (cuda && layout.gate.bytes > 0 && c.activation != cpu::Activation::kSilu)
+        not_offloadable = "the experts' activation is not SiLU and the GPU expert kernels compute SwiGLU only: the model runs in place";
     } catch (const Error& e) {
       not_offloadable = fmt::format("the experts cannot be offloaded ({}): the model runs in place", e.what());
     }
@@ -119,7 +125,8 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
   } else if (const char* held = experts_in_process_memory(model_); held && !cuda) {
     choice.why = {fmt::format("memory limit {} ({})", format_bytes(in.limit), in.limit_source),
                   fmt::format("the routed experts are {} and live in the process's memory already: offloading them would "
-                              "free nothing, so the model runs in place (`moe pack --formats` makes a store to offload)", held)};
+                              "free nothing, so the model runs in place{}", held,
+                              held == kTransposedAtLoad ? "" : " (`moe pack --formats` makes a store to offload)")};
   } else {
     choice = choose_tiers(in);
   }
@@ -267,7 +274,11 @@ Engine::Engine(model::LoadedModel& model, const EngineOptions& f, const std::str
       budget = budget > (uint64_t(1) << 30) ? budget - (uint64_t(1) << 30) : 0;
     }
     const placement::ModelShape shape = placement::model_shape(model.config, "");
-    const uint64_t slot = offload::ExpertBacking(t.weights(), nullptr).layout().bytes;  // as the executor cuts them
+    const offload::ExpertLayout expert = offload::ExpertBacking(t.weights(), nullptr).layout();  // as the executor cuts them
+    MOE_CHECK(expert.gate.bytes == 0 || model.config.activation == cpu::Activation::kSilu, ErrorCode::kUnsupported,
+              "the GPU expert kernels compute SwiGLU (and DS-MoE's GeLU experts) only: this model's gated experts use another "
+              "activation, so offload them with --backend cpu or run the model in place");
+    const uint64_t slot = expert.bytes;
     const placement::GpuMemorySplit split = placement::split_gpu_memory(shape, budget, f.context, slot);
     std::vector<cuda::DeviceArena*> arenas;
     for (int d = 0; d < layout.local_devices; ++d) {

@@ -1,6 +1,7 @@
 #pragma once
 // down(act(gate(x)) * up(x)) (act: hidden_act, SiLU by default) on rows of f32 activations, with weights in any matmul format; or
-// without a gate DS-MoE's down(gelu_tanh(up(x) + up_bias)).
+// without a gate DS-MoE's down(gelu_tanh(up(x) + up_bias)), or gpt-oss's expert
+// down(clamped_swiglu(up(x) + up_bias)) + down_bias (up the fused gate_up; swiglu_limit > 0).
 #include <cstdint>
 #include <vector>
 
@@ -14,7 +15,10 @@ struct GatedMlpMatrices {
   cpu::WeightMatrix gate, up, down;  // gate.data == nullptr: the GeLU form
   const float* up_bias = nullptr;    // [width()], the GeLU form's first-layer bias
   cpu::Activation act = cpu::Activation::kSilu;  // the gated form's
+  const float* down_bias = nullptr;  // [hidden], the clamped form's
+  float swiglu_alpha = 0, swiglu_limit = 0;  // the clamped form's (loading::GptOssConfig)
   bool gated() const { return gate.data != nullptr; }
+  bool clamped() const { return swiglu_limit > 0; }
   int64_t width() const { return up.rows; }
 };
 

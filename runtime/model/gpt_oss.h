@@ -9,6 +9,7 @@
 #include "kernels/cpu/matmul.h"
 #include "runtime/loading/model_config.h"
 #include "runtime/model/expert_runner.h"
+#include "runtime/model/gated_mlp.h"
 #include "runtime/model/weights.h"
 
 namespace moe::model {
@@ -22,22 +23,17 @@ RoutingDecision route_gpt_oss(const float* logits, int64_t n, int64_t num_expert
 void clamped_swiglu(const float* gate_up, int64_t n, int64_t width, float alpha, float limit, float* out);
 
 // The resident runner of gpt-oss's experts (ModelWeights' MoeWeights::gpt_oss), one expert at a
-// time on the CPU kernels. The offloading executor does not run these experts (yet).
+// time on the CPU kernels: each cut by gpt_oss_expert and run by run_gated_mlp (gated_mlp.h),
+// as the offloading executor runs them.
 class GptOssExpertRunner final : public ExpertRunner {
  public:
   GptOssExpertRunner(const ModelWeights& weights, const loading::ModelConfig& config);
   void run(int layer, const float* x, int64_t hidden, const RoutingDecision& routing, float* out) override;
 
  private:
-  struct Expert {
-    cpu::WeightMatrix gate_up, down;  // [2I, H] (rows interleaved gate, up) and [H, I]
-    const float* gate_up_bias = nullptr;
-    const float* down_bias = nullptr;
-  };
-  std::vector<std::vector<Expert>> experts_;     // [layer][expert]
-  std::vector<std::vector<float>> biases_;       // per layer: every expert's gate_up bias, then down's, in f32
-  float alpha_ = 1.702f, limit_ = 7.0f;
-  std::vector<float> rows_, gate_up_, act_, results_;
+  std::vector<std::vector<GatedMlp>> experts_;  // [layer][expert]: views, biases in f32
+  std::vector<std::vector<GatedMlpMatrices>> matrices_;
+  std::vector<float> rows_, results_, scratch_;
 };
 
 }  // namespace moe::model

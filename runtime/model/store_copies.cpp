@@ -20,16 +20,19 @@ QuantizedPart use_store_copies(ModelWeights& weights, const loading::ModelConfig
                                const std::string& store_format) {
   QuantizedPart part{"experts", store_format, "store copies"};
   double rel_sq = 0;
+  int64_t blobs = 0;
   for (int l = 0; l < config.num_layers; ++l) {
     auto& experts = weights.layers[size_t(l)].moe.experts;
     for (size_t e = 0; e < experts.size(); ++e) {
-      const store::ExpertBlob* blob = store.blob({l, int(e)}, store_format);
-      MOE_CHECK(blob != nullptr && blob->matrices_size() == 3, ErrorCode::kCorrupt, "{} has no {} copy of expert ({}, {})",
-                store.path().string(), store_format, l, e);
       GatedMlp& x = experts[e];
+      Linear* const gated_order[3] = {&x.gate, &x.up, &x.down};
+      Linear* const* mats = x.gated() ? gated_order : gated_order + 1;  // the GeLU form: up, down (its f32 bias stays)
+      const int count = x.gated() ? 3 : 2;
+      const store::ExpertBlob* blob = store.blob({l, int(e)}, store_format);
+      MOE_CHECK(blob != nullptr && blob->matrices_size() == count, ErrorCode::kCorrupt, "{} has no {} copy of expert ({}, {})",
+                store.path().string(), store_format, l, e);
       part.bytes_before += x.nbytes();
-      Linear* mats[3] = {&x.gate, &x.up, &x.down};
-      for (int i = 0; i < 3; ++i) {
+      for (int i = 0; i < count; ++i) {
         const offload::ExpertStore::StoredMatrix m = store.matrix(*blob, i);
         MOE_CHECK(m.data.shape() == mats[i]->weight.shape(), ErrorCode::kCorrupt,
                   "{}: the {} copy of expert ({}, {}) has another shape than its {} matrices", store.path().string(),
@@ -40,12 +43,12 @@ QuantizedPart use_store_copies(ModelWeights& weights, const loading::ModelConfig
         mats[i]->block_rows = mats[i]->block_cols = 0;
       }
       part.bytes_after += x.nbytes();
-      part.matrices += 3;
+      part.matrices += count;
+      ++blobs;
       rel_sq += blob->rms_rel_error() * blob->rms_rel_error();
       part.max_rel_error = std::max(part.max_rel_error, blob->max_rel_error());
     }
   }
-  const int64_t blobs = part.matrices / 3;
   part.rms_rel_error = blobs > 0 ? std::sqrt(rel_sq / double(blobs)) : 0.0;
   return part;
 }

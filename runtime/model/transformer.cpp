@@ -172,13 +172,13 @@ void Transformer::set_attention_backend(AttentionBackend* backend) {
 }
 
 void Transformer::set_expert_runner(ExpertRunner* runner) {
-  // gpt-oss's experts (fused, biased, clamped SwiGLU, MXFP4) have their own resident runner only.
-  MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.family != ModelFamily::kGptOss,
-            ErrorCode::kUnsupported,
-            "gpt-oss's experts run resident only: offloading them (--gpu-mem, --host-mem, --devices, --plan) is not supported yet");
-  // The offloading executor's devices (CPU and CUDA) compute SwiGLU only, for now.
-  MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.activation == cpu::Activation::kSilu,
-            ErrorCode::kUnsupported, "offloaded experts run only hidden_act silu; this model's experts must stay resident");
+  // gpt-oss's experts (fused, biased, clamped SwiGLU, MXFP4) are not MoeWeights::experts: the
+  // offloading executor cuts them (model::gpt_oss_expert); ResidentExperts would find none.
+  MOE_CHECK(runner == nullptr || runner == resident_experts_.get() || config_.family != ModelFamily::kGptOss ||
+                dynamic_cast<ResidentExperts*>(runner) == nullptr,
+            ErrorCode::kUnsupported, "gpt-oss's experts are not plain SwiGLU experts: ResidentExperts cannot run them");
+  // Other runners compute gated experts with config().activation (the offloading executor's
+  // views carry it; its GPU devices refuse what their kernels do not compute).
   experts_ = runner ? runner : resident_experts_.get();
 }
 

@@ -27,6 +27,19 @@ cpu::WeightMatrix matrix_of(const Linear& linear) {
   if (linear.fp8())
     return fp8_matrix(linear.weight.raw(), linear.out_features(), linear.in_features(), linear.block_scales, linear.block_rows,
                       linear.block_cols);
+  if (linear.mxfp4()) {
+    MOE_CHECK(linear.weight.dtype() == DType::kMxfp4 && linear.exponents.dtype() == DType::kU8 && linear.exponents.is_contiguous() &&
+                  linear.in_features() % 32 == 0 && linear.exponents.numel() == linear.out_features() * linear.in_features() / 32,
+              ErrorCode::kInternal, "an MXFP4 matrix's exponents do not match its {} x {} weight", linear.out_features(),
+              linear.in_features());
+    cpu::WeightMatrix m;
+    m.data = linear.weight.raw();
+    m.dtype = DType::kMxfp4;
+    m.rows = linear.out_features();
+    m.cols = linear.in_features();
+    m.exponents = linear.exponents.data<uint8_t>();
+    return m;
+  }
   cpu::WeightMatrix m = cpu::weight_matrix(linear.weight);
   if (linear.quantized()) {
     MOE_CHECK(linear.scales.dtype() == DType::kF32 && linear.scales.is_contiguous() &&

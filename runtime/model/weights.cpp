@@ -32,6 +32,17 @@ class Loader {
   }
 
   std::string describe() const { return source_.describe(); }
+  bool has(const std::string& name) const { return source_.has(name); }
+
+  // An MXFP4 matrix [rows, cols] as an expert store holds it (its blocks as DType::kMxfp4).
+  Tensor mxfp4(const std::string& name, int64_t rows, int64_t cols) const {
+    MOE_CHECK(source_.has(name), ErrorCode::kNotFound, "{} lacks tensor '{}'", source_.describe(), name);
+    Tensor t = source_.tensor(name, {rows, cols});
+    MOE_CHECK(t.dtype() == DType::kMxfp4 && t.shape() == Shape({rows, cols}), ErrorCode::kCorrupt,
+              "{}: tensor '{}' is {} {}, not the mxfp4 [{}, {}] the config implies", source_.describe(), name,
+              dtype_name(t.dtype()), shape_to_string(t.shape()), rows, cols);
+    return t;
+  }
 
   // Raw bytes (MXFP4's blocks and scales).
   Tensor bytes(const std::string& name, const Shape& shape) const {
@@ -134,8 +145,28 @@ Tensor transposed_experts(const Tensor& t) {
   return out;
 }
 
-void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, const std::string& p, GptOssExpertWeights* x) {
+void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, int layer, const std::string& p, GptOssExpertWeights* x) {
   const int64_t E = c.num_experts, h = c.hidden_size, I = c.moe_intermediate_size;
+  x->swiglu_alpha = float(c.gpt_oss.swiglu_alpha);
+  x->swiglu_limit = float(c.gpt_oss.swiglu_limit);
+  const auto f32 = [](Tensor t) { return t.dtype() == DType::kF32 ? t : t.to_f32(); };
+  if (c.gpt_oss.mxfp4_experts && !ld.has(p + "gate_up_proj_blocks") && h % 32 == 0 && I % 32 == 0 &&
+      ld.has(expert_tensor_names(c, layer, 0).up)) {  // an expert store: each expert cut as moe pack cut it
+    for (int e = 0; e < E; ++e) {
+      const ExpertTensorNames n = expert_tensor_names(c, layer, e);
+      GatedMlp g;
+      g.up.weight = ld.mxfp4(n.up, 2 * I, h);
+      g.up.exponents = ld.bytes(n.up_scales, {2 * I, h / 32});
+      g.up.bias = f32(ld.get(n.up_bias, {2 * I}));
+      g.down.weight = ld.mxfp4(n.down, h, I);
+      g.down.exponents = ld.bytes(n.down_scales, {h, I / 32});
+      g.down.bias = f32(ld.get(n.down_bias, {h}));
+      g.swiglu_alpha = x->swiglu_alpha;
+      g.swiglu_limit = x->swiglu_limit;
+      x->cut.push_back(std::move(g));
+    }
+    return;
+  }
   if (c.gpt_oss.mxfp4_experts) {
     constexpr int64_t kBlock = 32;
     MOE_CHECK(h % kBlock == 0 && I % kBlock == 0, ErrorCode::kCorrupt,
@@ -183,10 +214,15 @@ void load_moe_plus_plus(const Loader& ld, const ModelConfig& c, int layer, const
   if (options.load_routed_experts) {
     for (int e = 0; e < c.num_experts; ++e) {
       const std::string q = fmt::format("{}experts.experts.{}.", p, e);
-      const Tensor fused = ld.get(q + "up_proj.weight", {2 * I, h});
       GatedMlp expert;
-      expert.gate.weight = fused.slice_rows(0, I);
-      expert.up.weight = fused.slice_rows(I, 2 * I);
+      if (const ExpertTensorNames n = expert_tensor_names(c, layer, e); !ld.has(q + "up_proj.weight") && ld.has(n.gate)) {
+        expert.gate.weight = ld.get(n.gate, {I, h});  // an expert store: the halves as moe pack cut them
+        expert.up.weight = ld.get(n.up, {I, h});
+      } else {
+        const Tensor fused = ld.get(q + "up_proj.weight", {2 * I, h});
+        expert.gate.weight = fused.slice_rows(0, I);
+        expert.up.weight = fused.slice_rows(I, 2 * I);
+      }
       expert.down = ld.linear(q + "down_proj", h, I, false);
       m->experts.push_back(std::move(expert));
     }
@@ -203,7 +239,7 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
   const std::string block = c.family == ModelFamily::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
   if (c.family == ModelFamily::kGptOss) {
     m->router = ld.linear(block + "router", c.num_experts, c.hidden_size, true);
-    if (options.load_routed_experts) load_gpt_oss_experts(ld, c, block + "experts.", &m->gpt_oss);
+    if (options.load_routed_experts) load_gpt_oss_experts(ld, c, layer, block + "experts.", &m->gpt_oss);
     return;
   }
   m->router = ld.linear(block + "gate", c.num_experts, c.hidden_size, false);
@@ -226,16 +262,64 @@ void load_moe(const Loader& ld, const ModelConfig& c, int layer, const LoadOptio
   }
 }
 
+// Row e of a [E, n] bias in f32.
+Tensor bias_row(const Tensor& bias, int64_t e) { return bias.slice_rows(e, e + 1).to_f32().reshape({bias.dim(1)}); }
+
+// Expert e's [rows, cols] matrix of a [E, rows, cols] matrix or of [E, rows, cols / 32, 16] MXFP4
+// blocks with their [E, rows, cols / 32] exponents.
+Linear gpt_oss_matrix(const Tensor& data, const Tensor& exponents, int64_t e, int64_t rows, int64_t cols) {
+  Linear l;
+  if (!exponents.defined()) {
+    l.weight = data.reshape({data.dim(0) * rows, cols}).slice_rows(e * rows, (e + 1) * rows);
+    return l;
+  }
+  l.weight = Tensor::view(data.data<uint8_t>() + e * rows * (cols / 2), DType::kMxfp4, {rows, cols}, nullptr);
+  l.exponents = exponents.reshape({exponents.dim(0) * rows, cols / 32}).slice_rows(e * rows, (e + 1) * rows);
+  return l;
+}
+
 }  // namespace
 
+GatedMlp gpt_oss_expert(const GptOssExpertWeights& w, int64_t e) {
+  MOE_CHECK(w.defined() && e >= 0 && e < w.experts(), ErrorCode::kInternal, "no gpt-oss expert {}", e);
+  if (!w.cut.empty()) return w.cut[size_t(e)];
+  const int64_t two_i = w.gate_up_bias.dim(1), h = w.down_bias.dim(1);
+  GatedMlp x;
+  x.up = gpt_oss_matrix(w.gate_up, w.gate_up_scales, e, two_i, h);
+  x.down = gpt_oss_matrix(w.down, w.down_scales, e, h, two_i / 2);
+  x.up.bias = bias_row(w.gate_up_bias, e);
+  x.down.bias = bias_row(w.down_bias, e);
+  x.swiglu_alpha = w.swiglu_alpha;
+  x.swiglu_limit = w.swiglu_limit;
+  return x;
+}
+
 ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int expert) {
-  MOE_CHECK(c.family != ModelFamily::kMoePlusPlus, ErrorCode::kUnsupported,
-            "MoE++ experts keep gate and up in one tensor; packing them into a store is not supported yet");
-  MOE_CHECK(c.family != ModelFamily::kDsMoe, ErrorCode::kUnsupported,
-            "DS-MoE's experts are slices of the fused c_fc and c_proj; packing them into a store is not supported yet");
-  MOE_CHECK(c.family != ModelFamily::kGptOss, ErrorCode::kUnsupported,
-            "gpt-oss keeps a layer's experts in fused gate_up_proj and down_proj tensors (with biases, or MXFP4 blocks and "
-            "scales); packing them into a store is not supported yet");
+  const int64_t I = c.moe_intermediate_size, first = expert * I;
+  if (c.family == ModelFamily::kMoePlusPlus) {  // gate then up in the rows of one up_proj
+    const std::string p = fmt::format("model.layers.{}.mlp.moe.experts.experts.{}.", layer, expert);
+    return {loading::row_slice_name(p + "up_proj.weight", 0, I), loading::row_slice_name(p + "up_proj.weight", I, 2 * I),
+            p + "down_proj.weight"};
+  }
+  if (c.family == ModelFamily::kDsMoe) {  // rows of c_fc (and of its bias), columns of c_proj
+    const std::string p = fmt::format("transformer.h.{}.mlp.", layer);
+    return {"", loading::row_slice_name(p + "c_fc.weight", first, first + I),
+            loading::column_slice_name(p + "c_proj.weight", first, first + I), loading::row_slice_name(p + "c_fc.bias", first, first + I)};
+  }
+  if (c.family == ModelFamily::kGptOss) {  // expert e of the fused MXFP4 tensors: [e:e+1] of each
+    MOE_CHECK(c.gpt_oss.mxfp4_experts, ErrorCode::kUnsupported,
+              "gpt-oss's bf16 experts are x @ W tensors transposed at load; packing them as expert blobs is not supported yet");
+    const std::string p = fmt::format("model.layers.{}.mlp.experts.", layer);
+    const auto one = [&](const char* name) { return loading::row_slice_name(p + name, expert, expert + 1); };
+    ExpertTensorNames n;
+    n.up = one("gate_up_proj_blocks");
+    n.up_scales = one("gate_up_proj_scales");
+    n.up_bias = one("gate_up_proj_bias");
+    n.down = one("down_proj_blocks");
+    n.down_scales = one("down_proj_scales");
+    n.down_bias = one("down_proj_bias");
+    return n;
+  }
   if (c.family == ModelFamily::kMixtral) {
     const std::string p = fmt::format("model.layers.{}.block_sparse_moe.experts.{}.", layer, expert);
     return {p + "w1.weight", p + "w3.weight", p + "w2.weight"};
@@ -264,6 +348,16 @@ GatedMlp ds_moe_expert(const Linear& fc, const Linear& proj, int e, int64_t I) {
   return expert;
 }
 
+// The same expert from a store, which holds the slices ds_moe_expert makes (its bias in f32).
+GatedMlp ds_moe_stored_expert(const Loader& ld, const ExpertTensorNames& n, int64_t h, int64_t I) {
+  GatedMlp expert;
+  expert.up.weight = ld.get(n.up, {I, h});
+  expert.up.bias = ld.get(n.up_bias, {I});
+  if (expert.up.bias.dtype() != DType::kF32) expert.up.bias = expert.up.bias.to_f32();
+  expert.down.weight = ld.get(n.down, {h, I});
+  return expert;
+}
+
 ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& source, const LoadOptions& options) {
   const Loader ld(c, source);
   ModelWeights w;
@@ -285,11 +379,17 @@ ModelWeights load_ds_moe(const ModelConfig& c, const loading::WeightSource& sour
     layer.ds.attn_proj = ld.linear(p + "attn.c_proj", h, h, true);
     layer.ds.attn_gate = ld.linear(p + "attn.gate", c.ds_moe.attention_experts, h, false);
     layer.moe.router = ld.linear(p + "mlp.gate", E, h, false);
-    const Linear fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
-    const Linear proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
-    layer.ds.mlp_proj_bias = proj.bias;
-    if (options.load_routed_experts)
-      for (int e = 0; e < E; ++e) layer.moe.experts.push_back(ds_moe_expert(fc, proj, e, I));
+    if (ld.has(p + "mlp.c_fc.weight") || !ld.has(expert_tensor_names(c, l, 0).up)) {  // a folder: the fused tensors
+      const Linear fc = ld.linear(p + "mlp.c_fc", E * I, h, true);
+      const Linear proj = ld.linear(p + "mlp.c_proj", h, E * I, true);
+      layer.ds.mlp_proj_bias = proj.bias;
+      if (options.load_routed_experts)
+        for (int e = 0; e < E; ++e) layer.moe.experts.push_back(ds_moe_expert(fc, proj, e, I));
+    } else {  // an expert store: each expert's slices as moe pack cut them; c_proj's bias stays whole
+      layer.ds.mlp_proj_bias = ld.get(p + "mlp.c_proj.bias", {h});
+      if (options.load_routed_experts)
+        for (int e = 0; e < E; ++e) layer.moe.experts.push_back(ds_moe_stored_expert(ld, expert_tensor_names(c, l, e), h, I));
+    }
     progress.advance();
   }
   progress.finish();

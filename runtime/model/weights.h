@@ -5,6 +5,7 @@
 
 #include "runtime/core/tensor.h"
 #include "runtime/loading/model_config.h"
+#include "runtime/loading/tensor_slice.h"
 #include "runtime/loading/weight_source.h"
 #include "runtime/model/weight_format.h"
 
@@ -19,23 +20,29 @@ struct Linear {
   Tensor scales;  // int8/int4 weights: f32 [out_features, in_features / group size]; else undefined
   Tensor block_scales;  // fp8 weights: f32 weight_scale_inv [ceil(out / block_rows), ceil(in / block_cols)]
   int block_rows = 0, block_cols = 0;
+  Tensor exponents;  // mxfp4 weights (DType::kMxfp4 [out, in]): e8m0 u8 [out, in / 32] (kernels/cpu/mxfp4.h)
   int64_t out_features() const { return weight.dim(0); }
   int64_t in_features() const { return weight.dim(1); }
   bool quantized() const { return scales.defined(); }
   bool fp8() const { return block_scales.defined(); }
+  bool mxfp4() const { return exponents.defined(); }
   int group_size() const { return quantized() ? int(in_features() / scales.dim(1)) : 0; }
   size_t nbytes() const {
     return weight.nbytes() + (bias.defined() ? bias.nbytes() : 0) + (scales.defined() ? scales.nbytes() : 0) +
-           (block_scales.defined() ? block_scales.nbytes() : 0);
+           (block_scales.defined() ? block_scales.nbytes() : 0) + (exponents.defined() ? exponents.nbytes() : 0);
   }
 };
 
 // An MLP: SwiGLU down(silu(gate(x)) * up(x)) for routed experts, shared experts and dense MLPs;
 // without a gate, DS-MoE's GeLU expert down(gelu_tanh(up(x) + up.bias)), whose bias is f32 (the
-// second layer's bias is shared by a layer's experts and added once by the layer).
+// second layer's bias is shared by a layer's experts and added once by the layer); or, with
+// swiglu_limit > 0, one gpt-oss expert: up is its fused gate_up [2I, H] (rows interleave gate and
+// up), down(clamped_swiglu(up(x) + up.bias) + down.bias, gpt_oss.h), both biases f32.
 struct GatedMlp {
   Linear gate, up, down;
+  float swiglu_alpha = 0, swiglu_limit = 0;
   bool gated() const { return gate.weight.defined(); }
+  bool clamped() const { return swiglu_limit > 0; }
   size_t nbytes() const { return (gated() ? gate.nbytes() : 0) + up.nbytes() + down.nbytes(); }
 };
 
@@ -75,15 +82,26 @@ struct GptOssExpertWeights {
   Tensor gate_up, down;                // bf16/f32 matrices, or MXFP4 blocks
   Tensor gate_up_scales, down_scales;  // MXFP4's e8m0 scales; undefined otherwise
   Tensor gate_up_bias, down_bias;
-  bool defined() const { return gate_up.defined(); }
-  bool mxfp4() const { return gate_up_scales.defined(); }
+  float swiglu_alpha = 0, swiglu_limit = 0;  // loading::GptOssConfig's
+  // From an expert store's MXFP4 blobs: each expert already cut as gpt_oss_expert cuts the fused
+  // tensors, which are then undefined.
+  std::vector<GatedMlp> cut;
+  bool defined() const { return gate_up.defined() || !cut.empty(); }
+  bool mxfp4() const { return gate_up_scales.defined() || (!cut.empty() && cut.front().up.mxfp4()); }
+  int64_t experts() const { return gate_up.defined() ? gate_up.dim(0) : int64_t(cut.size()); }
   size_t nbytes() const {
     size_t n = 0;
     for (const Tensor* t : {&gate_up, &down, &gate_up_scales, &down_scales, &gate_up_bias, &down_bias})
       n += t->defined() ? t->nbytes() : 0;
+    for (const GatedMlp& e : cut) n += e.nbytes();
     return n;
   }
 };
+
+// Expert e of a layer's gpt-oss experts as a GatedMlp of the clamped form: views of the fused
+// tensors (`w` must outlive it; MXFP4 blocks as DType::kMxfp4 with their exponents), the biases
+// copied to f32; or the store's cut expert.
+GatedMlp gpt_oss_expert(const GptOssExpertWeights& w, int64_t e);
 
 struct MoeWeights {
   Linear router;                   // [num_experts, hidden] (MoE++ two-layer gate: its first layer; gpt-oss's has a bias)
@@ -134,10 +152,10 @@ struct ModelWeights {
   Tensor position_embeddings, final_norm_bias;  // DS-MoE: learned positions; LayerNorm's bias
 };
 
-// The Hugging Face names of one routed expert's three matrices, in the order gate, up, down.
-struct ExpertTensorNames {
-  std::string gate, up, down;
-};
+// The names of one routed expert's tensors (gate, up, down; DS-MoE's GeLU experts: up with its
+// bias, and down): the checkpoint's own, or slices of its fused tensors (loading/tensor_slice.h).
+// gpt-oss's experts (fused gate_up with biases) are moe::Error(kUnsupported).
+using loading::ExpertTensorNames;
 ExpertTensorNames expert_tensor_names(const loading::ModelConfig& config, int layer, int expert);
 
 struct LoadOptions {

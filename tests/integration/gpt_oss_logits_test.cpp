@@ -4,15 +4,18 @@
 // sinks, sliding and full layers whose window lies inside the prompt, YaRN with and without
 // truncation, biased experts with the clamped SwiGLU and the router's top-k softmax. Prefill
 // equals step-by-step decode and batched decode through the scheduler; moe pack keeps the MXFP4
-// experts as released; offloading and int8/int4 copies are refused with one sentence.
+// experts as released (as blobs: slices of the fused tensors); offloaded at every budget (from the
+// folder or the store) they give the resident bits; int8/int4 copies are refused with one sentence.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstring>
 
+#include "offload/executor/expert_backing.h"
 #include "offload/executor/offloaded_experts.h"
 #include "offload/executor/predictor.h"
+#include "offload/store/expert_store.h"
 #include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
 #include "runtime/model/gpt_oss.h"
@@ -26,6 +29,10 @@ namespace {
 using testing::all_logits;
 using testing::expected_ints;
 using testing::kFixtures;
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
 
 class GptOssFixture : public ::testing::TestWithParam<std::string> {};
 
@@ -131,54 +138,144 @@ std::string error_of(const std::function<void()>& f) {
   return "no error";
 }
 
-// The offloading executor (--gpu-mem, --devices) and moe pack's int8/int4 copies do not take gpt-oss's fused experts
-// yet: each refuses in one sentence, and the resident model still runs.
-TEST(GptOss, OffloadingAndPackingAreRefusedClearly) {
+// The logits with the offloading executor (CPU virtual devices) over `slots` slots per device.
+std::vector<float> offloaded_logits(model::Transformer& t, const std::vector<int32_t>& prompt, int slots, int devices,
+                                    const std::string& miss, std::shared_ptr<const offload::ExpertStore> store = {},
+                                    offload::OffloadStats* stats = nullptr) {
+  offload::OffloadOptions o;
+  o.store = std::move(store);
+  o.devices = devices;
+  o.device_bytes = uint64_t(slots) * offload::ExpertBacking(t.weights()).layout().bytes;
+  o.host_bytes = o.device_bytes / uint64_t(slots) * uint64_t(slots % 2);
+  o.miss = miss;
+  offload::OffloadedExperts runner(t, o, offload::make_predictor(slots % 2 ? "none" : "next-layer", t, nullptr));
+  t.set_expert_runner(&runner);
+  std::vector<float> got = all_logits(t, prompt);
+  t.set_expert_runner(nullptr);
+  if (stats) *stats = runner.stats();
+  return got;
+}
+
+// The offloading executor cuts gpt-oss's fused experts into one slot each (gate_up with its bias,
+// down with its bias, in the checkpoint's dtype: MXFP4 blocks and exponents as released) and
+// computes the clamped SwiGLU there: every budget, one device or two, waiting or computing misses
+// on the host, gives the resident bits.
+TEST_P(GptOssFixture, OffloadedAtEveryBudgetGivesTheResidentBits) {
+  const auto dir = kFixtures / GetParam();
+  const std::vector<int32_t> prompt = expected_ints(dir, "prompt");
+  model::LoadedModel m = model::load_model(dir);
+  model::Transformer& t = *m.transformer;
+  const std::vector<float> reference = all_logits(t, prompt);
+  const offload::ExpertLayout layout = offload::ExpertBacking(t.weights()).layout();
+  const int64_t h = m.config.hidden_size, I = m.config.moe_intermediate_size;
+  EXPECT_EQ(layout.gate.bytes, 0u);
+  EXPECT_EQ(layout.up.rows, 2 * I);
+  EXPECT_GT(layout.down_bias.bytes, 0u);
+  if (m.config.gpt_oss.mxfp4_experts) {
+    EXPECT_EQ(layout.format(), "mxfp4");
+    EXPECT_LT(layout.bytes, uint64_t(3 * h * I * 2) / 3) << "MXFP4 slots: under a third of bf16's bytes";
+  } else {
+    EXPECT_EQ(layout.format(), "bf16");
+  }
+  const int experts = m.config.num_experts * m.config.num_sparse_layers();
+  for (int devices : {1, 2})
+    for (int slots = 1; slots <= experts; slots += slots < 4 ? 1 : 5) {
+      offload::OffloadStats stats;
+      EXPECT_TRUE(same_bits(offloaded_logits(t, prompt, slots, devices, slots == 2 ? "cpu" : "wait", {}, &stats), reference))
+          << devices << " devices, " << slots << " slots";
+      if (slots * devices < experts) {
+        EXPECT_GT(stats.offloaded_uses, 0u) << devices << " devices, " << slots << " slots";
+      }
+    }
+  // Prefill equals step-by-step decode offloaded too.
+  offload::OffloadOptions o;
+  o.device_bytes = 2 * layout.bytes;
+  offload::OffloadedExperts runner(t, o, offload::make_predictor("none", t, nullptr));
+  t.set_expert_runner(&runner);
+  model::KvCache one = t.make_cache(int64_t(prompt.size()));
+  const int64_t vocab = m.config.vocab_size;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    const std::vector<float> step = t.forward(std::span(&prompt[i], 1), one);
+    ASSERT_EQ(std::memcmp(step.data(), reference.data() + int64_t(i) * vocab, sizeof(float) * size_t(vocab)), 0) << i;
+  }
+  t.set_expert_runner(nullptr);
+}
+
+// moe pack's int8/int4 copies do not take gpt-oss's experts (MXFP4 or bf16) yet, nor does ResidentExperts
+// (SwiGLU experts only): each refuses in one sentence, and the model still runs.
+TEST(GptOss, CopiesAndResidentExpertsAreRefusedClearly) {
   const auto dir = kFixtures / "gpt_oss-mxfp4";
   model::LoadedModel m = model::load_model(dir);
   model::Transformer& t = *m.transformer;
-  const std::string offload = error_of([&] {
-    offload::OffloadOptions o;
-    o.device_bytes = 1 << 20;
-    offload::OffloadedExperts runner(t, o, offload::make_predictor("none", t, nullptr));
-  });
-  EXPECT_NE(offload.find("gpt-oss's experts"), std::string::npos) << offload;
-  EXPECT_NE(offload.find("cannot be offloaded yet"), std::string::npos) << offload;
   const auto store = std::filesystem::temp_directory_path() / "moe_gpt_oss_refused.moe";
   offload::PackOptions int8;
   int8.extra_formats = {QuantFormat{DType::kI8, 32}};
-  const std::string pack = error_of([&] { offload::pack_store(dir, store, offload::store_layout_for(m.config), int8); });
-  EXPECT_NE(pack.find("int8/int4 copies of them are not supported yet"), std::string::npos) << pack;
-  EXPECT_FALSE(std::filesystem::exists(store));
+  for (const char* name : {"gpt_oss-mxfp4", "gpt_oss"}) {
+    const auto source = kFixtures / name;
+    const std::string pack = error_of(
+        [&] { offload::pack_store(source, store, offload::store_layout_for(loading::load_model_config(source)), int8); });
+    EXPECT_NE(pack.find("int8/int4 copies of them are not supported yet"), std::string::npos) << pack;
+    EXPECT_FALSE(std::filesystem::exists(store));
+  }
   model::ResidentExperts other(t.weights());
-  EXPECT_NE(error_of([&] { t.set_expert_runner(&other); }).find("gpt-oss's experts run resident only"), std::string::npos);
+  EXPECT_NE(error_of([&] { t.set_expert_runner(&other); }).find("ResidentExperts cannot run them"), std::string::npos);
   EXPECT_NE(error_of([&] { t.set_routing_mode(model::parse_routing_mode("topk:2")); }).find("gpt_oss keeps its own routing"),
             std::string::npos);
   EXPECT_EQ(model::generate(t, expected_ints(dir, "prompt"), {}).tokens.empty(), false);
 }
 
-// moe pack keeps gpt-oss's experts as released (MXFP4 blocks and e8m0 scales, byte for byte,
-// among the resident tensors): the store runs with the folder's bits and is not larger.
+// moe pack cuts gpt-oss's MXFP4 experts into blobs as released (each expert's blocks, e8m0
+// exponents and both biases in f32, where a slot has them; store version 2) and leaves the fused
+// tensors out; bf16 experts (x @ W, transposed at load) stay fused among the resident tensors.
+// Either store runs with the folder's bits, in place and offloaded from it; the MXFP4 one reads
+// its blobs from the file and is hardly larger than the checkpoint.
 TEST(GptOss, PackKeepsMxfp4ExpertsAsReleased) {
-  const auto dir = kFixtures / "gpt_oss-mxfp4";
-  const std::vector<int32_t> prompt = expected_ints(dir, "prompt");
-  model::LoadedModel m = model::load_model(dir);
-  model::KvCache cache = m.transformer->make_cache(int64_t(prompt.size()));
-  const std::vector<float> reference = m.transformer->forward(prompt, cache, model::LogitsWanted::kAll);
-  const auto path = std::filesystem::temp_directory_path() / "moe_gpt_oss_mxfp4.moe";
-  const offload::PackSummary s = offload::pack_store(dir, path, offload::store_layout_for(m.config), offload::PackOptions{});
-  EXPECT_TRUE(s.format_bytes.empty());
-  EXPECT_LT(s.file_bytes, std::filesystem::file_size(dir / "model.safetensors") + 64 * 1024);
-  {
-    model::LoadedModel packed = model::load_model(path);
-    const model::GptOssExpertWeights& e = packed.transformer->weights().layers[1].moe.gpt_oss;
-    EXPECT_TRUE(e.mxfp4());
-    EXPECT_EQ(e.gate_up.dtype(), DType::kU8);
-    model::KvCache c = packed.transformer->make_cache(int64_t(prompt.size()));
-    const std::vector<float> got = packed.transformer->forward(prompt, c, model::LogitsWanted::kAll);
-    EXPECT_EQ(std::memcmp(got.data(), reference.data(), sizeof(float) * reference.size()), 0);
+  for (const char* name : {"gpt_oss-mxfp4", "gpt_oss"}) {
+    const auto dir = kFixtures / name;
+    const std::vector<int32_t> prompt = expected_ints(dir, "prompt");
+    model::LoadedModel m = model::load_model(dir);
+    const std::vector<float> reference = all_logits(*m.transformer, prompt);
+    const bool mxfp4 = m.config.gpt_oss.mxfp4_experts;
+    const auto path = std::filesystem::temp_directory_path() / (std::string("moe_") + name + ".moe");
+    const offload::PackSummary s = offload::pack_store(dir, path, offload::store_layout_for(m.config), offload::PackOptions{});
+    const uint64_t experts = uint64_t(m.config.num_experts * m.config.num_sparse_layers());
+    if (mxfp4) {
+      ASSERT_EQ(s.format_bytes.size(), 1u);
+      EXPECT_EQ(s.format_bytes[0].first, "mxfp4");
+    } else {
+      EXPECT_TRUE(s.format_bytes.empty()) << name;
+    }
+    EXPECT_LT(s.file_bytes, std::filesystem::file_size(dir / "model.safetensors") + experts * 4096 + 64 * 1024) << name;
+    {
+      model::LoadedModel packed = model::load_model(path);
+      const model::GptOssExpertWeights& e = packed.transformer->weights().layers[1].moe.gpt_oss;
+      EXPECT_EQ(e.mxfp4(), mxfp4);
+      const auto store = dynamic_cast<const offload::StoreWeightSource&>(*packed.source).store();
+      if (mxfp4) {
+        EXPECT_EQ(store->manifest().version(), 2u);
+        EXPECT_FALSE(store->has_tensor("model.layers.1.mlp.experts.gate_up_proj_blocks"));
+        ASSERT_EQ(e.cut.size(), size_t(m.config.num_experts));
+        EXPECT_EQ(e.cut[2].up.weight.dtype(), DType::kMxfp4);
+        // The blob's blocks are the checkpoint's bytes of expert 2.
+        const auto file = loading::SafetensorsFile::open(dir / "model.safetensors");
+        const Tensor blocks = file.tensor("model.layers.1.mlp.experts.gate_up_proj_blocks");
+        EXPECT_EQ(std::memcmp(e.cut[2].up.weight.raw(), blocks.data<uint8_t>() + 2 * e.cut[2].up.weight.nbytes(),
+                              e.cut[2].up.weight.nbytes()), 0);
+      }
+      EXPECT_TRUE(same_bits(all_logits(*packed.transformer, prompt), reference)) << name << " in place";
+      EXPECT_EQ(offload::ExpertBacking(packed.transformer->weights(), store).from_store(), mxfp4);
+      for (int slots : {1, 3}) {
+        offload::OffloadStats stats;
+        EXPECT_TRUE(same_bits(offloaded_logits(*packed.transformer, prompt, slots, 1, "wait", store, &stats), reference))
+            << name << ", " << slots << " slots";
+        EXPECT_GT(stats.offloaded_uses, 0u);
+        if (mxfp4) {
+          EXPECT_GT(stats.nvme_reads, 0u) << slots;
+        }
+      }
+    }
+    std::filesystem::remove(path);
   }
-  std::filesystem::remove(path);
 }
 
 // The clamped SwiGLU and the router's softmax over the chosen logits, by their formulas.

@@ -190,8 +190,8 @@ TEST_F(Store, AnInterruptedPackLeavesNoFile) {
   ScratchDir dir("moe-store-partial");
   StoreLayout layout = layout_of(*config_);
   layout.expert_names = [](int l, int e) {  // fails midway: layer 2's experts do not exist
-    if (l == 2) return std::array<std::string, 3>{"no.such.tensor", "x", "y"};
-    return std::array<std::string, 3>{fmt::format("model.layers.{}.mlp.experts.{}.gate_proj.weight", l, e),
+    if (l == 2) return loading::ExpertTensorNames{"no.such.tensor", "x", "y"};
+    return loading::ExpertTensorNames{fmt::format("model.layers.{}.mlp.experts.{}.gate_proj.weight", l, e),
                                       fmt::format("model.layers.{}.mlp.experts.{}.up_proj.weight", l, e),
                                       fmt::format("model.layers.{}.mlp.experts.{}.down_proj.weight", l, e)};
   };
