@@ -131,8 +131,9 @@ class Planner {
                 candidates.push_back({options_.pinned_share < 0 ? i / 8.0 : options_.pinned_share, g, o, share});
     } else if (options_.strategy == "frequency") {
       candidates.push_back({1.0, options_.formats.front(), options_.formats.front()});
-    } else if (options_.strategy == "uniform") {
-      candidates.push_back({0.5, options_.formats.front(), options_.formats.front()});
+    } else if (options_.strategy == "uniform") {  // half pinned, or the share the user fixed
+      candidates.push_back({options_.pinned_share >= 0 ? options_.pinned_share : 0.5, options_.formats.front(),
+                            options_.formats.front()});
     } else {
       fail(ErrorCode::kInvalidArgument, "unknown strategy '{}' (optimized, frequency or uniform)", options_.strategy);
     }

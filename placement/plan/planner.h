@@ -23,7 +23,9 @@ struct PlannerOptions {
   // optimized: the search above; frequency: every GPU byte pins the most used experts;
   // uniform: the same number of experts pinned per layer, chosen without the trace.
   std::string strategy = "optimized";
-  double pinned_share = -1;  // optimized: fix the share of expert memory pinned (0..1); -1 searches
+  // The share of expert memory pinned (0..1): optimized searches it when -1; uniform takes half
+  // unless fixed here, so the held-out baseline of a fixed share pins the same share.
+  double pinned_share = -1;
   double workspace_fraction = 0.05;  // of each GPU's memory, for activations and allocator slack
   double host_fraction = 0.8;        // of host memory, for the pinned pool
   SimOptions sim;                    // policy and prefetcher the prediction assumes

@@ -129,6 +129,22 @@ TEST(Planner, ChoosesByHeldOutRoutingAndNeverLosesToUniformThere) {
   EXPECT_EQ(pinned, 0);
 }
 
+TEST(Planner, AFixedPinnedShareHoldsForTheUniformPlanToo) {
+  // The uniform plan is the held-out baseline: with --pinned-share 0 it must pin nothing either,
+  // or "uniform won" would hand back a plan pinning half the memory the user kept for the cache.
+  const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
+  const HardwareProfile hw = load_hardware_profile("rtx4090-24gb");
+  for (const char* strategy : {"uniform", "optimized"}) {
+    PlannerOptions o;
+    o.strategy = strategy;
+    o.pinned_share = 0;
+    const PlacementPlan plan = make_plan(shape, shifting_trace(), hw, o);
+    int pinned = 0;
+    for (const auto& e : plan.experts()) pinned += e.home() == proto::TIER_GPU;
+    EXPECT_EQ(pinned, 0) << strategy;
+  }
+}
+
 TEST(Planner, SaysWhenNothingCanBeHeldOut) {
   const ModelShape shape = load_model_shape((kRoot / "configs" / "models" / "mixtral-8x7b.json").string());
   Trace one = shifting_trace();
