@@ -82,24 +82,29 @@ Tensor mxfp4_matrix(const Tensor& blocks, const std::string& name, const std::fi
   return Tensor::view(blocks.raw(), DType::kMxfp4, {blocks.dim(1), blocks.dim(2) * 32}, nullptr);  // the checkpoint outlives it
 }
 
-// The matrix's values in f32 (FP8: each value times its block's scale, kernels/cpu/fp8.h).
+// The matrix's values in f32 (FP8: each value times its block's scale, kernels/cpu/fp8.h; MXFP4:
+// times its block's e8m0 scale, kernels/cpu/mxfp4.h), as the kernels widen them at load.
 std::vector<float> matrix_f32(const ExpertMatrix& m, const StoreLayout& layout) {
   const int64_t rows = m.data.dim(0), cols = m.data.dim(1);
   std::vector<float> out(size_t(rows * cols));
-  if (!m.block_scales.defined()) {
+  if (!m.block_scales.defined() && !m.exponents.defined()) {
     const Tensor x = m.data.to_f32();
     std::copy_n(x.data<float>(), out.size(), out.data());
     return out;
   }
   cpu::WeightMatrix w;
   w.data = m.data.raw();
-  w.dtype = DType::kF8E4M3;
+  w.dtype = m.data.dtype();
   w.rows = rows;
   w.cols = cols;
-  w.block_scales = m.block_scales.data<float>();
-  w.block_rows = layout.fp8_block_rows;
-  w.block_cols = layout.fp8_block_cols;
-  w.block_stride = m.block_scales.dim(1);
+  if (m.exponents.defined()) {
+    w.exponents = m.exponents.data<uint8_t>();
+  } else {
+    w.block_scales = m.block_scales.data<float>();
+    w.block_rows = layout.fp8_block_rows;
+    w.block_cols = layout.fp8_block_cols;
+    w.block_stride = m.block_scales.dim(1);
+  }
   for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(w, r, out.data() + r * cols);
   return out;
 }
@@ -269,8 +274,6 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
       break;
     }
   const bool fp8 = native == DType::kF8E4M3;
-  MOE_CHECK(native != DType::kMxfp4 || options.extra_formats.empty(), ErrorCode::kUnsupported,
-            "gpt-oss's MXFP4 experts are packed as released; int8/int4 copies of them are not supported yet");
   MOE_CHECK(!fp8 || (layout.fp8_block_rows > 0 && layout.fp8_block_cols > 0), ErrorCode::kUnsupported,
             "{}: the experts are float8_e4m3fn, but the config has no quantization_config with quant_method 'fp8'",
             model_dir.string());
