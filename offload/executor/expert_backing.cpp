@@ -35,7 +35,7 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
     }
   MOE_CHECK(!first, ErrorCode::kInvalidArgument, "the model has no routed experts to offload");
   // A store lists no expert format when it keeps the experts among its resident tensors (gpt-oss's
-  // fused ones): they are then copied out of the model's tensors, which view the store.
+  // bf16 ones, packed before they became blobs): they are then copied out of the model's tensors.
   if (store_ && store_->manifest().formats_size() > 0) {
     for (const std::string& f : store_->manifest().formats()) {
       if (f == layout_.format()) format_ = f;

@@ -138,6 +138,7 @@ std::vector<ExpertMatrix> expert_matrices(const loading::Checkpoint& checkpoint,
     m = named_tensor(checkpoint, names[i], model_dir);
     const bool up = i + 2 == names.size(), down = i + 1 == names.size();
     const std::string& exponents = up ? expert_names.up_scales : down ? expert_names.down_scales : std::string();
+    if (exponents.empty() && m.rank() == 3 && m.dim(0) == 1) m = m.reshape({m.dim(1), m.dim(2)});  // one expert of gpt-oss's bf16 tensors
     if (!exponents.empty()) {  // MXFP4: the blocks as a matrix, its exponents [rows, cols / 32] beside
       m = mxfp4_matrix(m, names[i], model_dir);
       matrices[i].exponents_name = exponents;
@@ -191,9 +192,6 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   for (const QuantFormat& f : options.extra_formats)
     MOE_CHECK((f.dtype == DType::kI8 || f.dtype == DType::kI4) && f.group_size > 0 && f.group_size % 8 == 0,
               ErrorCode::kInvalidArgument, "extra store formats are int8 or int4 with a group size that is a multiple of 8");
-  MOE_CHECK(!layout.experts_resident || options.extra_formats.empty(), ErrorCode::kUnsupported,
-            "gpt-oss's fused experts are packed as the checkpoint stores them (MXFP4 or bf16); int8/int4 copies of them are "
-            "not supported yet");
   const loading::Checkpoint checkpoint = loading::Checkpoint::open(model_dir);
   PartialFile partial{partial_path(out)};
   Output file(partial.path);
@@ -279,7 +277,6 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
             model_dir.string());
   std::vector<QuantFormat> formats{QuantFormat{native, 0}};
   formats.insert(formats.end(), options.extra_formats.begin(), options.extra_formats.end());
-  if (layout.experts_resident) formats.clear();
   std::vector<std::string> format_names;
   for (const QuantFormat& f : formats) {
     format_names.push_back(fp8 && format_names.empty() ? fp8_store_format_name(layout.fp8_block_rows, layout.fp8_block_cols)

@@ -26,9 +26,6 @@ struct StoreLayout {
   // FP8 checkpoints (loading::Fp8Config): the block shape of the weight_scale_inv beside each
   // float8_e4m3fn expert matrix, which its blobs keep after the matrix; 0: none.
   int fp8_block_rows = 0, fp8_block_cols = 0;
-  // gpt-oss: a layer's experts are fused tensors (MXFP4 blocks and scales as released, or bf16),
-  // packed byte for byte among the resident tensors; the store then lists no expert formats.
-  bool experts_resident = false;
 };
 
 // The block scales' name of an FP8 weight: "x.weight" -> "x.weight_scale_inv".
