@@ -33,8 +33,8 @@ std::string fp8_scales_name(const std::string& weight_name);
 
 struct PackOptions {
   // The checkpoint's own dtype is always stored (runs from the store are then bit-identical;
-  // FP8 with its block scales); int8/int4 formats are added beside it (from FP8, of the
-  // dequantised values).
+  // FP8 with its block scales); int8/int4 formats are added beside it (from FP8 and MXFP4,
+  // of the dequantised values).
   std::vector<QuantFormat> extra_formats;
 };
 
