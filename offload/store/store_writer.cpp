@@ -138,7 +138,7 @@ std::vector<ExpertMatrix> expert_matrices(const loading::Checkpoint& checkpoint,
     m = named_tensor(checkpoint, names[i], model_dir);
     const bool up = i + 2 == names.size(), down = i + 1 == names.size();
     const std::string& exponents = up ? expert_names.up_scales : down ? expert_names.down_scales : std::string();
-    if (exponents.empty() && m.rank() == 3 && m.dim(0) == 1) m = m.reshape({m.dim(1), m.dim(2)});  // one expert of gpt-oss's bf16 tensors
+    if (exponents.empty() && m.rank() == 3 && m.dim(0) == 1) m = m.reshape({m.dim(1), m.dim(2)});  // gpt-oss's bf16 expert
     if (!exponents.empty()) {  // MXFP4: the blocks as a matrix, its exponents [rows, cols / 32] beside
       m = mxfp4_matrix(m, names[i], model_dir);
       matrices[i].exponents_name = exponents;

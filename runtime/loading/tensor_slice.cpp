@@ -34,15 +34,15 @@ TensorSlice parse_tensor_slice(std::string_view name) {
     s.transposed = true;
     name.remove_suffix(2);
   }
-  MOE_CHECK(open > 0 && name.back() == ']', ErrorCode::kInvalidArgument, "'{}' is not a tensor slice (t[a:b], t[:, a:b] or t[a:b].T)", name);
+  constexpr const char* kNotASlice = "'{}' is not a tensor slice (t[a:b], t[:, a:b] or t[a:b].T)";
+  MOE_CHECK(open > 0 && name.back() == ']', ErrorCode::kInvalidArgument, kNotASlice, name);
   s.tensor = std::string(name.substr(0, open));
   std::string_view range = name.substr(open + 1, name.size() - open - 2);
   constexpr std::string_view kColumns = ":, ";
   s.axis = range.substr(0, kColumns.size()) == kColumns ? 1 : 0;
   if (s.axis == 1) range.remove_prefix(kColumns.size());
   MOE_CHECK(!s.transposed || s.axis == 0, ErrorCode::kInvalidArgument, "'{}': only row slices are transposed (t[a:b].T)", name);
-  MOE_CHECK(parse_range(range, &s.begin, &s.end), ErrorCode::kInvalidArgument, "'{}' is not a tensor slice (t[a:b], t[:, a:b] or t[a:b].T)",
-            name);
+  MOE_CHECK(parse_range(range, &s.begin, &s.end), ErrorCode::kInvalidArgument, kNotASlice, name);
   return s;
 }
 
@@ -58,7 +58,8 @@ std::string transposed_slice_name(const std::string& tensor, int64_t begin, int6
 
 Tensor transposed_copy(const Tensor& t) {
   MOE_CHECK(t.rank() >= 2 && t.is_contiguous() && dtype_bits(t.dtype()) % 8 == 0, ErrorCode::kUnsupported,
-            "only contiguous tensors of whole bytes are transposed, not {} {}", dtype_name(t.dtype()), shape_to_string(t.shape()));
+            "only contiguous tensors of whole bytes are transposed, not {} {}", dtype_name(t.dtype()),
+            shape_to_string(t.shape()));
   const int64_t A = t.dim(t.rank() - 2), B = t.dim(t.rank() - 1), outer = t.numel() / std::max<int64_t>(A * B, 1);
   Shape shape = t.shape();
   std::swap(shape[shape.size() - 2], shape[shape.size() - 1]);

@@ -1,9 +1,10 @@
 #pragma once
 // Names for parts of a checkpoint tensor, in numpy's notation: "t[a:b]" is rows a..b of t (the
 // first dimension), "t[:, a:b]" columns a..b of a matrix, "t[a:b].T" those rows with their last
-// two dimensions swapped (gpt-oss's bf16 experts, stored x @ W, as rows of outputs). Families that fuse experts or matrices
-// into one tensor (DS-MoE's c_fc and c_proj, MoE++'s gate and up) name each expert's matrices
-// this way: `moe pack` cuts them from the checkpoint and a store holds them under these names.
+// two dimensions swapped (gpt-oss's bf16 experts, stored x @ W, as rows of outputs). Families
+// that fuse experts or matrices into one tensor (DS-MoE's c_fc and c_proj, MoE++'s gate and up,
+// gpt-oss's experts) name each expert's matrices this way: `moe pack` cuts them from the
+// checkpoint and a store holds them under these names.
 #include <cstdint>
 #include <string>
 #include <string_view>

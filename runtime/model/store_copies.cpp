@@ -22,7 +22,7 @@ QuantizedPart use_store_copies(ModelWeights& weights, const loading::ModelConfig
   double rel_sq = 0;
   int64_t blobs = 0;
   for (int l = 0; l < config.num_layers; ++l) {
-    // gpt-oss's experts as the store cut them (a store of its MXFP4 blobs), others' as loaded.
+    // gpt-oss's experts as the store cut them (from its blobs), others' as loaded.
     MoeWeights& moe = weights.layers[size_t(l)].moe;
     auto& experts = moe.experts.empty() ? moe.gpt_oss.cut : moe.experts;
     for (size_t e = 0; e < experts.size(); ++e) {

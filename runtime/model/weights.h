@@ -76,8 +76,9 @@ struct ConstantExpert {
 // tensors, as rows of outputs: gate_up [E, 2I, H], whose rows interleave gate (even) and up
 // (odd), and down [E, H, I], with biases [E, 2I] and [E, H]. A bf16/f32 checkpoint stores
 // gate_up_proj [E, H, 2I] and down_proj [E, I, H] (x @ W): the loader keeps transposed copies in
-// the stored dtype (an expert store holds each expert transposed already). An MXFP4 one stores *_blocks [E, rows, cols / 32, 16] and *_scales [E, rows,
-// cols / 32] (kernels/cpu/mxfp4.h), already rows of outputs: viewed in place (kU8 tensors).
+// the stored dtype (an expert store holds each expert transposed already). An MXFP4 one stores
+// *_blocks [E, rows, cols / 32, 16] and *_scales [E, rows, cols / 32] (kernels/cpu/mxfp4.h),
+// already rows of outputs: viewed in place (kU8 tensors).
 struct GptOssExpertWeights {
   Tensor gate_up, down;                // bf16/f32 matrices, or MXFP4 blocks
   Tensor gate_up_scales, down_scales;  // MXFP4's e8m0 scales; undefined otherwise
