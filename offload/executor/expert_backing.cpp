@@ -35,7 +35,7 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
     }
   MOE_CHECK(!first, ErrorCode::kInvalidArgument, "the model has no routed experts to offload");
   // A store lists no expert format when it keeps the experts among its resident tensors (gpt-oss's
-  // fused ones): they are then copied out of the model's tensors, which view the store.
+  // bf16 ones, packed before they became blobs): they are then copied out of the model's tensors.
   if (store_ && store_->manifest().formats_size() > 0) {
     for (const std::string& f : store_->manifest().formats()) {
       if (f == layout_.format()) format_ = f;
@@ -97,10 +97,16 @@ model::GatedMlpMatrices ExpertBacking::read_low_precision(ExpertKey key, std::ve
     const store::MatrixPiece& p = blob->matrices(i);
     *m[i] = cpu::WeightMatrix{at + p.data_offset(), format.dtype, p.rows(), p.cols(),
                               reinterpret_cast<const float*>(at + p.scales_offset()), format.group_size};
-    if (p.bias_bytes() > 0) q.up_bias = reinterpret_cast<const float*>(at + p.bias_offset());
+    if (p.bias_bytes() > 0) (m[i] == &q.down ? q.down_bias : q.up_bias) = reinterpret_cast<const float*>(at + p.bias_offset());
   }
   MOE_CHECK(gated || q.up_bias != nullptr, ErrorCode::kCorrupt, "{}: the {} blob of expert ({}, {}) lacks its up bias",
             store_->path().string(), low_format_, key.layer, key.expert);
+  // gpt-oss's clamped form: the copy holds both biases, the layout the SwiGLU's constants.
+  MOE_CHECK((q.down_bias != nullptr) == (layout_.down_bias.bytes > 0), ErrorCode::kCorrupt,
+            "{}: the {} blob of expert ({}, {}) has a down bias where the experts have none, or lacks theirs",
+            store_->path().string(), low_format_, key.layer, key.expert);
+  q.swiglu_alpha = layout_.swiglu_alpha;
+  q.swiglu_limit = layout_.swiglu_limit;
   return q;
 }
 

@@ -5,8 +5,7 @@
 // otherwise they are copied out of the model's tensors (a folder's memory-mapped safetensors in
 // the page cache, or the buffers --weights converted at load). gpt-oss's fused experts are cut
 // into one GatedMlp of the clamped form each (model::gpt_oss_expert: views, MXFP4 kept) and copied
-// out of the model's tensors, or read as a store's MXFP4 blobs (bf16 ones: the store keeps the
-// fused tensors among its resident ones, so they are copied out of those).
+// out of the model's tensors, or read as a store's blobs (MXFP4 as released, bf16 transposed).
 // Thread-safe: copy threads read concurrently.
 #include <atomic>
 #include <memory>

@@ -12,12 +12,6 @@ StoreLayout store_layout_for(const loading::ModelConfig& config) {
   layout.num_layers = config.num_layers;
   layout.num_experts = config.num_experts;
   layout.sparse = config.sparse_layers;
-  // gpt-oss's bf16 experts (x @ W, transposed at load): the fused tensors resident; MXFP4 ones are
-  // cut into blobs, kept as released.
-  if (config.family == loading::ModelFamily::kGptOss && !config.gpt_oss.mxfp4_experts) {
-    layout.experts_resident = true;
-    layout.sparse.assign(layout.sparse.size(), false);
-  }
   layout.expert_names = [config](int layer, int expert) { return model::expert_tensor_names(config, layer, expert); };
   // Layers past num_hidden_layers (DeepSeek-V3's MTP layers, num_nextn_predict_layers) are never
   // loaded: the engine, like transformers, runs the base model only.

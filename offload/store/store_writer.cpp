@@ -82,24 +82,29 @@ Tensor mxfp4_matrix(const Tensor& blocks, const std::string& name, const std::fi
   return Tensor::view(blocks.raw(), DType::kMxfp4, {blocks.dim(1), blocks.dim(2) * 32}, nullptr);  // the checkpoint outlives it
 }
 
-// The matrix's values in f32 (FP8: each value times its block's scale, kernels/cpu/fp8.h).
+// The matrix's values in f32 (FP8: each value times its block's scale, kernels/cpu/fp8.h; MXFP4:
+// times its block's e8m0 scale, kernels/cpu/mxfp4.h), as the kernels widen them at load.
 std::vector<float> matrix_f32(const ExpertMatrix& m, const StoreLayout& layout) {
   const int64_t rows = m.data.dim(0), cols = m.data.dim(1);
   std::vector<float> out(size_t(rows * cols));
-  if (!m.block_scales.defined()) {
+  if (!m.block_scales.defined() && !m.exponents.defined()) {
     const Tensor x = m.data.to_f32();
     std::copy_n(x.data<float>(), out.size(), out.data());
     return out;
   }
   cpu::WeightMatrix w;
   w.data = m.data.raw();
-  w.dtype = DType::kF8E4M3;
+  w.dtype = m.data.dtype();
   w.rows = rows;
   w.cols = cols;
-  w.block_scales = m.block_scales.data<float>();
-  w.block_rows = layout.fp8_block_rows;
-  w.block_cols = layout.fp8_block_cols;
-  w.block_stride = m.block_scales.dim(1);
+  if (m.exponents.defined()) {
+    w.exponents = m.exponents.data<uint8_t>();
+  } else {
+    w.block_scales = m.block_scales.data<float>();
+    w.block_rows = layout.fp8_block_rows;
+    w.block_cols = layout.fp8_block_cols;
+    w.block_stride = m.block_scales.dim(1);
+  }
   for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(w, r, out.data() + r * cols);
   return out;
 }
@@ -133,6 +138,7 @@ std::vector<ExpertMatrix> expert_matrices(const loading::Checkpoint& checkpoint,
     m = named_tensor(checkpoint, names[i], model_dir);
     const bool up = i + 2 == names.size(), down = i + 1 == names.size();
     const std::string& exponents = up ? expert_names.up_scales : down ? expert_names.down_scales : std::string();
+    if (exponents.empty() && m.rank() == 3 && m.dim(0) == 1) m = m.reshape({m.dim(1), m.dim(2)});  // gpt-oss's bf16 expert
     if (!exponents.empty()) {  // MXFP4: the blocks as a matrix, its exponents [rows, cols / 32] beside
       m = mxfp4_matrix(m, names[i], model_dir);
       matrices[i].exponents_name = exponents;
@@ -186,9 +192,6 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
   for (const QuantFormat& f : options.extra_formats)
     MOE_CHECK((f.dtype == DType::kI8 || f.dtype == DType::kI4) && f.group_size > 0 && f.group_size % 8 == 0,
               ErrorCode::kInvalidArgument, "extra store formats are int8 or int4 with a group size that is a multiple of 8");
-  MOE_CHECK(!layout.experts_resident || options.extra_formats.empty(), ErrorCode::kUnsupported,
-            "gpt-oss's fused experts are packed as the checkpoint stores them (MXFP4 or bf16); int8/int4 copies of them are "
-            "not supported yet");
   const loading::Checkpoint checkpoint = loading::Checkpoint::open(model_dir);
   PartialFile partial{partial_path(out)};
   Output file(partial.path);
@@ -269,14 +272,11 @@ PackSummary pack_store(const std::filesystem::path& model_dir, const std::filesy
       break;
     }
   const bool fp8 = native == DType::kF8E4M3;
-  MOE_CHECK(native != DType::kMxfp4 || options.extra_formats.empty(), ErrorCode::kUnsupported,
-            "gpt-oss's MXFP4 experts are packed as released; int8/int4 copies of them are not supported yet");
   MOE_CHECK(!fp8 || (layout.fp8_block_rows > 0 && layout.fp8_block_cols > 0), ErrorCode::kUnsupported,
             "{}: the experts are float8_e4m3fn, but the config has no quantization_config with quant_method 'fp8'",
             model_dir.string());
   std::vector<QuantFormat> formats{QuantFormat{native, 0}};
   formats.insert(formats.end(), options.extra_formats.begin(), options.extra_formats.end());
-  if (layout.experts_resident) formats.clear();
   std::vector<std::string> format_names;
   for (const QuantFormat& f : formats) {
     format_names.push_back(fp8 && format_names.empty() ? fp8_store_format_name(layout.fp8_block_rows, layout.fp8_block_cols)

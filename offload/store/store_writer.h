@@ -26,9 +26,6 @@ struct StoreLayout {
   // FP8 checkpoints (loading::Fp8Config): the block shape of the weight_scale_inv beside each
   // float8_e4m3fn expert matrix, which its blobs keep after the matrix; 0: none.
   int fp8_block_rows = 0, fp8_block_cols = 0;
-  // gpt-oss: a layer's experts are fused tensors (MXFP4 blocks and scales as released, or bf16),
-  // packed byte for byte among the resident tensors; the store then lists no expert formats.
-  bool experts_resident = false;
 };
 
 // The block scales' name of an FP8 weight: "x.weight" -> "x.weight_scale_inv".
@@ -36,8 +33,8 @@ std::string fp8_scales_name(const std::string& weight_name);
 
 struct PackOptions {
   // The checkpoint's own dtype is always stored (runs from the store are then bit-identical;
-  // FP8 with its block scales); int8/int4 formats are added beside it (from FP8, of the
-  // dequantised values).
+  // FP8 with its block scales); int8/int4 formats are added beside it (from FP8 and MXFP4,
+  // of the dequantised values).
   std::vector<QuantFormat> extra_formats;
 };
 

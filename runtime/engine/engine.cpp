@@ -49,8 +49,6 @@ std::unique_ptr<Scheduler> Engine::make_scheduler(uint64_t kv_bytes, int64_t kv_
 
 namespace {
 
-constexpr const char* kTransposedAtLoad = "gpt-oss's bf16 experts, transposed at load (a store keeps them so too)";
-
 // Routed experts the process holds in its own memory whatever the tiers do (converted at load
 // by --weights, or generated): offloading them would add copies and free nothing.
 const char* experts_in_process_memory(const model::LoadedModel& m) {
@@ -58,7 +56,7 @@ const char* experts_in_process_memory(const model::LoadedModel& m) {
   for (const model::QuantizedPart& p : m.quantization.parts)
     if (p.part == "experts" && p.origin == "converted at load") return "converted at load by --weights";
   for (const model::LayerWeights& l : m.transformer->weights().layers)
-    if (l.moe.gpt_oss.defined() && !l.moe.gpt_oss.mxfp4()) return kTransposedAtLoad;
+    if (l.moe.gpt_oss.gate_up.defined() && !l.moe.gpt_oss.mxfp4()) return "gpt-oss's bf16 experts, transposed at load";
   return nullptr;
 }
 
@@ -125,8 +123,7 @@ std::optional<TierChoice> Engine::choose_automatic_tiers(const EngineOptions& f)
   } else if (const char* held = experts_in_process_memory(model_); held && !cuda) {
     choice.why = {fmt::format("memory limit {} ({})", format_bytes(in.limit), in.limit_source),
                   fmt::format("the routed experts are {} and live in the process's memory already: offloading them would "
-                              "free nothing, so the model runs in place{}", held,
-                              held == kTransposedAtLoad ? "" : " (`moe pack --formats` makes a store to offload)")};
+                              "free nothing, so the model runs in place (`moe pack --formats` makes a store to offload)", held)};
   } else {
     choice = choose_tiers(in);
   }

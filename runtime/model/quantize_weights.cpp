@@ -65,6 +65,7 @@ std::vector<RowError> quantize_linear(Linear& l, QuantFormat format) {
   l.scales = std::move(scales);
   l.block_scales = Tensor();  // an FP8 weight's, now dequantised into the copy
   l.block_rows = l.block_cols = 0;
+  l.exponents = Tensor();  // an MXFP4 weight's
   return errors;
 }
 
@@ -80,10 +81,17 @@ int fitting_group(const std::vector<int64_t>& widths, int limit) {
 
 std::vector<QuantizedPart> quantize_weights(ModelWeights& weights, const WeightFormat& format) {
   if (!format.quantized()) return {};
-  for (const LayerWeights& layer : weights.layers)
-    MOE_CHECK(!selected(format, WeightPart::kExpert) || !layer.moe.gpt_oss.defined(), ErrorCode::kUnsupported,
-              "--weights {}: gpt-oss's experts (fused gate_up with biases, or MXFP4) cannot be converted to int8/int4 yet",
-              describe(format));
+  // gpt-oss's fused experts are converted one expert at a time, as moe pack's copies are: cut as
+  // views of the fused tensors, which go once every expert holds its own copy.
+  std::vector<GptOssExpertWeights*> fused;
+  if (selected(format, WeightPart::kExpert))
+    for (LayerWeights& layer : weights.layers)
+      if (GptOssExpertWeights& w = layer.moe.gpt_oss; w.gate_up.defined()) {
+        std::vector<GatedMlp> cut;
+        for (int64_t e = 0; e < w.experts(); ++e) cut.push_back(gpt_oss_expert(w, e));
+        w.cut = std::move(cut);
+        fused.push_back(&w);
+      }
   const int group = format.format.group_size;
   std::vector<std::pair<Linear*, WeightPart>> todo;
   std::vector<int64_t> widths;
@@ -126,6 +134,8 @@ std::vector<QuantizedPart> quantize_weights(ModelWeights& weights, const WeightF
     total.ref_sq += matrix.ref_sq;
     if (matrix.ref_max > 0) it->max_rel_error = std::max(it->max_rel_error, matrix.err_max / matrix.ref_max);
   }
+  for (GptOssExpertWeights* w : fused)
+    for (Tensor* t : {&w->gate_up, &w->down, &w->gate_up_scales, &w->down_scales, &w->gate_up_bias, &w->down_bias}) *t = Tensor();
   for (size_t i = 0; i < parts.size(); ++i)
     parts[i].rms_rel_error = totals[i].ref_sq > 0 ? std::sqrt(totals[i].err_sq / totals[i].ref_sq) : 0.0;
   // Reported in the order the flag lists them, whatever order the layers hold them in.

@@ -22,7 +22,9 @@ QuantizedPart use_store_copies(ModelWeights& weights, const loading::ModelConfig
   double rel_sq = 0;
   int64_t blobs = 0;
   for (int l = 0; l < config.num_layers; ++l) {
-    auto& experts = weights.layers[size_t(l)].moe.experts;
+    // gpt-oss's experts as the store cut them (from its blobs), others' as loaded.
+    MoeWeights& moe = weights.layers[size_t(l)].moe;
+    auto& experts = moe.experts.empty() ? moe.gpt_oss.cut : moe.experts;
     for (size_t e = 0; e < experts.size(); ++e) {
       GatedMlp& x = experts[e];
       Linear* const gated_order[3] = {&x.gate, &x.up, &x.down};
@@ -41,6 +43,7 @@ QuantizedPart use_store_copies(ModelWeights& weights, const loading::ModelConfig
         mats[i]->scales = m.scales;
         mats[i]->block_scales = Tensor();  // an FP8 matrix's, replaced by the copy's group scales
         mats[i]->block_rows = mats[i]->block_cols = 0;
+        mats[i]->exponents = Tensor();  // an MXFP4 matrix's
       }
       part.bytes_after += x.nbytes();
       part.matrices += count;

@@ -36,6 +36,7 @@ void walk(W& w, const Visit& visit) {
     for (auto& k : layer.moe.constants) linear(k.mix, WeightPart::kRouter);
     mlp(layer.moe.shared, WeightPart::kDense);
     for (auto& e : layer.moe.experts) mlp(e, WeightPart::kExpert);
+    for (auto& e : layer.moe.gpt_oss.cut) mlp(e, WeightPart::kExpert);  // the fused tensors are not matrices: not walked
   }
   linear(w.lm_head, WeightPart::kLmHead);
 }

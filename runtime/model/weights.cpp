@@ -131,35 +131,22 @@ void load_attention(const Loader& ld, const ModelConfig& c, const std::string& p
   }
 }
 
-// [E, A, B] -> [E, B, A] in the same dtype (gpt-oss's x @ W expert tensors as rows of outputs).
-Tensor transposed_experts(const Tensor& t) {
-  const int64_t E = t.dim(0), A = t.dim(1), B = t.dim(2);
-  const size_t element = dtype_bytes(t.dtype(), 1);
-  Tensor out = Tensor::empty(t.dtype(), {E, B, A});
-  const auto* src = t.data<std::byte>();
-  auto* dst = out.data<std::byte>();
-  for (int64_t e = 0; e < E; ++e)
-    for (int64_t a = 0; a < A; ++a)
-      for (int64_t b = 0; b < B; ++b)
-        std::memcpy(dst + size_t((e * B + b) * A + a) * element, src + size_t((e * A + a) * B + b) * element, element);
-  return out;
-}
-
 void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, int layer, const std::string& p, GptOssExpertWeights* x) {
   const int64_t E = c.num_experts, h = c.hidden_size, I = c.moe_intermediate_size;
   x->swiglu_alpha = float(c.gpt_oss.swiglu_alpha);
   x->swiglu_limit = float(c.gpt_oss.swiglu_limit);
   const auto f32 = [](Tensor t) { return t.dtype() == DType::kF32 ? t : t.to_f32(); };
-  if (c.gpt_oss.mxfp4_experts && !ld.has(p + "gate_up_proj_blocks") && h % 32 == 0 && I % 32 == 0 &&
-      ld.has(expert_tensor_names(c, layer, 0).up)) {  // an expert store: each expert cut as moe pack cut it
+  const bool mxfp4 = c.gpt_oss.mxfp4_experts;
+  if (!ld.has(p + (mxfp4 ? "gate_up_proj_blocks" : "gate_up_proj")) && (!mxfp4 || (h % 32 == 0 && I % 32 == 0)) &&
+      ld.has(expert_tensor_names(c, layer, 0).up)) {  // an expert store: each expert cut as moe pack cut it (bf16 transposed)
     for (int e = 0; e < E; ++e) {
       const ExpertTensorNames n = expert_tensor_names(c, layer, e);
       GatedMlp g;
-      g.up.weight = ld.mxfp4(n.up, 2 * I, h);
-      g.up.exponents = ld.bytes(n.up_scales, {2 * I, h / 32});
+      g.up.weight = mxfp4 ? ld.mxfp4(n.up, 2 * I, h) : ld.get(n.up, {2 * I, h});
+      if (mxfp4) g.up.exponents = ld.bytes(n.up_scales, {2 * I, h / 32});
       g.up.bias = f32(ld.get(n.up_bias, {2 * I}));
-      g.down.weight = ld.mxfp4(n.down, h, I);
-      g.down.exponents = ld.bytes(n.down_scales, {h, I / 32});
+      g.down.weight = mxfp4 ? ld.mxfp4(n.down, h, I) : ld.get(n.down, {h, I});
+      if (mxfp4) g.down.exponents = ld.bytes(n.down_scales, {h, I / 32});
       g.down.bias = f32(ld.get(n.down_bias, {h}));
       g.swiglu_alpha = x->swiglu_alpha;
       g.swiglu_limit = x->swiglu_limit;
@@ -167,7 +154,7 @@ void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, int layer, con
     }
     return;
   }
-  if (c.gpt_oss.mxfp4_experts) {
+  if (mxfp4) {
     constexpr int64_t kBlock = 32;
     MOE_CHECK(h % kBlock == 0 && I % kBlock == 0, ErrorCode::kCorrupt,
               "{}: MXFP4 experts need hidden_size ({}) and intermediate_size ({}) to be multiples of 32", ld.describe(), h, I);
@@ -176,8 +163,8 @@ void load_gpt_oss_experts(const Loader& ld, const ModelConfig& c, int layer, con
     x->down = ld.bytes(p + "down_proj_blocks", {E, h, I / kBlock, 16});
     x->down_scales = ld.bytes(p + "down_proj_scales", {E, h, I / kBlock});
   } else {
-    x->gate_up = transposed_experts(ld.get(p + "gate_up_proj", {E, h, 2 * I}));
-    x->down = transposed_experts(ld.get(p + "down_proj", {E, I, h}));
+    x->gate_up = loading::transposed_copy(ld.get(p + "gate_up_proj", {E, h, 2 * I}));
+    x->down = loading::transposed_copy(ld.get(p + "down_proj", {E, I, h}));
   }
   x->gate_up_bias = ld.get(p + "gate_up_proj_bias", {E, 2 * I});
   x->down_bias = ld.get(p + "down_proj_bias", {E, h});
@@ -306,18 +293,21 @@ ExpertTensorNames expert_tensor_names(const ModelConfig& c, int layer, int exper
     return {"", loading::row_slice_name(p + "c_fc.weight", first, first + I),
             loading::column_slice_name(p + "c_proj.weight", first, first + I), loading::row_slice_name(p + "c_fc.bias", first, first + I)};
   }
-  if (c.family == ModelFamily::kGptOss) {  // expert e of the fused MXFP4 tensors: [e:e+1] of each
-    MOE_CHECK(c.gpt_oss.mxfp4_experts, ErrorCode::kUnsupported,
-              "gpt-oss's bf16 experts are x @ W tensors transposed at load; packing them as expert blobs is not supported yet");
+  if (c.family == ModelFamily::kGptOss) {  // expert e of the fused tensors: [e:e+1] of each (bf16's x @ W transposed)
     const std::string p = fmt::format("model.layers.{}.mlp.experts.", layer);
     const auto one = [&](const char* name) { return loading::row_slice_name(p + name, expert, expert + 1); };
     ExpertTensorNames n;
+    n.up_bias = one("gate_up_proj_bias");
+    n.down_bias = one("down_proj_bias");
+    if (!c.gpt_oss.mxfp4_experts) {
+      n.up = loading::transposed_slice_name(p + "gate_up_proj", expert, expert + 1);
+      n.down = loading::transposed_slice_name(p + "down_proj", expert, expert + 1);
+      return n;
+    }
     n.up = one("gate_up_proj_blocks");
     n.up_scales = one("gate_up_proj_scales");
-    n.up_bias = one("gate_up_proj_bias");
     n.down = one("down_proj_blocks");
     n.down_scales = one("down_proj_scales");
-    n.down_bias = one("down_proj_bias");
     return n;
   }
   if (c.family == ModelFamily::kMixtral) {

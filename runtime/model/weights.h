@@ -76,15 +76,16 @@ struct ConstantExpert {
 // tensors, as rows of outputs: gate_up [E, 2I, H], whose rows interleave gate (even) and up
 // (odd), and down [E, H, I], with biases [E, 2I] and [E, H]. A bf16/f32 checkpoint stores
 // gate_up_proj [E, H, 2I] and down_proj [E, I, H] (x @ W): the loader keeps transposed copies in
-// the stored dtype. An MXFP4 one stores *_blocks [E, rows, cols / 32, 16] and *_scales [E, rows,
-// cols / 32] (kernels/cpu/mxfp4.h), already rows of outputs: viewed in place (kU8 tensors).
+// the stored dtype (an expert store holds each expert transposed already). An MXFP4 one stores
+// *_blocks [E, rows, cols / 32, 16] and *_scales [E, rows, cols / 32] (kernels/cpu/mxfp4.h),
+// already rows of outputs: viewed in place (kU8 tensors).
 struct GptOssExpertWeights {
   Tensor gate_up, down;                // bf16/f32 matrices, or MXFP4 blocks
   Tensor gate_up_scales, down_scales;  // MXFP4's e8m0 scales; undefined otherwise
   Tensor gate_up_bias, down_bias;
   float swiglu_alpha = 0, swiglu_limit = 0;  // loading::GptOssConfig's
-  // From an expert store's MXFP4 blobs: each expert already cut as gpt_oss_expert cuts the fused
-  // tensors, which are then undefined.
+  // From an expert store's blobs, or converted by --weights: each expert already cut as
+  // gpt_oss_expert cuts the fused tensors, which are then undefined.
   std::vector<GatedMlp> cut;
   bool defined() const { return gate_up.defined() || !cut.empty(); }
   bool mxfp4() const { return gate_up_scales.defined() || (!cut.empty() && cut.front().up.mxfp4()); }

@@ -2,7 +2,8 @@
 # moe pack on the embedded default model's folder (models/ds-moe-tiny, DS-MoE: experts cut from
 # the fused c_fc and c_proj): the store runs with the folder's tokens and logits, bit for bit, in
 # place, offloaded by hand budgets and under the automatic tiers; its int8 copies give the bits
-# of int8 converted at load; the embedded model itself offloads under a small --mem-limit.
+# of int8 converted at load; the embedded model itself offloads under a small --mem-limit; gpt-oss's
+# experts get int8/int4 copies, whose error moe inspect prints.
 # Usage: cli_pack_families_test.sh PATH/TO/moe SOURCE_DIR
 set -uo pipefail
 moe="$1"
@@ -78,6 +79,23 @@ for budget in "" "--gpu-mem 100KiB"; do
   [[ "$(field "$work/copies.json" "d['weights']['parts'][0]['origin']")" == "store copies" ]] || fail "the copies were not used"
   cmp -s "$work/copies.logits" "$work/int8.logits" && echo "ok: the store's int8 copies ${budget:-in place} give int8's logits" \
     || fail "int8 copies ${budget:-in place}: logits differ"
+done
+
+# gpt-oss's experts (MXFP4 as released, bf16 transposed) get int8/int4 copies; moe inspect prints
+# each format's error against the checkpoint: none for the released one, int8's under 1%, int4's more.
+for fixture in gpt_oss-mxfp4 gpt_oss; do
+  "$moe" pack --model "$src/tests/fixtures/$fixture" -o "$work/$fixture.moe" --formats int8,int4 --group-size 32 \
+    >/dev/null 2>"$work/err" || fail "pack $fixture: $(cat "$work/err")"
+  "$moe" inspect "$work/$fixture.moe" --json >"$work/inspect.json" 2>"$work/err" || fail "inspect $fixture: $(cat "$work/err")"
+  f="d['formats']"
+  native=mxfp4
+  [[ $fixture == gpt_oss ]] && native=bf16
+  [[ "$(field "$work/inspect.json" "sorted($f) == sorted(['$native', 'int4:g32', 'int8:g32'])")" == "True" &&
+     "$(field "$work/inspect.json" "$f['$native']['max_rel_error'] == 0 < $f['int8:g32']['max_rel_error'] < 0.01 < \
+        $f['int4:g32']['max_rel_error']")" == "True" ]] \
+    && echo "ok: $fixture packs int8/int4 copies and inspect prints their error" || fail "$fixture: $(cat "$work/inspect.json")"
+  "$moe" inspect "$work/$fixture.moe" | grep -q "^int8:g32 .* error against the checkpoint: max [1-9]" \
+    || fail "$fixture: moe inspect does not print int8's error"
 done
 
 if [[ $failures -ne 0 ]]; then

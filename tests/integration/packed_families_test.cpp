@@ -219,8 +219,8 @@ TEST(PackedMoePlusPlus, GateAndUpAreTheHalvesOfTheFusedUpProj) {
   fs::remove(path);
 }
 
-// Slice names: rows as views, columns as contiguous copies; malformed ones and slices outside
-// their tensor are one clear error naming the slice.
+// Slice names: rows as views, columns and transposed rows as contiguous copies; malformed ones
+// and slices outside their tensor are one clear error naming the slice.
 TEST(TensorSlice, NamesRowsAndColumns) {
   EXPECT_TRUE(loading::parse_tensor_slice("a.weight").whole());
   const loading::TensorSlice rows = loading::parse_tensor_slice(loading::row_slice_name("a.weight", 2, 4));
@@ -233,7 +233,23 @@ TEST(TensorSlice, NamesRowsAndColumns) {
   ASSERT_EQ(c.shape(), (Shape{3, 2}));
   EXPECT_EQ(std::vector<float>(c.data<float>(), c.data<float>() + 6), (std::vector<float>{1, 2, 5, 6, 9, 10}));
   EXPECT_EQ(loading::cut_slice(t, loading::parse_tensor_slice("t[1:3]"), "t[1:3]").raw(), t.data<float>() + 4);  // a view
-  for (const char* bad : {"t[", "t[1]", "t[3:1]", "t[:, a:2]", "[0:1]", "t[-1:2]"}) {
+  // gpt-oss's bf16 experts: one [1, in, out] slice of an x @ W tensor as [1, out, in].
+  EXPECT_EQ(loading::transposed_slice_name("u", 1, 2), "u[1:2].T");
+  const Tensor u = t.reshape({3, 2, 2});
+  const loading::TensorSlice ut = loading::parse_tensor_slice("u[1:2].T");
+  EXPECT_TRUE(ut.transposed);
+  EXPECT_EQ(ut.tensor, "u");
+  const Tensor x = loading::cut_slice(u, ut, "u[1:2].T");
+  ASSERT_EQ(x.shape(), (Shape{1, 2, 2}));
+  EXPECT_EQ(std::vector<float>(x.data<float>(), x.data<float>() + 4), (std::vector<float>{4, 6, 5, 7}));
+  EXPECT_FALSE(loading::parse_tensor_slice("u[1:2]").transposed);
+  try {
+    loading::parse_tensor_slice("u[:, 0:1].T");
+    ADD_FAILURE() << "transposed columns were taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("only row slices are transposed"), std::string::npos) << e.what();
+  }
+  for (const char* bad : {"t[", "t[1]", "t[3:1]", "t[:, a:2]", "[0:1]", "t[-1:2]", "t[1:2].t", "t[1:2]T"}) {
     try {
       loading::parse_tensor_slice(bad);
       ADD_FAILURE() << bad;
