@@ -22,6 +22,7 @@
 #include "offload/store/expert_store.h"
 #include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
+#include "runtime/engine/engine.h"
 #include "runtime/model/gpt_oss.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/resident_experts.h"
@@ -362,6 +363,31 @@ TEST(GptOss, PackCutsTheExpertsIntoBlobs) {
     }
     std::filesystem::remove(path);
   }
+}
+
+// Under the automatic tiers, a bf16 store's experts offload (read from its blobs), while a
+// folder's stay in place: transposed at load, they live in the process's memory already.
+TEST(GptOss, AutomaticTiersOffloadABf16StoresExperts) {
+  const auto dir = kFixtures / "gpt_oss";
+  const auto path = std::filesystem::temp_directory_path() / ("moe_tiers_gpt_oss_" + std::to_string(::getpid()) + ".moe");
+  offload::pack_store(dir, path, offload::store_layout_for(loading::load_model_config(dir)), offload::PackOptions{});
+  const auto placement = [](const std::filesystem::path& source, const std::string& limit) {
+    model::LoadedModel m = model::load_model(source);
+    engine::EngineOptions o;
+    o.mem_limit = limit;
+    const engine::Engine e(m, o, "gpt_oss");
+    return e.placement_json();
+  };
+  const nlohmann::json fits = placement(path, "64GiB");
+  const uint64_t few = fits["dense_bytes"].get<uint64_t>() + fits["kv_bytes"].get<uint64_t>() +
+                       fits["runtime_bytes"].get<uint64_t>() + 3 * fits["expert_bytes"].get<uint64_t>();  // under a step's 6
+  const nlohmann::json store = placement(path, std::to_string(few));
+  EXPECT_TRUE(store["offload"].get<bool>()) << store.dump();
+  EXPECT_EQ(store["why"].dump().find("process's memory"), std::string::npos) << store.dump();
+  const nlohmann::json folder = placement(dir, std::to_string(few));
+  EXPECT_FALSE(folder["offload"].get<bool>()) << folder.dump();
+  EXPECT_NE(folder["why"].dump().find("transposed at load"), std::string::npos) << folder.dump();
+  std::filesystem::remove(path);
 }
 
 // The clamped SwiGLU and the router's softmax over the chosen logits, by their formulas.
