@@ -222,7 +222,7 @@ TEST(GptOss, ResidentExpertsAndOtherRoutingAreRefusedClearly) {
 // moe pack writes int8/int4 copies of gpt-oss's experts beside the released ones: gate_up and
 // down quantised per group (of the MXFP4 values widened), both biases in f32 and the clamped form
 // kept. They give the bits of the same format converted at load from the folder (--weights), in
-// place and offloaded from the store at 1 slot up to all; each blob records its error against
+// place and offloaded from the store at 1 slot up to all on 1 and 2 devices; each blob records its error against
 // the checkpoint, which moe inspect prints; HOBBIT's low-precision misses compute the store's
 // int4 copy as a resident int4 expert does.
 TEST_P(GptOssFixture, CopiesGiveTheBitsOfTheFormatConvertedAtLoad) {
@@ -256,16 +256,18 @@ TEST_P(GptOssFixture, CopiesGiveTheBitsOfTheFormatConvertedAtLoad) {
     EXPECT_TRUE(same_bits(all_logits(*copies.transformer, prompt), reference)) << format << " in place";
     const auto store = dynamic_cast<const offload::StoreWeightSource&>(*copies.source).store();
     EXPECT_EQ(offload::ExpertBacking(copies.transformer->weights(), store).format(), std::string(format).replace(4, 1, ":g"));
-    for (int slots = 1; slots <= experts; slots += slots < 4 ? 1 : 5) {
-      offload::OffloadStats stats;
-      EXPECT_TRUE(same_bits(offloaded_logits(*copies.transformer, prompt, slots, 1, "wait", store, &stats), reference))
-          << format << ", " << slots << " slots from the store";
-      if (slots < experts) {
-        EXPECT_GT(stats.nvme_reads, 0u) << format << ", " << slots << " slots";
+    for (int devices : {1, 2})
+      for (int slots = 1; slots <= experts; slots += slots < 4 ? 1 : 5) {
+        offload::OffloadStats stats;
+        EXPECT_TRUE(same_bits(offloaded_logits(*copies.transformer, prompt, slots, devices, "wait", store, &stats), reference))
+            << format << ", " << devices << " devices, " << slots << " slots from the store";
+        if (slots * devices < experts) {
+          EXPECT_GT(stats.nvme_reads, 0u) << format << ", " << devices << " devices, " << slots << " slots";
+        }
+        const std::string miss = slots == 2 ? "cpu" : "wait";
+        EXPECT_TRUE(same_bits(offloaded_logits(*converted.transformer, prompt, slots, devices, miss), reference))
+            << format << ", " << devices << " devices, " << slots << " slots converted at load";
       }
-      EXPECT_TRUE(same_bits(offloaded_logits(*converted.transformer, prompt, slots, 1, slots == 2 ? "cpu" : "wait"), reference))
-          << format << ", " << slots << " slots converted at load";
-    }
   }
   // What moe inspect prints: the released format exact, int8 within 1%, int4 coarser.
   const auto store = offload::ExpertStore::open(path);
