@@ -26,6 +26,7 @@
 #include "runtime/model/gpt_oss.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/resident_experts.h"
+#include "runtime/model/weight_walk.h"
 #include "tests/integration/hf_fixture.h"
 
 namespace moe {
@@ -251,6 +252,8 @@ TEST_P(GptOssFixture, CopiesGiveTheBitsOfTheFormatConvertedAtLoad) {
     EXPECT_EQ(e.cut[2].up.weight.dtype(), format[3] == '8' ? DType::kI8 : DType::kI4);
     EXPECT_EQ(e.cut[2].down.bias.dtype(), DType::kF32);
     EXPECT_TRUE(e.cut[2].clamped());
+    EXPECT_EQ(model::matrix_totals(copies.transformer->weights(), config).expert_bytes, double(e.cut[2].nbytes()))
+        << "a token's expert weighs the copy's bytes";
     EXPECT_FALSE(converted.transformer->weights().layers[1].moe.gpt_oss.gate_up.defined()) << "the fused tensors went";
     const std::vector<float> reference = all_logits(*converted.transformer, prompt);
     EXPECT_TRUE(same_bits(all_logits(*copies.transformer, prompt), reference)) << format << " in place";
