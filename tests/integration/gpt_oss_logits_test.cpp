@@ -324,7 +324,8 @@ TEST(GptOss, PackCutsTheExpertsIntoBlobs) {
     model::LoadedModel m = model::load_model(dir);
     const std::vector<float> reference = all_logits(*m.transformer, prompt);
     const bool mxfp4 = m.config.gpt_oss.mxfp4_experts;
-    const auto path = std::filesystem::temp_directory_path() / (std::string("moe_") + name + "_" + std::to_string(::getpid()) + ".moe");
+    const auto path =
+        std::filesystem::temp_directory_path() / (std::string("moe_") + name + "_" + std::to_string(::getpid()) + ".moe");
     const offload::PackSummary s = offload::pack_store(dir, path, offload::store_layout_for(m.config), offload::PackOptions{});
     const uint64_t experts = uint64_t(m.config.num_experts * m.config.num_sparse_layers());
     ASSERT_EQ(s.format_bytes.size(), 1u);
