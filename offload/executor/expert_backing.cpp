@@ -28,9 +28,9 @@ ExpertBacking::ExpertBacking(const model::ModelWeights& weights, std::shared_ptr
   }
   for (size_t l = 0; l < weights.layers.size(); ++l)
     for (const auto& e : gpt_oss_[l].empty() ? weights.layers[l].moe.experts : gpt_oss_[l]) {
-      const ExpertLayout l = ExpertLayout::of(e);
-      MOE_CHECK(first || l == layout_, ErrorCode::kUnsupported, "routed experts of different shapes or dtypes cannot be offloaded");
-      layout_ = l;
+      const ExpertLayout of = ExpertLayout::of(e);
+      MOE_CHECK(first || of == layout_, ErrorCode::kUnsupported, "routed experts of different shapes or dtypes cannot be offloaded");
+      layout_ = of;
       first = false;
     }
   MOE_CHECK(!first, ErrorCode::kInvalidArgument, "the model has no routed experts to offload");

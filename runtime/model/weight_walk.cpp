@@ -46,8 +46,10 @@ void walk(W& w, const Visit& visit) {
 MatrixTotals matrix_totals(const ModelWeights& weights, const loading::ModelConfig& config) {
   MatrixTotals t;
   const GatedMlp* expert = nullptr;
-  for (const LayerWeights& l : weights.layers)
+  for (const LayerWeights& l : weights.layers) {
     if (!expert && !l.moe.experts.empty()) expert = &l.moe.experts.front();
+    if (!expert && !l.moe.gpt_oss.cut.empty()) expert = &l.moe.gpt_oss.cut.front();  // cut by a store or --weights
+  }
   for_each_linear(weights, [&](const Linear& l, WeightPart part) {
     if (part == WeightPart::kExpert) return;
     t.resident_bytes += double(l.nbytes());

@@ -22,9 +22,11 @@
 #include "offload/store/expert_store.h"
 #include "offload/store/model_layout.h"
 #include "offload/store/store_writer.h"
+#include "runtime/engine/engine.h"
 #include "runtime/model/gpt_oss.h"
 #include "runtime/model/model_loader.h"
 #include "runtime/model/resident_experts.h"
+#include "runtime/model/weight_walk.h"
 #include "tests/integration/hf_fixture.h"
 
 namespace moe {
@@ -221,7 +223,7 @@ TEST(GptOss, ResidentExpertsAndOtherRoutingAreRefusedClearly) {
 // moe pack writes int8/int4 copies of gpt-oss's experts beside the released ones: gate_up and
 // down quantised per group (of the MXFP4 values widened), both biases in f32 and the clamped form
 // kept. They give the bits of the same format converted at load from the folder (--weights), in
-// place and offloaded from the store at 1 slot up to all; each blob records its error against
+// place and offloaded from the store at 1 slot up to all on 1 and 2 devices; each blob records its error against
 // the checkpoint, which moe inspect prints; HOBBIT's low-precision misses compute the store's
 // int4 copy as a resident int4 expert does.
 TEST_P(GptOssFixture, CopiesGiveTheBitsOfTheFormatConvertedAtLoad) {
@@ -250,21 +252,25 @@ TEST_P(GptOssFixture, CopiesGiveTheBitsOfTheFormatConvertedAtLoad) {
     EXPECT_EQ(e.cut[2].up.weight.dtype(), format[3] == '8' ? DType::kI8 : DType::kI4);
     EXPECT_EQ(e.cut[2].down.bias.dtype(), DType::kF32);
     EXPECT_TRUE(e.cut[2].clamped());
+    EXPECT_EQ(model::matrix_totals(copies.transformer->weights(), config).expert_bytes, double(e.cut[2].nbytes()))
+        << "a token's expert weighs the copy's bytes";
     EXPECT_FALSE(converted.transformer->weights().layers[1].moe.gpt_oss.gate_up.defined()) << "the fused tensors went";
     const std::vector<float> reference = all_logits(*converted.transformer, prompt);
     EXPECT_TRUE(same_bits(all_logits(*copies.transformer, prompt), reference)) << format << " in place";
     const auto store = dynamic_cast<const offload::StoreWeightSource&>(*copies.source).store();
     EXPECT_EQ(offload::ExpertBacking(copies.transformer->weights(), store).format(), std::string(format).replace(4, 1, ":g"));
-    for (int slots = 1; slots <= experts; slots += slots < 4 ? 1 : 5) {
-      offload::OffloadStats stats;
-      EXPECT_TRUE(same_bits(offloaded_logits(*copies.transformer, prompt, slots, 1, "wait", store, &stats), reference))
-          << format << ", " << slots << " slots from the store";
-      if (slots < experts) {
-        EXPECT_GT(stats.nvme_reads, 0u) << format << ", " << slots << " slots";
+    for (int devices : {1, 2})
+      for (int slots = 1; slots <= experts; slots += slots < 4 ? 1 : 5) {
+        offload::OffloadStats stats;
+        EXPECT_TRUE(same_bits(offloaded_logits(*copies.transformer, prompt, slots, devices, "wait", store, &stats), reference))
+            << format << ", " << devices << " devices, " << slots << " slots from the store";
+        if (slots * devices < experts) {
+          EXPECT_GT(stats.nvme_reads, 0u) << format << ", " << devices << " devices, " << slots << " slots";
+        }
+        const std::string miss = slots == 2 ? "cpu" : "wait";
+        EXPECT_TRUE(same_bits(offloaded_logits(*converted.transformer, prompt, slots, devices, miss), reference))
+            << format << ", " << devices << " devices, " << slots << " slots converted at load";
       }
-      EXPECT_TRUE(same_bits(offloaded_logits(*converted.transformer, prompt, slots, 1, slots == 2 ? "cpu" : "wait"), reference))
-          << format << ", " << slots << " slots converted at load";
-    }
   }
   // What moe inspect prints: the released format exact, int8 within 1%, int4 coarser.
   const auto store = offload::ExpertStore::open(path);
@@ -318,7 +324,8 @@ TEST(GptOss, PackCutsTheExpertsIntoBlobs) {
     model::LoadedModel m = model::load_model(dir);
     const std::vector<float> reference = all_logits(*m.transformer, prompt);
     const bool mxfp4 = m.config.gpt_oss.mxfp4_experts;
-    const auto path = std::filesystem::temp_directory_path() / (std::string("moe_") + name + ".moe");
+    const auto path =
+        std::filesystem::temp_directory_path() / (std::string("moe_") + name + "_" + std::to_string(::getpid()) + ".moe");
     const offload::PackSummary s = offload::pack_store(dir, path, offload::store_layout_for(m.config), offload::PackOptions{});
     const uint64_t experts = uint64_t(m.config.num_experts * m.config.num_sparse_layers());
     ASSERT_EQ(s.format_bytes.size(), 1u);
@@ -362,6 +369,28 @@ TEST(GptOss, PackCutsTheExpertsIntoBlobs) {
     }
     std::filesystem::remove(path);
   }
+}
+
+// The automatic tiers may offload a bf16 store's experts (read from its blobs), while a folder's
+// stay in place: transposed at load, they live in the process's memory already. (Under a tight
+// limit the split depends on the process's own pages, so the test reads the reasons only.)
+TEST(GptOss, AutomaticTiersMayOffloadABf16StoresExperts) {
+  const auto dir = kFixtures / "gpt_oss";
+  const auto path = std::filesystem::temp_directory_path() / ("moe_tiers_gpt_oss_" + std::to_string(::getpid()) + ".moe");
+  offload::pack_store(dir, path, offload::store_layout_for(loading::load_model_config(dir)), offload::PackOptions{});
+  const auto placement = [](const std::filesystem::path& source, const std::string& limit) {
+    model::LoadedModel m = model::load_model(source);
+    engine::EngineOptions o;
+    o.mem_limit = limit;
+    const engine::Engine e(m, o, "gpt_oss");
+    return e.placement_json();
+  };
+  const nlohmann::json store = placement(path, "64GiB");
+  EXPECT_EQ(store["why"].dump().find("process's memory"), std::string::npos) << store.dump();
+  const nlohmann::json folder = placement(dir, "64GiB");
+  EXPECT_FALSE(folder["offload"].get<bool>()) << folder.dump();
+  EXPECT_NE(folder["why"].dump().find("transposed at load"), std::string::npos) << folder.dump();
+  std::filesystem::remove(path);
 }
 
 // The clamped SwiGLU and the router's softmax over the chosen logits, by their formulas.
