@@ -1,6 +1,7 @@
 // Router traces: the file format round trip, the importers (on the shared real traces and on
 // hand-written vLLM and CSV files), statistics with known answers, and malformed input.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -26,7 +27,8 @@ inline bool partial_left(const std::filesystem::path& path) {
 const std::filesystem::path kShared = std::filesystem::path(MOE_SOURCE_DIR) / ".." / "shared" / "data" / "traces" / "mixtral-8x7b";
 
 std::filesystem::path temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / "moe_trace_test";
+  // One folder a process: ctest runs these tests as separate processes side by side.
+  const auto dir = std::filesystem::temp_directory_path() / ("moe_trace_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   return dir / name;
 }
