@@ -89,6 +89,13 @@ class GuessRecording {
   std::vector<std::vector<placement::GateGuess>> guesses_;
 };
 
+// What the simulator's learnt predictors train on with --predict: the engine's --profile-trace,
+// read once for every run.
+std::optional<placement::Trace> profile_trace_for_sim(const Flags& f) {
+  if (!f.predict || f.offload.profile_trace.empty()) return std::nullopt;
+  return placement::load_any_trace(f.offload.profile_trace);
+}
+
 // The engine's guesses per token and layer (--prefetch-guesses, else the model's top-k).
 int engine_guesses(const OffloadFlags& o, const loading::ModelConfig& c) {
   return o.prefetch_guesses > 0 ? o.prefetch_guesses : std::max(1, c.num_experts_per_tok);
@@ -173,6 +180,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
   const double peak = cpu::measure_fma_peak(cpu::ThreadPool::global());
   std::optional<placement::HardwareProfile> profile;
   if (f.predict) profile = calibrate_this_machine();
+  const std::optional<placement::Trace> learnt_from = profile_trace_for_sim(f);
   double link = 0;
   if (offloaded) {
 #if MOE_HAVE_CUDA
@@ -254,8 +262,7 @@ void run_batches(const Flags& f, model::LoadedModel& m, const std::string& what)
                                                      int64_t(parse_byte_size(off.host_mem)), 1, off.context);
         placement::Trace decode = collector.trace();
         decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + int64_t(batch) * f.prompt_tokens);
-        const placement::Trace learnt_from = off.profile_trace.empty() ? placement::Trace{} : placement::load_any_trace(off.profile_trace);
-        placement::SimOptions sim = sim_options(off, replay, off.profile_trace.empty() ? nullptr : &learnt_from, m.config);
+        placement::SimOptions sim = sim_options(off, replay, learnt_from ? &*learnt_from : nullptr, m.config);
         sim.batch = batch;  // as `moe sim --batch`
         predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
         predicted_is_bound = replay.bound;
@@ -304,6 +311,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
   nlohmann::json rows = nlohmann::json::array();
   std::optional<placement::HardwareProfile> profile;
   if (f.predict) profile = calibrate_this_machine();
+  const std::optional<placement::Trace> learnt_from = profile_trace_for_sim(f);
   double h2d = 0;  // the GPUs' link, when experts are copied to one
 #if MOE_HAVE_CUDA
   if (f.offload.backend == "cuda") h2d = offload::host_to_device_bandwidth(0);
@@ -342,8 +350,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
                                                    int64_t(parse_byte_size(o.host_mem)), 1, f.prompt_tokens + f.decode_tokens);
       placement::Trace decode = collector.trace();
       decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + f.prompt_tokens);
-      const placement::Trace learnt_from = o.profile_trace.empty() ? placement::Trace{} : placement::load_any_trace(o.profile_trace);
-      const placement::SimOptions sim = sim_options(o, replay, o.profile_trace.empty() ? nullptr : &learnt_from, m.config);
+      const placement::SimOptions sim = sim_options(o, replay, learnt_from ? &*learnt_from : nullptr, m.config);
       predicted = placement::simulate(plan, decode, placement::CostModel(shape, *profile), sim).tokens_per_second();
     }
     const double tokens = double(b.prompt_tokens + b.decode_tokens);

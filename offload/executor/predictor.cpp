@@ -1,12 +1,14 @@
 #include "offload/executor/predictor.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <numeric>
 #include <set>
-#include <unordered_map>
 
 #include "placement/predict/routing_predictor.h"
 #include "runtime/core/error.h"
+#include "runtime/model/sequence_ids.h"
 
 namespace moe::offload {
 namespace {
@@ -27,7 +29,7 @@ class GatePredictor final : public Predictor {
     }
     return out;
   }
-  std::string name() const override { return depth_ == 1 ? "next-layer" : "stacked:" + std::to_string(depth_); }
+  std::string name() const override { return depth_ == 1 ? "next-layer" : fmt::format("stacked:{}", depth_); }
 
  private:
   const model::Transformer& t_;
@@ -66,52 +68,31 @@ class LearntPredictor final : public Predictor {
     return out;
   }
   std::string name() const override {
-    return predictor_->name() + (depth_ > 1 ? ":" + std::to_string(depth_) : std::string());
+    return depth_ > 1 ? fmt::format("{}:{}", predictor_->name(), depth_) : predictor_->name();
   }
 
  private:
-  // Steps after which a sequence not seen again is forgotten (its request ended).
-  static constexpr int64_t kForgetAfterSteps = 256;
-
-  // Each row's sequence id. A cache seen before keeps its id unless a row starts it again
-  // (position 0: a new request in a reused cache), which forgets the old request's history.
+  // A new step: its rows' sequence ids, the histories of sequences that ended forgotten.
   void begin_step(int64_t m) {
-    ++step_;
     paths_.assign(size_t(m), placement::TokenRecord{});
-    sequence_of_.assign(size_t(m), 0);
     const auto rows = t_.step_rows();
-    if (int64_t(rows.size()) != m) return;  // not the transformer's own step: one shared history
-    for (int64_t t = 0; t < m; ++t) {
-      const model::StepRow& row = rows[size_t(t)];
-      auto [it, fresh] = sequences_.try_emplace(row.sequence, Seen{next_id_, step_});
-      if (!fresh && row.position == 0) {
-        predictor_->forget(it->second.id);
-        it->second.id = next_id_;
-        fresh = true;
-      }
-      if (fresh) ++next_id_;
-      it->second.step = step_;
-      sequence_of_[size_t(t)] = it->second.id;
+    if (int64_t(rows.size()) != m) {  // not the transformer's own step: one shared history
+      sequence_of_.assign(size_t(m), 0);
+      return;
     }
-    if (step_ % kForgetAfterSteps == 0)
-      std::erase_if(sequences_, [&](const auto& entry) {
-        const bool stale = entry.second.step + kForgetAfterSteps < step_;
-        if (stale) predictor_->forget(entry.second.id);
-        return stale;
-      });
+    ended_.clear();
+    sequences_.assign(rows, sequence_of_, &ended_);
+    for (int64_t id : ended_) predictor_->forget(id);
   }
 
-  struct Seen {
-    int64_t id = 0, step = 0;  // its sequence id, and the last step it ran in
-  };
   const model::Transformer& t_;
   std::unique_ptr<placement::RoutingPredictor> predictor_;
   int depth_, guesses_per_token_;
   std::vector<int> sparse_;
   std::vector<placement::TokenRecord> paths_;  // this step's tokens, their MoE layers so far
   std::vector<int64_t> sequence_of_;           // this step's tokens' sequence ids
-  std::unordered_map<const model::KvCache*, Seen> sequences_;
-  int64_t next_id_ = 0, step_ = 0;
+  model::SequenceIds sequences_{256};          // a sequence unseen for 256 steps has ended
+  std::vector<int64_t> ended_;
   std::vector<int32_t> guess_;
 };
 

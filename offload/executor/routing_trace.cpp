@@ -92,16 +92,9 @@ model::RoutingHook TraceCollector::hook() {
     if (layer == first_sparse_) {
       batch_begin_ = trace_.tokens.size();
       const auto rows = rows_of_ ? rows_of_->step_rows() : std::span<const model::StepRow>{};
-      for (size_t i = 0; i < positions.size(); ++i) {
-        int64_t sequence = 0;
-        if (rows.size() == positions.size()) {
-          const auto [it, fresh] = sequence_of_.try_emplace(rows[i].sequence, next_sequence_);
-          if (!fresh && rows[i].position == 0) it->second = next_sequence_;
-          if (it->second == next_sequence_) ++next_sequence_;
-          sequence = it->second;
-        }
-        trace_.tokens.push_back({sequence, positions[i], {}});
-      }
+      if (rows.size() == positions.size()) sequences_.assign(rows, ids_);
+      else ids_.assign(positions.size(), 0);
+      for (size_t i = 0; i < positions.size(); ++i) trace_.tokens.push_back({ids_[i], positions[i], {}});
     }
     for (int64_t t = 0; t < d.num_tokens(); ++t) {
       const auto e = d.experts_of(t);

@@ -6,10 +6,10 @@
 // config, which must outlive it.
 #include <filesystem>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "placement/trace/trace_io.h"
+#include "runtime/model/sequence_ids.h"
 #include "runtime/model/transformer.h"
 
 namespace moe::offload {
@@ -78,8 +78,8 @@ class TraceCollector {
   model::RoutingHook previous_;
   const loading::ModelConfig* config_;
   const model::Transformer* rows_of_;
-  std::unordered_map<const model::KvCache*, int64_t> sequence_of_;
-  int64_t next_sequence_ = 0;
+  model::SequenceIds sequences_;
+  std::vector<int64_t> ids_;  // the current step's
   int first_sparse_ = -1;
   size_t batch_begin_ = 0;
 };

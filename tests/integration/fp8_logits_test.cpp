@@ -27,6 +27,7 @@
 #include "runtime/model/weight_format.h"
 #include "runtime/model/weight_walk.h"
 #include "tests/integration/hf_fixture.h"
+#include "tests/integration/offload_fixture.h"
 
 namespace moe {
 namespace {
@@ -37,9 +38,7 @@ using testing::expected_ints;
 using testing::kFixtures;
 using testing::relative_error;
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
-}
+using testing::same_bits;
 
 class Fp8Fixture : public ::testing::TestWithParam<std::string> {};
 

@@ -28,6 +28,7 @@
 #include "runtime/model/resident_experts.h"
 #include "runtime/model/weight_walk.h"
 #include "tests/integration/hf_fixture.h"
+#include "tests/integration/offload_fixture.h"
 
 namespace moe {
 namespace {
@@ -35,10 +36,8 @@ namespace {
 using testing::all_logits;
 using testing::expected_ints;
 using testing::kFixtures;
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
-}
+using testing::offloaded_logits;
+using testing::same_bits;
 
 class GptOssFixture : public ::testing::TestWithParam<std::string> {};
 
@@ -142,24 +141,6 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "no error";
-}
-
-// The logits with the offloading executor (CPU virtual devices) over `slots` slots per device.
-std::vector<float> offloaded_logits(model::Transformer& t, const std::vector<int32_t>& prompt, int slots, int devices,
-                                    const std::string& miss, std::shared_ptr<const offload::ExpertStore> store = {},
-                                    offload::OffloadStats* stats = nullptr) {
-  offload::OffloadOptions o;
-  o.store = std::move(store);
-  o.devices = devices;
-  o.device_bytes = uint64_t(slots) * offload::ExpertBacking(t.weights()).layout().bytes;
-  o.host_bytes = o.device_bytes / uint64_t(slots) * uint64_t(slots % 2);
-  o.miss = miss;
-  offload::OffloadedExperts runner(t, o, offload::make_predictor(slots % 2 ? "none" : "next-layer", t, nullptr));
-  t.set_expert_runner(&runner);
-  std::vector<float> got = all_logits(t, prompt);
-  t.set_expert_runner(nullptr);
-  if (stats) *stats = runner.stats();
-  return got;
 }
 
 // The offloading executor cuts gpt-oss's fused experts into one slot each (gate_up with its bias,

@@ -17,6 +17,7 @@
 #include "offload/store/store_writer.h"
 #include "runtime/model/model_loader.h"
 #include "tests/integration/hf_fixture.h"
+#include "tests/integration/offload_fixture.h"
 
 namespace moe {
 namespace {
@@ -110,9 +111,7 @@ TEST(Mla, BatchedDecodeThroughTheSchedulerMatchesAlone) {
   EXPECT_EQ(testing::expect_batched_decode_matches_alone(*m.transformer, prompts, options, 4, 10)[0], generated);
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
-}
+using testing::same_bits;
 
 // The offloading executor (what --gpu-mem and --devices run) on CPU virtual devices, down to one
 // expert slot, and a model packed into an expert store (moe pack, without the MTP layer's

@@ -23,6 +23,7 @@
 #include "runtime/model/model_loader.h"
 #include "runtime/model/weight_format.h"
 #include "tests/integration/hf_fixture.h"
+#include "tests/integration/offload_fixture.h"
 
 namespace moe {
 namespace {
@@ -31,32 +32,12 @@ namespace fs = std::filesystem;
 using testing::all_logits;
 using testing::expected_ints;
 using testing::kFixtures;
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
-}
+using testing::offloaded_logits;
+using testing::same_bits;
 
 // Routing that varies the experts a token uses (DS-MoE's default is dense), so offloading misses.
 void set_routing(model::Transformer& t, const std::string& fixture) {
   if (fixture == "ds_moe") t.set_routing_mode(model::parse_routing_mode("threshold:1"));
-}
-
-// The run's logits with the offloading executor over `store` (or the model's own tensors).
-std::vector<float> offloaded_logits(model::Transformer& t, const std::vector<int32_t>& prompt,
-                                    std::shared_ptr<const offload::ExpertStore> store, int slots, int devices,
-                                    offload::OffloadStats* stats = nullptr) {
-  const offload::ExpertLayout layout = offload::ExpertBacking(t.weights(), store).layout();
-  offload::OffloadOptions o;
-  o.store = std::move(store);
-  o.devices = devices;
-  o.device_bytes = uint64_t(slots) * layout.bytes;
-  o.host_bytes = uint64_t(slots % 2) * layout.bytes;
-  offload::OffloadedExperts runner(t, o, offload::make_predictor(slots % 2 ? "none" : "next-layer", t, nullptr));
-  t.set_expert_runner(&runner);
-  std::vector<float> got = all_logits(t, prompt);
-  t.set_expert_runner(nullptr);
-  if (stats) *stats = runner.stats();
-  return got;
 }
 
 class PackedFamily : public ::testing::TestWithParam<std::string> {
@@ -100,7 +81,7 @@ TEST_P(PackedFamily, StoreRunsWithTheFoldersBitsInPlaceAndOffloaded) {
   for (int devices : {1, 2})
     for (int slots : {1, 3, int(experts)}) {
       offload::OffloadStats stats;
-      EXPECT_TRUE(same_bits(offloaded_logits(t, prompt_, store, slots, devices, &stats), reference))
+      EXPECT_TRUE(same_bits(offloaded_logits(t, prompt_, slots, devices, "wait", store, &stats), reference))
           << devices << " devices, " << slots << " slots from the store";
       if (slots * devices < int(experts)) {
         EXPECT_GT(stats.nvme_reads, 0u) << devices << " devices, " << slots << " slots";
@@ -127,7 +108,7 @@ TEST_P(PackedFamily, CopiesGiveTheBitsOfTheFormatConvertedAtLoad) {
     const auto store = dynamic_cast<const offload::StoreWeightSource&>(*copies.source).store();
     EXPECT_EQ(offload::ExpertBacking(copies.transformer->weights(), store).format(), std::string(format).replace(4, 1, ":g"));
     offload::OffloadStats stats;
-    EXPECT_TRUE(same_bits(offloaded_logits(*copies.transformer, prompt_, store, 2, 1, &stats), reference)) << format << " offloaded";
+    EXPECT_TRUE(same_bits(offloaded_logits(*copies.transformer, prompt_, 2, 1, "wait", store, &stats), reference)) << format << " offloaded";
     EXPECT_GT(stats.nvme_reads, 0u) << format;
   }
 }
@@ -284,7 +265,7 @@ TEST(PackedFamilies, GatedGeluExpertsOffloadWithTheResidentBits) {
   const int experts = m.config.num_experts * m.config.num_sparse_layers();
   for (int slots : {1, 2, experts}) {
     offload::OffloadStats stats;
-    EXPECT_TRUE(same_bits(offloaded_logits(*m.transformer, prompt, nullptr, slots, 1, &stats), reference)) << slots << " slots";
+    EXPECT_TRUE(same_bits(offloaded_logits(*m.transformer, prompt, slots, 1, "wait", nullptr, &stats), reference)) << slots << " slots";
     if (slots < experts) {
       EXPECT_GT(stats.offloaded_uses, 0u);
     }
