@@ -11,6 +11,7 @@
 #include "runtime/loading/model_config.h"
 #include "tools/command.h"
 #include "tools/numeric_flags.h"
+#include "tools/weight_flags.h"
 
 namespace moe::tools {
 namespace {
@@ -22,6 +23,7 @@ struct Flags {
   int group_size = 32;
   std::string weight_bytes = "1GiB";
   double seconds = 0.5;
+  std::string activations = "exact";
   bool json = false;
 };
 
@@ -50,6 +52,7 @@ std::vector<cpu::MatmulShape> shapes_of(const loading::ModelConfig& c) {
 
 void run(const Flags& f) {
   const auto config = loading::load_model_config(f.config);
+  cpu::set_activations(parse_activations(f.activations));
   const auto b = cpu::run_matmul_benchmark(parse_dtypes(f.dtypes), shapes_of(config), f.batches, f.group_size,
                                            size_t(parse_byte_size(f.weight_bytes)), f.seconds, cpu::ThreadPool::global());
   if (f.json) {
@@ -58,18 +61,21 @@ void run(const Flags& f) {
       rows.push_back({{"shape", r.shape}, {"dtype", r.dtype}, {"rows", r.rows}, {"cols", r.cols}, {"tokens", r.tokens},
                       {"group_size", r.group_size}, {"seconds_per_call", r.seconds_per_call},
                       {"bytes_per_second", r.bytes_per_second}, {"flops_per_second", r.flops_per_second}, {"ratio", r.ratio}});
+    for (size_t i = 0; i < b.rows.size(); ++i)
+      if (b.rows[i].error >= 0) rows[i]["error_against_exact"] = b.rows[i].error;
     print_json({{"benchmark", "kernels"}, {"isa", b.isa}, {"threads", cpu::ThreadPool::global().size()},
                 {"read_bytes_per_second", b.read_bandwidth}, {"fma_peak_flops_per_second", b.fma_peak}, {"rows", rows}});
     return;
   }
   fmt::print("matmul on {} with {} threads; ceilings measured now: read {:.2f} GB/s, f32 FMA peak {:.1f} GFLOP/s\n", b.isa,
              cpu::ThreadPool::global().size(), b.read_bandwidth / 1e9, b.fma_peak / 1e9);
-  fmt::print("{:<28} {:>6} {:>6} {:>10} {:>9} {:>10} {:>7}\n", "product", "dtype", "tokens", "us/call", "GB/s", "GFLOP/s",
+  fmt::print("{:<28} {:>7} {:>6} {:>10} {:>9} {:>10} {:>7}\n", "product", "dtype", "tokens", "us/call", "GB/s", "GFLOP/s",
              "ratio");
   for (const auto& r : b.rows)
-    fmt::print("{:<28} {:>6} {:>6} {:>10.1f} {:>9.2f} {:>10.1f} {:>7.2f}  {}\n", r.shape, r.dtype, r.tokens,
+    fmt::print("{:<28} {:>7} {:>6} {:>10.1f} {:>9.2f} {:>10.1f} {:>7.2f}  {} {}\n", r.shape, r.dtype, r.tokens,
                r.seconds_per_call * 1e6, r.bytes_per_second / 1e9, r.flops_per_second / 1e9, r.ratio,
-               r.tokens == 1 ? "of read bandwidth" : "of FMA peak");
+               r.tokens == 1 ? "of read bandwidth" : "of FMA peak",
+               r.error >= 0 ? fmt::format("(error against exact {:.2f}%)", 100 * r.error) : std::string());
 }
 
 void setup(CLI::App& app) {
@@ -84,6 +90,7 @@ void setup(CLI::App& app) {
   app.add_option("--weight-bytes", f->weight_bytes, "weights cycled through per product, more than the caches hold")
       ->capture_default_str();
   app.add_option("--seconds", f->seconds, "time per row")->capture_default_str()->check(number_above(0, 3600));
+  add_activations_option(app, f->activations);
   app.add_flag("--json", f->json, "print one JSON document");
   app.callback([f] { run(*f); });
 }

@@ -9,6 +9,12 @@
 
 namespace moe::tools {
 
+model::LoadOptions OffloadFlags::load_options() const {
+  MOE_CHECK(weights.activations == "exact" || backend == "cpu", ErrorCode::kUnsupported,
+            "--activations {} runs on the CPU kernels only: the cuda backend's are exact", weights.activations);
+  return weights.load_options();
+}
+
 void add_offload_options(CLI::App& app, OffloadFlags& f) {
   app.add_option("--gpu-mem", f.gpu_mem,
                  "memory per device, e.g. 24GiB: the expert cache of each virtual device (cpu backend), or all the engine "

@@ -10,7 +10,9 @@ namespace moe::tools {
 
 struct OffloadFlags : engine::EngineOptions {
   WeightFlags weights;  // --weights, --quantize: applied when the command loads the model
-  model::LoadOptions load_options() const { return weights.load_options(); }
+  // weights.load_options(), refusing --activations int8 with --backend cuda (its kernels are exact:
+  // experts computed on the CPU and on the GPU would differ, and so would budgets).
+  model::LoadOptions load_options() const;
 };
 
 void add_offload_options(CLI::App& app, OffloadFlags& flags);

@@ -2,9 +2,29 @@
 
 #include <fmt/format.h>
 
+#include "runtime/core/error.h"
+
 namespace moe::tools {
 
+cpu::Activations parse_activations(const std::string& value) {
+  MOE_CHECK(value == "exact" || value == "int8", ErrorCode::kInvalidArgument,
+            "--activations must be exact or int8, not '{}'", value);
+  if (value == "exact") return cpu::Activations::kExact;
+  MOE_CHECK(cpu::cpu_has_int8_dot(), ErrorCode::kUnsupported,
+            "--activations int8 needs a CPU with AVX512-VNNI, which this one lacks");
+  return cpu::Activations::kInt8;
+}
+
+void add_activations_option(CLI::App& app, std::string& value) {
+  app.add_option("--activations", value,
+                 "how int8/int4 weights (in groups of a multiple of 32) meet the activations: exact (widened to f32, the "
+                 "default) or int8 (lossy, llama.cpp's Q8 dot products: each token's activations quantised to int8 per "
+                 "32 columns, integer dot products; batch-invariant; needs AVX512-VNNI)")
+      ->capture_default_str();
+}
+
 model::LoadOptions WeightFlags::load_options() const {
+  cpu::set_activations(parse_activations(activations));
   model::LoadOptions options;
   options.weights = model::parse_weight_format(weights, quantize);
   return options;
@@ -19,6 +39,7 @@ void add_weight_options(CLI::App& app, WeightFlags& f) {
                  "with --weights, what is converted: a comma list of experts, dense (attention, dense and shared MLPs), "
                  "lm-head, or all; routers, embeddings and norms stay as stored")
       ->capture_default_str();
+  add_activations_option(app, f.activations);
 }
 
 }  // namespace moe::tools

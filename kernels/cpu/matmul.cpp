@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kernels/cpu/fp8.h"
+#include "kernels/cpu/matmul_int8_dot.h"
 #include "kernels/cpu/matmul_paths.h"
 #include "kernels/cpu/mxfp4.h"
 #include "kernels/cpu/thread_pool.h"
@@ -74,6 +75,8 @@ std::atomic<Isa>& isa_state() {
   return isa;
 }
 
+std::atomic<Activations> activation_mode{Activations::kExact};
+
 void check(const WeightMatrix& w) {
   MOE_CHECK(w.data != nullptr && w.rows > 0 && w.cols > 0, ErrorCode::kInvalidArgument, "matmul: empty weight matrix");
   MOE_CHECK(w.row_stride == 0 || (w.row_stride >= w.cols && w.dtype != DType::kI8 && w.dtype != DType::kI4 &&
@@ -129,6 +132,10 @@ void split_rows(const detail::MatmulJob& job, ThreadPool& pool, const Rows& rows
 
 Isa active_isa() { return isa_state().load(); }
 
+Activations activations() { return activation_mode.load(); }
+void set_activations(Activations mode) { activation_mode.store(mode); }
+bool cpu_has_int8_dot() { return detail::cpu_has_avx512_vnni(); }
+
 void set_isa(Isa isa) { isa_state().store(int(isa) <= int(best_isa()) ? isa : best_isa()); }
 
 std::string_view isa_name(Isa isa) {
@@ -155,6 +162,14 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   check(w);
   if (m <= 0) return;
   const detail::MatmulJob job{x, m, &w, y, bias};
+  if (activations() == Activations::kInt8 && detail::takes_int8_dot(w)) {
+    thread_local detail::Int8Activations quantised;
+    detail::prepare_int8_activations(job, quantised);
+    const detail::Int8Activations& a = quantised;
+    if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_vnni())
+      return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_avx512(job, a, r0, r1); });
+    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_portable(job, a, r0, r1); });
+  }
   // MXFP4 and FP8 widen inside the AVX-512 tiles (FP8 where its blocks allow), else a row at a time.
   const bool avx512 = active_isa() == Isa::kAvx512;
   if ((w.dtype == DType::kMxfp4 && !avx512) || (w.dtype == DType::kF8E4M3 && !(avx512 && detail::avx512_takes_fp8(job))))

@@ -49,6 +49,17 @@ Isa active_isa();
 void set_isa(Isa isa);  // asking for more than the CPU has gives the best it has
 std::string_view isa_name(Isa isa);
 
+// How int8/int4 weights meet the activations. kExact (the default, and the tests' oracle) widens
+// the weights to f32 under the contract above. kInt8 is a lossy opt-in mode, llama.cpp's Q8 dot
+// products: where the scale groups are whole 32-column blocks, each token's activations are
+// quantised to int8 per 32-column block and multiplied in exact integer dot products
+// (matmul_int8_dot.h has the rule); it is batch-invariant, and the same bits on every path.
+// Other matrices stay exact. The vector path needs AVX512-VNNI; elsewhere the portable one runs.
+enum class Activations { kExact, kInt8 };
+Activations activations();
+void set_activations(Activations mode);
+bool cpu_has_int8_dot();  // AVX512-VNNI: the int8-activation mode's fast path
+
 // Widens row `row` of the matrix to f32 (embedding lookups).
 void row_to_f32(const WeightMatrix& w, int64_t row, float* out);
 

@@ -131,7 +131,8 @@ bool avx512_takes_fp8(const MatmulJob& job) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include "kernels/cpu/fp8_widen_avx512.h"  // inside the region: its code is AVX-512
+#include "kernels/cpu/fp8_widen_avx512.h"  // inside the region: their code is AVX-512
+#include "kernels/cpu/lane_tree_avx512.h"
 
 namespace moe::cpu::detail {
 namespace {
@@ -410,14 +411,6 @@ inline __m256 quarter_sums(__m512 a, __m512 c) {
   const __m256 p = _mm256_add_ps(_mm512_extractf32x8_ps(a, 0), _mm512_extractf32x8_ps(a, 1));  // l[i] + l[8+i]
   const __m256 q = _mm256_add_ps(_mm512_extractf32x8_ps(c, 0), _mm512_extractf32x8_ps(c, 1));  // l[16+i] + l[24+i]
   return _mm256_add_ps(p, q);
-}
-
-// The rest of the tree for eight outputs at once: out[j] = ((v_j0 + v_j1) + (v_j2 + v_j3)) +
-// ((v_j4 + v_j5) + (v_j6 + v_j7)), by two rounds of pairwise adds and one of halves.
-inline __m256 finish_tree8(const __m256 v[8]) {
-  const __m256 q0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));  // outputs 0-3: left | right
-  const __m256 q1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));  // outputs 4-7
-  return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
 }
 
 // ---- the register tile: R rows (from `row` of the loader) x T tokens.

@@ -44,6 +44,26 @@ expect_in "bench decode at budgets prints the error" "$work/budgets.txt" 'expert
 "$moe" run -n 4 --weights int4 --gpu-mem 1MiB >"$work/offload.txt" 2>"$work/offload.err"
 expect_in "an offloaded run's slots hold the format" "$work/offload.err" 'cache slots of .* \(int4:g32 experts\)'
 
+# --activations int8 (the lossy int8 dot products): the same tokens at any expert budget; bad
+# values and the cuda backend refused with one line.
+"$moe" run -n 4 --activations int4 >"$work/act.txt" 2>"$work/act.err"; rc=$?
+expect_in "a bad --activations is refused (exit $rc)" "$work/act.err" "activations must be exact or int8, not 'int4'"
+"$moe" run -n 4 --weights int8 --activations int8 --backend cuda >"$work/act.txt" 2>"$work/act.err"
+expect_in "--activations int8 with the cuda backend is refused" "$work/act.err" "runs on the CPU kernels only"
+if grep -q avx512_vnni /proc/cpuinfo; then
+  "$moe" run -n 8 --weights int4 --activations int8 >"$work/a8.txt" 2>"$work/a8.err"
+  "$moe" run -n 8 --weights int4 --activations int8 --gpu-mem 1MiB >"$work/a8-offload.txt" 2>"$work/a8-offload.err"
+  if [[ -s "$work/a8.txt" ]] && cmp -s "$work/a8.txt" "$work/a8-offload.txt"; then
+    echo "ok: --activations int8 gives the same tokens at a 1 MiB budget"
+  else
+    echo "FAIL: --activations int8 runs differ: $(head -c 300 "$work/a8.txt") | $(head -c 300 "$work/a8-offload.txt") | $(tail -2 "$work/a8-offload.err")"
+    failures=$((failures + 1))
+  fi
+else
+  "$moe" run -n 4 --weights int8 --activations int8 >"$work/act.txt" 2>"$work/act.err"
+  expect_in "--activations int8 without AVX512-VNNI is refused" "$work/act.err" "needs a CPU with AVX512-VNNI"
+fi
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"
   exit 1

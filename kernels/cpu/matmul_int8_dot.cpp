@@ -1,0 +1,140 @@
+// The int8-activation mode's quantisation of the activations and its portable path, which
+// defines the bits (matmul_int8_dot.h).
+#include "kernels/cpu/matmul_int8_dot.h"
+
+#include <cpuid.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace moe::cpu::detail {
+namespace {
+
+constexpr int kBlock = 32;
+
+int lane_cols_of(DType dtype) { return dtype == DType::kI4 ? 8 : 4; }
+
+// Weight (r, c) as the integer it stands for.
+int weight_int(const WeightMatrix& w, int64_t r, int64_t c) {
+  const int64_t i = r * w.cols + c;
+  if (w.dtype == DType::kI8) return static_cast<const int8_t*>(w.data)[i];
+  const uint8_t byte = static_cast<const uint8_t*>(w.data)[i / 2];
+  return (((i & 1) ? byte >> 4 : byte & 0xF) ^ 8) - 8;
+}
+
+// The 16 lanes to one sum: (l[i] + l[8 + i]), then the eight-lane tree.
+float reduce16(const float* l) {
+  float v[8];
+  for (int i = 0; i < 8; ++i) v[i] = l[i] + l[8 + i];
+  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+}  // namespace
+
+bool takes_int8_dot(const WeightMatrix& w) {
+  return (w.dtype == DType::kI8 || w.dtype == DType::kI4) && w.group_size % kBlock == 0 && w.row_stride == 0;
+}
+
+bool cpu_has_avx512_vnni() {
+  // Asked once: under a hypervisor every cpuid is a trip to it (microseconds, a matmul's worth).
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return cpu_has_avx512() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & bit_AVX512VNNI);
+  }();
+  return has;
+}
+
+void prepare_int8_activations(const MatmulJob& job, Int8Activations& a) {
+  const WeightMatrix& w = *job.w;
+  a.m = job.m;
+  a.cols = w.cols;
+  a.blocks = w.cols / kBlock;
+  a.lane_cols = lane_cols_of(w.dtype);
+  const int64_t span_cols = 16 * a.lane_cols;
+  a.spans = (w.cols + span_cols - 1) / span_cols;
+  const int64_t padded = a.spans * span_cols;
+  a.q.assign(size_t(a.m * padded), 0);
+  a.scale.assign(size_t(a.m * a.blocks), 0.0f);
+  for (int64_t t = 0; t < a.m; ++t)
+    for (int64_t b = 0; b < a.blocks; ++b) {
+      const float* x = job.x + t * w.cols + b * kBlock;
+      float amax = 0.0f;
+      bool finite = true;
+      for (int i = 0; i < kBlock; ++i) {
+        finite = finite && std::isfinite(x[i]);
+        amax = std::max(amax, std::fabs(x[i]));
+      }
+      a.scale[size_t(t * a.blocks + b)] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+      if (!finite || amax == 0.0f) continue;
+      const float inv = 127.0f / amax;
+      int8_t* q = a.q.data() + t * padded + b * kBlock;
+      // Round half to even by the f32 adder (|x * inv| <= 127.5 is far below 2^22): what nearbyint
+      // gives under the default rounding mode, without a library call an element.
+      constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+      for (int i = 0; i < kBlock; ++i) q[i] = int8_t(std::clamp(int((x[i] * inv + kRound) - kRound), -127, 127));
+    }
+  // The vector paths' records.
+  a.records = reinterpret_cast<std::byte*>(a.storage.get(size_t(a.m * a.spans * Int8Activations::kRecordBytes / 4)));
+  std::memset(a.records, 0, size_t(a.m * a.spans * Int8Activations::kRecordBytes));
+  for (int64_t t = 0; t < a.m; ++t)
+    for (int64_t s = 0; s < a.spans; ++s) {
+      std::byte* rec = a.records + (t * a.spans + s) * Int8Activations::kRecordBytes;
+      const int8_t* q = a.q.data() + t * padded + s * span_cols;
+      auto* bytes = reinterpret_cast<uint8_t*>(rec);
+      auto* lane_bias = reinterpret_cast<int32_t*>(rec + 128);
+      auto* lane_scale = reinterpret_cast<float*>(rec + 192);
+      for (int l = 0; l < 16; ++l) {
+        const int64_t b = (s * span_cols + l * a.lane_cols) / kBlock;
+        lane_scale[l] = b < a.blocks ? a.scale[size_t(t * a.blocks + b)] : 0.0f;
+      }
+      if (a.lane_cols == 8) {  // int4: lane l's columns 8l..8l+7, even ones at bytes 4l.., odd ones 64 on
+        for (int l = 0; l < 16; ++l) {
+          int32_t sum = 0;
+          for (int i = 0; i < 4; ++i) {
+            bytes[4 * l + i] = uint8_t(q[8 * l + 2 * i]);
+            bytes[64 + 4 * l + i] = uint8_t(q[8 * l + 2 * i + 1]);
+            sum += q[8 * l + 2 * i] + q[8 * l + 2 * i + 1];
+          }
+          lane_bias[l] = -8 * sum;
+        }
+      } else {  // int8: |q| in column order, and the mask of the negative ones
+        uint64_t negative = 0;
+        for (int j = 0; j < 64; ++j) {
+          bytes[j] = uint8_t(std::abs(int(q[j])));
+          if (q[j] < 0) negative |= uint64_t(1) << j;
+        }
+        std::memcpy(rec + 64, &negative, sizeof negative);
+      }
+    }
+}
+
+void rows_int8_dot_portable(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1) {
+  const WeightMatrix& w = *job.w;
+  const int64_t span_cols = 16 * a.lane_cols, padded = a.spans * span_cols, groups = w.cols / w.group_size;
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t = 0; t < job.m; ++t) {
+      float lanes[16] = {};
+      const int8_t* q = a.q.data() + t * padded;
+      for (int64_t s = 0; s < a.spans; ++s)
+        for (int l = 0; l < 16; ++l) {
+          const int64_t c0 = s * span_cols + l * a.lane_cols, b = c0 / kBlock;
+          int32_t d = 0;
+          float sc = 0.0f;
+          if (b < a.blocks) {
+            for (int64_t c = c0; c < c0 + a.lane_cols; ++c) {
+              const int wq = weight_int(w, r, c);
+              d += (q[c] < 0 && wq == -128 ? -127 : wq) * q[c];
+            }
+            sc = w.scales[r * groups + b * kBlock / w.group_size] * a.scale[size_t(t * a.blocks + b)];
+          }
+          lanes[l] = std::fma(float(d), sc, lanes[l]);
+        }
+      float sum = reduce16(lanes);
+      if (job.bias) sum += job.bias[r];
+      job.y[t * w.rows + r] = sum;
+    }
+}
+
+}  // namespace moe::cpu::detail

@@ -1,0 +1,170 @@
+// The int8-activation mode on AVX512-VNNI: a register tile of up to 4 weight rows x 3 tokens,
+// a span (64 bytes of each row) a step, one vpdpbusd per 64 bytes of int8 weights and two per
+// 64 bytes of int4 ones (their low and high nibbles), then the lanes' f32 sums as the portable
+// path makes them (matmul_int8_dot.h).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/matmul_int8_dot.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")
+#endif
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "kernels/cpu/lane_tree_avx512.h"  // inside the region: its code is AVX-512
+
+namespace moe::cpu::detail {
+namespace {
+
+constexpr int kMaxRows = 4, kMaxTokens = 3;
+constexpr int64_t kAheadRows = 2 * kMaxRows;  // rows whose weights are asked for while a tile runs
+
+struct Int8DotArgs {
+  const uint8_t* data;  // the rows' bytes
+  int64_t ld;           // bytes a row
+  const float* scales;  // [rows, groups]
+  int64_t groups;
+  int group_size;
+  const Int8Activations* a;
+  int64_t span_blocks;  // 32-column blocks a span: 4 (int4) or 2 (int8)
+};
+
+// Each lane's weight group scale for span s of row r: block b's scale in the lanes of block b
+// (zero past the columns).
+inline __m512 lane_weight_scales(const Int8DotArgs& w, int64_t r, int64_t s) {
+  const float* row = w.scales + r * w.groups;
+  const int64_t b0 = s * w.span_blocks, valid = std::min<int64_t>(w.span_blocks, w.a->blocks - b0);
+  __m128 v;
+  if (w.group_size == 32) {
+    v = _mm_maskz_loadu_ps(__mmask8((1u << valid) - 1), row + b0);
+  } else {
+    alignas(16) float g[4] = {};
+    for (int64_t i = 0; i < valid; ++i) g[i] = row[(b0 + i) * 32 / w.group_size];
+    v = _mm_load_ps(g);
+  }
+  const __m512i spread = w.span_blocks == 4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                                            : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  return _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(v));
+}
+
+template <bool kInt4, int R, int T>
+void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
+  const Int8Activations& a = *w.a;
+  __m512 acc[R][T];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 3
+    for (int k = 0; k < T; ++k) acc[r][k] = _mm512_setzero_ps();
+  const __m512i nibble = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(int8_t(0x88));
+  for (int64_t s = 0; s < a.spans; ++s) {
+    const int64_t offset = s * 64, left = w.ld - offset;
+    const __mmask64 valid = left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
+    __m512i lo[R], hi[R];
+    __m512 sw[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* p = w.data + (row + r) * w.ld + offset;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kAheadRows * w.ld), _MM_HINT_T1);
+      const __m512i raw = _mm512_maskz_loadu_epi8(valid, p);
+      if constexpr (kInt4) {  // nibble w as w + 8 in 0..15 (past the columns: 8, meeting q = 0)
+        const __m512i u = _mm512_xor_si512(raw, flip);
+        lo[r] = _mm512_and_si512(u, nibble);
+        hi[r] = _mm512_and_si512(_mm512_srli_epi16(u, 4), nibble);
+      } else {
+        lo[r] = raw;
+      }
+      sw[r] = lane_weight_scales(w, row + r, s);
+    }
+#pragma GCC unroll 3
+    for (int k = 0; k < T; ++k) {
+      const std::byte* rec = a.record(t0 + k, s);
+      const __m512 sx = _mm512_load_ps(reinterpret_cast<const float*>(rec + 192));
+      const __m512i x0 = _mm512_load_si512(rec);
+      if constexpr (kInt4) {
+        const __m512i x1 = _mm512_load_si512(rec + 64), bias = _mm512_load_si512(rec + 128);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(bias, lo[r], x0), hi[r], x1);
+          acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw[r], sx), acc[r][k]);
+        }
+      } else {  // |q| against w with q's sign, negated with saturation
+        uint64_t negative;
+        std::memcpy(&negative, rec + 64, sizeof negative);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const __m512i signed_w = _mm512_mask_subs_epi8(lo[r], __mmask64(negative), _mm512_setzero_si512(), lo[r]);
+          const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x0, signed_w);
+          acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw[r], sx), acc[r][k]);
+        }
+      }
+    }
+  }
+  // Outputs token-major, reduced eight at a time: (l[i] + l[8 + i]), then the eight-lane tree.
+  constexpr int kOutputs = R * T, kGroups = (kOutputs + 7) / 8;
+  __m256 v[kGroups * 8];
+#pragma GCC unroll 12
+  for (int o = 0; o < kGroups * 8; ++o) {
+    const __m512 l = o < kOutputs ? acc[o % R][o / R] : _mm512_setzero_ps();
+    v[o] = _mm256_add_ps(_mm512_castps512_ps256(l), _mm512_extractf32x8_ps(l, 1));
+  }
+  alignas(32) float sums[kGroups * 8];
+#pragma GCC unroll 2
+  for (int g = 0; g < kGroups; ++g) _mm256_store_ps(sums + 8 * g, finish_tree8(v + 8 * g));
+#pragma GCC unroll 12
+  for (int o = 0; o < kOutputs; ++o) {
+    const int64_t r = row + o % R, t = t0 + o / R;
+    job.y[t * job.w->rows + r] = job.bias ? sums[o] + job.bias[r] : sums[o];
+  }
+}
+
+template <bool kInt4>
+using TileFn = void (*)(const Int8DotArgs&, int64_t, int64_t, const MatmulJob&);
+
+template <bool kInt4, int R>
+constexpr TileFn<kInt4> tiles_of_rows[kMaxTokens] = {&tile<kInt4, R, 1>, &tile<kInt4, R, 2>, &tile<kInt4, R, 3>};
+
+template <bool kInt4>
+TileFn<kInt4> tile_for(int rows, int tokens) {
+  static constexpr const TileFn<kInt4>* table[kMaxRows] = {tiles_of_rows<kInt4, 1>, tiles_of_rows<kInt4, 2>,
+                                                           tiles_of_rows<kInt4, 3>, tiles_of_rows<kInt4, 4>};
+  return table[rows - 1][tokens - 1];
+}
+
+template <bool kInt4>
+void rows_with(const Int8DotArgs& w, const MatmulJob& job, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r += kMaxRows) {
+    const int rows = int(std::min<int64_t>(kMaxRows, r1 - r));
+    for (int64_t t = 0; t < job.m; t += kMaxTokens)
+      tile_for<kInt4>(rows, int(std::min<int64_t>(kMaxTokens, job.m - t)))(w, r, t, job);
+  }
+}
+
+}  // namespace
+
+void rows_int8_dot_avx512(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1) {
+  const WeightMatrix& m = *job.w;
+  const bool int4 = m.dtype == DType::kI4;
+  const Int8DotArgs w{static_cast<const uint8_t*>(m.data), int4 ? m.cols / 2 : m.cols, m.scales, m.cols / m.group_size,
+                      m.group_size, &a, int4 ? 4 : 2};
+  if (int4) return rows_with<true>(w, job, r0, r1);
+  rows_with<false>(w, job, r0, r1);
+}
+
+}  // namespace moe::cpu::detail
+
+#pragma GCC diagnostic pop
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
