@@ -22,7 +22,7 @@
 #   does not build: run scripts/build.sh first).
 # llama.cpp comes from PyPI's llama-cpp-python source distribution (it vendors llama.cpp), so
 # only a package registry is needed. Slow steps are cached and skipped on reruns.
-# Note: llama-bench times decode (tg) from an empty context; ours decodes after the P-token prompt.
+# Both decodes are timed after the P-token prompt (llama-bench -d P, where the build has it).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -174,6 +174,11 @@ why() {
   if ((rc > 128)); then echo "killed by SIG$(kill -l $((rc - 128))) (stderr: $2)"; else echo "failed (exit $rc): $last"; fi
 }
 formats=("bf16 bf16" "int8 q8_0" "int4 q4_0")  # "our weights" "llama.cpp type"
+depth=(-d "$prompt")
+if ! "$bench_bin" --help 2>&1 | grep -q -- '--n-depth'; then
+  say "this llama-bench has no -d: its decode is timed from an empty context, ours after the prompt"
+  depth=()
+fi
 for ((r = 1; r <= reps; r++)); do
   for pair in "${formats[@]}"; do
     read -r ours theirs <<<"$pair"
@@ -185,8 +190,12 @@ for ((r = 1; r <= reps; r++)); do
         "${extra[@]}" --json >"$runs/moe-$ours-$r.json" 2>"$runs/moe-$ours-$r.err" ||
         die "moe bench decode ($ours) $(why $? "$runs/moe-$ours-$r.err")"
     fi
-    "$bench_bin" -m "$gguf/model-$theirs.gguf" -p "$prompt" -n "$gen" -t "$threads" -r 1 -o json \
+    # Prefill from an empty context; decode after the prompt's P tokens (-d), as ours decodes.
+    "$bench_bin" -m "$gguf/model-$theirs.gguf" -p "$prompt" -n 0 -t "$threads" -r 1 -o json \
       >"$runs/llama-$theirs-$r.json" 2>"$runs/llama-$theirs-$r.err" ||
+      die "llama-bench ($theirs) $(why $? "$runs/llama-$theirs-$r.err")"
+    "$bench_bin" -m "$gguf/model-$theirs.gguf" -p 0 -n "$gen" "${depth[@]}" -t "$threads" -r 1 -o json \
+      >"$runs/llama-$theirs-$r-tg.json" 2>"$runs/llama-$theirs-$r.err" ||
       die "llama-bench ($theirs) $(why $? "$runs/llama-$theirs-$r.err")"
   done
 done
@@ -221,7 +230,7 @@ for ours, theirs in (("bf16", "bf16"), ("int8", "q8_0"), ("int4", "q4_0")):
         if m is not None:
             moe_pp.append(m.get("prefill_tokens_per_second"))
             moe_tg.append(m.get("decode_tokens_per_second"))
-        for t in load(f"{runs}/llama-{theirs}-{r}.json") or []:
+        for t in (load(f"{runs}/llama-{theirs}-{r}.json") or []) + (load(f"{runs}/llama-{theirs}-{r}-tg.json") or []):
             build = {"commit": t.get("build_commit"), "build_number": t.get("build_number")}
             (ll_pp if t.get("n_gen") == 0 else ll_tg).append(t.get("avg_ts"))
     row = {"moe_weights": ours, "llama_cpp_type": theirs.upper(),
