@@ -16,25 +16,17 @@ constexpr int kBlock = 32;
 
 int lane_cols_of(DType dtype) { return dtype == DType::kI4 ? 8 : 4; }
 
-// Weight (r, c) as the integer it stands for.
-int weight_int(const WeightMatrix& w, int64_t r, int64_t c) {
-  const int64_t i = r * w.cols + c;
-  if (w.dtype == DType::kI8) return static_cast<const int8_t*>(w.data)[i];
-  const uint8_t byte = static_cast<const uint8_t*>(w.data)[i / 2];
-  return (((i & 1) ? byte >> 4 : byte & 0xF) ^ 8) - 8;
-}
-
 // The 16 lanes to one sum: (l[i] + l[8 + i]), then the eight-lane tree.
 float reduce16(const float* l) {
   float v[8];
   for (int i = 0; i < 8; ++i) v[i] = l[i] + l[8 + i];
-  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+  return reduce_eight(v);
 }
 
 }  // namespace
 
 bool takes_int8_dot(const WeightMatrix& w) {
-  return (w.dtype == DType::kI8 || w.dtype == DType::kI4) && w.group_size % kBlock == 0 && w.row_stride == 0;
+  return (w.dtype == DType::kI8 || w.dtype == DType::kI4) && w.group_size % kBlock == 0;  // rows never strided (matmul's check)
 }
 
 bool cpu_has_avx512_vnni() {
@@ -49,7 +41,6 @@ bool cpu_has_avx512_vnni() {
 void prepare_int8_activations(const MatmulJob& job, Int8Activations& a) {
   const WeightMatrix& w = *job.w;
   a.m = job.m;
-  a.cols = w.cols;
   a.blocks = w.cols / kBlock;
   a.lane_cols = lane_cols_of(w.dtype);
   const int64_t span_cols = 16 * a.lane_cols;
@@ -124,7 +115,7 @@ void rows_int8_dot_portable(const MatmulJob& job, const Int8Activations& a, int6
           float sc = 0.0f;
           if (b < a.blocks) {
             for (int64_t c = c0; c < c0 + a.lane_cols; ++c) {
-              const int wq = weight_int(w, r, c);
+              const int wq = quantized_at(w, r * w.cols + c);
               d += (q[c] < 0 && wq == -128 ? -127 : wq) * q[c];
             }
             sc = w.scales[r * groups + b * kBlock / w.group_size] * a.scale[size_t(t * a.blocks + b)];

@@ -25,9 +25,9 @@ namespace moe::cpu::detail {
 bool takes_int8_dot(const WeightMatrix& w);
 
 struct Int8Activations {
-  int64_t m = 0, cols = 0, blocks = 0, spans = 0;
+  int64_t m = 0, blocks = 0, spans = 0;
   int lane_cols = 0;              // C: 8 (int4) or 4 (int8)
-  std::vector<int8_t> q;          // [m, blocks * 32]
+  std::vector<int8_t> q;          // [m, spans * 16C]: zero past the columns
   std::vector<float> scale;       // [m, blocks]
   // The vector paths' copy, kRecordBytes a span and token, 64-byte aligned: int4: bytes 0-63 the
   // span's even columns' q in lane order (lane l's 4 bytes at 4l), 64-127 its odd ones', 128-191

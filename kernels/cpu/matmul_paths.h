@@ -22,12 +22,23 @@ struct MatmulJob {
   const float* bias = nullptr;
 };
 
+// The tree's last levels: eight partial sums, pairwise.
+inline float reduce_eight(const float* v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+
 // The fixed lane tree every path ends with: the four 8-lane quarters are added lane-wise,
 // ((q0 + q1) + (q2 + q3)), then the eight lanes pairwise.
 inline float reduce_lanes(const float* l) {
   float v[8];
   for (int i = 0; i < 8; ++i) v[i] = (l[i] + l[8 + i]) + (l[16 + i] + l[24 + i]);
-  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+  return reduce_eight(v);
+}
+
+// Element i of int8/int4 data as the integer it stands for (int4: two's-complement nibbles,
+// element 2j in byte j's low half).
+inline int quantized_at(const WeightMatrix& w, int64_t i) {
+  if (w.dtype == DType::kI8) return static_cast<const int8_t*>(w.data)[i];
+  const uint8_t byte = static_cast<const uint8_t*>(w.data)[i / 2];
+  return (((i & 1) ? byte >> 4 : byte & 0xF) ^ 8) - 8;
 }
 
 // Weight element c of a row, widened (and dequantised: q * scale, rounded once) to f32.
@@ -37,12 +48,8 @@ inline float weight_at(const WeightMatrix& w, int64_t row, int64_t c) {
     case DType::kF32: return static_cast<const float*>(w.data)[i];
     case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
     case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
-    case DType::kI8: return float(static_cast<const int8_t*>(w.data)[i]) * w.scales[i / w.group_size];
-    case DType::kI4: {
-      const uint8_t byte = static_cast<const uint8_t*>(w.data)[i / 2];
-      const int nibble = (i & 1) ? (byte >> 4) : (byte & 0xF);
-      return float((nibble ^ 8) - 8) * w.scales[i / w.group_size];
-    }
+    case DType::kI8:
+    case DType::kI4: return float(quantized_at(w, i)) * w.scales[i / w.group_size];
     default: return 0.0f;
   }
 }
