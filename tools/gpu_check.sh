@@ -9,7 +9,8 @@
 # Usage: tools/gpu_check.sh [--no-build | --bundle DIR] [--mixtral | --mixtral-only]
 #   --no-build    use the binaries already in the build folder
 #   --bundle DIR  use the binaries and libraries tools/gpu_bundle.sh packed (machines that cannot
-#                 install our Debian packages or should not spend their time building)
+#                 install our Debian packages or should not spend their time building); DIR may
+#                 also be its .tar.xz, unpacked under /tmp
 #   --mixtral     also decode a Mixtral-8x7B-shaped model (synthetic weights, routing replayed
 #                 from the shared traces) with a 24 GiB GPU budget (dense weights, KV cache, scratch
 #                 and expert slots: --gpu-mem 24GiB), beside transformers + accelerate offloading with
@@ -26,7 +27,15 @@ bundle=""
 while (($#)); do
   case "$1" in
     --no-build) do_build=0 ;;
-    --bundle) bundle="$(cd "${2:?--bundle needs a folder}" && pwd)"; do_build=0; shift ;;
+    --bundle)
+      bundle="${2:?--bundle needs a folder or its .tar.xz}"
+      if [[ -f "$bundle" ]]; then  # tar's xz, else Python's (an image without xz-utils)
+        mkdir -p /tmp/moe-gpu-bundle
+        tar xJf "$bundle" -C /tmp/moe-gpu-bundle 2>/dev/null ||
+          python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$bundle" /tmp/moe-gpu-bundle
+        bundle=/tmp/moe-gpu-bundle/.gpu-bundle
+      fi
+      bundle="$(cd "$bundle" && pwd)"; do_build=0; shift ;;
     --mixtral) mixtral=1 ;;
     --mixtral-only) mixtral=1; checks=0 ;;
     *) echo "gpu_check: unknown option $1 (--no-build, --bundle DIR, --mixtral, --mixtral-only)" >&2; exit 2 ;;
@@ -88,7 +97,8 @@ fi
 if ((checks)); then
   for t in "${tests[@]}"; do
     echo "== $(basename "$t")" >>"$tests_log"
-    timeout 300 "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+    timeout "${MOE_GPU_TEST_TIMEOUT:-300}" "$t" --gtest_brief=1 >>"$tests_log" 2>&1 || status=$?
+    publish
   done
   {
     echo "# GPU check, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
@@ -135,17 +145,26 @@ if ((mixtral)); then
     echo "Mixtral-8x7B shape, synthetic bf16 weights (experts sharing bytes), a 24 GiB GPU budget (dense weights, KV"
     echo "cache, scratch and expert slots), all experts in an 86 GiB pinned host pool, routing from $(basename "$trace"):"
     echo '```'
-    timeout 420 "$moe" bench decode --config "$config" --shared-expert-bytes --backend cuda --gpu-mem 24GiB --host-mem 86GiB \
-      --replay-trace "$trace" --prompt-tokens 16 -n 16 || status=$?
+    echo "started $(date -u +%T)"
+    # Line-buffered, and the report published as it grows (a background copy every 10 s): a call
+    # stopped at its limit still brings back how far the run got (2026-12-04: the first try on an
+    # H200 printed nothing in 390 s).
+    while sleep 10; do publish; done &
+    publisher=$!
+    timeout "${MOE_MIXTRAL_TIMEOUT:-420}" stdbuf -oL -eL "$moe" bench decode --config "$config" --shared-expert-bytes \
+      --backend cuda --gpu-mem 24GiB --host-mem 86GiB --replay-trace "$trace" --prompt-tokens 16 -n 16 || status=$?
+    echo "ended $(date -u +%T)"
     echo '```'
+    publish
     if ! python3 -c "import accelerate" 2>/dev/null && ls "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1; then
       python3 -m pip install -q --no-deps "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1 || true
     fi
     echo "transformers + accelerate offloading of the same shape, max_memory 24GiB on the GPU for all its weights:"
     echo '```'
-    python3 "$root/scripts/bench_accelerate.py" --config "$config" --gpu-mem 24GiB --prompt-tokens 16 --decode-tokens 4 \
+    PYTHONUNBUFFERED=1 python3 "$root/scripts/bench_accelerate.py" --config "$config" --gpu-mem 24GiB --prompt-tokens 16 --decode-tokens 4 \
       || status=$?
     echo '```'
+    kill "$publisher" 2>/dev/null || true
   } >>"$report" 2>&1
 fi
 cat "$report"

@@ -10,52 +10,89 @@ namespace moe::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 4;  // one warp per output row
+constexpr int kWarpsPerBlock = 4;
+constexpr int kRowsPerWarp = 4;  // each x value a lane loads serves four rows
+constexpr int kUnroll = 2;  // chunks of each row a lane has in flight
 
+// A warp per kRowsPerWarp rows, its lanes striding over the rows' 16-byte chunks; each chunk is
+// widened a quarter at a time against the tokens' x, its products summed before their one scale
+// (int8/int4/fp8: a multiply per chunk instead of per value). A (row, token) sum takes its terms
+// in the same order whatever m, the rows beside it or the launch: chunk by chunk, column by
+// column, then the warp's shuffle tree.
 template <WeightFormat F, int M>
-__global__ void __launch_bounds__(kWarp * kRowsPerBlock)
+__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     gemv_kernel(const uint8_t* __restrict__ w, const ScaleGrid grid, int64_t rows, int64_t cols, const float* __restrict__ x,
                 float* __restrict__ y) {
-  constexpr int V = Chunk<F>::kValues;
-  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  constexpr int V = Chunk<F>::kValues, R = kRowsPerWarp;
+  const int64_t first = (int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
   const int lane = threadIdx.x % kWarp;
-  if (row >= rows) return;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + row * row_bytes<F>(cols));
-  const int64_t steps = cols / V;  // 16-byte chunks in the row
-  float acc[M];
+  if (first >= rows) return;
+  const uint4* wr[R];
 #pragma unroll
-  for (int t = 0; t < M; ++t) acc[t] = 0.0f;
-  for (int64_t s = lane; s < steps; s += kWarp) {
-    const uint4 raw = __ldg(wr + s);
-    const int64_t c0 = s * V;
-    const float scale = chunk_scale<F>(grid, row, c0);
-    float wv[V];
-    unpack<F>(raw, scale, wv);
+  for (int r = 0; r < R; ++r)  // rows past the end repeat the last one and are not stored
+    wr[r] = reinterpret_cast<const uint4*>(w + min(first + r, rows - 1) * row_bytes<F>(cols));
+  const int64_t steps = cols / V;  // 16-byte chunks in a row
+  float acc[R][M];
 #pragma unroll
-    for (int t = 0; t < M; ++t) {
-      const float4* xv = reinterpret_cast<const float4*>(x + t * cols + c0);
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < M; ++t) acc[r][t] = 0.0f;
+  for (int64_t s0 = lane; s0 < steps; s0 += kWarp * kUnroll) {
+    uint4 raw[kUnroll][R];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) raw[u][r] = s0 + u * kWarp < steps ? __ldg(wr[r] + s0 + u * kWarp) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t c0 = (s0 + u * kWarp) * V;
+      if (s0 + u * kWarp >= steps) break;
+      constexpr bool kScaled = F != WeightFormat::kBF16;
+      float sum[R][M];  // this chunk's products before the scale (bf16: straight into acc)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < M; ++t) sum[r][t] = kScaled ? 0.0f : acc[r][t];
 #pragma unroll
       for (int i = 0; i < V / 4; ++i) {
-        const float4 xx = __ldg(xv + i);
-        acc[t] = fmaf(xx.x, wv[4 * i], acc[t]);
-        acc[t] = fmaf(xx.y, wv[4 * i + 1], acc[t]);
-        acc[t] = fmaf(xx.z, wv[4 * i + 2], acc[t]);
-        acc[t] = fmaf(xx.w, wv[4 * i + 3], acc[t]);
+        float wv[R][4];
+#pragma unroll
+        for (int r = 0; r < R; ++r) unpack4_unscaled<F>(raw[u][r], i, wv[r]);
+#pragma unroll
+        for (int t = 0; t < M; ++t) {
+          const float4 xx = __ldg(reinterpret_cast<const float4*>(x + t * cols + c0) + i);
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            sum[r][t] = fmaf(xx.x, wv[r][0], sum[r][t]);
+            sum[r][t] = fmaf(xx.y, wv[r][1], sum[r][t]);
+            sum[r][t] = fmaf(xx.z, wv[r][2], sum[r][t]);
+            sum[r][t] = fmaf(xx.w, wv[r][3], sum[r][t]);
+          }
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const float scale = chunk_scale<F>(grid, min(first + r, rows - 1), c0);
+#pragma unroll
+        for (int t = 0; t < M; ++t) acc[r][t] = kScaled ? fmaf(sum[r][t], scale, acc[r][t]) : sum[r][t];
       }
     }
   }
 #pragma unroll
-  for (int t = 0; t < M; ++t) {
-    float v = acc[t];
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    if (lane == 0) y[t * rows + row] = v;
-  }
+    for (int t = 0; t < M; ++t) {
+      float v = acc[r][t];
+#pragma unroll
+      for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+      if (lane == 0 && first + r < rows) y[t * rows + first + r] = v;
+    }
 }
 
 template <WeightFormat F>
 cudaError_t launch(const DeviceWeights& w, const float* x, int m, float* y, cudaStream_t stream) {
-  const dim3 grid(unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock)), block(kWarp * kRowsPerBlock);
+  constexpr int64_t rows_per_block = kWarpsPerBlock * kRowsPerWarp;
+  const dim3 grid(unsigned((w.rows + rows_per_block - 1) / rows_per_block)), block(kWarp * kWarpsPerBlock);
   const auto* data = static_cast<const uint8_t*>(w.data);
   switch (m) {
 #define MOE_GEMV_CASE(M) \

@@ -1,7 +1,8 @@
 #pragma once
 // y[t, r] = sum_c x[t, c] * W[r, c] for a few tokens (decode), with W in bf16, int8 or int4
 // (the group-quantised layout of kernels/cpu/quantize.h) or FP8 e4m3 with f32 block scales
-// (kernels/cpu/fp8.h, DeepSeek-V3's weight_scale_inv), dequantised in the inner loop.
+// (kernels/cpu/fp8.h, DeepSeek-V3's weight_scale_inv), dequantised in the inner loop
+// (int8/int4/fp8: the products of each 16-byte chunk summed, then scaled once).
 // Launchers return the CUDA error of the launch; callers check it.
 #include <cuda_runtime_api.h>
 

@@ -50,7 +50,8 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(const __grid_con
   const int64_t r0 = int64_t(local / p.tiles_m) * kTileN;
   const int tx = int(threadIdx.x) % kStride, ty = int(threadIdx.x) / kStride;
   const int64_t stride_bytes = row_bytes<F>(p.cols);
-  const ScaleGrid grid{p.scales, p.cols, p.group, p.block_rows, p.block_stride};
+  ScaleGrid grid{p.scales, p.cols, p.group, p.block_rows, p.block_stride};
+  if constexpr (F == WeightFormat::kInt8 || F == WeightFormat::kInt4) grid.row_groups = p.cols / p.group;
 
   float acc[kPer][kPer];
 #pragma unroll

@@ -30,7 +30,8 @@ BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loadin
 
 void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c, const cpu::RopeParams& rope_params,
                    int layer_index, const float* x, std::span<const int64_t> positions,
-                   std::span<const TokenSpan> sequences, float* out, LinearBackend* backend) {
+                   std::span<const TokenSpan> sequences, float* out, LinearBackend* backend,
+                   AttentionBackend* attention_backend) {
   const int64_t n = int64_t(positions.size());
   const int64_t A = c.bam.attention_experts, nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim, h = c.hidden_size;
   const int64_t q_width = nh * hd, kv_width = nkv * hd;
@@ -57,9 +58,23 @@ void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& c
   const auto attend = [&](const float* queries, int64_t heads_per_token, int64_t kv_heads, float* result) {
     const int64_t width = heads_per_token * hd;
     std::vector<cpu::AttentionSequence> all;
-    for (const TokenSpan& s : sequences)
-      all.push_back({queries + s.first * width, s.cache->blocks(layer_index), s.count, s.cache->length(), result + s.first * width});
-    cpu::attention(all, heads_per_token, kv_heads, hd, scale);
+    for (const TokenSpan& s : sequences) {
+      if (!attention_backend) {
+        all.push_back({queries + s.first * width, s.cache->blocks(layer_index), s.count, s.cache->length(), result + s.first * width});
+        continue;
+      }
+      AttentionStep step;
+      step.layer = layer_index;
+      step.q = queries + s.first * width;
+      step.n = s.count;
+      step.start = s.cache->length();
+      step.n_heads = heads_per_token;
+      step.n_kv_heads = kv_heads;
+      step.head_dim = hd;
+      step.scale = scale;
+      attention_backend->attend(*s.cache, step, result + s.first * width);
+    }
+    if (!all.empty()) cpu::attention(all, heads_per_token, kv_heads, hd, scale);
   };
   if (c.bam.expert_kv) {
     for (int64_t e = 0; e < A; ++e) {

@@ -11,6 +11,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/rope.h"
 #include "runtime/loading/model_config.h"
+#include "runtime/model/attention_backend.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/linear_backend.h"
 #include "runtime/model/weights.h"
@@ -27,9 +28,12 @@ BamAttentionLayer bam_attention_layer(const BamAttentionWeights& w, const loadin
 
 // x [n, hidden] (normalised; the tokens of `sequences` side by side, at `positions`) -> out
 // [n, hidden]; writes this layer's K/V into each sequence's cache and attends per sequence.
-// The experts' q, k, v and o products run on `linear` when given (the router stays on the CPU).
+// The experts' q, k, v and o products run on `linear` when given (the router stays on the CPU),
+// the attention over the caches on `attention` when given (under Expert-KV one step of every
+// expert's heads, each expert's query heads over its own KV heads).
 void bam_attention(const BamAttentionLayer& layer, const loading::ModelConfig& config, const cpu::RopeParams& rope,
                    int layer_index, const float* x, std::span<const int64_t> positions,
-                   std::span<const TokenSpan> sequences, float* out, LinearBackend* linear = nullptr);
+                   std::span<const TokenSpan> sequences, float* out, LinearBackend* linear = nullptr,
+                   AttentionBackend* attention = nullptr);
 
 }  // namespace moe::model

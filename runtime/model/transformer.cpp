@@ -263,7 +263,8 @@ std::vector<float> Transformer::forward(std::span<const SequenceStep> batch) {
     }
     if (layer.bam) {  // BAM's parallel block: x + MoA(norm(x)) + MoE(norm(x))
       cpu::rms_norm(x.data(), normed.data(), n, hidden, layer.input_norm.data(), float(config_.rms_norm_eps));
-      bam_attention(*layer.bam, config_, rope_params_, index, normed.data(), positions, sequences, branch.data(), linear_);
+      bam_attention(*layer.bam, config_, rope_params_, index, normed.data(), positions, sequences, branch.data(), linear_,
+                    attention_backend_);
       if (moe_branch.size() != branch.size()) moe_branch.resize(branch.size());
       moe(layer, index, normed.data(), n, positions, moe_branch.data(), gate_residual);
       cpu::add(x.data(), branch.data(), n * hidden);

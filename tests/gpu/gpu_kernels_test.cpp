@@ -1,7 +1,8 @@
 // Every CUDA kernel against its CPU counterpart on fresh random inputs, outputs poisoned before
 // each run: relative error below 1e-5 for f32 paths, below 1e-2 where bf16 rounding enters. The
-// quantised formats (int8, int4, fp8 with block scales) multiply exactly the CPU's dequantised
-// values (checked bit for bit through the widening), so only the summation order differs: 1e-5.
+// quantised formats (int8, int4, fp8 with block scales) widen to exactly the CPU's dequantised
+// values (checked bit for bit through the widening); the grouped GEMM multiplies those, the GEMV
+// sums each 16-byte chunk's products before its one scale: rounding apart, 1e-5.
 // Skips, saying why, when no GPU is present.
 #include <gtest/gtest.h>
 
