@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -81,14 +82,23 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
     for (size_t b = 0; b < input.groups.size(); ++b)  // a tail block's columns past the end take its first's
       input.groups[b] = int32_t((int64_t(b) * kLanes + w.block_col0) / w.block_cols);
     input.scale_rows.resize(size_t(w.rows));  // a row walk, not a division a row (an lm head has 129 K rows)
-    int64_t block = w.block_row0 / w.block_rows, next = (block + 1) * w.block_rows - w.block_row0;
+    const int64_t first = w.block_row0 / w.block_rows;
+    int64_t block = first, next = (block + 1) * w.block_rows - w.block_row0;
     for (int64_t r = 0; r < w.rows; ++r) {
       if (r == next) {
         ++block;
         next += w.block_rows;
       }
-      input.scale_rows[size_t(r)] = block * w.block_stride;
+      input.scale_rows[size_t(r)] = (block - first) * w.block_stride;
     }
+    // The grid rows under this matrix (a slice's too), their scales times 2^120 where that is
+    // exact for all (|scale| < 2^8, or not finite: inf and NaN stay what they were).
+    const float* scales = w.block_scales + first * w.block_stride;
+    input.fp8_scales.assign(scales, scales + (block - first + 1) * w.block_stride);
+    input.fp8_folded = std::none_of(input.fp8_scales.begin(), input.fp8_scales.end(),
+                                    [](float s) { return std::fabs(s) >= 0x1p8f && std::isfinite(s); });
+    if (input.fp8_folded)
+      for (float& s : input.fp8_scales) s *= 0x1p120f;
   }
   if (layout_of(w.dtype) == Layout::kNatural && w.cols == padded && job.m < pack_from(w.dtype)) {  // already in layout
     input.x = job.x;
@@ -366,26 +376,39 @@ struct Mxfp4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
 };
 
 // FP8 (e4m3fn) with block scales: a 32-column block lies in one scale block (avx512_takes_fp8),
-// whose scale multiplies each exact value once, as the portable path does.
+// whose scale multiplies each exact value once, as the portable path does. Folded, the scales
+// carry the widening's 2^120 (prepare_avx512) and a register takes one multiply
+// (e4m3_times16), a block with a NaN byte the two; unfolded (a scale of 2^8 or more), the two.
+template <bool kFolded>
 struct Fp8Rows : RowBlocks<uint8_t> {
   static constexpr Layout kLayout = Layout::kNatural;
-  const float* scales;
+  const float* scales;        // fp8_scales
   const int64_t* scale_rows;  // per row
   const int32_t* columns;     // per block: its scale's column
-  __m512 scale(int64_t r, int64_t b) const { return _mm512_set1_ps(scales[scale_rows[r] + columns[b]]); }
+  float scale(int64_t r, int64_t b) const { return scales[scale_rows[r] + columns[b]]; }
+  void widen(__m128i lo, __m128i hi, float s, bool nan, __m512& a, __m512& c) const {
+    if constexpr (kFolded) {
+      if (!nan) {
+        const __m512 factor = _mm512_set1_ps(s);
+        a = e4m3_times16(lo, factor);
+        c = e4m3_times16(hi, factor);
+        return;
+      }
+      s *= 0x1p-120f;  // the scale itself, exactly
+    }
+    a = _mm512_mul_ps(e4m3_widen16(lo), _mm512_set1_ps(s));
+    c = _mm512_mul_ps(e4m3_widen16(hi), _mm512_set1_ps(s));
+  }
   void load(int64_t r, int64_t b, __m512& a, __m512& c) const {
-    const uint8_t* p = at(r, b);
-    const __m512 s = scale(r, b);
-    a = _mm512_mul_ps(e4m3_widen16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), s);
-    c = _mm512_mul_ps(e4m3_widen16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))), s);
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(r, b)));
+    widen(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1), scale(r, b), kFolded && e4m3_any_nan32(bytes), a, c);
   }
   void load_tail(int64_t r, int64_t b, int n, __m512& a, __m512& c) const {
     __mmask16 k0, k1;
     tail_masks<kLayout>(n, k0, k1);
     const uint8_t* p = at(r, b);
-    const __m512 s = scale(r, b);
-    a = _mm512_mul_ps(e4m3_widen16(_mm_maskz_loadu_epi8(k0, p)), s);
-    c = _mm512_mul_ps(e4m3_widen16(_mm_maskz_loadu_epi8(k1, p + 16)), s);
+    const __m128i lo = _mm_maskz_loadu_epi8(k0, p), hi = _mm_maskz_loadu_epi8(k1, p + 16);
+    widen(lo, hi, scale(r, b), kFolded && e4m3_any_nan32(_mm256_setr_m128i(lo, hi)), a, c);
   }
 };
 
@@ -833,8 +856,12 @@ void rows_avx512(const MatmulJob& job, const Avx512Input& in, int64_t r0, int64_
     case DType::kMxfp4:
       return rows_with(Mxfp4Rows{{static_cast<const uint8_t*>(w.data), w.cols / 2}, w.exponents, w.cols / kLanes}, job, in, r0, r1);
     case DType::kF8E4M3:
-      return rows_with(Fp8Rows{{static_cast<const uint8_t*>(w.data), w.stride()}, w.block_scales, in.scale_rows.data(), in.groups.data()},
-                       job, in, r0, r1);
+    {
+      const RowBlocks<uint8_t> bytes{static_cast<const uint8_t*>(w.data), w.stride()};
+      if (in.fp8_folded)
+        return rows_with(Fp8Rows<true>{bytes, in.fp8_scales.data(), in.scale_rows.data(), in.groups.data()}, job, in, r0, r1);
+      return rows_with(Fp8Rows<false>{bytes, in.fp8_scales.data(), in.scale_rows.data(), in.groups.data()}, job, in, r0, r1);
+    }
     default: return;
   }
 }

@@ -90,7 +90,11 @@ struct Avx512Input {
   int64_t half_offset = 16;
   std::vector<int32_t> groups;  // int8/int4: the scale group of each 8-column chunk (or 32-column block);
                                 // fp8: the block-scale column of each 32-column block
-  std::vector<int64_t> scale_rows;  // fp8: where each weight row's block scales start
+  std::vector<int64_t> scale_rows;  // fp8: where each weight row's block scales start in `fp8_scales`
+  // fp8: the block scales of the matrix's grid rows, times 2^120 when every one of them stays
+  // exact so (fp8_folded: the widening's 2^120 folded into the scale, one multiply a value).
+  std::vector<float> fp8_scales;
+  bool fp8_folded = false;
   bool block_uniform = false;   // every 32-column block lies in one scale group
 };
 void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input);
