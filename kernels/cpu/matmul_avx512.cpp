@@ -356,9 +356,14 @@ struct Mxfp4Rows : RowBlocks<uint8_t, kLanes / 2> {  // ld: bytes per row
   static __m512 values() {
     return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
   }
+  // Every e8m0 byte's scale as f32 bits, looked up rather than branched on a block a row.
+  static constexpr std::array<uint32_t, 256> kScaleBits = [] {
+    std::array<uint32_t, 256> bits{};
+    for (uint32_t e = 0; e < 256; ++e) bits[e] = e == 0xFF ? 0x7FC00000u : e == 0 ? 0x00400000u : e << 23;
+    return bits;
+  }();
   __m512 table(int64_t r, int64_t b) const {
-    const uint32_t e = exponents[r * blocks_per_row + b];
-    const uint32_t bits = e == 0xFF ? 0x7FC00000u : e == 0 ? 0x00400000u : e << 23;
+    const uint32_t bits = kScaleBits[exponents[r * blocks_per_row + b]];
     return _mm512_mul_ps(values(), _mm512_castsi512_ps(_mm512_set1_epi32(int32_t(bits))));
   }
   void widen(int64_t r, int64_t b, __m128i bytes, __m512& a, __m512& c) const {
