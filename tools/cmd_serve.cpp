@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <optional>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -10,6 +12,7 @@
 #include "offload/executor/process_group.h"
 #include "runtime/core/error.h"
 #include "runtime/core/size_parse.h"
+#include "runtime/engine/scheduler_ranks.h"
 #include "runtime/model/default_model.h"
 #include "runtime/model/synthetic_weights.h"
 #include "runtime/serve/http_server.h"
@@ -35,24 +38,23 @@ struct ServeFlags {
 };
 
 void serve(const ServeFlags& f) {
-  // Every rank would have to follow each step's batch as rank 0's scheduler forms it: not yet.
-  if (offload::process_count() > 1)
-    throw offload::AgreedError(ErrorCode::kUnsupported,
-                               fmt::format("moe serve runs in one process: under mpirun with {} ranks it is not supported yet "
-                                           "(moe run and moe bench decode are)",
-                                           offload::process_count()));
   MOE_CHECK(f.config.empty() || f.model.empty(), ErrorCode::kInvalidArgument, "give --model or --config, not both");
   const bool use_default = f.model.empty();
   const std::filesystem::path dir = use_default ? model::default_model_dir() : std::filesystem::path(f.model);
+  // Under mpirun every rank loads the dense weights and its own experts and runs a scheduler;
+  // rank 0 serves HTTP and its scheduler leads the others' (runtime/engine/scheduler_ranks.h).
+  start_ranks(f.offload);
   model::LoadedModel loaded;
-  if (!f.config.empty()) {
-    // A shape with synthetic weights (benchmarks): the embedded model's tokenizer speaks for it.
-    const auto config = loading::load_model_config(f.config);
-    loaded = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1), f.offload.load_options());
-    loaded.files_dir = model::default_model_dir();
-  } else {
-    loaded = model::load_model(dir, f.offload.load_options());
-  }
+  offload::on_every_rank("load", [&] {
+    if (!f.config.empty()) {
+      // A shape with synthetic weights (benchmarks): the embedded model's tokenizer speaks for it.
+      const auto config = loading::load_model_config(f.config);
+      loaded = model::load_model(config, std::make_shared<model::SyntheticWeights>(config, 1), f.offload.load_options());
+      loaded.files_dir = model::default_model_dir();
+    } else {
+      loaded = model::load_model(dir, f.offload.load_options());
+    }
+  });
   const auto tokenizer = tokenizer::load_tokenizer(loaded.files_dir);
   MOE_CHECK(tokenizer->vocab_size() <= loaded.config.vocab_size, ErrorCode::kInvalidArgument,
             "the tokenizer has {} tokens, the model's vocabulary {}", tokenizer->vocab_size(), loaded.config.vocab_size);
@@ -75,9 +77,27 @@ void serve(const ServeFlags& f) {
                            : !f.config.empty() ? std::filesystem::path(f.config).stem().string()
                            : use_default ? "default" : dir.filename().string();
   offload.batch = f.max_batch;
-  engine::Engine session(loaded, offload, name);
+  std::unique_ptr<engine::Engine> built;
+  offload::on_every_rank("start the engine", [&] { built = std::make_unique<engine::Engine>(loaded, offload, name); });
+  engine::Engine& session = *built;
   explain_placement(session, offload, false);
-  serve::ServingEngine engine(session.make_scheduler(kv_bytes, f.kv_block, {f.max_batch, f.max_step_tokens}), f.max_waiting);
+  auto scheduler = session.make_scheduler(kv_bytes, f.kv_block, {f.max_batch, f.max_step_tokens});
+  offload::ProcessGroup* group = offload::process_group();
+  if (group && group->rank() != 0) {  // follow rank 0's scheduler until it stops serving
+    std::signal(SIGINT, SIG_IGN);  // mpirun passes ^C on to every rank: rank 0 decides when to stop
+    std::signal(SIGTERM, SIG_IGN);
+    engine::follow_rank_zero(*scheduler, *group);
+    session.finish();
+    return;
+  }
+  std::optional<engine::RankLeader> leader;
+  serve::IdleTick heartbeat;
+  if (group) {
+    leader.emplace(*group);
+    scheduler->set_agreement(&*leader);
+    heartbeat = {std::chrono::milliseconds(std::max<int64_t>(10, int64_t(group->timeout() * 250))), [&] { leader->heartbeat(); }};
+  }
+  serve::ServingEngine engine(std::move(scheduler), f.max_waiting, heartbeat);
   serve::ServerMetrics metrics;
   engine.set_step_observer([&](int64_t tokens, double seconds) { metrics.step(tokens, seconds, session.stats_json()); });
 
@@ -120,6 +140,7 @@ void serve(const ServeFlags& f) {
   done.notify_all();
   if (grace.joinable()) grace.join();
   engine.stop(true);
+  if (leader) leader->finish();  // after the last step: the engine thread has ended
   session.finish();
 }
 

@@ -69,6 +69,7 @@ SequenceId Scheduler::submit(std::vector<int32_t> prompt, const model::Generatio
   const SequenceId id = next_id_++;
   sequences_.push_back(std::make_unique<Sequence>(id, std::move(prompt), options, pool_));
   waiting_.push_back(sequences_.back().get());
+  if (agreement_) agreement_->submitted(id, sequences_.back()->tokens, options);
   return id;
 }
 
@@ -79,6 +80,7 @@ Scheduler::Sequence& Scheduler::find(SequenceId id) const {
 }
 
 bool Scheduler::cancel(SequenceId id) {
+  if (agreement_) agreement_->cancelled(id);
   for (const auto& s : sequences_)
     if (s->id == id && !s->finished && !s->cancel) {
       s->cancel = true;
@@ -144,6 +146,7 @@ void Scheduler::note_kv_use(int64_t planned_tokens) {
 }
 
 std::vector<SequenceEvent> Scheduler::step() {
+  if (agreement_) agreement_->stepping();
   std::vector<SequenceEvent> events;
   for (Sequence* s : cancelled_)
     if (!s->finished) finish(*s, "cancelled", events);
@@ -202,19 +205,28 @@ std::vector<SequenceEvent> Scheduler::step() {
   ++stats_.steps;
   stats_.max_running = std::max(stats_.max_running, int(running_.size()));
 
+  // Every sampled token first (in plan order), agreed across ranks, then what they do.
   const int64_t vocab = model_.config().vocab_size;
+  std::vector<int32_t> sampled;
   int64_t row = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    Sequence& s = *plan[i].sequence;
+    if (batch[i].logits == model::LogitsWanted::kNone) continue;
+    const std::span<const float> own(logits.data() + row * vocab, size_t(vocab));
+    ++row;
+    if (s.options.max_new_tokens > 0) sampled.push_back(s.sampler.sample(own));
+  }
+  if (agreement_) agreement_->agree(sampled);
+  size_t next = 0;
   for (size_t i = 0; i < plan.size(); ++i) {
     Sequence& s = *plan[i].sequence;
     stats_.step_tokens += plan[i].tokens;
     if (batch[i].logits == model::LogitsWanted::kNone) continue;
-    const std::span<const float> own(logits.data() + row * vocab, size_t(vocab));
-    ++row;
     if (s.options.max_new_tokens == 0) {
       finish(s, "length", events);
       continue;
     }
-    const int32_t token = s.sampler.sample(own);
+    const int32_t token = sampled[next++];
     s.tokens.push_back(token);
     ++stats_.generated_tokens;
     if (!s.first_token) {

@@ -66,6 +66,19 @@ struct SchedulerStats {
   int64_t peak_kv_blocks = 0;    // blocks in use at that moment
 };
 
+// Under mpirun every rank runs a scheduler over the same model and pool, and rank 0's decides
+// (scheduler_ranks.h): what was submitted and cancelled there reaches the others before each
+// step, and each step's sampled tokens are rank 0's on every rank, so the batches, the caches and
+// the experts' exchanges match step for step.
+class StepAgreement {
+ public:
+  virtual ~StepAgreement() = default;
+  virtual void submitted(SequenceId id, const std::vector<int32_t>& prompt, const model::GenerationOptions& options) = 0;
+  virtual void cancelled(SequenceId id) = 0;
+  virtual void stepping() = 0;                           // a step begins
+  virtual void agree(std::vector<int32_t>& sampled) = 0;  // this step's tokens, in plan order: rank 0's
+};
+
 class Scheduler {
  public:
   // `pool` must be shaped for `model` (Transformer::make_kv_pool).
@@ -93,6 +106,9 @@ class Scheduler {
   // KV bytes per token held at the fullest moment (the blocks' slack included).
   double kv_bytes_per_token() const;
   const model::KvBlockPool& pool() const { return *pool_; }
+  // Several processes: every submission, cancellation and step goes through `agreement` (not
+  // owned; null: one process).
+  void set_agreement(StepAgreement* agreement) { agreement_ = agreement; }
 
  private:
   struct Sequence;
@@ -111,6 +127,7 @@ class Scheduler {
   std::deque<Sequence*> waiting_;                     // in arrival order
   std::vector<Sequence*> cancelled_;                  // to end at the next step
   SchedulerStats stats_;
+  StepAgreement* agreement_ = nullptr;
 };
 
 }  // namespace moe::engine

@@ -38,8 +38,8 @@ struct ServingEngine::Pending {
   std::promise<std::shared_ptr<RequestStream>> result;
 };
 
-ServingEngine::ServingEngine(std::unique_ptr<engine::Scheduler> scheduler, int max_waiting)
-    : scheduler_(std::move(scheduler)), max_waiting_(max_waiting) {
+ServingEngine::ServingEngine(std::unique_ptr<engine::Scheduler> scheduler, int max_waiting, IdleTick idle)
+    : scheduler_(std::move(scheduler)), max_waiting_(max_waiting), idle_(std::move(idle)) {
   MOE_CHECK(scheduler_ != nullptr, ErrorCode::kInternal, "a serving engine needs a scheduler");
   stats_.kv_blocks = scheduler_->pool().num_blocks();
   thread_ = std::thread([this] { loop(); });
@@ -104,7 +104,14 @@ void ServingEngine::loop() {
     bool stopping = false, finish = true;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !pending_.empty() || !s.idle(); });
+      const auto ready = [&] { return stopping_ || !pending_.empty() || !s.idle(); };
+      if (idle_.every.count() == 0) {
+        wake_.wait(lock, ready);
+      } else if (!wake_.wait_for(lock, idle_.every, ready)) {
+        lock.unlock();
+        idle_.tick();
+        continue;
+      }
       arrived.swap(pending_);
       stopping = stopping_;
       finish = finish_on_stop_ && !cancel_all_;

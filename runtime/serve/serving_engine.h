@@ -60,10 +60,17 @@ class Overloaded : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Called on the engine thread whenever it has idled `every` (under mpirun: rank 0's heartbeat
+// to the ranks that follow its scheduler, which must come from the thread that steps).
+struct IdleTick {
+  std::chrono::milliseconds every{0};  // 0: never
+  std::function<void()> tick;
+};
+
 class ServingEngine {
  public:
   // `max_waiting`: sequences that may wait for a place in the batch before submit() refuses.
-  ServingEngine(std::unique_ptr<engine::Scheduler> scheduler, int max_waiting);
+  ServingEngine(std::unique_ptr<engine::Scheduler> scheduler, int max_waiting, IdleTick idle = {});
   ~ServingEngine();  // stop(false) if still running
   ServingEngine(const ServingEngine&) = delete;
   ServingEngine& operator=(const ServingEngine&) = delete;
@@ -95,6 +102,7 @@ class ServingEngine {
   bool stopping_ = false, finish_on_stop_ = true, refusing_ = false, cancel_all_ = false;
   ServingStats stats_;  // updated by the engine thread after each step, under mutex_
   std::function<void(int64_t, double)> observer_;
+  IdleTick idle_;
   std::thread thread_;
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `moe` under mpirun (issue 22) on the embedded model: rank 0 alone talks, its tokens and logits
 # are the same bits as one process driving all the devices (sampling too: rank 0's token is
-# broadcast; --prompts and moe eval too; moe serve is refused), and every fault ends the whole
+# broadcast; --prompts and moe eval too; moe serve with rank 0's scheduler leading the others'),
+# and every fault ends the whole
 # run within seconds with one clear line: a plan that does not fit the ranks (refused before any
 # weight is read), a rank that cannot load, a rank that stops answering (--rank-timeout), a rank
 # killed with SIGKILL.
@@ -71,10 +72,50 @@ timeout 60 "$mpirun" -np 2 "$moe" eval --text "$work/web.txt" --json >"$work/eva
 ppl='import json,sys; print(json.load(open(sys.argv[1]))["perplexity"])'
 [[ -n "$(python3 -c "$ppl" "$work/eval1.json" 2>/dev/null)" && "$(python3 -c "$ppl" "$work/eval1.json" 2>&1)" == "$(python3 -c "$ppl" "$work/eval2.json" 2>&1)" ]] &&
   ok "eval under -np 2: the same perplexity" || bad "eval: $(tail -3 "$work/eval2.err")"
-timeout 60 "$mpirun" -np 2 "$moe" serve --port 0 >"$work/serve.out" 2>"$work/serve.err"
-rc=$?
-[[ $rc == 1 ]] && ok "serve under mpirun exits 1" || bad "serve exit $rc"
-check "serve says why" "moe serve runs in one process: under mpirun with 2 ranks it is not supported yet" "$work/serve.err"
+
+# moe serve under -np 2: rank 0 serves HTTP, the other rank follows its scheduler. Requests sent
+# together (one batch), and one after an idle spell past --rank-timeout (heartbeats keep the
+# follower waiting), answer as one process over the same two devices; SIGTERM to rank 0 ends
+# every rank cleanly.
+port_of() { grep -o '127.0.0.1:[0-9]*' "$1" 2>/dev/null | head -1 | cut -d: -f2; }
+wait_port() { for _ in $(seq 300); do [[ -n "$(port_of "$1")" ]] && return 0; sleep 0.1; done; return 1; }
+ask='
+import json, sys, threading, urllib.request
+port, prompts = sys.argv[1], sys.argv[2:]
+out = [None] * len(prompts)
+def one(i):
+    body = json.dumps({"model": "default", "prompt": prompts[i], "max_tokens": 12, "temperature": 0}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"})
+    out[i] = json.load(urllib.request.urlopen(req, timeout=60))["choices"][0]["text"]
+threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(json.dumps(out))'
+"$moe" serve --port 0 --devices 2 >"$work/serve1.out" 2>"$work/serve1.err" &
+one_pid=$!
+timeout 120 "$mpirun" -np 2 "$moe" serve --port 0 --rank-timeout 1 >"$work/serve2.out" 2>"$work/serve2.err" &
+ranks_pid=$!
+if wait_port "$work/serve1.out" && wait_port "$work/serve2.out"; then
+  python3 -c "$ask" "$(port_of "$work/serve1.out")" "Once upon a time" "The capital of" "def main():" >"$work/ask1.json" 2>&1
+  python3 -c "$ask" "$(port_of "$work/serve2.out")" "Once upon a time" "The capital of" "def main():" >"$work/ask2.json" 2>&1
+  [[ -s "$work/ask1.json" ]] && cmp -s "$work/ask1.json" "$work/ask2.json" && ok "serve under -np 2: a batch answers as one process" ||
+    bad "serve batch: $(head -c 300 "$work/ask1.json") vs $(head -c 300 "$work/ask2.json") $(tail -3 "$work/serve2.err")"
+  sleep 3  # idle for three rank timeouts
+  python3 -c "$ask" "$(port_of "$work/serve2.out")" "Once upon a time" >"$work/ask3.json" 2>&1
+  [[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0])' "$work/ask3.json" 2>&1)" == \
+     "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0])' "$work/ask1.json" 2>&1)" ]] &&
+    ok "serve under -np 2: answers after idling past --rank-timeout" || bad "serve after idling: $(head -c 300 "$work/ask3.json") $(tail -3 "$work/serve2.err")"
+  for p in $(pgrep -f "moe serve --port 0 --rank-timeout 1"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=0$' && kill -TERM "$p"
+  done
+  wait "$ranks_pid"
+  rc=$?
+  [[ $rc == 0 ]] && ok "serve under -np 2: SIGTERM to rank 0 ends every rank, exit 0" || bad "serve under -np 2 exit $rc: $(tail -3 "$work/serve2.err")"
+else
+  bad "serve did not start: $(tail -3 "$work/serve1.err") / $(tail -3 "$work/serve2.err")"
+  kill "$ranks_pid" 2>/dev/null
+fi
+kill "$one_pid" 2>/dev/null
+wait "$one_pid" 2>/dev/null
 
 # A plan for 4 devices: fits -np 2 (2 each) and -np 4, the same bits as one process; refused
 # under -np 3 before any weight is read, said once by rank 0.
