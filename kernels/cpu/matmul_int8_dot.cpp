@@ -90,13 +90,15 @@ void prepare_int8_activations(const MatmulJob& job, Int8Activations& a) {
           }
           lane_bias[l] = -8 * sum;
         }
-      } else {  // int8: |q| in column order, and the mask of the negative ones
-        uint64_t negative = 0;
-        for (int j = 0; j < 64; ++j) {
-          bytes[j] = uint8_t(std::abs(int(q[j])));
-          if (q[j] < 0) negative |= uint64_t(1) << j;
+      } else {  // int8: q in column order, lane l's columns 4l..4l+3
+        for (int l = 0; l < 16; ++l) {
+          int32_t sum = 0;
+          for (int i = 0; i < 4; ++i) {
+            bytes[4 * l + i] = uint8_t(q[4 * l + i]);
+            sum += q[4 * l + i];
+          }
+          lane_bias[l] = -128 * sum;
         }
-        std::memcpy(rec + 64, &negative, sizeof negative);
       }
     }
 }
@@ -115,8 +117,7 @@ void rows_int8_dot_portable(const MatmulJob& job, const Int8Activations& a, int6
           float sc = 0.0f;
           if (b < a.blocks) {
             for (int64_t c = c0; c < c0 + a.lane_cols; ++c) {
-              const int wq = quantized_at(w, r * w.cols + c);
-              d += (q[c] < 0 && wq == -128 ? -127 : wq) * q[c];
+              d += quantized_at(w, r * w.cols + c) * q[c];
             }
             sc = w.scales[r * groups + b * kBlock / w.group_size] * a.scale[size_t(t * a.blocks + b)];
           }

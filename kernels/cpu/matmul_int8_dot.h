@@ -8,8 +8,9 @@
 // columns then go to 16 lanes a span at a time, C columns a lane (int4: C = 8, spans of 128
 // columns; int8: C = 4, spans of 64): lane l of span s covers columns s * 16C + l * C .. + C - 1,
 // all in block b = (s * 16C + l * C) / 32. Its integer dot product d = sum of w * q is exact
-// (an int8 weight of -128 meeting a negative q counts as -127: the kernels negate with
-// saturation); then lane[l] = fma(float(d), sw(b) * sx(b), lane[l]), span after span, where sw
+// (the vector path meets q with unsigned weights, w + 8 or w + 128, and a per-lane correction,
+// -8 or -128 times the lane's sum of q); then lane[l] = fma(float(d), sw(b) * sx(b), lane[l]),
+// span after span, where sw
 // is the weight's group scale; lanes of blocks past the columns add fma(0, 0, .). The output is
 // the 16 lanes added by a fixed tree, (l[i] + l[8 + i]) then matmul_paths.h's eight-lane tree,
 // plus the bias. So a row's bits depend on its token alone: batch-invariant, and the same on
@@ -32,7 +33,8 @@ struct Int8Activations {
   // The vector paths' copy, kRecordBytes a span and token, 64-byte aligned: int4: bytes 0-63 the
   // span's even columns' q in lane order (lane l's 4 bytes at 4l), 64-127 its odd ones', 128-191
   // each lane's -8 * sum of its q (int32: an unsigned nibble w + 8 meets q), 192-255 each lane's
-  // sx (0 past the columns); int8: bytes 0-63 |q|, 64-71 the mask of negative q, 192-255 sx.
+  // sx (0 past the columns); int8: bytes 0-63 q in column order, 128-191 each lane's -128 * sum
+  // of its q (an unsigned w + 128 meets q), 192-255 sx.
   static constexpr int64_t kRecordBytes = 256;
   AlignedFloats storage;
   std::byte* records = nullptr;  // in storage

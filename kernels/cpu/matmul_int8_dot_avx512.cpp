@@ -1,11 +1,11 @@
 // The int8-activation mode on AVX512-VNNI: a register tile of up to 4 weight rows x 3 tokens,
 // a span (64 bytes of each row) a step, one vpdpbusd per 64 bytes of int8 weights and two per
-// 64 bytes of int4 ones (their low and high nibbles), then the lanes' f32 sums as the portable
-// path makes them (matmul_int8_dot.h).
+// 64 bytes of int4 ones (their low and high nibbles), the weights made unsigned once a row and
+// span (w + 128, w + 8) and corrected by each token's per-lane bias, then the lanes' f32 sums as
+// the portable path makes them (matmul_int8_dot.h).
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "kernels/cpu/matmul_int8_dot.h"
 
@@ -65,7 +65,7 @@ void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 3
     for (int k = 0; k < T; ++k) acc[r][k] = _mm512_setzero_ps();
-  const __m512i nibble = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(int8_t(0x88));
+  const __m512i nibble = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(int8_t(0x88)), sign = _mm512_set1_epi8(int8_t(0x80));
   for (int64_t s = 0; s < a.spans; ++s) {
     const int64_t offset = s * 64, left = w.ld - offset;
     const __mmask64 valid = left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
@@ -80,8 +80,8 @@ void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
         const __m512i u = _mm512_xor_si512(raw, flip);
         lo[r] = _mm512_and_si512(u, nibble);
         hi[r] = _mm512_and_si512(_mm512_srli_epi16(u, 4), nibble);
-      } else {
-        lo[r] = raw;
+      } else {  // w as w + 128 in 0..255 (past the columns: 128, meeting q = 0)
+        lo[r] = _mm512_xor_si512(raw, sign);
       }
       sw[r] = lane_weight_scales(w, row + r, s);
     }
@@ -89,21 +89,18 @@ void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
     for (int k = 0; k < T; ++k) {
       const std::byte* rec = a.record(t0 + k, s);
       const __m512 sx = _mm512_load_ps(reinterpret_cast<const float*>(rec + 192));
-      const __m512i x0 = _mm512_load_si512(rec);
+      const __m512i x0 = _mm512_load_si512(rec), bias = _mm512_load_si512(rec + 128);
       if constexpr (kInt4) {
-        const __m512i x1 = _mm512_load_si512(rec + 64), bias = _mm512_load_si512(rec + 128);
+        const __m512i x1 = _mm512_load_si512(rec + 64);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
           const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(bias, lo[r], x0), hi[r], x1);
           acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw[r], sx), acc[r][k]);
         }
-      } else {  // |q| against w with q's sign, negated with saturation
-        uint64_t negative;
-        std::memcpy(&negative, rec + 64, sizeof negative);
+      } else {
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
-          const __m512i signed_w = _mm512_mask_subs_epi8(lo[r], __mmask64(negative), _mm512_setzero_si512(), lo[r]);
-          const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x0, signed_w);
+          const __m512i d = _mm512_dpbusd_epi32(bias, lo[r], x0);
           acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw[r], sx), acc[r][k]);
         }
       }

@@ -105,18 +105,21 @@ TEST(Int8Dot, ANonFiniteActivationMakesItsOutputsNan) {
 }
 
 // A stored int8 weight of -128 (our quantiser never writes one) against a negative activation
-// counts as -127 on every path, as the header says.
-TEST(Int8Dot, MinusOneTwentyEightMeetingANegativeActivationCountsAsMinus127) {
+// is the exact product on every path (the vector path's w + 128 is 0 there, and its correction
+// supplies all of it).
+TEST(Int8Dot, MinusOneTwentyEightMeetingANegativeActivationIsExact) {
   ThreadPool one(1);
   std::vector<int8_t> data(64, 0);
   data[3] = -128;
+  data[4] = 127;
   const float scale[2] = {1.0f, 1.0f};
   const WeightMatrix w{data.data(), DType::kI8, 1, 64, scale, 32};
   std::vector<float> x(64, 0.0f);
   x[3] = -127.0f;  // the block's maximum: q = -127, scale 1
+  x[4] = -127.0f;
   for (Isa isa : {Isa::kPortable, Isa::kAvx512}) {
     const auto y = run(Activations::kInt8, isa, x.data(), 1, w, nullptr, one);
-    EXPECT_EQ(y[0], 127.0f * 127.0f) << isa_name(isa);
+    EXPECT_EQ(y[0], 128.0f * 127.0f - 127.0f * 127.0f) << isa_name(isa);
   }
 }
 
