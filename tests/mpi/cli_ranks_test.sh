@@ -116,6 +116,23 @@ else
 fi
 kill "$one_pid" 2>/dev/null
 wait "$one_pid" 2>/dev/null
+# A following rank killed while rank 0 serves: the whole job ends within seconds, naming it.
+timeout 60 "$mpirun" -np 2 "$moe" serve --port 0 --rank-timeout 5 >"$work/serve3.out" 2>"$work/serve3.err" &
+ranks_pid=$!
+if wait_port "$work/serve3.out"; then
+  for p in $(pgrep -f "moe serve --port 0 --rank-timeout 5"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$' && kill -KILL "$p"
+  done
+  start=$SECONDS
+  wait "$ranks_pid"
+  rc=$?
+  ((rc != 0 && rc != 124 && SECONDS - start < 20)) && ok "serve: a killed follower ends the job in $((SECONDS - start)) s" ||
+    bad "serve with a killed follower: exit $rc after $((SECONDS - start)) s"
+  check "serve: mpirun names the killed rank" "rank 1" "$work/serve3.err"
+else
+  bad "serve did not start: $(tail -3 "$work/serve3.err")"
+  kill "$ranks_pid" 2>/dev/null
+fi
 
 # A plan for 4 devices: fits -np 2 (2 each) and -np 4, the same bits as one process; refused
 # under -np 3 before any weight is read, said once by rank 0.
