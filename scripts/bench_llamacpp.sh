@@ -2,7 +2,8 @@
 # Runs llama.cpp's llama-bench beside `moe bench decode` on the same random-weight Mixtral
 # checkpoint and prints prefill and decode tokens/s side by side:
 #   bf16 vs llama.cpp BF16, int8 vs Q8_0, int4 vs Q4_0 (ours: --weights int8|int4 --quantize all,
-#   and, on AVX512-VNNI CPUs, rows int8a8/int4a8 with our lossy --activations int8 beside the same GGUF runs;
+#   and, on AVX512-VNNI CPUs, rows int8a8/int4a8 with our lossy --activations int8 beside the same GGUF runs,
+#   on AVX512-BF16 ones a row bf16a16 with --activations bf16 beside BF16;
 #   every matrix but routers, embeddings and norms, groups of 32; our quantized rows only where
 #   `moe bench decode` has --weights; n/a otherwise).
 #
@@ -180,6 +181,10 @@ formats=("bf16 bf16" "int8 q8_0" "int4 q4_0")  # "our weights" "llama.cpp type"
 if grep -q -- '--activations' <<<"$moe_help" && grep -qw avx512_vnni /proc/cpuinfo; then
   formats+=("int8a8 q8_0" "int4a8 q4_0")
 fi
+# And the lossy bf16-activation mode (llama.cpp's BF16 path multiplies so) on AVX512-BF16 CPUs.
+if grep -q -- 'bf16 (lossy' <<<"$moe_help" && grep -qw avx512_bf16 /proc/cpuinfo; then
+  formats+=("bf16a16 bf16")
+fi
 depth=(-d "$prompt")
 if ! "$bench_bin" --help 2>&1 | grep -q -- '--n-depth'; then
   say "this llama-bench has no -d: its decode is timed from an empty context, ours after the prompt"
@@ -189,15 +194,19 @@ for ((r = 1; r <= reps; r++)); do
   for pair in "${formats[@]}"; do
     read -r ours theirs <<<"$pair"
     say "rep $r/$reps: $ours vs ${theirs^^}"
-    if [[ "$ours" == bf16 || "$has_weights_flag" == 1 ]]; then
+    if [[ "$ours" == bf16* || "$has_weights_flag" == 1 ]]; then
       # Every matrix in the format, as the GGUF types quantise every matrix (norms and router aside).
-      extra=(); [[ "$ours" == bf16 ]] || extra=(--weights "${ours%a8}" --quantize all)
-      [[ "$ours" == *a8 ]] && extra+=(--activations int8)
+      case "$ours" in
+        bf16) extra=() ;;
+        bf16a16) extra=(--activations bf16) ;;
+        *a8) extra=(--weights "${ours%a8}" --quantize all --activations int8) ;;
+        *) extra=(--weights "$ours" --quantize all) ;;
+      esac
       MOE_THREADS="$threads" "$moe" bench decode --model "$model" --prompt-tokens "$prompt" -n "$gen" \
         "${extra[@]}" --json >"$runs/moe-$ours-$r.json" 2>"$runs/moe-$ours-$r.err" ||
         die "moe bench decode ($ours) $(why $? "$runs/moe-$ours-$r.err")"
     fi
-    [[ "$ours" == *a8 ]] && continue  # compared with the llama.cpp runs of the exact row
+    [[ "$ours" == *a8 || "$ours" == *a16 ]] && continue  # compared with the llama.cpp runs of the exact row
     # Prefill from an empty context; decode after the prompt's P tokens (-d), as ours decodes.
     "$bench_bin" -m "$gguf/model-$theirs.gguf" -p "$prompt" -n 0 -t "$threads" -r 1 -o json \
       >"$runs/llama-$theirs-$r.json" 2>"$runs/llama-$theirs-$r.err" ||
@@ -231,8 +240,9 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 rows, build = [], {}
-for ours, theirs in (("bf16", "bf16"), ("int8", "q8_0"), ("int4", "q4_0"), ("int8a8", "q8_0"), ("int4a8", "q4_0")):
-    if ours.endswith("a8") and load(f"{runs}/moe-{ours}-1.json") is None:
+for ours, theirs in (("bf16", "bf16"), ("int8", "q8_0"), ("int4", "q4_0"), ("int8a8", "q8_0"), ("int4a8", "q4_0"),
+                     ("bf16a16", "bf16")):
+    if ours.endswith(("a8", "a16")) and load(f"{runs}/moe-{ours}-1.json") is None:
         continue  # the mode was not run
     moe_pp, moe_tg, ll_pp, ll_tg = [], [], [], []
     for r in range(1, reps + 1):

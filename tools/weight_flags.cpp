@@ -7,9 +7,14 @@
 namespace moe::tools {
 
 cpu::Activations parse_activations(const std::string& value) {
-  MOE_CHECK(value == "exact" || value == "int8", ErrorCode::kInvalidArgument,
-            "--activations must be exact or int8, not '{}'", value);
+  MOE_CHECK(value == "exact" || value == "int8" || value == "bf16", ErrorCode::kInvalidArgument,
+            "--activations must be exact, int8 or bf16, not '{}'", value);
   if (value == "exact") return cpu::Activations::kExact;
+  if (value == "bf16") {
+    MOE_CHECK(cpu::cpu_has_bf16_dot(), ErrorCode::kUnsupported,
+              "--activations bf16 needs a CPU with AVX512-BF16, which this one lacks");
+    return cpu::Activations::kBf16;
+  }
   MOE_CHECK(cpu::cpu_has_int8_dot(), ErrorCode::kUnsupported,
             "--activations int8 needs a CPU with AVX512-VNNI, which this one lacks");
   return cpu::Activations::kInt8;
@@ -17,9 +22,11 @@ cpu::Activations parse_activations(const std::string& value) {
 
 void add_activations_option(CLI::App& app, std::string& value) {
   app.add_option("--activations", value,
-                 "how int8/int4 weights (in groups of a multiple of 32) meet the activations: exact (widened to f32, the "
-                 "default) or int8 (lossy, llama.cpp's Q8 dot products: each token's activations quantised to int8 per "
-                 "32 columns, integer dot products; batch-invariant; needs AVX512-VNNI)")
+                 "how weights meet the activations: exact (widened to f32, the default); int8 (lossy, for int8/int4 "
+                 "weights in groups of a multiple of 32: llama.cpp's Q8 dot products, each token's activations quantised "
+                 "to int8 per 32 columns, integer dot products; needs AVX512-VNNI); bf16 (lossy, for bf16 weights: each "
+                 "token's activations rounded to bf16, two products a lane and instruction; needs AVX512-BF16). Both "
+                 "lossy modes are batch-invariant")
       ->capture_default_str();
 }
 

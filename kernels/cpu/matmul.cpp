@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kernels/cpu/fp8.h"
+#include "kernels/cpu/matmul_bf16_dot.h"
 #include "kernels/cpu/matmul_int8_dot.h"
 #include "kernels/cpu/matmul_paths.h"
 #include "kernels/cpu/mxfp4.h"
@@ -132,9 +133,18 @@ void split_rows(const detail::MatmulJob& job, ThreadPool& pool, const Rows& rows
 
 Isa active_isa() { return isa_state().load(); }
 
-Activations activations() { return activation_mode.load(); }
+namespace {
+thread_local int activation_override = -1;  // ScopedActivations: this thread's mode, else -1
+}  // namespace
+
+Activations activations() {
+  return activation_override >= 0 ? Activations(activation_override) : activation_mode.load();
+}
+ScopedActivations::ScopedActivations(Activations mode) : before_(activation_override) { activation_override = int(mode); }
+ScopedActivations::~ScopedActivations() { activation_override = before_; }
 void set_activations(Activations mode) { activation_mode.store(mode); }
 bool cpu_has_int8_dot() { return detail::cpu_has_avx512_vnni(); }
+bool cpu_has_bf16_dot() { return detail::cpu_has_avx512_bf16(); }
 
 void set_isa(Isa isa) { isa_state().store(int(isa) <= int(best_isa()) ? isa : best_isa()); }
 
@@ -169,6 +179,14 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
     if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_vnni())
       return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_avx512(job, a, r0, r1); });
     return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_portable(job, a, r0, r1); });
+  }
+  if (activations() == Activations::kBf16 && detail::takes_bf16_dot(w)) {
+    thread_local detail::Bf16Activations rounded;
+    detail::prepare_bf16_activations(job, rounded);
+    const detail::Bf16Activations& a = rounded;
+    if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_bf16())
+      return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_bf16_dot_avx512(job, a, r0, r1); });
+    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_bf16_dot_portable(job, a, r0, r1); });
   }
   // MXFP4 and FP8 widen inside the AVX-512 tiles (FP8 where its blocks allow), else a row at a time.
   const bool avx512 = active_isa() == Isa::kAvx512;

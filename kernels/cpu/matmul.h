@@ -55,10 +55,27 @@ std::string_view isa_name(Isa isa);
 // quantised to int8 per 32-column block and multiplied in exact integer dot products
 // (matmul_int8_dot.h has the rule); it is batch-invariant, and the same bits on every path.
 // Other matrices stay exact. The vector path needs AVX512-VNNI; elsewhere the portable one runs.
-enum class Activations { kExact, kInt8 };
+// kBf16, likewise lossy and opt-in, multiplies bf16 weights with each token's activations
+// rounded to bf16, two products a lane and instruction (AVX512-BF16's vdpbf16ps; the rule in
+// matmul_bf16_dot.h); other matrices stay exact.
+enum class Activations { kExact, kInt8, kBf16 };
 Activations activations();
 void set_activations(Activations mode);
 bool cpu_has_int8_dot();  // AVX512-VNNI: the int8-activation mode's fast path
+bool cpu_has_bf16_dot();  // AVX512-BF16: the bf16-activation mode's
+
+// This thread's matmuls in `mode` while it lives, whatever the process's (a lossy run's exact
+// reference, to print its error).
+class ScopedActivations {
+ public:
+  explicit ScopedActivations(Activations mode);
+  ~ScopedActivations();
+  ScopedActivations(const ScopedActivations&) = delete;
+  ScopedActivations& operator=(const ScopedActivations&) = delete;
+
+ private:
+  int before_;
+};
 
 // Widens row `row` of the matrix to f32 (embedding lookups).
 void row_to_f32(const WeightMatrix& w, int64_t row, float* out);

@@ -53,15 +53,17 @@ MatrixSet make_set(DType dtype, int64_t rows, int64_t cols, int group_size, int 
   return s;
 }
 
-// Relative RMS difference of the int8-activation mode from the exact one, on random activations.
+// Relative RMS difference of the current lossy activation mode from the exact one, on random
+// activations.
 double error_against_exact(const WeightMatrix& w, int64_t m, ThreadPool& pool) {
+  const Activations mode = activations();
   std::mt19937 rng(2);
   std::uniform_real_distribution<float> d(-1, 1);
   std::vector<float> x(size_t(m * w.cols)), exact(size_t(m * w.rows)), lossy(exact.size());
   for (float& v : x) v = d(rng);
   set_activations(Activations::kExact);
   matmul(x.data(), m, w, exact.data(), nullptr, pool);
-  set_activations(Activations::kInt8);
+  set_activations(mode);
   matmul(x.data(), m, w, lossy.data(), nullptr, pool);
   double err = 0, norm = 0;
   for (size_t i = 0; i < exact.size(); ++i) {
@@ -100,8 +102,9 @@ MatmulBenchmark run_matmul_benchmark(const std::vector<DType>& dtypes, const std
         MatmulBenchmarkRow r;
         r.shape = shape.name;
         const bool int8_activations = quantised && activations() == Activations::kInt8;
-        r.dtype = std::string(dtype_name(dtype)) + (int8_activations ? "/a8" : "");
-        if (int8_activations) r.error = error_against_exact(set.matrices[0], m, pool);
+        const bool bf16_activations = dtype == DType::kBF16 && activations() == Activations::kBf16;
+        r.dtype = std::string(dtype_name(dtype)) + (int8_activations ? "/a8" : bf16_activations ? "/a16" : "");
+        if (int8_activations || bf16_activations) r.error = error_against_exact(set.matrices[0], m, pool);
         r.rows = shape.rows;
         r.cols = shape.cols;
         r.tokens = m;

@@ -16,13 +16,6 @@ constexpr int kBlock = 32;
 
 int lane_cols_of(DType dtype) { return dtype == DType::kI4 ? 8 : 4; }
 
-// The 16 lanes to one sum: (l[i] + l[8 + i]), then the eight-lane tree.
-float reduce16(const float* l) {
-  float v[8];
-  for (int i = 0; i < 8; ++i) v[i] = l[i] + l[8 + i];
-  return reduce_eight(v);
-}
-
 }  // namespace
 
 bool takes_int8_dot(const WeightMatrix& w) {
@@ -123,7 +116,7 @@ void rows_int8_dot_portable(const MatmulJob& job, const Int8Activations& a, int6
           }
           lanes[l] = std::fma(float(d), sc, lanes[l]);
         }
-      float sum = reduce16(lanes);
+      float sum = reduce_sixteen(lanes);
       if (job.bias) sum += job.bias[r];
       job.y[t * w.rows + r] = sum;
     }

@@ -106,17 +106,13 @@ void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
       }
     }
   }
-  // Outputs token-major, reduced eight at a time: (l[i] + l[8 + i]), then the eight-lane tree.
-  constexpr int kOutputs = R * T, kGroups = (kOutputs + 7) / 8;
-  __m256 v[kGroups * 8];
+  // Outputs token-major, reduced by the sixteen-lane tree.
+  constexpr int kOutputs = R * T;
+  __m512 outputs[kOutputs];
 #pragma GCC unroll 12
-  for (int o = 0; o < kGroups * 8; ++o) {
-    const __m512 l = o < kOutputs ? acc[o % R][o / R] : _mm512_setzero_ps();
-    v[o] = _mm256_add_ps(_mm512_castps512_ps256(l), _mm512_extractf32x8_ps(l, 1));
-  }
-  alignas(32) float sums[kGroups * 8];
-#pragma GCC unroll 2
-  for (int g = 0; g < kGroups; ++g) _mm256_store_ps(sums + 8 * g, finish_tree8(v + 8 * g));
+  for (int o = 0; o < kOutputs; ++o) outputs[o] = acc[o % R][o / R];
+  float sums[(kOutputs + 7) / 8 * 8];
+  sum_sixteen_lanes(outputs, sums);
 #pragma GCC unroll 12
   for (int o = 0; o < kOutputs; ++o) {
     const int64_t r = row + o % R, t = t0 + o / R;

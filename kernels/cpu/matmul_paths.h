@@ -25,6 +25,14 @@ struct MatmulJob {
 // The tree's last levels: eight partial sums, pairwise.
 inline float reduce_eight(const float* v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 
+// Sixteen lanes to one sum, (l[i] + l[8 + i]) then the eight-lane tree: the int8- and
+// bf16-activation modes' end.
+inline float reduce_sixteen(const float* l) {
+  float v[8];
+  for (int i = 0; i < 8; ++i) v[i] = l[i] + l[8 + i];
+  return reduce_eight(v);
+}
+
 // The fixed lane tree every path ends with: the four 8-lane quarters are added lane-wise,
 // ((q0 + q1) + (q2 + q3)), then the eight lanes pairwise.
 inline float reduce_lanes(const float* l) {

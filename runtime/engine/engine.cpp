@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/matmul.h"
 #include "placement/cost/gpu_memory.h"
 #include "placement/cost/model_shape.h"
 #include "placement/plan/slot_split.h"
@@ -328,7 +329,8 @@ double active_parameters(const loading::ModelConfig& c, double experts_per_token
 }  // namespace
 
 model::LogitComparison* Engine::logit_comparison() {
-  if (model_.quantization.empty() || replayer_) return nullptr;
+  const bool lossy_activations = cpu::activations() != cpu::Activations::kExact;
+  if ((model_.quantization.empty() && !lossy_activations) || replayer_) return nullptr;
   if (!comparison_) {
     reference_ = std::make_unique<model::LoadedModel>(model::load_model(model_.config, model_.source));
     reference_->transformer->set_routing_mode(model::parse_routing_mode(routing_));

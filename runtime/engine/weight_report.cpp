@@ -25,7 +25,7 @@ nlohmann::json agreement_json(const model::LogitAgreement& a) {
 }
 
 std::string agreement_text(const model::LogitAgreement& a) {
-  return fmt::format("[against the checkpoint's weights over {} positions: top-1 agreement {:.1f}%, KL {:.3g} nats/token, "
+  return fmt::format("[against the checkpoint's weights in the exact mode over {} positions: top-1 agreement {:.1f}%, KL {:.3g} nats/token, "
                      "max |logit diff| {:.3g}]\n",
                      a.positions, 100 * a.top1_agreement(), a.mean_kl(), a.max_abs_diff);
 }

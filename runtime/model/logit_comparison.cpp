@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/matmul.h"
 #include "runtime/core/error.h"
 #include "runtime/model/sampler.h"
 
@@ -30,6 +31,7 @@ void LogitComparison::add(std::span<const int32_t> tokens, int64_t first, std::s
   MOE_CHECK(first >= 0 && first < n && int64_t(logits.size()) == (n - first) * vocab, ErrorCode::kInternal,
             "a logit comparison got {} logits for positions {}..{} of a vocabulary of {}", logits.size(), first, n, vocab);
   KvCache cache = reference_.make_cache(n);
+  const cpu::ScopedActivations exact(cpu::Activations::kExact);  // the reference is the exact mode's
   const std::vector<float> all = reference_.forward(tokens, cache, LogitsWanted::kAll);
   std::vector<double> p, q;
   for (int64_t t = first; t < n; ++t) {

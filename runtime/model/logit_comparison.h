@@ -1,6 +1,7 @@
 #pragma once
 // How far a model's logits are from a reference model's over the same tokens: a model with
-// int8/int4 weights (--weights) against the checkpoint's. The reference runs each sequence
+// int8/int4 weights (--weights), or run with lossy activations (--activations), against the
+// checkpoint's in the exact mode. The reference runs each sequence
 // teacher-forced in one prefill, so it sees exactly the tokens the model saw (prefill and decode
 // give the same bits, so a decoded sequence compares position by position).
 #include <cstdint>

@@ -47,7 +47,7 @@ expect_in "an offloaded run's slots hold the format" "$work/offload.err" 'cache 
 # --activations int8 (the lossy int8 dot products): the same tokens at any expert budget; bad
 # values and the cuda backend refused with one line.
 "$moe" run -n 4 --activations int4 >"$work/act.txt" 2>"$work/act.err"; rc=$?
-expect_in "a bad --activations is refused (exit $rc)" "$work/act.err" "activations must be exact or int8, not 'int4'"
+expect_in "a bad --activations is refused (exit $rc)" "$work/act.err" "activations must be exact, int8 or bf16, not 'int4'"
 "$moe" run -n 4 --weights int8 --activations int8 --backend cuda >"$work/act.txt" 2>"$work/act.err"
 expect_in "--activations int8 with the cuda backend is refused" "$work/act.err" "runs on the CPU kernels only"
 if grep -q avx512_vnni /proc/cpuinfo; then
@@ -63,6 +63,24 @@ else
   "$moe" run -n 4 --weights int8 --activations int8 >"$work/act.txt" 2>"$work/act.err"
   expect_in "--activations int8 without AVX512-VNNI is refused" "$work/act.err" "needs a CPU with AVX512-VNNI"
 fi
+
+# --activations bf16 (bf16 weights, here the embedded model's, meet bf16-rounded activations):
+# the same tokens at a 1 MiB expert budget as resident; refused with one line elsewhere.
+if grep -q avx512_bf16 /proc/cpuinfo; then
+  "$moe" run -n 8 --activations bf16 >"$work/a16.txt" 2>"$work/a16.err"
+  "$moe" run -n 8 --activations bf16 --gpu-mem 1MiB >"$work/a16-offload.txt" 2>"$work/a16-offload.err"
+  if [[ -s "$work/a16.txt" ]] && cmp -s "$work/a16.txt" "$work/a16-offload.txt"; then
+    echo "ok: --activations bf16 gives the same tokens at a 1 MiB budget"
+  else
+    echo "FAIL: --activations bf16 runs differ: $(head -c 300 "$work/a16.txt") | $(head -c 300 "$work/a16-offload.txt") | $(tail -2 "$work/a16-offload.err")"
+    failures=$((failures + 1))
+  fi
+else
+  "$moe" run -n 4 --activations bf16 >"$work/act.txt" 2>"$work/act.err"
+  expect_in "--activations bf16 without AVX512-BF16 is refused" "$work/act.err" "needs a CPU with AVX512-BF16"
+fi
+"$moe" run -n 4 --activations bf16 --backend cuda >"$work/act.txt" 2>"$work/act.err"
+expect_in "--activations bf16 with the cuda backend is refused" "$work/act.err" "runs on the CPU kernels only"
 
 if [[ $failures -ne 0 ]]; then
   echo "$failures case(s) failed"
