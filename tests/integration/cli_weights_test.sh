@@ -50,15 +50,19 @@ expect_in "an offloaded run's slots hold the format" "$work/offload.err" 'cache 
 expect_in "a bad --activations is refused (exit $rc)" "$work/act.err" "activations must be exact, int8 or bf16, not 'int4'"
 "$moe" run -n 4 --weights int8 --activations int8 --backend cuda >"$work/act.txt" 2>"$work/act.err"
 expect_in "--activations int8 with the cuda backend is refused" "$work/act.err" "runs on the CPU kernels only"
-if grep -q avx512_vnni /proc/cpuinfo; then
-  "$moe" run -n 8 --weights int4 --activations int8 >"$work/a8.txt" 2>"$work/a8.err"
-  "$moe" run -n 8 --weights int4 --activations int8 --gpu-mem 1MiB >"$work/a8-offload.txt" 2>"$work/a8-offload.err"
-  if [[ -s "$work/a8.txt" ]] && cmp -s "$work/a8.txt" "$work/a8-offload.txt"; then
-    echo "ok: --activations int8 gives the same tokens at a 1 MiB budget"
+same_at_one_mib() {  # same_at_one_mib NAME ARGS...: the run's text resident = at a 1 MiB expert budget
+  local name="$1"; shift
+  "$moe" run -n 8 "$@" >"$work/$name.txt" 2>"$work/$name.err"
+  "$moe" run -n 8 "$@" --gpu-mem 1MiB >"$work/$name-offload.txt" 2>"$work/$name-offload.err"
+  if [[ -s "$work/$name.txt" ]] && cmp -s "$work/$name.txt" "$work/$name-offload.txt"; then
+    echo "ok: $* gives the same tokens at a 1 MiB budget"
   else
-    echo "FAIL: --activations int8 runs differ: $(head -c 300 "$work/a8.txt") | $(head -c 300 "$work/a8-offload.txt") | $(tail -2 "$work/a8-offload.err")"
+    echo "FAIL: $* runs differ: $(head -c 300 "$work/$name.txt") | $(head -c 300 "$work/$name-offload.txt") | $(tail -2 "$work/$name-offload.err")"
     failures=$((failures + 1))
   fi
+}
+if grep -q avx512_vnni /proc/cpuinfo; then
+  same_at_one_mib a8 --weights int4 --activations int8
 else
   "$moe" run -n 4 --weights int8 --activations int8 >"$work/act.txt" 2>"$work/act.err"
   expect_in "--activations int8 without AVX512-VNNI is refused" "$work/act.err" "needs a CPU with AVX512-VNNI"
@@ -67,14 +71,7 @@ fi
 # --activations bf16 (bf16 weights, here the embedded model's, meet bf16-rounded activations):
 # the same tokens at a 1 MiB expert budget as resident; refused with one line elsewhere.
 if grep -q avx512_bf16 /proc/cpuinfo; then
-  "$moe" run -n 8 --activations bf16 >"$work/a16.txt" 2>"$work/a16.err"
-  "$moe" run -n 8 --activations bf16 --gpu-mem 1MiB >"$work/a16-offload.txt" 2>"$work/a16-offload.err"
-  if [[ -s "$work/a16.txt" ]] && cmp -s "$work/a16.txt" "$work/a16-offload.txt"; then
-    echo "ok: --activations bf16 gives the same tokens at a 1 MiB budget"
-  else
-    echo "FAIL: --activations bf16 runs differ: $(head -c 300 "$work/a16.txt") | $(head -c 300 "$work/a16-offload.txt") | $(tail -2 "$work/a16-offload.err")"
-    failures=$((failures + 1))
-  fi
+  same_at_one_mib a16 --activations bf16
 else
   "$moe" run -n 4 --activations bf16 >"$work/act.txt" 2>"$work/act.err"
   expect_in "--activations bf16 without AVX512-BF16 is refused" "$work/act.err" "needs a CPU with AVX512-BF16"

@@ -10,25 +10,10 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/weight_encoding.h"
+#include "tests/unit/kernels/activation_mode_run.h"
 
 namespace moe::cpu {
 namespace {
-
-// Runs with a mode and an instruction set, then puts both back.
-std::vector<float> run(Activations mode, Isa isa, const float* x, int64_t m, const WeightMatrix& w, const float* bias,
-                       ThreadPool& pool) {
-  const Isa isa_before = active_isa();
-  const Activations mode_before = activations();
-  set_isa(isa);
-  set_activations(mode);
-  std::vector<float> y(size_t(m * w.rows), NAN);
-  matmul(x, m, w, y.data(), bias, pool);
-  set_isa(isa_before);
-  set_activations(mode_before);
-  return y;
-}
-
-bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
 
 std::vector<float> uniform(size_t n, float lo, float hi, std::mt19937& rng) {
   std::uniform_real_distribution<float> d(lo, hi);
