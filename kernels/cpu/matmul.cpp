@@ -182,10 +182,12 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   }
   if (activations() == Activations::kBf16 && detail::takes_bf16_dot(w)) {
     thread_local detail::Bf16Activations rounded;
-    detail::prepare_bf16_activations(job, rounded);
     const detail::Bf16Activations& a = rounded;
-    if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_bf16())
+    if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_bf16()) {
+      detail::prepare_bf16_activations_avx512(job, rounded);
       return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_bf16_dot_avx512(job, a, r0, r1); });
+    }
+    detail::prepare_bf16_activations(job, rounded);
     return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_bf16_dot_portable(job, a, r0, r1); });
   }
   // MXFP4 and FP8 widen inside the AVX-512 tiles (FP8 where its blocks allow), else a row at a time.

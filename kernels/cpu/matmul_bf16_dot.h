@@ -29,6 +29,7 @@ struct Bf16Activations {
 };
 
 void prepare_bf16_activations(const MatmulJob& job, Bf16Activations& a);
+void prepare_bf16_activations_avx512(const MatmulJob& job, Bf16Activations& a);  // the same bits
 void rows_bf16_dot_portable(const MatmulJob& job, const Bf16Activations& a, int64_t r0, int64_t r1);
 void rows_bf16_dot_avx512(const MatmulJob& job, const Bf16Activations& a, int64_t r0, int64_t r1);
 bool cpu_has_avx512_bf16();

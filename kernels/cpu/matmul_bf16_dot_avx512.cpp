@@ -74,6 +74,26 @@ TileFn tile_for(int rows, int tokens) {
 
 }  // namespace
 
+void prepare_bf16_activations_avx512(const MatmulJob& job, Bf16Activations& a) {
+  // vcvtne2ps2bf16 rounds as the rule does (to nearest even, subnormals to signed zeros, NaN
+  // quiet with its upper bits: the same 16 bits as the portable rounding on 64 M patterns).
+  const int64_t cols = job.w->cols;
+  a.m = job.m;
+  a.blocks = (cols + 31) / 32;
+  auto* x = reinterpret_cast<uint16_t*>(a.storage.get(size_t(a.m * a.blocks * 16)));
+  for (int64_t t = 0; t < a.m; ++t) {
+    const float* src = job.x + t * cols;
+    uint16_t* dst = x + t * a.blocks * 32;
+    for (int64_t c = 0; c < cols; c += 32) {
+      const int64_t n = std::min<int64_t>(32, cols - c);
+      const __mmask16 lo = __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1), hi = __mmask16(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + c + 16), _mm512_maskz_loadu_ps(lo, src + c));
+      _mm512_store_si512(dst + c, (__m512i)v);
+    }
+  }
+  a.x = x;
+}
+
 void rows_bf16_dot_avx512(const MatmulJob& job, const Bf16Activations& a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r += kMaxRows) {
     const int rows = int(std::min<int64_t>(kMaxRows, r1 - r));
