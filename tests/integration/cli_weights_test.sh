@@ -72,6 +72,9 @@ fi
 # the same tokens at a 1 MiB expert budget as resident; refused with one line elsewhere.
 if grep -q avx512_bf16 /proc/cpuinfo; then
   same_at_one_mib a16 --activations bf16
+  "$moe" bench decode --prompt-tokens 4 -n 3 --activations bf16 --json >"$work/a16.json" 2>"$work/a16b.err"
+  expect_in "a bf16-activation run names its mode and its error against the exact mode" "$work/a16.json" \
+    '"activations": ?"bf16"' '"against_checkpoint"'
 else
   "$moe" run -n 4 --activations bf16 >"$work/act.txt" 2>"$work/act.err"
   expect_in "--activations bf16 without AVX512-BF16 is refused" "$work/act.err" "needs a CPU with AVX512-BF16"
