@@ -3,10 +3,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
-#include <optional>
 #include <condition_variable>
+#include <csignal>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "offload/executor/process_group.h"

@@ -10,7 +10,7 @@ namespace moe::tools {
 
 struct OffloadFlags : engine::EngineOptions {
   WeightFlags weights;  // --weights, --quantize: applied when the command loads the model
-  // weights.load_options(), refusing --activations int8 with --backend cuda (its kernels are exact:
+  // weights.load_options(), refusing a lossy --activations with --backend cuda (its kernels are exact:
   // experts computed on the CPU and on the GPU would differ, and so would budgets).
   model::LoadOptions load_options() const;
 };

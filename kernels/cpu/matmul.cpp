@@ -146,6 +146,15 @@ void set_activations(Activations mode) { activation_mode.store(mode); }
 bool cpu_has_int8_dot() { return detail::cpu_has_avx512_vnni(); }
 bool cpu_has_bf16_dot() { return detail::cpu_has_avx512_bf16(); }
 
+std::string_view activations_name(Activations mode) {
+  switch (mode) {
+    case Activations::kExact: return "exact";
+    case Activations::kInt8: return "int8";
+    case Activations::kBf16: return "bf16";
+  }
+  return "?";
+}
+
 void set_isa(Isa isa) { isa_state().store(int(isa) <= int(best_isa()) ? isa : best_isa()); }
 
 std::string_view isa_name(Isa isa) {
@@ -172,7 +181,8 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   check(w);
   if (m <= 0) return;
   const detail::MatmulJob job{x, m, &w, y, bias};
-  if (activations() == Activations::kInt8 && detail::takes_int8_dot(w)) {
+  const Activations mode = activations();
+  if (mode == Activations::kInt8 && detail::takes_int8_dot(w)) {
     thread_local detail::Int8Activations quantised;
     detail::prepare_int8_activations(job, quantised);
     const detail::Int8Activations& a = quantised;
@@ -180,7 +190,7 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
       return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_avx512(job, a, r0, r1); });
     return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_portable(job, a, r0, r1); });
   }
-  if (activations() == Activations::kBf16 && detail::takes_bf16_dot(w)) {
+  if (mode == Activations::kBf16 && detail::takes_bf16_dot(w)) {
     thread_local detail::Bf16Activations rounded;
     const detail::Bf16Activations& a = rounded;
     if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_bf16()) {

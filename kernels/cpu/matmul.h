@@ -49,7 +49,7 @@ Isa active_isa();
 void set_isa(Isa isa);  // asking for more than the CPU has gives the best it has
 std::string_view isa_name(Isa isa);
 
-// How int8/int4 weights meet the activations. kExact (the default, and the tests' oracle) widens
+// How weights meet the activations. kExact (the default, and the tests' oracle) widens
 // the weights to f32 under the contract above. kInt8 is a lossy opt-in mode, llama.cpp's Q8 dot
 // products: where the scale groups are whole 32-column blocks, each token's activations are
 // quantised to int8 per 32-column block and multiplied in exact integer dot products
@@ -63,6 +63,7 @@ Activations activations();
 void set_activations(Activations mode);
 bool cpu_has_int8_dot();  // AVX512-VNNI: the int8-activation mode's fast path
 bool cpu_has_bf16_dot();  // AVX512-BF16: the bf16-activation mode's
+std::string_view activations_name(Activations mode);  // "exact", "int8", "bf16": --activations' values
 
 // This thread's matmuls in `mode` while it lives, whatever the process's (a lossy run's exact
 // reference, to print its error).

@@ -56,14 +56,14 @@ MatrixSet make_set(DType dtype, int64_t rows, int64_t cols, int group_size, int 
 // Relative RMS difference of the current lossy activation mode from the exact one, on random
 // activations.
 double error_against_exact(const WeightMatrix& w, int64_t m, ThreadPool& pool) {
-  const Activations mode = activations();
   std::mt19937 rng(2);
   std::uniform_real_distribution<float> d(-1, 1);
   std::vector<float> x(size_t(m * w.cols)), exact(size_t(m * w.rows)), lossy(exact.size());
   for (float& v : x) v = d(rng);
-  set_activations(Activations::kExact);
-  matmul(x.data(), m, w, exact.data(), nullptr, pool);
-  set_activations(mode);
+  {
+    const ScopedActivations reference(Activations::kExact);
+    matmul(x.data(), m, w, exact.data(), nullptr, pool);
+  }
   matmul(x.data(), m, w, lossy.data(), nullptr, pool);
   double err = 0, norm = 0;
   for (size_t i = 0; i < exact.size(); ++i) {

@@ -26,7 +26,7 @@ struct MatmulBenchmarkRow {
   double bytes_per_second = 0;  // weight bytes (with scales) read per second
   double flops_per_second = 0;
   double ratio = 0;  // to read bandwidth (one token) or to the FMA peak (a batch)
-  double error = -1;  // the int8-activation mode's rows: relative RMS error against the exact mode
+  double error = -1;  // a lossy activation mode's rows: relative RMS error against the exact mode
 };
 
 struct MatmulBenchmark {
@@ -35,8 +35,9 @@ struct MatmulBenchmark {
   std::vector<MatmulBenchmarkRow> rows;
 };
 
-// Under the int8-activation mode (matmul.h) its int8/int4 rows are named "int8/a8", "int4/a8" and
-// carry their error against the exact mode on random activations.
+// Under a lossy activation mode (matmul.h) the rows it changes are named "int8/a8", "int4/a8"
+// (int8 mode) or "bf16/a16" (bf16 mode) and carry their error against the exact mode on random
+// activations.
 // Each dtype (f32, bf16, f16, int8, int4, fp8; int8/int4 with `group_size`, fp8 in 128 x 128 blocks) x shape x batch.
 MatmulBenchmark run_matmul_benchmark(const std::vector<DType>& dtypes, const std::vector<MatmulShape>& shapes,
                                      const std::vector<int64_t>& batches, int group_size, size_t weight_bytes,

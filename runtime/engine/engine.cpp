@@ -365,24 +365,10 @@ nlohmann::json Engine::gpu_json() const {
   return nlohmann::json::object();
 }
 
-namespace {
-
-// The lossy activation mode in force (matmul.h), or null in the exact one.
-const char* lossy_activations_name() {
-  switch (cpu::activations()) {
-    case cpu::Activations::kInt8: return "int8";
-    case cpu::Activations::kBf16: return "bf16";
-    case cpu::Activations::kExact: return nullptr;
-  }
-  return nullptr;
-}
-
-}  // namespace
-
 nlohmann::json Engine::stats_json() const {
   nlohmann::json j = nlohmann::json::object();
   if (!model_.quantization.empty()) j["weights"] = quantization_json(model_.quantization);
-  if (const char* mode = lossy_activations_name()) j["activations"] = mode;
+  if (cpu::activations() != cpu::Activations::kExact) j["activations"] = cpu::activations_name(cpu::activations());
   if (comparison_ && comparison_->result().positions > 0) j["against_checkpoint"] = agreement_json(comparison_->result());
   if (routed_ && routed_->first > 0) {
     const double per = double(routed_->second) / double(routed_->first);
@@ -428,7 +414,8 @@ nlohmann::json Engine::stats_json() const {
 std::string Engine::stats_text() const {
   std::string out;
   if (!model_.quantization.empty()) out += model_.quantization.describe() + "\n";
-  if (const char* mode = lossy_activations_name()) out += fmt::format("[activations {} (lossy, --activations)]\n", mode);
+  if (cpu::activations() != cpu::Activations::kExact)
+    out += fmt::format("[activations {} (lossy, --activations)]\n", cpu::activations_name(cpu::activations()));
   if (comparison_ && comparison_->result().positions > 0) out += agreement_text(comparison_->result());
   if (routed_ && routed_->first > 0) {
     const double per = double(routed_->second) / double(routed_->first);
