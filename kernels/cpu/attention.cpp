@@ -11,15 +11,44 @@
 namespace moe::cpu {
 namespace {
 
-// o += p * v, each product rounded before its add (no fused multiply-add: the build forbids
-// contraction), element by element, so the vector width (a clone per instruction set) cannot
-// change a bit. Blocks of 16 vectorise without a cost model's consent.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate(float* __restrict o, float p,
-                                                                             const float* __restrict v, int64_t n) {
-  int64_t d = 0;
-  for (; d + 16 <= n; d += 16)
-    for (int i = 0; i < 16; ++i) o[d + i] += p * v[d + i];
-  for (; d < n; ++d) o[d] += p * v[d];
+// o[h] += p[h][j] * v[j] for up to 4 heads of a kv group and one block of 16 columns, key after
+// key, in registers: each output element's adds in key order, each product rounded before its
+// add (no fused multiply-add: the build forbids contraction), so the bits are those of one head
+// and one key at a time; the value rows are read once for the group, not once a head.
+template <int H>
+[[gnu::always_inline]] inline void accumulate_block(float* const* o, const float* const* p, const float* const* v,
+                                                    int64_t keys, int64_t d0) {
+  float acc[H][16] = {};
+  for (int64_t j = 0; j < keys; ++j) {
+    const float* vj = v[j] + d0;
+    for (int h = 0; h < H; ++h) {
+      const float ph = p[h][j];
+      for (int i = 0; i < 16; ++i) acc[h][i] += ph * vj[i];
+    }
+  }
+  for (int h = 0; h < H; ++h)
+    for (int i = 0; i < 16; ++i) o[h][d0 + i] = acc[h][i];
+}
+
+// o[h] = sum over keys j of p[h][j] * v[j] (o zeroed by the caller), heads four at a time, a
+// clone per instruction set (the order of the adds is fixed, so the width changes no bit).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate_values(float* const* o, const float* const* p,
+                                                                                    int heads, const float* const* v,
+                                                                                    int64_t keys, int64_t n) {
+  for (int h0 = 0; h0 < heads; h0 += 4) {
+    float* const* oh = o + h0;
+    const float* const* ph = p + h0;
+    int64_t d = 0;
+    for (; d + 16 <= n; d += 16) switch (std::min(4, heads - h0)) {
+        case 4: accumulate_block<4>(oh, ph, v, keys, d); break;
+        case 3: accumulate_block<3>(oh, ph, v, keys, d); break;
+        case 2: accumulate_block<2>(oh, ph, v, keys, d); break;
+        default: accumulate_block<1>(oh, ph, v, keys, d); break;
+      }
+    for (int h = h0; h < std::min(heads, h0 + 4); ++h)  // a head size not a multiple of 16
+      for (int64_t j = 0; j < keys; ++j)
+        for (int64_t e = d; e < n; ++e) o[h][e] += p[h][j] * v[j][e];
+  }
 }
 
 // The physical row of token j, and how many tokens from j on are consecutive rows (to the end
@@ -68,7 +97,8 @@ void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, in
   // matmul.h: the same bits on every instruction set and for any split of the keys).
   pool.parallel_for(first_job.back(), [&](int64_t begin, int64_t end) {
     std::vector<float> scores, run_scores;
-    std::vector<const float*> value_rows;
+    std::vector<const float*> value_rows, probabilities;
+    std::vector<float*> outputs;
     size_t i = size_t(std::upper_bound(first_job.begin(), first_job.end(), begin) - first_job.begin()) - 1;
     for (int64_t job = begin; job < end; ++job) {
       while (job >= first_job[i + 1]) ++i;
@@ -101,6 +131,8 @@ void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, in
           value_rows[size_t(j + r)] = kv.values + (run.row + r) * kv_row + kv_head * head_dim;
         j += run.length;
       }
+      outputs.clear();
+      probabilities.clear();
       for (int64_t g = 0; g < group; ++g) {
         const int64_t head = head0 + g;
         float* o = out + head * head_dim;
@@ -119,8 +151,11 @@ void attention(std::span<const AttentionSequence> sequences, int64_t n_heads, in
           sum += s[j];
         }
         if (sinks) sum += std::exp(sink - max);  // the sink's share of the softmax, given to no value
-        for (int64_t j = 0; j < keys; ++j) accumulate(o, s[j] / sum, value_rows[size_t(j)], head_dim);
+        for (int64_t j = 0; j < keys; ++j) s[j] /= sum;
+        outputs.push_back(o);
+        probabilities.push_back(s);
       }
+      accumulate_values(outputs.data(), probabilities.data(), int(outputs.size()), value_rows.data(), keys, head_dim);
     }
   });
 }

@@ -36,46 +36,49 @@ struct Int8DotArgs {
   int64_t groups;
   int group_size;
   const Int8Activations* a;
-  int64_t span_blocks;  // 32-column blocks a span: 4 (int4) or 2 (int8)
 };
 
-// Each lane's weight group scale for span s of row r: block b's scale in the lanes of block b
-// (zero past the columns).
-inline __m512 lane_weight_scales(const Int8DotArgs& w, int64_t r, int64_t s) {
-  const float* row = w.scales + r * w.groups;
-  const int64_t b0 = s * w.span_blocks, valid = std::min<int64_t>(w.span_blocks, w.a->blocks - b0);
+// 32-column blocks a span (64 bytes of a row): 4 of int4, 2 of int8.
+template <bool kInt4>
+constexpr int64_t kSpanBlocks = kInt4 ? 4 : 2;
+
+// Each lane's weight group scale for the span whose first block is b0: block b's scale in the
+// lanes of block b, zero past the `valid` blocks of the columns. kGroup32: a scale a block, read
+// as they lie; otherwise (groups of 64, 96, ... columns) gathered one by one.
+template <bool kInt4, bool kGroup32>
+inline __m512 lane_weight_scales(const Int8DotArgs& w, const float* row_scales, int64_t b0, int64_t valid) {
   __m128 v;
-  if (w.group_size == 32) {
-    v = _mm_maskz_loadu_ps(__mmask8((1u << valid) - 1), row + b0);
+  if constexpr (kGroup32) {
+    v = _mm_maskz_loadu_ps(__mmask8((1u << valid) - 1), row_scales + b0);
   } else {
     alignas(16) float g[4] = {};
-    for (int64_t i = 0; i < valid; ++i) g[i] = row[(b0 + i) * 32 / w.group_size];
+    for (int64_t i = 0; i < valid; ++i) g[i] = row_scales[(b0 + i) * 32 / w.group_size];
     v = _mm_load_ps(g);
   }
-  const __m512i spread = w.span_blocks == 4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
-                                            : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i spread = kInt4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                               : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   return _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(v));
 }
 
-template <bool kInt4, int R, int T>
-void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
+// The tile's sums over spans [s0, s1): kFull when every span has all its 64 bytes (and so all its
+// blocks), the last span otherwise. The rows' and tokens' addresses are worked out once a tile,
+// not once a span: the address arithmetic, not the dot products, bounded the loop.
+template <bool kInt4, bool kGroup32, bool kFull, int R, int T>
+inline void spans(const Int8DotArgs& w, const uint8_t* const (&rows)[R], const float* const (&scales)[R],
+                  const std::byte* const (&records)[T], int64_t s0, int64_t s1, __m512 (&acc)[R][T]) {
   const Int8Activations& a = *w.a;
-  __m512 acc[R][T];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 3
-    for (int k = 0; k < T; ++k) acc[r][k] = _mm512_setzero_ps();
   const __m512i nibble = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(int8_t(0x88)), sign = _mm512_set1_epi8(int8_t(0x80));
-  for (int64_t s = 0; s < a.spans; ++s) {
-    const int64_t offset = s * 64, left = w.ld - offset;
-    const __mmask64 valid = left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t offset = s * 64, b0 = s * kSpanBlocks<kInt4>;
+    const __mmask64 valid = kFull ? ~__mmask64(0) : (__mmask64(1) << (w.ld - offset)) - 1;
+    const int64_t blocks = kFull ? kSpanBlocks<kInt4> : std::min<int64_t>(kSpanBlocks<kInt4>, a.blocks - b0);
     __m512i lo[R], hi[R];
     __m512 sw[R];
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const uint8_t* p = w.data + (row + r) * w.ld + offset;
+      const uint8_t* p = rows[r] + offset;
       _mm_prefetch(reinterpret_cast<const char*>(p + kAheadRows * w.ld), _MM_HINT_T1);
-      const __m512i raw = _mm512_maskz_loadu_epi8(valid, p);
+      const __m512i raw = kFull ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(valid, p);
       if constexpr (kInt4) {  // nibble w as w + 8 in 0..15 (past the columns: 8, meeting q = 0)
         const __m512i u = _mm512_xor_si512(raw, flip);
         lo[r] = _mm512_and_si512(u, nibble);
@@ -83,11 +86,11 @@ void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
       } else {  // w as w + 128 in 0..255 (past the columns: 128, meeting q = 0)
         lo[r] = _mm512_xor_si512(raw, sign);
       }
-      sw[r] = lane_weight_scales(w, row + r, s);
+      sw[r] = lane_weight_scales<kInt4, kGroup32>(w, scales[r], b0, blocks);
     }
 #pragma GCC unroll 3
     for (int k = 0; k < T; ++k) {
-      const std::byte* rec = a.record(t0 + k, s);
+      const std::byte* rec = records[k] + s * Int8Activations::kRecordBytes;
       const __m512 sx = _mm512_load_ps(reinterpret_cast<const float*>(rec + 192));
       const __m512i x0 = _mm512_load_si512(rec), bias = _mm512_load_si512(rec + 128);
       if constexpr (kInt4) {
@@ -106,6 +109,29 @@ void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
       }
     }
   }
+}
+
+template <bool kInt4, bool kGroup32, int R, int T>
+void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
+  const Int8Activations& a = *w.a;
+  const uint8_t* rows[R];
+  const float* scales[R];
+  const std::byte* records[T];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    rows[r] = w.data + (row + r) * w.ld;
+    scales[r] = w.scales + (row + r) * w.groups;
+  }
+#pragma GCC unroll 3
+  for (int k = 0; k < T; ++k) records[k] = a.record(t0 + k, 0);
+  __m512 acc[R][T];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 3
+    for (int k = 0; k < T; ++k) acc[r][k] = _mm512_setzero_ps();
+  const int64_t full = w.ld / 64;  // spans with all their bytes; a.spans - full is 0 or 1
+  spans<kInt4, kGroup32, true>(w, rows, scales, records, 0, full, acc);
+  if (full < a.spans) spans<kInt4, kGroup32, false>(w, rows, scales, records, full, a.spans, acc);
   // Outputs token-major, reduced by the sixteen-lane tree.
   constexpr int kOutputs = R * T;
   __m512 outputs[kOutputs];
@@ -120,26 +146,34 @@ void tile(const Int8DotArgs& w, int64_t row, int64_t t0, const MatmulJob& job) {
   }
 }
 
-template <bool kInt4>
+template <bool kInt4, bool kGroup32>
 using TileFn = void (*)(const Int8DotArgs&, int64_t, int64_t, const MatmulJob&);
 
-template <bool kInt4, int R>
-constexpr TileFn<kInt4> tiles_of_rows[kMaxTokens] = {&tile<kInt4, R, 1>, &tile<kInt4, R, 2>, &tile<kInt4, R, 3>};
+template <bool kInt4, bool kGroup32, int R>
+constexpr TileFn<kInt4, kGroup32> tiles_of_rows[kMaxTokens] = {&tile<kInt4, kGroup32, R, 1>, &tile<kInt4, kGroup32, R, 2>,
+                                                               &tile<kInt4, kGroup32, R, 3>};
 
-template <bool kInt4>
-TileFn<kInt4> tile_for(int rows, int tokens) {
-  static constexpr const TileFn<kInt4>* table[kMaxRows] = {tiles_of_rows<kInt4, 1>, tiles_of_rows<kInt4, 2>,
-                                                           tiles_of_rows<kInt4, 3>, tiles_of_rows<kInt4, 4>};
+template <bool kInt4, bool kGroup32>
+TileFn<kInt4, kGroup32> tile_for(int rows, int tokens) {
+  static constexpr const TileFn<kInt4, kGroup32>* table[kMaxRows] = {
+      tiles_of_rows<kInt4, kGroup32, 1>, tiles_of_rows<kInt4, kGroup32, 2>, tiles_of_rows<kInt4, kGroup32, 3>,
+      tiles_of_rows<kInt4, kGroup32, 4>};
   return table[rows - 1][tokens - 1];
 }
 
-template <bool kInt4>
+template <bool kInt4, bool kGroup32>
 void rows_with(const Int8DotArgs& w, const MatmulJob& job, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r += kMaxRows) {
     const int rows = int(std::min<int64_t>(kMaxRows, r1 - r));
     for (int64_t t = 0; t < job.m; t += kMaxTokens)
-      tile_for<kInt4>(rows, int(std::min<int64_t>(kMaxTokens, job.m - t)))(w, r, t, job);
+      tile_for<kInt4, kGroup32>(rows, int(std::min<int64_t>(kMaxTokens, job.m - t)))(w, r, t, job);
   }
+}
+
+template <bool kInt4>
+void rows_with(const Int8DotArgs& w, const MatmulJob& job, int64_t r0, int64_t r1) {
+  if (w.group_size == 32) return rows_with<kInt4, true>(w, job, r0, r1);
+  rows_with<kInt4, false>(w, job, r0, r1);
 }
 
 }  // namespace
@@ -148,7 +182,7 @@ void rows_int8_dot_avx512(const MatmulJob& job, const Int8Activations& a, int64_
   const WeightMatrix& m = *job.w;
   const bool int4 = m.dtype == DType::kI4;
   const Int8DotArgs w{static_cast<const uint8_t*>(m.data), int4 ? m.cols / 2 : m.cols, m.scales, m.cols / m.group_size,
-                      m.group_size, &a, int4 ? 4 : 2};
+                      m.group_size, &a};
   if (int4) return rows_with<true>(w, job, r0, r1);
   rows_with<false>(w, job, r0, r1);
 }

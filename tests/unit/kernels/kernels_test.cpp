@@ -293,6 +293,25 @@ TEST(Attention, MaskedHeadsAreZeroAndTheOthersUnchanged) {
     }
 }
 
+// The heads of a kv group share their value rows (read once for up to four heads at a time):
+// each head's bits are those it gets alone, here against a kv head of its own holding the same
+// keys and values. Six heads (four, then two) and a head size past the 16-column blocks.
+TEST(Attention, HeadsOfAGroupGetTheBitsOfAKvHeadEach) {
+  const int64_t n = 9, heads = 6, dim = 72;
+  const auto q = random_floats(size_t(n * heads * dim), 31), k = random_floats(size_t(n * dim), 32),
+             v = random_floats(size_t(n * dim), 33);
+  std::vector<float> k_each, v_each;  // [n, heads * dim]: the one kv head copied for every head
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      k_each.insert(k_each.end(), k.begin() + t * dim, k.begin() + (t + 1) * dim);
+      v_each.insert(v_each.end(), v.begin() + t * dim, v.begin() + (t + 1) * dim);
+    }
+  std::vector<float> grouped(q.size(), NAN), alone(q.size(), NAN);
+  attention(q.data(), k.data(), v.data(), n, 0, heads, 1, dim, 0.3f, grouped.data());
+  attention(q.data(), k_each.data(), v_each.data(), n, 0, heads, heads, dim, 0.3f, alone.data());
+  EXPECT_TRUE(same_bits(grouped, alone));
+}
+
 TEST(Router, TopKAndThreshold) {
   const float p[] = {0.1f, 0.4f, 0.05f, 0.45f};
   int32_t ids[2];
