@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/matmul.h"
@@ -11,41 +12,60 @@
 namespace moe::cpu {
 namespace {
 
-// o[h] += p[h][j] * v[j] for up to 4 heads of a kv group and one block of 16 columns, key after
-// key, in registers: each output element's adds in key order, each product rounded before its
-// add (no fused multiply-add: the build forbids contraction), so the bits are those of one head
-// and one key at a time; the value rows are read once for the group, not once a head.
-template <int H>
+// Sixteen lanes: one AVX-512 register, two AVX2 ones, four SSE ones (a clone per instruction set).
+using Floats16 = float __attribute__((vector_size(64)));
+
+// o[h][d0 ..] = sum over keys j of p[h][j] * v[j][d0 ..] for H heads of a kv group and B blocks
+// of 16 columns, key after key with the sums in registers: each output element's adds in key
+// order, each product rounded before its add (no fused multiply-add: the build forbids
+// contraction), so the bits are those of one head and one key at a time; each value row is read
+// once for the group's heads, whole.
+constexpr int64_t kValuesAhead = 8;  // value rows asked for ahead of their use
+
+template <int H, int B>
 [[gnu::always_inline]] inline void accumulate_block(float* const* o, const float* const* p, const float* const* v,
                                                     int64_t keys, int64_t d0) {
-  float acc[H][16] = {};
+  Floats16 acc[H][B] = {};
   for (int64_t j = 0; j < keys; ++j) {
-    const float* vj = v[j] + d0;
+    if (j + kValuesAhead < keys)  // the rows are a kv row apart, not a stream the hardware follows well
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) __builtin_prefetch(v[j + kValuesAhead] + d0 + 16 * b);
+    Floats16 vj[B];
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) std::memcpy(&vj[b], v[j] + d0 + 16 * b, sizeof(Floats16));
+#pragma GCC unroll 4
     for (int h = 0; h < H; ++h) {
       const float ph = p[h][j];
-      for (int i = 0; i < 16; ++i) acc[h][i] += ph * vj[i];
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) acc[h][b] += ph * vj[b];
     }
   }
   for (int h = 0; h < H; ++h)
-    for (int i = 0; i < 16; ++i) o[h][d0 + i] = acc[h][i];
+    for (int b = 0; b < B; ++b) std::memcpy(o[h] + d0 + 16 * b, &acc[h][b], sizeof(Floats16));
 }
 
-// o[h] = sum over keys j of p[h][j] * v[j] (o zeroed by the caller), heads four at a time, a
-// clone per instruction set (the order of the adds is fixed, so the width changes no bit).
+template <int B>
+[[gnu::always_inline]] inline void accumulate_heads(int heads, float* const* o, const float* const* p, const float* const* v, int64_t keys,
+                             int64_t d0) {
+  switch (heads) {
+    case 4: return accumulate_block<4, B>(o, p, v, keys, d0);
+    case 3: return accumulate_block<3, B>(o, p, v, keys, d0);
+    case 2: return accumulate_block<2, B>(o, p, v, keys, d0);
+    default: return accumulate_block<1, B>(o, p, v, keys, d0);
+  }
+}
+
+// o[h] = sum over keys j of p[h][j] * v[j] (o zeroed by the caller), heads four at a time, 64
+// columns a pass, then 16, then one.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate_values(float* const* o, const float* const* p,
                                                                                     int heads, const float* const* v,
                                                                                     int64_t keys, int64_t n) {
   for (int h0 = 0; h0 < heads; h0 += 4) {
-    float* const* oh = o + h0;
-    const float* const* ph = p + h0;
+    const int hn = std::min(4, heads - h0);
     int64_t d = 0;
-    for (; d + 16 <= n; d += 16) switch (std::min(4, heads - h0)) {
-        case 4: accumulate_block<4>(oh, ph, v, keys, d); break;
-        case 3: accumulate_block<3>(oh, ph, v, keys, d); break;
-        case 2: accumulate_block<2>(oh, ph, v, keys, d); break;
-        default: accumulate_block<1>(oh, ph, v, keys, d); break;
-      }
-    for (int h = h0; h < std::min(heads, h0 + 4); ++h)  // a head size not a multiple of 16
+    for (; d + 64 <= n; d += 64) accumulate_heads<4>(hn, o + h0, p + h0, v, keys, d);
+    for (; d + 16 <= n; d += 16) accumulate_heads<1>(hn, o + h0, p + h0, v, keys, d);
+    for (int h = h0; h < h0 + hn; ++h)  // a head size not a multiple of 16
       for (int64_t j = 0; j < keys; ++j)
         for (int64_t e = d; e < n; ++e) o[h][e] += p[h][j] * v[j][e];
   }
