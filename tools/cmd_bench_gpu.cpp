@@ -22,6 +22,8 @@ void run(bool json) {
 #if MOE_HAVE_CUDA
   cuda::GpuBenchmark b = cuda::run_gpu_benchmark();
   for (auto& row : cuda::run_gemm_benchmark()) b.rows.push_back(std::move(row));
+  // A dense projection's prefill (one problem: Mixtral's q over 512 tokens), where DeviceMatmul calls cuBLAS SGEMM.
+  for (auto& row : cuda::run_gemm_benchmark(1, 512, 4096, 4096)) b.rows.push_back(std::move(row));
   const offload::TransferBenchmark t = offload::run_transfer_benchmark();
   const double d2d = b.rows.empty() ? 0 : b.rows.front().ceiling_value;
   const std::string raw = "one raw pinned cudaMemcpyAsync";

@@ -17,6 +17,9 @@
 #                 max_memory 24GiB (scripts/bench_accelerate.py): needs ~100 GB of host memory and
 #                 several minutes
 #   --mixtral-only  just that (a second device call after the first ran the rest)
+# Environment: MOE_GPU_TEST_TIMEOUT (s per test binary), MOE_MIXTRAL_TIMEOUT (s), MOE_MIXTRAL_FLAGS
+# (more flags for its `moe bench decode`, e.g. --json for the engine's statistics), MOE_ACCELERATE=0
+# (skip the accelerate baseline).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${MOE_BUILD_DIR:-$root/build}"
@@ -152,18 +155,21 @@ if ((mixtral)); then
     while sleep 10; do publish; done &
     publisher=$!
     timeout "${MOE_MIXTRAL_TIMEOUT:-420}" stdbuf -oL -eL "$moe" bench decode --config "$config" --shared-expert-bytes \
-      --backend cuda --gpu-mem 24GiB --host-mem 86GiB --replay-trace "$trace" --prompt-tokens 16 -n 16 || status=$?
+      --backend cuda --gpu-mem 24GiB --host-mem 86GiB --replay-trace "$trace" --prompt-tokens 16 -n 16 ${MOE_MIXTRAL_FLAGS:-} \
+      || status=$?
     echo "ended $(date -u +%T)"
     echo '```'
     publish
-    if ! python3 -c "import accelerate" 2>/dev/null && ls "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1; then
-      python3 -m pip install -q --no-deps "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1 || true
+    if [[ "${MOE_ACCELERATE:-1}" != 0 ]]; then
+      if ! python3 -c "import accelerate" 2>/dev/null && ls "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1; then
+        python3 -m pip install -q --no-deps "$root"/.cache/wheels/accelerate-*.whl >/dev/null 2>&1 || true
+      fi
+      echo "transformers + accelerate offloading of the same shape, max_memory 24GiB on the GPU for all its weights:"
+      echo '```'
+      PYTHONUNBUFFERED=1 python3 "$root/scripts/bench_accelerate.py" --config "$config" --gpu-mem 24GiB --prompt-tokens 16 --decode-tokens 4 \
+        || status=$?
+      echo '```'
     fi
-    echo "transformers + accelerate offloading of the same shape, max_memory 24GiB on the GPU for all its weights:"
-    echo '```'
-    PYTHONUNBUFFERED=1 python3 "$root/scripts/bench_accelerate.py" --config "$config" --gpu-mem 24GiB --prompt-tokens 16 --decode-tokens 4 \
-      || status=$?
-    echo '```'
     kill "$publisher" 2>/dev/null || true
   } >>"$report" 2>&1
 fi

@@ -1,10 +1,9 @@
 #pragma once
 // y = x W^T on one CUDA stream, all device memory, for the dense products (CudaLinear): the GEMV
 // (bf16/int8/int4/fp8, dequantised in its loop) for fewer than kGemmMinRows rows, in passes of eight;
-// from kGemmMinRows rows (prefill) an f32 cuBLAS GEMM over W widened to f32 (exactly the values
-// the GEMV multiplies): a dense matrix is one big problem, which cuBLAS does best, while a
-// layer's experts are many smaller ones (kernels/cuda/grouped_gemm.h). Each row's result depends
-// only on the row count of the call, never on the budget or schedule.
+// from kGemmMinRows rows (prefill) the grouped GEMM with one problem, on the tensor cores, reading
+// the weights where they are (no f32 copy of the matrix: DeepSeek-V3's lm head would take 3.7 GB).
+// Each row's result depends only on the row count of the call, never on the budget or schedule.
 #include <cstdint>
 #include <memory>
 
@@ -28,8 +27,6 @@ class DeviceMatmul {
 
  private:
   cudaStream_t stream_;
-  CublasHandle blas_;
-  DeviceBuffer widened_;
 };
 
 }  // namespace moe::cuda

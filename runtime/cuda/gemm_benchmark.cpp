@@ -27,23 +27,41 @@ std::vector<GpuBenchmarkRow> run_gemm_benchmark(int experts, int64_t tokens, int
   const auto x_of = [&](int e) { return x.get<float>() + int64_t(e) * tokens * cols; };
   const auto y_of = [&](int e) { return y.get<float>() + int64_t(e) * tokens * rows; };
 
-  // The ceiling: cuBLAS SGEMM per expert over weights already in f32 (small values, finite).
-  GpuBenchmarkRow ceiling_row;
+  // The ceilings: cuBLAS SGEMM per expert over weights already in f32 (small values, finite), and
+  // cuBLAS's bf16 tensor-core GEMM per expert on bf16 activations and weights, f32 accumulation:
+  // the grouped GEMM does three such products per term (its activations split in three), so a
+  // third of that rate is its ceiling.
+  double sgemm = 0, bf16_gemm = 0;
   {
     DeviceBuffer widened(sizeof(float) * values * uint64_t(experts));
     check(cudaMemset(widened.get(), 0x3C, widened.bytes()), "cudaMemset");
     const float one = 1.0f, zero = 0.0f;
-    const double seconds = median_seconds(
-        [&] {
-          for (int e = 0; e < experts; ++e)
-            check_cublas(cublasSgemm(blas.get(), CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(tokens), int(cols), &one,
-                                     widened.get<float>() + uint64_t(e) * values, int(cols), x_of(e), int(cols), &zero, y_of(e),
-                                     int(rows)),
-                         "cublasSgemm");
-        },
-        repeats, stream.get());
-    ceiling_row.value = flops / seconds;
+    sgemm = flops / median_seconds(
+                        [&] {
+                          for (int e = 0; e < experts; ++e)
+                            check_cublas(cublasSgemm(blas.get(), CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(tokens), int(cols), &one,
+                                                     widened.get<float>() + uint64_t(e) * values, int(cols), x_of(e), int(cols),
+                                                     &zero, y_of(e), int(rows)),
+                                         "cublasSgemm");
+                        },
+                        repeats, stream.get());
+    // The same bytes read as bf16 (0x3C3C, finite) for both operands.
+    std::byte* w16 = widened.get();
+    std::byte* x16 = widened.get() + 2 * values * uint64_t(experts);
+    bf16_gemm = flops / median_seconds(
+                            [&] {
+                              for (int e = 0; e < experts; ++e)
+                                check_cublas(cublasGemmEx(blas.get(), CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(tokens), int(cols), &one,
+                                                          w16 + 2 * uint64_t(e) * values, CUDA_R_16BF, int(cols),
+                                                          x16 + 2 * uint64_t(e) * uint64_t(tokens * cols), CUDA_R_16BF, int(cols),
+                                                          &zero, y_of(e), CUDA_R_32F, int(rows), CUBLAS_COMPUTE_32F,
+                                                          CUBLAS_GEMM_DEFAULT),
+                                             "cublasGemmEx (bf16)");
+                            },
+                            repeats, stream.get());
   }
+  const double ceiling = bf16_gemm / 3;
+  const std::string ceiling_name = "a third of cuBLAS's bf16 tensor-core GEMM per expert (three terms a product)";
 
   std::vector<GpuBenchmarkRow> out;
   const int group = 128;
@@ -70,9 +88,13 @@ std::vector<GpuBenchmarkRow> run_gemm_benchmark(int experts, int64_t tokens, int
         [&] { check(grouped_expert_gemm(problems.data(), int(problems.size()), stream.get()), "grouped_expert_gemm"); }, repeats,
         stream.get());
     static const char* const kNames[] = {"bf16", "int8 g128", "int4 g128", "fp8 128x128"};
-    out.push_back({fmt::format("grouped gemm {} ({})", kNames[int(format)], shape), flops / seconds, ceiling_row.value,
-                   "cuBLAS SGEMM per expert on f32 weights", GpuBenchmarkRow::Unit::kFlops});
+    out.push_back({fmt::format("grouped gemm {} ({})", kNames[int(format)], shape), flops / seconds, ceiling, ceiling_name,
+                   GpuBenchmarkRow::Unit::kFlops});
   }
+  out.push_back({fmt::format("cuBLAS SGEMM per expert, f32 weights ({})", shape), sgemm, ceiling, ceiling_name,
+                 GpuBenchmarkRow::Unit::kFlops});
+  out.push_back({fmt::format("cuBLAS bf16 GEMM per expert, one term ({})", shape), bf16_gemm, ceiling, ceiling_name,
+                 GpuBenchmarkRow::Unit::kFlops});
   return out;
 }
 

@@ -1,8 +1,10 @@
 // Every CUDA kernel against its CPU counterpart on fresh random inputs, outputs poisoned before
 // each run: relative error below 1e-5 for f32 paths, below 1e-2 where bf16 rounding enters. The
 // quantised formats (int8, int4, fp8 with block scales) widen to exactly the CPU's dequantised
-// values (checked bit for bit through the widening); the grouped GEMM multiplies those, the GEMV
-// sums each 16-byte chunk's products before its one scale: rounding apart, 1e-5.
+// values (checked bit for bit through the widening); the GEMV sums each 16-byte chunk's products
+// before its one scale, the grouped GEMM multiplies them on the tensor cores (activations in
+// three bf16 terms, a 16-column step's sum scaled once): rounding apart, 1e-5 (the grouped GEMM
+// also 1e-6 over activations of any magnitude).
 // Skips, saying why, when no GPU is present.
 #include <gtest/gtest.h>
 
@@ -142,7 +144,7 @@ TEST_P(GemvTest, MatchesTheCpuMatmul) {
     check(cudaDeviceSynchronize(), "sync");
     EXPECT_LT(relative_error(dy.host(), ref), 1e-5) << "m = " << m;
   }
-  // The cuBLAS path's operand: the same values the GEMV multiplies, widened to f32.
+  // The widening: the same values the GEMV multiplies, in f32.
   std::vector<float> widened_ref(size_t(rows * cols));
   for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(w.host, r, widened_ref.data() + r * cols);
   DeviceBuffer<float> dwide(widened_ref.size());
@@ -184,6 +186,55 @@ TEST_P(GemvTest, GroupedGemmMatchesTheCpuMatmul) {
     got.resize(refs[i].size());
     EXPECT_LT(relative_error(got, refs[i]), 1e-5) << "problem " << i;
   }
+}
+
+// The three bf16 terms carry an f32 activation's whole significand, at any magnitude: against the
+// exact sums (in double) the products are off by no more than the f32 accumulation's rounding
+// (measured on an H200: 1.3e-6 from the CPU's f32 sums in bf16, whose whole sum stays inside the
+// tensor cores; one bf16 term would be off by ~3e-3, two by ~5e-6). An infinite or NaN
+// activation gives what the CPU gives.
+TEST_P(GemvTest, GroupedGemmKeepsF32PrecisionAndNonFiniteValues) {
+  const auto [format, group] = GetParam();
+  const int64_t rows = 200, cols = 512, m = 40;
+  const TestWeights w(format, group, rows, cols, 5);
+  auto x = random_floats(size_t(m * cols), 6);
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t c = 0; c < cols; ++c) x[size_t(t * cols + c)] = std::ldexp(x[size_t(t * cols + c)], int((t * 7 + c) % 41) - 20);
+  std::vector<float> widened(size_t(rows * cols)), exact(size_t(m * rows)), ref(size_t(m * rows));
+  for (int64_t r = 0; r < rows; ++r) cpu::row_to_f32(w.host, r, widened.data() + r * cols);
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double sum = 0;
+      for (int64_t c = 0; c < cols; ++c) sum += double(x[size_t(t * cols + c)]) * double(widened[size_t(r * cols + c)]);
+      exact[size_t(t * rows + r)] = float(sum);
+    }
+  DeviceBuffer<float> dx(x), dy(size_t(m * rows));
+  dy.poison();
+  const GemmProblem problem{w.device, dx.ptr, dy.ptr, m};
+  check(grouped_expert_gemm(&problem, 1, nullptr), "grouped_expert_gemm");
+  check(cudaDeviceSynchronize(), "sync");
+  EXPECT_LT(relative_error(dy.host(), exact), 3e-6);
+
+  x[size_t(3 * cols + 17)] = INFINITY;
+  x[size_t(5 * cols + 100)] = -INFINITY;
+  x[size_t(9 * cols + 300)] = NAN;
+  cpu::matmul(x.data(), m, w.host, ref.data());
+  DeviceBuffer<float> dx2(x);
+  dy.poison();
+  const GemmProblem with_non_finite{w.device, dx2.ptr, dy.ptr, m};
+  check(grouped_expert_gemm(&with_non_finite, 1, nullptr), "grouped_expert_gemm");
+  check(cudaDeviceSynchronize(), "sync");
+  const auto got = dy.host();
+  for (int64_t t : {3, 5, 9})
+    for (int64_t r = 0; r < rows; ++r) {
+      const float g = got[size_t(t * rows + r)], e = ref[size_t(t * rows + r)];
+      ASSERT_FALSE(std::isfinite(e)) << "token " << t << " row " << r;
+      EXPECT_EQ(std::isnan(g), std::isnan(e)) << "token " << t << " row " << r << ": " << g << " vs " << e;
+      if (std::isinf(e)) {
+        EXPECT_EQ(g, e) << "token " << t << " row " << r;
+      }
+    }
+  EXPECT_TRUE(std::isfinite(got[size_t(4 * rows)]));  // the rows beside them stay finite
 }
 
 std::string gemv_case_name(const ::testing::TestParamInfo<GemvCase>& info) {
@@ -275,8 +326,7 @@ TEST_F(Gpu, Fp8DequantisesEveryCodeAsTheCpu) {
 
 // Slices of a bigger FP8 matrix placed in its grid by offsets (a fused tensor's rows, DeepSeek's
 // absorbed per-head W_UK^T at a column offset inside a block), blocks that are not square and
-// edges that cut blocks: the GEMV and the widening against the CPU on the same view; the grouped
-// GEMM refuses offsets (an expert has its own grid).
+// edges that cut blocks: the GEMV, the widening and the grouped GEMM against the CPU on the same view.
 TEST_F(Gpu, Fp8SlicesAtBlockOffsetsMatchTheCpu) {
   const int64_t full_rows = 300, full_cols = 448;
   const int block_rows = 48, block_cols = 64;
@@ -324,9 +374,17 @@ TEST_F(Gpu, Fp8SlicesAtBlockOffsetsMatchTheCpu) {
     dwide.poison();
     check(dequantize_weights(w, dwide.ptr, nullptr), "dequantize_weights");
     EXPECT_EQ(relative_error(dwide.host(), widened_ref), 0.0) << "slice at " << sl.row0 << ", " << sl.col0;
-    DeviceBuffer<float> dx(size_t(40 * sl.cols)), dy(size_t(40 * sl.rows));
-    const GemmProblem problem{w, dx.ptr, dy.ptr, 40};
-    if (sl.row0 != 0 || sl.col0 != 0) EXPECT_EQ(grouped_expert_gemm(&problem, 1, nullptr), cudaErrorInvalidValue);
+    // The grouped GEMM (a dense fp8 projection's prefill) reads the slice's scales as the GEMV does.
+    const int64_t m = 40;
+    const auto x = random_floats(size_t(m * sl.cols), 70);
+    std::vector<float> ref(size_t(m * sl.rows));
+    cpu::matmul(x.data(), m, host, ref.data());
+    DeviceBuffer<float> dx(x), dy(ref.size());
+    dy.poison();
+    const GemmProblem problem{w, dx.ptr, dy.ptr, m};
+    check(grouped_expert_gemm(&problem, 1, nullptr), "grouped_expert_gemm");
+    check(cudaDeviceSynchronize(), "sync");
+    EXPECT_LT(relative_error(dy.host(), ref), 1e-5) << "grouped GEMM, slice at " << sl.row0 << ", " << sl.col0;
   }
 }
 

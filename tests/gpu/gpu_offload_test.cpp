@@ -3,7 +3,7 @@
 // trained default model agree with the CPU to rounding (1e-5), with the dense products on the
 // GPU as well (CudaLinear); and at every budget (down to one slot), host pool, policy and
 // predictor the GPU gives the same bits as with every expert on it (the invariant of the CPU
-// executor, on the device). A long prompt takes the grouped GEMM (experts) and cuBLAS (dense).
+// executor, on the device). A long prompt takes the grouped GEMM (experts and dense products).
 // Without room in the arena, dense products and attention fall back to the CPU's bits. Attention
 // over the scattered blocks of a shared KV pool (block tables) agrees with the CPU's. An FP8
 // checkpoint's experts and dense matrices on the GPU agree with the CPU's FP8 kernels.
@@ -180,7 +180,7 @@ TEST_F(GpuOffload, DenseProductsOnTheGpuToo) {
 // edge blocks): its experts in GPU slots and its dense FP8 matrices resident (CudaLinear; those
 // whose rows are not whole 16-byte loads stay on the CPU), against the CPU's FP8 kernels on the same
 // bytes to 1e-5 (the same dequantised values, summed in another order); 100 tokens take the
-// grouped GEMM and cuBLAS over the widened weights. Fewer slots give the same bits. The 16 x 32
+// grouped GEMM, experts and dense matrices alike. Fewer slots give the same bits. The 16 x 32
 // block fixture, whose widths are not whole 16-byte loads of FP8, is refused in one sentence.
 TEST_F(GpuOffload, Fp8CheckpointMatchesTheCpu) {
   model::LoadedModel m = model::load_model(kRoot / "tests" / "fixtures" / "deepseek_v3-fp8");
@@ -226,7 +226,7 @@ TEST_F(GpuOffload, Fp8CheckpointMatchesTheCpu) {
 
 // CudaLinear keeps FP8 slices of a bigger matrix resident with the grid rows under them (a fused
 // tensor's rows: a row offset inside a block; a transposed head's columns: a column offset on a
-// 16-column step), GEMV and cuBLAS alike, against the CPU on the same views; a column offset that
+// 16-column step), GEMV and grouped GEMM alike, against the CPU on the same views; a column offset that
 // splits a 16-byte load stays on the CPU and gives the CPU's bits.
 TEST_F(GpuOffload, CudaLinearTakesFp8SlicesAtBlockOffsets) {
   const int64_t rows = 300, cols = 448;
@@ -257,7 +257,7 @@ TEST_F(GpuOffload, CudaLinearTakesFp8SlicesAtBlockOffsets) {
     w.block_stride = grid_cols;
     w.block_row0 = sl.row0;
     w.block_col0 = sl.col0;
-    for (const int64_t m : {int64_t{1}, int64_t{40}}) {  // the GEMV, then cuBLAS over the widened slice
+    for (const int64_t m : {int64_t{1}, int64_t{40}}) {  // the GEMV, then the grouped GEMM on the slice
       std::vector<float> x(size_t(m * sl.cols));
       for (float& v : x) v = d(rng);
       std::vector<float> want(size_t(m * sl.rows)), got(want.size(), NAN);
