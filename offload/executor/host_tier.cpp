@@ -11,8 +11,10 @@ HostTier::HostTier(const ExpertBacking& backing, uint64_t budget, uint64_t chunk
     : backing_(backing), chunk_bytes_(std::max<uint64_t>(chunk_bytes, 64)) {
   if (budget >= backing.layout().bytes) {
     pool_ = std::make_unique<HostPool>(budget, /*try_pinned=*/true);
+    // Fault plain memory's pages in now, not during the first tokens (pinned memory is resident
+    // already: writing it again was a pass over the whole pool, 86 GiB for a Mixtral-8x7B run).
     const auto [base, bytes] = pool_->arena();
-    std::memset(base, 0, bytes);  // fault the pages in now, not during the first tokens
+    if (!pool_->pinned()) std::memset(base, 0, bytes);
   }
 }
 
