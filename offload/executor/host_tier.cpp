@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace moe::offload {
@@ -63,76 +64,105 @@ HostTier::Source HostTier::copy_out(ExpertKey key, std::byte* dst, const std::at
               dst, cancelled);
 }
 
-HostTier::Source HostTier::copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled) {
-  const uint64_t total = backing_.layout().bytes;
+HostTier::Held* HostTier::hold(ExpertKey key, Source& source) {
   std::unique_lock lock(mutex_);
   auto it = held_.find(key);
   while (it != held_.end() && it->second.loading) {  // another thread is reading it in
     loaded_.wait(lock);
     it = held_.find(key);
   }
-  Source source = Source::kHost;
-  Held* held = nullptr;
   if (it != held_.end()) {
-    held = &it->second;  // element references survive rehashing
+    source = Source::kHost;
+    Held* held = &it->second;  // element references survive rehashing
     if (!held->pinned) lru_.splice(lru_.begin(), lru_, held->lru);
     ++held->users;
-  } else {
-    source = Source::kBacking;
-    const auto block = pool_ ? allocate_evicting() : std::nullopt;
-    if (!block) {  // no room: straight from the backing, keeping nothing
-      lock.unlock();
-      if (host_dst) {
-        backing_.read(key, host_dst);
-      } else {
-        thread_local std::vector<std::byte> staging;
-        staging.resize(total);
-        backing_.read(key, staging.data());
-        write(0, staging.data(), total);
-      }
-      if (release_after_read_) backing_.release_mapped(key);
-      return source;
-    }
-    held = &held_[key];
-    held->block = *block;
-    held->lru = lru_.insert(lru_.begin(), key);
-    held->loading = true;
-    held->users = 1;
-    lock.unlock();
-    try {
-      backing_.read(key, held->block.data, held->block.bytes);
-      backing_.release_mapped(key);
-    } catch (...) {
-      lock.lock();
-      lru_.erase(held->lru);
-      pool_->free(held->block);
-      held_.erase(key);
-      loaded_.notify_all();
-      throw;
-    }
-    lock.lock();
-    held->loading = false;
-    loaded_.notify_all();
+    return held;
   }
+  source = Source::kBacking;
+  const auto block = pool_ ? allocate_evicting() : std::nullopt;
+  if (!block) return nullptr;
+  Held* held = &held_[key];
+  held->block = *block;
+  held->lru = lru_.insert(lru_.begin(), key);
+  held->loading = true;
+  held->users = 1;
   lock.unlock();
-  const auto release = [&] {
-    std::lock_guard relock(mutex_);
-    --held->users;
-  };
+  try {
+    backing_.read(key, held->block.data, held->block.bytes);
+    backing_.release_mapped(key);
+  } catch (...) {
+    lock.lock();
+    lru_.erase(held->lru);
+    pool_->free(held->block);
+    held_.erase(key);
+    loaded_.notify_all();
+    throw;
+  }
+  lock.lock();
+  held->loading = false;
+  loaded_.notify_all();
+  return held;
+}
+
+void HostTier::release(Held* held) {
+  std::lock_guard lock(mutex_);
+  --held->users;
+}
+
+HostTier::Source HostTier::copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled) {
+  const uint64_t total = backing_.layout().bytes;
+  Source source = Source::kHost;
+  Held* held = hold(key, source);
+  if (!held) {  // no room: straight from the backing, keeping nothing
+    if (host_dst) {
+      backing_.read(key, host_dst);
+    } else {
+      thread_local std::vector<std::byte> staging;
+      staging.resize(total);
+      backing_.read(key, staging.data());
+      write(0, staging.data(), total);
+    }
+    if (release_after_read_) backing_.release_mapped(key);
+    return source;
+  }
   try {
     for (uint64_t at = 0; at < total; at += chunk_bytes_) {
       if (cancelled && cancelled->load()) {
-        release();
+        release(held);
         return Source::kCancelled;
       }
       write(at, held->block.data + at, std::min(chunk_bytes_, total - at));
     }
   } catch (...) {
-    release();
+    release(held);
     throw;
   }
-  release();
+  release(held);
   return source;
 }
+
+HostTier::Lease HostTier::borrow(ExpertKey key, Source* source) {
+  Source from = Source::kHost;
+  Held* held = hold(key, from);
+  if (source) *source = from;
+  return held ? Lease(this, held) : Lease();
+}
+
+HostTier::Lease& HostTier::Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    reset();
+    tier_ = std::exchange(other.tier_, nullptr);
+    held_ = std::exchange(other.held_, nullptr);
+  }
+  return *this;
+}
+
+void HostTier::Lease::reset() {
+  if (held_) tier_->release(held_);
+  tier_ = nullptr;
+  held_ = nullptr;
+}
+
+const std::byte* HostTier::Lease::data() const { return held_ ? held_->block.data : nullptr; }
 
 }  // namespace moe::offload

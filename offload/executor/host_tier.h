@@ -21,6 +21,8 @@
 namespace moe::offload {
 
 class HostTier {
+  struct Held;
+
  public:
   // chunk_bytes: the pieces copies go out in (cancellation is checked between them).
   HostTier(const ExpertBacking& backing, uint64_t budget, uint64_t chunk_bytes = kChunkBytes);
@@ -33,6 +35,28 @@ class HostTier {
   Source copy_out(ExpertKey key, const Write& write, const std::atomic<bool>* cancelled = nullptr);
   // The same into host memory (read there straight from the backing when the pool has no room).
   Source copy_out(ExpertKey key, std::byte* dst, const std::atomic<bool>* cancelled = nullptr);
+  // A held expert's bytes in the pool, kept from eviction while the lease lives: what a streamed
+  // or host-computed expert reads in place (from pinned memory a GPU copies at the link's rate;
+  // a copy into pageable memory first cost a Mixtral-8x7B expert ~10x its upload).
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(Lease&& other) noexcept { *this = std::move(other); }
+    Lease& operator=(Lease&& other) noexcept;
+    ~Lease() { reset(); }
+    void reset();
+    const std::byte* data() const;
+    explicit operator bool() const { return held_ != nullptr; }
+
+   private:
+    friend class HostTier;
+    Lease(HostTier* tier, Held* held) : tier_(tier), held_(held) {}
+    HostTier* tier_ = nullptr;
+    Held* held_ = nullptr;
+  };
+  // The expert held in the pool (read in from the backing first, evicting as copy_out does), or
+  // an empty lease when the pool has no room for it; `source` says where it came from.
+  Lease borrow(ExpertKey key, Source* source = nullptr);
   static constexpr uint64_t kChunkBytes = uint64_t(4) << 20;  // large enough for full-speed PCIe copies
   uint64_t budget() const { return pool_ ? pool_->budget() : 0; }
   // Copies read straight from a mapped checkpoint (no room here) give its pages back at once,
@@ -42,6 +66,10 @@ class HostTier {
 
  private:
   std::optional<HostBlock> allocate_evicting();  // with mutex_ held
+  // The expert held with one more user (read in first when not held), or null when the pool has
+  // no room; takes the lock itself. release() undoes the user.
+  Held* hold(ExpertKey key, Source& source);
+  void release(Held* held);
   bool release_after_read_ = false;
   Source copy(ExpertKey key, const Write& write, std::byte* host_dst, const std::atomic<bool>* cancelled);
   const ExpertBacking& backing_;

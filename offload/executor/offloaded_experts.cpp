@@ -61,7 +61,9 @@ struct OffloadedExperts::Task {
   int device = 0;
   const std::byte* data = nullptr;
   CacheHandle handle;
-  std::shared_future<void> staged;  // kHost/kStream: the copy into `data` (on its own thread)
+  std::shared_future<void> staged;  // kHost/kStream: `stage` being filled (on its own thread)
+  Staged* stage = nullptr;
+  const std::byte* bytes() const { return stage ? stage->data : data; }  // once `staged` is ready
 };
 
 OffloadedExperts::OffloadedExperts(const model::Transformer& transformer, OffloadOptions options,
@@ -196,11 +198,23 @@ void OffloadedExperts::fetch_into(ExpertKey key, std::byte* dst) {
   (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
 }
 
-// The same on a thread of its own, so that the copy overlaps the layer's other experts'
-// compute as a cache fill would; `buffer` is sized here, before the copy starts.
-std::shared_future<void> OffloadedExperts::stream_in(ExpertKey key, std::vector<std::byte>& buffer) {
-  buffer.resize(backing_.layout().bytes);
-  return std::async(std::launch::async, [this, key, dst = buffer.data()] { fetch_into(key, dst); }).share();
+// The expert's bytes for a streamed or host-computed task, on a thread of its own so that a
+// read from below the host tier overlaps the layer's other experts' compute as a cache fill
+// would: in place in the host pool where it is (or can be) held, else copied into `staged`.
+std::shared_future<void> OffloadedExperts::stream_in(ExpertKey key, Staged& staged) {
+  return std::async(std::launch::async, [this, key, &staged] {
+           HostTier::Source source = HostTier::Source::kHost;
+           staged.lease = host_.borrow(key, &source);
+           if (staged.lease) {
+             (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+             staged.data = staged.lease.data();
+             return;
+           }
+           staged.copy.resize(backing_.layout().bytes);
+           fetch_into(key, staged.copy.data());
+           staged.data = staged.copy.data();
+         })
+      .share();
 }
 
 model::GatedMlpMatrices OffloadedExperts::views(const std::byte* data) const {
@@ -211,6 +225,7 @@ model::GatedMlpMatrices OffloadedExperts::views(const std::byte* data) const {
 void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, int64_t hidden, float* results) {
   ExpertDevice& device = *devices_[size_t(task.device)]->device;
   if (task.staged.valid()) task.staged.get();  // the bytes are there (or the copy's error is raised here)
+  const std::byte* data = task.bytes();
   if (task.kind == Task::kSkip) {
     std::fill(results, results + m * hidden, 0.0f);
   } else if (task.kind == Task::kLowPrecision && !backing_.low_precision_format().empty()) {
@@ -221,16 +236,16 @@ void OffloadedExperts::compute(const Task& task, const float* rows, int64_t m, i
     device.run_host_expert(q, rows, m, results);
   } else if (task.kind == Task::kLowPrecision) {
     // No quantised copy in the store (or no store): an int8 copy made on the host.
-    std::vector<std::vector<int8_t>> data(3);
+    std::vector<std::vector<int8_t>> int8_data(3);
     std::vector<std::vector<float>> scales(3);
-    const model::GatedMlpMatrices q = quantize_int8(views(task.data), data, scales);
+    const model::GatedMlpMatrices q = quantize_int8(views(data), int8_data, scales);
     device.run_host_expert(q, rows, m, results);
   } else if (task.kind == Task::kHost) {
-    model::run_gated_mlp(views(task.data), rows, m, results, devices_[size_t(task.device)]->scratch);
+    model::run_gated_mlp(views(data), rows, m, results, devices_[size_t(task.device)]->scratch);
   } else if (task.kind == Task::kStream) {
-    device.run_host_expert(views(task.data), rows, m, results);
+    device.run_host_expert(views(data), rows, m, results);
   } else {
-    device.run_expert(views(task.data), rows, m, results);
+    device.run_expert(views(data), rows, m, results);
   }
 }
 
@@ -242,10 +257,10 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
   // Bypass and host copies go to buffers kept across layers (a fresh 5-50 MiB buffer per expert
   // would cost its page faults on every use); a member, so it outlives the tasks' copies. It
   // keeps as many as one layer ever streamed.
-  size_t streamed = 0;  // buffers of staged_ in use by this layer
-  const auto next_buffer = [&]() -> std::vector<std::byte>& {
-    if (staged_.size() <= streamed) staged_.resize(streamed + 1);
-    return staged_[streamed++];
+  size_t streamed = 0;  // entries of staged_ in use by this layer
+  const auto next_stage = [&]() -> Staged& {
+    if (staged_.size() <= streamed) staged_.push_back(std::make_unique<Staged>());
+    return *staged_[streamed++];
   };
   std::vector<Task> tasks(groups.size());
   std::vector<int64_t> load(size_t(options_.devices), 0);     // tokens per device in this layer
@@ -296,9 +311,8 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       t.kind = Task::kLowPrecision;  // compute() reads the store's quantised copy
       ++stats_.low_precision;
     } else if (options_.miss == "cpu" || (hobbit && importance < options_.hobbit_t1)) {
-      std::vector<std::byte>& buffer = next_buffer();
-      t.staged = stream_in(t.key, buffer);  // computed on the host from the host copy
-      t.data = buffer.data();
+      t.stage = &next_stage();
+      t.staged = stream_in(t.key, *t.stage);  // computed on the host from the host copy
       t.kind = options_.miss == "cpu" ? Task::kHost : Task::kLowPrecision;
       ++(options_.miss == "cpu" ? stats_.cpu_computed : stats_.low_precision);
     } else if (std::byte* slot = dev.cache->reserve(t.key)) {
@@ -306,10 +320,9 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
       t.kind = Task::kPending;
     } else {  // every slot is pinned by this layer's experts, or the admission filter keeps
               // what is cached: stream it through a buffer
-      std::vector<std::byte>& buffer = next_buffer();
-      t.staged = stream_in(t.key, buffer);
+      t.stage = &next_stage();
+      t.staged = stream_in(t.key, *t.stage);
       bytes_h2d_ += backing_.layout().bytes;  // a copy to the device all the same
-      t.data = buffer.data();
       t.kind = Task::kStream;
       ++stats_.bypassed;
     }
@@ -385,6 +398,7 @@ void OffloadedExperts::run(int layer, const float* x, int64_t hidden, const mode
     for (int d = first; d < last; ++d) work(d);
   }
   for (double s : stalled) stats_.stall_seconds += s;
+  for (size_t i = 0; i < streamed; ++i) staged_[i]->lease.reset();  // every task computed: the pool may evict them again
 
   // The results go back where their tokens live and land in the assignments' rows.
   if (N == 1) {

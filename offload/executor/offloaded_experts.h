@@ -101,6 +101,13 @@ class OffloadedExperts final : public model::ExpertRunner {
  private:
   struct Device;
   struct Task;
+  // A streamed or host-computed expert's bytes: read in place in the host pool where it is held
+  // there (a lease), else copied.
+  struct Staged {
+    HostTier::Lease lease;
+    std::vector<std::byte> copy;
+    const std::byte* data = nullptr;  // once its task's `staged` future is ready
+  };
   int device_of(ExpertKey key, std::vector<int64_t>* load) const;
   void compute(const Task& task, const float* rows, int64_t m, int64_t hidden, float* results);
   void dispatch(const std::vector<Task>& tasks, const float* x, int64_t hidden, std::vector<std::vector<float>>& rows);
@@ -110,7 +117,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   bool owns(int device) const { return device >= first_device_ && device < first_device_ + local_devices_; }
   void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
   void fetch_into(ExpertKey key, std::byte* dst);  // from the host tier, counting where it came from
-  std::shared_future<void> stream_in(ExpertKey key, std::vector<std::byte>& buffer);
+  std::shared_future<void> stream_in(ExpertKey key, Staged& staged);
   bool fill(Device& device, ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled);
   void prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing);
   // An expert's bytes (a slot, a host copy) as matrices, gated ones with the model's activation.
@@ -129,7 +136,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   std::unordered_map<ExpertKey, std::vector<int>, ExpertKeyHash> homes_;  // plan: devices per expert
   std::unordered_set<ExpertKey, ExpertKeyHash> prefetched_;  // copies started by the predictor, not yet used
   std::vector<std::vector<float>> rows_, results_;  // per task of the layer being run
-  std::vector<std::vector<std::byte>> staged_;      // per task: streamed or host-computed copies
+  std::vector<std::unique_ptr<Staged>> staged_;     // per task: streamed or host-computed experts (in place while copies run)
   OffloadStats stats_;
   std::atomic<uint64_t> host_hits_{0}, nvme_reads_{0}, bytes_h2d_{0};
 };

@@ -75,5 +75,44 @@ TEST(HostTier, ConcurrentCopiesDeliverExactBytesWhileEvicting) {
     }
 }
 
+// A lease reads the expert where the pool holds it, and keeps it there: while two experts are
+// leased in a pool of two, a third finds no room (an empty lease; copy_out reads it straight from
+// the backing), and once a lease ends its expert can be evicted for the third.
+TEST(HostTier, LeasesReadInPlaceAndKeepTheirExpertFromEviction) {
+  model::LoadedModel m = model::load_model(kFixtures / "mixtral");
+  const ExpertBacking backing(m.transformer->weights());
+  const uint64_t bytes = backing.layout().bytes;
+  const auto expert = [&](ExpertKey key) {
+    std::vector<std::byte> v(bytes);
+    backing.read(key, v.data());
+    return v;
+  };
+  HostTier tier(backing, 2 * ((bytes + 4095) / 4096 * 4096));  // the pool hands out whole pages
+  HostTier::Source source = HostTier::Source::kHost;
+  HostTier::Lease a = tier.borrow({0, 0}, &source);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(source, HostTier::Source::kBacking);
+  HostTier::Lease b = tier.borrow({0, 1});
+  ASSERT_TRUE(b);
+  EXPECT_EQ(std::memcmp(a.data(), expert({0, 0}).data(), bytes), 0);
+  EXPECT_EQ(std::memcmp(b.data(), expert({0, 1}).data(), bytes), 0);
+  EXPECT_FALSE(tier.borrow({0, 2}));  // both blocks leased: no room
+  std::vector<std::byte> got(bytes);
+  EXPECT_EQ(tier.copy_out({0, 2}, got.data()), HostTier::Source::kBacking);
+  EXPECT_EQ(got, expert({0, 2}));
+
+  HostTier::Lease again = tier.borrow({0, 0}, &source);  // a second lease of a held expert
+  EXPECT_EQ(source, HostTier::Source::kHost);
+  EXPECT_EQ(again.data(), a.data());
+  a.reset();
+  again = HostTier::Lease();
+  HostTier::Lease c = tier.borrow({0, 2}, &source);  // {0, 0} is free to go now
+  ASSERT_TRUE(c);
+  EXPECT_EQ(source, HostTier::Source::kBacking);
+  EXPECT_EQ(std::memcmp(c.data(), expert({0, 2}).data(), bytes), 0);
+  EXPECT_EQ(std::memcmp(b.data(), expert({0, 1}).data(), bytes), 0);  // still held, untouched
+  EXPECT_EQ(tier.copy_out({0, 0}, got.data()), HostTier::Source::kBacking);  // it was evicted
+}
+
 }  // namespace
 }  // namespace moe::offload
