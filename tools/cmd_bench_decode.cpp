@@ -146,6 +146,44 @@ std::optional<RankFigures> rank_figures(const engine::Engine& session, const off
   return f;
 }
 
+// Under mpirun with every expert resident on its rank's device: moe sim's figure for the same
+// layout (expert e on device e % devices, each rank's results sent to every other rank) and the
+// decode steps' routing as recorded, on this machine's profile measured now (each rank measures
+// while the others do, so each gets its share of the cores and memory bus) with the ranks' link
+// at the rate the bare collective reached in this run.
+struct RankPrediction {
+  nlohmann::json json;
+  std::string text;
+};
+RankPrediction predict_ranks(const Flags& f, const OffloadFlags& o, const model::LoadedModel& m, const std::string& what,
+                             const engine::Engine& session, const offload::TraceCollector& collector, const RankFigures& exchange) {
+  placement::HardwareProfile profile = calibrate_this_machine();
+  const int devices = session.runner()->devices();
+  const double bytes = exchange.json.at("bytes_sent_per_step").get<double>();
+  const double bare = exchange.json.at("bare_collective_seconds_per_step").get<double>();
+  profile.gpu_count = devices;
+  profile.peer_link = placement::PeerLink::kPcie;  // shared memory through MPI: only its rate matters to the model
+  profile.peer_bandwidth = bytes > 0 && bare > 0 ? bytes / bare : profile.host_to_device_bandwidth;
+  const placement::ModelShape shape = placement::model_shape(m.config, what);
+  const placement::PlacementPlan plan = placement::resident_plan(shape, devices, 1, f.prompt_tokens + f.decode_tokens);
+  placement::Trace decode = collector.trace();
+  decode.tokens.erase(decode.tokens.begin(), decode.tokens.begin() + std::min<int64_t>(f.prompt_tokens, int64_t(decode.tokens.size())));
+  placement::SimOptions sim = sim_options(o, sim_predictor("none"), nullptr, m.config);
+  sim.exchange = "results-to-all";
+  const placement::SimResult r = placement::simulate(plan, decode, placement::CostModel(shape, profile), sim);
+  RankPrediction p;
+  p.json = {{"predicted_tokens_per_second", r.tokens_per_second()},
+            {"predicted_communication_seconds_per_step", r.steps ? r.communication_seconds / double(r.steps) : 0.0},
+            {"link_bytes_per_second", profile.peer_bandwidth},
+            {"exchange", sim.exchange}};
+  p.text = fmt::format("predict  moe sim of the same layout (every expert resident on device e % {}, results to every rank), this "
+                       "machine measured now, the ranks' link at the bare collective's {:.2f} GB/s: {:.1f} tokens/s, of which the "
+                       "exchange {:.3f} ms a step\n",
+                       devices, profile.peer_bandwidth / 1e9, r.tokens_per_second(),
+                       r.steps ? 1e3 * r.communication_seconds / double(r.steps) : 0.0);
+  return p;
+}
+
 std::vector<int> parse_batches(const std::string& list) {
   std::vector<int> out;
   std::stringstream in(list);
@@ -405,6 +443,14 @@ void run(const Flags& f) {
   o.context = f.prompt_tokens + f.decode_tokens + 1;
   engine::Engine session(m, o, what);
   explain_placement(session, o, f.json);
+  const bool ranked = session.runner() && session.runner()->ranks();
+  MOE_CHECK(!f.predict || ranked, ErrorCode::kInvalidArgument,
+            "--predict needs --gpu-mem (a budget to simulate) or mpirun (the ranks' exchange to simulate)");
+  std::optional<offload::TraceCollector> collector;  // --predict: the decode steps' routing, for the simulator
+  if (f.predict) {
+    collector.emplace(m.config, m.transformer->routing_hook(), m.transformer.get());
+    m.transformer->set_routing_hook(collector->hook());
+  }
   const bool warm_up = session.runner() == nullptr && o.replay_trace.empty() && o.trace_out.empty();
   offload::OffloadStats at_decode;
   const model::DecodeBenchmark b = model::run_decode_benchmark(
@@ -414,6 +460,8 @@ void run(const Flags& f) {
         if (auto* ranks = session.runner()->ranks()) ranks->start_recording();
       });
   const std::optional<RankFigures> exchange = rank_figures(session, at_decode, f.decode_tokens);
+  std::optional<RankPrediction> predicted;
+  if (collector && exchange) predicted = predict_ranks(f, o, m, what, session, *collector, *exchange);
   if (f.json) {
     nlohmann::json doc = session.stats_json();
     doc.update(nlohmann::json{{"benchmark", "decode"},
@@ -432,6 +480,7 @@ void run(const Flags& f) {
                 {"read_ratio", b.read_ratio()},
                 {"ratio", b.ratio()}});
     if (exchange) doc["rank_exchange"] = exchange->json;
+    if (predicted) doc["rank_prediction"] = predicted->json;
     print_json(doc);
     return;
   }
@@ -443,6 +492,7 @@ void run(const Flags& f) {
   fmt::print("decode   {}: {:.1f} tokens/s over {} tokens after a {}-token prompt\n", what, b.decode_tokens_per_second,
              b.decode_tokens, b.prompt_tokens);
   if (exchange) fmt::print("{}", exchange->text);
+  if (predicted) fmt::print("{}", predicted->text);
   fmt::print("weights  {:.2f} MB read per token -> {:.2f} GB/s\n", b.bytes_per_token / 1e6, b.achieved_bandwidth / 1e9);
   fmt::print("ceiling  memcpy {:.2f} GB/s (measured now): ratio {:.2f}\n", b.memcpy_bandwidth / 1e9, b.ratio());
   fmt::print("         all threads reading {:.2f} GB/s (measured now): ratio {:.2f}\n", b.read_bandwidth / 1e9,
@@ -466,7 +516,8 @@ void setup(CLI::App& app) {
                  "aggregate tokens/s beside the step's ceilings; with one --gpu-mem budget, offloaded too");
   app.add_option("--kv-block", f->kv_block, "with --batch: tokens per KV block")->capture_default_str()
       ->check(whole_number(int64_t{1}, int64_t{1} << 16));
-  app.add_flag("--predict", f->predict, "with --gpu-mem (and --batch): also predict each run with moe sim on a profile measured now");
+  app.add_flag("--predict", f->predict, "with --gpu-mem (and --batch): also predict each run with moe sim on a profile measured now; under mpirun (every "
+               "expert resident), the ranks' layout and exchange");
   add_offload_options(app, f->offload);
   app.remove_option(app.get_option("--gpu-mem"));
   app.add_option("--gpu-mem", f->budgets,

@@ -93,6 +93,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   OffloadStats stats() const;
   int cache_slots(int device) const;  // a device of this process
   int first_device() const { return first_device_; }  // this process's first device
+  int devices() const { return options_.devices; }     // every rank's
   RankCommunicator* ranks() const { return options_.ranks.get(); }
   uint64_t expert_bytes() const { return backing_.layout().bytes; }
   std::string expert_format() const { return backing_.format(); }  // "bf16", "int8:g32"

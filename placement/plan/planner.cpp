@@ -488,4 +488,34 @@ PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, i
   return p;
 }
 
+PlacementPlan resident_plan(const ModelShape& shape, int devices, int batch, int context) {
+  PlacementPlan p;
+  p.set_model_name(shape.name);
+  p.set_batch(batch);
+  p.set_context(context);
+  p.set_strategy("resident");
+  p.set_num_layers(shape.num_sparse_layers);
+  p.set_num_experts(shape.num_experts);
+  const int64_t bytes = shape.expert_bytes(ExpertFormat::kBF16);
+  p.set_expert_bytes_bf16(bytes);
+  std::vector<int64_t> pinned(size_t(devices), 0);
+  for (int l = 0; l < shape.num_sparse_layers; ++l)
+    for (int e = 0; e < shape.num_experts; ++e) {
+      auto* x = p.add_experts();
+      x->set_layer(l);
+      x->set_expert(e);
+      x->set_home(proto::TIER_GPU);
+      x->add_devices(e % devices);
+      pinned[size_t(e % devices)] += bytes;
+    }
+  for (int d = 0; d < devices; ++d) {
+    auto* dev = p.add_devices();
+    dev->set_device(d);
+    dev->set_memory_bytes(pinned[size_t(d)]);
+    dev->set_pinned_expert_bytes(pinned[size_t(d)]);
+  }
+  validate_plan(p, "the resident plan");
+  return p;
+}
+
 }  // namespace moe::placement

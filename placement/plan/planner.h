@@ -41,4 +41,9 @@ PlacementPlan make_plan(const ModelShape& shape, const Trace& trace, const Hardw
 // device caching `slots` experts. For predicting a plan-less run with the simulator.
 PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, int64_t host_bytes, int batch, int context);
 
+// What the executor does when every expert fits its device: each pinned on device
+// expert % devices, nothing cached or copied. For predicting such a run (under mpirun, one
+// device a rank) with the simulator.
+PlacementPlan resident_plan(const ModelShape& shape, int devices, int batch, int context);
+
 }  // namespace moe::placement

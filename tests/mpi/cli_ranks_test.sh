@@ -150,6 +150,24 @@ rc=$?
 check "the mismatch names the ranks and devices" "the plan places experts on 4 devices, but 3 ranks x 1 devices each" "$work/mismatch.err"
 [[ $(grep -c "^error:" "$work/mismatch.err") == 1 ]] && ok "the refusal is said once" || bad "refusal lines: $(cat "$work/mismatch.err")"
 
+# The simulator's figure beside the measured one: the same layout under results-to-all, on a
+# profile measured in the run (a positive figure, and the ranks' exchange it modelled); without
+# mpirun or --gpu-mem there is nothing to predict, said in one line.
+timeout 120 "$mpirun" -np 2 "$moe" bench decode --predict --prompt-tokens 8 -n 16 --json >"$work/predict.json" 2>"$work/predict.err" ||
+  bad "bench decode --predict: $(tail -3 "$work/predict.err")"
+if python3 - "$work/predict.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["rank_prediction"]
+assert p["predicted_tokens_per_second"] > 0 and p["exchange"] == "results-to-all" and p["link_bytes_per_second"] > 0, p
+assert d["decode_tokens_per_second"] > 0
+PY
+then ok "bench decode --predict under mpirun prints the simulator's figure"; else bad "predict: $(head -c 600 "$work/predict.json")"; fi
+"$moe" bench decode --predict -n 2 >"$work/predict1.out" 2>"$work/predict1.err"
+rc=$?
+[[ $rc != 0 ]] && ok "--predict alone is refused (exit $rc)" || bad "--predict alone exit 0"
+check "and says what it needs" "--predict needs --gpu-mem" "$work/predict1.err"
+
 # A rank that cannot load: every rank exits, rank 0 names it and the cause.
 timeout 60 "$mpirun" -np 1 "$moe" run -n 4 : -np 1 "$moe" run -n 4 --model "$work/no-such-model" >"$work/load.out" 2>"$work/load.err"
 rc=$?
