@@ -2,9 +2,11 @@
 
 #include <cpuid.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -177,44 +179,135 @@ WeightMatrix weight_matrix(const Tensor& t) {
   return w;
 }
 
-void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, ThreadPool& pool) {
-  check(w);
-  if (m <= 0) return;
-  const detail::MatmulJob job{x, m, &w, y, bias};
+namespace {
+
+// A job's activations made ready for its path (quantised, rounded or laid out) and how its rows
+// then run. Several jobs of one x whose matrices take the same preparation share one (same_input).
+struct Prepared {
+  enum class Path { kInt8Vnni, kInt8Portable, kBf16Avx512, kBf16Portable, kWidened, kAvx512, kAvx2, kPortable } path;
+  const void* input = nullptr;  // the path's prepared activations, in the preparing thread's storage
+};
+
+// Preparations alive at once in one thread: matmul uses the first, same_input one per distinct one.
+constexpr int kSlots = 4;
+
+Prepared prepare(const detail::MatmulJob& job, int slot) {
+  const WeightMatrix& w = *job.w;
   const Activations mode = activations();
   if (mode == Activations::kInt8 && detail::takes_int8_dot(w)) {
-    thread_local detail::Int8Activations quantised;
-    detail::prepare_int8_activations(job, quantised);
-    const detail::Int8Activations& a = quantised;
-    if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_vnni())
-      return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_avx512(job, a, r0, r1); });
-    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_int8_dot_portable(job, a, r0, r1); });
+    thread_local detail::Int8Activations quantised[kSlots];
+    detail::prepare_int8_activations(job, quantised[slot]);
+    const bool vnni = active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_vnni();
+    return {vnni ? Prepared::Path::kInt8Vnni : Prepared::Path::kInt8Portable, &quantised[slot]};
   }
   if (mode == Activations::kBf16 && detail::takes_bf16_dot(w)) {
-    thread_local detail::Bf16Activations rounded;
-    const detail::Bf16Activations& a = rounded;
+    thread_local detail::Bf16Activations rounded[kSlots];
     if (active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_bf16()) {
-      detail::prepare_bf16_activations_avx512(job, rounded);
-      return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_bf16_dot_avx512(job, a, r0, r1); });
+      detail::prepare_bf16_activations_avx512(job, rounded[slot]);
+      return {Prepared::Path::kBf16Avx512, &rounded[slot]};
     }
-    detail::prepare_bf16_activations(job, rounded);
-    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_bf16_dot_portable(job, a, r0, r1); });
+    detail::prepare_bf16_activations(job, rounded[slot]);
+    return {Prepared::Path::kBf16Portable, &rounded[slot]};
   }
   // MXFP4 and FP8 widen inside the AVX-512 tiles (FP8 where its blocks allow), else a row at a time.
   const bool avx512 = active_isa() == Isa::kAvx512;
   if ((w.dtype == DType::kMxfp4 && !avx512) || (w.dtype == DType::kF8E4M3 && !(avx512 && detail::avx512_takes_fp8(job))))
-    return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_widened(job, r0, r1, &widen_row); });
+    return {Prepared::Path::kWidened};
   switch (active_isa()) {
     case Isa::kAvx512: {
-      thread_local detail::AlignedFloats storage;
-      thread_local detail::Avx512Input input;
-      detail::prepare_avx512(job, storage, input);
-      const detail::Avx512Input& in = input;
-      return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_avx512(job, in, r0, r1); });
+      thread_local detail::AlignedFloats storage[kSlots];
+      thread_local detail::Avx512Input input[kSlots];
+      detail::prepare_avx512(job, storage[slot], input[slot]);
+      return {Prepared::Path::kAvx512, &input[slot]};
     }
-    case Isa::kAvx2: return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_avx2(job, r0, r1); });
-    case Isa::kPortable: return split_rows(job, pool, [&](int64_t r0, int64_t r1) { detail::rows_portable(job, r0, r1); });
+    case Isa::kAvx2: return {Prepared::Path::kAvx2};
+    case Isa::kPortable: break;
   }
+  return {Prepared::Path::kPortable};
+}
+
+void run_rows(const Prepared& p, const detail::MatmulJob& job, int64_t r0, int64_t r1) {
+  switch (p.path) {
+    case Prepared::Path::kInt8Vnni:
+      return detail::rows_int8_dot_avx512(job, *static_cast<const detail::Int8Activations*>(p.input), r0, r1);
+    case Prepared::Path::kInt8Portable:
+      return detail::rows_int8_dot_portable(job, *static_cast<const detail::Int8Activations*>(p.input), r0, r1);
+    case Prepared::Path::kBf16Avx512:
+      return detail::rows_bf16_dot_avx512(job, *static_cast<const detail::Bf16Activations*>(p.input), r0, r1);
+    case Prepared::Path::kBf16Portable:
+      return detail::rows_bf16_dot_portable(job, *static_cast<const detail::Bf16Activations*>(p.input), r0, r1);
+    case Prepared::Path::kWidened: return detail::rows_widened(job, r0, r1, &widen_row);
+    case Prepared::Path::kAvx512: return detail::rows_avx512(job, *static_cast<const detail::Avx512Input*>(p.input), r0, r1);
+    case Prepared::Path::kAvx2: return detail::rows_avx2(job, r0, r1);
+    case Prepared::Path::kPortable: return detail::rows_portable(job, r0, r1);
+  }
+}
+
+// Whether b's activations are prepared exactly as a's for the same x: what every path's
+// preparation reads of the matrix (its dtype, columns and groups); fp8's carries the matrix's
+// own block scales and MXFP4's is not worth the check.
+bool same_preparation(const WeightMatrix& a, const WeightMatrix& b) {
+  return a.dtype == b.dtype && a.cols == b.cols && a.group_size == b.group_size && a.dtype != DType::kF8E4M3 &&
+         a.dtype != DType::kMxfp4;
+}
+
+}  // namespace
+
+void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, ThreadPool& pool) {
+  check(w);
+  if (m <= 0) return;
+  const detail::MatmulJob job{x, m, &w, y, bias};
+  const Prepared p = prepare(job, 0);
+  split_rows(job, pool, [&](int64_t r0, int64_t r1) { run_rows(p, job, r0, r1); });
+}
+
+void matmul_same_input(const float* x, int64_t m, std::span<const SameInputProduct> products, ThreadPool& pool) {
+  if (m <= 0 || products.empty()) return;
+  std::vector<detail::MatmulJob> jobs;
+  std::vector<Prepared> prepared;
+  std::vector<SameInputProduct> alone;
+  int slots = 0;
+  int64_t rows = 0, work = 0;
+  for (const SameInputProduct& product : products) {
+    check(*product.w);
+    MOE_CHECK(product.w->cols == products[0].w->cols, ErrorCode::kInvalidArgument,
+              "products of one input need as many columns each: {} and {}", products[0].w->cols, product.w->cols);
+    const detail::MatmulJob job{x, m, product.w, product.y, product.bias};
+    size_t same = 0;
+    while (same < jobs.size() && !same_preparation(*jobs[same].w, *product.w)) ++same;
+    if (same == jobs.size() && slots == kSlots) {  // more kinds than slots: on its own, after the rest (slot 0 is theirs)
+      alone.push_back(product);
+      continue;
+    }
+    const Prepared p = same < jobs.size() ? prepared[same] : prepare(job, slots++);
+    prepared.push_back(p);
+    jobs.push_back(job);
+    rows += product.w->rows;
+    work += product.w->rows * product.w->cols * m;
+  }
+  // Every matrix's rows in a row, split once over the threads (a row's sums do not depend on
+  // which chunk or thread computes it).
+  const auto run_range = [&](int64_t lo, int64_t hi) {
+    int64_t offset = 0;
+    for (size_t j = 0; j < jobs.size(); offset += jobs[j].w->rows, ++j) {
+      const int64_t r0 = std::max<int64_t>(lo - offset, 0), r1 = std::min(hi - offset, jobs[j].w->rows);
+      if (r0 < r1) run_rows(prepared[j], jobs[j], r0, r1);
+    }
+  };
+  const int64_t chunks = work < kParallelFrom ? 1 : std::min<int64_t>(pool.size(), (rows + kRowAlign - 1) / kRowAlign);
+  if (chunks <= 1) {
+    run_range(0, rows);
+  } else {
+    pool.parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+      const auto edge = [&](int64_t c) { return std::min(rows, (rows * c / chunks + kRowAlign - 1) / kRowAlign * kRowAlign); };
+      run_range(edge(c0), edge(c1));
+    });
+  }
+  for (const SameInputProduct& product : alone) matmul(x, m, *product.w, product.y, product.bias, pool);
+}
+
+void matmul_same_input(const float* x, int64_t m, std::span<const SameInputProduct> products) {
+  matmul_same_input(x, m, products, ThreadPool::global());
 }
 
 void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias) {

@@ -8,6 +8,7 @@
 // row's result is the same bits whether it is computed alone or in a batch, on any thread
 // count, and on the AVX-512, AVX2 or portable path.
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "runtime/core/dtype.h"
@@ -41,6 +42,17 @@ class ThreadPool;
 // x: [m, w.cols], y: [m, w.rows], bias: [w.rows] or null.
 void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias = nullptr);
 void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, ThreadPool& pool);
+
+// y_i = x W_i^T (+ b_i) for matrices that read the same x (a gated MLP's gate and up, attention's
+// q, k and v): x prepared once for the matrices that take the same preparation, and all their
+// rows split over the threads in one hand-off instead of one each. Each y_i is matmul's, bit for bit.
+struct SameInputProduct {
+  const WeightMatrix* w = nullptr;
+  float* y = nullptr;  // [m, w->rows]
+  const float* bias = nullptr;
+};
+void matmul_same_input(const float* x, int64_t m, std::span<const SameInputProduct> products);
+void matmul_same_input(const float* x, int64_t m, std::span<const SameInputProduct> products, ThreadPool& pool);
 
 // Which instruction set the kernels use: the best the CPU has (or less, by MOE_ISA=portable|avx2
 // in the environment); tests switch between them to compare bits.

@@ -49,8 +49,7 @@ void run_gated_mlp(const GatedMlpMatrices& mlp, const float* x, int64_t m, float
   scratch.resize(size_t(2 * m * width));
   float* gate = scratch.data();
   float* up = gate + m * width;
-  linear(backend, x, m, mlp.gate, gate);
-  linear(backend, x, m, mlp.up, up);
+  linear_same_input(backend, x, m, {{&mlp.gate, gate}, {&mlp.up, up}});
   cpu::act_mul(mlp.act, gate, up, gate, m * width);
   linear(backend, gate, m, mlp.down, out);
 }

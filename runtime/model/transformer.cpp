@@ -320,9 +320,9 @@ void Transformer::attention(const Layer& layer, int index, const float* x, std::
   const int64_t hd = c.head_dim, q_width = int64_t{c.num_heads} * hd, kv_width = int64_t{c.num_kv_heads} * hd;
   const float eps = float(c.rms_norm_eps);
   std::vector<float> q(size_t(n * q_width)), k(size_t(n * kv_width)), v(size_t(n * kv_width));
-  linear(linear_, x, n, layer.q, q.data(), or_null(layer.q_bias));
-  linear(linear_, x, n, layer.k, k.data(), or_null(layer.k_bias));
-  linear(linear_, x, n, layer.v, v.data(), or_null(layer.v_bias));
+  linear_same_input(linear_, x, n,
+                    {{&layer.q, q.data(), or_null(layer.q_bias)}, {&layer.k, k.data(), or_null(layer.k_bias)},
+                     {&layer.v, v.data(), or_null(layer.v_bias)}});
   if (c.qk_norm == QkNorm::kFull) {  // OLMoE: over the whole projection, before the heads split
     cpu::rms_norm(q.data(), q.data(), n, q_width, layer.q_norm.data(), eps);
     cpu::rms_norm(k.data(), k.data(), n, kv_width, layer.k_norm.data(), eps);

@@ -181,6 +181,52 @@ TEST(MatmulPaths, StridedRowsGiveTheBitsOfContiguousOnes) {
   }
 }
 
+// Products of one input in one call (gate and up, q k and v) give each matrix's own matmul bits,
+// in every activation mode, whether their matrices share a preparation or not (mixed formats, more
+// kinds than the call keeps at once), on one thread or two, alone or batched.
+TEST(MatmulPaths, SameInputProductsGiveTheBitsOfOneMatmulEach) {
+  std::mt19937 rng(11);
+  ThreadPool one(1), two(2);
+  const DType dtypes[] = {DType::kF32, DType::kBF16, DType::kF16, DType::kI8, DType::kI4};
+  std::vector<Activations> modes = {Activations::kExact};
+  if (cpu_has_int8_dot()) modes.push_back(Activations::kInt8);
+  if (cpu_has_bf16_dot()) modes.push_back(Activations::kBf16);
+  for (int it = 0; it < 60; ++it) {
+    const int64_t cols = 64 * (1 + int64_t(rng() % 5)), m = std::vector<int64_t>{1, 2, 5, 40, 70}[rng() % 5];
+    const int count = 1 + int(rng() % 6);  // up to 6: past the call's four kinds at once
+    std::vector<EncodedMatrix> mats;
+    for (int i = 0; i < count; ++i) {
+      const DType dtype = it % 3 == 0 ? DType::kBF16 : dtypes[rng() % 5];
+      const int group = dtype == DType::kI8 || dtype == DType::kI4 ? std::vector<int>{32, 64}[rng() % 2] : 0;
+      mats.push_back(random_matrix(dtype, 1 + int64_t(rng() % 300), cols, group, rng));
+    }
+    std::uniform_real_distribution<float> d(-1, 1);
+    std::vector<float> x(size_t(m * cols)), bias(300);
+    for (float& v : x) v = d(rng);
+    for (float& v : bias) v = d(rng);
+    for (const Activations mode : modes) {
+      const ScopedActivations scoped(mode);
+      for (ThreadPool* pool : {&one, &two}) {
+        std::vector<std::vector<float>> want, got;
+        std::vector<SameInputProduct> products;
+        for (int i = 0; i < count; ++i) {
+          const WeightMatrix& w = mats[size_t(i)].matrix;
+          const float* b = i % 2 ? bias.data() : nullptr;
+          want.emplace_back(size_t(m * w.rows), NAN);
+          matmul(x.data(), m, w, want.back().data(), b, *pool);
+          got.emplace_back(size_t(m * w.rows), NAN);
+        }
+        for (int i = 0; i < count; ++i) products.push_back({&mats[size_t(i)].matrix, got[size_t(i)].data(), i % 2 ? bias.data() : nullptr});
+        matmul_same_input(x.data(), m, products, *pool);
+        for (int i = 0; i < count; ++i)
+          ASSERT_TRUE(same_bits(want[size_t(i)], got[size_t(i)]))
+              << "product " << i << " of " << count << " (" << dtype_name(mats[size_t(i)].matrix.dtype) << "), m " << m << ", cols "
+              << cols << ", mode " << activations_name(mode) << ", threads " << pool->size();
+      }
+    }
+  }
+}
+
 TEST(MatmulPaths, AskingForMoreThanTheCpuHasGivesItsBest) {
   const Isa before = active_isa();
   const auto isas = available_isas();
