@@ -191,12 +191,12 @@ struct Prepared {
 // Preparations alive at once in one thread: matmul uses the first, same_input one per distinct one.
 constexpr int kSlots = 4;
 
-Prepared prepare(const detail::MatmulJob& job, int slot) {
+Prepared prepare(const detail::MatmulJob& job, int slot, ThreadPool& pool) {
   const WeightMatrix& w = *job.w;
   const Activations mode = activations();
   if (mode == Activations::kInt8 && detail::takes_int8_dot(w)) {
     thread_local detail::Int8Activations quantised[kSlots];
-    detail::prepare_int8_activations(job, quantised[slot]);
+    detail::prepare_int8_activations(job, quantised[slot], pool);
     const bool vnni = active_isa() == Isa::kAvx512 && detail::cpu_has_avx512_vnni();
     return {vnni ? Prepared::Path::kInt8Vnni : Prepared::Path::kInt8Portable, &quantised[slot]};
   }
@@ -257,7 +257,7 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, float* y, const fl
   check(w);
   if (m <= 0) return;
   const detail::MatmulJob job{x, m, &w, y, bias};
-  const Prepared p = prepare(job, 0);
+  const Prepared p = prepare(job, 0, pool);
   split_rows(job, pool, [&](int64_t r0, int64_t r1) { run_rows(p, job, r0, r1); });
 }
 
@@ -279,7 +279,7 @@ void matmul_same_input(const float* x, int64_t m, std::span<const SameInputProdu
       alone.push_back(product);
       continue;
     }
-    const Prepared p = same < jobs.size() ? prepared[same] : prepare(job, slots++);
+    const Prepared p = same < jobs.size() ? prepared[same] : prepare(job, slots++, pool);
     prepared.push_back(p);
     jobs.push_back(job);
     rows += product.w->rows;

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/cpu/thread_pool.h"
+
 namespace moe::cpu::detail {
 namespace {
 
@@ -31,7 +33,7 @@ bool cpu_has_avx512_vnni() {
   return has;
 }
 
-void prepare_int8_activations(const MatmulJob& job, Int8Activations& a) {
+void prepare_int8_activations(const MatmulJob& job, Int8Activations& a, ThreadPool& pool) {
   const WeightMatrix& w = *job.w;
   a.m = job.m;
   a.blocks = w.cols / kBlock;
@@ -41,7 +43,11 @@ void prepare_int8_activations(const MatmulJob& job, Int8Activations& a) {
   const int64_t padded = a.spans * span_cols;
   a.q.assign(size_t(a.m * padded), 0);
   a.scale.assign(size_t(a.m * a.blocks), 0.0f);
-  for (int64_t t = 0; t < a.m; ++t)
+  a.records = reinterpret_cast<std::byte*>(a.storage.get(size_t(a.m * a.spans * Int8Activations::kRecordBytes / 4)));
+  std::memset(a.records, 0, size_t(a.m * a.spans * Int8Activations::kRecordBytes));
+  // Token by token (each token's blocks and records are its own), over the threads for a batch:
+  // a prefill's activations took a fifth of its int8-activation products on one thread.
+  const auto token = [&](int64_t t) {
     for (int64_t b = 0; b < a.blocks; ++b) {
       const float* x = job.x + t * w.cols + b * kBlock;
       float amax = 0.0f;
@@ -59,10 +65,7 @@ void prepare_int8_activations(const MatmulJob& job, Int8Activations& a) {
       constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
       for (int i = 0; i < kBlock; ++i) q[i] = int8_t(std::clamp(int((x[i] * inv + kRound) - kRound), -127, 127));
     }
-  // The vector paths' records.
-  a.records = reinterpret_cast<std::byte*>(a.storage.get(size_t(a.m * a.spans * Int8Activations::kRecordBytes / 4)));
-  std::memset(a.records, 0, size_t(a.m * a.spans * Int8Activations::kRecordBytes));
-  for (int64_t t = 0; t < a.m; ++t)
+    // The vector paths' records.
     for (int64_t s = 0; s < a.spans; ++s) {
       std::byte* rec = a.records + (t * a.spans + s) * Int8Activations::kRecordBytes;
       const int8_t* q = a.q.data() + t * padded + s * span_cols;
@@ -94,6 +97,15 @@ void prepare_int8_activations(const MatmulJob& job, Int8Activations& a) {
         }
       }
     }
+  };
+  constexpr int64_t kParallelFrom = 1 << 15;  // values: below, the hand-off costs more than it saves
+  if (a.m > 1 && a.m * w.cols >= kParallelFrom) {
+    pool.parallel_for(a.m, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) token(t);
+    });
+  } else {
+    for (int64_t t = 0; t < a.m; ++t) token(t);
+  }
 }
 
 void rows_int8_dot_portable(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1) {

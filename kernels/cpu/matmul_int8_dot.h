@@ -20,6 +20,10 @@
 
 #include "kernels/cpu/matmul_paths.h"
 
+namespace moe::cpu {
+class ThreadPool;
+}  // namespace moe::cpu
+
 namespace moe::cpu::detail {
 
 // int8 or int4 weights grouped in multiples of 32 columns.
@@ -41,7 +45,8 @@ struct Int8Activations {
   const std::byte* record(int64_t token, int64_t span) const { return records + (token * spans + span) * kRecordBytes; }
 };
 
-void prepare_int8_activations(const MatmulJob& job, Int8Activations& a);
+// Tokens over `pool` for a batch (each token's blocks and records are its own: the same bytes).
+void prepare_int8_activations(const MatmulJob& job, Int8Activations& a, ThreadPool& pool);
 void rows_int8_dot_portable(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1);
 void rows_int8_dot_avx512(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1);
 bool cpu_has_avx512_vnni();
