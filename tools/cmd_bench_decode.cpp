@@ -359,6 +359,7 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
                f.decode_tokens, "gpu-mem", "tok/s", "hit rate", "stall s", "copied/tok", "link bound", "ratio",
                f.predict ? "  predicted  error" : "");
   if (!f.json && !m.quantization.empty()) fmt::print("{}\n", m.quantization.describe());
+  std::string details;  // each run's engine statistics (where its experts came from, what stayed on the CPU), after the table
   for (const std::string& budget : budgets) {
     OffloadFlags o = f.offload;
     // "all": every expert fits (the offloading path's own overhead); on a GPU, all it has free.
@@ -410,7 +411,9 @@ void run_budgets(const Flags& f, model::LoadedModel& m, const std::string& what)
                                        100 * (predicted / b.decode_tokens_per_second - 1))
                          : "");
     if (!f.json && exchange) fmt::print("{}", exchange->text);
+    details += fmt::format("--gpu-mem {}:\n{}", budget, session.stats_text());
   }
+  if (!f.json) fmt::print("{}", details);
   if (f.json) print_json({{"benchmark", "decode-budgets"}, {"model", what}, {"rows", rows}});
   else if (profile && sim_predictor(f.offload.prefetch).bound)
     fmt::print("* the simulator cannot replay --prefetch {}: the trace oracle stands in, so the prediction is a bound\n",

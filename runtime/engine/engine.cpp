@@ -435,9 +435,9 @@ std::string Engine::stats_text() const {
   out += fmt::format("[offload: {}]\n", summary_);
   out += fmt::format(
       "[experts: {} uses = {} pinned + {} cache hits + {} late hits (prefetch still in flight) + {} misses ({} on the CPU, "
-      "{} int8, {} skipped); copies in: {} from host, {} from NVMe (demand and prefetch); stalled {:.3f} s]\n",
+      "{} int8, {} skipped, {} streamed past the cache); copies in: {} from host, {} from NVMe (demand and prefetch); stalled {:.3f} s]\n",
       s.uses, s.pinned_hits, s.cache_hits, s.late_hits, s.offloaded_uses - s.cache_hits - s.late_hits, s.cpu_computed, s.low_precision, s.skipped,
-      s.host_hits, s.nvme_reads, s.stall_seconds);
+      s.bypassed, s.host_hits, s.nvme_reads, s.stall_seconds);
   out += fmt::format("[bytes: NVMe->host {}, host->device {}, between devices {}; prefetch {} copies, precision {:.1f}%, recall {:.1f}%]\n",
                      format_bytes(s.bytes_nvme_to_host), format_bytes(s.bytes_host_to_device),
                      format_bytes(s.bytes_between_devices), s.prefetches, 100 * s.precision(), 100 * s.recall());
