@@ -49,6 +49,10 @@ struct Int8Activations {
 void prepare_int8_activations(const MatmulJob& job, Int8Activations& a, ThreadPool& pool);
 void rows_int8_dot_portable(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1);
 void rows_int8_dot_avx512(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1);
+// One 32-column block of a token quantised as prepare_int8_activations does it, sixteen lanes at
+// a time (the same bits: |max| and the rounding adds are exact ops in either form): its scale, and
+// its q unless the block is all zeros or holds a NaN or infinity (then q is left as it is).
+void quantise_block_avx512(const float* x, float* scale, int8_t* q);
 bool cpu_has_avx512_vnni();
 
 }  // namespace moe::cpu::detail

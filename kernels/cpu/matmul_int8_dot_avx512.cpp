@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "kernels/cpu/matmul_int8_dot.h"
 
@@ -180,6 +181,26 @@ void rows_with(const Int8DotArgs& w, const MatmulJob& job, int64_t r0, int64_t r
 }
 
 }  // namespace
+
+void quantise_block_avx512(const float* x, float* scale, int8_t* q) {
+  const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
+  constexpr int kNanOrInf = 0x01 | 0x80 | 0x08 | 0x10;  // quiet NaN, signalling NaN, +inf, -inf
+  if (_mm512_fpclass_ps_mask(lo, kNanOrInf) | _mm512_fpclass_ps_mask(hi, kNanOrInf)) {
+    *scale = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+  *scale = amax / 127.0f;
+  if (amax == 0.0f) return;
+  const __m512 inv = _mm512_set1_ps(127.0f / amax), round = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23, as the portable code
+  const __m512i low = _mm512_set1_epi32(-127), high = _mm512_set1_epi32(127);
+  const auto quantise = [&](__m512 v) {
+    const __m512 r = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(v, inv), round), round);  // two roundings, no FMA
+    return _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(_mm512_cvttps_epi32(r), low), high));
+  };
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), quantise(lo));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), quantise(hi));
+}
 
 void rows_int8_dot_avx512(const MatmulJob& job, const Int8Activations& a, int64_t r0, int64_t r1) {
   const WeightMatrix& m = *job.w;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "kernels/cpu/matmul.h"
@@ -45,6 +46,38 @@ TEST(Int8Dot, VnniPathGivesThePortableBitsAndEachTokenItsOwn) {
       ASSERT_TRUE(same_bits(alone.data(), got.data() + t * rows, size_t(rows))) << "token " << t << " of " << m;
     }
   }
+}
+
+// The vector quantisation of the activations gives the portable one's bits on the values where
+// a rounding could differ: ties at every half step, blocks of zeros, subnormals, large values,
+// negative zeros, and (in one token) a NaN and an infinity, each in a block of its own.
+TEST(Int8Dot, VectorQuantisationOfHardValuesIsThePortables) {
+  if (!cpu_has_int8_dot()) GTEST_SKIP() << "this CPU has no AVX512-VNNI: only the portable quantisation runs";
+  std::mt19937 rng(5);
+  ThreadPool two(2);
+  const int64_t cols = 32 * 12, rows = 24, m = 3;
+  const auto values = uniform(size_t(rows * cols), -1, 1, rng);
+  const EncodedMatrix w = encode_matrix(values.data(), rows, cols, DType::kI8, 32);
+  std::vector<float> x(size_t(m * cols), 0.0f);
+  for (int64_t t = 0; t < m; ++t) {
+    float* row = x.data() + t * cols;
+    for (int i = 0; i < 32; ++i) row[i] = (float(i) + 0.5f) * (t + 1.0f) / 2.0f;  // ties against a max of 127 steps
+    row[31] = 127.0f * (t + 1.0f) / 2.0f;
+    // block 1 stays zero
+    for (int i = 0; i < 32; ++i) row[64 + i] = std::ldexp(float(i + 1), -149 + t);   // subnormals
+    for (int i = 0; i < 32; ++i) row[96 + i] = 1e30f / float(i + 1) * (i % 2 ? -1.0f : 1.0f);  // large, the sums still finite
+    for (int i = 0; i < 32; ++i) row[128 + i] = i % 3 ? -0.0f : 1e-3f * float(i);
+    for (int i = 0; i < 32; ++i) row[160 + i] = uniform(1, -1, 1, rng)[0] * 1e-20f;
+    if (t == 2) {  // the last token only: its outputs are all NaN, the others' stay comparable
+      row[192 + 7] = NAN;
+      row[224 + 3] = -INFINITY;
+    }
+    for (int i = 256; i < cols; ++i) row[i] = uniform(1, -3, 3, rng)[0];
+  }
+  const auto expected = run(Activations::kInt8, Isa::kPortable, x.data(), m, w.matrix, nullptr, two);
+  const auto got = run(Activations::kInt8, Isa::kAvx512, x.data(), m, w.matrix, nullptr, two);
+  ASSERT_TRUE(same_bits(expected.data(), got.data(), got.size()));
+  EXPECT_TRUE(std::isfinite(got[0]) && std::isfinite(got[size_t(rows)]) && std::isnan(got[size_t(2 * rows)]));
 }
 
 // Activations that are integers with a block maximum of 127 quantise exactly (scale 1), so the
