@@ -425,6 +425,9 @@ void run(const Flags& f) {
             "--shared-expert-bytes applies to synthetic weights: give --config");
   MOE_CHECK(f.layers == 0 || !f.config.empty(), ErrorCode::kInvalidArgument, "--layers applies to --config shapes");
   start_ranks(f.offload);  // under mpirun: a plan that does not fit the ranks is refused before any weight is read
+  const offload::ProcessGroup* group = offload::process_group();
+  MOE_CHECK(!f.predict || !f.budgets.empty() || !f.batches.empty() || (group && group->size() > 1), ErrorCode::kInvalidArgument,
+            "--predict needs --gpu-mem (a budget to simulate) or mpirun (the ranks' exchange to simulate)");
   model::LoadedModel m;
   std::string what;
   offload::on_every_rank("load", [&] {
@@ -446,10 +449,7 @@ void run(const Flags& f) {
   o.context = f.prompt_tokens + f.decode_tokens + 1;
   engine::Engine session(m, o, what);
   explain_placement(session, o, f.json);
-  const bool ranked = session.runner() && session.runner()->ranks();
-  MOE_CHECK(!f.predict || ranked, ErrorCode::kInvalidArgument,
-            "--predict needs --gpu-mem (a budget to simulate) or mpirun (the ranks' exchange to simulate)");
-  std::optional<offload::TraceCollector> collector;  // --predict: the decode steps' routing, for the simulator
+  std::optional<offload::TraceCollector> collector;  // --predict under mpirun: the decode steps' routing, for the simulator
   if (f.predict) {
     collector.emplace(m.config, m.transformer->routing_hook(), m.transformer.get());
     m.transformer->set_routing_hook(collector->hook());
