@@ -217,7 +217,7 @@ Prepared prepare(const detail::MatmulJob& job, int slot, ThreadPool& pool) {
     case Isa::kAvx512: {
       thread_local detail::AlignedFloats storage[kSlots];
       thread_local detail::Avx512Input input[kSlots];
-      detail::prepare_avx512(job, storage[slot], input[slot]);
+      detail::prepare_avx512(job, storage[slot], input[slot], pool);
       return {Prepared::Path::kAvx512, &input[slot]};
     }
     case Isa::kAvx2: return {Prepared::Path::kAvx2};

@@ -22,6 +22,7 @@
 
 #include "kernels/cpu/matmul_layout_avx512.h"
 #include "kernels/cpu/matmul_paths.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace moe::cpu::detail {
 namespace {
@@ -48,7 +49,7 @@ void relayout_tokens(Layout layout, const float* x, int64_t m, int64_t cols, flo
 
 // Scalar, so outside the AVX-512 region below (whose code generation must not reach the
 // standard library's templates this instantiates).
-void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input) {
+void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input, ThreadPool& pool) {
   const WeightMatrix& w = *job.w;
   const int64_t padded = (w.cols + kLanes - 1) / kLanes * kLanes;
   if (w.dtype == DType::kI8 || w.dtype == DType::kI4) {
@@ -94,7 +95,11 @@ void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& i
   const int64_t half_offset = halves ? padded / 2 + 16 : 16;
   const int64_t stride = halves ? 2 * half_offset : padded;
   float* const prepared = storage.get(size_t(job.m * stride));
-  relayout_tokens(layout_of(w.dtype), job.x, job.m, w.cols, prepared, stride, halves, half_offset);
+  const auto relayout = [&](int64_t t0, int64_t t1) {
+    relayout_tokens(layout_of(w.dtype), job.x + t0 * w.cols, t1 - t0, w.cols, prepared + t0 * stride, stride, halves, half_offset);
+  };
+  if (job.m > 1 && job.m * w.cols >= (int64_t{1} << 15)) pool.parallel_for(job.m, relayout);
+  else relayout(0, job.m);
   input.x = prepared;
   input.stride = stride;
   input.half_offset = half_offset;

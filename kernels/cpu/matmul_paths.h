@@ -105,7 +105,8 @@ struct Avx512Input {
   bool fp8_folded = false;
   bool block_uniform = false;   // every 32-column block lies in one scale group
 };
-void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input);
+// A batch's tokens are laid out over `pool` (each token's row is its own).
+void prepare_avx512(const MatmulJob& job, AlignedFloats& storage, Avx512Input& input, ThreadPool& pool);
 // FP8 whose 32-column blocks each lie in one scale block (DeepSeek's 128 x 128) takes the
 // AVX-512 tiles and panel like any other format; other block shapes are widened a row at a time.
 bool avx512_takes_fp8(const MatmulJob& job);
