@@ -171,16 +171,16 @@ RankPrediction predict_ranks(const Flags& f, const OffloadFlags& o, const model:
   placement::SimOptions sim = sim_options(o, sim_predictor("none"), nullptr, m.config);
   sim.exchange = "results-to-all";
   const placement::SimResult r = placement::simulate(plan, decode, placement::CostModel(shape, profile), sim);
+  const double exchange_per_step = r.steps ? r.communication_seconds / double(r.steps) : 0.0;
   RankPrediction p;
   p.json = {{"predicted_tokens_per_second", r.tokens_per_second()},
-            {"predicted_communication_seconds_per_step", r.steps ? r.communication_seconds / double(r.steps) : 0.0},
+            {"predicted_communication_seconds_per_step", exchange_per_step},
             {"link_bytes_per_second", profile.peer_bandwidth},
             {"exchange", sim.exchange}};
   p.text = fmt::format("predict  moe sim of the same layout (every expert resident on device e % {}, results to every rank), this "
                        "machine measured now, the ranks' link at the bare collective's {:.2f} GB/s: {:.1f} tokens/s, of which the "
                        "exchange {:.3f} ms a step\n",
-                       devices, profile.peer_bandwidth / 1e9, r.tokens_per_second(),
-                       r.steps ? 1e3 * r.communication_seconds / double(r.steps) : 0.0);
+                       devices, profile.peer_bandwidth / 1e9, r.tokens_per_second(), 1e3 * exchange_per_step);
   return p;
 }
 

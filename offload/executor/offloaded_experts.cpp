@@ -167,7 +167,7 @@ bool OffloadedExperts::fill(Device& device, ExpertKey key, std::byte* dst, const
       key, [&](uint64_t offset, const std::byte* src, uint64_t bytes) { upload->write(offset, src, bytes); }, &cancelled);
   if (source == HostTier::Source::kCancelled) return false;
   upload->finish();
-  (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+  count_copy(source);
   bytes_h2d_ += backing_.layout().bytes;
   return true;
 }
@@ -195,7 +195,7 @@ void OffloadedExperts::fetch_bypass(ExpertKey key, std::vector<std::byte>& buffe
 
 void OffloadedExperts::fetch_into(ExpertKey key, std::byte* dst) {
   const auto source = host_.copy_out(key, dst);
-  (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+  count_copy(source);
 }
 
 // The expert's bytes for a streamed or host-computed task, on a thread of its own so that a
@@ -206,7 +206,7 @@ std::shared_future<void> OffloadedExperts::stream_in(ExpertKey key, Staged& stag
            HostTier::Source source = HostTier::Source::kHost;
            staged.lease = host_.borrow(key, &source);
            if (staged.lease) {
-             (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1;
+             count_copy(source);
              staged.data = staged.lease.data();
              return;
            }

@@ -118,6 +118,7 @@ class OffloadedExperts final : public model::ExpertRunner {
   bool owns(int device) const { return device >= first_device_ && device < first_device_ + local_devices_; }
   void fetch_bypass(ExpertKey key, std::vector<std::byte>& buffer);
   void fetch_into(ExpertKey key, std::byte* dst);  // from the host tier, counting where it came from
+  void count_copy(HostTier::Source source) { (source == HostTier::Source::kHost ? host_hits_ : nvme_reads_) += 1; }
   std::shared_future<void> stream_in(ExpertKey key, Staged& staged);
   bool fill(Device& device, ExpertKey key, std::byte* dst, const std::atomic<bool>& cancelled);
   void prefetch(int layer, const float* x, int64_t m, const model::RoutingDecision& routing);

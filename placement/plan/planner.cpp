@@ -455,16 +455,24 @@ PlacementPlan make_plan(const ModelShape& shape, const Trace& trace, const Hardw
   return plan;
 }
 
-PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, int64_t host_bytes, int batch, int context) {
+namespace {
+// The fields every plan of the executor's own layouts (no planner search) starts with.
+PlacementPlan executor_plan(const ModelShape& shape, const char* strategy, int batch, int context) {
   PlacementPlan p;
   p.set_model_name(shape.name);
   p.set_batch(batch);
   p.set_context(context);
-  p.set_strategy("cache-only");
+  p.set_strategy(strategy);
   p.set_num_layers(shape.num_sparse_layers);
   p.set_num_experts(shape.num_experts);
-  const int64_t bytes = shape.expert_bytes(ExpertFormat::kBF16);
-  p.set_expert_bytes_bf16(bytes);
+  p.set_expert_bytes_bf16(shape.expert_bytes(ExpertFormat::kBF16));
+  return p;
+}
+}  // namespace
+
+PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, int64_t host_bytes, int batch, int context) {
+  PlacementPlan p = executor_plan(shape, "cache-only", batch, context);
+  const int64_t bytes = p.expert_bytes_bf16();
   int64_t host_used = 0;
   for (int l = 0; l < shape.num_sparse_layers; ++l)
     for (int e = 0; e < shape.num_experts; ++e) {
@@ -489,15 +497,8 @@ PlacementPlan cache_only_plan(const ModelShape& shape, int devices, int slots, i
 }
 
 PlacementPlan resident_plan(const ModelShape& shape, int devices, int batch, int context) {
-  PlacementPlan p;
-  p.set_model_name(shape.name);
-  p.set_batch(batch);
-  p.set_context(context);
-  p.set_strategy("resident");
-  p.set_num_layers(shape.num_sparse_layers);
-  p.set_num_experts(shape.num_experts);
-  const int64_t bytes = shape.expert_bytes(ExpertFormat::kBF16);
-  p.set_expert_bytes_bf16(bytes);
+  PlacementPlan p = executor_plan(shape, "resident", batch, context);
+  const int64_t bytes = p.expert_bytes_bf16();
   std::vector<int64_t> pinned(size_t(devices), 0);
   for (int l = 0; l < shape.num_sparse_layers; ++l)
     for (int e = 0; e < shape.num_experts; ++e) {
